@@ -1,1 +1,4 @@
-//! placeholder
+//! The HTTP gateway and composition root of Ordo.
+#![forbid(unsafe_code)]
+
+pub mod problem;

@@ -1,1 +1,1 @@
-//! placeholder
+//! JetStream for Ordo.

@@ -1,0 +1,201 @@
+//! Errors at the HTTP edge: every failure leaves the gateway as an RFC 9457
+//! `application/problem+json` document with a stable `type`, mapped once here.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Prefix of every problem `type`; the suffix is a stable snake_case code.
+pub const PROBLEM_TYPE_PREFIX: &str = "urn:ordo:problem:";
+
+/// An error answered to an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request could not be read (malformed JSON, wrong content type).
+    #[error("{0}")]
+    Malformed(String),
+    /// A field failed validation.
+    #[error("{detail}")]
+    Invalid { field: Option<String>, detail: String },
+    /// Missing, expired or forged credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but the role does not allow this.
+    #[error("this action needs the {0} role")]
+    Forbidden(&'static str),
+    /// Nothing here (or nothing the caller may see).
+    #[error("{0}")]
+    NotFound(String),
+    /// A business rule refused the command (HTTP 409).
+    #[error("{detail}")]
+    Refused { code: &'static str, detail: String },
+    /// The input is well-formed but cannot be processed (HTTP 422) with a business code.
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// A concurrent writer won; retrying may succeed.
+    #[error("the resource was changed concurrently; retry")]
+    Conflict,
+    /// Too many requests from this client.
+    #[error("too many requests")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency is not available right now.
+    #[error("{detail}")]
+    Unavailable { detail: String, retry_after_secs: u64 },
+    /// Anything else: logged with its cause, answered opaquely.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A validation error on one field.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status and stable code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Refused { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// The problem document (RFC 9457) with Ordo's extensions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProblemDocument {
+    /// Stable identifier of the kind of problem: `urn:ordo:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong for this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The invalid field, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "request failed");
+                Some("an internal error occurred; it has been logged".to_string())
+            }
+            other => Some(other.to_string()),
+        };
+        let field = match &self {
+            ApiError::Invalid { field, .. } => field.clone(),
+            _ => None,
+        };
+        let body = ProblemDocument {
+            problem_type: format!("{PROBLEM_TYPE_PREFIX}{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail,
+            field,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::Conflict => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// A JSON body extractor whose rejections are problem documents instead of plain text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(err) => ApiError::Invalid {
+                    field: None,
+                    detail: err.body_text(),
+                },
+                other => ApiError::Malformed(other.body_text()),
+            }),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn internal_errors_do_not_leak_their_cause() {
+        let response =
+            ApiError::Internal(anyhow::anyhow!("password=hunter2 in connection string"))
+                .into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("urn:ordo:problem:internal"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn rate_limited_answers_carry_retry_after() {
+        let response = ApiError::RateLimited {
+            retry_after_secs: 3,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+}
