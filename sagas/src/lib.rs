@@ -1,1 +1,20 @@
-//! placeholder
+//! Process managers: sagas that drive a business transaction across aggregates by reacting
+//! to events and issuing commands, with compensation when a step is refused.
+//!
+//! # Layout
+//! - [`port`]: [`CheckoutPort`], the commands a checkout may issue, and its implementation
+//!   on the command buses.
+//! - [`repository`]: saga rows and their step log in Postgres.
+//! - [`checkout`]: the checkout of goods (reserve stock for every line, then confirm the
+//!   order or release and reject it).
+//!
+//! Every command a saga issues carries a deterministic id and targets an idempotent
+//! aggregate operation, so a step repeated after a crash or a redelivery is a no-op.
+#![forbid(unsafe_code)]
+
+pub mod checkout;
+pub mod port;
+pub mod repository;
+
+pub use checkout::CheckoutSaga;
+pub use port::{CheckoutPort, StepError, StorePort};

@@ -1,0 +1,36 @@
+//! The state shared by every HTTP handler: the database, the command buses and identity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use ordo_aggregates::inventory::InventoryItem;
+use ordo_aggregates::order::Order;
+use ordo_aggregates::product::Product;
+use ordo_store::CommandBus;
+use sqlx::PgPool;
+
+use crate::identity::IdentityService;
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Postgres: event store and read models.
+    pub pool: PgPool,
+    /// Users, passwords and tokens.
+    pub identity: Arc<IdentityService>,
+    /// Catalog products.
+    pub products: Arc<CommandBus<Product>>,
+    /// Inventory items.
+    pub inventory: Arc<CommandBus<InventoryItem>>,
+    /// Orders.
+    pub orders: Arc<CommandBus<Order>>,
+    /// The longest `Prefer: wait` honoured.
+    pub max_wait: Duration,
+}
+
+impl FromRef<AppState> for Arc<IdentityService> {
+    fn from_ref(state: &AppState) -> Self {
+        state.identity.clone()
+    }
+}

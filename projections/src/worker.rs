@@ -1,0 +1,81 @@
+//! The contract between a read model and the consumer loop: a projection applies one event
+//! inside a transaction; the handler claims the event for the projection in the same
+//! transaction, so a redelivered event is skipped and an event that arrives before its
+//! predecessor is retried later.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ordo_nats::applied::{claim, Claim};
+use ordo_nats::consumer::{EventHandler, HandlerError};
+use ordo_nats::envelope::ReceivedEvent;
+use sqlx::{PgConnection, PgPool};
+
+/// A read model fed by the events of one aggregate type.
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    /// Durable consumer name, also the key of its applied positions (`projection-orders`).
+    fn name(&self) -> &'static str;
+    /// The aggregate type whose stream feeds it.
+    fn aggregate_type(&self) -> &'static str;
+    /// Applies one event. Runs inside the transaction that records it as applied.
+    async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()>;
+}
+
+/// Runs a [`Projection`] as an [`EventHandler`].
+pub struct ProjectionHandler {
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+}
+
+impl ProjectionHandler {
+    /// A handler writing to `pool`.
+    pub fn new(pool: PgPool, projection: Arc<dyn Projection>) -> Self {
+        Self { pool, projection }
+    }
+
+    /// The projection's consumer name.
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// The aggregate type it reads.
+    pub fn aggregate_type(&self) -> &'static str {
+        self.projection.aggregate_type()
+    }
+}
+
+#[async_trait]
+impl EventHandler for ProjectionHandler {
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
+        let name = self.projection.name();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|err| HandlerError::Retry(err.into()))?;
+        match claim(&mut tx, name, event)
+            .await
+            .map_err(|err| HandlerError::Retry(err.into()))?
+        {
+            Claim::AlreadyApplied => return Ok(()),
+            Claim::Gap { expected } => {
+                return Err(HandlerError::Retry(anyhow::anyhow!(
+                    "{name}: {}/{} sequence {} arrived before {expected}",
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.sequence
+                )))
+            }
+            Claim::Apply => {}
+        }
+        self.projection
+            .apply(&mut tx, event)
+            .await
+            .map_err(HandlerError::Retry)?;
+        tx.commit()
+            .await
+            .map_err(|err| HandlerError::Retry(err.into()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! Saga rows in Postgres: status, data, deadline, last error, and the log of steps taken.
+//! Written in the same transaction that records the triggering event as applied.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+/// A saga as an operator sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SagaView {
+    /// The saga id (the order or booking id).
+    pub saga_id: Uuid,
+    /// `checkout` or `booking`.
+    pub saga_type: String,
+    /// Where it stands.
+    pub status: String,
+    /// Its working data.
+    pub data: serde_json::Value,
+    /// When it times out, if it waits for something.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The last error met, if any.
+    pub last_error: Option<String>,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The steps taken, oldest first.
+    pub steps: Vec<SagaStep>,
+}
+
+/// One step of a saga.
+#[derive(Debug, Clone, Serialize)]
+pub struct SagaStep {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// What was done (`reserve_stock`, `confirm_order`...).
+    pub step: String,
+    /// Details (the SKU, the refusal...).
+    pub detail: Option<String>,
+}
+
+/// Creates the saga row unless it exists. Answers whether it was created.
+pub async fn start(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    saga_type: &str,
+    status: &str,
+    data: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO sagas (saga_id, saga_type, status, data) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (saga_id) DO NOTHING",
+    )
+    .bind(saga_id)
+    .bind(saga_type)
+    .bind(status)
+    .bind(data)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Sets the saga's status and deadline, clearing its last error.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    status: &str,
+    deadline: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sagas SET status = $2, deadline = $3, last_error = NULL, updated_at = now()
+         WHERE saga_id = $1",
+    )
+    .bind(saga_id)
+    .bind(status)
+    .bind(deadline)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a step in the saga's log.
+pub async fn log_step(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    step: &str,
+    detail: Option<String>,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO saga_steps (saga_id, step, detail) VALUES ($1, $2, $3)")
+        .bind(saga_id)
+        .bind(step)
+        .bind(detail)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records an error outside the step's transaction, so that it stays visible even though
+/// the step is rolled back and retried.
+pub async fn record_error(pool: &PgPool, saga_id: Uuid, error: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sagas SET last_error = $2, updated_at = now() WHERE saga_id = $1")
+        .bind(saga_id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Loads a saga with its steps.
+pub async fn find(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<Option<SagaView>> {
+    let row: Option<(
+        Uuid,
+        String,
+        String,
+        serde_json::Value,
+        Option<DateTime<Utc>>,
+        Option<String>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+    )> = sqlx::query_as(
+        "SELECT saga_id, saga_type, status, data, deadline, last_error, created_at, updated_at
+         FROM sagas WHERE saga_id = $1",
+    )
+    .bind(saga_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((saga_id, saga_type, status, data, deadline, last_error, created_at, updated_at)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let steps: Vec<(DateTime<Utc>, String, Option<String>)> = sqlx::query_as(
+        "SELECT at, step, detail FROM saga_steps WHERE saga_id = $1 ORDER BY step_no",
+    )
+    .bind(saga_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(SagaView {
+        saga_id,
+        saga_type,
+        status,
+        data,
+        deadline,
+        last_error,
+        created_at,
+        updated_at,
+        steps: steps
+            .into_iter()
+            .map(|(at, step, detail)| SagaStep { at, step, detail })
+            .collect(),
+    }))
+}

@@ -1,0 +1,319 @@
+//! The command bus: executes commands against one aggregate type on the Postgres event store.
+//!
+//! Every aggregate instance has a slot holding its cached state and a queue of waiting
+//! commands. Whoever holds the slot's lock drains the queue and handles the whole batch on
+//! the in-memory state, then appends the events of every accepted command in one
+//! transaction. A hot aggregate (one show's seats in a flash sale) therefore costs one
+//! insert per batch instead of one load and one insert per command, and commands on one
+//! aggregate in this process never conflict with each other. Writers in other processes
+//! are caught by the primary key on (aggregate_type, aggregate_id, sequence): the batch is
+//! then re-run on freshly loaded state, so two commands racing never both win.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+use tokio::sync::{oneshot, Mutex};
+
+use crate::metadata::CommandMetadata;
+
+/// How many times a batch is re-run after losing a race to another process.
+const MAX_CONFLICT_RETRIES: u32 = 12;
+/// Above this many cached aggregates, idle slots are dropped.
+const CACHE_SOFT_LIMIT: usize = 20_000;
+
+/// What a successful command produced.
+#[derive(Debug, Clone)]
+pub struct Committed<E> {
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// The aggregate's version after the command: the sequence of its last event (unchanged
+    /// when the command was a no-op, such as a repeated idempotent step).
+    pub version: i64,
+    /// The events the command appended, in order; empty for a no-op.
+    pub events: Vec<E>,
+}
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// The aggregate refused the command (a business rule or bad input).
+    #[error(transparent)]
+    Rejected(E),
+    /// Other writers kept winning; the caller may retry later.
+    #[error("the aggregate kept changing concurrently; gave up after {0} attempts")]
+    Conflict(u32),
+    /// The store failed (database unreachable, corrupt event...).
+    #[error("event store failure: {0}")]
+    Store(String),
+}
+
+impl<E: std::error::Error> CommandError<E> {
+    /// The aggregate's own error, when it refused the command.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            CommandError::Rejected(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+type Reply<A> = oneshot::Sender<
+    Result<Committed<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>,
+>;
+
+struct Pending<A: Aggregate> {
+    command: A::Command,
+    metadata: CommandMetadata,
+    reply: Reply<A>,
+}
+
+struct Cached<A> {
+    aggregate: A,
+    sequence: usize,
+}
+
+struct Slot<A: Aggregate> {
+    queue: StdMutex<Vec<Pending<A>>>,
+    state: Mutex<Option<Cached<A>>>,
+}
+
+/// Executes commands on aggregates of type `A`, stored in Postgres.
+pub struct CommandBus<A: Aggregate> {
+    store: PersistedEventStore<PostgresEventRepository, A>,
+    repo: PostgresEventRepository,
+    pool: PgPool,
+    services: A::Services,
+    slots: StdMutex<HashMap<String, Arc<Slot<A>>>>,
+}
+
+impl<A> CommandBus<A>
+where
+    A: Aggregate + Clone + 'static,
+    A::Command: Clone + Send,
+    A::Error: Send,
+{
+    /// A bus over the `events` table of `pool`.
+    pub fn new(pool: PgPool, services: A::Services) -> Self {
+        Self {
+            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                pool.clone(),
+            )),
+            repo: PostgresEventRepository::new(pool.clone()),
+            pool,
+            services,
+            slots: StdMutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds upcasters that turn stored events of older versions into the current shape.
+    pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>) -> Self {
+        self.store = self.store.with_upcasters(upcasters);
+        self
+    }
+
+    /// Handles `command` on aggregate `aggregate_id` and commits the events it produces,
+    /// answering the version reached.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: CommandMetadata,
+    ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
+        let slot = self.slot(aggregate_id);
+        let (reply, answer) = oneshot::channel();
+        slot.queue.lock().expect("queue lock").push(Pending {
+            command,
+            metadata,
+            reply,
+        });
+        {
+            let mut state = slot.state.lock().await;
+            let batch: Vec<Pending<A>> = std::mem::take(&mut *slot.queue.lock().expect("queue lock"));
+            if !batch.is_empty() {
+                self.run_batch(aggregate_id, &mut state, batch).await;
+            }
+        }
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(CommandError::Store("the command was dropped".into())),
+        }
+    }
+
+    /// Loads the current state of an aggregate (for reads that must see the write side).
+    pub async fn load(&self, aggregate_id: &str) -> Result<(A, i64), CommandError<A::Error>> {
+        let context = self
+            .store
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(store_error)?;
+        Ok((context.aggregate, context.current_sequence as i64))
+    }
+
+    fn slot(&self, aggregate_id: &str) -> Arc<Slot<A>> {
+        let mut slots = self.slots.lock().expect("slots lock");
+        if slots.len() > CACHE_SOFT_LIMIT {
+            // Only slots nobody is using right now are dropped: their state reloads on demand.
+            slots.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        slots
+            .entry(aggregate_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Slot {
+                    queue: StdMutex::new(Vec::new()),
+                    state: Mutex::new(None),
+                })
+            })
+            .clone()
+    }
+
+    async fn run_batch(
+        &self,
+        aggregate_id: &str,
+        state: &mut Option<Cached<A>>,
+        batch: Vec<Pending<A>>,
+    ) {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_batch(aggregate_id, state, &batch).await {
+                Ok(outcomes) => {
+                    for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                        let _ = pending.reply.send(outcome);
+                    }
+                    return;
+                }
+                Err(BatchFailure::Stale) if attempt < MAX_CONFLICT_RETRIES => {
+                    *state = None;
+                    // Spread re-runs of processes that collided so they do not collide again.
+                    let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
+                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                }
+                Err(failure) => {
+                    *state = None;
+                    for pending in batch {
+                        let err = match &failure {
+                            BatchFailure::Stale => CommandError::Conflict(attempt),
+                            BatchFailure::Store(message) => CommandError::Store(message.clone()),
+                        };
+                        let _ = pending.reply.send(Err(err));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles every command of the batch on the cached state and commits all events at once.
+    async fn try_batch(
+        &self,
+        aggregate_id: &str,
+        state: &mut Option<Cached<A>>,
+        batch: &[Pending<A>],
+    ) -> Result<Vec<Result<Committed<A::Event>, CommandError<A::Error>>>, BatchFailure> {
+        let freshly_loaded = state.is_none();
+        if state.is_none() {
+            let context = self
+                .store
+                .load_aggregate(aggregate_id)
+                .await
+                .map_err(|err| BatchFailure::Store(err.to_string()))?;
+            *state = Some(Cached {
+                aggregate: context.aggregate,
+                sequence: context.current_sequence,
+            });
+        }
+        let cached = state.as_ref().expect("state loaded");
+        let base_sequence = cached.sequence;
+        let mut working = cached.aggregate.clone();
+        let mut sequence = base_sequence;
+        let mut envelopes: Vec<EventEnvelope<A>> = Vec::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for pending in batch {
+            let mut candidate = working.clone();
+            let sink = EventSink::default();
+            match candidate
+                .handle(pending.command.clone(), &self.services, &sink)
+                .await
+            {
+                Ok(()) => {
+                    let events = sink.collect().await;
+                    let metadata = pending.metadata.to_map();
+                    for event in &events {
+                        sequence += 1;
+                        envelopes.push(EventEnvelope {
+                            aggregate_id: aggregate_id.to_string(),
+                            sequence,
+                            payload: event.clone(),
+                            metadata: metadata.clone(),
+                        });
+                    }
+                    working = candidate;
+                    outcomes.push(Ok(Committed {
+                        aggregate_id: aggregate_id.to_string(),
+                        version: sequence as i64,
+                        events,
+                    }));
+                }
+                Err(err) => outcomes.push(Err(CommandError::Rejected(err))),
+            }
+        }
+        if envelopes.is_empty() {
+            // Nothing to write: refusals and no-ops must still be judged on current state, so
+            // unless it was just loaded, check that no other process has written since.
+            if !freshly_loaded && self.stored_sequence(aggregate_id).await? != base_sequence {
+                return Err(BatchFailure::Stale);
+            }
+            return Ok(outcomes);
+        }
+        let serialized = envelopes
+            .iter()
+            .map(SerializedEvent::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| BatchFailure::Store(format!("serialising events: {err}")))?;
+        match self.repo.persist::<A>(&serialized, None).await {
+            Ok(()) => {
+                *state = Some(Cached {
+                    aggregate: working,
+                    sequence,
+                });
+                Ok(outcomes)
+            }
+            Err(err) => match AggregateError::<A::Error>::from(err) {
+                AggregateError::AggregateConflict => Err(BatchFailure::Stale),
+                other => Err(BatchFailure::Store(other.to_string())),
+            },
+        }
+    }
+
+    async fn stored_sequence(&self, aggregate_id: &str) -> Result<usize, BatchFailure> {
+        let row: (Option<i64>,) = sqlx::query_as(
+            "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|err| BatchFailure::Store(err.to_string()))?;
+        Ok(row.0.unwrap_or(0) as usize)
+    }
+}
+
+enum BatchFailure {
+    /// Another process wrote to the aggregate: reload and re-run.
+    Stale,
+    Store(String),
+}
+
+fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> {
+    match err {
+        AggregateError::UserError(err) => CommandError::Rejected(err),
+        AggregateError::AggregateConflict => CommandError::Conflict(1),
+        other => CommandError::Store(other.to_string()),
+    }
+}

@@ -1,0 +1,20 @@
+//! Ordo's write side on Postgres: the event store (cqrs-es with postgres-es) and the
+//! command bus that executes commands against aggregates.
+//!
+//! # Layout
+//! - [`metadata`]: what every committed event carries besides its payload (correlation,
+//!   causation, user, command ids).
+//! - [`bus`]: [`CommandBus`], which loads an aggregate, lets it handle a command and commits
+//!   the events it wrote in one transaction, answering the version it produced. Commands on
+//!   one aggregate are serialised in-process and the state is cached, so a hot aggregate is
+//!   not reloaded for every command; writers in other processes are caught by the store's
+//!   optimistic lock and the command is retried on fresh state.
+//! - [`database`]: connecting and migrating.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod database;
+pub mod metadata;
+
+pub use bus::{CommandBus, CommandError, Committed};
+pub use metadata::CommandMetadata;
