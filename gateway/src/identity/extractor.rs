@@ -1,0 +1,112 @@
+//! [`AuthUser`]: the caller of a request, taken from its `Authorization: Bearer` header.
+//! A handler that asks for it never runs for a caller without a valid access token; there
+//! is no fallback to an anonymous user.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use super::domain::Role;
+use super::service::IdentityService;
+use crate::problem::ApiError;
+
+/// An authenticated caller, as its access token describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// The account id (`sub`).
+    pub user_id: Uuid,
+    /// The normalised email address.
+    pub email: String,
+    /// The role granted when the token was issued.
+    pub role: Role,
+}
+
+impl AuthUser {
+    /// Passes if the caller has `role` or is an admin; otherwise 403.
+    pub fn require_role(&self, role: Role) -> Result<(), ApiError> {
+        if self.is_admin() || self.role == role {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(role.as_str()))
+        }
+    }
+
+    /// Whether the caller is an admin.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<IdentityService>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+        let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+        let identity = Arc::<IdentityService>::from_ref(state);
+        Ok(identity.verify_access(token)?)
+    }
+}
+
+/// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role) -> AuthUser {
+        AuthUser {
+            user_id: Uuid::new_v4(),
+            email: "ada@example.com".into(),
+            role,
+        }
+    }
+
+    #[test]
+    fn require_role_lets_admins_do_everything() {
+        let admin = user(Role::Admin);
+        assert!(admin.is_admin());
+        assert!(admin.require_role(Role::Merchant).is_ok());
+        assert!(admin.require_role(Role::Customer).is_ok());
+    }
+
+    #[test]
+    fn require_role_refuses_other_roles() {
+        let merchant = user(Role::Merchant);
+        assert!(merchant.require_role(Role::Merchant).is_ok());
+        assert!(matches!(
+            merchant.require_role(Role::Customer),
+            Err(ApiError::Forbidden("customer"))
+        ));
+        assert!(matches!(
+            user(Role::Customer).require_role(Role::Admin),
+            Err(ApiError::Forbidden("admin"))
+        ));
+    }
+
+    #[test]
+    fn bearer_token_reads_only_the_bearer_scheme() {
+        assert_eq!(bearer_token("Bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("bearer abc.def"), Some("abc.def"));
+        assert_eq!(bearer_token("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! The `/auth` endpoints: register, log in, refresh. Each handler parses its body into the
+//! domain newtypes and hands them to [`IdentityService`]; errors become problems through
+//! `From<IdentityError> for ApiError`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::domain::{Email, FullName, Password};
+use super::service::{IdentityError, IdentityService, Session};
+use crate::problem::{ApiError, ApiJson, ProblemDocument};
+
+/// Body of `POST /auth/register`. No `Debug`: it carries a password.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RegisterRequest {
+    /// Email address; compared case-insensitively.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 8 to 128 characters with at least one letter and one digit.
+    #[schema(example = "correct horse 9")]
+    pub password: String,
+    /// 1 to 100 characters.
+    #[schema(example = "Ada Lovelace")]
+    pub full_name: String,
+}
+
+/// Body of `POST /auth/login`. No `Debug`: it carries a password.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    /// Email address given at registration.
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// The account's password.
+    #[schema(example = "correct horse 9")]
+    pub password: String,
+}
+
+/// Body of `POST /auth/refresh`. No `Debug`: it carries a credential.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RefreshRequest {
+    /// A refresh token not used before.
+    pub refresh_token: String,
+}
+
+/// A new session: the answer to register, login and refresh.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionResponse {
+    /// The account the tokens belong to.
+    pub user_id: Uuid,
+    /// Send as `Authorization: Bearer <access_token>`; expires after minutes.
+    pub access_token: String,
+    /// Exchange once at `POST /api/v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+}
+
+impl From<Session> for SessionResponse {
+    fn from(session: Session) -> Self {
+        SessionResponse {
+            user_id: session.user_id,
+            access_token: session.access_token,
+            refresh_token: session.refresh_token,
+        }
+    }
+}
+
+/// Create a customer account and open a session for it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = SessionResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "Email taken (`urn:ordo:problem:email_taken`)", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid or missing field", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register(
+    State(identity): State<Arc<IdentityService>>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, ApiJson<SessionResponse>), ApiError> {
+    let email = Email::parse(&body.email).map_err(IdentityError::from)?;
+    let password = Password::parse(&body.password, &email).map_err(IdentityError::from)?;
+    let full_name = FullName::parse(&body.full_name).map_err(IdentityError::from)?;
+    let session = identity.register(&email, &password, &full_name).await?;
+    Ok((StatusCode::CREATED, ApiJson(session.into())))
+}
+
+/// Open a session with an email and password.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = SessionResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid credentials", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Missing field", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn login(
+    State(identity): State<Arc<IdentityService>>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<ApiJson<SessionResponse>, ApiError> {
+    // A malformed address cannot belong to an account: answer as for any unknown one.
+    let email = Email::parse(&body.email).map_err(|_| IdentityError::InvalidCredentials)?;
+    let session = identity.login(&email, &body.password).await?;
+    Ok(ApiJson(session.into()))
+}
+
+/// Exchange a refresh token, once, for a new access and refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New session", body = SessionResponse),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Used, expired, forged or not a refresh token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Missing field", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refresh(
+    State(identity): State<Arc<IdentityService>>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<ApiJson<SessionResponse>, ApiError> {
+    let session = identity.refresh(&body.refresh_token).await?;
+    Ok(ApiJson(session.into()))
+}

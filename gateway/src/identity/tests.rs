@@ -1,0 +1,630 @@
+//! The identity routes and service against a real Postgres: each test gets a fresh
+//! database with every migration applied, and drives the router in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tower::ServiceExt as _;
+use uuid::Uuid;
+
+use super::*;
+use crate::problem::ApiError;
+
+/// The server the test databases are created on; `ORDO_TEST_DATABASE_URL` overrides it.
+fn server_url() -> String {
+    std::env::var("ORDO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+const PASSWORD: &str = "correct horse 9";
+
+/// The identity routes over a database of their own, plus two probe routes that use the
+/// [`AuthUser`] extractor the way other modules will.
+struct TestApp {
+    db_name: String,
+    pool: PgPool,
+    /// The keys the app signs with, to build tokens it should accept but for one flaw.
+    keys: JwtKeys,
+    identity: Arc<IdentityService>,
+    router: Router,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        let db_name = format!("ordo_test_{}", Uuid::new_v4().simple());
+        let server = PgPool::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("connect to the Postgres server");
+        sqlx::query(&format!("CREATE DATABASE {db_name}"))
+            .execute(&server)
+            .await
+            .expect("create the test database");
+        server.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&format!("{}/{db_name}", server_url()))
+            .await
+            .expect("connect to the test database");
+        ordo_schemas::MIGRATOR
+            .run(&pool)
+            .await
+            .expect("run the migrations");
+        let keys = JwtKeys::random();
+        let identity = Arc::new(IdentityService::new(
+            pool.clone(),
+            keys.clone(),
+            IdentityConfig::default(),
+        ));
+        let api = router::<Arc<IdentityService>>()
+            .route("/me", get(me))
+            .route("/admin-only", get(admin_only));
+        let router = Router::new()
+            .nest("/api/v1", api)
+            .with_state(identity.clone());
+        TestApp {
+            db_name,
+            pool,
+            keys,
+            identity,
+            router,
+        }
+    }
+
+    /// Drops the database; a failed test leaves it behind for inspection.
+    async fn cleanup(self) {
+        self.pool.close().await;
+        let server = PgPool::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("connect to the Postgres server");
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.db_name))
+            .execute(&server)
+            .await
+            .expect("drop the test database");
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Option<String>, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, content_type, body)
+    }
+
+    async fn post_raw(&self, path: &str, body: &str) -> (StatusCode, Option<String>, Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1{path}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, _, body) = self.post_raw(path, &body.to_string()).await;
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+        let mut request = Request::builder().uri(format!("/api/v1{path}"));
+        if let Some(value) = authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let (status, _, body) = self.send(request.body(Body::empty()).unwrap()).await;
+        (status, body)
+    }
+
+    async fn register(&self, email: &str) -> SessionResponse {
+        let (status, body) = self
+            .post(
+                "/auth/register",
+                json!({"email": email, "password": PASSWORD, "full_name": "Ada Lovelace"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+
+    async fn role_of(&self, user_id: Uuid) -> String {
+        sqlx::query_scalar("SELECT role FROM users WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+async fn me(user: AuthUser) -> Json<Value> {
+    Json(json!({"user_id": user.user_id, "email": user.email, "role": user.role}))
+}
+
+async fn admin_only(user: AuthUser) -> Result<StatusCode, ApiError> {
+    user.require_role(Role::Admin)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn problem_type(body: &Value) -> &str {
+    body["type"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn register_creates_a_customer_with_an_argon2id_hash() {
+    let app = TestApp::spawn().await;
+    let session = app.register("Ada@Example.com").await;
+
+    let (email, hash, role): (String, String, String) =
+        sqlx::query_as("SELECT email, password_hash, role FROM users WHERE user_id = $1")
+            .bind(session.user_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(email, "ada@example.com");
+    assert_eq!(role, "customer");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains(PASSWORD));
+
+    let (status, body) = app.get("/me", Some(&bearer(&session.access_token))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user_id"], json!(session.user_id));
+    assert_eq!(body["role"], "customer");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_refuses_duplicate_email() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+
+    let (status, body) = app
+        .post(
+            "/auth/register",
+            json!({"email": "  ADA@example.COM", "password": "another one 2", "full_name": "Ada"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(problem_type(&body), "urn:ordo:problem:email_taken");
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 1);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_refuses_weak_password() {
+    let app = TestApp::spawn().await;
+    let (status, content_type, body) = app
+        .post_raw(
+            "/auth/register",
+            &json!({"email": "ada@example.com", "password": "abcdefgh", "full_name": "Ada"})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    assert_eq!(problem_type(&body), "urn:ordo:problem:validation_failed");
+    assert_eq!(body["field"], "password");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("one letter and one digit"),
+        "{body}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_refuses_bad_email() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/auth/register",
+            json!({"email": "ada-at-example.com", "password": PASSWORD, "full_name": "Ada"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "email");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_refuses_malformed_json() {
+    let app = TestApp::spawn().await;
+    let (status, content_type, body) = app
+        .post_raw("/auth/register", r#"{"email": "ada@example.com","#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+    assert_eq!(problem_type(&body), "urn:ordo:problem:malformed_request");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn register_refuses_missing_field() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/auth/register",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem_type(&body), "urn:ordo:problem:validation_failed");
+    assert!(
+        body["detail"].as_str().unwrap().contains("full_name"),
+        "{body}"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn login_opens_a_session_for_the_right_password() {
+    let app = TestApp::spawn().await;
+    let registered = app.register("ada@example.com").await;
+
+    let (status, body) = app
+        .post(
+            "/auth/login",
+            json!({"email": "ADA@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session: SessionResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(session.user_id, registered.user_id);
+    let (status, me) = app.get("/me", Some(&bearer(&session.access_token))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["email"], "ada@example.com");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn login_refuses_wrong_password() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let (status, body) = app
+        .post(
+            "/auth/login",
+            json!({"email": "ada@example.com", "password": "wrong horse 9"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "invalid credentials");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn login_answers_unknown_email_like_wrong_password() {
+    let app = TestApp::spawn().await;
+    app.register("ada@example.com").await;
+    let wrong_password = app
+        .post(
+            "/auth/login",
+            json!({"email": "ada@example.com", "password": "wrong horse 9"}),
+        )
+        .await;
+    let unknown_email = app
+        .post(
+            "/auth/login",
+            json!({"email": "grace@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let malformed_email = app
+        .post(
+            "/auth/login",
+            json!({"email": "grace", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(unknown_email.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown_email, wrong_password);
+    assert_eq!(malformed_email, wrong_password);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_refuses_reuse() {
+    let app = TestApp::spawn().await;
+    let first = app.register("ada@example.com").await;
+
+    let (status, body) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second: SessionResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(second.user_id, first.user_id);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    let (status, _) = app.get("/me", Some(&bearer(&second.access_token))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": first.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(problem_type(&body), "urn:ordo:problem:unauthorized");
+
+    // The rotated token still works once.
+    let (status, _) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": second.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_lets_only_one_of_two_concurrent_uses_win() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    let (a, b) = tokio::join!(
+        app.identity.refresh(&session.refresh_token),
+        app.identity.refresh(&session.refresh_token),
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one refresh must win"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_refuses_expired_token() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, _) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": session.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_refuses_forged_token() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    // A refresh token for a real user and a recorded, unused jti, signed with another key.
+    let mut claims = Claims::new(
+        session.user_id,
+        Role::Customer,
+        "ada@example.com",
+        TokenKind::Refresh,
+        chrono::Utc::now().timestamp(),
+        Duration::from_secs(3600),
+    );
+    claims.jti = sqlx::query_scalar("SELECT token_id FROM refresh_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let forged = JwtKeys::random().sign(&claims).unwrap();
+
+    let (status, _) = app
+        .post("/auth/refresh", json!({"refresh_token": forged}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post("/auth/refresh", json!({"refresh_token": "not.a.jwt"}))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_refuses_access_token() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    let (status, _) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": session.access_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn auth_user_refuses_missing_forged_expired_and_refresh_tokens() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+
+    let (status, body) = app.get("/me", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["detail"], "missing bearer token");
+
+    let (status, _) = app.get("/me", Some("Basic YWRhOnB3")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _) = app.get("/me", Some("Bearer garbage")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let now = chrono::Utc::now().timestamp();
+    let forged = JwtKeys::random()
+        .sign(&Claims::new(
+            session.user_id,
+            Role::Admin,
+            "ada@example.com",
+            TokenKind::Access,
+            now,
+            Duration::from_secs(600),
+        ))
+        .unwrap();
+    let (status, _) = app.get("/admin-only", Some(&bearer(&forged))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, _) = app.get("/me", Some(&bearer(&session.refresh_token))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Signed with the right key, but an hour past its expiry.
+    let expired = app
+        .keys
+        .sign(&Claims::new(
+            session.user_id,
+            Role::Customer,
+            "ada@example.com",
+            TokenKind::Access,
+            now - 7200,
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    let (status, _) = app.get("/me", Some(&bearer(&expired))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The same token, unexpired, passes: the refusals above are not an accident.
+    let fine = app
+        .keys
+        .sign(&Claims::new(
+            session.user_id,
+            Role::Customer,
+            "ada@example.com",
+            TokenKind::Access,
+            now,
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    let (status, _) = app.get("/me", Some(&bearer(&fine))).await;
+    assert_eq!(status, StatusCode::OK);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn require_role_forbids_customer_asking_for_admin() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    let (status, body) = app
+        .get("/admin-only", Some(&bearer(&session.access_token)))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(problem_type(&body), "urn:ordo:problem:forbidden");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn ensure_admin_is_idempotent() {
+    let app = TestApp::spawn().await;
+    let email = Email::parse("root@example.com").unwrap();
+    let password = Password::parse("admin password 1", &email).unwrap();
+
+    let (first, second) = tokio::join!(
+        app.identity.ensure_admin(&email, &password),
+        app.identity.ensure_admin(&email, &password),
+    );
+    let first = first.unwrap();
+    assert_eq!(second.unwrap(), first);
+    assert_eq!(
+        app.identity.ensure_admin(&email, &password).await.unwrap(),
+        first
+    );
+    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 1);
+    assert_eq!(app.role_of(first).await, "admin");
+
+    let (status, body) = app
+        .post(
+            "/auth/login",
+            json!({"email": "root@example.com", "password": "admin password 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let (status, _) = app.get("/admin-only", Some(&bearer(token))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn ensure_admin_promotes_an_existing_user_and_keeps_the_password() {
+    let app = TestApp::spawn().await;
+    let customer = app.register("ada@example.com").await;
+    let email = Email::parse("ada@example.com").unwrap();
+    let other_password = Password::parse("not her password 7", &email).unwrap();
+
+    let admin_id = app
+        .identity
+        .ensure_admin(&email, &other_password)
+        .await
+        .unwrap();
+    assert_eq!(admin_id, customer.user_id);
+    assert_eq!(app.role_of(admin_id).await, "admin");
+
+    let (status, body) = app
+        .post(
+            "/auth/login",
+            json!({"email": "ada@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let (status, me) = app.get("/me", Some(&bearer(token))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["role"], "admin");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn refresh_carries_a_role_granted_since_login() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+    let email = Email::parse("ada@example.com").unwrap();
+    let password = Password::parse(PASSWORD, &email).unwrap();
+    app.identity.ensure_admin(&email, &password).await.unwrap();
+
+    let refreshed = app.identity.refresh(&session.refresh_token).await.unwrap();
+    let user = app.identity.verify_access(&refreshed.access_token).unwrap();
+    assert_eq!(user.role, Role::Admin);
+    app.cleanup().await;
+}
+
+#[test]
+fn openapi_lists_the_auth_paths() {
+    let doc = openapi();
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+    ] {
+        assert!(doc.paths.paths.contains_key(path), "{path} missing");
+    }
+    let components = doc.components.expect("components");
+    assert!(components.schemas.contains_key("SessionResponse"));
+    assert!(components.security_schemes.contains_key(BEARER_SCHEME));
+}
