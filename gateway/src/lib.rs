@@ -1,5 +1,26 @@
-//! The HTTP gateway and composition root of Ordo.
+//! The HTTP gateway of Ordo and its composition root: the `ordo` binary's roles are wired
+//! together here.
+//!
+//! # Layout
+//! - [`config`]: settings from environment variables.
+//! - [`serve`]: connecting, migrating, and running the roles with graceful shutdown.
+//! - [`app`]: the axum router and its layers; [`routes`]: one module per resource.
+//! - [`identity`]: users, passwords, JWTs and the [`identity::AuthUser`] extractor.
+//! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
+//! - [`consistency`]: `Prefer: wait=N` read-your-writes.
+//! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod commands;
+pub mod config;
+pub mod consistency;
+pub mod demo;
 pub mod identity;
+pub mod openapi;
 pub mod problem;
+pub mod request_id;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod telemetry;

@@ -17,6 +17,8 @@ use crate::identity::IdentityService;
 pub struct AppState {
     /// Postgres: event store and read models.
     pub pool: PgPool,
+    /// The NATS connection (for readiness).
+    pub nats: async_nats::Client,
     /// Users, passwords and tokens.
     pub identity: Arc<IdentityService>,
     /// Catalog products.

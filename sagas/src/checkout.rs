@@ -99,7 +99,7 @@ impl CheckoutSaga {
         let metadata = |step: &str| {
             CommandMetadata::caused_by(
                 &event.correlation_id,
-                &event.event_id,
+                &event.event_id.to_string(),
                 step_id(saga_id, step).to_string(),
             )
         };

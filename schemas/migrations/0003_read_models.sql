@@ -68,16 +68,3 @@ CREATE TABLE last_writes
     version        bigint      NOT NULL,
     written_at     timestamptz NOT NULL DEFAULT now()
 );
-
--- Answers already given to POST requests that carried an Idempotency-Key.
-CREATE TABLE idempotency_keys
-(
-    user_id      uuid        NOT NULL,
-    key          text        NOT NULL,
-    request_hash text        NOT NULL,
-    status       int         NOT NULL,
-    body         jsonb       NOT NULL,
-    location     text,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, key)
-);

@@ -60,6 +60,28 @@ where
     }
 }
 
+/// An optional caller: no `Authorization` header means anonymous, but a header that is
+/// present and wrong is still refused with 401.
+impl<S> axum::extract::OptionalFromRequestParts<S> for AuthUser
+where
+    Arc<IdentityService>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if parts.headers.get(AUTHORIZATION).is_none() {
+            return Ok(None);
+        }
+        <AuthUser as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110).
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;

@@ -1,0 +1,52 @@
+//! The HTTP application: every resource's router under `/api/v1`, the probes, the OpenAPI
+//! document, and the layers every request goes through (request id, tracing, timeouts,
+//! body limits, panic safety).
+
+use std::time::Duration;
+
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::request_id::{self, MakeRequestIdOrKeep};
+use crate::routes;
+use crate::state::AppState;
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(crate::identity::router())
+        .merge(routes::products::router())
+        .merge(routes::inventory::router())
+        .merge(routes::orders::router())
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }));
+    let request_id_header = HeaderName::from_static("x-request-id");
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(routes::health::router())
+        .fallback(|| async {
+            crate::problem::ApiError::NotFound("no such route".into())
+        })
+        .with_state(state)
+        .layer(CatchPanicLayer::new())
+        .layer(RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(TimeoutLayer::new(Duration::from_secs(60)))
+        .layer(PropagateRequestIdLayer::new(request_id_header.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id_header, MakeRequestIdOrKeep))
+        .layer(axum::middleware::from_fn(request_id::sanitize))
+}

@@ -1,0 +1,69 @@
+//! `ordo demo-data`: a small demo catalog with stock, loaded through the same commands an
+//! admin would send. Running it again changes nothing.
+
+use ordo_aggregates::common::{Category, Currency, Description, Money, ProductName, Quantity, Sku};
+use ordo_aggregates::inventory::InventoryCommand;
+use ordo_aggregates::product::ProductCommand;
+use ordo_store::CommandMetadata;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// (sku, name, category, price in cents, stock)
+const PRODUCTS: &[(&str, &str, &str, &str, i64, i64)] = &[
+    ("TEE-BLACK-M", "Black T-shirt (M)", "apparel", "Organic cotton, medium.", 1999, 50),
+    ("TEE-WHITE-M", "White T-shirt (M)", "apparel", "Organic cotton, medium.", 1999, 50),
+    ("MUG-CLASSIC", "Classic mug", "kitchen", "Stoneware, 350 ml.", 1250, 100),
+    ("BOOK-RUST", "The Rust Programming Language", "books", "The book, in print.", 3999, 20),
+    ("HEADPHONES-PRO", "Studio headphones", "electronics", "Closed-back, wired.", 14900, 5),
+];
+
+/// Creates the demo products and gives each its stock, once.
+pub async fn load(state: &AppState) -> anyhow::Result<usize> {
+    let usd = Currency::parse("USD").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut created = 0;
+    for (sku, name, category, description, price, stock) in PRODUCTS {
+        let sku = Sku::parse(sku).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Deterministic command ids: a second run is recognisably the same request.
+        let metadata = |step: &str| {
+            let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("ordo-demo:{sku}:{step}").as_bytes());
+            CommandMetadata::from_request(&id.to_string(), None)
+        };
+        let (_, version) = state.products.load(sku.as_str()).await?;
+        if version > 0 {
+            continue;
+        }
+        state
+            .products
+            .execute(
+                sku.as_str(),
+                ProductCommand::Create {
+                    sku: sku.clone(),
+                    name: ProductName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    description: Description::parse(description).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    category: Category::parse(category).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    price: Money::new(*price, usd.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+                },
+                metadata("create"),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (_, stock_version) = state.inventory.load(sku.as_str()).await?;
+        if stock_version == 0 {
+            state
+                .inventory
+                .execute(
+                    sku.as_str(),
+                    InventoryCommand::Restock {
+                        sku: sku.clone(),
+                        quantity: Quantity::parse(*stock).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    },
+                    metadata("restock"),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        created += 1;
+    }
+    Ok(created)
+}

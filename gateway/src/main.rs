@@ -1,0 +1,60 @@
+//! The `ordo` binary: one executable for every role and every operator task.
+
+use clap::{Parser, Subcommand};
+use ordo_gateway::config::Config;
+use ordo_gateway::serve::{self, ServeArgs};
+
+/// Ordo: event-sourced commerce and ticketing.
+#[derive(Debug, Parser)]
+#[command(name = "ordo", version, about)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP gateway, the outbox relay and the workers (or the chosen roles).
+    Serve(ServeArgs),
+    /// Apply database migrations and create the JetStream streams, then exit.
+    Migrate,
+    /// Load the demo catalog and stock (safe to run again), then exit.
+    DemoData,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    ordo_gateway::telemetry::init(&cli.config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("ordo: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::serve(cli.config, args).await,
+            Command::Migrate => {
+                serve::connect(&cli.config).await?;
+                println!("database migrated and streams ready");
+                Ok(())
+            }
+            Command::DemoData => {
+                let runtime = serve::connect(&cli.config).await?;
+                let created = ordo_gateway::demo::load(&runtime.state).await?;
+                println!("demo data ready ({created} products created)");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ordo: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

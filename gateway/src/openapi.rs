@@ -1,0 +1,31 @@
+//! The OpenAPI document of the HTTP API, served at `/api/v1/openapi.json`.
+
+use utoipa::OpenApi;
+
+use crate::problem::ProblemDocument;
+use crate::routes::{inventory, orders, products};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ordo", description = "Event-sourced commerce and ticketing API. Errors are application/problem+json (RFC 9457); commands that start long work answer 202 with Location; any GET accepts `Prefer: wait=N` to read the caller's last write."),
+    paths(
+        products::create_product, products::update_product, products::get_product, products::list_products,
+        inventory::restock, inventory::get_inventory,
+        orders::place_order, orders::get_order, orders::list_orders,
+    ),
+    components(schemas(
+        ProblemDocument,
+        products::CreateProduct, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        inventory::Restock, inventory::InventoryView, inventory::Restocked,
+        orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
+    )),
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"))
+)]
+struct ApiDoc;
+
+/// The whole document: these routes plus identity's.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::identity::openapi());
+    doc
+}

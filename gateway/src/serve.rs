@@ -1,0 +1,259 @@
+//! `ordo serve`: connects to Postgres and NATS, makes sure the schema and streams exist,
+//! then runs the chosen roles (HTTP gateway, outbox relay, workers) until SIGTERM or
+//! Ctrl-C, and stops gracefully: no new requests, in-flight commands and acknowledgements
+//! finished, exit 0.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
+use ordo_nats::relay::Relay;
+use ordo_nats::subjects::Namespace;
+use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER};
+use ordo_sagas::{CheckoutSaga, StorePort};
+use ordo_store::CommandBus;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
+use crate::state::AppState;
+
+/// The roles one process can play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API.
+    Gateway,
+    /// The outbox relay (one is active at a time across all processes).
+    Relay,
+    /// Sagas and projections (durable consumers share the work across processes).
+    Workers,
+}
+
+/// Options of `ordo serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Roles to run, comma separated.
+    #[arg(long, env = "ORDO_ROLES", value_delimiter = ',', default_value = "gateway,relay,workers")]
+    pub roles: Vec<Role>,
+
+    /// How long an order confirmed by the checkout saga waits for payment (e.g. 15m, 30s).
+    #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub payment_timeout: Duration,
+}
+
+/// Parses `90s`, `15m`, `2h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 30s, 15m or 2h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Everything a running process holds.
+pub struct Runtime {
+    /// State shared with HTTP handlers.
+    pub state: AppState,
+    /// JetStream context.
+    pub jetstream: async_nats::jetstream::Context,
+    /// Stream namespace.
+    pub namespace: Namespace,
+}
+
+/// Connects to Postgres and NATS, migrates and makes sure streams exist.
+pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
+    let namespace = Namespace::parse(&config.nats_namespace)
+        .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?;
+    let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
+        .await?;
+    ordo_store::database::migrate(&pool).await?;
+    let nats = async_nats::ConnectOptions::new()
+        .name("ordo")
+        .connection_timeout(Duration::from_secs(5))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .connect(&config.nats_url);
+    let nats = tokio::time::timeout(Duration::from_secs(10), nats)
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
+        .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    tokio::time::timeout(Duration::from_secs(10), ordo_nats::definitions::ensure_streams(&jetstream, &namespace))
+        .await
+        .map_err(|_| anyhow::anyhow!("NATS at {} did not answer JetStream requests: is JetStream enabled (nats-server -js)?", config.nats_url))?
+        .map_err(|err| anyhow::anyhow!("creating the JetStream streams failed (is JetStream enabled?): {err}"))?;
+
+    let keys = match &config.jwt_secret {
+        Some(secret) => JwtKeys::from_secret(secret)
+            .map_err(|err| anyhow::anyhow!("ORDO_JWT_SECRET: {err}"))?,
+        None => {
+            tracing::warn!("ORDO_JWT_SECRET is not set: using a random signing key; tokens will not survive a restart or work across instances");
+            JwtKeys::random()
+        }
+    };
+    let identity = Arc::new(IdentityService::new(pool.clone(), keys, IdentityConfig::default()));
+    if let (Some(email), Some(password)) = (&config.bootstrap_admin_email, &config.bootstrap_admin_password) {
+        let email = Email::parse(email)
+            .map_err(|err| anyhow::anyhow!("ORDO_BOOTSTRAP_ADMIN_EMAIL: {err}"))?;
+        let password = Password::parse(password, &email)
+            .map_err(|err| anyhow::anyhow!("ORDO_BOOTSTRAP_ADMIN_PASSWORD: {err}"))?;
+        identity
+            .ensure_admin(&email, &password)
+            .await
+            .map_err(|err| anyhow::anyhow!("creating the bootstrap admin failed: {err}"))?;
+        tracing::info!(email = %email, "bootstrap admin ready");
+    }
+    let state = AppState {
+        pool: pool.clone(),
+        nats,
+        identity,
+        products: Arc::new(CommandBus::new(pool.clone(), ())),
+        inventory: Arc::new(CommandBus::new(pool.clone(), ())),
+        orders: Arc::new(CommandBus::new(pool.clone(), ())),
+        max_wait: config.max_prefer_wait(),
+    };
+    Ok(Runtime {
+        state,
+        jetstream,
+        namespace,
+    })
+}
+
+/// The durable consumers of the worker role, with their handlers.
+pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
+    let state = &runtime.state;
+    let mut consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)> = Vec::new();
+    for projection in ordo_projections::all(state.pool.clone()) {
+        let spec = ConsumerSpec::new(projection.name(), projection.aggregate_type());
+        consumers.push((spec, projection));
+    }
+    let port = Arc::new(StorePort {
+        inventory: state.inventory.clone(),
+        orders: state.orders.clone(),
+    });
+    let saga = CheckoutSaga::new(
+        state.pool.clone(),
+        port,
+        CheckoutSettings {
+            payment_timeout: args.payment_timeout,
+        },
+    );
+    consumers.push((ConsumerSpec::new(CHECKOUT_CONSUMER, "order"), Arc::new(saga)));
+    consumers
+}
+
+/// Runs `ordo serve` until shutdown.
+pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
+    let roles: BTreeSet<Role> = args.roles.iter().copied().collect();
+    let runtime = connect(&config).await?;
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+
+    if roles.contains(&Role::Relay) {
+        let relay = Relay::new(
+            runtime.state.pool.clone(),
+            runtime.jetstream.clone(),
+            runtime.namespace.clone(),
+        );
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            relay.run(token).await;
+            Ok(())
+        });
+    }
+    if roles.contains(&Role::Workers) {
+        for (spec, handler) in workers(&runtime, &args) {
+            let js = runtime.jetstream.clone();
+            let namespace = runtime.namespace.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move { run_consumer(js, &namespace, spec, handler, token).await });
+        }
+    }
+    let listener = if roles.contains(&Role::Gateway) {
+        Some(
+            tokio::net::TcpListener::bind(config.http_addr)
+                .await
+                .with_context(|| format!("cannot listen on {} (ORDO_HTTP_ADDR)", config.http_addr))?,
+        )
+    } else {
+        None
+    };
+    if let Some(listener) = listener {
+        let app = crate::app::router(runtime.state.clone());
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "serving HTTP on http://{addr}");
+        println!("Ordo is serving on http://{addr} (API under /api/v1, OpenAPI at /api/v1/openapi.json)");
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .context("HTTP server failed")
+        });
+    }
+    tracing::info!(roles = ?roles, "ordo is running");
+
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut failure = None;
+    tokio::select! {
+        _ = &mut signal => tracing::info!("shutting down"),
+        Some(result) = tasks.join_next() => {
+            failure = match result {
+                Ok(Ok(())) => Some(anyhow::anyhow!("a role stopped unexpectedly")),
+                Ok(Err(err)) => Some(err),
+                Err(err) => Some(anyhow::anyhow!("a role panicked: {err}")),
+            };
+        }
+    }
+    shutdown.cancel();
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(result) = tasks.join_next().await {
+            if let Ok(Err(err)) = result {
+                tracing::warn!(error = %err, "role ended with an error during shutdown");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some roles did not stop within 30 s");
+    }
+    match failure {
+        Some(err) => Err(err),
+        None => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
