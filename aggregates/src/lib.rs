@@ -4,4 +4,5 @@
 
 pub mod common;
 pub mod inventory;
+pub mod order;
 pub mod product;
