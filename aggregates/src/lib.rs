@@ -5,4 +5,5 @@
 pub mod common;
 pub mod inventory;
 pub mod order;
+pub mod payment;
 pub mod product;
