@@ -1,0 +1,840 @@
+//! Stock of one item: goods identified by their SKU, or the seats of one area of a show
+//! session. Stock is reserved by an order or a booking, then either committed (sold) or
+//! released; a committed sale that is refunded returns its stock. Every step is
+//! idempotent per reservation, so a saga that repeats a step after a crash changes nothing.
+
+use std::collections::BTreeMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{DomainError, ErrorKind, Quantity, ReservationId, Sku};
+
+/// Commands accepted by an [`InventoryItem`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InventoryCommand {
+    /// Adds physical stock.
+    Restock {
+        /// The item being restocked.
+        sku: Sku,
+        /// Units added.
+        quantity: Quantity,
+    },
+    /// Holds units for an order or a booking.
+    Reserve {
+        /// The order or booking holding the units.
+        reservation_id: ReservationId,
+        /// Units held.
+        quantity: Quantity,
+    },
+    /// Gives held units back to sale.
+    Release {
+        /// The reservation to release.
+        reservation_id: ReservationId,
+    },
+    /// Turns held units into a sale: they leave the physical stock.
+    Commit {
+        /// The reservation to commit.
+        reservation_id: ReservationId,
+    },
+    /// Puts the units of a refunded sale back to sale.
+    Return {
+        /// The committed reservation whose units come back.
+        reservation_id: ReservationId,
+    },
+}
+
+/// Events of an [`InventoryItem`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InventoryEvent {
+    /// Physical stock was added.
+    Restocked {
+        /// The item restocked.
+        sku: Sku,
+        /// Units added.
+        quantity: u32,
+        /// Physical stock after the restock.
+        on_hand: u64,
+    },
+    /// Units were held for a reservation.
+    StockReserved {
+        /// The order or booking holding the units.
+        reservation_id: ReservationId,
+        /// Units held.
+        quantity: u32,
+    },
+    /// Held units went back to sale.
+    StockReleased {
+        /// The released reservation.
+        reservation_id: ReservationId,
+        /// Units released.
+        quantity: u32,
+    },
+    /// Held units were sold and left the physical stock.
+    StockCommitted {
+        /// The committed reservation.
+        reservation_id: ReservationId,
+        /// Units sold.
+        quantity: u32,
+    },
+    /// Units of a refunded sale came back to the physical stock.
+    StockReturned {
+        /// The returned reservation.
+        reservation_id: ReservationId,
+        /// Units returned.
+        quantity: u32,
+    },
+}
+
+impl DomainEvent for InventoryEvent {
+    fn event_type(&self) -> String {
+        match self {
+            InventoryEvent::Restocked { .. } => "Restocked",
+            InventoryEvent::StockReserved { .. } => "StockReserved",
+            InventoryEvent::StockReleased { .. } => "StockReleased",
+            InventoryEvent::StockCommitted { .. } => "StockCommitted",
+            InventoryEvent::StockReturned { .. } => "StockReturned",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// Why an [`InventoryCommand`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InventoryError {
+    /// Fewer units are available than requested.
+    #[error("insufficient stock: {requested} requested, {available} available")]
+    InsufficientStock {
+        /// Units requested.
+        requested: u32,
+        /// Units available when the request was refused.
+        available: u64,
+    },
+    /// The reservation exists with another quantity.
+    #[error("reservation {reservation_id} holds {held} units, not {requested}")]
+    ReservationMismatch {
+        /// The reservation.
+        reservation_id: ReservationId,
+        /// Units it holds.
+        held: u32,
+        /// Units the command asked for.
+        requested: u32,
+    },
+    /// The reservation was released or returned and cannot be used again.
+    #[error("reservation {reservation_id} is closed")]
+    ReservationClosed {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// The reservation was committed: its units are sold and cannot be released.
+    #[error("reservation {reservation_id} is already committed")]
+    AlreadyCommitted {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// The reservation was never committed, so nothing can be returned.
+    #[error("reservation {reservation_id} is not committed")]
+    NotCommitted {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// No reservation with this id exists on this item.
+    #[error("unknown reservation {reservation_id}")]
+    UnknownReservation {
+        /// The reservation.
+        reservation_id: ReservationId,
+    },
+    /// The restock names another item than the one this stock belongs to.
+    #[error("this stock belongs to {expected}, not {got}")]
+    SkuMismatch {
+        /// The item of this stock.
+        expected: Sku,
+        /// The item named by the command.
+        got: Sku,
+    },
+    /// The restock would make the stock count overflow.
+    #[error("stock count overflow")]
+    StockOverflow,
+}
+
+impl InventoryError {
+    /// Stable snake_case code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InventoryError::InsufficientStock { .. } => "insufficient_stock",
+            InventoryError::ReservationMismatch { .. } => "reservation_mismatch",
+            InventoryError::ReservationClosed { .. } => "reservation_closed",
+            InventoryError::AlreadyCommitted { .. } => "reservation_committed",
+            InventoryError::NotCommitted { .. } => "reservation_not_committed",
+            InventoryError::UnknownReservation { .. } => "unknown_reservation",
+            InventoryError::SkuMismatch { .. } => "sku_mismatch",
+            InventoryError::StockOverflow => "stock_overflow",
+        }
+    }
+
+    /// Broad class of the refusal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            InventoryError::SkuMismatch { .. } | InventoryError::StockOverflow => {
+                ErrorKind::Invalid
+            }
+            _ => ErrorKind::Refused,
+        }
+    }
+}
+
+impl DomainError for InventoryError {
+    fn code(&self) -> &'static str {
+        InventoryError::code(self)
+    }
+    fn kind(&self) -> ErrorKind {
+        InventoryError::kind(self)
+    }
+}
+
+/// Where a reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationStatus {
+    /// Units are held.
+    Reserved,
+    /// Units were sold.
+    Committed,
+    /// Units went back to sale before being sold.
+    Released,
+    /// Units were sold, then returned after a refund.
+    Returned,
+}
+
+/// Units held by one order or booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Units held.
+    pub quantity: u32,
+    /// Where the reservation stands.
+    pub status: ReservationStatus,
+}
+
+/// Stock of one item.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InventoryItem {
+    sku: Option<Sku>,
+    on_hand: u64,
+    reserved: u64,
+    reservations: BTreeMap<ReservationId, Reservation>,
+}
+
+impl InventoryItem {
+    /// The item, once it has been restocked at least once.
+    pub fn sku(&self) -> Option<&Sku> {
+        self.sku.as_ref()
+    }
+
+    /// Physical stock, including units held by reservations.
+    pub fn on_hand(&self) -> u64 {
+        self.on_hand
+    }
+
+    /// Units held by open reservations.
+    pub fn reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Units that can still be reserved; never below zero.
+    pub fn available(&self) -> u64 {
+        self.on_hand.saturating_sub(self.reserved)
+    }
+
+    /// A reservation by id.
+    pub fn reservation(&self, id: &ReservationId) -> Option<&Reservation> {
+        self.reservations.get(id)
+    }
+
+    /// Every reservation ever made on this item.
+    pub fn reservations(&self) -> &BTreeMap<ReservationId, Reservation> {
+        &self.reservations
+    }
+
+    fn existing(&self, reservation_id: ReservationId) -> Result<&Reservation, InventoryError> {
+        self.reservations
+            .get(&reservation_id)
+            .ok_or(InventoryError::UnknownReservation { reservation_id })
+    }
+}
+
+impl Aggregate for InventoryItem {
+    const TYPE: &'static str = "inventory";
+    type Command = InventoryCommand;
+    type Event = InventoryEvent;
+    type Error = InventoryError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        use ReservationStatus as S;
+        let event = match command {
+            InventoryCommand::Restock { sku, quantity } => {
+                if let Some(expected) = &self.sku {
+                    if *expected != sku {
+                        return Err(InventoryError::SkuMismatch {
+                            expected: expected.clone(),
+                            got: sku,
+                        });
+                    }
+                }
+                let on_hand = self
+                    .on_hand
+                    .checked_add(u64::from(quantity.get()))
+                    .ok_or(InventoryError::StockOverflow)?;
+                InventoryEvent::Restocked {
+                    sku,
+                    quantity: quantity.get(),
+                    on_hand,
+                }
+            }
+            InventoryCommand::Reserve {
+                reservation_id,
+                quantity,
+            } => {
+                let requested = quantity.get();
+                if let Some(existing) = self.reservations.get(&reservation_id) {
+                    return match existing.status {
+                        S::Reserved | S::Committed if existing.quantity == requested => Ok(()),
+                        S::Reserved | S::Committed => Err(InventoryError::ReservationMismatch {
+                            reservation_id,
+                            held: existing.quantity,
+                            requested,
+                        }),
+                        S::Released | S::Returned => {
+                            Err(InventoryError::ReservationClosed { reservation_id })
+                        }
+                    };
+                }
+                let available = self.available();
+                if available < u64::from(requested) {
+                    return Err(InventoryError::InsufficientStock {
+                        requested,
+                        available,
+                    });
+                }
+                InventoryEvent::StockReserved {
+                    reservation_id,
+                    quantity: requested,
+                }
+            }
+            InventoryCommand::Release { reservation_id } => {
+                let existing = self.existing(reservation_id)?;
+                match existing.status {
+                    S::Reserved => InventoryEvent::StockReleased {
+                        reservation_id,
+                        quantity: existing.quantity,
+                    },
+                    S::Released => return Ok(()),
+                    S::Committed => {
+                        return Err(InventoryError::AlreadyCommitted { reservation_id })
+                    }
+                    S::Returned => {
+                        return Err(InventoryError::ReservationClosed { reservation_id })
+                    }
+                }
+            }
+            InventoryCommand::Commit { reservation_id } => {
+                let existing = self.existing(reservation_id)?;
+                match existing.status {
+                    S::Reserved => InventoryEvent::StockCommitted {
+                        reservation_id,
+                        quantity: existing.quantity,
+                    },
+                    S::Committed => return Ok(()),
+                    S::Released | S::Returned => {
+                        return Err(InventoryError::ReservationClosed { reservation_id })
+                    }
+                }
+            }
+            InventoryCommand::Return { reservation_id } => {
+                let existing = self.existing(reservation_id)?;
+                match existing.status {
+                    S::Committed => InventoryEvent::StockReturned {
+                        reservation_id,
+                        quantity: existing.quantity,
+                    },
+                    S::Returned => return Ok(()),
+                    S::Reserved | S::Released => {
+                        return Err(InventoryError::NotCommitted { reservation_id })
+                    }
+                }
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            InventoryEvent::Restocked { sku, on_hand, .. } => {
+                self.sku = Some(sku);
+                self.on_hand = on_hand;
+            }
+            InventoryEvent::StockReserved {
+                reservation_id,
+                quantity,
+            } => {
+                self.reserved = self.reserved.saturating_add(u64::from(quantity));
+                self.reservations.insert(
+                    reservation_id,
+                    Reservation {
+                        quantity,
+                        status: ReservationStatus::Reserved,
+                    },
+                );
+            }
+            InventoryEvent::StockReleased {
+                reservation_id,
+                quantity,
+            } => {
+                self.reserved = self.reserved.saturating_sub(u64::from(quantity));
+                self.set_status(reservation_id, ReservationStatus::Released);
+            }
+            InventoryEvent::StockCommitted {
+                reservation_id,
+                quantity,
+            } => {
+                self.reserved = self.reserved.saturating_sub(u64::from(quantity));
+                self.on_hand = self.on_hand.saturating_sub(u64::from(quantity));
+                self.set_status(reservation_id, ReservationStatus::Committed);
+            }
+            InventoryEvent::StockReturned {
+                reservation_id,
+                quantity,
+            } => {
+                self.on_hand = self.on_hand.saturating_add(u64::from(quantity));
+                self.set_status(reservation_id, ReservationStatus::Returned);
+            }
+        }
+    }
+}
+
+impl InventoryItem {
+    fn set_status(&mut self, reservation_id: ReservationId, status: ReservationStatus) {
+        if let Some(r) = self.reservations.get_mut(&reservation_id) {
+            r.status = status;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::{AggregateTestExecutor, TestFramework};
+
+    use super::*;
+    use crate::common::fixtures::*;
+
+    fn given(events: Vec<InventoryEvent>) -> AggregateTestExecutor<InventoryItem> {
+        TestFramework::<InventoryItem>::with(()).given(events)
+    }
+
+    fn r(n: u128) -> ReservationId {
+        id(n)
+    }
+
+    fn restocked(on_hand: u64) -> InventoryEvent {
+        InventoryEvent::Restocked {
+            sku: sku("MUG"),
+            quantity: on_hand as u32,
+            on_hand,
+        }
+    }
+
+    fn reserved(n: u128, quantity: u32) -> InventoryEvent {
+        InventoryEvent::StockReserved {
+            reservation_id: r(n),
+            quantity,
+        }
+    }
+
+    fn committed(n: u128, quantity: u32) -> InventoryEvent {
+        InventoryEvent::StockCommitted {
+            reservation_id: r(n),
+            quantity,
+        }
+    }
+
+    fn released(n: u128, quantity: u32) -> InventoryEvent {
+        InventoryEvent::StockReleased {
+            reservation_id: r(n),
+            quantity,
+        }
+    }
+
+    fn returned(n: u128, quantity: u32) -> InventoryEvent {
+        InventoryEvent::StockReturned {
+            reservation_id: r(n),
+            quantity,
+        }
+    }
+
+    fn reserve(n: u128, q: i64) -> InventoryCommand {
+        InventoryCommand::Reserve {
+            reservation_id: r(n),
+            quantity: qty(q),
+        }
+    }
+
+    fn state(events: Vec<InventoryEvent>) -> InventoryItem {
+        let mut item = InventoryItem::default();
+        for e in events {
+            item.apply(e);
+        }
+        item
+    }
+
+    #[test]
+    fn restock_adds_to_on_hand() {
+        given(vec![restocked(5)])
+            .when(InventoryCommand::Restock {
+                sku: sku("mug"),
+                quantity: qty(3),
+            })
+            .then_expect_events(vec![InventoryEvent::Restocked {
+                sku: sku("MUG"),
+                quantity: 3,
+                on_hand: 8,
+            }]);
+    }
+
+    #[test]
+    fn restock_of_a_new_item_starts_from_zero() {
+        given(vec![])
+            .when(InventoryCommand::Restock {
+                sku: sku("MUG"),
+                quantity: qty(4),
+            })
+            .then_expect_events(vec![restocked(4)]);
+    }
+
+    #[test]
+    fn restock_refuses_another_sku() {
+        given(vec![restocked(5)])
+            .when(InventoryCommand::Restock {
+                sku: sku("PLATE"),
+                quantity: qty(1),
+            })
+            .then_expect_error(InventoryError::SkuMismatch {
+                expected: sku("MUG"),
+                got: sku("PLATE"),
+            });
+    }
+
+    #[test]
+    fn reserve_holds_available_units() {
+        given(vec![restocked(5)])
+            .when(reserve(1, 5))
+            .then_expect_events(vec![reserved(1, 5)]);
+    }
+
+    #[test]
+    fn reserve_refuses_more_than_available() {
+        let err = given(vec![restocked(5), reserved(1, 3)])
+            .when(reserve(2, 3))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            InventoryError::InsufficientStock {
+                requested: 3,
+                available: 2
+            }
+        );
+        assert_eq!(err.code(), "insufficient_stock");
+        assert_eq!(err.kind(), ErrorKind::Refused);
+    }
+
+    #[test]
+    fn reserve_refuses_on_an_item_never_restocked() {
+        given(vec![])
+            .when(reserve(1, 1))
+            .then_expect_error(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0,
+            });
+    }
+
+    #[test]
+    fn available_never_goes_below_zero() {
+        let item = state(vec![restocked(5), reserved(1, 5)]);
+        assert_eq!(item.available(), 0);
+        given(vec![restocked(5), reserved(1, 5)])
+            .when(reserve(2, 1))
+            .then_expect_error(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0,
+            });
+        let item = state(vec![restocked(5), reserved(1, 5), committed(1, 5)]);
+        assert_eq!(
+            (item.on_hand(), item.reserved(), item.available()),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn reserve_repeated_with_same_quantity_is_a_no_op() {
+        given(vec![restocked(5), reserved(1, 2)])
+            .when(reserve(1, 2))
+            .then_expect_events(vec![]);
+        given(vec![restocked(5), reserved(1, 2), committed(1, 2)])
+            .when(reserve(1, 2))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn reserve_repeated_even_when_stock_ran_out_is_a_no_op() {
+        given(vec![restocked(2), reserved(1, 2)])
+            .when(reserve(1, 2))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn reserve_repeated_with_another_quantity_is_refused() {
+        given(vec![restocked(5), reserved(1, 2)])
+            .when(reserve(1, 3))
+            .then_expect_error(InventoryError::ReservationMismatch {
+                reservation_id: r(1),
+                held: 2,
+                requested: 3,
+            });
+    }
+
+    #[test]
+    fn reserve_after_release_or_return_is_refused() {
+        given(vec![restocked(5), reserved(1, 2), released(1, 2)])
+            .when(reserve(1, 2))
+            .then_expect_error(InventoryError::ReservationClosed {
+                reservation_id: r(1),
+            });
+        given(vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(1, 2),
+        ])
+        .when(reserve(1, 2))
+        .then_expect_error(InventoryError::ReservationClosed {
+            reservation_id: r(1),
+        });
+    }
+
+    #[test]
+    fn release_gives_units_back() {
+        given(vec![restocked(5), reserved(1, 2)])
+            .when(InventoryCommand::Release {
+                reservation_id: r(1),
+            })
+            .then_expect_events(vec![released(1, 2)]);
+        let item = state(vec![restocked(5), reserved(1, 2), released(1, 2)]);
+        assert_eq!(
+            (item.on_hand(), item.reserved(), item.available()),
+            (5, 0, 5)
+        );
+        assert_eq!(
+            item.reservation(&r(1)).unwrap().status,
+            ReservationStatus::Released
+        );
+    }
+
+    #[test]
+    fn release_repeated_is_a_no_op() {
+        given(vec![restocked(5), reserved(1, 2), released(1, 2)])
+            .when(InventoryCommand::Release {
+                reservation_id: r(1),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn release_of_committed_stock_is_refused() {
+        given(vec![restocked(5), reserved(1, 2), committed(1, 2)])
+            .when(InventoryCommand::Release {
+                reservation_id: r(1),
+            })
+            .then_expect_error(InventoryError::AlreadyCommitted {
+                reservation_id: r(1),
+            });
+    }
+
+    #[test]
+    fn release_of_returned_stock_is_refused() {
+        given(vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(1, 2),
+        ])
+        .when(InventoryCommand::Release {
+            reservation_id: r(1),
+        })
+        .then_expect_error(InventoryError::ReservationClosed {
+            reservation_id: r(1),
+        });
+    }
+
+    #[test]
+    fn release_of_unknown_reservation_is_refused() {
+        given(vec![restocked(5)])
+            .when(InventoryCommand::Release {
+                reservation_id: r(9),
+            })
+            .then_expect_error(InventoryError::UnknownReservation {
+                reservation_id: r(9),
+            });
+    }
+
+    #[test]
+    fn commit_takes_units_out_of_stock() {
+        given(vec![restocked(5), reserved(1, 2)])
+            .when(InventoryCommand::Commit {
+                reservation_id: r(1),
+            })
+            .then_expect_events(vec![committed(1, 2)]);
+        let item = state(vec![
+            restocked(5),
+            reserved(1, 2),
+            reserved(2, 1),
+            committed(1, 2),
+        ]);
+        assert_eq!(
+            (item.on_hand(), item.reserved(), item.available()),
+            (3, 1, 2)
+        );
+    }
+
+    #[test]
+    fn commit_repeated_is_a_no_op() {
+        given(vec![restocked(5), reserved(1, 2), committed(1, 2)])
+            .when(InventoryCommand::Commit {
+                reservation_id: r(1),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn commit_of_released_or_returned_stock_is_refused() {
+        given(vec![restocked(5), reserved(1, 2), released(1, 2)])
+            .when(InventoryCommand::Commit {
+                reservation_id: r(1),
+            })
+            .then_expect_error(InventoryError::ReservationClosed {
+                reservation_id: r(1),
+            });
+        given(vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(1, 2),
+        ])
+        .when(InventoryCommand::Commit {
+            reservation_id: r(1),
+        })
+        .then_expect_error(InventoryError::ReservationClosed {
+            reservation_id: r(1),
+        });
+    }
+
+    #[test]
+    fn commit_of_unknown_reservation_is_refused() {
+        given(vec![restocked(5)])
+            .when(InventoryCommand::Commit {
+                reservation_id: r(9),
+            })
+            .then_expect_error(InventoryError::UnknownReservation {
+                reservation_id: r(9),
+            });
+    }
+
+    #[test]
+    fn return_puts_sold_units_back_to_sale() {
+        given(vec![restocked(5), reserved(1, 2), committed(1, 2)])
+            .when(InventoryCommand::Return {
+                reservation_id: r(1),
+            })
+            .then_expect_events(vec![returned(1, 2)]);
+        let item = state(vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(1, 2),
+        ]);
+        assert_eq!(
+            (item.on_hand(), item.reserved(), item.available()),
+            (5, 0, 5)
+        );
+    }
+
+    #[test]
+    fn return_repeated_is_a_no_op() {
+        given(vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(1, 2),
+        ])
+        .when(InventoryCommand::Return {
+            reservation_id: r(1),
+        })
+        .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn return_of_uncommitted_stock_is_refused() {
+        given(vec![restocked(5), reserved(1, 2)])
+            .when(InventoryCommand::Return {
+                reservation_id: r(1),
+            })
+            .then_expect_error(InventoryError::NotCommitted {
+                reservation_id: r(1),
+            });
+        given(vec![restocked(5), reserved(1, 2), released(1, 2)])
+            .when(InventoryCommand::Return {
+                reservation_id: r(1),
+            })
+            .then_expect_error(InventoryError::NotCommitted {
+                reservation_id: r(1),
+            });
+    }
+
+    #[test]
+    fn return_of_unknown_reservation_is_refused() {
+        given(vec![restocked(5)])
+            .when(InventoryCommand::Return {
+                reservation_id: r(9),
+            })
+            .then_expect_error(InventoryError::UnknownReservation {
+                reservation_id: r(9),
+            });
+    }
+
+    #[tokio::test]
+    async fn handle_runs_inside_an_async_runtime() {
+        given(vec![restocked(1)])
+            .when_async(reserve(1, 1))
+            .await
+            .then_expect_events(vec![reserved(1, 1)]);
+    }
+
+    #[test]
+    fn events_are_named_after_their_variant_and_versioned() {
+        let e = reserved(1, 2);
+        assert_eq!(e.event_type(), "StockReserved");
+        assert_eq!(e.event_version(), "1");
+        let json = serde_json::to_value(&e).unwrap();
+        assert!(json.get("StockReserved").is_some());
+    }
+}

@@ -1,0 +1,962 @@
+//! The life of an order of goods: placed with its lines, confirmed once all its stock is
+//! reserved (or rejected when some is short), then paid, cancelled, expired or refunded.
+//! Repeating a transition that already happened is a no-op, so a checkout saga may retry
+//! any step safely.
+
+use std::collections::BTreeSet;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{
+    DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku, UserId,
+};
+
+/// Where an order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    /// Placed; stock is being reserved.
+    Pending,
+    /// All stock reserved; waiting for the customer's payment.
+    AwaitingPayment,
+    /// Paid.
+    Paid,
+    /// Refused, typically because some stock was short.
+    Rejected,
+    /// Cancelled before payment.
+    Cancelled,
+    /// Not paid in time.
+    Expired,
+    /// Paid, then refunded.
+    Refunded,
+}
+
+impl OrderStatus {
+    /// The snake_case name of the status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::AwaitingPayment => "awaiting_payment",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Rejected => "rejected",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+            OrderStatus::Refunded => "refunded",
+        }
+    }
+}
+
+impl std::fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of an order: so many units of one SKU at a unit price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    /// The item ordered.
+    pub sku: Sku,
+    /// Units ordered.
+    pub quantity: Quantity,
+    /// Price of one unit when the order was placed.
+    pub unit_price: Money,
+}
+
+/// Commands accepted by an [`Order`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrderCommand {
+    /// Places the order.
+    Place {
+        /// The order's id (also the aggregate id).
+        order_id: OrderId,
+        /// Who orders.
+        customer_id: UserId,
+        /// What is ordered.
+        lines: Vec<OrderLine>,
+    },
+    /// All stock is reserved: the order now waits for payment.
+    Confirm,
+    /// The order cannot be served.
+    Reject {
+        /// Why, e.g. "insufficient_stock".
+        reason: String,
+        /// SKUs whose stock was short.
+        short_skus: Vec<Sku>,
+    },
+    /// The customer starts paying with this payment.
+    AttachPayment {
+        /// The payment started.
+        payment_id: PaymentId,
+    },
+    /// The attached payment was captured.
+    MarkPaid {
+        /// The captured payment.
+        payment_id: PaymentId,
+    },
+    /// The order is cancelled before payment.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+    /// The order was not paid in time.
+    Expire,
+    /// The payment of a paid order was refunded.
+    MarkRefunded {
+        /// The refunded payment.
+        payment_id: PaymentId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Events of an [`Order`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrderEvent {
+    /// The order was placed.
+    OrderPlaced {
+        /// The order's id.
+        order_id: OrderId,
+        /// Who ordered.
+        customer_id: UserId,
+        /// What was ordered.
+        lines: Vec<OrderLine>,
+        /// Sum of quantity times unit price over all lines.
+        total: Money,
+    },
+    /// All stock was reserved; the order waits for payment.
+    OrderConfirmed {},
+    /// The order was refused.
+    OrderRejected {
+        /// Why.
+        reason: String,
+        /// SKUs whose stock was short.
+        short_skus: Vec<Sku>,
+    },
+    /// A payment was started for the order.
+    PaymentAttached {
+        /// The payment started.
+        payment_id: PaymentId,
+    },
+    /// The order was paid.
+    OrderPaid {
+        /// The captured payment.
+        payment_id: PaymentId,
+    },
+    /// The order was cancelled.
+    OrderCancelled {
+        /// Why.
+        reason: String,
+    },
+    /// The order was not paid in time.
+    OrderExpired {},
+    /// The order's payment was refunded.
+    OrderRefunded {
+        /// The refunded payment.
+        payment_id: PaymentId,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl DomainEvent for OrderEvent {
+    fn event_type(&self) -> String {
+        match self {
+            OrderEvent::OrderPlaced { .. } => "OrderPlaced",
+            OrderEvent::OrderConfirmed {} => "OrderConfirmed",
+            OrderEvent::OrderRejected { .. } => "OrderRejected",
+            OrderEvent::PaymentAttached { .. } => "PaymentAttached",
+            OrderEvent::OrderPaid { .. } => "OrderPaid",
+            OrderEvent::OrderCancelled { .. } => "OrderCancelled",
+            OrderEvent::OrderExpired {} => "OrderExpired",
+            OrderEvent::OrderRefunded { .. } => "OrderRefunded",
+        }
+        .to_string()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_string()
+    }
+}
+
+/// Why an [`OrderCommand`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderError {
+    /// The order has no line.
+    #[error("an order needs at least one line")]
+    EmptyOrder,
+    /// The same SKU appears on two lines.
+    #[error("sku {sku} appears on more than one line")]
+    DuplicateSku {
+        /// The repeated SKU.
+        sku: Sku,
+    },
+    /// The lines are priced in different currencies.
+    #[error("all lines of an order must use one currency")]
+    MixedCurrencies,
+    /// The total is too large to be represented.
+    #[error("order total is too large")]
+    AmountOverflow,
+    /// The order was already placed with other content.
+    #[error("order already placed")]
+    AlreadyPlaced,
+    /// The order's status does not allow the action.
+    #[error("cannot {action} an order that is {from}")]
+    InvalidTransition {
+        /// Status of the order.
+        from: OrderStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The payment named is not the one attached to the order.
+    #[error("payment {got} is not the payment of this order")]
+    PaymentMismatch {
+        /// The payment attached to the order, if any.
+        expected: Option<PaymentId>,
+        /// The payment named by the command.
+        got: PaymentId,
+    },
+    /// The order was never placed.
+    #[error("order not found")]
+    OrderNotFound,
+}
+
+impl OrderError {
+    /// Stable snake_case code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OrderError::EmptyOrder => "empty_order",
+            OrderError::DuplicateSku { .. } => "duplicate_sku",
+            OrderError::MixedCurrencies => "mixed_currencies",
+            OrderError::AmountOverflow => "amount_overflow",
+            OrderError::AlreadyPlaced => "order_already_placed",
+            OrderError::InvalidTransition { .. } => "invalid_transition",
+            OrderError::PaymentMismatch { .. } => "payment_mismatch",
+            OrderError::OrderNotFound => "order_not_found",
+        }
+    }
+
+    /// Broad class of the refusal.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            OrderError::EmptyOrder
+            | OrderError::DuplicateSku { .. }
+            | OrderError::MixedCurrencies
+            | OrderError::AmountOverflow => ErrorKind::Invalid,
+            OrderError::AlreadyPlaced
+            | OrderError::InvalidTransition { .. }
+            | OrderError::PaymentMismatch { .. } => ErrorKind::Refused,
+            OrderError::OrderNotFound => ErrorKind::NotFound,
+        }
+    }
+}
+
+impl DomainError for OrderError {
+    fn code(&self) -> &'static str {
+        OrderError::code(self)
+    }
+    fn kind(&self) -> ErrorKind {
+        OrderError::kind(self)
+    }
+}
+
+/// Checks the lines of an order and returns their total.
+pub fn order_total(lines: &[OrderLine]) -> Result<Money, OrderError> {
+    let first = lines.first().ok_or(OrderError::EmptyOrder)?;
+    let mut seen = BTreeSet::new();
+    let mut total = Money::zero(first.unit_price.currency().clone());
+    for line in lines {
+        if !seen.insert(&line.sku) {
+            return Err(OrderError::DuplicateSku {
+                sku: line.sku.clone(),
+            });
+        }
+        let amount = line
+            .unit_price
+            .checked_mul(line.quantity.get())
+            .ok_or(OrderError::AmountOverflow)?;
+        total = total.checked_add(&amount).map_err(|e| match e {
+            MoneyError::CurrencyMismatch { .. } => OrderError::MixedCurrencies,
+            MoneyError::Overflow | MoneyError::Negative => OrderError::AmountOverflow,
+        })?;
+    }
+    Ok(total)
+}
+
+/// An order of goods.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Order {
+    order_id: Option<OrderId>,
+    customer_id: Option<UserId>,
+    lines: Vec<OrderLine>,
+    total: Option<Money>,
+    status: Option<OrderStatus>,
+    attached_payment: Option<PaymentId>,
+    reason: Option<String>,
+    short_skus: Vec<Sku>,
+}
+
+impl Order {
+    /// The order's id, once placed.
+    pub fn order_id(&self) -> Option<OrderId> {
+        self.order_id
+    }
+
+    /// The status, once placed.
+    pub fn status(&self) -> Option<OrderStatus> {
+        self.status
+    }
+
+    /// Who ordered, once placed.
+    pub fn customer_id(&self) -> Option<UserId> {
+        self.customer_id
+    }
+
+    /// The lines ordered (empty before the order is placed).
+    pub fn lines(&self) -> &[OrderLine] {
+        &self.lines
+    }
+
+    /// The total, once placed.
+    pub fn total(&self) -> Option<&Money> {
+        self.total.as_ref()
+    }
+
+    /// The payment most recently attached (the one that paid, once paid).
+    pub fn attached_payment(&self) -> Option<PaymentId> {
+        self.attached_payment
+    }
+
+    /// Why the order was rejected, cancelled or refunded.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// SKUs that were short when the order was rejected.
+    pub fn short_skus(&self) -> &[Sku] {
+        &self.short_skus
+    }
+
+    fn placed_status(&self) -> Result<OrderStatus, OrderError> {
+        self.status.ok_or(OrderError::OrderNotFound)
+    }
+}
+
+/// Outcome of checking a transition: emit the event, or do nothing because it already happened.
+enum Step {
+    Emit(OrderEvent),
+    AlreadyDone,
+}
+
+fn refuse(from: OrderStatus, action: &'static str) -> Result<Step, OrderError> {
+    Err(OrderError::InvalidTransition { from, action })
+}
+
+impl Aggregate for Order {
+    const TYPE: &'static str = "order";
+    type Command = OrderCommand;
+    type Event = OrderEvent;
+    type Error = OrderError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        use OrderStatus as S;
+        let step = match command {
+            OrderCommand::Place {
+                order_id,
+                customer_id,
+                lines,
+            } => {
+                let total = order_total(&lines)?;
+                if self.status.is_some() {
+                    let same = self.order_id == Some(order_id)
+                        && self.customer_id == Some(customer_id)
+                        && self.lines == lines;
+                    if same {
+                        Step::AlreadyDone
+                    } else {
+                        return Err(OrderError::AlreadyPlaced);
+                    }
+                } else {
+                    Step::Emit(OrderEvent::OrderPlaced {
+                        order_id,
+                        customer_id,
+                        lines,
+                        total,
+                    })
+                }
+            }
+            OrderCommand::Confirm => match self.placed_status()? {
+                S::Pending => Step::Emit(OrderEvent::OrderConfirmed {}),
+                S::AwaitingPayment => Step::AlreadyDone,
+                from => refuse(from, "confirm")?,
+            },
+            OrderCommand::Reject { reason, short_skus } => match self.placed_status()? {
+                S::Pending => Step::Emit(OrderEvent::OrderRejected { reason, short_skus }),
+                S::Rejected => Step::AlreadyDone,
+                from => refuse(from, "reject")?,
+            },
+            OrderCommand::AttachPayment { payment_id } => match self.placed_status()? {
+                S::AwaitingPayment | S::Paid if self.attached_payment == Some(payment_id) => {
+                    Step::AlreadyDone
+                }
+                S::AwaitingPayment => Step::Emit(OrderEvent::PaymentAttached { payment_id }),
+                from => refuse(from, "attach a payment to")?,
+            },
+            OrderCommand::MarkPaid { payment_id } => match self.placed_status()? {
+                S::AwaitingPayment if self.attached_payment == Some(payment_id) => {
+                    Step::Emit(OrderEvent::OrderPaid { payment_id })
+                }
+                S::AwaitingPayment => {
+                    return Err(OrderError::PaymentMismatch {
+                        expected: self.attached_payment,
+                        got: payment_id,
+                    })
+                }
+                S::Paid if self.attached_payment == Some(payment_id) => Step::AlreadyDone,
+                from => refuse(from, "mark paid")?,
+            },
+            OrderCommand::Cancel { reason } => match self.placed_status()? {
+                S::Pending | S::AwaitingPayment => {
+                    Step::Emit(OrderEvent::OrderCancelled { reason })
+                }
+                S::Cancelled => Step::AlreadyDone,
+                from => refuse(from, "cancel")?,
+            },
+            OrderCommand::Expire => match self.placed_status()? {
+                S::AwaitingPayment => Step::Emit(OrderEvent::OrderExpired {}),
+                S::Expired => Step::AlreadyDone,
+                from => refuse(from, "expire")?,
+            },
+            OrderCommand::MarkRefunded { payment_id, reason } => {
+                let status = self.placed_status()?;
+                if matches!(status, S::Paid | S::Refunded)
+                    && self.attached_payment != Some(payment_id)
+                {
+                    return Err(OrderError::PaymentMismatch {
+                        expected: self.attached_payment,
+                        got: payment_id,
+                    });
+                }
+                match status {
+                    S::Paid => Step::Emit(OrderEvent::OrderRefunded { payment_id, reason }),
+                    S::Refunded => Step::AlreadyDone,
+                    from => refuse(from, "refund")?,
+                }
+            }
+        };
+        if let Step::Emit(event) = step {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            OrderEvent::OrderPlaced {
+                order_id,
+                customer_id,
+                lines,
+                total,
+            } => {
+                self.order_id = Some(order_id);
+                self.customer_id = Some(customer_id);
+                self.lines = lines;
+                self.total = Some(total);
+                self.status = Some(OrderStatus::Pending);
+            }
+            OrderEvent::OrderConfirmed {} => self.status = Some(OrderStatus::AwaitingPayment),
+            OrderEvent::OrderRejected { reason, short_skus } => {
+                self.status = Some(OrderStatus::Rejected);
+                self.reason = Some(reason);
+                self.short_skus = short_skus;
+            }
+            OrderEvent::PaymentAttached { payment_id } => {
+                self.attached_payment = Some(payment_id);
+            }
+            OrderEvent::OrderPaid { payment_id } => {
+                self.attached_payment = Some(payment_id);
+                self.status = Some(OrderStatus::Paid);
+            }
+            OrderEvent::OrderCancelled { reason } => {
+                self.status = Some(OrderStatus::Cancelled);
+                self.reason = Some(reason);
+            }
+            OrderEvent::OrderExpired {} => self.status = Some(OrderStatus::Expired),
+            OrderEvent::OrderRefunded { reason, .. } => {
+                self.status = Some(OrderStatus::Refunded);
+                self.reason = Some(reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::{AggregateTestExecutor, TestFramework};
+
+    use super::*;
+    use crate::common::fixtures::*;
+
+    fn given(events: Vec<OrderEvent>) -> AggregateTestExecutor<Order> {
+        TestFramework::<Order>::with(()).given(events)
+    }
+
+    fn line(s: &str, q: i64, price: Money) -> OrderLine {
+        OrderLine {
+            sku: sku(s),
+            quantity: qty(q),
+            unit_price: price,
+        }
+    }
+
+    fn lines() -> Vec<OrderLine> {
+        vec![line("MUG", 2, eur(1200)), line("PLATE", 1, eur(500))]
+    }
+
+    fn place(lines: Vec<OrderLine>) -> OrderCommand {
+        OrderCommand::Place {
+            order_id: id(1),
+            customer_id: id(2),
+            lines,
+        }
+    }
+
+    fn placed() -> OrderEvent {
+        OrderEvent::OrderPlaced {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            total: eur(2900),
+        }
+    }
+
+    fn p(n: u128) -> PaymentId {
+        id(n)
+    }
+
+    fn confirmed() -> Vec<OrderEvent> {
+        vec![placed(), OrderEvent::OrderConfirmed {}]
+    }
+
+    fn attached(n: u128) -> Vec<OrderEvent> {
+        let mut e = confirmed();
+        e.push(OrderEvent::PaymentAttached { payment_id: p(n) });
+        e
+    }
+
+    fn paid(n: u128) -> Vec<OrderEvent> {
+        let mut e = attached(n);
+        e.push(OrderEvent::OrderPaid { payment_id: p(n) });
+        e
+    }
+
+    fn with(mut events: Vec<OrderEvent>, more: OrderEvent) -> Vec<OrderEvent> {
+        events.push(more);
+        events
+    }
+
+    fn invalid(from: OrderStatus, action: &'static str) -> OrderError {
+        OrderError::InvalidTransition { from, action }
+    }
+
+    fn cancelled() -> OrderEvent {
+        OrderEvent::OrderCancelled {
+            reason: "changed mind".into(),
+        }
+    }
+
+    fn rejected() -> OrderEvent {
+        OrderEvent::OrderRejected {
+            reason: "insufficient_stock".into(),
+            short_skus: vec![sku("MUG")],
+        }
+    }
+
+    fn state(events: Vec<OrderEvent>) -> Order {
+        let mut o = Order::default();
+        for e in events {
+            o.apply(e);
+        }
+        o
+    }
+
+    #[test]
+    fn place_records_lines_and_total() {
+        given(vec![])
+            .when(place(lines()))
+            .then_expect_events(vec![placed()]);
+        let o = state(vec![placed()]);
+        assert_eq!(o.status(), Some(OrderStatus::Pending));
+        assert_eq!(o.total(), Some(&eur(2900)));
+        assert_eq!(o.customer_id(), Some(id(2)));
+        assert_eq!(o.lines().len(), 2);
+    }
+
+    #[test]
+    fn place_refuses_an_empty_order() {
+        let err = given(vec![])
+            .when(place(vec![]))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err, OrderError::EmptyOrder);
+        assert_eq!(err.kind(), ErrorKind::Invalid);
+    }
+
+    #[test]
+    fn place_refuses_a_sku_twice() {
+        given(vec![])
+            .when(place(vec![
+                line("MUG", 1, eur(1)),
+                line("PLATE", 1, eur(1)),
+                line("mug", 2, eur(1)),
+            ]))
+            .then_expect_error(OrderError::DuplicateSku { sku: sku("MUG") });
+    }
+
+    #[test]
+    fn place_refuses_mixed_currencies() {
+        given(vec![])
+            .when(place(vec![
+                line("MUG", 1, eur(1)),
+                line("PLATE", 1, usd(1)),
+            ]))
+            .then_expect_error(OrderError::MixedCurrencies);
+    }
+
+    #[test]
+    fn place_refuses_a_total_that_overflows() {
+        given(vec![])
+            .when(place(vec![line("MUG", 2, eur(i64::MAX / 2 + 1))]))
+            .then_expect_error(OrderError::AmountOverflow);
+        given(vec![])
+            .when(place(vec![
+                line("MUG", 1, eur(i64::MAX)),
+                line("PLATE", 1, eur(1)),
+            ]))
+            .then_expect_error(OrderError::AmountOverflow);
+    }
+
+    #[test]
+    fn place_repeated_identically_is_a_no_op() {
+        given(vec![placed()])
+            .when(place(lines()))
+            .then_expect_events(vec![]);
+        given(paid(7))
+            .when(place(lines()))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn place_with_other_content_is_refused() {
+        let err = given(vec![placed()])
+            .when(place(vec![line("MUG", 3, eur(1200))]))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err, OrderError::AlreadyPlaced);
+        assert_eq!(err.kind(), ErrorKind::Refused);
+        given(vec![placed()])
+            .when(OrderCommand::Place {
+                order_id: id(1),
+                customer_id: id(3),
+                lines: lines(),
+            })
+            .then_expect_error(OrderError::AlreadyPlaced);
+    }
+
+    #[test]
+    fn commands_on_an_order_never_placed_are_not_found() {
+        let commands = vec![
+            OrderCommand::Confirm,
+            OrderCommand::Reject {
+                reason: "x".into(),
+                short_skus: vec![],
+            },
+            OrderCommand::AttachPayment { payment_id: p(1) },
+            OrderCommand::MarkPaid { payment_id: p(1) },
+            OrderCommand::Cancel { reason: "x".into() },
+            OrderCommand::Expire,
+            OrderCommand::MarkRefunded {
+                payment_id: p(1),
+                reason: "x".into(),
+            },
+        ];
+        for c in commands {
+            let err = given(vec![]).when(c).inspect_result().unwrap_err();
+            assert_eq!(err, OrderError::OrderNotFound);
+            assert_eq!(err.kind(), ErrorKind::NotFound);
+            assert_eq!(err.code(), "order_not_found");
+        }
+    }
+
+    #[test]
+    fn confirm_moves_pending_to_awaiting_payment() {
+        given(vec![placed()])
+            .when(OrderCommand::Confirm)
+            .then_expect_events(vec![OrderEvent::OrderConfirmed {}]);
+        assert_eq!(
+            state(confirmed()).status(),
+            Some(OrderStatus::AwaitingPayment)
+        );
+    }
+
+    #[test]
+    fn confirm_repeated_is_a_no_op() {
+        given(confirmed())
+            .when(OrderCommand::Confirm)
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn confirm_is_refused_after_rejection_or_payment() {
+        given(vec![placed(), rejected()])
+            .when(OrderCommand::Confirm)
+            .then_expect_error(invalid(OrderStatus::Rejected, "confirm"));
+        let err = given(paid(7))
+            .when(OrderCommand::Confirm)
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err, invalid(OrderStatus::Paid, "confirm"));
+        assert_eq!(err.code(), "invalid_transition");
+        assert_eq!(err.to_string(), "cannot confirm an order that is paid");
+    }
+
+    #[test]
+    fn reject_records_reason_and_short_skus() {
+        given(vec![placed()])
+            .when(OrderCommand::Reject {
+                reason: "insufficient_stock".into(),
+                short_skus: vec![sku("MUG")],
+            })
+            .then_expect_events(vec![rejected()]);
+        let o = state(vec![placed(), rejected()]);
+        assert_eq!(o.status(), Some(OrderStatus::Rejected));
+        assert_eq!(o.reason(), Some("insufficient_stock"));
+        assert_eq!(o.short_skus(), &[sku("MUG")]);
+    }
+
+    #[test]
+    fn reject_repeated_is_a_no_op() {
+        given(vec![placed(), rejected()])
+            .when(OrderCommand::Reject {
+                reason: "insufficient_stock".into(),
+                short_skus: vec![sku("MUG")],
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn reject_is_refused_once_confirmed() {
+        given(confirmed())
+            .when(OrderCommand::Reject {
+                reason: "x".into(),
+                short_skus: vec![],
+            })
+            .then_expect_error(invalid(OrderStatus::AwaitingPayment, "reject"));
+    }
+
+    #[test]
+    fn attach_payment_records_the_payment() {
+        given(confirmed())
+            .when(OrderCommand::AttachPayment { payment_id: p(7) })
+            .then_expect_events(vec![OrderEvent::PaymentAttached { payment_id: p(7) }]);
+    }
+
+    #[test]
+    fn attach_payment_repeated_is_a_no_op() {
+        given(attached(7))
+            .when(OrderCommand::AttachPayment { payment_id: p(7) })
+            .then_expect_events(vec![]);
+        given(paid(7))
+            .when(OrderCommand::AttachPayment { payment_id: p(7) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn attach_payment_after_a_failed_attempt_replaces_it() {
+        given(attached(7))
+            .when(OrderCommand::AttachPayment { payment_id: p(8) })
+            .then_expect_events(vec![OrderEvent::PaymentAttached { payment_id: p(8) }]);
+        let o = state(with(
+            attached(7),
+            OrderEvent::PaymentAttached { payment_id: p(8) },
+        ));
+        assert_eq!(o.attached_payment(), Some(p(8)));
+    }
+
+    #[test]
+    fn attach_payment_is_refused_before_confirmation_or_after_payment() {
+        given(vec![placed()])
+            .when(OrderCommand::AttachPayment { payment_id: p(7) })
+            .then_expect_error(invalid(OrderStatus::Pending, "attach a payment to"));
+        given(paid(7))
+            .when(OrderCommand::AttachPayment { payment_id: p(8) })
+            .then_expect_error(invalid(OrderStatus::Paid, "attach a payment to"));
+    }
+
+    #[test]
+    fn mark_paid_with_the_attached_payment_pays_the_order() {
+        given(attached(7))
+            .when(OrderCommand::MarkPaid { payment_id: p(7) })
+            .then_expect_events(vec![OrderEvent::OrderPaid { payment_id: p(7) }]);
+        assert_eq!(state(paid(7)).status(), Some(OrderStatus::Paid));
+    }
+
+    #[test]
+    fn mark_paid_with_another_payment_is_refused() {
+        given(attached(7))
+            .when(OrderCommand::MarkPaid { payment_id: p(8) })
+            .then_expect_error(OrderError::PaymentMismatch {
+                expected: Some(p(7)),
+                got: p(8),
+            });
+        given(confirmed())
+            .when(OrderCommand::MarkPaid { payment_id: p(8) })
+            .then_expect_error(OrderError::PaymentMismatch {
+                expected: None,
+                got: p(8),
+            });
+    }
+
+    #[test]
+    fn mark_paid_repeated_is_a_no_op() {
+        given(paid(7))
+            .when(OrderCommand::MarkPaid { payment_id: p(7) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn mark_paid_is_refused_when_expired_or_cancelled() {
+        given(with(attached(7), OrderEvent::OrderExpired {}))
+            .when(OrderCommand::MarkPaid { payment_id: p(7) })
+            .then_expect_error(invalid(OrderStatus::Expired, "mark paid"));
+        given(with(attached(7), cancelled()))
+            .when(OrderCommand::MarkPaid { payment_id: p(7) })
+            .then_expect_error(invalid(OrderStatus::Cancelled, "mark paid"));
+        given(paid(7))
+            .when(OrderCommand::MarkPaid { payment_id: p(8) })
+            .then_expect_error(invalid(OrderStatus::Paid, "mark paid"));
+    }
+
+    #[test]
+    fn cancel_works_before_payment() {
+        for events in [vec![placed()], confirmed(), attached(7)] {
+            given(events)
+                .when(OrderCommand::Cancel {
+                    reason: "changed mind".into(),
+                })
+                .then_expect_events(vec![cancelled()]);
+        }
+        let o = state(with(confirmed(), cancelled()));
+        assert_eq!(o.status(), Some(OrderStatus::Cancelled));
+        assert_eq!(o.reason(), Some("changed mind"));
+    }
+
+    #[test]
+    fn cancel_repeated_is_a_no_op() {
+        given(with(confirmed(), cancelled()))
+            .when(OrderCommand::Cancel {
+                reason: "again".into(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn cancel_of_a_paid_order_is_refused() {
+        given(paid(7))
+            .when(OrderCommand::Cancel { reason: "x".into() })
+            .then_expect_error(invalid(OrderStatus::Paid, "cancel"));
+        given(vec![placed(), rejected()])
+            .when(OrderCommand::Cancel { reason: "x".into() })
+            .then_expect_error(invalid(OrderStatus::Rejected, "cancel"));
+    }
+
+    #[test]
+    fn expire_ends_an_unpaid_order() {
+        given(attached(7))
+            .when(OrderCommand::Expire)
+            .then_expect_events(vec![OrderEvent::OrderExpired {}]);
+        assert_eq!(
+            state(with(confirmed(), OrderEvent::OrderExpired {})).status(),
+            Some(OrderStatus::Expired)
+        );
+    }
+
+    #[test]
+    fn expire_repeated_is_a_no_op() {
+        given(with(confirmed(), OrderEvent::OrderExpired {}))
+            .when(OrderCommand::Expire)
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn expire_is_refused_when_pending_or_paid() {
+        given(vec![placed()])
+            .when(OrderCommand::Expire)
+            .then_expect_error(invalid(OrderStatus::Pending, "expire"));
+        given(paid(7))
+            .when(OrderCommand::Expire)
+            .then_expect_error(invalid(OrderStatus::Paid, "expire"));
+    }
+
+    #[test]
+    fn mark_refunded_ends_a_paid_order() {
+        let refunded = OrderEvent::OrderRefunded {
+            payment_id: p(7),
+            reason: "damaged".into(),
+        };
+        given(paid(7))
+            .when(OrderCommand::MarkRefunded {
+                payment_id: p(7),
+                reason: "damaged".into(),
+            })
+            .then_expect_events(vec![refunded.clone()]);
+        let o = state(with(paid(7), refunded.clone()));
+        assert_eq!(o.status(), Some(OrderStatus::Refunded));
+        assert_eq!(o.reason(), Some("damaged"));
+        given(with(paid(7), refunded))
+            .when(OrderCommand::MarkRefunded {
+                payment_id: p(7),
+                reason: "damaged".into(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn mark_refunded_is_refused_for_unpaid_orders_or_other_payments() {
+        given(attached(7))
+            .when(OrderCommand::MarkRefunded {
+                payment_id: p(7),
+                reason: "x".into(),
+            })
+            .then_expect_error(invalid(OrderStatus::AwaitingPayment, "refund"));
+        given(paid(7))
+            .when(OrderCommand::MarkRefunded {
+                payment_id: p(8),
+                reason: "x".into(),
+            })
+            .then_expect_error(OrderError::PaymentMismatch {
+                expected: Some(p(7)),
+                got: p(8),
+            });
+    }
+
+    #[test]
+    fn statuses_serialize_in_snake_case() {
+        assert_eq!(
+            serde_json::to_value(OrderStatus::AwaitingPayment).unwrap(),
+            "awaiting_payment"
+        );
+        assert_eq!(OrderStatus::AwaitingPayment.as_str(), "awaiting_payment");
+        assert_eq!(OrderEvent::OrderConfirmed {}.event_type(), "OrderConfirmed");
+        let json = serde_json::to_value(OrderEvent::OrderConfirmed {}).unwrap();
+        assert_eq!(json, serde_json::json!({"OrderConfirmed": {}}));
+    }
+}
