@@ -21,7 +21,9 @@
 
 pub mod definitions;
 pub mod envelope;
+pub mod relay;
 pub mod subjects;
 
 pub use envelope::{EventRow, OutgoingEvent, ReceivedEvent};
+pub use relay::{outbox_depth, Relay};
 pub use subjects::{Namespace, AGGREGATE_TYPES};
