@@ -19,11 +19,15 @@
 //! - [`applied`]: per-consumer, per-aggregate idempotency in Postgres.
 #![forbid(unsafe_code)]
 
+pub mod applied;
+pub mod consumer;
 pub mod definitions;
 pub mod envelope;
 pub mod relay;
 pub mod subjects;
 
+pub use applied::{apply_once, claim, Claim};
+pub use consumer::{ensure_consumer, run_consumer, ConsumerSpec, EventHandler, HandlerError};
 pub use envelope::{EventRow, OutgoingEvent, ReceivedEvent};
 pub use relay::{outbox_depth, Relay};
 pub use subjects::{Namespace, AGGREGATE_TYPES};
