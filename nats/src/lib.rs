@@ -1,1 +1,33 @@
-//! JetStream for Ordo.
+//! JetStream for Ordo: subjects, stream definitions, the outbox relay and the consumer loop.
+//!
+//! Events are committed to Postgres (the source of truth); a trigger records each new
+//! event's position in `outbox`. The [`relay`] publishes outbox rows to JetStream, one
+//! stream per aggregate type, with `Nats-Msg-Id` so re-sends after a crash are absorbed.
+//! Durable pull consumers ([`consumer`]) hand each event to a handler in stream order,
+//! retry with backoff and dead-letter what keeps failing; [`applied`] lets a handler apply
+//! an event's effect exactly once, in its own transaction.
+//!
+//! # Layout
+//!
+//! - [`subjects`]: the [`Namespace`](subjects::Namespace) and every stream name and subject.
+//! - [`definitions`]: the stream JSON files under `nats/streams/` (the NATS CLI's format),
+//!   consumer JSON files under `nats/consumers/`, and `ensure_streams`.
+//! - [`envelope`]: the wire format: headers and payload of a published event, and
+//!   [`ReceivedEvent`](envelope::ReceivedEvent) on the consumer side.
+//! - [`relay`]: the outbox relay, a single leader across processes (advisory lock).
+//! - [`consumer`]: the consumer loop: ack, nak with backoff, dead letters.
+//! - [`applied`]: per-consumer, per-aggregate idempotency in Postgres.
+#![forbid(unsafe_code)]
+
+pub mod applied;
+pub mod consumer;
+pub mod definitions;
+pub mod envelope;
+pub mod relay;
+pub mod subjects;
+
+pub use applied::{apply_once, claim, Claim};
+pub use consumer::{ensure_consumer, run_consumer, ConsumerSpec, EventHandler, HandlerError};
+pub use envelope::{EventRow, OutgoingEvent, ReceivedEvent};
+pub use relay::{outbox_depth, Relay};
+pub use subjects::{Namespace, AGGREGATE_TYPES};

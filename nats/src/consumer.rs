@@ -1,0 +1,444 @@
+//! The consumer loop: a durable pull consumer feeding one [`EventHandler`], with acks,
+//! naks with a growing delay, and dead letters.
+//!
+//! Messages are handled one at a time, in stream order, so a handler sees an aggregate's
+//! events in sequence order as long as nothing is retried. A retried (nak'd) message is
+//! redelivered after its delay while later messages go ahead; a handler that needs strict
+//! per-aggregate order uses [`crate::applied`], whose `Gap` answer naks the early event
+//! until the missing one has been applied (or sets `max_ack_pending` to 1).
+//!
+//! A message that keeps failing, fails permanently, or cannot even be read as an event is
+//! published to the dead-letter stream (`<NS>_DLQ`, subject `<ns>.dlq.<consumer>`) with its
+//! original payload and headers plus the reason, then terminated so it is not redelivered.
+//! Operators read dead letters with `nats stream view ORDO_DLQ` and can re-drive them.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy};
+use async_nats::jetstream::context::Context;
+use async_nats::jetstream::{AckKind, Message};
+use async_nats::HeaderMap;
+use chrono::{SecondsFormat, Utc};
+use futures::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::definitions;
+use crate::envelope::{header, ReceivedEvent};
+use crate::subjects::Namespace;
+
+/// Headers added to a dead letter, beside the original ones.
+pub mod dlq_header {
+    /// The subject the event was read from.
+    pub const ORIGINAL_SUBJECT: &str = "Ordo-Dlq-Original-Subject";
+    /// The stream the event was read from.
+    pub const ORIGINAL_STREAM: &str = "Ordo-Dlq-Original-Stream";
+    /// The event's sequence in that stream.
+    pub const STREAM_SEQUENCE: &str = "Ordo-Dlq-Stream-Sequence";
+    /// The durable consumer that gave up.
+    pub const CONSUMER: &str = "Ordo-Dlq-Consumer";
+    /// The last error.
+    pub const ERROR: &str = "Ordo-Dlq-Error";
+    /// How many deliveries were attempted.
+    pub const ATTEMPTS: &str = "Ordo-Dlq-Attempts";
+    /// When it was dead-lettered, RFC 3339.
+    pub const FAILED_AT: &str = "Ordo-Dlq-Failed-At";
+    /// The original `Nats-Msg-Id` (the dead letter carries its own, for de-duplication).
+    pub const ORIGINAL_MSG_ID: &str = "Ordo-Dlq-Original-Msg-Id";
+}
+
+/// How a handler failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth trying again later (a database hiccup, a missing earlier event): the message
+    /// is nak'd with the next backoff delay, and dead-lettered once attempts run out.
+    #[error("{0:#}")]
+    Retry(anyhow::Error),
+    /// Will never succeed (invalid data, a refused business rule): dead-lettered at once.
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl HandlerError {
+    /// A retryable failure.
+    pub fn retry(err: impl Into<anyhow::Error>) -> Self {
+        Self::Retry(err.into())
+    }
+
+    /// A permanent failure.
+    pub fn permanent(err: impl Into<anyhow::Error>) -> Self {
+        Self::Permanent(err.into())
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    /// Database errors are transient as far as the consumer can tell.
+    fn from(err: sqlx::Error) -> Self {
+        Self::Retry(err.into())
+    }
+}
+
+/// What a consumer does with each event.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies one event. Ok(()) acks it. Err(HandlerError::Retry(..)) naks it with a
+    /// growing delay; Err(HandlerError::Permanent(..)) dead-letters it at once.
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError>;
+}
+
+/// A durable consumer of one aggregate type's stream.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// The durable name, e.g. `projection-orders`; also names its dead-letter subject.
+    pub name: String,
+    /// The aggregate type whose stream it reads, e.g. `order`.
+    pub aggregate_type: String,
+    /// Deliveries before a still-failing message is dead-lettered (default 8).
+    pub max_deliver: i64,
+    /// Delays between attempts: after attempt n the message waits `backoff[n-1]`, the last
+    /// entry repeating (default 200 ms, 1 s, 5 s, 15 s, 30 s, 60 s).
+    pub backoff: Vec<Duration>,
+    /// How long the server waits for an ack before redelivering (default 30 s).
+    pub ack_wait: Duration,
+    /// Deliveries in flight without an ack (default 256; 1 gives strict order even under
+    /// retries, at the cost of throughput).
+    pub max_ack_pending: i64,
+    /// Messages per pull request (default 64).
+    pub batch: usize,
+}
+
+impl ConsumerSpec {
+    /// A spec with the default limits.
+    pub fn new(name: impl Into<String>, aggregate_type: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            aggregate_type: aggregate_type.into(),
+            max_deliver: 8,
+            backoff: [200, 1_000, 5_000, 15_000, 30_000, 60_000]
+                .into_iter()
+                .map(Duration::from_millis)
+                .collect(),
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 256,
+            batch: 64,
+        }
+    }
+
+    /// The delay before the next delivery after `attempt` (1-based) failed.
+    pub fn delay_after(&self, attempt: i64) -> Duration {
+        let index = usize::try_from(attempt.max(1) - 1).unwrap_or(usize::MAX);
+        self.backoff
+            .get(index)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    /// The server-side consumer configuration.
+    ///
+    /// The server's `max_deliver` is one more than ours: the loop dead-letters a message
+    /// when its last attempt fails, and the spare delivery lets it dead-letter one whose
+    /// last attempt never finished (the process died) instead of the server silently
+    /// giving up on it.
+    pub fn consumer_config(&self, namespace: &Namespace) -> pull::Config {
+        pull::Config {
+            durable_name: Some(self.name.clone()),
+            description: Some(format!(
+                "Ordo consumer {} of {} events",
+                self.name, self.aggregate_type
+            )),
+            filter_subject: namespace.stream_filter(&self.aggregate_type),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            replay_policy: ReplayPolicy::Instant,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver.max(1) + 1,
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+}
+
+/// How far behind a consumer is: for metrics and health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerLag {
+    /// Messages in the stream not yet delivered to the consumer.
+    pub pending: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub ack_pending: usize,
+    /// Messages delivered more than once and not yet acknowledged.
+    pub redelivered: usize,
+}
+
+/// Creates the durable pull consumer, or updates it to `spec`.
+pub async fn ensure_consumer(
+    js: &Context,
+    namespace: &Namespace,
+    spec: &ConsumerSpec,
+) -> Result<PullConsumer, async_nats::jetstream::stream::ConsumerError> {
+    js.create_consumer_on_stream(
+        spec.consumer_config(namespace),
+        namespace.stream_name(&spec.aggregate_type),
+    )
+    .await
+}
+
+/// The lag of the durable consumer `name` on `aggregate_type`'s stream.
+pub async fn consumer_pending(
+    js: &Context,
+    namespace: &Namespace,
+    name: &str,
+    aggregate_type: &str,
+) -> anyhow::Result<ConsumerLag> {
+    let stream = js.get_stream(namespace.stream_name(aggregate_type)).await?;
+    let info = stream.consumer_info(name).await?;
+    Ok(ConsumerLag {
+        pending: info.num_pending,
+        ack_pending: info.num_ack_pending,
+        redelivered: info.num_redelivered,
+    })
+}
+
+/// How long one pull request waits for messages; bounds how stale the loop can be
+/// after a server restart.
+const FETCH_EXPIRES: Duration = Duration::from_secs(5);
+
+/// Runs the consumer until `shutdown` is cancelled.
+///
+/// Ensures the streams and the consumer, then pulls batches and hands each message to
+/// `handler`, one after the other. NATS errors (server restarts, a deleted consumer) are
+/// logged and retried with a growing pause. On shutdown it stops pulling, finishes the
+/// message in hand and its ack, naks the messages already fetched so another instance
+/// takes them at once, and returns.
+pub async fn run_consumer(
+    js: Context,
+    namespace: &Namespace,
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker = Worker {
+        js,
+        namespace: namespace.clone(),
+        spec,
+        handler,
+    };
+    let mut pause = Duration::ZERO;
+    'connect: while !shutdown.is_cancelled() {
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        pause = (pause * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+
+        let consumer = match worker.setup().await {
+            Ok(consumer) => consumer,
+            Err(err) => {
+                warn!(consumer = %worker.spec.name, error = %err, "cannot set up consumer; retrying");
+                continue;
+            }
+        };
+        info!(consumer = %worker.spec.name, stream = %worker.namespace.stream_name(&worker.spec.aggregate_type), "consumer running");
+
+        while !shutdown.is_cancelled() {
+            let request = consumer
+                .batch()
+                .max_messages(worker.spec.batch.max(1))
+                .expires(FETCH_EXPIRES)
+                .messages();
+            let mut batch = tokio::select! {
+                _ = shutdown.cancelled() => break 'connect,
+                batch = request => match batch {
+                    Ok(batch) => batch,
+                    Err(err) => {
+                        warn!(consumer = %worker.spec.name, error = %err, "pull request failed; reconnecting");
+                        continue 'connect;
+                    }
+                },
+            };
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = shutdown.cancelled() => {
+                        worker.release_fetched(&mut batch).await;
+                        break 'connect;
+                    }
+                    next = batch.next() => next,
+                };
+                match next {
+                    None => break,
+                    Some(Ok(message)) => {
+                        // Not raced against shutdown: the message in hand is finished.
+                        worker.process(&message).await;
+                        pause = Duration::ZERO;
+                    }
+                    Some(Err(err)) => {
+                        // 409s (consumer deleted, max ack pending...) and the like: pause
+                        // and set up again, which also recreates a deleted consumer.
+                        warn!(consumer = %worker.spec.name, error = %err, "pull failed; reconnecting");
+                        continue 'connect;
+                    }
+                }
+            }
+        }
+    }
+    // Acks are fire-and-forget publishes: make sure the last ones left the process.
+    worker.js.client().flush().await.ok();
+    info!(consumer = %worker.spec.name, "consumer stopped");
+    Ok(())
+}
+
+struct Worker {
+    js: Context,
+    namespace: Namespace,
+    spec: ConsumerSpec,
+    handler: Arc<dyn EventHandler>,
+}
+
+impl Worker {
+    async fn setup(&self) -> anyhow::Result<PullConsumer> {
+        for config in [
+            definitions::stream_config_for(&self.namespace, &self.spec.aggregate_type)?,
+            definitions::stream_configs(&self.namespace)?
+                .into_iter()
+                .find(|c| c.name == self.namespace.dlq_stream())
+                .ok_or_else(|| anyhow::anyhow!("no dead-letter stream definition"))?,
+        ] {
+            definitions::ensure_stream(&self.js, &config).await?;
+        }
+        Ok(ensure_consumer(&self.js, &self.namespace, &self.spec).await?)
+    }
+
+    /// Naks what was fetched but not handled, so it is redelivered now rather than after
+    /// `ack_wait`.
+    async fn release_fetched(&self, batch: &mut pull::Batch) {
+        while let Some(Some(Ok(message))) = batch.next().now_or_never() {
+            message.ack_with(AckKind::Nak(None)).await.ok();
+        }
+    }
+
+    async fn process(&self, message: &Message) {
+        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let event = match ReceivedEvent::from_message(message) {
+            Ok(event) => event,
+            Err(err) => {
+                warn!(consumer = %self.spec.name, subject = %message.subject, error = %err, "poison message");
+                self.dead_letter(message, &format!("poison message: {err}"), delivered)
+                    .await;
+                return;
+            }
+        };
+        let span = info_span!(
+            "event",
+            consumer = %self.spec.name,
+            subject = %event.subject,
+            event_id = %event.event_id,
+            correlation_id = %event.correlation_id,
+            causation_id = %event.causation_id,
+            delivered = event.delivered,
+        );
+        async {
+            if event.delivered > self.spec.max_deliver {
+                let reason = format!(
+                    "attempts exhausted: delivered {} times, the last attempt did not finish",
+                    event.delivered
+                );
+                self.dead_letter(message, &reason, event.delivered).await;
+                return;
+            }
+            // A panicking handler must not take the whole consumer down with it.
+            let outcome = AssertUnwindSafe(self.handler.handle(&event))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "handler panicked".to_owned());
+                    Err(HandlerError::Retry(anyhow::anyhow!("handler panicked: {what}")))
+                });
+            match outcome {
+                Ok(()) => {
+                    if let Err(err) = message.ack().await {
+                        warn!(error = %err, "ack failed; the event will be redelivered");
+                    }
+                }
+                Err(HandlerError::Retry(err)) if event.delivered >= self.spec.max_deliver => {
+                    self.dead_letter(message, &format!("{err:#}"), event.delivered)
+                        .await;
+                }
+                Err(HandlerError::Retry(err)) => {
+                    let delay = self.spec.delay_after(event.delivered);
+                    debug!(error = %format!("{err:#}"), ?delay, "handler failed; retrying later");
+                    if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                        warn!(error = %err, "nak failed; the event will be redelivered after ack_wait");
+                    }
+                }
+                Err(HandlerError::Permanent(err)) => {
+                    self.dead_letter(message, &format!("{err:#}"), event.delivered)
+                        .await;
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Publishes `message` to the dead-letter stream, waits for the stream's ack, then
+    /// terminates the delivery. If the dead letter cannot be stored, the message is nak'd
+    /// instead: it must not vanish.
+    async fn dead_letter(&self, message: &Message, error: &str, attempts: i64) {
+        let (stream, stream_sequence) = match message.info() {
+            Ok(info) => (info.stream.to_owned(), info.stream_sequence),
+            Err(_) => (String::new(), 0),
+        };
+        let mut headers = message.headers.clone().unwrap_or_else(HeaderMap::new);
+        if let Some(original) = headers.get(header::MSG_ID).cloned() {
+            headers.insert(dlq_header::ORIGINAL_MSG_ID, original);
+        }
+        // Its own id, so a dead letter written twice (a crash before the Term) is stored once.
+        headers.insert(
+            header::MSG_ID,
+            format!("dlq:{}:{stream}:{stream_sequence}", self.spec.name),
+        );
+        headers.insert(dlq_header::ORIGINAL_SUBJECT, message.subject.as_str());
+        headers.insert(dlq_header::ORIGINAL_STREAM, stream.as_str());
+        headers.insert(dlq_header::STREAM_SEQUENCE, stream_sequence.to_string());
+        headers.insert(dlq_header::CONSUMER, self.spec.name.as_str());
+        // Header values are one line.
+        headers.insert(dlq_header::ERROR, error.replace(['\r', '\n'], " "));
+        headers.insert(dlq_header::ATTEMPTS, attempts.to_string());
+        headers.insert(
+            dlq_header::FAILED_AT,
+            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        );
+
+        let subject = self.namespace.dlq_subject(&self.spec.name);
+        let stored = match self
+            .js
+            .publish_with_headers(subject.clone(), headers, message.payload.clone())
+            .await
+        {
+            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        match stored {
+            Ok(()) => {
+                warn!(consumer = %self.spec.name, %subject, error, attempts, "dead-lettered");
+                if let Err(err) = message.ack_with(AckKind::Term).await {
+                    warn!(error = %err, "term failed; the dead letter may be written again");
+                }
+            }
+            Err(err) => {
+                warn!(error = %err, "cannot store the dead letter; retrying the message later");
+                let delay = self.spec.delay_after(attempts);
+                message.ack_with(AckKind::Nak(Some(delay))).await.ok();
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The test harness: a fresh Postgres database and a fresh NATS namespace per test, typed
+//! helpers to write events as postgres-es would, and a bounded poll to await conditions.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, Context};
+use ordo_nats::definitions::ensure_streams;
+use ordo_nats::{Namespace, ReceivedEvent};
+use serde_json::{json, Value};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::Executor;
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const NATS_URL: &str = "127.0.0.1:4222";
+
+/// One test's world: its own database and its own stream names.
+pub struct TestEnv {
+    pub pool: PgPool,
+    pub database: String,
+    pub client: async_nats::Client,
+    pub js: Context,
+    pub ns: Namespace,
+}
+
+impl TestEnv {
+    /// A fresh database (migrated) and namespace, with every stream created.
+    pub async fn new() -> Self {
+        let database = format!("ordo_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPool::connect(ADMIN_URL)
+            .await
+            .expect("postgres is running");
+        admin
+            .execute(format!("CREATE DATABASE {database}").as_str())
+            .await
+            .unwrap();
+        admin.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
+            .await
+            .unwrap();
+        ordo_schemas::MIGRATOR.run(&pool).await.unwrap();
+
+        let client = async_nats::connect(NATS_URL)
+            .await
+            .expect("nats is running");
+        let js = jetstream::new(client.clone());
+        let ns = Namespace::parse(&format!(
+            "t{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ))
+        .unwrap();
+        ensure_streams(&js, &ns).await.unwrap();
+        Self {
+            pool,
+            database,
+            client,
+            js,
+            ns,
+        }
+    }
+
+    /// Inserts an event row the way postgres-es does; the trigger fills the outbox.
+    pub async fn insert_event(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        sequence: i64,
+        event_type: &str,
+        payload: Value,
+        metadata: Value,
+    ) {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ($1, $2, $3, $4, '1.0', $5, $6)",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .bind(sequence)
+        .bind(event_type)
+        .bind(payload)
+        .bind(metadata)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
+    /// Inserts a simple `ItemAdded { n }` event with a uuid correlation id.
+    pub async fn insert_simple(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64) {
+        self.insert_event(
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            "ItemAdded",
+            json!({"ItemAdded": {"n": sequence}}),
+            json!({
+                "correlation_id": "6b1d1c2e-0000-4000-8000-000000000001",
+                "causation_id": format!("cmd-{aggregate_id}-{sequence}"),
+                "user_id": "user-1",
+            }),
+        )
+        .await;
+    }
+
+    /// Every event in one aggregate type's stream, in stream order.
+    pub async fn read_stream(&self, aggregate_type: &str) -> Vec<ReceivedEvent> {
+        self.read_stream_named(&self.ns.stream_name(aggregate_type))
+            .await
+    }
+
+    /// Every message of a stream, parsed as events.
+    pub async fn read_stream_named(&self, name: &str) -> Vec<ReceivedEvent> {
+        let stream = self.js.get_stream(name).await.unwrap();
+        let info = stream.get_info().await.unwrap();
+        let mut events = Vec::new();
+        for seq in info.state.first_sequence..=info.state.last_sequence {
+            if info.state.messages == 0 {
+                break;
+            }
+            let msg = stream.get_raw_message(seq).await.unwrap();
+            events.push(
+                ReceivedEvent::from_parts(
+                    name,
+                    seq,
+                    1,
+                    &msg.subject,
+                    Some(&msg.headers),
+                    &msg.payload,
+                )
+                .unwrap(),
+            );
+        }
+        events
+    }
+
+    /// The number of messages in a stream.
+    pub async fn stream_len(&self, name: &str) -> u64 {
+        let stream = self.js.get_stream(name).await.unwrap();
+        stream.get_info().await.unwrap().state.messages
+    }
+
+    pub async fn outbox_depth(&self) -> i64 {
+        ordo_nats::outbox_depth(&self.pool).await.unwrap()
+    }
+
+    /// Drops the database and the streams.
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        let admin = PgPool::connect(ADMIN_URL).await.unwrap();
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database).as_str())
+            .await
+            .ok();
+        for config in ordo_nats::definitions::stream_configs(&self.ns).unwrap() {
+            self.js.delete_stream(&config.name).await.ok();
+        }
+    }
+}
+
+/// Polls `condition` every 20 ms for up to 10 s; panics with `what` if it never holds.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Asserts that `events` holds, for each aggregate, exactly the sequences 1..=n once each and
+/// in order; returns the count per aggregate id.
+pub fn assert_exactly_once_in_order(
+    events: &[ReceivedEvent],
+) -> std::collections::BTreeMap<String, i64> {
+    let mut last = std::collections::BTreeMap::new();
+    for event in events {
+        let previous = last.entry(event.aggregate_id.clone()).or_insert(0_i64);
+        assert_eq!(
+            event.sequence,
+            *previous + 1,
+            "aggregate {} got sequence {} after {}",
+            event.aggregate_id,
+            event.sequence,
+            previous
+        );
+        *previous = event.sequence;
+    }
+    last
+}
