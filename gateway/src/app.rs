@@ -24,7 +24,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::products::router())
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
-        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }));
+        .route(
+            "/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        );
     let request_id_header = HeaderName::from_static("x-request-id");
     Router::new()
         .nest("/api/v1", api)
@@ -35,7 +38,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
-        .layer(TimeoutLayer::new(Duration::from_secs(60)))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(60),
+        ))
         .layer(PropagateRequestIdLayer::new(request_id_header.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

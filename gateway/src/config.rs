@@ -10,7 +10,11 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Postgres URL of the event store and read models.
-    #[arg(long, env = "ORDO_DATABASE_URL", default_value = "postgres://ordo:ordo@127.0.0.1:5432/ordo")]
+    #[arg(
+        long,
+        env = "ORDO_DATABASE_URL",
+        default_value = "postgres://ordo:ordo@127.0.0.1:5432/ordo"
+    )]
     pub database_url: String,
 
     /// Largest number of Postgres connections this process opens.

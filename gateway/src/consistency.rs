@@ -95,7 +95,15 @@ pub async fn wait_for_last_write(
     if written_type != aggregate_type {
         return Ok(true);
     }
-    wait_for_version(pool, consumer, aggregate_type, &aggregate_id, version, timeout).await
+    wait_for_version(
+        pool,
+        consumer,
+        aggregate_type,
+        &aggregate_id,
+        version,
+        timeout,
+    )
+    .await
 }
 
 /// Waits until `consumer` has applied `version` of one aggregate.

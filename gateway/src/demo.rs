@@ -11,11 +11,46 @@ use crate::state::AppState;
 
 /// (sku, name, category, price in cents, stock)
 const PRODUCTS: &[(&str, &str, &str, &str, i64, i64)] = &[
-    ("TEE-BLACK-M", "Black T-shirt (M)", "apparel", "Organic cotton, medium.", 1999, 50),
-    ("TEE-WHITE-M", "White T-shirt (M)", "apparel", "Organic cotton, medium.", 1999, 50),
-    ("MUG-CLASSIC", "Classic mug", "kitchen", "Stoneware, 350 ml.", 1250, 100),
-    ("BOOK-RUST", "The Rust Programming Language", "books", "The book, in print.", 3999, 20),
-    ("HEADPHONES-PRO", "Studio headphones", "electronics", "Closed-back, wired.", 14900, 5),
+    (
+        "TEE-BLACK-M",
+        "Black T-shirt (M)",
+        "apparel",
+        "Organic cotton, medium.",
+        1999,
+        50,
+    ),
+    (
+        "TEE-WHITE-M",
+        "White T-shirt (M)",
+        "apparel",
+        "Organic cotton, medium.",
+        1999,
+        50,
+    ),
+    (
+        "MUG-CLASSIC",
+        "Classic mug",
+        "kitchen",
+        "Stoneware, 350 ml.",
+        1250,
+        100,
+    ),
+    (
+        "BOOK-RUST",
+        "The Rust Programming Language",
+        "books",
+        "The book, in print.",
+        3999,
+        20,
+    ),
+    (
+        "HEADPHONES-PRO",
+        "Studio headphones",
+        "electronics",
+        "Closed-back, wired.",
+        14900,
+        5,
+    ),
 ];
 
 /// Creates the demo products and gives each its stock, once.
@@ -26,7 +61,10 @@ pub async fn load(state: &AppState) -> anyhow::Result<usize> {
         let sku = Sku::parse(sku).map_err(|e| anyhow::anyhow!("{e}"))?;
         // Deterministic command ids: a second run is recognisably the same request.
         let metadata = |step: &str| {
-            let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("ordo-demo:{sku}:{step}").as_bytes());
+            let id = Uuid::new_v5(
+                &Uuid::NAMESPACE_OID,
+                format!("ordo-demo:{sku}:{step}").as_bytes(),
+            );
             CommandMetadata::from_request(&id.to_string(), None)
         };
         let (_, version) = state.products.load(sku.as_str()).await?;
@@ -40,7 +78,8 @@ pub async fn load(state: &AppState) -> anyhow::Result<usize> {
                 ProductCommand::Create {
                     sku: sku.clone(),
                     name: ProductName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
-                    description: Description::parse(description).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    description: Description::parse(description)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?,
                     category: Category::parse(category).map_err(|e| anyhow::anyhow!("{e}"))?,
                     price: Money::new(*price, usd.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
                 },

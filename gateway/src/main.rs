@@ -27,7 +27,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     ordo_gateway::telemetry::init(&cli.config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("ordo: cannot start the async runtime: {err}");

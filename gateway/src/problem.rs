@@ -19,7 +19,10 @@ pub enum ApiError {
     Malformed(String),
     /// A field failed validation.
     #[error("{detail}")]
-    Invalid { field: Option<String>, detail: String },
+    Invalid {
+        field: Option<String>,
+        detail: String,
+    },
     /// Missing, expired or forged credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -43,7 +46,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// A dependency is not available right now.
     #[error("{detail}")]
-    Unavailable { detail: String, retry_after_secs: u64 },
+    Unavailable {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Anything else: logged with its cause, answered opaquely.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -173,9 +179,8 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_do_not_leak_their_cause() {
-        let response =
-            ApiError::Internal(anyhow::anyhow!("password=hunter2 in connection string"))
-                .into_response();
+        let response = ApiError::Internal(anyhow::anyhow!("password=hunter2 in connection string"))
+            .into_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],

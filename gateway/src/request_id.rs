@@ -18,7 +18,9 @@ pub struct MakeRequestIdOrKeep;
 impl MakeRequestId for MakeRequestIdOrKeep {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<TowerRequestId> {
         let id = Uuid::new_v4().to_string();
-        Some(TowerRequestId::new(HeaderValue::from_str(&id).expect("uuid is a valid header")))
+        Some(TowerRequestId::new(
+            HeaderValue::from_str(&id).expect("uuid is a valid header"),
+        ))
     }
 }
 

@@ -36,7 +36,12 @@ pub enum Role {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Roles to run, comma separated.
-    #[arg(long, env = "ORDO_ROLES", value_delimiter = ',', default_value = "gateway,relay,workers")]
+    #[arg(
+        long,
+        env = "ORDO_ROLES",
+        value_delimiter = ',',
+        default_value = "gateway,relay,workers"
+    )]
     pub roles: Vec<Role>,
 
     /// How long an order confirmed by the checkout saga waits for payment (e.g. 15m, 30s).
@@ -92,21 +97,39 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
         .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
     let jetstream = async_nats::jetstream::new(nats.clone());
-    tokio::time::timeout(Duration::from_secs(10), ordo_nats::definitions::ensure_streams(&jetstream, &namespace))
-        .await
-        .map_err(|_| anyhow::anyhow!("NATS at {} did not answer JetStream requests: is JetStream enabled (nats-server -js)?", config.nats_url))?
-        .map_err(|err| anyhow::anyhow!("creating the JetStream streams failed (is JetStream enabled?): {err}"))?;
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        ordo_nats::definitions::ensure_streams(&jetstream, &namespace),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "NATS at {} did not answer JetStream requests: is JetStream enabled (nats-server -js)?",
+            config.nats_url
+        )
+    })?
+    .map_err(|err| {
+        anyhow::anyhow!("creating the JetStream streams failed (is JetStream enabled?): {err}")
+    })?;
 
     let keys = match &config.jwt_secret {
-        Some(secret) => JwtKeys::from_secret(secret)
-            .map_err(|err| anyhow::anyhow!("ORDO_JWT_SECRET: {err}"))?,
+        Some(secret) => {
+            JwtKeys::from_secret(secret).map_err(|err| anyhow::anyhow!("ORDO_JWT_SECRET: {err}"))?
+        }
         None => {
             tracing::warn!("ORDO_JWT_SECRET is not set: using a random signing key; tokens will not survive a restart or work across instances");
             JwtKeys::random()
         }
     };
-    let identity = Arc::new(IdentityService::new(pool.clone(), keys, IdentityConfig::default()));
-    if let (Some(email), Some(password)) = (&config.bootstrap_admin_email, &config.bootstrap_admin_password) {
+    let identity = Arc::new(IdentityService::new(
+        pool.clone(),
+        keys,
+        IdentityConfig::default(),
+    ));
+    if let (Some(email), Some(password)) = (
+        &config.bootstrap_admin_email,
+        &config.bootstrap_admin_password,
+    ) {
         let email = Email::parse(email)
             .map_err(|err| anyhow::anyhow!("ORDO_BOOTSTRAP_ADMIN_EMAIL: {err}"))?;
         let password = Password::parse(password, &email)
@@ -152,7 +175,10 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
             payment_timeout: args.payment_timeout,
         },
     );
-    consumers.push((ConsumerSpec::new(CHECKOUT_CONSUMER, "order"), Arc::new(saga)));
+    consumers.push((
+        ConsumerSpec::new(CHECKOUT_CONSUMER, "order"),
+        Arc::new(saga),
+    ));
     consumers
 }
 
@@ -187,7 +213,9 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         Some(
             tokio::net::TcpListener::bind(config.http_addr)
                 .await
-                .with_context(|| format!("cannot listen on {} (ORDO_HTTP_ADDR)", config.http_addr))?,
+                .with_context(|| {
+                    format!("cannot listen on {} (ORDO_HTTP_ADDR)", config.http_addr)
+                })?,
         )
     } else {
         None
@@ -196,7 +224,9 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let app = crate::app::router(runtime.state.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving HTTP on http://{addr}");
-        println!("Ordo is serving on http://{addr} (API under /api/v1, OpenAPI at /api/v1/openapi.json)");
+        println!(
+            "Ordo is serving on http://{addr} (API under /api/v1, OpenAPI at /api/v1/openapi.json)"
+        );
         let token = shutdown.clone();
         tasks.spawn(async move {
             axum::serve(listener, app)

@@ -19,8 +19,17 @@ use std::sync::Arc;
 /// Every projection of the commerce side, ready to be run by consumers.
 pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
     vec![
-        Arc::new(ProjectionHandler::new(pool.clone(), Arc::new(products::ProductsProjection))),
-        Arc::new(ProjectionHandler::new(pool.clone(), Arc::new(inventory::InventoryProjection))),
-        Arc::new(ProjectionHandler::new(pool, Arc::new(orders::OrdersProjection))),
+        Arc::new(ProjectionHandler::new(
+            pool.clone(),
+            Arc::new(products::ProductsProjection),
+        )),
+        Arc::new(ProjectionHandler::new(
+            pool.clone(),
+            Arc::new(inventory::InventoryProjection),
+        )),
+        Arc::new(ProjectionHandler::new(
+            pool,
+            Arc::new(orders::OrdersProjection),
+        )),
     ]
 }

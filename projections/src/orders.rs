@@ -117,7 +117,8 @@ impl Projection for OrdersProjection {
             "OrderPaid" => self.set_status(tx, event, "paid", None).await?,
             "OrderCancelled" => {
                 let reason: WithReason = serde_json::from_value(payload)?;
-                self.set_status(tx, event, "cancelled", Some(reason.reason)).await?
+                self.set_status(tx, event, "cancelled", Some(reason.reason))
+                    .await?
             }
             "OrderExpired" => {
                 self.set_status(tx, event, "expired", Some("payment_timeout".into()))
@@ -125,7 +126,8 @@ impl Projection for OrdersProjection {
             }
             "OrderRefunded" => {
                 let reason: WithReason = serde_json::from_value(payload)?;
-                self.set_status(tx, event, "refunded", Some(reason.reason)).await?
+                self.set_status(tx, event, "refunded", Some(reason.reason))
+                    .await?
             }
             _ => {}
         }

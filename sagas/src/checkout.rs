@@ -116,14 +116,24 @@ impl CheckoutSaga {
             {
                 Ok(()) => {
                     reserved.push(sku.clone());
-                    repository::log_step(conn, saga_id, "reserve_stock", Some(format!("{sku} x{}", quantity.get())))
-                        .await
-                        .map_err(retry)?;
+                    repository::log_step(
+                        conn,
+                        saga_id,
+                        "reserve_stock",
+                        Some(format!("{sku} x{}", quantity.get())),
+                    )
+                    .await
+                    .map_err(retry)?;
                 }
                 Err(StepError::Refused { code, detail }) => {
-                    repository::log_step(conn, saga_id, "reserve_refused", Some(format!("{sku}: {detail}")))
-                        .await
-                        .map_err(retry)?;
+                    repository::log_step(
+                        conn,
+                        saga_id,
+                        "reserve_refused",
+                        Some(format!("{sku}: {detail}")),
+                    )
+                    .await
+                    .map_err(retry)?;
                     short.push(sku.clone());
                     refusal.get_or_insert(code);
                 }
@@ -182,7 +192,10 @@ impl CheckoutSaga {
 impl EventHandler for CheckoutSaga {
     async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
         let mut tx = self.pool.begin().await.map_err(retry)?;
-        match claim(&mut tx, CHECKOUT_CONSUMER, event).await.map_err(retry)? {
+        match claim(&mut tx, CHECKOUT_CONSUMER, event)
+            .await
+            .map_err(retry)?
+        {
             Claim::AlreadyApplied => return Ok(()),
             Claim::Gap { expected } => {
                 return Err(HandlerError::Retry(anyhow::anyhow!(

@@ -40,8 +40,11 @@ pub trait CheckoutPort: Send + Sync + 'static {
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
     /// Confirms the order: all its stock is reserved.
-    async fn confirm_order(&self, order_id: OrderId, metadata: CommandMetadata)
-        -> Result<(), StepError>;
+    async fn confirm_order(
+        &self,
+        order_id: OrderId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
     /// Rejects the order with a reason and the SKUs that were short.
     async fn reject_order(
         &self,
@@ -101,7 +104,7 @@ impl CheckoutPort for StorePort {
         metadata: CommandMetadata,
     ) -> Result<(), StepError> {
         let command = InventoryCommand::Reserve {
-            reservation_id: ReservationId::from(order_id.as_uuid()),
+            reservation_id: ReservationId::from(*order_id.as_uuid()),
             quantity,
         };
         self.inventory
@@ -118,9 +121,13 @@ impl CheckoutPort for StorePort {
         metadata: CommandMetadata,
     ) -> Result<(), StepError> {
         let command = InventoryCommand::Release {
-            reservation_id: ReservationId::from(order_id.as_uuid()),
+            reservation_id: ReservationId::from(*order_id.as_uuid()),
         };
-        match self.inventory.execute(sku.as_str(), command, metadata).await {
+        match self
+            .inventory
+            .execute(sku.as_str(), command, metadata)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) => match step_error(err) {
                 // Nothing was reserved for this line: there is nothing to release.

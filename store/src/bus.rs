@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
 use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -101,9 +101,7 @@ where
     /// A bus over the `events` table of `pool`.
     pub fn new(pool: PgPool, services: A::Services) -> Self {
         Self {
-            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                pool.clone(),
-            )),
+            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
             repo: PostgresEventRepository::new(pool.clone()),
             pool,
             services,
@@ -112,7 +110,10 @@ where
     }
 
     /// Adds upcasters that turn stored events of older versions into the current shape.
-    pub fn with_upcasters(mut self, upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>) -> Self {
+    pub fn with_upcasters(
+        mut self,
+        upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
+    ) -> Self {
         self.store = self.store.with_upcasters(upcasters);
         self
     }
@@ -134,7 +135,8 @@ where
         });
         {
             let mut state = slot.state.lock().await;
-            let batch: Vec<Pending<A>> = std::mem::take(&mut *slot.queue.lock().expect("queue lock"));
+            let batch: Vec<Pending<A>> =
+                std::mem::take(&mut *slot.queue.lock().expect("queue lock"));
             if !batch.is_empty() {
                 self.run_batch(aggregate_id, &mut state, batch).await;
             }

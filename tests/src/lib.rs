@@ -68,7 +68,10 @@ impl Drop for TestDatabase {
         let admin_url = admin_database_url();
         // Dropped from a plain thread: Drop may run inside or outside a runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
@@ -180,18 +183,31 @@ pub struct SpawnOptions {
 
 impl OrdoProcess {
     /// Starts `ordo serve` on a free port and waits until it is ready.
-    pub async fn spawn(database_url: &str, namespace: &str, options: SpawnOptions) -> anyhow::Result<Self> {
+    pub async fn spawn(
+        database_url: &str,
+        namespace: &str,
+        options: SpawnOptions,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let mut env = vec![
             ("ORDO_DATABASE_URL".to_string(), database_url.to_string()),
             ("ORDO_NATS_URL".into(), nats_url()),
             ("ORDO_NATS_NAMESPACE".into(), namespace.to_string()),
             ("ORDO_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
-            ("ORDO_JWT_SECRET".into(), "test-secret-test-secret-test-secret-0123".into()),
+            (
+                "ORDO_JWT_SECRET".into(),
+                "test-secret-test-secret-test-secret-0123".into(),
+            ),
             ("ORDO_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
-            ("ORDO_BOOTSTRAP_ADMIN_PASSWORD".into(), ADMIN_PASSWORD.into()),
+            (
+                "ORDO_BOOTSTRAP_ADMIN_PASSWORD".into(),
+                ADMIN_PASSWORD.into(),
+            ),
             ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "10".into()),
-            ("ORDO_LOG".into(), std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into())),
+            (
+                "ORDO_LOG".into(),
+                std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ];
         env.extend(options.env);
         let mut process = Self {
@@ -212,7 +228,11 @@ impl OrdoProcess {
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
-            .stderr(if std::env::var("ORDO_TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .stderr(if std::env::var("ORDO_TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .kill_on_drop(true);
         self.child = Some(command.spawn()?);
         let client = reqwest::Client::new();
@@ -246,7 +266,10 @@ impl OrdoProcess {
 
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
-        let mut child = self.child.take().ok_or_else(|| anyhow::anyhow!("not running"))?;
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("not running"))?;
         let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))? as i32;
         // The kill command avoids unsafe libc calls.
         let status = std::process::Command::new("kill")
@@ -302,7 +325,10 @@ pub struct Answer {
 impl Answer {
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -315,7 +341,9 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        let mut request = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -330,7 +358,11 @@ impl Api {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        Answer {
+            status,
+            headers,
+            body,
+        }
     }
 
     /// GET.
@@ -340,7 +372,8 @@ impl Api {
 
     /// POST with a JSON body.
     pub async fn post(&self, path: &str, body: Value) -> Answer {
-        self.send(reqwest::Method::POST, path, Some(body), &[]).await
+        self.send(reqwest::Method::POST, path, Some(body), &[])
+            .await
     }
 
     /// Registers a customer and returns a client logged in as them.
@@ -354,13 +387,22 @@ impl Api {
         assert_eq!(answer.status, 201, "register: {:?}", answer.body);
         let mut api = self.clone();
         api.token = answer.body["access_token"].as_str().map(str::to_string);
-        (api, answer.body["user_id"].as_str().unwrap_or_default().to_string())
+        (
+            api,
+            answer.body["user_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
     }
 
     /// A client logged in as the bootstrap admin.
     pub async fn admin(&self) -> Api {
         let answer = self
-            .post("/api/v1/auth/login", json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
             .await;
         assert_eq!(answer.status, 200, "admin login: {:?}", answer.body);
         let mut api = self.clone();

@@ -88,10 +88,20 @@ pub async fn restock(
         )
         .await
         .map_err(api_error)?;
-    consistency::record_write(&state.pool, user.user_id, "inventory", sku.as_str(), committed.version)
+    consistency::record_write(
+        &state.pool,
+        user.user_id,
+        "inventory",
+        sku.as_str(),
+        committed.version,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (item, _) = state
+        .inventory
+        .load(sku.as_str())
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let (item, _) = state.inventory.load(sku.as_str()).await.map_err(api_error)?;
+        .map_err(api_error)?;
     Ok(ApiJson(Restocked {
         sku: sku.to_string(),
         on_hand: item.on_hand() as i64,
@@ -110,9 +120,15 @@ pub async fn get_inventory(
 ) -> Result<Response, ApiError> {
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     if let (Some(timeout), Some(user)) = (wait.0, user.as_ref()) {
-        consistency::wait_for_last_write(&state.pool, user.user_id, "projection-inventory", "inventory", timeout)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        consistency::wait_for_last_write(
+            &state.pool,
+            user.user_id,
+            "projection-inventory",
+            "inventory",
+            timeout,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let row: Option<InventoryView> = sqlx::query_as(
         "SELECT sku, on_hand, reserved, available, version FROM inventory_levels WHERE sku = $1",
@@ -124,11 +140,12 @@ pub async fn get_inventory(
     let view = match row {
         Some(view) => view,
         None => {
-            let known: Option<(String,)> = sqlx::query_as("SELECT sku FROM products WHERE sku = $1")
-                .bind(sku.as_str())
-                .fetch_optional(&state.pool)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            let known: Option<(String,)> =
+                sqlx::query_as("SELECT sku FROM products WHERE sku = $1")
+                    .bind(sku.as_str())
+                    .fetch_optional(&state.pool)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.into()))?;
             if known.is_none() {
                 return Err(ApiError::NotFound(format!("no product {sku}")));
             }

@@ -25,6 +25,9 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(20),
         Some(n) if (1..=100).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid("limit", "limit must be between 1 and 100")),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 100",
+        )),
     }
 }

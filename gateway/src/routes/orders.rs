@@ -119,7 +119,10 @@ pub async fn place_order(
 ) -> Result<Response, ApiError> {
     user.require_role(Role::Customer)?;
     if body.items.is_empty() {
-        return Err(ApiError::invalid("items", "an order needs at least one item"));
+        return Err(ApiError::invalid(
+            "items",
+            "an order needs at least one item",
+        ));
     }
     if body.items.len() > 100 {
         return Err(ApiError::invalid("items", "an order has at most 100 items"));
@@ -144,10 +147,14 @@ pub async fn place_order(
                 detail: format!("no product {sku} in the catalog"),
             });
         }
+        let unit_price = product
+            .price()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("product {sku} has no price")))?;
         lines.push(OrderLine {
             sku,
             quantity,
-            unit_price: product.price().clone(),
+            unit_price,
         });
     }
     let order_id = match idempotency_key(&headers)? {
@@ -169,9 +176,15 @@ pub async fn place_order(
         )
         .await
         .map_err(api_error)?;
-    consistency::record_write(&state.pool, user.user_id, "order", &order_id.to_string(), committed.version)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    consistency::record_write(
+        &state.pool,
+        user.user_id,
+        "order",
+        &order_id.to_string(),
+        committed.version,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     let mut status = "pending".to_string();
     if let Some(timeout) = wait.0 {
         status = wait_until_decided(&state, order_id, timeout).await?;
@@ -243,9 +256,15 @@ pub async fn get_order(
     let not_found = || ApiError::NotFound(format!("no order {order_id}"));
     let id: Uuid = order_id.parse().map_err(|_| not_found())?;
     if let Some(timeout) = wait.0 {
-        consistency::wait_for_last_write(&state.pool, user.user_id, "projection-orders", "order", timeout)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        consistency::wait_for_last_write(
+            &state.pool,
+            user.user_id,
+            "projection-orders",
+            "order",
+            timeout,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let order = load_orders(&state, Some(id), None, None, 1)
         .await?
@@ -271,28 +290,31 @@ pub async fn list_orders(
 ) -> Result<ApiJson<OrderPage>, ApiError> {
     let limit = page_limit(paging.limit)?;
     if let Some(timeout) = wait.0 {
-        consistency::wait_for_last_write(&state.pool, user.user_id, "projection-orders", "order", timeout)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        consistency::wait_for_last_write(
+            &state.pool,
+            user.user_id,
+            "projection-orders",
+            "order",
+            timeout,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let after = match paging.cursor.as_deref().map(decode_cursor).transpose()? {
         Some(cursor) => {
             let (at, id) = cursor
                 .split_once('|')
-                .and_then(|(at, id)| Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?)))
-                .ok_or_else(|| ApiError::invalid("cursor", "cursor is not one this API gave out"))?;
+                .and_then(|(at, id)| {
+                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid("cursor", "cursor is not one this API gave out")
+                })?;
             Some((at, id))
         }
         None => None,
     };
-    let mut orders = load_orders(
-        &state,
-        None,
-        Some(user.user_id),
-        after,
-        limit + 1,
-    )
-    .await?;
+    let mut orders = load_orders(&state, None, Some(user.user_id), after, limit + 1).await?;
     let next_cursor = if orders.len() as i64 > limit {
         orders.truncate(limit as usize);
         orders
@@ -337,14 +359,14 @@ async fn load_orders(
            AND ($3::timestamptz IS NULL OR (o.placed_at, o.order_id) < ($3, $4::uuid))
          ORDER BY o.placed_at DESC, o.order_id DESC LIMIT $5",
     )
-        .bind(order_id)
-        .bind(customer_id)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(limit)
-        .fetch_all(&state.pool)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    .bind(order_id)
+    .bind(customer_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
     let lines: Vec<(Uuid, String, i32, i64)> = sqlx::query_as(
         "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines

@@ -117,7 +117,8 @@ pub async fn create_product(
     let sku = Sku::parse(&body.sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let command = ProductCommand::Create {
         sku: sku.clone(),
-        name: ProductName::parse(&body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?,
+        name: ProductName::parse(&body.name)
+            .map_err(|e| ApiError::invalid("name", e.to_string()))?,
         description: Description::parse(&body.description)
             .map_err(|e| ApiError::invalid("description", e.to_string()))?,
         category: Category::parse(&body.category)
@@ -133,9 +134,15 @@ pub async fn create_product(
         )
         .await
         .map_err(api_error)?;
-    consistency::record_write(&state.pool, user.user_id, "product", sku.as_str(), committed.version)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    consistency::record_write(
+        &state.pool,
+        user.user_id,
+        "product",
+        sku.as_str(),
+        committed.version,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/products/{sku}"))],
@@ -200,9 +207,15 @@ pub async fn update_product(
         )
         .await
         .map_err(api_error)?;
-    consistency::record_write(&state.pool, user.user_id, "product", sku.as_str(), committed.version)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    consistency::record_write(
+        &state.pool,
+        user.user_id,
+        "product",
+        sku.as_str(),
+        committed.version,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(ApiJson(ProductWritten {
         sku: sku.to_string(),
         version: committed.version,
@@ -220,9 +233,15 @@ pub async fn get_product(
 ) -> Result<Response, ApiError> {
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     if let (Some(timeout), Some(user)) = (wait.0, user.as_ref()) {
-        consistency::wait_for_last_write(&state.pool, user.user_id, "projection-products", "product", timeout)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+        consistency::wait_for_last_write(
+            &state.pool,
+            user.user_id,
+            "projection-products",
+            "product",
+            timeout,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     }
     let product: Option<ProductView> = sqlx::query_as(
         "SELECT sku, name, description, category, price_minor AS price, currency, version
