@@ -7,3 +7,4 @@ pub mod inventory;
 pub mod order;
 pub mod payment;
 pub mod product;
+pub mod show;
