@@ -1,0 +1,49 @@
+//! The payment provider as the sagas see it: a true external boundary, so a trait. Ordo
+//! ships a sandbox provider reached over HTTP (see the gateway); a real one implements the
+//! same trait without touching the sagas.
+
+use async_trait::async_trait;
+use ordo_aggregates::common::{Money, PaymentId, RefundId};
+
+/// A charge to start. The provider answers later through Ordo's callback endpoint.
+#[derive(Debug, Clone)]
+pub struct ChargeRequest {
+    /// Ordo's payment id, also the provider's idempotency key.
+    pub payment_id: PaymentId,
+    /// What to charge.
+    pub amount: Money,
+    /// The customer's payment method (`card`, `alipay`...).
+    pub method: String,
+    /// The token the customer's payment method produced.
+    pub token: String,
+    /// Where the provider posts the outcome.
+    pub callback_url: String,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider refused the request for good (bad token, unknown payment).
+    #[error("the provider refused: {0}")]
+    Refused(String),
+    /// The provider could not be reached or failed; retry later.
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider. Every call is idempotent per payment (and refund) id, so a saga
+/// step repeated after a crash does not charge or refund twice.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// Starts a charge; the outcome comes through the callback.
+    async fn charge(&self, request: ChargeRequest) -> Result<(), ProviderError>;
+    /// Cancels a charge that was not captured.
+    async fn void(&self, payment_id: PaymentId) -> Result<(), ProviderError>;
+    /// Gives money back on a captured charge.
+    async fn refund(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        amount: Money,
+    ) -> Result<(), ProviderError>;
+}
