@@ -89,3 +89,30 @@ async fn a_consumer_definition_file_is_applied_to_its_stream() {
     assert_eq!(info.config.max_deliver, 9);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_server_accepts_every_stream_file_as_written() {
+    // What `nats stream add --config <file>` sends: the file's JSON, unchanged but for the
+    // namespace, as the STREAM.CREATE request body.
+    let env = TestEnv::new().await;
+    let ns = ordo_nats::Namespace::parse(&format!("{}raw", env.ns)).unwrap();
+    for (file, json) in ordo_nats::definitions::STREAM_FILES {
+        let raw = json
+            .replace("\"ORDO_", &format!("\"{}_", ns.stream_prefix()))
+            .replace("\"ordo.", &format!("\"{ns}."));
+        let body: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let name = body["name"].as_str().unwrap().to_owned();
+        let response: serde_json::Value = env
+            .js
+            .request(format!("STREAM.CREATE.{name}"), &body)
+            .await
+            .unwrap();
+        assert!(response.get("error").is_none(), "{file}: {response}");
+        assert_eq!(
+            response["config"]["duplicate_window"], 120_000_000_000_u64,
+            "{file}"
+        );
+        env.js.delete_stream(&name).await.unwrap();
+    }
+    env.cleanup().await;
+}
