@@ -105,11 +105,21 @@ async fn lock_position(
 /// and the missing event can arrive first) or a database error. An error from the effect
 /// rolls the claim back and is returned as it is.
 ///
-/// ```ignore
-/// apply_once(&pool, "projection-orders", event, |tx| Box::pin(async move {
-///     sqlx::query("INSERT INTO orders_view ...").execute(&mut *tx).await?;
-///     Ok(())
-/// })).await?;
+/// ```no_run
+/// # async fn example(pool: sqlx::PgPool, event: ordo_nats::ReceivedEvent)
+/// #     -> Result<(), ordo_nats::HandlerError> {
+/// ordo_nats::apply_once(&pool, "projection-orders", &event, |tx| {
+///     Box::pin(async move {
+///         sqlx::query("INSERT INTO orders_view (id) VALUES ($1)")
+///             .bind("o-1")
+///             .execute(&mut *tx)
+///             .await?;
+///         Ok(())
+///     })
+/// })
+/// .await?;
+/// # Ok(())
+/// # }
 /// ```
 pub async fn apply_once<F>(
     pool: &PgPool,

@@ -19,7 +19,6 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer, ReplayPolicy};
 use async_nats::jetstream::context::Context;
 use async_nats::jetstream::{AckKind, Message};
-use async_nats::HeaderMap;
 use chrono::{SecondsFormat, Utc};
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -124,6 +123,38 @@ impl ConsumerSpec {
             max_ack_pending: 256,
             batch: 64,
         }
+    }
+
+    /// A spec from a `nats/consumers/<NAME>.json` definition, with defaults for what the
+    /// file leaves out; `None` when its filter is not one aggregate type's events.
+    ///
+    /// The file's `max_deliver` counts the attempts before dead-lettering; the server gets
+    /// one more (see [`ConsumerSpec::consumer_config`]).
+    pub fn from_definition(
+        definition: &definitions::ConsumerDefinition,
+        namespace: &Namespace,
+    ) -> Option<Self> {
+        let config = &definition.config;
+        let prefix = format!("{}.events.", namespace.as_str());
+        let aggregate_type = config
+            .filter_subject
+            .strip_prefix(&prefix)?
+            .strip_suffix(".>")?
+            .to_owned();
+        let mut spec = Self::new(config.durable_name.clone()?, aggregate_type);
+        if config.max_deliver > 0 {
+            spec.max_deliver = config.max_deliver;
+        }
+        if !config.backoff.is_empty() {
+            spec.backoff = config.backoff.clone();
+        }
+        if !config.ack_wait.is_zero() {
+            spec.ack_wait = config.ack_wait;
+        }
+        if config.max_ack_pending > 0 {
+            spec.max_ack_pending = config.max_ack_pending;
+        }
+        Some(spec)
     }
 
     /// The delay before the next delivery after `attempt` (1-based) failed.
@@ -397,7 +428,7 @@ impl Worker {
             Ok(info) => (info.stream.to_owned(), info.stream_sequence),
             Err(_) => (String::new(), 0),
         };
-        let mut headers = message.headers.clone().unwrap_or_else(HeaderMap::new);
+        let mut headers = message.headers.clone().unwrap_or_default();
         if let Some(original) = headers.get(header::MSG_ID).cloned() {
             headers.insert(dlq_header::ORIGINAL_MSG_ID, original);
         }
@@ -440,5 +471,55 @@ impl Worker {
                 message.ack_with(AckKind::Nak(Some(delay))).await.ok();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delay_grows_then_stays_at_the_last_step() {
+        let spec = ConsumerSpec::new("c", "order");
+        assert_eq!(spec.delay_after(1), Duration::from_millis(200));
+        assert_eq!(spec.delay_after(2), Duration::from_secs(1));
+        assert_eq!(spec.delay_after(6), Duration::from_secs(60));
+        assert_eq!(spec.delay_after(50), Duration::from_secs(60));
+        assert_eq!(spec.delay_after(0), Duration::from_millis(200));
+        let empty = ConsumerSpec {
+            backoff: vec![],
+            ..spec
+        };
+        assert_eq!(empty.delay_after(3), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn server_config_filters_the_type_and_keeps_a_spare_delivery() {
+        let ns = Namespace::default();
+        let config = ConsumerSpec::new("projection-orders", "order").consumer_config(&ns);
+        assert_eq!(config.durable_name.as_deref(), Some("projection-orders"));
+        assert_eq!(config.filter_subject, "ordo.events.order.>");
+        assert_eq!(config.ack_policy, AckPolicy::Explicit);
+        assert_eq!(config.deliver_policy, DeliverPolicy::All);
+        assert_eq!(config.max_deliver, 9);
+        assert_eq!(config.ack_wait, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_spec_can_come_from_a_definition_file() {
+        let ns = Namespace::default();
+        let def = definitions::parse_consumer(
+            "saga-checkout.json",
+            r#"{"durable_name": "saga-checkout", "filter_subject": "ordo.events.payment.>",
+                "max_deliver": 5, "ack_wait": 10000000000}"#,
+            &ns,
+        )
+        .unwrap();
+        let spec = ConsumerSpec::from_definition(&def, &ns).unwrap();
+        assert_eq!(spec.name, "saga-checkout");
+        assert_eq!(spec.aggregate_type, "payment");
+        assert_eq!(spec.max_deliver, 5);
+        assert_eq!(spec.ack_wait, Duration::from_secs(10));
+        assert_eq!(spec.backoff.len(), 6);
     }
 }

@@ -195,3 +195,48 @@ pub fn assert_exactly_once_in_order(
     }
     last
 }
+
+/// An event as a consumer would receive it, without going through NATS.
+pub fn received(aggregate_type: &str, aggregate_id: &str, sequence: i64) -> ReceivedEvent {
+    ReceivedEvent {
+        stream: "TEST".into(),
+        stream_sequence: sequence as u64,
+        subject: format!("ordo.events.{aggregate_type}.{aggregate_id}.ItemAdded"),
+        aggregate_type: aggregate_type.into(),
+        aggregate_id: aggregate_id.into(),
+        sequence,
+        event_type: "ItemAdded".into(),
+        event_version: "1.0".into(),
+        event_id: ordo_nats::envelope::event_id(aggregate_type, aggregate_id, sequence),
+        correlation_id: "c".into(),
+        causation_id: "c".into(),
+        user_id: None,
+        recorded_at: chrono::Utc::now(),
+        payload: json!({"n": sequence}),
+        delivered: 1,
+    }
+}
+
+/// A table where test handlers record their effects.
+pub async fn create_effects_table(pool: &PgPool) {
+    sqlx::query(
+        "CREATE TABLE test_effects (consumer text NOT NULL, aggregate_id text NOT NULL, \
+         sequence bigint NOT NULL, applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The sequences a consumer's effects recorded for one aggregate, in the order applied.
+pub async fn effects(pool: &PgPool, consumer: &str, aggregate_id: &str) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT sequence FROM test_effects WHERE consumer = $1 AND aggregate_id = $2 \
+         ORDER BY applied_at, sequence",
+    )
+    .bind(consumer)
+    .bind(aggregate_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
