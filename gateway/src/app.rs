@@ -18,19 +18,24 @@ use crate::routes;
 use crate::state::AppState;
 
 /// The whole HTTP API.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox>) -> Router {
     let api = Router::new()
         .merge(crate::identity::router())
         .merge(routes::products::router())
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
+        .merge(routes::payments::router())
+        .merge(routes::admin::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
         );
     let request_id_header = HeaderName::from_static("x-request-id");
-    Router::new()
-        .nest("/api/v1", api)
+    let mut app = Router::new().nest("/api/v1", api);
+    if let Some(sandbox) = sandbox {
+        app = app.nest_service("/sandbox/provider", sandbox.router());
+    }
+    app
         .merge(routes::health::router())
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())

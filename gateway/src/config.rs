@@ -47,12 +47,51 @@ pub struct Config {
     #[arg(long, env = "ORDO_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true)]
     pub bootstrap_admin_password: Option<String>,
 
+    /// Secret shared with the payment provider to sign its callbacks (HMAC-SHA256).
+    /// Without it a random one is made at start (fine for one process with the sandbox).
+    #[arg(long, env = "ORDO_PAYMENT_SECRET", hide_env_values = true)]
+    pub payment_secret: Option<String>,
+
+    /// The URL at which the payment provider reaches this gateway (callbacks); defaults to
+    /// `http://<ORDO_HTTP_ADDR>`.
+    #[arg(long, env = "ORDO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Base URL of the payment provider's API; defaults to this gateway's sandbox provider
+    /// (`<public url>/sandbox/provider`).
+    #[arg(long, env = "ORDO_PAYMENT_PROVIDER_URL")]
+    pub payment_provider_url: Option<String>,
+
+    /// Serve the sandbox payment provider under /sandbox/provider.
+    #[arg(long, env = "ORDO_SANDBOX_PROVIDER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sandbox_provider: bool,
+
+    /// How long the sandbox provider waits before answering a charge (e.g. 200ms, 0).
+    #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = crate::serve::parse_duration)]
+    pub sandbox_delay: Duration,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`.
     #[arg(long, env = "ORDO_LOG", default_value = "info")]
     pub log: String,
 }
 
 impl Config {
+    /// The base URL the payment provider calls back.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.http_addr))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The payment provider's API base URL.
+    pub fn payment_provider_url(&self) -> String {
+        self.payment_provider_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/sandbox/provider", self.public_url()))
+    }
+
     /// The longest a client may ask to wait with `Prefer: wait=N`.
     pub fn max_prefer_wait(&self) -> Duration {
         Duration::from_secs(30)

@@ -8,6 +8,8 @@
 //! - [`identity`]: users, passwords, JWTs and the [`identity::AuthUser`] extractor.
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
+//! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
+//! - [`dead_letters`]: re-driving dead letters.
 //! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
 #![forbid(unsafe_code)]
 
@@ -15,9 +17,11 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod consistency;
+pub mod dead_letters;
 pub mod demo;
 pub mod identity;
 pub mod openapi;
+pub mod payments;
 pub mod problem;
 pub mod request_id;
 pub mod routes;

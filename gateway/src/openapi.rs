@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
-use crate::routes::{inventory, orders, products};
+use crate::routes::{admin, inventory, orders, payments, products};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,14 +12,17 @@ use crate::routes::{inventory, orders, products};
         products::create_product, products::update_product, products::get_product, products::list_products,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
+        payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
+        admin::get_saga, admin::resume_saga,
     ),
     components(schemas(
         ProblemDocument,
         products::CreateProduct, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
+        payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"))
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"))
 )]
 struct ApiDoc;
 

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
 use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
-use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER};
+use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
 use tokio::task::JoinSet;
@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// How long an order confirmed by the checkout saga waits for payment (e.g. 15m, 30s).
     #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
+
+    /// How often overdue payments are looked for.
+    #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub deadline_scan_interval: Duration,
 }
 
 /// Parses `90s`, `15m`, `2h` or a plain number of seconds.
@@ -77,6 +81,12 @@ pub struct Runtime {
     pub jetstream: async_nats::jetstream::Context,
     /// Stream namespace.
     pub namespace: Namespace,
+    /// The sandbox payment provider, when this process serves it.
+    pub sandbox: Option<crate::payments::sandbox::Sandbox>,
+    /// The payment provider's API base URL.
+    pub provider_url: String,
+    /// Where the provider calls back.
+    pub public_url: String,
 }
 
 /// Connects to Postgres and NATS, migrates and makes sure streams exist.
@@ -140,6 +150,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             .map_err(|err| anyhow::anyhow!("creating the bootstrap admin failed: {err}"))?;
         tracing::info!(email = %email, "bootstrap admin ready");
     }
+    let payment_secret = match &config.payment_secret {
+        Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+        Some(_) => anyhow::bail!("ORDO_PAYMENT_SECRET must be at least 16 characters"),
+        None => {
+            tracing::warn!("ORDO_PAYMENT_SECRET is not set: using a random secret; provider callbacks only verify within this process");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let sandbox = config
+        .sandbox_provider
+        .then(|| crate::payments::sandbox::Sandbox::new(&payment_secret, config.sandbox_delay));
     let state = AppState {
         pool: pool.clone(),
         nats,
@@ -147,12 +168,19 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         products: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory: Arc::new(CommandBus::new(pool.clone(), ())),
         orders: Arc::new(CommandBus::new(pool.clone(), ())),
+        payments: Arc::new(CommandBus::new(pool.clone(), ())),
+        payment_secret: Arc::new(payment_secret),
+        jetstream: jetstream.clone(),
+        namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
     };
     Ok(Runtime {
         state,
         jetstream,
         namespace,
+        sandbox,
+        provider_url: config.payment_provider_url(),
+        public_url: config.public_url(),
     })
 }
 
@@ -202,6 +230,13 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         });
     }
     if roles.contains(&Role::Workers) {
+        let deadlines = checkout_saga(&runtime, &args);
+        let token = shutdown.clone();
+        let every = args.deadline_scan_interval;
+        tasks.spawn(async move {
+            deadlines.run_deadlines(every, token).await;
+            Ok(())
+        });
         for (spec, handler) in workers(&runtime, &args) {
             let js = runtime.jetstream.clone();
             let namespace = runtime.namespace.clone();
@@ -221,7 +256,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     if let Some(listener) = listener {
-        let app = crate::app::router(runtime.state.clone());
+        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone());
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving HTTP on http://{addr}");
         println!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
+use ordo_aggregates::payment::Payment;
 use ordo_aggregates::product::Product;
 use ordo_store::CommandBus;
 use sqlx::PgPool;
@@ -27,6 +28,14 @@ pub struct AppState {
     pub inventory: Arc<CommandBus<InventoryItem>>,
     /// Orders.
     pub orders: Arc<CommandBus<Order>>,
+    /// Payments.
+    pub payments: Arc<CommandBus<Payment>>,
+    /// Secret the payment provider signs its callbacks with.
+    pub payment_secret: Arc<Vec<u8>>,
+    /// JetStream, for operator actions on streams and dead letters.
+    pub jetstream: async_nats::jetstream::Context,
+    /// The streams' namespace.
+    pub namespace: ordo_nats::subjects::Namespace,
     /// The longest `Prefer: wait` honoured.
     pub max_wait: Duration,
 }

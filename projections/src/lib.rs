@@ -4,11 +4,12 @@
 //! # Layout
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
-//! - [`products`], [`inventory`], [`orders`]: the commerce read models.
+//! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 #![forbid(unsafe_code)]
 
 pub mod inventory;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod worker;
 

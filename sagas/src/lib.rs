@@ -5,8 +5,9 @@
 //! - [`port`]: [`CheckoutPort`], the commands a checkout may issue, and its implementation
 //!   on the command buses.
 //! - [`repository`]: saga rows and their step log in Postgres.
-//! - [`checkout`]: the checkout of goods (reserve stock for every line, then confirm the
-//!   order or release and reject it).
+//! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
+//! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
+//!   reject, cancel, expire, void and refund.
 //!
 //! Every command a saga issues carries a deterministic id and targets an idempotent
 //! aggregate operation, so a step repeated after a crash or a redelivery is a no-op.
@@ -14,7 +15,9 @@
 
 pub mod checkout;
 pub mod port;
+pub mod provider;
 pub mod repository;
 
 pub use checkout::CheckoutSaga;
 pub use port::{CheckoutPort, StepError, StorePort};
+pub use provider::{ChargeRequest, PaymentProvider, ProviderError};

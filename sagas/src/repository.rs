@@ -107,6 +107,47 @@ pub async fn record_error(pool: &PgPool, saga_id: Uuid, error: &str) -> sqlx::Re
     Ok(())
 }
 
+/// Stops a saga whose step keeps failing: status `stuck`, the error kept, the status it
+/// had remembered so that [`resume`] can put it back.
+pub async fn mark_stuck(pool: &PgPool, saga_id: Uuid, error: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sagas SET
+            data = CASE WHEN status = 'stuck' THEN data
+                        ELSE jsonb_set(data, '{resume_status}', to_jsonb(status)) END,
+            status = 'stuck', last_error = $2, updated_at = now()
+         WHERE saga_id = $1",
+    )
+    .bind(saga_id)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    sqlx::query("INSERT INTO saga_steps (saga_id, step, detail) VALUES ($1, 'stuck', $2)")
+        .bind(saga_id)
+        .bind(error)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Puts a stuck saga back in the status it had. Answers false when it was not stuck.
+pub async fn resume(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<bool> {
+    let resumed = sqlx::query(
+        "UPDATE sagas SET status = coalesce(data->>'resume_status', 'reserving'),
+            data = data - 'resume_status', updated_at = now()
+         WHERE saga_id = $1 AND status = 'stuck'",
+    )
+    .bind(saga_id)
+    .execute(pool)
+    .await?;
+    if resumed.rows_affected() == 1 {
+        sqlx::query("INSERT INTO saga_steps (saga_id, step) VALUES ($1, 'resumed')")
+            .bind(saga_id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(resumed.rows_affected() == 1)
+}
+
 /// Loads a saga with its steps.
 pub async fn find(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<Option<SagaView>> {
     let row: Option<(

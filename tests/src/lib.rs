@@ -279,6 +279,38 @@ impl OrdoProcess {
         Ok(tokio::time::timeout(Duration::from_secs(40), child.wait()).await??)
     }
 
+    /// Sets (or, with an empty value, clears) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            self.env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Runs an `ordo` subcommand against this process's database and namespace; answers
+    /// its exit success and standard output.
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(ordo_binary())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .expect("ordo runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    }
+
     /// Starts it again on the same port, database and namespace.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.kill().await;

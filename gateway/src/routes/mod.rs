@@ -1,8 +1,10 @@
 //! The HTTP resources of the API, one module each, merged into one router.
 
+pub mod admin;
 pub mod health;
 pub mod inventory;
 pub mod orders;
+pub mod payments;
 pub mod products;
 
 use crate::problem::ApiError;

@@ -1,0 +1,315 @@
+//! Paying for orders and cancelling them, the provider's callbacks, and payments as their
+//! owners see them.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use ordo_aggregates::common::{Currency, Money, PaymentId, UserId};
+use ordo_aggregates::order::{OrderCommand, OrderStatus};
+use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
+use ordo_store::CommandMetadata;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::commands::api_error;
+use crate::consistency::{self, PreferWait};
+use crate::identity::AuthUser;
+use crate::payments::signature::{self, SIGNATURE_HEADER};
+use crate::problem::{ApiError, ApiJson};
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/{order_id}/pay", post(pay_order))
+        .route("/orders/{order_id}/cancel", post(cancel_order))
+        .route("/payments/{payment_id}", get(get_payment))
+        .route("/payments/{payment_id}/callbacks", post(payment_callback))
+}
+
+/// How the customer pays.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PayOrder {
+    /// `card`, `alipay`...
+    pub payment_method: String,
+    /// The token the payment method produced (sandbox: tok_success, tok_decline,
+    /// tok_timeout, tok_duplicate).
+    pub payment_token: String,
+}
+
+/// A payment started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentAccepted {
+    pub payment_id: Uuid,
+    /// `created` until the provider answers; with `Prefer: wait=N`, the order's status reached.
+    pub status: String,
+    /// The order's status when answering.
+    pub order_status: String,
+}
+
+/// A payment as its owner sees it.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct PaymentView {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    #[serde(skip)]
+    pub customer_id: Uuid,
+    /// created, authorized, captured, failed, voided, partially_refunded or refunded.
+    pub status: String,
+    /// Amount in minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub method: String,
+    pub provider_ref: Option<String>,
+    /// Refunded so far, in minor units.
+    pub refunded: i64,
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// What the provider posts back (signed with `Ordo-Signature: sha256=<hex>`).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProviderCallback {
+    pub payment_id: Uuid,
+    pub provider_ref: String,
+    /// `captured`, `authorized` or `failed`.
+    pub status: String,
+    /// Amount in minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub reason: Option<String>,
+}
+
+/// The order as its owner may act on it, from the write side.
+async fn owned_order(state: &AppState, user: &AuthUser, order_id: &str) -> Result<(Uuid, ordo_aggregates::order::Order), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no order {order_id}"));
+    let id: Uuid = order_id.parse().map_err(|_| not_found())?;
+    let (order, version) = state.orders.load(&id.to_string()).await.map_err(api_error)?;
+    let owner = order.customer_id().map(|c| *c.as_uuid());
+    if version == 0 || (owner != Some(user.user_id) && !user.is_admin()) {
+        return Err(not_found());
+    }
+    Ok((id, order))
+}
+
+/// Pays an order awaiting payment (its customer). The provider answers later; the
+/// checkout saga then marks the order paid and commits its stock.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/pay", tag = "payments", request_body = PayOrder,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+           ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is paid or no longer payable")),
+    responses((status = 202, body = PaymentAccepted), (status = 404, description = "no such order"),
+               (status = 409, description = "order not awaiting payment, or a payment is in progress")))]
+pub async fn pay_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    wait: PreferWait,
+    headers: HeaderMap,
+    Path(order_id): Path<String>,
+    ApiJson(body): ApiJson<PayOrder>,
+) -> Result<Response, ApiError> {
+    let method = body.payment_method.trim();
+    if method.is_empty() || method.len() > 50 {
+        return Err(ApiError::invalid("payment_method", "payment_method must be 1 to 50 characters"));
+    }
+    let token = body.payment_token.trim();
+    if token.is_empty() || token.len() > 200 {
+        return Err(ApiError::invalid("payment_token", "payment_token must be 1 to 200 characters"));
+    }
+    let (order_id, order) = owned_order(&state, &user, &order_id).await?;
+    let payment_id = match crate::routes::orders::idempotency_key(&headers)? {
+        Some(key) => Uuid::new_v5(&user.user_id, format!("pay:{order_id}:{key}").as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    if order.status() != Some(OrderStatus::AwaitingPayment) {
+        let status = order.status().map(|s| s.as_str()).unwrap_or("unknown");
+        return Err(ApiError::Refused { code: "order_not_payable", detail: format!("the order is {status}, not awaiting payment") });
+    }
+    if let Some(previous) = order.attached_payment() {
+        if *previous.as_uuid() != payment_id {
+            let (payment, _) = state.payments.load(&previous.to_string()).await.map_err(api_error)?;
+            if matches!(payment.status(), Some(PaymentStatus::Created | PaymentStatus::Authorized)) {
+                return Err(ApiError::Refused { code: "payment_in_progress", detail: format!("payment {previous} is still in progress") });
+            }
+        }
+    }
+    let amount = order.total().cloned().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} has no total")))?;
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    // Attach first: a payment that exists is always one the order knows about.
+    state
+        .orders
+        .execute(&order_id.to_string(), OrderCommand::AttachPayment { payment_id: PaymentId::from(payment_id) }, metadata.clone())
+        .await
+        .map_err(api_error)?;
+    let customer = order.customer_id().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order without customer")))?;
+    state
+        .payments
+        .execute(
+            &payment_id.to_string(),
+            PaymentCommand::Create {
+                payment_id: PaymentId::from(payment_id),
+                order_id,
+                customer_id: UserId::from(*customer.as_uuid()),
+                amount,
+                method: method.to_string(),
+                token: token.to_string(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(api_error)?;
+    let mut order_status = OrderStatus::AwaitingPayment.as_str().to_string();
+    let mut status = "created".to_string();
+    if let Some(timeout) = wait.0 {
+        (order_status, status) = wait_for_payment_outcome(&state, order_id, payment_id, timeout).await?;
+    }
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/payments/{payment_id}"))],
+        ApiJson(PaymentAccepted { payment_id, status, order_status }),
+    )
+        .into_response();
+    if let Some(applied) = wait.applied() {
+        response.headers_mut().insert("preference-applied", applied);
+    }
+    Ok(response)
+}
+
+/// Waits until the order leaves `awaiting_payment` in the read model.
+async fn wait_for_payment_outcome(state: &AppState, order_id: Uuid, payment_id: Uuid, timeout: Duration) -> Result<(String, String), ApiError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT o.status, p.status FROM orders o LEFT JOIN payments p ON p.payment_id = $2 WHERE o.order_id = $1",
+        )
+        .bind(order_id)
+        .bind(payment_id)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        if let Some((order_status, payment_status)) = &row {
+            if order_status != "awaiting_payment" || started.elapsed() >= timeout {
+                return Ok((order_status.clone(), payment_status.clone().unwrap_or_else(|| "created".into())));
+            }
+        } else if started.elapsed() >= timeout {
+            return Ok(("awaiting_payment".into(), "created".into()));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Cancels an order before it is paid (its customer). Stock is released and an unfinished
+/// payment voided by the checkout saga.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders",
+    security(("bearer" = [])),
+    responses((status = 202, description = "cancelled"), (status = 404, description = "no such order"),
+               (status = 409, description = "already paid or decided")))]
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(order_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (order_id, _) = owned_order(&state, &user, &order_id).await?;
+    let committed = state
+        .orders
+        .execute(
+            &order_id.to_string(),
+            OrderCommand::Cancel { reason: "cancelled_by_customer".into() },
+            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    consistency::record_write(&state.pool, user.user_id, "order", &order_id.to_string(), committed.version)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/orders/{order_id}"))],
+        ApiJson(serde_json::json!({"order_id": order_id, "status": "cancelled", "version": committed.version})),
+    )
+        .into_response())
+}
+
+/// One payment (its customer or an admin).
+#[utoipa::path(get, path = "/api/v1/payments/{payment_id}", tag = "payments",
+    security(("bearer" = [])),
+    responses((status = 200, body = PaymentView), (status = 404, description = "no such payment")))]
+pub async fn get_payment(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(payment_id): Path<String>,
+) -> Result<ApiJson<PaymentView>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no payment {payment_id}"));
+    let id: Uuid = payment_id.parse().map_err(|_| not_found())?;
+    let payment: Option<PaymentView> = sqlx::query_as(
+        "SELECT payment_id, order_id, customer_id, status, amount_minor AS amount, currency, method, provider_ref,
+                refunded_minor AS refunded, reason, created_at, updated_at, version
+         FROM payments WHERE payment_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    payment
+        .filter(|p| p.customer_id == user.user_id || user.is_admin())
+        .map(ApiJson)
+        .ok_or_else(not_found)
+}
+
+/// The provider reports a payment's outcome. The body must be signed with the shared
+/// secret; a bad or missing signature changes nothing (401), a repeated callback is a no-op.
+#[utoipa::path(post, path = "/api/v1/payments/{payment_id}/callbacks", tag = "payments", request_body = ProviderCallback,
+    responses((status = 200, description = "applied (or already applied)"), (status = 401, description = "bad signature"),
+               (status = 404, description = "no such payment"), (status = 409, description = "refused by the payment")))]
+pub async fn payment_callback(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Path(payment_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let signed = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|sig| signature::verify(&state.payment_secret, &body, sig));
+    if !signed {
+        return Err(ApiError::Unauthorized("missing or invalid Ordo-Signature".into()));
+    }
+    let callback: ProviderCallback = serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let id: Uuid = payment_id.parse().map_err(|_| ApiError::NotFound(format!("no payment {payment_id}")))?;
+    if callback.payment_id != id {
+        return Err(ApiError::invalid("payment_id", "the body names another payment than the URL"));
+    }
+    let (payment, version) = state.payments.load(&id.to_string()).await.map_err(api_error)?;
+    if version == 0 || payment.status().is_none() {
+        return Err(ApiError::NotFound(format!("no payment {id}")));
+    }
+    let currency = Currency::parse(&callback.currency).map_err(|e| ApiError::invalid("currency", e.to_string()))?;
+    let amount = Money::new(callback.amount, currency).map_err(|e| ApiError::invalid("amount", e.to_string()))?;
+    let command = match callback.status.as_str() {
+        "captured" => PaymentCommand::Capture { provider_ref: callback.provider_ref.clone(), amount },
+        "authorized" => PaymentCommand::Authorize { provider_ref: callback.provider_ref.clone() },
+        "failed" => PaymentCommand::Fail { reason: callback.reason.clone().unwrap_or_else(|| "declined".into()) },
+        other => return Err(ApiError::invalid("status", format!("unknown status {other}"))),
+    };
+    let committed = state
+        .payments
+        .execute(&id.to_string(), command, CommandMetadata::from_request(&request_id, None))
+        .await
+        .map_err(api_error)?;
+    Ok((StatusCode::OK, ApiJson(serde_json::json!({"payment_id": id, "version": committed.version, "changed": !committed.events.is_empty()}))).into_response())
+}

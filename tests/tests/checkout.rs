@@ -1,0 +1,471 @@
+//! End to end: the checkout saga through HTTP against real Postgres and NATS — every path,
+//! crashes at each step, duplicate deliveries, dead letters.
+
+use std::time::Duration;
+
+use ordo_tests::{delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+struct World {
+    _db: TestDatabase,
+    ordo: OrdoProcess,
+    namespace: String,
+    pool: PgPool,
+}
+
+impl World {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let db = TestDatabase::create().await.expect("database");
+        let namespace = unique_namespace();
+        let options = SpawnOptions {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        let ordo = OrdoProcess::spawn(&db.url, &namespace, options).await.expect("ordo serve starts");
+        let pool = db.pool().await.expect("pool");
+        Self { _db: db, ordo, namespace, pool }
+    }
+
+    async fn stop(mut self) {
+        self.pool.close().await;
+        self.ordo.kill().await;
+        delete_streams(&self.namespace).await;
+    }
+}
+
+const FAST: &[(&str, &str)] = &[
+    ("ORDO_SANDBOX_DELAY", "50ms"),
+    ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+];
+
+async fn shop(api: &Api) -> (Api, Api) {
+    let admin = api.admin().await;
+    for (sku, price, stock) in [("WIDGET", 500, 10), ("GADGET", 2500, 5)] {
+        let created = admin
+            .post("/api/v1/products", json!({"sku": sku, "name": sku, "category": "test", "price": price, "currency": "EUR"}))
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let restocked = admin.post(&format!("/api/v1/inventory/{sku}/restock"), json!({"quantity": stock})).await;
+        assert_eq!(restocked.status, 200);
+    }
+    let (customer, _) = api.register("carol@example.com").await;
+    (admin, customer)
+}
+
+/// Places an order for 2 widgets and 1 gadget and waits until it awaits payment.
+async fn place(customer: &Api) -> String {
+    let placed = customer
+        .send(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"items": [{"sku": "WIDGET", "quantity": 2}, {"sku": "GADGET", "quantity": 1}]})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    assert_eq!(placed.body["status"], "awaiting_payment", "{:?}", placed.body);
+    placed.body["order_id"].as_str().unwrap().to_string()
+}
+
+async fn pay(customer: &Api, order_id: &str, token: &str, wait: bool) -> Value {
+    let headers: &[(&str, &str)] = if wait { &[("prefer", "wait=15")] } else { &[] };
+    let answer = customer
+        .send(
+            Method::POST,
+            &format!("/api/v1/orders/{order_id}/pay"),
+            Some(json!({"payment_method": "card", "payment_token": token})),
+            headers,
+        )
+        .await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    answer.body
+}
+
+async fn order(customer: &Api, order_id: &str) -> Value {
+    customer.get(&format!("/api/v1/orders/{order_id}")).await.body
+}
+
+async fn wait_order_status(customer: &Api, order_id: &str, status: &str) -> Value {
+    eventually(&format!("order {order_id} {status}"), Duration::from_secs(20), || async {
+        let body = order(customer, order_id).await;
+        (body["status"] == status).then_some(body)
+    })
+    .await
+}
+
+async fn wait_payment_status(customer: &Api, payment_id: &str, status: &str) -> Value {
+    eventually(&format!("payment {payment_id} {status}"), Duration::from_secs(20), || async {
+        let body = customer.get(&format!("/api/v1/payments/{payment_id}")).await.body;
+        (body["status"] == status).then_some(body)
+    })
+    .await
+}
+
+/// Stock as the write side's events say, per SKU: (on_hand, reserved).
+async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
+    let rows: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, payload::jsonb FROM events WHERE aggregate_type = 'inventory' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(sku)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let (mut on_hand, mut reserved) = (0i64, 0i64);
+    for (event_type, payload) in rows {
+        let inner = &payload[&event_type];
+        let q = inner["quantity"].as_i64().unwrap_or(0);
+        match event_type.as_str() {
+            "Restocked" => on_hand = inner["on_hand"].as_i64().unwrap(),
+            "StockReserved" => reserved += q,
+            "StockReleased" => reserved -= q,
+            "StockCommitted" => {
+                reserved -= q;
+                on_hand -= q
+            }
+            "StockReturned" => on_hand += q,
+            _ => {}
+        }
+    }
+    (on_hand, reserved)
+}
+
+async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_commits_its_stock() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (admin, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_success", true).await;
+    assert_eq!(paid["order_status"], "paid", "{paid:?}");
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    let payment = wait_payment_status(&customer, &payment_id, "captured").await;
+    assert_eq!(payment["amount"], 2 * 500 + 2500);
+    eventually("stock committed", Duration::from_secs(10), || async {
+        (stock(&world.pool, "WIDGET").await == (8, 0) && stock(&world.pool, "GADGET").await == (4, 0)).then_some(())
+    })
+    .await;
+    let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
+    assert_eq!(saga.status, 200);
+    assert_eq!(saga.body["status"], "paid");
+    let steps: Vec<String> = saga.body["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_string()).collect();
+    for expected in ["reserve_stock", "confirm_order", "charge_requested", "mark_order_paid", "commit_stock"] {
+        assert!(steps.iter().any(|s| s == expected), "{expected} missing from {steps:?}");
+    }
+    // Customers may not see sagas; a paid order cannot be cancelled.
+    assert_eq!(customer.get(&format!("/api/v1/admin/sagas/{order_id}")).await.status, 403);
+    assert_eq!(customer.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await.status, 409);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_decline", true).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    let cancelled = wait_order_status(&customer, &order_id, "cancelled").await;
+    assert_eq!(cancelled["reason"], "payment_declined");
+    wait_payment_status(&customer, &payment_id, "failed").await;
+    eventually("stock released", Duration::from_secs(10), || async {
+        (stock(&world.pool, "WIDGET").await == (10, 0) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+    })
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_timeout", false).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    wait_payment_status(&customer, &payment_id, "created").await;
+    let cancelled = customer.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
+    let body = wait_order_status(&customer, &order_id, "cancelled").await;
+    assert_eq!(body["reason"], "cancelled_by_customer");
+    wait_payment_status(&customer, &payment_id, "voided").await;
+    eventually("stock released", Duration::from_secs(10), || async {
+        (stock(&world.pool, "WIDGET").await == (10, 0)).then_some(())
+    })
+    .await;
+    // Someone else cannot cancel or pay it.
+    let (other, _) = api.register("mallory@example.com").await;
+    assert_eq!(other.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await.status, 404);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
+    let world = World::start(&[("ORDO_PAYMENT_TIMEOUT", "1s"), ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms")]).await;
+    let api = world.ordo.api();
+    let (admin, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_timeout", false).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    let expired = wait_order_status(&customer, &order_id, "expired").await;
+    assert_eq!(expired["reason"], "payment_timeout");
+    wait_payment_status(&customer, &payment_id, "voided").await;
+    eventually("stock released", Duration::from_secs(10), || async {
+        (stock(&world.pool, "WIDGET").await == (10, 0) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+    })
+    .await;
+    let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
+    assert_eq!(saga.body["status"], "expired");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_after_expiry_is_refunded() {
+    // The provider answers after 3 s; the order expires after 1 s.
+    let world = World::start(&[
+        ("ORDO_PAYMENT_TIMEOUT", "1s"),
+        ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+        ("ORDO_SANDBOX_DELAY", "3s"),
+    ])
+    .await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_success", false).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    wait_order_status(&customer, &order_id, "expired").await;
+    let payment = wait_payment_status(&customer, &payment_id, "refunded").await;
+    assert_eq!(payment["refunded"], payment["amount"]);
+    assert_eq!(order(&customer, &order_id).await["status"], "expired");
+    eventually("stock released", Duration::from_secs(10), || async {
+        (stock(&world.pool, "WIDGET").await == (10, 0)).then_some(())
+    })
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_callbacks_capture_once() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_duplicate", true).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    wait_order_status(&customer, &order_id, "paid").await;
+    // The sandbox sends the capture three times; give the repeats time to arrive by waiting
+    // for their effect on nothing: the payment's events stay Created, Captured.
+    eventually("callbacks applied", Duration::from_secs(10), || async {
+        let types = event_types(&world.pool, "payment", &payment_id).await;
+        (types == ["PaymentCreated", "PaymentCaptured"]).then_some(())
+    })
+    .await;
+    assert_eq!(event_types(&world.pool, "order", &order_id).await, ["OrderPlaced", "OrderConfirmed", "PaymentAttached", "OrderPaid"]);
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_with_a_bad_signature_change_nothing() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    let paid = pay(&customer, &order_id, "tok_timeout", false).await;
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    let body = json!({"payment_id": payment_id, "provider_ref": "forged", "status": "captured", "amount": 3500, "currency": "EUR"});
+    let unsigned = api.post(&format!("/api/v1/payments/{payment_id}/callbacks"), body.clone()).await;
+    assert_eq!(unsigned.status, 401);
+    let forged = api
+        .send(Method::POST, &format!("/api/v1/payments/{payment_id}/callbacks"), Some(body), &[("ordo-signature", "sha256=00ff")])
+        .await;
+    assert_eq!(forged.status, 401);
+    assert_eq!(event_types(&world.pool, "payment", &payment_id).await, ["PaymentCreated"]);
+    assert_eq!(order(&customer, &order_id).await["status"], "awaiting_payment");
+    world.stop().await;
+}
+
+/// Waits until the process died (it aborts itself at the crash point).
+async fn wait_for_crash(world: &mut World) {
+    eventually("the process crashed at its crash point", Duration::from_secs(20), || {
+        let alive = world.ordo.is_running();
+        async move { (!alive).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
+    let mut world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+
+    // Steps on the way to an order awaiting payment.
+    let mut awaiting = Vec::new();
+    for step in ["reserve_stock", "confirm_order"] {
+        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        world.ordo.restart().await.unwrap();
+        let placed = customer.post("/api/v1/orders", json!({"items": [{"sku": "WIDGET", "quantity": 1}]})).await;
+        assert_eq!(placed.status, 202);
+        wait_for_crash(&mut world).await;
+        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        world.ordo.restart().await.unwrap();
+        let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+        wait_order_status(&customer, &order_id, "awaiting_payment").await;
+        awaiting.push(order_id);
+    }
+    assert_eq!(stock(&world.pool, "WIDGET").await, (10, 2), "each order reserved once");
+
+    // Steps of paying: one order paid through a crash at each payment step.
+    let mut payment_ids = Vec::new();
+    for step in ["charge_requested", "mark_order_paid", "commit_stock"] {
+        let placed = customer
+            .send(Method::POST, "/api/v1/orders", Some(json!({"items": [{"sku": "WIDGET", "quantity": 1}]})), &[("prefer", "wait=15")])
+            .await;
+        assert_eq!(placed.body["status"], "awaiting_payment");
+        let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        world.ordo.restart().await.unwrap();
+        let payment = pay(&customer, &order_id, "tok_success", false).await;
+        payment_ids.push(payment["payment_id"].as_str().unwrap().to_string());
+        wait_for_crash(&mut world).await;
+        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        world.ordo.restart().await.unwrap();
+        wait_order_status(&customer, &order_id, "paid").await;
+    }
+
+    // A compensation step: an order cancelled through a crash while releasing its stock.
+    let cancelled_order = awaiting[0].clone();
+    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "release_stock");
+    world.ordo.restart().await.unwrap();
+    assert_eq!(customer.post(&format!("/api/v1/orders/{cancelled_order}/cancel"), json!({})).await.status, 202);
+    wait_for_crash(&mut world).await;
+    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    world.ordo.restart().await.unwrap();
+    wait_order_status(&customer, &cancelled_order, "cancelled").await;
+
+    // A rejection through a crash at the reject step.
+    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "reject_order");
+    world.ordo.restart().await.unwrap();
+    let too_many = customer.post("/api/v1/orders", json!({"items": [{"sku": "GADGET", "quantity": 50}]})).await;
+    wait_for_crash(&mut world).await;
+    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    world.ordo.restart().await.unwrap();
+    wait_order_status(&customer, too_many.body["order_id"].as_str().unwrap(), "rejected").await;
+
+    // Nothing applied twice: three widgets sold, one still reserved (awaiting[1]), one
+    // capture per payment.
+    eventually("stock settled", Duration::from_secs(15), || async {
+        (stock(&world.pool, "WIDGET").await == (7, 1) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+    })
+    .await;
+    for payment_id in &payment_ids {
+        assert_eq!(event_types(&world.pool, "payment", payment_id).await, ["PaymentCreated", "PaymentCaptured"]);
+    }
+    assert_eq!(order(&customer, &awaiting[1]).await["status"], "awaiting_payment");
+    world.stop().await;
+}
+
+/// Publishes every message of the namespace's order, payment and inventory streams again
+/// under new message ids, as a redelivery of each would look to the consumers.
+async fn deliver_everything_twice(namespace: &str) -> usize {
+    use futures::StreamExt;
+    let client = async_nats::connect(ordo_tests::nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut count = 0;
+    for kind in ["ORDER", "PAYMENT", "INVENTORY"] {
+        let stream = js.get_stream(format!("{}_{kind}", namespace.to_uppercase())).await.unwrap();
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut copies = Vec::new();
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
+            copies.push((message.subject.clone(), message.headers.clone().unwrap_or_default(), message.payload.clone()));
+        }
+        for (subject, mut headers, payload) in copies {
+            let id = headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default();
+            headers.insert("Nats-Msg-Id", format!("{id}:again").as_str());
+            js.publish_with_headers(subject, headers, payload).await.unwrap().await.unwrap();
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Waits until every durable consumer of the namespace has nothing pending.
+async fn consumers_idle(namespace: &str) {
+    let client = async_nats::connect(ordo_tests::nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    eventually("consumers idle", Duration::from_secs(30), || {
+        let js = js.clone();
+        async move {
+            for (kind, names) in [
+                ("ORDER", &["projection-orders", "saga-checkout"][..]),
+                ("PAYMENT", &["projection-payments", "saga-checkout-payments"][..]),
+                ("INVENTORY", &["projection-inventory"][..]),
+            ] {
+                let stream = js.get_stream(format!("{}_{kind}", namespace.to_uppercase())).await.ok()?;
+                for name in names {
+                    let info = stream.consumer_info(*name).await.ok()?;
+                    if info.num_pending > 0 || info.num_ack_pending > 0 {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_delivered_twice_changes_nothing() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (_, customer) = shop(&api).await;
+    // One paid, one declined, one expired-by-cancel with a late capture refunded.
+    let paid = place(&customer).await;
+    pay(&customer, &paid, "tok_success", true).await;
+    let declined = place(&customer).await;
+    pay(&customer, &declined, "tok_decline", true).await;
+    wait_order_status(&customer, &declined, "cancelled").await;
+    consumers_idle(&world.namespace).await;
+
+    let count_events = || async {
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM events").fetch_one(&world.pool).await.unwrap().0
+    };
+    let before = count_events().await;
+    let inventory_before: Vec<(String, i64, i64)> = sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
+        .fetch_all(&world.pool)
+        .await
+        .unwrap();
+    let republished = deliver_everything_twice(&world.namespace).await;
+    assert!(republished >= 15, "republished {republished}");
+    consumers_idle(&world.namespace).await;
+
+    assert_eq!(count_events().await, before, "no command ran twice");
+    let inventory_after: Vec<(String, i64, i64)> = sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
+        .fetch_all(&world.pool)
+        .await
+        .unwrap();
+    assert_eq!(inventory_before, inventory_after, "read models unchanged");
+    assert_eq!(stock(&world.pool, "WIDGET").await, (8, 0));
+    assert_eq!(order(&customer, &paid).await["status"], "paid");
+    world.stop().await;
+}
