@@ -10,7 +10,14 @@
 //! A message that keeps failing, fails permanently, or cannot even be read as an event is
 //! published to the dead-letter stream (`<NS>_DLQ`, subject `<ns>.dlq.<consumer>`) with its
 //! original payload and headers plus the reason, then terminated so it is not redelivered.
-//! Operators read dead letters with `nats stream view ORDO_DLQ` and can re-drive them.
+//!
+//! A dead letter parks its aggregate for that consumer (a row in `dead_letter_parks`): the
+//! aggregate's later events are dead-lettered at once, marked `Ordo-Dlq-Parked: true`,
+//! without reaching the handler, so they wait in order behind the first one while other
+//! aggregates flow on. [`crate::dlq`] lists dead letters and re-drives them: it unparks the
+//! aggregate and republishes its dead letters to their original subjects, in order, marked
+//! `Ordo-Redrive-For: <consumer>` so that the other consumers of the stream skip them.
+//! Unreadable (poison) messages park nothing: without headers their aggregate is unknown.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -21,6 +28,7 @@ use async_nats::jetstream::context::Context;
 use async_nats::jetstream::{AckKind, Message};
 use chrono::{SecondsFormat, Utc};
 use futures::{FutureExt, StreamExt};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -46,6 +54,11 @@ pub mod dlq_header {
     pub const FAILED_AT: &str = "Ordo-Dlq-Failed-At";
     /// The original `Nats-Msg-Id` (the dead letter carries its own, for de-duplication).
     pub const ORIGINAL_MSG_ID: &str = "Ordo-Dlq-Original-Msg-Id";
+    /// `true` on an event that did not fail itself but waited behind an earlier dead letter
+    /// of its aggregate (absent otherwise).
+    pub const PARKED: &str = "Ordo-Dlq-Parked";
+    /// The prefix every header above shares; a re-drive strips them.
+    pub const PREFIX: &str = "Ordo-Dlq-";
 }
 
 /// How a handler failed.
@@ -85,6 +98,15 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies one event. Ok(()) acks it. Err(HandlerError::Retry(..)) naks it with a
     /// growing delay; Err(HandlerError::Permanent(..)) dead-letters it at once.
     async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError>;
+
+    /// Called once the consumer loop has stored `event` in the dead-letter stream because
+    /// of `error` (attempts exhausted or a permanent failure). Not called for events parked
+    /// behind an earlier dead letter, nor for unreadable messages. A saga marks itself
+    /// stuck here, so it stays inspectable until the dead letter is re-driven. The default
+    /// does nothing.
+    async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
+        let _ = (event, error);
+    }
 }
 
 /// A durable consumer of one aggregate type's stream.
@@ -239,12 +261,15 @@ const FETCH_EXPIRES: Duration = Duration::from_secs(5);
 /// Runs the consumer until `shutdown` is cancelled.
 ///
 /// Ensures the streams and the consumer, then pulls batches and hands each message to
-/// `handler`, one after the other. NATS errors (server restarts, a deleted consumer) are
-/// logged and retried with a growing pause. On shutdown it stops pulling, finishes the
-/// message in hand and its ack, naks the messages already fetched so another instance
-/// takes them at once, and returns.
+/// `handler`, one after the other. `pool` holds `dead_letter_parks`: the loop parks an
+/// aggregate when it dead-letters one of its events and looks the park up before handling
+/// each event. NATS errors (server restarts, a deleted consumer) are logged and retried
+/// with a growing pause. On shutdown it stops pulling, finishes the message in hand and its
+/// ack, naks the messages already fetched so another instance takes them at once, and
+/// returns.
 pub async fn run_consumer(
     js: Context,
+    pool: PgPool,
     namespace: &Namespace,
     spec: ConsumerSpec,
     handler: Arc<dyn EventHandler>,
@@ -252,6 +277,7 @@ pub async fn run_consumer(
 ) -> anyhow::Result<()> {
     let worker = Worker {
         js,
+        pool,
         namespace: namespace.clone(),
         spec,
         handler,
@@ -325,6 +351,7 @@ pub async fn run_consumer(
 
 struct Worker {
     js: Context,
+    pool: PgPool,
     namespace: Namespace,
     spec: ConsumerSpec,
     handler: Arc<dyn EventHandler>,
@@ -354,12 +381,32 @@ impl Worker {
 
     async fn process(&self, message: &Message) {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+        let redrive_for = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(header::REDRIVE_FOR))
+            .map(|v| v.as_str());
+        if let Some(target) = redrive_for.filter(|target| *target != self.spec.name) {
+            // Re-driven for another consumer: this one handled the event the first time,
+            // and its claim would skip it anyway; checked before the park so that a
+            // consumer parked on the same aggregate does not dead-letter it again.
+            debug!(consumer = %self.spec.name, subject = %message.subject, %target, "skipping an event re-driven for another consumer");
+            if let Err(err) = message.ack().await {
+                warn!(error = %err, "ack failed; the event will be redelivered");
+            }
+            return;
+        }
         let event = match ReceivedEvent::from_message(message) {
             Ok(event) => event,
             Err(err) => {
                 warn!(consumer = %self.spec.name, subject = %message.subject, error = %err, "poison message");
-                self.dead_letter(message, &format!("poison message: {err}"), delivered)
-                    .await;
+                self.dead_letter(
+                    message,
+                    &format!("poison message: {err}"),
+                    delivered,
+                    Letter::Poison,
+                )
+                .await;
                 return;
             }
         };
@@ -373,12 +420,30 @@ impl Worker {
             delivered = event.delivered,
         );
         async {
+            match self.parked_behind(&event).await {
+                Ok(None) => {}
+                Ok(Some((tx, behind))) => {
+                    let reason = format!("parked behind dead letter {behind}");
+                    self.dead_letter(message, &reason, event.delivered, Letter::Parked)
+                        .await;
+                    // Only now may a re-drive's unpark proceed (see `parked_behind`).
+                    tx.commit().await.ok();
+                    return;
+                }
+                Err(err) => {
+                    // Handling it could overtake a dead letter of its aggregate: wait.
+                    let delay = self.spec.delay_after(event.delivered);
+                    warn!(error = %err, ?delay, "cannot read the parks; retrying the event later");
+                    message.ack_with(AckKind::Nak(Some(delay))).await.ok();
+                    return;
+                }
+            }
             if event.delivered > self.spec.max_deliver {
                 let reason = format!(
                     "attempts exhausted: delivered {} times, the last attempt did not finish",
                     event.delivered
                 );
-                self.dead_letter(message, &reason, event.delivered).await;
+                self.give_up(message, &event, &reason).await;
                 return;
             }
             // A panicking handler must not take the whole consumer down with it.
@@ -386,12 +451,10 @@ impl Worker {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "handler panicked".to_owned());
-                    Err(HandlerError::Retry(anyhow::anyhow!("handler panicked: {what}")))
+                    Err(HandlerError::Retry(anyhow::anyhow!(
+                        "handler panicked: {}",
+                        panic_message(panic.as_ref())
+                    )))
                 });
             match outcome {
                 Ok(()) => {
@@ -400,8 +463,7 @@ impl Worker {
                     }
                 }
                 Err(HandlerError::Retry(err)) if event.delivered >= self.spec.max_deliver => {
-                    self.dead_letter(message, &format!("{err:#}"), event.delivered)
-                        .await;
+                    self.give_up(message, &event, &format!("{err:#}")).await;
                 }
                 Err(HandlerError::Retry(err)) => {
                     let delay = self.spec.delay_after(event.delivered);
@@ -411,8 +473,7 @@ impl Worker {
                     }
                 }
                 Err(HandlerError::Permanent(err)) => {
-                    self.dead_letter(message, &format!("{err:#}"), event.delivered)
-                        .await;
+                    self.give_up(message, &event, &format!("{err:#}")).await;
                 }
             }
         }
@@ -420,10 +481,71 @@ impl Worker {
         .await
     }
 
-    /// Publishes `message` to the dead-letter stream, waits for the stream's ack, then
-    /// terminates the delivery. If the dead letter cannot be stored, the message is nak'd
-    /// instead: it must not vanish.
-    async fn dead_letter(&self, message: &Message, error: &str, attempts: i64) {
+    /// The DLQ sequence `event`'s aggregate is parked behind for this consumer, if any,
+    /// with a transaction holding the park row `FOR SHARE`.
+    ///
+    /// The caller keeps the transaction open until the parked dead letter is stored. A
+    /// re-drive deletes the park row before it reads the dead-letter stream, so its DELETE
+    /// waits for that lock: every parked dead letter written under the park is in the
+    /// stream by the time the re-drive reads it, and none can slip in after.
+    async fn parked_behind(
+        &self,
+        event: &ReceivedEvent,
+    ) -> sqlx::Result<Option<(Transaction<'static, Postgres>, i64)>> {
+        const PARK: &str = "SELECT dlq_sequence FROM dead_letter_parks \
+                            WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3";
+        // Parks are rare: a plain lookup first, so unparked events cost no transaction.
+        let found: Option<i64> = sqlx::query_scalar(PARK)
+            .bind(&self.spec.name)
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let mut tx = self.pool.begin().await?;
+        let locked: Option<i64> = sqlx::query_scalar(&format!("{PARK} FOR SHARE"))
+            .bind(&self.spec.name)
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(locked.map(|behind| (tx, behind)))
+    }
+
+    /// Dead-letters an event that failed for good, parking its aggregate, then tells the
+    /// handler.
+    async fn give_up(&self, message: &Message, event: &ReceivedEvent, error: &str) {
+        if self
+            .dead_letter(message, error, event.delivered, Letter::Failed(event))
+            .await
+        {
+            // The hook must not take the consumer down either.
+            if let Err(panic) = AssertUnwindSafe(self.handler.on_dead_letter(event, error))
+                .catch_unwind()
+                .await
+            {
+                warn!(
+                    panic = %panic_message(panic.as_ref()),
+                    "on_dead_letter panicked"
+                );
+            }
+        }
+    }
+
+    /// Publishes `message` to the dead-letter stream, waits for the stream's ack, parks the
+    /// aggregate of a [`Letter::Failed`] event, then terminates the delivery. If the dead
+    /// letter cannot be stored (or the aggregate parked) the message is nak'd instead: it
+    /// must not vanish, nor its aggregate's later events overtake it. Returns whether the
+    /// message was dead-lettered.
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        error: &str,
+        attempts: i64,
+        letter: Letter<'_>,
+    ) -> bool {
         let (stream, stream_sequence) = match message.info() {
             Ok(info) => (info.stream.to_owned(), info.stream_sequence),
             Err(_) => (String::new(), 0),
@@ -432,7 +554,8 @@ impl Worker {
         if let Some(original) = headers.get(header::MSG_ID).cloned() {
             headers.insert(dlq_header::ORIGINAL_MSG_ID, original);
         }
-        // Its own id, so a dead letter written twice (a crash before the Term) is stored once.
+        // Its own id, so a dead letter written twice (a crash before the Term, a failed
+        // park) is stored once; the duplicate's ack carries the first one's sequence.
         headers.insert(
             header::MSG_ID,
             format!("dlq:{}:{stream}:{stream_sequence}", self.spec.name),
@@ -448,6 +571,9 @@ impl Worker {
             dlq_header::FAILED_AT,
             Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         );
+        if matches!(letter, Letter::Parked) {
+            headers.insert(dlq_header::PARKED, "true");
+        }
 
         let subject = self.namespace.dlq_subject(&self.spec.name);
         let stored = match self
@@ -455,23 +581,77 @@ impl Worker {
             .publish_with_headers(subject.clone(), headers, message.payload.clone())
             .await
         {
-            Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(ack) => ack.await.map_err(|e| e.to_string()),
             Err(err) => Err(err.to_string()),
         };
-        match stored {
-            Ok(()) => {
-                warn!(consumer = %self.spec.name, %subject, error, attempts, "dead-lettered");
-                if let Err(err) = message.ack_with(AckKind::Term).await {
-                    warn!(error = %err, "term failed; the dead letter may be written again");
-                }
-            }
+        let dlq_sequence = match stored {
+            Ok(ack) => ack.sequence,
             Err(err) => {
                 warn!(error = %err, "cannot store the dead letter; retrying the message later");
-                let delay = self.spec.delay_after(attempts);
-                message.ack_with(AckKind::Nak(Some(delay))).await.ok();
+                self.retry_later(message, attempts).await;
+                return false;
+            }
+        };
+        if let Letter::Failed(event) = letter {
+            if let Err(err) = self.park(event, dlq_sequence, error).await {
+                warn!(error = %err, dlq_sequence, "cannot park the aggregate; retrying the message later");
+                self.retry_later(message, attempts).await;
+                return false;
             }
         }
+        warn!(consumer = %self.spec.name, %subject, dlq_sequence, error, attempts, "dead-lettered");
+        if let Err(err) = message.ack_with(AckKind::Term).await {
+            warn!(error = %err, "term failed; the dead letter may be written again");
+        }
+        true
     }
+
+    /// Parks `event`'s aggregate behind the dead letter `dlq_sequence`; a park that already
+    /// exists keeps its first dead letter.
+    async fn park(
+        &self,
+        event: &ReceivedEvent,
+        dlq_sequence: u64,
+        error: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO dead_letter_parks \
+             (consumer, aggregate_type, aggregate_id, dlq_sequence, error) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (consumer, aggregate_type, aggregate_id) DO NOTHING",
+        )
+        .bind(&self.spec.name)
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .bind(i64::try_from(dlq_sequence).unwrap_or(i64::MAX))
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn retry_later(&self, message: &Message, attempts: i64) {
+        let delay = self.spec.delay_after(attempts);
+        message.ack_with(AckKind::Nak(Some(delay))).await.ok();
+    }
+}
+
+/// What kind of dead letter is being written.
+enum Letter<'a> {
+    /// Unreadable: its aggregate is unknown, so nothing is parked.
+    Poison,
+    /// The event failed for good: its aggregate is parked behind it.
+    Failed(&'a ReceivedEvent),
+    /// The event waited behind an earlier dead letter of its aggregate.
+    Parked,
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "handler panicked".to_owned())
 }
 
 #[cfg(test)]

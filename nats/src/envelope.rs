@@ -49,6 +49,9 @@ pub mod header {
     pub const RECORDED_AT: &str = "Ordo-Recorded-At";
     /// W3C trace context, derived from the correlation id.
     pub const TRACEPARENT: &str = "traceparent";
+    /// On an event re-driven from the dead-letter stream: the one consumer it is meant for.
+    /// Every other consumer of the stream acks it unhandled (it applied the event already).
+    pub const REDRIVE_FOR: &str = "Ordo-Redrive-For";
 }
 
 /// The fixed namespace of event ids: `Ordo-Event-Id` is the UUIDv5 of the `Nats-Msg-Id` in

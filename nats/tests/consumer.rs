@@ -107,8 +107,13 @@ fn spawn_consumer(
     handler: Arc<Recorder>,
     shutdown: &CancellationToken,
 ) -> JoinHandle<anyhow::Result<()>> {
-    let (js, ns, shutdown) = (env.js.clone(), env.ns.clone(), shutdown.clone());
-    tokio::spawn(async move { run_consumer(js, &ns, spec, handler, shutdown).await })
+    let (js, pool, ns, shutdown) = (
+        env.js.clone(),
+        env.pool.clone(),
+        env.ns.clone(),
+        shutdown.clone(),
+    );
+    tokio::spawn(async move { run_consumer(js, pool, &ns, spec, handler, shutdown).await })
 }
 
 /// Publishes an `order` event straight to the stream, optionally under another msg id.

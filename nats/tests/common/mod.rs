@@ -104,6 +104,29 @@ impl TestEnv {
         .await;
     }
 
+    /// Publishes an `ItemAdded { n: sequence }` event straight to its stream, as the relay
+    /// would, and waits for the stream's ack.
+    pub async fn publish_simple(&self, aggregate_type: &str, aggregate_id: &str, sequence: i64) {
+        let row = ordo_nats::EventRow {
+            position: sequence,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+            sequence,
+            event_type: "ItemAdded".into(),
+            event_version: "1.0".into(),
+            payload: json!({"ItemAdded": {"n": sequence}}),
+            metadata: json!({"correlation_id": "req-1"}),
+            recorded_at: chrono::Utc::now(),
+        };
+        let event = ordo_nats::OutgoingEvent::from_row(&self.ns, &row);
+        self.js
+            .publish_with_headers(event.subject, event.headers, event.payload)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
     /// Every event in one aggregate type's stream, in stream order.
     pub async fn read_stream(&self, aggregate_type: &str) -> Vec<ReceivedEvent> {
         self.read_stream_named(&self.ns.stream_name(aggregate_type))
