@@ -237,7 +237,10 @@ async fn a_dead_letter_parks_later_events_of_its_aggregate_while_others_flow() {
         .get_raw_message(2)
         .await
         .unwrap();
-    assert_eq!(raw.headers.get(dlq_header::PARKED).unwrap().as_str(), "true");
+    assert_eq!(
+        raw.headers.get(dlq_header::PARKED).unwrap().as_str(),
+        "true"
+    );
 
     let parks = dlq::parked(&env.pool).await.unwrap();
     assert_eq!(parks.len(), 1, "{parks:?}");
@@ -303,7 +306,10 @@ async fn redrive_releases_the_parked_events_in_order_after_the_cause_is_fixed() 
         .get_raw_message(9)
         .await
         .unwrap();
-    assert_eq!(last.headers.get(header::REDRIVE_FOR).unwrap().as_str(), "view");
+    assert_eq!(
+        last.headers.get(header::REDRIVE_FOR).unwrap().as_str(),
+        "view"
+    );
     assert_eq!(
         last.headers.get(header::MSG_ID).unwrap().as_str(),
         "order:a:3:redrive:3"
@@ -453,9 +459,10 @@ async fn redrive_all_empties_the_dlq() {
         env.publish_simple("order", "c", sequence).await;
     }
     env.publish_simple("order", "b", 1).await;
-    eventually("each consumer dead-letters a1, c1 and parks a2, c2", || async {
-        dlq_len(&env).await == 8
-    })
+    eventually(
+        "each consumer dead-letters a1, c1 and parks a2, c2",
+        || async { dlq_len(&env).await == 8 },
+    )
     .await;
     settled(&env, "view").await;
     settled(&env, "ledger").await;
@@ -507,7 +514,11 @@ async fn redrive_all_empties_the_dlq() {
     settled(&env, "ledger").await;
     assert_eq!(dlq_len(&env).await, 0);
     assert!(dlq::parked(&env.pool).await.unwrap().is_empty());
-    assert_eq!(view.calls_for("a"), vec![1, 1, 2], "view did not see ledger's re-drive");
+    assert_eq!(
+        view.calls_for("a"),
+        vec![1, 1, 2],
+        "view did not see ledger's re-drive"
+    );
     assert_eq!(effects(&env.pool, "view", "b").await, vec![1]);
 
     shutdown.cancel();
