@@ -179,8 +179,18 @@ impl DomainEvent for PaymentEvent {
         .to_string()
     }
 
+    /// "2" for [`PaymentEvent::PaymentRefunded`], whose version 1 carried neither
+    /// `total_refunded` nor `reason` (the event store upcasts those on load); "1" otherwise.
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            PaymentEvent::PaymentRefunded { .. } => "2",
+            PaymentEvent::PaymentCreated { .. }
+            | PaymentEvent::PaymentAuthorized { .. }
+            | PaymentEvent::PaymentCaptured { .. }
+            | PaymentEvent::PaymentFailed { .. }
+            | PaymentEvent::PaymentVoided { .. } => "1",
+        }
+        .to_string()
     }
 }
 
@@ -1009,5 +1019,24 @@ mod tests {
             assert!(json.get(e.event_type()).is_some(), "{json}");
             assert_eq!(e.event_version(), "1");
         }
+    }
+
+    #[test]
+    fn refunded_is_version_2_and_needs_its_total_and_reason() {
+        let events = refunded(captured(), 10, 300, 300);
+        let refund = events.last().unwrap();
+        assert_eq!(refund.event_type(), "PaymentRefunded");
+        assert_eq!(refund.event_version(), "2");
+        let json = serde_json::to_value(refund).unwrap();
+        assert_eq!(
+            json["PaymentRefunded"]["total_refunded"]["amount_minor"],
+            300
+        );
+        assert_eq!(json["PaymentRefunded"]["reason"], "return");
+        let v1 = serde_json::json!({"PaymentRefunded": {
+            "refund_id": id::<RefundId>(10),
+            "amount": {"amount_minor": 300, "currency": "EUR"},
+        }});
+        assert!(serde_json::from_value::<PaymentEvent>(v1).is_err());
     }
 }

@@ -1,0 +1,201 @@
+//! Upcasters: rewrite stored events of an older version into the current one as the event
+//! store loads them, so aggregates only ever deserialize the current shape.
+//!
+//! Give [`all`] to `PersistedEventStore::with_upcasters`. The rows in `events` are never
+//! rewritten: a stored event keeps its version, and the relay publishes it as stored, which
+//! is why every older schema stays under `events/` beside the current one.
+
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use serde_json::{Map, Value};
+
+/// Every upcaster of Ordo's events, in the order they must run (oldest version first).
+pub fn all() -> Vec<Box<dyn EventUpcaster>> {
+    vec![Box::new(PaymentRefundedV1ToV2)]
+}
+
+/// The `reason` given to a version 1 refund, which did not record one.
+pub const REASON_NOT_RECORDED: &str = "not recorded";
+
+/// Turns a `payment` `PaymentRefunded` of version "1" into version "2".
+///
+/// Version 1 carried `refund_id` and `amount` only; version 2 adds `reason` and
+/// `total_refunded`. An upcaster sees one event at a time, so it cannot add up the earlier
+/// refunds of the payment. It fills in:
+///
+/// - `reason`: [`REASON_NOT_RECORDED`], because version 1 never recorded why.
+/// - `total_refunded`: the refund's own `amount`. This is exact for the stores version 1
+///   was written to, which allowed one refund per payment; were a version 1 store to hold
+///   several refunds of one payment, the total would be understated and such a payment
+///   would load as partially refunded.
+///
+/// A field already present is kept as it is: builds that wrote both fields while still
+/// calling the event version "1" load unchanged but for the version.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaymentRefundedV1ToV2;
+
+impl PaymentRefundedV1ToV2 {
+    const AGGREGATE_TYPE: &'static str = "payment";
+    const EVENT_TYPE: &'static str = "PaymentRefunded";
+    const FROM: &'static str = "1";
+    const TO: &'static str = "2";
+
+    /// Fills in the version 2 fields of the event's own object (the value under the tag).
+    fn upcast_fields(fields: &mut Map<String, Value>) {
+        if !fields.contains_key("total_refunded") {
+            if let Some(amount) = fields.get("amount").cloned() {
+                fields.insert("total_refunded".to_owned(), amount);
+            }
+        }
+        fields
+            .entry("reason")
+            .or_insert_with(|| Value::String(REASON_NOT_RECORDED.to_owned()));
+    }
+}
+
+impl EventUpcaster for PaymentRefundedV1ToV2 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == Self::EVENT_TYPE && event_version == Self::FROM
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        // The trait's `can_upcast` does not see the aggregate type: another aggregate's
+        // event of the same name is left alone.
+        if event.aggregate_type != Self::AGGREGATE_TYPE {
+            return event;
+        }
+        // The store holds the externally tagged form `{"PaymentRefunded": {...}}`; the
+        // untagged object is accepted too, for payloads taken from JetStream.
+        let fields = match &mut event.payload {
+            Value::Object(outer) if outer.len() == 1 && outer.contains_key(Self::EVENT_TYPE) => {
+                outer
+                    .get_mut(Self::EVENT_TYPE)
+                    .and_then(Value::as_object_mut)
+            }
+            Value::Object(inner) => Some(inner),
+            _ => None,
+        };
+        if let Some(fields) = fields {
+            Self::upcast_fields(fields);
+            event.event_version = Self::TO.to_owned();
+        }
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::DomainEvent;
+    use ordo_aggregates::payment::PaymentEvent;
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored(aggregate_type: &str, event_version: &str, payload: Value) -> SerializedEvent {
+        SerializedEvent::new(
+            "p-1".to_owned(),
+            3,
+            aggregate_type.to_owned(),
+            "PaymentRefunded".to_owned(),
+            event_version.to_owned(),
+            payload,
+            json!({}),
+        )
+    }
+
+    fn run(event: SerializedEvent) -> SerializedEvent {
+        all().iter().fold(event, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        })
+    }
+
+    fn money(minor: i64) -> Value {
+        json!({"amount_minor": minor, "currency": "EUR"})
+    }
+
+    #[test]
+    fn version_1_refund_gains_reason_and_total() {
+        let v1 = stored(
+            "payment",
+            "1",
+            json!({"PaymentRefunded": {
+                "refund_id": "00000000-0000-0000-0000-00000000000a",
+                "amount": money(300),
+            }}),
+        );
+        let v2 = run(v1);
+        assert_eq!(v2.event_version, "2");
+        assert_eq!(
+            v2.payload,
+            json!({"PaymentRefunded": {
+                "refund_id": "00000000-0000-0000-0000-00000000000a",
+                "amount": money(300),
+                "total_refunded": money(300),
+                "reason": REASON_NOT_RECORDED,
+            }})
+        );
+        assert_eq!(v2.sequence, 3);
+        assert_eq!(v2.aggregate_id, "p-1");
+        let event: PaymentEvent = serde_json::from_value(v2.payload).unwrap();
+        let PaymentEvent::PaymentRefunded {
+            total_refunded,
+            reason,
+            ..
+        } = &event
+        else {
+            panic!("not a refund: {event:?}");
+        };
+        assert_eq!(total_refunded.amount_minor(), 300);
+        assert_eq!(reason, REASON_NOT_RECORDED);
+        assert_eq!(event.event_version(), v2.event_version);
+    }
+
+    #[test]
+    fn fields_already_present_are_kept() {
+        let v1 = stored(
+            "payment",
+            "1",
+            json!({"PaymentRefunded": {
+                "refund_id": "00000000-0000-0000-0000-00000000000b",
+                "amount": money(200),
+                "total_refunded": money(500),
+                "reason": "damaged",
+            }}),
+        );
+        let v2 = run(v1);
+        assert_eq!(v2.event_version, "2");
+        assert_eq!(v2.payload["PaymentRefunded"]["total_refunded"], money(500));
+        assert_eq!(v2.payload["PaymentRefunded"]["reason"], "damaged");
+    }
+
+    #[test]
+    fn untagged_payload_is_upcast_too() {
+        let v2 = run(stored(
+            "payment",
+            "1",
+            json!({"refund_id": "00000000-0000-0000-0000-00000000000c", "amount": money(1)}),
+        ));
+        assert_eq!(v2.event_version, "2");
+        assert_eq!(v2.payload["total_refunded"], money(1));
+    }
+
+    #[test]
+    fn current_versions_and_other_events_are_left_alone() {
+        let v2 = stored(
+            "payment",
+            "2",
+            json!({"PaymentRefunded": {"refund_id": "x", "amount": money(1)}}),
+        );
+        assert_eq!(run(v2.clone()), v2);
+        let other_aggregate = stored(
+            "booking",
+            "1",
+            json!({"PaymentRefunded": {"amount": money(1)}}),
+        );
+        assert_eq!(run(other_aggregate.clone()), other_aggregate);
+        assert!(!PaymentRefundedV1ToV2.can_upcast("PaymentCaptured", "1"));
+    }
+}
