@@ -1030,6 +1030,7 @@ fn asyncapi_describes_every_stream_channel_and_header() {
         header::COMMAND_ID,
         header::RECORDED_AT,
         header::TRACEPARENT,
+        header::REDRIVE_FOR,
     ];
     let dead_letter_headers = [
         dlq_header::ORIGINAL_SUBJECT,
@@ -1040,6 +1041,7 @@ fn asyncapi_describes_every_stream_channel_and_header() {
         dlq_header::ATTEMPTS,
         dlq_header::FAILED_AT,
         dlq_header::ORIGINAL_MSG_ID,
+        dlq_header::PARKED,
     ];
     let schemas = &doc["components"]["schemas"];
     let listed = |name: &str| -> BTreeSet<String> {
