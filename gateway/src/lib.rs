@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cli_dlq;
 pub mod commands;
 pub mod config;
 pub mod consistency;

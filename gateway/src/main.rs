@@ -22,6 +22,9 @@ enum Command {
     Migrate,
     /// Load the demo catalog and stock (safe to run again), then exit.
     DemoData,
+    /// Read and re-drive dead letters.
+    #[command(subcommand)]
+    Dlq(ordo_gateway::cli_dlq::DlqCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +47,10 @@ fn main() -> std::process::ExitCode {
                 serve::connect(&cli.config).await?;
                 println!("database migrated and streams ready");
                 Ok(())
+            }
+            Command::Dlq(command) => {
+                let runtime = serve::connect(&cli.config).await?;
+                ordo_gateway::cli_dlq::run(&runtime, command).await
             }
             Command::DemoData => {
                 let runtime = serve::connect(&cli.config).await?;

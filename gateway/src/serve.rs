@@ -48,6 +48,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
 
+    /// Deliveries of a failing event before it is dead-lettered (default 8).
+    #[arg(long, env = "ORDO_CONSUMER_MAX_DELIVER")]
+    pub consumer_max_deliver: Option<i64>,
+
+    /// Delays between redeliveries of a failing event, comma separated
+    /// (default 200ms,1s,5s,15s,30s,60s; the last repeats).
+    #[arg(long, env = "ORDO_CONSUMER_BACKOFF", value_delimiter = ',', value_parser = parse_duration)]
+    pub consumer_backoff: Option<Vec<Duration>>,
+
     /// How often overdue payments are looked for.
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub deadline_scan_interval: Duration,
@@ -168,7 +177,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         products: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory: Arc::new(CommandBus::new(pool.clone(), ())),
         orders: Arc::new(CommandBus::new(pool.clone(), ())),
-        payments: Arc::new(CommandBus::new(pool.clone(), ())),
+        payments: Arc::new(
+            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
+        ),
+
         payment_secret: Arc::new(payment_secret),
         jetstream: jetstream.clone(),
         namespace: namespace.clone(),
@@ -192,22 +204,29 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         let spec = ConsumerSpec::new(projection.name(), projection.aggregate_type());
         consumers.push((spec, projection));
     }
+    let saga = checkout_saga(runtime, args);
+    consumers.push((ConsumerSpec::new(CHECKOUT_CONSUMER, "order"), Arc::new(saga.orders())));
+    consumers.push((ConsumerSpec::new(CHECKOUT_PAYMENTS_CONSUMER, "payment"), Arc::new(saga.payments())));
+    consumers
+}
+
+/// The checkout saga wired to the command buses and the payment provider.
+pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
+    let state = &runtime.state;
     let port = Arc::new(StorePort {
         inventory: state.inventory.clone(),
         orders: state.orders.clone(),
+        payments: state.payments.clone(),
     });
-    let saga = CheckoutSaga::new(
+    CheckoutSaga::new(
         state.pool.clone(),
         port,
+        Arc::new(crate::payments::HttpProvider::new(&runtime.provider_url)),
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
+            callback_base_url: runtime.public_url.clone(),
         },
-    );
-    consumers.push((
-        ConsumerSpec::new(CHECKOUT_CONSUMER, "order"),
-        Arc::new(saga),
-    ));
-    consumers
+    )
 }
 
 /// Runs `ordo serve` until shutdown.
@@ -237,11 +256,18 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             deadlines.run_deadlines(every, token).await;
             Ok(())
         });
-        for (spec, handler) in workers(&runtime, &args) {
+        for (mut spec, handler) in workers(&runtime, &args) {
+            if let Some(max_deliver) = args.consumer_max_deliver {
+                spec.max_deliver = max_deliver;
+            }
+            if let Some(backoff) = &args.consumer_backoff {
+                spec.backoff = backoff.clone();
+            }
             let js = runtime.jetstream.clone();
+            let pool = runtime.state.pool.clone();
             let namespace = runtime.namespace.clone();
             let token = shutdown.clone();
-            tasks.spawn(async move { run_consumer(js, &namespace, spec, handler, token).await });
+            tasks.spawn(async move { run_consumer(js, pool, &namespace, spec, handler, token).await });
         }
     }
     let listener = if roles.contains(&Role::Gateway) {

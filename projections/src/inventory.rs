@@ -48,9 +48,11 @@ impl Projection for InventoryProjection {
                 "StockReturned" => (None, quantity(event)?, 0),
                 _ => return Ok(()),
             };
+        // The VALUES row is checked against the table's constraints before the conflict is
+        // detected, so it is clamped at zero even though only the UPDATE applies then.
         sqlx::query(
             "INSERT INTO inventory_levels (sku, on_hand, reserved, version, updated_at)
-             VALUES ($1, coalesce($2, 0) + $3, greatest($4, 0), $5, $6)
+             VALUES ($1, greatest(coalesce($2, 0) + $3, 0), greatest($4, 0), $5, $6)
              ON CONFLICT (sku) DO UPDATE SET
                 on_hand = coalesce($2, inventory_levels.on_hand + $3),
                 reserved = inventory_levels.reserved + $4,

@@ -29,8 +29,13 @@ pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
             Arc::new(inventory::InventoryProjection),
         )),
         Arc::new(ProjectionHandler::new(
-            pool,
+            pool.clone(),
             Arc::new(orders::OrdersProjection),
         )),
+        Arc::new(ProjectionHandler::new(
+            pool,
+            Arc::new(payments::PaymentsProjection),
+        )),
+
     ]
 }
