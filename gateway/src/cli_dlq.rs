@@ -51,11 +51,20 @@ pub async fn run(runtime: &Runtime, command: DlqCommand) -> anyhow::Result<()> {
             } else if letters.is_empty() {
                 println!("no dead letters");
             } else {
-                println!("{:>6}  {:<24} {:<10} {:<38} {:<20} {:>4} {:>8}  error", "seq", "consumer", "type", "aggregate", "event", "seq#", "attempts");
+                println!(
+                    "{:>6}  {:<24} {:<10} {:<38} {:<20} {:>4} {:>8}  error",
+                    "seq", "consumer", "type", "aggregate", "event", "seq#", "attempts"
+                );
                 for l in &letters {
                     println!(
                         "{:>6}  {:<24} {:<10} {:<38} {:<20} {:>4} {:>8}  {}{}",
-                        l.dlq_sequence, l.consumer, l.aggregate_type, l.aggregate_id, l.event_type, l.sequence, l.attempts,
+                        l.dlq_sequence,
+                        l.consumer,
+                        l.aggregate_type,
+                        l.aggregate_id,
+                        l.event_type,
+                        l.sequence,
+                        l.attempts,
                         if l.parked { "[parked] " } else { "" },
                         l.error
                     );
@@ -66,18 +75,27 @@ pub async fn run(runtime: &Runtime, command: DlqCommand) -> anyhow::Result<()> {
             let letter = dlq::show(js, ns, sequence).await?;
             println!("{}", serde_json::to_string_pretty(&letter)?);
         }
-        DlqCommand::Redrive { sequence, all, consumer } => {
+        DlqCommand::Redrive {
+            sequence,
+            all,
+            consumer,
+        } => {
             let report = if all {
                 dlq::redrive_all(js, &runtime.state.pool, ns, consumer.as_deref()).await?
             } else {
-                let sequence = sequence.ok_or_else(|| anyhow::anyhow!("give a dead letter's sequence or --all"))?;
+                let sequence = sequence
+                    .ok_or_else(|| anyhow::anyhow!("give a dead letter's sequence or --all"))?;
                 dlq::redrive(js, &runtime.state.pool, ns, sequence).await?
             };
             if report.redriven.is_empty() {
                 println!("nothing to re-drive");
             } else {
                 let list: Vec<String> = report.redriven.iter().map(u64::to_string).collect();
-                println!("re-drove {} dead letter(s): {}", report.redriven.len(), list.join(", "));
+                println!(
+                    "re-drove {} dead letter(s): {}",
+                    report.redriven.len(),
+                    list.join(", ")
+                );
                 for (consumer, aggregate_type, aggregate_id) in &report.unparked {
                     println!("released {aggregate_type} {aggregate_id} for {consumer}");
                 }

@@ -18,7 +18,9 @@ pub async fn redrive_aggregate(state: &AppState, aggregate_id: &str) -> anyhow::
     }
     let mut redriven = Vec::new();
     for sequence in firsts {
-        let report = ordo_nats::dlq::redrive(&state.jetstream, &state.pool, &state.namespace, sequence).await?;
+        let report =
+            ordo_nats::dlq::redrive(&state.jetstream, &state.pool, &state.namespace, sequence)
+                .await?;
         redriven.extend(report.redriven);
     }
     Ok(redriven)

@@ -57,7 +57,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_CONSUMER_BACKOFF", value_delimiter = ',', value_parser = parse_duration)]
     pub consumer_backoff: Option<Vec<Duration>>,
 
+    /// How long JetStream waits for an acknowledgement before redelivering (default 30s):
+    /// after a crash, the events in flight come back after this long.
+    #[arg(long, env = "ORDO_CONSUMER_ACK_WAIT", value_parser = parse_duration)]
+    pub consumer_ack_wait: Option<Duration>,
+
     /// How often overdue payments are looked for.
+
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub deadline_scan_interval: Duration,
 }
@@ -205,8 +211,14 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumers.push((spec, projection));
     }
     let saga = checkout_saga(runtime, args);
-    consumers.push((ConsumerSpec::new(CHECKOUT_CONSUMER, "order"), Arc::new(saga.orders())));
-    consumers.push((ConsumerSpec::new(CHECKOUT_PAYMENTS_CONSUMER, "payment"), Arc::new(saga.payments())));
+    consumers.push((
+        ConsumerSpec::new(CHECKOUT_CONSUMER, "order"),
+        Arc::new(saga.orders()),
+    ));
+    consumers.push((
+        ConsumerSpec::new(CHECKOUT_PAYMENTS_CONSUMER, "payment"),
+        Arc::new(saga.payments()),
+    ));
     consumers
 }
 
@@ -263,11 +275,16 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             if let Some(backoff) = &args.consumer_backoff {
                 spec.backoff = backoff.clone();
             }
+            if let Some(ack_wait) = args.consumer_ack_wait {
+                spec.ack_wait = ack_wait;
+            }
             let js = runtime.jetstream.clone();
             let pool = runtime.state.pool.clone();
             let namespace = runtime.namespace.clone();
             let token = shutdown.clone();
-            tasks.spawn(async move { run_consumer(js, pool, &namespace, spec, handler, token).await });
+            tasks.spawn(
+                async move { run_consumer(js, pool, &namespace, spec, handler, token).await },
+            );
         }
     }
     let listener = if roles.contains(&Role::Gateway) {

@@ -36,6 +36,5 @@ pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
             pool,
             Arc::new(payments::PaymentsProjection),
         )),
-
     ]
 }

@@ -8,7 +8,8 @@
 //!                     order no longer payable      -> refund the capture
 //! PaymentFailed    -> release the stock, cancel the order (payment_declined)
 //! OrderCancelled   -> release the stock, void the attached payment
-//! deadline passed  -> expire the order; OrderExpired -> release the stock, void the payment
+//! deadline passed  -> expire the order; OrderExpired -> release the stock (a capture
+//!                     that still arrives is refunded)
 //! PaymentVoided / PaymentRefunded -> tell the provider
 //! ```
 //!
@@ -101,17 +102,28 @@ impl CheckoutSaga {
         provider: Arc<dyn PaymentProvider>,
         settings: CheckoutSettings,
     ) -> Arc<Self> {
-        Arc::new(Self { pool, port, provider, settings })
+        Arc::new(Self {
+            pool,
+            port,
+            provider,
+            settings,
+        })
     }
 
     /// The handler for the order stream.
     pub fn orders(self: &Arc<Self>) -> CheckoutHandler {
-        CheckoutHandler { saga: self.clone(), feed: Feed::Orders }
+        CheckoutHandler {
+            saga: self.clone(),
+            feed: Feed::Orders,
+        }
     }
 
     /// The handler for the payment stream.
     pub fn payments(self: &Arc<Self>) -> CheckoutHandler {
-        CheckoutHandler { saga: self.clone(), feed: Feed::Payments }
+        CheckoutHandler {
+            saga: self.clone(),
+            feed: Feed::Payments,
+        }
     }
 
     /// Expires every checkout whose payment deadline has passed. Returns how many orders
@@ -132,7 +144,11 @@ impl CheckoutSaga {
                 &format!("deadline:{saga_id}"),
                 step_id(saga_id, "expire_order").to_string(),
             );
-            match self.port.expire_order(OrderId::from(saga_id), metadata).await {
+            match self
+                .port
+                .expire_order(OrderId::from(saga_id), metadata)
+                .await
+            {
                 Ok(()) => expired += 1,
                 // Paid or cancelled in the meantime: the order decided, nothing to expire.
                 Err(StepError::Refused { .. }) => {}
@@ -148,7 +164,11 @@ impl CheckoutSaga {
     }
 
     /// Runs [`CheckoutSaga::expire_overdue`] every `every` until shutdown.
-    pub async fn run_deadlines(self: Arc<Self>, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    pub async fn run_deadlines(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -161,38 +181,80 @@ impl CheckoutSaga {
     }
 
     fn metadata(event: &ReceivedEvent, saga_id: Uuid, step: &str) -> CommandMetadata {
-        CommandMetadata::caused_by(&event.correlation_id, &event.event_id.to_string(), step_id(saga_id, step).to_string())
+        CommandMetadata::caused_by(
+            &event.correlation_id,
+            &event.event_id.to_string(),
+            step_id(saga_id, step).to_string(),
+        )
     }
 
-    async fn lines(&self, conn: &mut PgConnection, saga_id: Uuid) -> Result<Vec<(Sku, Quantity)>, HandlerError> {
-        let row: Option<(serde_json::Value,)> = sqlx::query_as("SELECT data FROM sagas WHERE saga_id = $1")
-            .bind(saga_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(retry)?;
+    async fn lines(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+    ) -> Result<Vec<(Sku, Quantity)>, HandlerError> {
+        let row: Option<(serde_json::Value,)> =
+            sqlx::query_as("SELECT data FROM sagas WHERE saga_id = $1")
+                .bind(saga_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(retry)?;
         let Some((data,)) = row else {
-            return Err(HandlerError::Retry(anyhow::anyhow!("checkout {saga_id} has not started yet")));
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "checkout {saga_id} has not started yet"
+            )));
         };
-        let data: SagaData = serde_json::from_value(data).map_err(|e| HandlerError::Permanent(e.into()))?;
+        let data: SagaData =
+            serde_json::from_value(data).map_err(|e| HandlerError::Permanent(e.into()))?;
         parse_lines(&data.lines)
     }
 
-    async fn on_order_placed(&self, conn: &mut PgConnection, event: &ReceivedEvent) -> Result<(), HandlerError> {
-        let placed: PlacedPayload = serde_json::from_value(event.payload.clone()).map_err(|err| HandlerError::Permanent(err.into()))?;
+    async fn on_order_placed(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        let placed: PlacedPayload = serde_json::from_value(event.payload.clone())
+            .map_err(|err| HandlerError::Permanent(err.into()))?;
         let order_id = OrderId::from(placed.order_id);
         let saga_id = placed.order_id;
         let lines = parse_lines(&placed.lines)?;
         let data = serde_json::json!({ "customer_id": placed.customer_id, "lines": placed.lines });
-        repository::start(conn, saga_id, CHECKOUT_SAGA, "reserving", &data).await.map_err(retry)?;
+        repository::start(conn, saga_id, CHECKOUT_SAGA, "reserving", &data)
+            .await
+            .map_err(retry)?;
 
         let mut short = Vec::new();
         let mut refusal = None;
         for (sku, quantity) in &lines {
             let step = format!("reserve_stock:{sku}");
-            match self.port.reserve_stock(sku, order_id, *quantity, Self::metadata(event, saga_id, &step)).await {
-                Ok(()) => log(conn, saga_id, "reserve_stock", Some(format!("{sku} x{}", quantity.get()))).await?,
+            match self
+                .port
+                .reserve_stock(
+                    sku,
+                    order_id,
+                    *quantity,
+                    Self::metadata(event, saga_id, &step),
+                )
+                .await
+            {
+                Ok(()) => {
+                    log(
+                        conn,
+                        saga_id,
+                        "reserve_stock",
+                        Some(format!("{sku} x{}", quantity.get())),
+                    )
+                    .await?
+                }
                 Err(StepError::Refused { code, detail }) => {
-                    log(conn, saga_id, "reserve_refused", Some(format!("{sku}: {detail}"))).await?;
+                    log(
+                        conn,
+                        saga_id,
+                        "reserve_refused",
+                        Some(format!("{sku}: {detail}")),
+                    )
+                    .await?;
                     short.push(sku.clone());
                     refusal.get_or_insert(code);
                 }
@@ -201,58 +263,139 @@ impl CheckoutSaga {
         }
 
         if short.is_empty() {
-            self.port.confirm_order(order_id, Self::metadata(event, saga_id, "confirm_order")).await.map_err(step_failure)?;
-            let deadline = Utc::now() + chrono::Duration::from_std(self.settings.payment_timeout).unwrap_or(chrono::Duration::minutes(15));
-            log(conn, saga_id, "confirm_order", Some(format!("payment due by {}", deadline.to_rfc3339()))).await?;
-            repository::set_status(conn, saga_id, "awaiting_payment", Some(deadline)).await.map_err(retry)?;
+            self.port
+                .confirm_order(order_id, Self::metadata(event, saga_id, "confirm_order"))
+                .await
+                .map_err(step_failure)?;
+            let deadline = Utc::now()
+                + chrono::Duration::from_std(self.settings.payment_timeout)
+                    .unwrap_or(chrono::Duration::minutes(15));
+            log(
+                conn,
+                saga_id,
+                "confirm_order",
+                Some(format!("payment due by {}", deadline.to_rfc3339())),
+            )
+            .await?;
+            repository::set_status(conn, saga_id, "awaiting_payment", Some(deadline))
+                .await
+                .map_err(retry)?;
         } else {
             // Compensate every line, also one an earlier attempt may have reserved before a crash.
-            self.release_all(conn, event, saga_id, order_id, &lines).await?;
+            self.release_all(conn, event, saga_id, order_id, &lines)
+                .await?;
             let reason = refusal.unwrap_or_else(|| "insufficient_stock".into());
-            self.port.reject_order(order_id, &reason, short, Self::metadata(event, saga_id, "reject_order")).await.map_err(step_failure)?;
+            self.port
+                .reject_order(
+                    order_id,
+                    &reason,
+                    short,
+                    Self::metadata(event, saga_id, "reject_order"),
+                )
+                .await
+                .map_err(step_failure)?;
             log(conn, saga_id, "reject_order", Some(reason)).await?;
-            repository::set_status(conn, saga_id, "rejected", None).await.map_err(retry)?;
+            repository::set_status(conn, saga_id, "rejected", None)
+                .await
+                .map_err(retry)?;
         }
         Ok(())
     }
 
-    async fn release_all(&self, conn: &mut PgConnection, event: &ReceivedEvent, saga_id: Uuid, order_id: OrderId, lines: &[(Sku, Quantity)]) -> Result<(), HandlerError> {
+    async fn release_all(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        saga_id: Uuid,
+        order_id: OrderId,
+        lines: &[(Sku, Quantity)],
+    ) -> Result<(), HandlerError> {
         for (sku, _) in lines {
-            self.port.release_stock(sku, order_id, Self::metadata(event, saga_id, &format!("release_stock:{sku}"))).await.map_err(step_failure)?;
+            self.port
+                .release_stock(
+                    sku,
+                    order_id,
+                    Self::metadata(event, saga_id, &format!("release_stock:{sku}")),
+                )
+                .await
+                .map_err(step_failure)?;
             log(conn, saga_id, "release_stock", Some(sku.to_string())).await?;
         }
         Ok(())
     }
 
     /// The order was cancelled or expired: give the stock back and stop the payment.
-    async fn on_order_closed(&self, conn: &mut PgConnection, event: &ReceivedEvent, status: &str) -> Result<(), HandlerError> {
+    async fn on_order_closed(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        status: &str,
+    ) -> Result<(), HandlerError> {
         let saga_id = aggregate_uuid(event)?;
         let order_id = OrderId::from(saga_id);
         let lines = self.lines(conn, saga_id).await?;
-        self.release_all(conn, event, saga_id, order_id, &lines).await?;
-        let order = self.port.order(order_id).await.map_err(step_failure)?;
-        if let Some(payment_id) = order.payment {
-            self.settle_unwanted_payment(conn, event, saga_id, payment_id, status).await?;
+        self.release_all(conn, event, saga_id, order_id, &lines)
+            .await?;
+        // A cancelled order stops its payment. An expired one does not: the customer may
+        // still complete it at the provider, and a capture arriving late is refunded.
+        if status == "cancelled" {
+            let order = self.port.order(order_id).await.map_err(step_failure)?;
+            if let Some(payment_id) = order.payment {
+                self.settle_unwanted_payment(conn, event, saga_id, payment_id, status)
+                    .await?;
+            }
         }
-        repository::set_status(conn, saga_id, status, None).await.map_err(retry)?;
+
+        repository::set_status(conn, saga_id, status, None)
+            .await
+            .map_err(retry)?;
         Ok(())
     }
 
     /// A payment the order no longer wants: void it if it was not captured, refund it if it was.
-    async fn settle_unwanted_payment(&self, conn: &mut PgConnection, event: &ReceivedEvent, saga_id: Uuid, payment_id: PaymentId, why: &str) -> Result<(), HandlerError> {
+    async fn settle_unwanted_payment(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        saga_id: Uuid,
+        payment_id: PaymentId,
+        why: &str,
+    ) -> Result<(), HandlerError> {
         let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
         match payment.status {
             Some(status) if status.is_captured() => {
-                let amount = payment.amount.ok_or_else(|| HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount")))?;
+                let amount = payment.amount.ok_or_else(|| {
+                    HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
+                })?;
                 let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:unwanted"));
                 self.port
-                    .refund_payment(payment_id, refund_id, amount, &format!("order {why}"), Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")))
+                    .refund_payment(
+                        payment_id,
+                        refund_id,
+                        amount,
+                        &format!("order {why}"),
+                        Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
+                    )
                     .await
                     .map_err(step_failure)?;
-                log(conn, saga_id, "refund_payment", Some(format!("{payment_id}: order {why}"))).await?;
+                log(
+                    conn,
+                    saga_id,
+                    "refund_payment",
+                    Some(format!("{payment_id}: order {why}")),
+                )
+                .await?;
             }
             Some(_) => {
-                match self.port.void_payment(payment_id, &format!("order {why}"), Self::metadata(event, saga_id, &format!("void_payment:{payment_id}"))).await {
+                match self
+                    .port
+                    .void_payment(
+                        payment_id,
+                        &format!("order {why}"),
+                        Self::metadata(event, saga_id, &format!("void_payment:{payment_id}")),
+                    )
+                    .await
+                {
                     // Already failed or voided: nothing to stop.
                     Ok(()) | Err(StepError::Refused { .. }) => {}
                     Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
@@ -264,72 +407,151 @@ impl CheckoutSaga {
         Ok(())
     }
 
-    async fn on_order_paid(&self, conn: &mut PgConnection, event: &ReceivedEvent) -> Result<(), HandlerError> {
+    async fn on_order_paid(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
         let saga_id = aggregate_uuid(event)?;
         let order_id = OrderId::from(saga_id);
         for (sku, _) in self.lines(conn, saga_id).await? {
-            self.port.commit_stock(&sku, order_id, Self::metadata(event, saga_id, &format!("commit_stock:{sku}"))).await.map_err(step_failure)?;
+            self.port
+                .commit_stock(
+                    &sku,
+                    order_id,
+                    Self::metadata(event, saga_id, &format!("commit_stock:{sku}")),
+                )
+                .await
+                .map_err(step_failure)?;
             log(conn, saga_id, "commit_stock", Some(sku.to_string())).await?;
         }
-        repository::set_status(conn, saga_id, "paid", None).await.map_err(retry)?;
+        repository::set_status(conn, saga_id, "paid", None)
+            .await
+            .map_err(retry)?;
         Ok(())
     }
 
-    async fn on_payment_event(&self, conn: &mut PgConnection, event: &ReceivedEvent) -> Result<(), HandlerError> {
+    async fn on_payment_event(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
         let payment_id = PaymentId::from(aggregate_uuid(event)?);
         let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
         let Some(saga_id) = payment.order_id else {
-            return Err(HandlerError::Retry(anyhow::anyhow!("payment {payment_id} not found")));
+            return Err(HandlerError::Retry(anyhow::anyhow!(
+                "payment {payment_id} not found"
+            )));
         };
         // Payments of other sagas (bookings) share the stream.
-        let saga_type: Option<(String,)> = sqlx::query_as("SELECT saga_type FROM sagas WHERE saga_id = $1")
-            .bind(saga_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(retry)?;
+        let saga_type: Option<(String,)> =
+            sqlx::query_as("SELECT saga_type FROM sagas WHERE saga_id = $1")
+                .bind(saga_id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(retry)?;
         if saga_type.as_ref().map(|t| t.0.as_str()) != Some(CHECKOUT_SAGA) {
             return Ok(());
         }
         let order_id = OrderId::from(saga_id);
         match event.event_type.as_str() {
             "PaymentCreated" => {
-                let amount = payment.amount.ok_or_else(|| HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount")))?;
+                let amount = payment.amount.ok_or_else(|| {
+                    HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
+                })?;
                 let request = ChargeRequest {
                     payment_id,
                     amount,
                     method: payment.method.clone(),
                     token: payment.token.clone(),
-                    callback_url: format!("{}/api/v1/payments/{payment_id}/callbacks", self.settings.callback_base_url.trim_end_matches('/')),
+                    callback_url: format!(
+                        "{}/api/v1/payments/{payment_id}/callbacks",
+                        self.settings.callback_base_url.trim_end_matches('/')
+                    ),
                 };
-                self.provider.charge(request).await.map_err(provider_failure)?;
-                log(conn, saga_id, "charge_requested", Some(payment_id.to_string())).await?;
+                self.provider
+                    .charge(request)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "charge_requested",
+                    Some(payment_id.to_string()),
+                )
+                .await?;
             }
             "PaymentCaptured" => {
-                match self.port.mark_order_paid(order_id, payment_id, Self::metadata(event, saga_id, &format!("mark_paid:{payment_id}"))).await {
-                    Ok(()) => log(conn, saga_id, "mark_order_paid", Some(payment_id.to_string())).await?,
+                match self
+                    .port
+                    .mark_order_paid(
+                        order_id,
+                        payment_id,
+                        Self::metadata(event, saga_id, &format!("mark_paid:{payment_id}")),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        log(
+                            conn,
+                            saga_id,
+                            "mark_order_paid",
+                            Some(payment_id.to_string()),
+                        )
+                        .await?
+                    }
                     Err(StepError::Refused { code, detail }) => {
                         // The order was cancelled or expired (or paid by another payment)
                         // before this capture: the money goes back.
-                        log(conn, saga_id, "capture_not_wanted", Some(format!("{code}: {detail}"))).await?;
+                        log(
+                            conn,
+                            saga_id,
+                            "capture_not_wanted",
+                            Some(format!("{code}: {detail}")),
+                        )
+                        .await?;
                         let order = self.port.order(order_id).await.map_err(step_failure)?;
-                        let why = order.status.map(|s| s.as_str().to_string()).unwrap_or_else(|| "gone".into());
-                        self.settle_unwanted_payment(conn, event, saga_id, payment_id, &why).await?;
+                        let why = order
+                            .status
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "gone".into());
+                        self.settle_unwanted_payment(conn, event, saga_id, payment_id, &why)
+                            .await?;
                     }
                     Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                 }
             }
             "PaymentFailed" => {
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
-                if order.status == Some(OrderStatus::AwaitingPayment) && order.payment == Some(payment_id) {
-                    log(conn, saga_id, "payment_failed", Some(payment_id.to_string())).await?;
-                    match self.port.cancel_order(order_id, "payment_declined", Self::metadata(event, saga_id, &format!("cancel:{payment_id}"))).await {
+                if order.status == Some(OrderStatus::AwaitingPayment)
+                    && order.payment == Some(payment_id)
+                {
+                    log(
+                        conn,
+                        saga_id,
+                        "payment_failed",
+                        Some(payment_id.to_string()),
+                    )
+                    .await?;
+                    match self
+                        .port
+                        .cancel_order(
+                            order_id,
+                            "payment_declined",
+                            Self::metadata(event, saga_id, &format!("cancel:{payment_id}")),
+                        )
+                        .await
+                    {
                         Ok(()) | Err(StepError::Refused { .. }) => {}
                         Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                     }
                 }
             }
             "PaymentVoided" => {
-                self.provider.void(payment_id).await.map_err(provider_failure)?;
+                self.provider
+                    .void(payment_id)
+                    .await
+                    .map_err(provider_failure)?;
                 log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
             }
             "PaymentRefunded" => {
@@ -338,13 +560,25 @@ impl CheckoutSaga {
                     refund_id: RefundId,
                     amount: ordo_aggregates::common::Money,
                 }
-                let refunded: Refunded = serde_json::from_value(event.payload.clone()).map_err(|e| HandlerError::Permanent(e.into()))?;
-                self.provider.refund(payment_id, refunded.refund_id, refunded.amount).await.map_err(provider_failure)?;
-                log(conn, saga_id, "provider_refund", Some(refunded.refund_id.to_string())).await?;
+                let refunded: Refunded = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(e.into()))?;
+                self.provider
+                    .refund(payment_id, refunded.refund_id, refunded.amount)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "provider_refund",
+                    Some(refunded.refund_id.to_string()),
+                )
+                .await?;
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
                 if order.status == Some(OrderStatus::Paid) {
                     // A refund of a paid order makes it refunded.
-                    repository::set_status(conn, saga_id, "refunded", None).await.map_err(retry)?;
+                    repository::set_status(conn, saga_id, "refunded", None)
+                        .await
+                        .map_err(retry)?;
                 }
             }
             _ => {}
@@ -376,7 +610,9 @@ impl EventHandler for CheckoutHandler {
         }
         let outcome = match (self.feed, event.event_type.as_str()) {
             (Feed::Orders, "OrderPlaced") => saga.on_order_placed(&mut tx, event).await,
-            (Feed::Orders, "OrderCancelled") => saga.on_order_closed(&mut tx, event, "cancelled").await,
+            (Feed::Orders, "OrderCancelled") => {
+                saga.on_order_closed(&mut tx, event, "cancelled").await
+            }
             (Feed::Orders, "OrderExpired") => saga.on_order_closed(&mut tx, event, "expired").await,
             (Feed::Orders, "OrderPaid") => saga.on_order_paid(&mut tx, event).await,
             (Feed::Payments, _) => saga.on_payment_event(&mut tx, event).await,
@@ -388,7 +624,9 @@ impl EventHandler for CheckoutHandler {
                 drop(tx);
                 if let Some(saga_id) = saga_of(event) {
                     let message = match &err {
-                        HandlerError::Retry(e) | HandlerError::Permanent(e) => format!("{}: {e:#}", event.event_type),
+                        HandlerError::Retry(e) | HandlerError::Permanent(e) => {
+                            format!("{}: {e:#}", event.event_type)
+                        }
                     };
                     let _ = repository::record_error(&saga.pool, saga_id, &message).await;
                 }
@@ -399,7 +637,12 @@ impl EventHandler for CheckoutHandler {
 
     async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
         if let Some(saga_id) = saga_of(event) {
-            let _ = repository::mark_stuck(&self.saga.pool, saga_id, &format!("{}: {error}", event.event_type)).await;
+            let _ = repository::mark_stuck(
+                &self.saga.pool,
+                saga_id,
+                &format!("{}: {error}", event.event_type),
+            )
+            .await;
         }
     }
 }
@@ -407,7 +650,9 @@ impl EventHandler for CheckoutHandler {
 /// The saga an event belongs to: the order id for order events; for payment events the
 /// id is looked up when handling, so only order events are attributed here.
 fn saga_of(event: &ReceivedEvent) -> Option<Uuid> {
-    (event.aggregate_type == "order").then(|| event.aggregate_id.parse().ok()).flatten()
+    (event.aggregate_type == "order")
+        .then(|| event.aggregate_id.parse().ok())
+        .flatten()
 }
 
 fn parse_lines(lines: &[LinePayload]) -> Result<Vec<(Sku, Quantity)>, HandlerError> {
@@ -415,19 +660,30 @@ fn parse_lines(lines: &[LinePayload]) -> Result<Vec<(Sku, Quantity)>, HandlerErr
         .iter()
         .map(|line| {
             Ok((
-                Sku::parse(&line.sku).map_err(|e| HandlerError::Permanent(anyhow::anyhow!("{e}")))?,
-                Quantity::parse(line.quantity).map_err(|e| HandlerError::Permanent(anyhow::anyhow!("{e}")))?,
+                Sku::parse(&line.sku)
+                    .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("{e}")))?,
+                Quantity::parse(line.quantity)
+                    .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("{e}")))?,
             ))
         })
         .collect()
 }
 
 fn aggregate_uuid(event: &ReceivedEvent) -> Result<Uuid, HandlerError> {
-    event.aggregate_id.parse().map_err(|_| HandlerError::Permanent(anyhow::anyhow!("{} is not a uuid", event.aggregate_id)))
+    event.aggregate_id.parse().map_err(|_| {
+        HandlerError::Permanent(anyhow::anyhow!("{} is not a uuid", event.aggregate_id))
+    })
 }
 
-async fn log(conn: &mut PgConnection, saga_id: Uuid, step: &str, detail: Option<String>) -> Result<(), HandlerError> {
-    repository::log_step(conn, saga_id, step, detail).await.map_err(retry)?;
+async fn log(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    step: &str,
+    detail: Option<String>,
+) -> Result<(), HandlerError> {
+    repository::log_step(conn, saga_id, step, detail)
+        .await
+        .map_err(retry)?;
     crash_point(step);
     Ok(())
 }
@@ -437,7 +693,11 @@ async fn log(conn: &mut PgConnection, saga_id: Uuid, step: &str, detail: Option<
 /// moment for a crash. Unset in normal operation.
 fn crash_point(step: &str) {
     static CRASH_AFTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let target = CRASH_AFTER.get_or_init(|| std::env::var("ORDO_CRASH_AFTER_STEP").ok().filter(|s| !s.is_empty()));
+    let target = CRASH_AFTER.get_or_init(|| {
+        std::env::var("ORDO_CRASH_AFTER_STEP")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
     if target.as_deref() == Some(step) {
         tracing::error!(step, "crashing on purpose (ORDO_CRASH_AFTER_STEP)");
         std::process::abort();
@@ -457,7 +717,9 @@ fn step_failure(err: StepError) -> HandlerError {
     match err {
         StepError::Failed(err) => HandlerError::Retry(err),
         // A compensation or confirmation refused is not expected: keep it visible and retry.
-        StepError::Refused { code, detail } => HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}")),
+        StepError::Refused { code, detail } => {
+            HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}"))
+        }
     }
 }
 

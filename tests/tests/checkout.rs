@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use ordo_tests::{delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use ordo_tests::{
+    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -20,11 +22,21 @@ impl World {
         let db = TestDatabase::create().await.expect("database");
         let namespace = unique_namespace();
         let options = SpawnOptions {
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, options).await.expect("ordo serve starts");
+        let ordo = OrdoProcess::spawn(&db.url, &namespace, options)
+            .await
+            .expect("ordo serve starts");
         let pool = db.pool().await.expect("pool");
-        Self { _db: db, ordo, namespace, pool }
+        Self {
+            _db: db,
+            ordo,
+            namespace,
+            pool,
+        }
     }
 
     async fn stop(mut self) {
@@ -37,6 +49,7 @@ impl World {
 const FAST: &[(&str, &str)] = &[
     ("ORDO_SANDBOX_DELAY", "50ms"),
     ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+    ("ORDO_CONSUMER_ACK_WAIT", "2s"),
 ];
 
 async fn shop(api: &Api) -> (Api, Api) {
@@ -46,7 +59,12 @@ async fn shop(api: &Api) -> (Api, Api) {
             .post("/api/v1/products", json!({"sku": sku, "name": sku, "category": "test", "price": price, "currency": "EUR"}))
             .await;
         assert_eq!(created.status, 201, "{:?}", created.body);
-        let restocked = admin.post(&format!("/api/v1/inventory/{sku}/restock"), json!({"quantity": stock})).await;
+        let restocked = admin
+            .post(
+                &format!("/api/v1/inventory/{sku}/restock"),
+                json!({"quantity": stock}),
+            )
+            .await;
         assert_eq!(restocked.status, 200);
     }
     let (customer, _) = api.register("carol@example.com").await;
@@ -64,7 +82,11 @@ async fn place(customer: &Api) -> String {
         )
         .await;
     assert_eq!(placed.status, 202, "{:?}", placed.body);
-    assert_eq!(placed.body["status"], "awaiting_payment", "{:?}", placed.body);
+    assert_eq!(
+        placed.body["status"], "awaiting_payment",
+        "{:?}",
+        placed.body
+    );
     placed.body["order_id"].as_str().unwrap().to_string()
 }
 
@@ -83,22 +105,36 @@ async fn pay(customer: &Api, order_id: &str, token: &str, wait: bool) -> Value {
 }
 
 async fn order(customer: &Api, order_id: &str) -> Value {
-    customer.get(&format!("/api/v1/orders/{order_id}")).await.body
+    customer
+        .get(&format!("/api/v1/orders/{order_id}"))
+        .await
+        .body
 }
 
 async fn wait_order_status(customer: &Api, order_id: &str, status: &str) -> Value {
-    eventually(&format!("order {order_id} {status}"), Duration::from_secs(20), || async {
-        let body = order(customer, order_id).await;
-        (body["status"] == status).then_some(body)
-    })
+    eventually(
+        &format!("order {order_id} {status}"),
+        Duration::from_secs(20),
+        || async {
+            let body = order(customer, order_id).await;
+            (body["status"] == status).then_some(body)
+        },
+    )
     .await
 }
 
 async fn wait_payment_status(customer: &Api, payment_id: &str, status: &str) -> Value {
-    eventually(&format!("payment {payment_id} {status}"), Duration::from_secs(20), || async {
-        let body = customer.get(&format!("/api/v1/payments/{payment_id}")).await.body;
-        (body["status"] == status).then_some(body)
-    })
+    eventually(
+        &format!("payment {payment_id} {status}"),
+        Duration::from_secs(20),
+        || async {
+            let body = customer
+                .get(&format!("/api/v1/payments/{payment_id}"))
+                .await
+                .body;
+            (body["status"] == status).then_some(body)
+        },
+    )
     .await
 }
 
@@ -156,19 +192,47 @@ async fn a_paid_order_commits_its_stock() {
     let payment = wait_payment_status(&customer, &payment_id, "captured").await;
     assert_eq!(payment["amount"], 2 * 500 + 2500);
     eventually("stock committed", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (8, 0) && stock(&world.pool, "GADGET").await == (4, 0)).then_some(())
+        (stock(&world.pool, "WIDGET").await == (8, 0)
+            && stock(&world.pool, "GADGET").await == (4, 0))
+            .then_some(())
     })
     .await;
     let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
     assert_eq!(saga.status, 200);
     assert_eq!(saga.body["status"], "paid");
-    let steps: Vec<String> = saga.body["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_string()).collect();
-    for expected in ["reserve_stock", "confirm_order", "charge_requested", "mark_order_paid", "commit_stock"] {
-        assert!(steps.iter().any(|s| s == expected), "{expected} missing from {steps:?}");
+    let steps: Vec<String> = saga.body["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_string())
+        .collect();
+    for expected in [
+        "reserve_stock",
+        "confirm_order",
+        "charge_requested",
+        "mark_order_paid",
+        "commit_stock",
+    ] {
+        assert!(
+            steps.iter().any(|s| s == expected),
+            "{expected} missing from {steps:?}"
+        );
     }
     // Customers may not see sagas; a paid order cannot be cancelled.
-    assert_eq!(customer.get(&format!("/api/v1/admin/sagas/{order_id}")).await.status, 403);
-    assert_eq!(customer.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await.status, 409);
+    assert_eq!(
+        customer
+            .get(&format!("/api/v1/admin/sagas/{order_id}"))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        customer
+            .post(&format!("/api/v1/orders/{order_id}/cancel"), json!({}))
+            .await
+            .status,
+        409
+    );
     world.stop().await;
 }
 
@@ -184,7 +248,9 @@ async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
     assert_eq!(cancelled["reason"], "payment_declined");
     wait_payment_status(&customer, &payment_id, "failed").await;
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+        (stock(&world.pool, "WIDGET").await == (10, 0)
+            && stock(&world.pool, "GADGET").await == (5, 0))
+            .then_some(())
     })
     .await;
     world.stop().await;
@@ -199,7 +265,9 @@ async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
     let paid = pay(&customer, &order_id, "tok_timeout", false).await;
     let payment_id = paid["payment_id"].as_str().unwrap().to_string();
     wait_payment_status(&customer, &payment_id, "created").await;
-    let cancelled = customer.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await;
+    let cancelled = customer
+        .post(&format!("/api/v1/orders/{order_id}/cancel"), json!({}))
+        .await;
     assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
     let body = wait_order_status(&customer, &order_id, "cancelled").await;
     assert_eq!(body["reason"], "cancelled_by_customer");
@@ -210,13 +278,23 @@ async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
     .await;
     // Someone else cannot cancel or pay it.
     let (other, _) = api.register("mallory@example.com").await;
-    assert_eq!(other.post(&format!("/api/v1/orders/{order_id}/cancel"), json!({})).await.status, 404);
+    assert_eq!(
+        other
+            .post(&format!("/api/v1/orders/{order_id}/cancel"), json!({}))
+            .await
+            .status,
+        404
+    );
     world.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
-    let world = World::start(&[("ORDO_PAYMENT_TIMEOUT", "1s"), ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms")]).await;
+    let world = World::start(&[
+        ("ORDO_PAYMENT_TIMEOUT", "1s"),
+        ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+    ])
+    .await;
     let api = world.ordo.api();
     let (admin, customer) = shop(&api).await;
     let order_id = place(&customer).await;
@@ -224,9 +302,20 @@ async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
     let payment_id = paid["payment_id"].as_str().unwrap().to_string();
     let expired = wait_order_status(&customer, &order_id, "expired").await;
     assert_eq!(expired["reason"], "payment_timeout");
-    wait_payment_status(&customer, &payment_id, "voided").await;
+    // The provider never answered: the payment stays open, and would be refunded if it
+    // were captured now (see a_capture_after_expiry_is_refunded).
+    assert_eq!(
+        customer
+            .get(&format!("/api/v1/payments/{payment_id}"))
+            .await
+            .body["status"],
+        "created"
+    );
+
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+        (stock(&world.pool, "WIDGET").await == (10, 0)
+            && stock(&world.pool, "GADGET").await == (5, 0))
+            .then_some(())
     })
     .await;
     let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
@@ -275,7 +364,15 @@ async fn duplicate_callbacks_capture_once() {
         (types == ["PaymentCreated", "PaymentCaptured"]).then_some(())
     })
     .await;
-    assert_eq!(event_types(&world.pool, "order", &order_id).await, ["OrderPlaced", "OrderConfirmed", "PaymentAttached", "OrderPaid"]);
+    assert_eq!(
+        event_types(&world.pool, "order", &order_id).await,
+        [
+            "OrderPlaced",
+            "OrderConfirmed",
+            "PaymentAttached",
+            "OrderPaid"
+        ]
+    );
     world.stop().await;
 }
 
@@ -288,23 +385,43 @@ async fn callbacks_with_a_bad_signature_change_nothing() {
     let paid = pay(&customer, &order_id, "tok_timeout", false).await;
     let payment_id = paid["payment_id"].as_str().unwrap().to_string();
     let body = json!({"payment_id": payment_id, "provider_ref": "forged", "status": "captured", "amount": 3500, "currency": "EUR"});
-    let unsigned = api.post(&format!("/api/v1/payments/{payment_id}/callbacks"), body.clone()).await;
+    let unsigned = api
+        .post(
+            &format!("/api/v1/payments/{payment_id}/callbacks"),
+            body.clone(),
+        )
+        .await;
     assert_eq!(unsigned.status, 401);
     let forged = api
-        .send(Method::POST, &format!("/api/v1/payments/{payment_id}/callbacks"), Some(body), &[("ordo-signature", "sha256=00ff")])
+        .send(
+            Method::POST,
+            &format!("/api/v1/payments/{payment_id}/callbacks"),
+            Some(body),
+            &[("ordo-signature", "sha256=00ff")],
+        )
         .await;
     assert_eq!(forged.status, 401);
-    assert_eq!(event_types(&world.pool, "payment", &payment_id).await, ["PaymentCreated"]);
-    assert_eq!(order(&customer, &order_id).await["status"], "awaiting_payment");
+    assert_eq!(
+        event_types(&world.pool, "payment", &payment_id).await,
+        ["PaymentCreated"]
+    );
+    assert_eq!(
+        order(&customer, &order_id).await["status"],
+        "awaiting_payment"
+    );
     world.stop().await;
 }
 
 /// Waits until the process died (it aborts itself at the crash point).
 async fn wait_for_crash(world: &mut World) {
-    eventually("the process crashed at its crash point", Duration::from_secs(20), || {
-        let alive = world.ordo.is_running();
-        async move { (!alive).then_some(()) }
-    })
+    eventually(
+        "the process crashed at its crash point",
+        Duration::from_secs(20),
+        || {
+            let alive = world.ordo.is_running();
+            async move { (!alive).then_some(()) }
+        },
+    )
     .await;
 }
 
@@ -319,7 +436,12 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
     for step in ["reserve_stock", "confirm_order"] {
         world.ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
         world.ordo.restart().await.unwrap();
-        let placed = customer.post("/api/v1/orders", json!({"items": [{"sku": "WIDGET", "quantity": 1}]})).await;
+        let placed = customer
+            .post(
+                "/api/v1/orders",
+                json!({"items": [{"sku": "WIDGET", "quantity": 1}]}),
+            )
+            .await;
         assert_eq!(placed.status, 202);
         wait_for_crash(&mut world).await;
         world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
@@ -328,13 +450,22 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
         wait_order_status(&customer, &order_id, "awaiting_payment").await;
         awaiting.push(order_id);
     }
-    assert_eq!(stock(&world.pool, "WIDGET").await, (10, 2), "each order reserved once");
+    assert_eq!(
+        stock(&world.pool, "WIDGET").await,
+        (10, 2),
+        "each order reserved once"
+    );
 
     // Steps of paying: one order paid through a crash at each payment step.
     let mut payment_ids = Vec::new();
     for step in ["charge_requested", "mark_order_paid", "commit_stock"] {
         let placed = customer
-            .send(Method::POST, "/api/v1/orders", Some(json!({"items": [{"sku": "WIDGET", "quantity": 1}]})), &[("prefer", "wait=15")])
+            .send(
+                Method::POST,
+                "/api/v1/orders",
+                Some(json!({"items": [{"sku": "WIDGET", "quantity": 1}]})),
+                &[("prefer", "wait=15")],
+            )
             .await;
         assert_eq!(placed.body["status"], "awaiting_payment");
         let order_id = placed.body["order_id"].as_str().unwrap().to_string();
@@ -352,7 +483,16 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
     let cancelled_order = awaiting[0].clone();
     world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "release_stock");
     world.ordo.restart().await.unwrap();
-    assert_eq!(customer.post(&format!("/api/v1/orders/{cancelled_order}/cancel"), json!({})).await.status, 202);
+    assert_eq!(
+        customer
+            .post(
+                &format!("/api/v1/orders/{cancelled_order}/cancel"),
+                json!({})
+            )
+            .await
+            .status,
+        202
+    );
     wait_for_crash(&mut world).await;
     world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
     world.ordo.restart().await.unwrap();
@@ -361,22 +501,40 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
     // A rejection through a crash at the reject step.
     world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "reject_order");
     world.ordo.restart().await.unwrap();
-    let too_many = customer.post("/api/v1/orders", json!({"items": [{"sku": "GADGET", "quantity": 50}]})).await;
+    let too_many = customer
+        .post(
+            "/api/v1/orders",
+            json!({"items": [{"sku": "GADGET", "quantity": 50}]}),
+        )
+        .await;
     wait_for_crash(&mut world).await;
     world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
     world.ordo.restart().await.unwrap();
-    wait_order_status(&customer, too_many.body["order_id"].as_str().unwrap(), "rejected").await;
+    wait_order_status(
+        &customer,
+        too_many.body["order_id"].as_str().unwrap(),
+        "rejected",
+    )
+    .await;
 
     // Nothing applied twice: three widgets sold, one still reserved (awaiting[1]), one
     // capture per payment.
     eventually("stock settled", Duration::from_secs(15), || async {
-        (stock(&world.pool, "WIDGET").await == (7, 1) && stock(&world.pool, "GADGET").await == (5, 0)).then_some(())
+        (stock(&world.pool, "WIDGET").await == (7, 1)
+            && stock(&world.pool, "GADGET").await == (5, 0))
+            .then_some(())
     })
     .await;
     for payment_id in &payment_ids {
-        assert_eq!(event_types(&world.pool, "payment", payment_id).await, ["PaymentCreated", "PaymentCaptured"]);
+        assert_eq!(
+            event_types(&world.pool, "payment", payment_id).await,
+            ["PaymentCreated", "PaymentCaptured"]
+        );
     }
-    assert_eq!(order(&customer, &awaiting[1]).await["status"], "awaiting_payment");
+    assert_eq!(
+        order(&customer, &awaiting[1]).await["status"],
+        "awaiting_payment"
+    );
     world.stop().await;
 }
 
@@ -388,20 +546,36 @@ async fn deliver_everything_twice(namespace: &str) -> usize {
     let js = async_nats::jetstream::new(client);
     let mut count = 0;
     for kind in ["ORDER", "PAYMENT", "INVENTORY"] {
-        let stream = js.get_stream(format!("{}_{kind}", namespace.to_uppercase())).await.unwrap();
+        let stream = js
+            .get_stream(format!("{}_{kind}", namespace.to_uppercase()))
+            .await
+            .unwrap();
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
             .await
             .unwrap();
         let mut messages = consumer.messages().await.unwrap();
         let mut copies = Vec::new();
-        while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), messages.next()).await {
-            copies.push((message.subject.clone(), message.headers.clone().unwrap_or_default(), message.payload.clone()));
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+        {
+            copies.push((
+                message.subject.clone(),
+                message.headers.clone().unwrap_or_default(),
+                message.payload.clone(),
+            ));
         }
         for (subject, mut headers, payload) in copies {
-            let id = headers.get("Nats-Msg-Id").map(|v| v.as_str().to_string()).unwrap_or_default();
+            let id = headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default();
             headers.insert("Nats-Msg-Id", format!("{id}:again").as_str());
-            js.publish_with_headers(subject, headers, payload).await.unwrap().await.unwrap();
+            js.publish_with_headers(subject, headers, payload)
+                .await
+                .unwrap()
+                .await
+                .unwrap();
             count += 1;
         }
     }
@@ -417,10 +591,16 @@ async fn consumers_idle(namespace: &str) {
         async move {
             for (kind, names) in [
                 ("ORDER", &["projection-orders", "saga-checkout"][..]),
-                ("PAYMENT", &["projection-payments", "saga-checkout-payments"][..]),
+                (
+                    "PAYMENT",
+                    &["projection-payments", "saga-checkout-payments"][..],
+                ),
                 ("INVENTORY", &["projection-inventory"][..]),
             ] {
-                let stream = js.get_stream(format!("{}_{kind}", namespace.to_uppercase())).await.ok()?;
+                let stream = js
+                    .get_stream(format!("{}_{kind}", namespace.to_uppercase()))
+                    .await
+                    .ok()?;
                 for name in names {
                     let info = stream.consumer_info(*name).await.ok()?;
                     if info.num_pending > 0 || info.num_ack_pending > 0 {
@@ -448,22 +628,28 @@ async fn every_message_delivered_twice_changes_nothing() {
     consumers_idle(&world.namespace).await;
 
     let count_events = || async {
-        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM events").fetch_one(&world.pool).await.unwrap().0
+        sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM events")
+            .fetch_one(&world.pool)
+            .await
+            .unwrap()
+            .0
     };
     let before = count_events().await;
-    let inventory_before: Vec<(String, i64, i64)> = sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
-        .fetch_all(&world.pool)
-        .await
-        .unwrap();
+    let inventory_before: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
+            .fetch_all(&world.pool)
+            .await
+            .unwrap();
     let republished = deliver_everything_twice(&world.namespace).await;
     assert!(republished >= 15, "republished {republished}");
     consumers_idle(&world.namespace).await;
 
     assert_eq!(count_events().await, before, "no command ran twice");
-    let inventory_after: Vec<(String, i64, i64)> = sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
-        .fetch_all(&world.pool)
-        .await
-        .unwrap();
+    let inventory_after: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
+            .fetch_all(&world.pool)
+            .await
+            .unwrap();
     assert_eq!(inventory_before, inventory_after, "read models unchanged");
     assert_eq!(stock(&world.pool, "WIDGET").await, (8, 0));
     assert_eq!(order(&customer, &paid).await["status"], "paid");

@@ -41,7 +41,9 @@ impl HttpProvider {
             let text = response.text().await.unwrap_or_default();
             Err(ProviderError::Refused(format!("{status}: {text}")))
         } else {
-            Err(ProviderError::Unavailable(format!("provider answered {status}")))
+            Err(ProviderError::Unavailable(format!(
+                "provider answered {status}"
+            )))
         }
     }
 }
@@ -64,10 +66,16 @@ impl PaymentProvider for HttpProvider {
     }
 
     async fn void(&self, payment_id: PaymentId) -> Result<(), ProviderError> {
-        self.post(&format!("/charges/{payment_id}/void"), json!({})).await
+        self.post(&format!("/charges/{payment_id}/void"), json!({}))
+            .await
     }
 
-    async fn refund(&self, payment_id: PaymentId, refund_id: RefundId, amount: Money) -> Result<(), ProviderError> {
+    async fn refund(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        amount: Money,
+    ) -> Result<(), ProviderError> {
         self.post(
             &format!("/charges/{payment_id}/refunds"),
             json!({"refund_id": refund_id, "amount": amount.amount_minor(), "currency": amount.currency().to_string()}),

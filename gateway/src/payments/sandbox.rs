@@ -38,6 +38,8 @@ pub struct Sandbox {
 #[derive(Debug, Clone)]
 struct ChargeRecord {
     amount: i64,
+    /// Voided before its outcome was sent: the outcome is never sent.
+    voided: bool,
     /// Refund id -> amount: a repeated refund request changes nothing.
     refunds: HashMap<Uuid, i64>,
 }
@@ -64,7 +66,10 @@ impl Sandbox {
             secret: Arc::new(secret.to_vec()),
             delay,
             charges: Arc::new(Mutex::new(HashMap::new())),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("HTTP client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("HTTP client"),
         }
     }
 
@@ -77,11 +82,20 @@ impl Sandbox {
             .with_state(self)
     }
 
-    fn send_callback(&self, url: String, body: serde_json::Value, times: usize) {
+    fn send_callback(&self, payment_id: Uuid, url: String, body: serde_json::Value, times: usize) {
         let sandbox = self.clone();
         tokio::spawn(async move {
             if !sandbox.delay.is_zero() {
                 tokio::time::sleep(sandbox.delay).await;
+            }
+            let voided = sandbox
+                .charges
+                .lock()
+                .expect("charges lock")
+                .get(&payment_id)
+                .is_some_and(|c| c.voided);
+            if voided {
+                return;
             }
             let bytes = serde_json::to_vec(&body).expect("json");
             let signature = sign(&sandbox.secret, &bytes);
@@ -99,7 +113,10 @@ impl Sandbox {
                         .await;
                     match sent {
                         Ok(response) if response.status().is_success() => break,
-                        Ok(response) if response.status().is_client_error() && response.status() != StatusCode::TOO_MANY_REQUESTS => {
+                        Ok(response)
+                            if response.status().is_client_error()
+                                && response.status() != StatusCode::TOO_MANY_REQUESTS =>
+                        {
                             tracing::warn!(%url, status = %response.status(), "sandbox callback refused");
                             break;
                         }
@@ -114,12 +131,19 @@ impl Sandbox {
     }
 }
 
-async fn charge(State(sandbox): State<Sandbox>, Json(charge): Json<Charge>) -> (StatusCode, Json<serde_json::Value>) {
+async fn charge(
+    State(sandbox): State<Sandbox>,
+    Json(charge): Json<Charge>,
+) -> (StatusCode, Json<serde_json::Value>) {
     let provider_ref = format!("sbx_{}", charge.payment_id.simple());
     let first_time = {
         let mut charges = sandbox.charges.lock().expect("charges lock");
         let first = !charges.contains_key(&charge.payment_id);
-        charges.entry(charge.payment_id).or_insert(ChargeRecord { amount: charge.amount, refunds: HashMap::new() });
+        charges.entry(charge.payment_id).or_insert(ChargeRecord {
+            amount: charge.amount,
+            voided: false,
+            refunds: HashMap::new(),
+        });
         first
     };
     if first_time {
@@ -130,20 +154,34 @@ async fn charge(State(sandbox): State<Sandbox>, Json(charge): Json<Charge>) -> (
         match charge.token.as_str() {
             "tok_timeout" => {}
             "tok_decline" => sandbox.send_callback(
+                charge.payment_id,
                 charge.callback_url.clone(),
                 json!({"payment_id": charge.payment_id, "provider_ref": provider_ref, "status": "failed",
                        "reason": "card_declined", "amount": charge.amount, "currency": charge.currency}),
                 1,
             ),
-            "tok_duplicate" => sandbox.send_callback(charge.callback_url.clone(), captured, 3),
-            _ => sandbox.send_callback(charge.callback_url.clone(), captured, 1),
+            "tok_duplicate" => {
+                sandbox.send_callback(charge.payment_id, charge.callback_url.clone(), captured, 3)
+            }
+            _ => sandbox.send_callback(charge.payment_id, charge.callback_url.clone(), captured, 1),
         }
     }
-    (StatusCode::ACCEPTED, Json(json!({"provider_ref": provider_ref})))
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"provider_ref": provider_ref})),
+    )
 }
 
-async fn void(Path(_payment_id): Path<Uuid>) -> StatusCode {
-    // Voiding stops a charge that was not captured; for the sandbox there is nothing to undo.
+async fn void(State(sandbox): State<Sandbox>, Path(payment_id): Path<Uuid>) -> StatusCode {
+    // Voiding stops a charge whose outcome was not sent yet.
+    if let Some(charge) = sandbox
+        .charges
+        .lock()
+        .expect("charges lock")
+        .get_mut(&payment_id)
+    {
+        charge.voided = true;
+    }
     StatusCode::OK
 }
 
@@ -161,9 +199,15 @@ async fn refund(
     let refunded_before: i64 = record.refunds.values().sum();
     if !record.refunds.contains_key(&refund.refund_id) {
         if refunded_before + refund.amount > record.amount {
-            return (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"error": "refund exceeds the charge"})));
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"error": "refund exceeds the charge"})),
+            );
         }
         record.refunds.insert(refund.refund_id, refund.amount);
     }
-    (StatusCode::OK, Json(json!({"refunded": record.refunds.values().sum::<i64>()})))
+    (
+        StatusCode::OK,
+        Json(json!({"refunded": record.refunds.values().sum::<i64>()})),
+    )
 }

@@ -30,7 +30,9 @@ pub struct Resumed {
 }
 
 fn parse_id(saga_id: &str) -> Result<Uuid, ApiError> {
-    saga_id.parse().map_err(|_| ApiError::NotFound(format!("no saga {saga_id}")))
+    saga_id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no saga {saga_id}")))
 }
 
 /// A saga: its state, the steps taken with timestamps, its deadline and last error (admin).
@@ -69,9 +71,14 @@ pub async fn resume_saga(
         .map_err(|e| ApiError::Internal(e.into()))?
         .ok_or_else(|| ApiError::NotFound(format!("no saga {saga_id}")))?;
     if saga.status != "stuck" {
-        return Err(ApiError::Refused { code: "saga_not_stuck", detail: format!("the saga is {}", saga.status) });
+        return Err(ApiError::Refused {
+            code: "saga_not_stuck",
+            detail: format!("the saga is {}", saga.status),
+        });
     }
-    repository::resume(&state.pool, id).await.map_err(|e| ApiError::Internal(e.into()))?;
+    repository::resume(&state.pool, id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let redriven = crate::dead_letters::redrive_aggregate(&state, &id.to_string())
         .await
         .map_err(ApiError::Internal)?;
@@ -80,5 +87,9 @@ pub async fn resume_saga(
         .map_err(|e| ApiError::Internal(e.into()))?
         .map(|s| s.status)
         .unwrap_or_default();
-    Ok(ApiJson(Resumed { saga_id: id, status, redriven }))
+    Ok(ApiJson(Resumed {
+        saga_id: id,
+        status,
+        redriven,
+    }))
 }

@@ -91,10 +91,18 @@ pub struct ProviderCallback {
 }
 
 /// The order as its owner may act on it, from the write side.
-async fn owned_order(state: &AppState, user: &AuthUser, order_id: &str) -> Result<(Uuid, ordo_aggregates::order::Order), ApiError> {
+async fn owned_order(
+    state: &AppState,
+    user: &AuthUser,
+    order_id: &str,
+) -> Result<(Uuid, ordo_aggregates::order::Order), ApiError> {
     let not_found = || ApiError::NotFound(format!("no order {order_id}"));
     let id: Uuid = order_id.parse().map_err(|_| not_found())?;
-    let (order, version) = state.orders.load(&id.to_string()).await.map_err(api_error)?;
+    let (order, version) = state
+        .orders
+        .load(&id.to_string())
+        .await
+        .map_err(api_error)?;
     let owner = order.customer_id().map(|c| *c.as_uuid());
     if version == 0 || (owner != Some(user.user_id) && !user.is_admin()) {
         return Err(not_found());
@@ -121,11 +129,17 @@ pub async fn pay_order(
 ) -> Result<Response, ApiError> {
     let method = body.payment_method.trim();
     if method.is_empty() || method.len() > 50 {
-        return Err(ApiError::invalid("payment_method", "payment_method must be 1 to 50 characters"));
+        return Err(ApiError::invalid(
+            "payment_method",
+            "payment_method must be 1 to 50 characters",
+        ));
     }
     let token = body.payment_token.trim();
     if token.is_empty() || token.len() > 200 {
-        return Err(ApiError::invalid("payment_token", "payment_token must be 1 to 200 characters"));
+        return Err(ApiError::invalid(
+            "payment_token",
+            "payment_token must be 1 to 200 characters",
+        ));
     }
     let (order_id, order) = owned_order(&state, &user, &order_id).await?;
     let payment_id = match crate::routes::orders::idempotency_key(&headers)? {
@@ -134,25 +148,49 @@ pub async fn pay_order(
     };
     if order.status() != Some(OrderStatus::AwaitingPayment) {
         let status = order.status().map(|s| s.as_str()).unwrap_or("unknown");
-        return Err(ApiError::Refused { code: "order_not_payable", detail: format!("the order is {status}, not awaiting payment") });
+        return Err(ApiError::Refused {
+            code: "order_not_payable",
+            detail: format!("the order is {status}, not awaiting payment"),
+        });
     }
     if let Some(previous) = order.attached_payment() {
         if *previous.as_uuid() != payment_id {
-            let (payment, _) = state.payments.load(&previous.to_string()).await.map_err(api_error)?;
-            if matches!(payment.status(), Some(PaymentStatus::Created | PaymentStatus::Authorized)) {
-                return Err(ApiError::Refused { code: "payment_in_progress", detail: format!("payment {previous} is still in progress") });
+            let (payment, _) = state
+                .payments
+                .load(&previous.to_string())
+                .await
+                .map_err(api_error)?;
+            if matches!(
+                payment.status(),
+                Some(PaymentStatus::Created | PaymentStatus::Authorized)
+            ) {
+                return Err(ApiError::Refused {
+                    code: "payment_in_progress",
+                    detail: format!("payment {previous} is still in progress"),
+                });
             }
         }
     }
-    let amount = order.total().cloned().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} has no total")))?;
+    let amount = order
+        .total()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} has no total")))?;
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
     // Attach first: a payment that exists is always one the order knows about.
     state
         .orders
-        .execute(&order_id.to_string(), OrderCommand::AttachPayment { payment_id: PaymentId::from(payment_id) }, metadata.clone())
+        .execute(
+            &order_id.to_string(),
+            OrderCommand::AttachPayment {
+                payment_id: PaymentId::from(payment_id),
+            },
+            metadata.clone(),
+        )
         .await
         .map_err(api_error)?;
-    let customer = order.customer_id().ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order without customer")))?;
+    let customer = order
+        .customer_id()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order without customer")))?;
     state
         .payments
         .execute(
@@ -172,12 +210,17 @@ pub async fn pay_order(
     let mut order_status = OrderStatus::AwaitingPayment.as_str().to_string();
     let mut status = "created".to_string();
     if let Some(timeout) = wait.0 {
-        (order_status, status) = wait_for_payment_outcome(&state, order_id, payment_id, timeout).await?;
+        (order_status, status) =
+            wait_for_payment_outcome(&state, order_id, payment_id, timeout).await?;
     }
     let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/v1/payments/{payment_id}"))],
-        ApiJson(PaymentAccepted { payment_id, status, order_status }),
+        ApiJson(PaymentAccepted {
+            payment_id,
+            status,
+            order_status,
+        }),
     )
         .into_response();
     if let Some(applied) = wait.applied() {
@@ -187,7 +230,12 @@ pub async fn pay_order(
 }
 
 /// Waits until the order leaves `awaiting_payment` in the read model.
-async fn wait_for_payment_outcome(state: &AppState, order_id: Uuid, payment_id: Uuid, timeout: Duration) -> Result<(String, String), ApiError> {
+async fn wait_for_payment_outcome(
+    state: &AppState,
+    order_id: Uuid,
+    payment_id: Uuid,
+    timeout: Duration,
+) -> Result<(String, String), ApiError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
@@ -201,7 +249,10 @@ async fn wait_for_payment_outcome(state: &AppState, order_id: Uuid, payment_id: 
         .map_err(|e| ApiError::Internal(e.into()))?;
         if let Some((order_status, payment_status)) = &row {
             if order_status != "awaiting_payment" || started.elapsed() >= timeout {
-                return Ok((order_status.clone(), payment_status.clone().unwrap_or_else(|| "created".into())));
+                return Ok((
+                    order_status.clone(),
+                    payment_status.clone().unwrap_or_else(|| "created".into()),
+                ));
             }
         } else if started.elapsed() >= timeout {
             return Ok(("awaiting_payment".into(), "created".into()));
@@ -228,14 +279,22 @@ pub async fn cancel_order(
         .orders
         .execute(
             &order_id.to_string(),
-            OrderCommand::Cancel { reason: "cancelled_by_customer".into() },
+            OrderCommand::Cancel {
+                reason: "cancelled_by_customer".into(),
+            },
             CommandMetadata::from_request(&request_id, Some(user.user_id)),
         )
         .await
         .map_err(api_error)?;
-    consistency::record_write(&state.pool, user.user_id, "order", &order_id.to_string(), committed.version)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    consistency::record_write(
+        &state.pool,
+        user.user_id,
+        "order",
+        &order_id.to_string(),
+        committed.version,
+    )
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/v1/orders/{order_id}"))],
@@ -287,28 +346,58 @@ pub async fn payment_callback(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|sig| signature::verify(&state.payment_secret, &body, sig));
     if !signed {
-        return Err(ApiError::Unauthorized("missing or invalid Ordo-Signature".into()));
+        return Err(ApiError::Unauthorized(
+            "missing or invalid Ordo-Signature".into(),
+        ));
     }
-    let callback: ProviderCallback = serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
-    let id: Uuid = payment_id.parse().map_err(|_| ApiError::NotFound(format!("no payment {payment_id}")))?;
+    let callback: ProviderCallback =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let id: Uuid = payment_id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no payment {payment_id}")))?;
     if callback.payment_id != id {
-        return Err(ApiError::invalid("payment_id", "the body names another payment than the URL"));
+        return Err(ApiError::invalid(
+            "payment_id",
+            "the body names another payment than the URL",
+        ));
     }
-    let (payment, version) = state.payments.load(&id.to_string()).await.map_err(api_error)?;
+    let (payment, version) = state
+        .payments
+        .load(&id.to_string())
+        .await
+        .map_err(api_error)?;
     if version == 0 || payment.status().is_none() {
         return Err(ApiError::NotFound(format!("no payment {id}")));
     }
-    let currency = Currency::parse(&callback.currency).map_err(|e| ApiError::invalid("currency", e.to_string()))?;
-    let amount = Money::new(callback.amount, currency).map_err(|e| ApiError::invalid("amount", e.to_string()))?;
+    let currency = Currency::parse(&callback.currency)
+        .map_err(|e| ApiError::invalid("currency", e.to_string()))?;
+    let amount = Money::new(callback.amount, currency)
+        .map_err(|e| ApiError::invalid("amount", e.to_string()))?;
     let command = match callback.status.as_str() {
-        "captured" => PaymentCommand::Capture { provider_ref: callback.provider_ref.clone(), amount },
-        "authorized" => PaymentCommand::Authorize { provider_ref: callback.provider_ref.clone() },
-        "failed" => PaymentCommand::Fail { reason: callback.reason.clone().unwrap_or_else(|| "declined".into()) },
-        other => return Err(ApiError::invalid("status", format!("unknown status {other}"))),
+        "captured" => PaymentCommand::Capture {
+            provider_ref: callback.provider_ref.clone(),
+            amount,
+        },
+        "authorized" => PaymentCommand::Authorize {
+            provider_ref: callback.provider_ref.clone(),
+        },
+        "failed" => PaymentCommand::Fail {
+            reason: callback.reason.clone().unwrap_or_else(|| "declined".into()),
+        },
+        other => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("unknown status {other}"),
+            ))
+        }
     };
     let committed = state
         .payments
-        .execute(&id.to_string(), command, CommandMetadata::from_request(&request_id, None))
+        .execute(
+            &id.to_string(),
+            command,
+            CommandMetadata::from_request(&request_id, None),
+        )
         .await
         .map_err(api_error)?;
     Ok((StatusCode::OK, ApiJson(serde_json::json!({"payment_id": id, "version": committed.version, "changed": !committed.events.is_empty()}))).into_response())
