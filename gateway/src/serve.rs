@@ -202,21 +202,35 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     })
 }
 
+/// The consumer named `name` as its file under `nats/consumers/` defines it, or with the
+/// default limits when it has none.
+pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) -> ConsumerSpec {
+    ordo_nats::definitions::consumer_definition(name, namespace)
+        .and_then(|definition| definition.ok())
+        .and_then(|definition| ConsumerSpec::from_definition(&definition, namespace))
+        .filter(|spec| spec.aggregate_type == aggregate_type)
+        .unwrap_or_else(|| ConsumerSpec::new(name, aggregate_type))
+}
+
 /// The durable consumers of the worker role, with their handlers.
 pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
     let state = &runtime.state;
     let mut consumers: Vec<(ConsumerSpec, Arc<dyn EventHandler>)> = Vec::new();
     for projection in ordo_projections::all(state.pool.clone()) {
-        let spec = ConsumerSpec::new(projection.name(), projection.aggregate_type());
+        let spec = consumer_spec(
+            projection.name(),
+            projection.aggregate_type(),
+            &runtime.namespace,
+        );
         consumers.push((spec, projection));
     }
     let saga = checkout_saga(runtime, args);
     consumers.push((
-        ConsumerSpec::new(CHECKOUT_CONSUMER, "order"),
+        consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
         Arc::new(saga.orders()),
     ));
     consumers.push((
-        ConsumerSpec::new(CHECKOUT_PAYMENTS_CONSUMER, "payment"),
+        consumer_spec(CHECKOUT_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(saga.payments()),
     ));
     consumers

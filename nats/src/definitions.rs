@@ -48,6 +48,46 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
+/// The durable consumers' definitions under `nats/consumers/`, embedded so the binary
+/// applies exactly the files an operator can apply with `nats consumer add`.
+pub const CONSUMER_FILES: &[(&str, &str)] = &[
+    (
+        "projection-products.json",
+        include_str!("../consumers/projection-products.json"),
+    ),
+    (
+        "projection-inventory.json",
+        include_str!("../consumers/projection-inventory.json"),
+    ),
+    (
+        "projection-orders.json",
+        include_str!("../consumers/projection-orders.json"),
+    ),
+    (
+        "projection-payments.json",
+        include_str!("../consumers/projection-payments.json"),
+    ),
+    (
+        "saga-checkout.json",
+        include_str!("../consumers/saga-checkout.json"),
+    ),
+    (
+        "saga-checkout-payments.json",
+        include_str!("../consumers/saga-checkout-payments.json"),
+    ),
+];
+
+/// The embedded definition of the consumer named `durable_name`, if there is one.
+pub fn consumer_definition(
+    durable_name: &str,
+    namespace: &Namespace,
+) -> Option<Result<ConsumerDefinition, DefinitionError>> {
+    CONSUMER_FILES
+        .iter()
+        .find(|(file, _)| file.strip_suffix(".json") == Some(durable_name))
+        .map(|(file, json)| parse_consumer(file, json, namespace))
+}
+
 /// Why a definition could not be loaded or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum DefinitionError {
@@ -438,6 +478,21 @@ mod tests {
                 "{def:?} has no durable name"
             );
             assert_eq!(def.config.ack_policy, AckPolicy::Explicit);
+        }
+    }
+
+    #[test]
+    fn every_consumer_file_is_embedded_under_its_durable_name() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("consumers");
+        let on_disk = load_consumers(&dir, &Namespace::default()).unwrap();
+        assert_eq!(on_disk.len(), CONSUMER_FILES.len());
+        for def in on_disk {
+            let name = def.config.durable_name.clone().unwrap();
+            let embedded = consumer_definition(&name, &Namespace::default())
+                .unwrap_or_else(|| panic!("{name}.json is not embedded"))
+                .unwrap();
+            assert_eq!(embedded.config.durable_name.as_deref(), Some(name.as_str()));
+            assert_eq!(embedded.stream, def.stream);
         }
     }
 }

@@ -220,9 +220,17 @@ impl CheckoutSaga {
         let saga_id = placed.order_id;
         let lines = parse_lines(&placed.lines)?;
         let data = serde_json::json!({ "customer_id": placed.customer_id, "lines": placed.lines });
-        repository::start(conn, saga_id, CHECKOUT_SAGA, "reserving", &data)
-            .await
-            .map_err(retry)?;
+        // Started outside the step's transaction: even if the step keeps failing, the saga
+        // exists and shows its error.
+        repository::start(
+            &mut *self.pool.acquire().await.map_err(retry)?,
+            saga_id,
+            CHECKOUT_SAGA,
+            "reserving",
+            &data,
+        )
+        .await
+        .map_err(retry)?;
 
         let mut short = Vec::new();
         let mut refusal = None;

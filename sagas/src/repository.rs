@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// A saga as an operator sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct SagaView {
     /// The saga id (the order or booking id).
     pub saga_id: Uuid,
@@ -26,6 +26,7 @@ pub struct SagaView {
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
     /// The steps taken, oldest first.
+    #[sqlx(skip)]
     pub steps: Vec<SagaStep>,
 }
 
@@ -150,25 +151,14 @@ pub async fn resume(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<bool> {
 
 /// Loads a saga with its steps.
 pub async fn find(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<Option<SagaView>> {
-    let row: Option<(
-        Uuid,
-        String,
-        String,
-        serde_json::Value,
-        Option<DateTime<Utc>>,
-        Option<String>,
-        DateTime<Utc>,
-        DateTime<Utc>,
-    )> = sqlx::query_as(
+    let saga: Option<SagaView> = sqlx::query_as(
         "SELECT saga_id, saga_type, status, data, deadline, last_error, created_at, updated_at
          FROM sagas WHERE saga_id = $1",
     )
     .bind(saga_id)
     .fetch_optional(pool)
     .await?;
-    let Some((saga_id, saga_type, status, data, deadline, last_error, created_at, updated_at)) =
-        row
-    else {
+    let Some(mut saga) = saga else {
         return Ok(None);
     };
     let steps: Vec<(DateTime<Utc>, String, Option<String>)> = sqlx::query_as(
@@ -177,18 +167,9 @@ pub async fn find(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<Option<SagaView>
     .bind(saga_id)
     .fetch_all(pool)
     .await?;
-    Ok(Some(SagaView {
-        saga_id,
-        saga_type,
-        status,
-        data,
-        deadline,
-        last_error,
-        created_at,
-        updated_at,
-        steps: steps
-            .into_iter()
-            .map(|(at, step, detail)| SagaStep { at, step, detail })
-            .collect(),
-    }))
+    saga.steps = steps
+        .into_iter()
+        .map(|(at, step, detail)| SagaStep { at, step, detail })
+        .collect();
+    Ok(Some(saga))
 }

@@ -655,3 +655,209 @@ async fn every_message_delivered_twice_changes_nothing() {
     assert_eq!(order(&customer, &paid).await["status"], "paid");
     world.stop().await;
 }
+
+const FAIL_FAST: &[(&str, &str)] = &[
+    ("ORDO_SANDBOX_DELAY", "50ms"),
+    ("ORDO_CONSUMER_MAX_DELIVER", "2"),
+    ("ORDO_CONSUMER_BACKOFF", "100ms"),
+    ("ORDO_CONSUMER_ACK_WAIT", "2s"),
+];
+
+/// The dead letters as `ordo dlq list --json` prints them.
+async fn dead_letters(world: &World) -> Vec<Value> {
+    let (ok, stdout, stderr) = world.ordo.cli(&["dlq", "list", "--json"]).await;
+    assert!(ok, "ordo dlq list failed: {stderr}");
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_after_the_fix() {
+    let world = World::start(FAIL_FAST).await;
+    let api = world.ordo.api();
+    let (_, victim) = shop(&api).await;
+    let (bystander, _) = api.register("dave@example.com").await;
+    let victim_id: String = sqlx::query_as::<_, (uuid::Uuid,)>(
+        "SELECT user_id FROM users WHERE email = 'carol@example.com'",
+    )
+    .fetch_one(&world.pool)
+    .await
+    .unwrap()
+    .0
+    .to_string();
+    // The orders read model refuses this customer's rows: a fault in the projection.
+    sqlx::query(
+        "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'orders read model is broken for this customer'; END; $$",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW
+         WHEN (NEW.customer_id = '{victim_id}') EXECUTE FUNCTION refuse_order()"
+    ))
+    .execute(&world.pool)
+    .await
+    .unwrap();
+
+    let placed = victim
+        .post(
+            "/api/v1/orders",
+            json!({"items": [{"sku": "WIDGET", "quantity": 1}]}),
+        )
+        .await;
+    let poisoned = placed.body["order_id"].as_str().unwrap().to_string();
+    // Its OrderPlaced is dead-lettered with the error; its OrderConfirmed parks behind it.
+    let letters = eventually(
+        "the order's events in the DLQ",
+        Duration::from_secs(20),
+        || async {
+            let letters: Vec<Value> = dead_letters(&world)
+                .await
+                .into_iter()
+                .filter(|l| l["aggregate_id"] == poisoned.as_str())
+                .collect();
+            (letters.len() == 2).then_some(letters)
+        },
+    )
+    .await;
+    assert_eq!(letters[0]["consumer"], "projection-orders");
+    assert_eq!(letters[0]["event_type"], "OrderPlaced");
+    assert!(
+        letters[0]["error"].as_str().unwrap().contains("broken"),
+        "{letters:?}"
+    );
+    assert_eq!(letters[0]["attempts"], 2);
+    assert_eq!(letters[0]["parked"], false);
+    assert_eq!(letters[1]["event_type"], "OrderConfirmed");
+    assert_eq!(letters[1]["parked"], true);
+    let (ok, shown, _) = world
+        .ordo
+        .cli(&["dlq", "show", &letters[0]["dlq_sequence"].to_string()])
+        .await;
+    assert!(ok);
+    assert!(shown.contains("orders read model is broken"), "{shown}");
+
+    // Other aggregates flow on meanwhile.
+    let other = bystander
+        .send(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"items": [{"sku": "GADGET", "quantity": 1}]})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(other.body["status"], "awaiting_payment");
+    assert_eq!(
+        victim
+            .get(&format!("/api/v1/orders/{poisoned}"))
+            .await
+            .status,
+        404
+    );
+
+    // Fix the cause, re-drive: both events are applied, in order.
+    sqlx::query("DROP TRIGGER refuse_order ON orders")
+        .execute(&world.pool)
+        .await
+        .unwrap();
+    let (ok, out, err) = world
+        .ordo
+        .cli(&["dlq", "redrive", &letters[0]["dlq_sequence"].to_string()])
+        .await;
+    assert!(ok, "{err}");
+    assert!(out.contains("re-drove 2 dead letter(s)"), "{out}");
+    wait_order_status(&victim, &poisoned, "awaiting_payment").await;
+    assert!(dead_letters(&world).await.is_empty());
+    // A bad sequence is a clear error, not a crash.
+    let (ok, _, err) = world.ordo.cli(&["dlq", "show", "999999"]).await;
+    assert!(!ok);
+    assert!(err.contains("no dead letter 999999"), "{err}");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saga_whose_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
+    let world = World::start(FAIL_FAST).await;
+    let api = world.ordo.api();
+    let (admin, customer) = shop(&api).await;
+    sqlx::query(
+        "CREATE FUNCTION refuse_step() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'saga log is full'; END; $$",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_step BEFORE INSERT ON saga_steps FOR EACH ROW
+         WHEN (NEW.step = 'confirm_order') EXECUTE FUNCTION refuse_step()",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let placed = customer
+        .post(
+            "/api/v1/orders",
+            json!({"items": [{"sku": "WIDGET", "quantity": 1}]}),
+        )
+        .await;
+    let order_id = placed.body["order_id"].as_str().unwrap().to_string();
+    let stuck = eventually("the saga stuck", Duration::from_secs(20), || async {
+        let saga = admin
+            .get(&format!("/api/v1/admin/sagas/{order_id}"))
+            .await
+            .body;
+        (saga["status"] == "stuck").then_some(saga)
+    })
+    .await;
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("saga log is full"),
+        "{stuck:?}"
+    );
+    // Resuming while the cause is still there is possible but pointless; fix it first.
+    sqlx::query("DROP TRIGGER refuse_step ON saga_steps")
+        .execute(&world.pool)
+        .await
+        .unwrap();
+    let resumed = admin
+        .post(&format!("/api/v1/admin/sagas/{order_id}/resume"), json!({}))
+        .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    assert!(!resumed.body["redriven"].as_array().unwrap().is_empty());
+    let saga = eventually("the saga resumed", Duration::from_secs(20), || async {
+        let saga = admin
+            .get(&format!("/api/v1/admin/sagas/{order_id}"))
+            .await
+            .body;
+        (saga["status"] == "awaiting_payment" && saga["deadline"].is_string()).then_some(saga)
+    })
+    .await;
+    assert!(saga["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["step"] == "resumed"));
+    // Resuming a saga that is not stuck is refused; only admins may.
+    assert_eq!(
+        admin
+            .post(&format!("/api/v1/admin/sagas/{order_id}/resume"), json!({}))
+            .await
+            .status,
+        409
+    );
+    assert_eq!(
+        customer
+            .post(&format!("/api/v1/admin/sagas/{order_id}/resume"), json!({}))
+            .await
+            .status,
+        403
+    );
+    assert_eq!(stock(&world.pool, "WIDGET").await, (10, 1), "reserved once");
+    world.stop().await;
+}
