@@ -114,14 +114,22 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let nats = async_nats::ConnectOptions::new()
         .name("ordo")
         .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
         .max_reconnects(None)
         .connect(&config.nats_url);
     let nats = tokio::time::timeout(Duration::from_secs(10), nats)
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
         .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
+    // The client connects lazily and keeps retrying; a flush proves the server answers.
+    match tokio::time::timeout(Duration::from_secs(5), nats.flush()).await {
+        Ok(Ok(())) => {}
+        _ => anyhow::bail!(
+            "cannot connect to NATS at {}: no answer (is nats-server running?)",
+            config.nats_url
+        ),
+    }
     let jetstream = async_nats::jetstream::new(nats.clone());
+
     tokio::time::timeout(
         Duration::from_secs(10),
         ordo_nats::definitions::ensure_streams(&jetstream, &namespace),
