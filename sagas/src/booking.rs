@@ -29,11 +29,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
 use ordo_aggregates::common::{
-    AreaId, BookingId, DomainError, PaymentId, Quantity, RefundId, ReservationId, SessionId, Sku,
+    AreaId, BookingId, DomainError, PaymentId, Quantity, RefundId, ReservationId, SessionId,
     TicketId,
 };
 use ordo_aggregates::inventory::{InventoryCommand, InventoryError, InventoryItem};
 use ordo_aggregates::payment::{Payment, PaymentCommand};
+pub use ordo_aggregates::show::seat_inventory_id;
 use ordo_aggregates::show::Show;
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
@@ -66,25 +67,6 @@ pub struct BookingSettings {
     pub booking_timeout: Duration,
     /// Base URL the payment provider calls back (`http://127.0.0.1:8080`).
     pub callback_base_url: String,
-}
-
-/// The inventory item counting the seats of one area of one session.
-///
-/// Inventory ids are SKUs (at most 64 of `[A-Za-z0-9_-]`, uppercased, NATS subject tokens),
-/// while area ids are case-sensitive and may be 64 characters long: an area id that would
-/// not survive uppercasing or would not fit is replaced by a digest of it, so two areas
-/// never share seats.
-pub fn seat_inventory_id(session_id: SessionId, area_id: &AreaId) -> Sku {
-    let session = session_id.as_uuid().simple().to_string().to_ascii_uppercase();
-    let area = area_id.as_str();
-    let readable = area.len() <= 26 && !area.bytes().any(|b| b.is_ascii_lowercase());
-    let suffix = if readable {
-        area.to_string()
-    } else {
-        let digest = Uuid::new_v5(session_id.as_uuid(), area.as_bytes());
-        format!("H{}", &digest.simple().to_string()[..16]).to_ascii_uppercase()
-    };
-    Sku::parse(&format!("S{session}-{suffix}")).expect("seat inventory ids are valid SKUs")
 }
 
 /// The id of the `index`-th ticket (from 0) of a booking: deterministic, so marking a
@@ -256,8 +238,7 @@ impl BookingSaga {
                 }
             }
             Err(CommandError::Rejected(
-                InventoryError::InsufficientStock { .. }
-                | InventoryError::ReservationClosed { .. },
+                InventoryError::InsufficientStock { .. } | InventoryError::ReservationClosed { .. },
             )) => {
                 match self
                     .bookings
@@ -461,8 +442,13 @@ impl BookingSaga {
                         )
                         .await
                         .map_err(step_failure)?;
-                    log(conn, saga_id, "reserve_seats", Some(decision.status.to_string()))
-                        .await?;
+                    log(
+                        conn,
+                        saga_id,
+                        "reserve_seats",
+                        Some(decision.status.to_string()),
+                    )
+                    .await?;
                 }
             }
             "SeatsHeld" => {
@@ -607,7 +593,13 @@ impl BookingSaga {
             Err(CommandError::Rejected(_)) => {}
             Err(err) => return Err(step_failure(infra(err))),
         }
-        log(conn, saga_id, "refund_payment", Some(format!("{payment_id}: {why}"))).await
+        log(
+            conn,
+            saga_id,
+            "refund_payment",
+            Some(format!("{payment_id}: {why}")),
+        )
+        .await
     }
 
     /// A payment the booking no longer wants: void it if it was not captured, refund it if
@@ -694,7 +686,13 @@ impl BookingSaga {
                     .charge(request)
                     .await
                     .map_err(provider_failure)?;
-                log(conn, saga_id, "charge_requested", Some(payment_id.to_string())).await?;
+                log(
+                    conn,
+                    saga_id,
+                    "charge_requested",
+                    Some(payment_id.to_string()),
+                )
+                .await?;
             }
             "PaymentCaptured" => {
                 let tickets = ticket_ids(booking_id, request.quantity);
@@ -727,7 +725,13 @@ impl BookingSaga {
             }
             "PaymentFailed" => {
                 // The seats stay held until the deadline: the fan may pay again.
-                log(conn, saga_id, "payment_failed", Some(payment_id.to_string())).await?;
+                log(
+                    conn,
+                    saga_id,
+                    "payment_failed",
+                    Some(payment_id.to_string()),
+                )
+                .await?;
             }
             "PaymentVoided" => {
                 self.provider
