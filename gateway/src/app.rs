@@ -26,6 +26,8 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
         .merge(routes::orders::router())
         .merge(routes::payments::router())
         .merge(routes::admin::router())
+        .merge(routes::shows::router())
+        .merge(routes::bookings::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -40,6 +42,10 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(1024 * 1024))

@@ -10,6 +10,8 @@
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
 //! - [`dead_letters`]: re-driving dead letters.
+//! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
+//!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
 //! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
 #![forbid(unsafe_code)]
 
@@ -24,8 +26,10 @@ pub mod identity;
 pub mod openapi;
 pub mod payments;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod ticketing;

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
-use crate::routes::{admin, inventory, orders, payments, products};
+use crate::routes::{admin, bookings, inventory, orders, payments, products, shows};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,9 @@ use crate::routes::{admin, inventory, orders, payments, products};
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
         admin::get_saga, admin::resume_saga,
+        shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
+        bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
+        bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
     ),
     components(schemas(
         ProblemDocument,
@@ -21,8 +24,12 @@ use crate::routes::{admin, inventory, orders, payments, products};
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
+        shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
+        bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
+        bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"))
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"))
 )]
 struct ApiDoc;
 

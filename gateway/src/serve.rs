@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
 use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
+use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
@@ -184,16 +185,30 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let sandbox = config
         .sandbox_provider
         .then(|| crate::payments::sandbox::Sandbox::new(&payment_secret, config.sandbox_delay));
+    let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
+    let payments =
+        Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
+    let ticketing = ticketing(config, &pool, &inventory, &payments)?;
+    let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
+        crate::rate_limit::Limit {
+            per_second: config.rate_limit_per_ip,
+            burst: config.rate_limit_per_ip_burst,
+        },
+        crate::rate_limit::Limit {
+            per_second: config.rate_limit_per_user,
+            burst: config.rate_limit_per_user_burst,
+        },
+    ));
     let state = AppState {
+        ticketing,
+        rate_limits,
         pool: pool.clone(),
         nats,
         identity,
         products: Arc::new(CommandBus::new(pool.clone(), ())),
-        inventory: Arc::new(CommandBus::new(pool.clone(), ())),
+        inventory,
         orders: Arc::new(CommandBus::new(pool.clone(), ())),
-        payments: Arc::new(
-            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
-        ),
+        payments,
 
         payment_secret: Arc::new(payment_secret),
         jetstream: jetstream.clone(),
@@ -220,6 +235,50 @@ pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) ->
         .unwrap_or_else(|| ConsumerSpec::new(name, aggregate_type))
 }
 
+/// The ticketing side: show and booking buses, the booking saga (sharing the inventory and
+/// payment buses, so a hot seat area has one batching writer per process) and the ticket key.
+fn ticketing(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    inventory: &Arc<CommandBus<ordo_aggregates::inventory::InventoryItem>>,
+    payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+) -> anyhow::Result<Arc<crate::ticketing::Ticketing>> {
+    let ticket_secret = match &config.ticket_secret {
+        Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+        Some(_) => anyhow::bail!("ORDO_TICKET_SECRET must be at least 16 characters"),
+        None => {
+            tracing::warn!("ORDO_TICKET_SECRET is not set: using a random key; tickets will not verify after a restart or on other instances");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let shows = Arc::new(CommandBus::new(pool.clone(), ()));
+    let bookings = Arc::new(CommandBus::new(pool.clone(), ()));
+    let saga = ordo_sagas::BookingSaga::new(
+        pool.clone(),
+        Arc::clone(&bookings),
+        Arc::clone(inventory),
+        Arc::clone(payments),
+        Arc::clone(&shows),
+        Arc::new(crate::payments::HttpProvider::new(
+            &config.payment_provider_url(),
+        )),
+        ordo_sagas::booking::BookingSettings {
+            booking_timeout: config.booking_timeout,
+            callback_base_url: config.public_url(),
+        },
+    );
+    Ok(Arc::new(crate::ticketing::Ticketing::new(
+        shows,
+        bookings,
+        saga,
+        crate::ticketing::TicketingSettings {
+            max_per_booking: config.max_tickets_per_booking,
+            ticket_secret,
+            public_url: config.public_url(),
+        },
+    )))
+}
+
 /// The durable consumers of the worker role, with their handlers.
 pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
     let state = &runtime.state;
@@ -232,6 +291,23 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         );
         consumers.push((spec, projection));
     }
+    for projection in ordo_projections::ticketing_all(state.pool.clone()) {
+        let spec = consumer_spec(
+            projection.name(),
+            projection.aggregate_type(),
+            &runtime.namespace,
+        );
+        consumers.push((spec, projection));
+    }
+    let booking = &state.ticketing.saga;
+    consumers.push((
+        consumer_spec(BOOKING_CONSUMER, "booking", &runtime.namespace),
+        Arc::new(booking.bookings()),
+    ));
+    consumers.push((
+        consumer_spec(BOOKING_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
+        Arc::new(booking.payments()),
+    ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
@@ -290,6 +366,12 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             deadlines.run_deadlines(every, token).await;
             Ok(())
         });
+        let bookings = runtime.state.ticketing.saga.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            bookings.run_deadlines(every, token).await;
+            Ok(())
+        });
         for (mut spec, handler) in workers(&runtime, &args) {
             if let Some(max_deliver) = args.consumer_max_deliver {
                 spec.max_deliver = max_deliver;
@@ -321,7 +403,14 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     if let Some(listener) = listener {
-        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone());
+        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let limits = runtime.state.rate_limits.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            limits.run_cleanup(Duration::from_secs(60), token).await;
+            Ok(())
+        });
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving HTTP on http://{addr}");
         println!(

@@ -38,6 +38,10 @@ pub struct AppState {
     pub namespace: ordo_nats::subjects::Namespace,
     /// The longest `Prefer: wait` honoured.
     pub max_wait: Duration,
+    /// Shows, bookings and tickets.
+    pub ticketing: Arc<crate::ticketing::Ticketing>,
+    /// Per-client rate limits.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl FromRef<AppState> for Arc<IdentityService> {

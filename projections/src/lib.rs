@@ -5,12 +5,14 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets; see [`ticketing_all`].
 #![forbid(unsafe_code)]
 
 pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod ticketing;
 pub mod worker;
 
 pub use worker::{Projection, ProjectionHandler};
@@ -35,6 +37,20 @@ pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
         Arc::new(ProjectionHandler::new(
             pool,
             Arc::new(payments::PaymentsProjection),
+        )),
+    ]
+}
+
+/// Every projection of the ticketing side (shows and bookings), ready to be run by consumers.
+pub fn ticketing_all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
+    vec![
+        Arc::new(ProjectionHandler::new(
+            pool.clone(),
+            Arc::new(ticketing::ShowsProjection),
+        )),
+        Arc::new(ProjectionHandler::new(
+            pool,
+            Arc::new(ticketing::BookingsProjection),
         )),
     ]
 }

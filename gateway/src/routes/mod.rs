@@ -1,11 +1,13 @@
 //! The HTTP resources of the API, one module each, merged into one router.
 
 pub mod admin;
+pub mod bookings;
 pub mod health;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod shows;
 
 use crate::problem::ApiError;
 
