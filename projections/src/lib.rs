@@ -5,12 +5,15 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
+//!   switching; the projections' status (applied positions, rebuild state).
 #![forbid(unsafe_code)]
 
 pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod rebuild;
 pub mod worker;
 
 pub use worker::{Projection, ProjectionHandler};
@@ -36,5 +39,15 @@ pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
             pool,
             Arc::new(payments::PaymentsProjection),
         )),
+    ]
+}
+
+/// Every projection, by itself (for status and rebuilds).
+pub fn projections() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(products::ProductsProjection),
+        Arc::new(inventory::InventoryProjection),
+        Arc::new(orders::OrdersProjection),
+        Arc::new(payments::PaymentsProjection),
     ]
 }
