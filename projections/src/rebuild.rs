@@ -199,7 +199,12 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> anyhow::Resu
     let result = run(pool, projection).await;
     match &result {
         Ok(report) => {
-            tracing::info!(projection = name, events = report.events_applied, caught_up = report.caught_up, "projection rebuilt and switched");
+            tracing::info!(
+                projection = name,
+                events = report.events_applied,
+                caught_up = report.caught_up,
+                "projection rebuilt and switched"
+            );
         }
         Err(err) => {
             tracing::warn!(projection = name, error = %format!("{err:#}"), "projection rebuild failed; the live tables are unchanged");
@@ -304,9 +309,11 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
             .await?;
     }
     for table in tables {
-        sqlx::query(&format!("ALTER TABLE {REBUILD_SCHEMA}.{table} SET SCHEMA public"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "ALTER TABLE {REBUILD_SCHEMA}.{table} SET SCHEMA public"
+        ))
+        .execute(&mut *tx)
+        .await?;
     }
     // The shadow's indexes got generated names; give them the live ones back, so later
     // migrations find the names they were written against.
@@ -360,9 +367,11 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
 
 /// Points the transaction's unqualified names at the shadow tables first.
 async fn shadow_path(tx: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query(&format!("SET LOCAL search_path TO {REBUILD_SCHEMA}, public"))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(&format!(
+        "SET LOCAL search_path TO {REBUILD_SCHEMA}, public"
+    ))
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -536,7 +545,10 @@ mod tests {
 
     #[test]
     fn projections_are_found_by_full_or_short_name() {
-        assert_eq!(find("projection-orders").unwrap().name(), "projection-orders");
+        assert_eq!(
+            find("projection-orders").unwrap().name(),
+            "projection-orders"
+        );
         assert_eq!(find("orders").unwrap().name(), "projection-orders");
         let err = find("nope").err().unwrap().to_string();
         assert!(err.contains("projection-payments"), "{err}");

@@ -328,9 +328,7 @@ fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> 
 }
 
 /// Counts a batch's commands by outcome and the events it appended, per aggregate type.
-fn record_outcomes<A: Aggregate>(
-    outcomes: &[Result<Committed<A::Event>, CommandError<A::Error>>],
-) {
+fn record_outcomes<A: Aggregate>(outcomes: &[Result<Committed<A::Event>, CommandError<A::Error>>]) {
     let mut accepted = 0u64;
     let mut rejected = 0u64;
     let mut events = 0u64;
