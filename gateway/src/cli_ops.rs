@@ -31,9 +31,10 @@ pub enum StreamsCommand {
     Rebuild {
         /// The stream, e.g. ORDO_ORDER.
         stream: String,
-        /// Purge the stream first, so it holds exactly one message per stored event (for
-        /// a damaged stream). Without it, events are only published: JetStream's duplicate
-        /// window and the consumers' claims absorb the repeats.
+        /// Empty the stream first (delete and create it again with its consumers, which
+        /// also clears its duplicate window), so it holds exactly one message per stored
+        /// event: for a damaged stream. Without it, events are only published: JetStream's
+        /// duplicate window and the consumers' claims absorb the repeats.
         #[arg(long)]
         purge: bool,
     },

@@ -9,8 +9,9 @@
 //!
 //! Without purging, events still in the stream's duplicate window are dropped by JetStream
 //! and older ones are appended again (harmless, thanks to the claims). With purging, the
-//! stream is emptied first, so it ends with exactly one message per stored event: what a
-//! damaged stream needs.
+//! stream is emptied first (deleted and created again with its consumers, which also
+//! clears its duplicate window), so it ends with exactly one message per stored event:
+//! what a damaged stream needs.
 
 use futures::TryStreamExt;
 use serde::Serialize;
@@ -22,6 +23,12 @@ use crate::subjects::{Namespace, AGGREGATE_TYPES};
 
 /// How many publishes are in flight before their acknowledgements are awaited.
 const PIPELINE: usize = 256;
+
+/// Refill attempts before giving up.
+const ATTEMPTS: u64 = 5;
+
+/// How long a deleted stream's files may take to disappear.
+const REMOVAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a refill did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -71,17 +78,110 @@ pub async fn refill_stream(
     purge: bool,
 ) -> anyhow::Result<RefillReport> {
     let config = definitions::stream_config_for(namespace, aggregate_type)?;
-    definitions::ensure_stream(js, &config).await?;
-    let mut stream = js.get_stream(&config.name).await?;
     let mut report = RefillReport {
         stream: config.name.clone(),
         aggregate_type: aggregate_type.to_owned(),
         ..RefillReport::default()
     };
     if purge {
-        report.purged = stream.purge().await?.purged;
+        report.purged = recreate(js, &config).await?;
+    } else {
+        definitions::ensure_stream(js, &config).await?;
     }
+    let mut attempt = 1;
+    loop {
+        let mut round = RefillReport::default();
+        let outcome = match publish_all(js, pool, namespace, aggregate_type, &mut round).await {
+            Ok(()) => readable(js, &config.name).await,
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(()) => {
+                report.published = round.published;
+                report.duplicates = round.duplicates;
+                break;
+            }
+            Err(err) if attempt < ATTEMPTS => {
+                // nats-server 2.9 removes a deleted stream's files in the background: a
+                // stream created at once under the same name (by this refill or a worker)
+                // can lose its own files to it. Start over on a fresh stream.
+                tracing::warn!(stream = %report.stream, error = %format!("{err:#}"), attempt, "refill interrupted; starting again on a fresh stream");
+                attempt += 1;
+                recreate(js, &config).await?;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let mut stream = js.get_stream(&config.name).await?;
+    report.messages = stream.info().await?.state.messages;
+    Ok(report)
+}
 
+/// Empties a stream by deleting and creating it again, with its consumers as they were
+/// defined; answers how many messages it held. A purge alone would not do: the stream
+/// would keep its duplicate window, and drop the very events republished into it.
+/// The consumers start again from the first message, which their claims turn into
+/// no-ops for what they already applied.
+async fn recreate(
+    js: &async_nats::jetstream::Context,
+    config: &async_nats::jetstream::stream::Config,
+) -> anyhow::Result<u64> {
+    let (held, consumers) = match js.get_stream(&config.name).await {
+        Ok(mut stream) => {
+            let held = stream.info().await?.state.messages;
+            let consumers: Vec<async_nats::jetstream::consumer::Info> =
+                stream.consumers().try_collect().await?;
+            (held, consumers)
+        }
+        Err(_) => (0, Vec::new()),
+    };
+    if held > 0 || !consumers.is_empty() {
+        js.delete_stream(&config.name).await?;
+        // Let the server finish removing the old files (in the background on 2.9) before
+        // a stream of the same name is created.
+        tokio::time::sleep(REMOVAL_PAUSE).await;
+    }
+    definitions::ensure_stream(js, config).await?;
+    let stream = js.get_stream(&config.name).await?;
+    for consumer in consumers {
+        let mut consumer_config = consumer.config;
+        // A consumer starts again from the stream's first message.
+        consumer_config.deliver_policy = async_nats::jetstream::consumer::DeliverPolicy::All;
+        if let Err(err) = stream
+            .create_consumer::<async_nats::jetstream::consumer::Config>(consumer_config)
+            .await
+        {
+            // A running worker may have recreated it first; it carries on either way.
+            tracing::warn!(consumer = %consumer.name, error = %err, "cannot recreate consumer");
+        }
+    }
+    Ok(held)
+}
+
+/// Checks that the stream's first and last messages can be read back.
+async fn readable(js: &async_nats::jetstream::Context, name: &str) -> anyhow::Result<()> {
+    tokio::time::sleep(REMOVAL_PAUSE / 4).await;
+    let mut stream = js.get_stream(name).await?;
+    let state = stream.info().await?.state.clone();
+    if state.messages == 0 {
+        return Ok(());
+    }
+    for sequence in [state.first_sequence, state.last_sequence] {
+        stream.get_raw_message(sequence).await.map_err(|err| {
+            anyhow::anyhow!("message {sequence} of {name} cannot be read back: {err}")
+        })?;
+    }
+    Ok(())
+}
+
+/// Publishes every stored event of `aggregate_type`, in position order.
+async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    pool: &PgPool,
+    namespace: &Namespace,
+    aggregate_type: &str,
+    report: &mut RefillReport,
+) -> anyhow::Result<()> {
     let mut rows = sqlx::query_as::<_, EventRow>(
         "SELECT position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
                 payload, metadata, recorded_at \
@@ -98,12 +198,10 @@ pub async fn refill_stream(
             .await?;
         in_flight.push(ack);
         if in_flight.len() >= PIPELINE {
-            settle(&mut in_flight, &mut report).await?;
+            settle(&mut in_flight, report).await?;
         }
     }
-    settle(&mut in_flight, &mut report).await?;
-    report.messages = stream.info().await?.state.messages;
-    Ok(report)
+    settle(&mut in_flight, report).await
 }
 
 async fn settle(
