@@ -185,7 +185,7 @@ where
             attempt += 1;
             match self.try_batch(aggregate_id, state, &batch).await {
                 Ok(outcomes) => {
-                    record_outcomes::<A>(&outcomes);
+                    record_outcomes(A::TYPE, &outcomes);
                     for (pending, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = pending.reply.send(outcome);
                     }
@@ -328,7 +328,7 @@ fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> 
 }
 
 /// Counts a batch's commands by outcome and the events it appended, per aggregate type.
-fn record_outcomes<A: Aggregate>(outcomes: &[Result<Committed<A::Event>, CommandError<A::Error>>]) {
+fn record_outcomes<E, R>(aggregate_type: &'static str, outcomes: &[Result<Committed<E>, R>]) {
     let mut accepted = 0u64;
     let mut rejected = 0u64;
     let mut events = 0u64;
@@ -341,9 +341,10 @@ fn record_outcomes<A: Aggregate>(outcomes: &[Result<Committed<A::Event>, Command
             Err(_) => rejected += 1,
         }
     }
-    metrics::counter!("ordo_commands_total", "aggregate_type" => A::TYPE, "outcome" => "accepted")
+    metrics::counter!("ordo_commands_total", "aggregate_type" => aggregate_type, "outcome" => "accepted")
         .increment(accepted);
-    metrics::counter!("ordo_commands_total", "aggregate_type" => A::TYPE, "outcome" => "rejected")
+    metrics::counter!("ordo_commands_total", "aggregate_type" => aggregate_type, "outcome" => "rejected")
         .increment(rejected);
-    metrics::counter!("ordo_events_appended_total", "aggregate_type" => A::TYPE).increment(events);
+    metrics::counter!("ordo_events_appended_total", "aggregate_type" => aggregate_type)
+        .increment(events);
 }

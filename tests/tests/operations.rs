@@ -463,7 +463,7 @@ async fn metrics_count_requests_commands_events_consumers_and_sagas() {
     let order_id = place_and_pay(&customer).await;
     let seen = customer.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(seen.status, 200);
-    consumers_idle(&world).await;
+    settled(&world).await;
 
     let text = eventually("sampled gauges", Duration::from_secs(10), || async {
         let response = reqwest::get(format!("{}/metrics", world.ordo.base_url))
