@@ -27,6 +27,7 @@
 //! | `ordo_sagas` | gauge | saga_type, status |
 //! | `ordo_dead_letters` | gauge | consumer |
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -111,8 +112,9 @@ pub async fn poll(
     shutdown: CancellationToken,
 ) {
     let handle = install();
+    let mut seen = Seen::default();
     loop {
-        sample(&state, &workers).await;
+        sample(&state, &workers, &mut seen).await;
         handle.run_upkeep();
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -121,7 +123,15 @@ pub async fn poll(
     }
 }
 
-async fn sample(state: &AppState, workers: &[(String, String)]) {
+/// Label sets reported before: a saga status or a consumer that no longer appears is set
+/// to zero instead of keeping its last value forever.
+#[derive(Default)]
+struct Seen {
+    sagas: HashSet<(String, String)>,
+    dead_letters: HashSet<String>,
+}
+
+async fn sample(state: &AppState, workers: &[(String, String)], seen: &mut Seen) {
     match ordo_nats::outbox_depth(&state.pool).await {
         Ok(depth) => metrics::gauge!("ordo_outbox_depth").set(depth as f64),
         Err(err) => tracing::debug!(error = %err, "cannot read the outbox depth"),
@@ -130,22 +140,30 @@ async fn sample(state: &AppState, workers: &[(String, String)]) {
         metrics::gauge!("ordo_relay_lag_seconds").set(lag);
     }
     if let Ok(counts) = crate::operations::saga_counts(state).await {
+        let mut current = HashSet::new();
         for (saga_type, status, count) in counts {
-            metrics::gauge!("ordo_sagas", "saga_type" => saga_type, "status" => status)
+            metrics::gauge!("ordo_sagas", "saga_type" => saga_type.clone(), "status" => status.clone())
                 .set(count as f64);
+            current.insert((saga_type, status));
         }
+        for (saga_type, status) in seen.sagas.difference(&current) {
+            metrics::gauge!("ordo_sagas", "saga_type" => saga_type.clone(), "status" => status.clone())
+                .set(0.0);
+        }
+        seen.sagas.extend(current);
     }
     if let Ok(counts) = crate::operations::dead_letter_counts(state).await {
-        // A consumer whose dead letters were all re-driven no longer has a subject.
-        for (consumer, _) in workers {
+        // Every worker is reported, with zero when it has no dead letter.
+        seen.dead_letters
+            .extend(workers.iter().map(|(consumer, _)| consumer.clone()));
+        seen.dead_letters
+            .extend(counts.iter().map(|(consumer, _)| consumer.clone()));
+        for consumer in &seen.dead_letters {
             let count = counts
                 .iter()
                 .find(|(c, _)| c == consumer)
                 .map_or(0, |(_, n)| *n);
             metrics::gauge!("ordo_dead_letters", "consumer" => consumer.clone()).set(count as f64);
-        }
-        for (consumer, count) in counts {
-            metrics::gauge!("ordo_dead_letters", "consumer" => consumer).set(count as f64);
         }
     }
     if workers.is_empty() {

@@ -398,6 +398,7 @@ async fn the_admin_service_answers_every_endpoint() {
     assert_eq!(redriven["redriven"], json!([sequence]));
 
     // projections.rebuild, waited for: the projection is live again with the same rows.
+    settled(&world).await;
     let before = read_models(&world.pool).await;
     let rebuilt = world
         .admin(
