@@ -39,6 +39,7 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
     }
     app
         .merge(routes::health::router())
+        .merge(crate::metrics::router())
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())
         })
@@ -48,6 +49,7 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
         ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -67,6 +67,11 @@ pub struct ServeArgs {
 
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub deadline_scan_interval: Duration,
+
+    /// How often the gauges of /metrics (outbox, consumer lag, sagas, dead letters) are
+    /// sampled.
+    #[arg(long, env = "ORDO_METRICS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
 }
 
 /// Parses `90s`, `15m`, `2h` or a plain number of seconds.
@@ -291,14 +296,6 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         );
         consumers.push((spec, projection));
     }
-    for projection in ordo_projections::ticketing_all(state.pool.clone()) {
-        let spec = consumer_spec(
-            projection.name(),
-            projection.aggregate_type(),
-            &runtime.namespace,
-        );
-        consumers.push((spec, projection));
-    }
     let booking = &state.ticketing.saga;
     consumers.push((
         consumer_spec(BOOKING_CONSUMER, "booking", &runtime.namespace),
@@ -342,16 +339,29 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
 /// Runs `ordo serve` until shutdown.
 pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let roles: BTreeSet<Role> = args.roles.iter().copied().collect();
+    let started = std::time::Instant::now();
+    crate::metrics::install();
     let runtime = connect(&config).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
-    if roles.contains(&Role::Relay) {
-        let relay = Relay::new(
+    let relay = roles.contains(&Role::Relay).then(|| {
+        Relay::new(
             runtime.state.pool.clone(),
             runtime.jetstream.clone(),
             runtime.namespace.clone(),
-        );
+        )
+    });
+    spawn_operations(
+        &runtime,
+        &args,
+        &roles,
+        relay.clone(),
+        started,
+        &shutdown,
+        &mut tasks,
+    );
+    if let Some(relay) = relay {
         let token = shutdown.clone();
         tasks.spawn(async move {
             relay.run(token).await;
@@ -458,6 +468,50 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The NATS admin service and the metrics poller, which every process runs whatever its
+/// roles.
+fn spawn_operations(
+    runtime: &Runtime,
+    args: &ServeArgs,
+    roles: &BTreeSet<Role>,
+    relay: Option<Relay>,
+    started: std::time::Instant,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) {
+    let names = |role: &Role| format!("{role:?}").to_ascii_lowercase();
+    let context = crate::admin_service::AdminContext {
+        state: runtime.state.clone(),
+        roles: roles.iter().map(names).collect(),
+        started,
+        relay,
+    };
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        // Operators lose a convenience without it, not the business: keep serving.
+        if let Err(err) = crate::admin_service::run(context, token.clone()).await {
+            tracing::warn!(error = %format!("{err:#}"), "the NATS admin service is not available");
+        }
+        token.cancelled().await;
+        Ok(())
+    });
+    let consumers: Vec<(String, String)> = if roles.contains(&Role::Workers) {
+        workers(runtime, args)
+            .into_iter()
+            .map(|(spec, _)| (spec.name, spec.aggregate_type))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let state = runtime.state.clone();
+    let every = args.metrics_interval;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        crate::metrics::poll(state, consumers, every, token).await;
+        Ok(())
+    });
 }
 
 async fn shutdown_signal() {

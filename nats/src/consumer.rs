@@ -513,8 +513,13 @@ impl Worker {
                         panic_message(panic.as_ref())
                     )))
                 });
+            if outcome.is_err() {
+                metrics::counter!("ordo_consumer_events_failed_total", "consumer" => self.spec.name.clone())
+                    .increment(1);
+            }
             match outcome {
                 Ok(()) => {
+                    metrics::counter!("ordo_consumer_events_handled_total", "consumer" => self.spec.name.clone()).increment(1);
                     if let Err(err) = message.ack().await {
                         warn!(error = %err, "ack failed; the event will be redelivered");
                     }
@@ -657,6 +662,8 @@ impl Worker {
             }
         }
         warn!(consumer = %self.spec.name, %subject, dlq_sequence, error, attempts, "dead-lettered");
+        metrics::counter!("ordo_consumer_dead_lettered_total", "consumer" => self.spec.name.clone())
+            .increment(1);
         if let Err(err) = message.ack_with(AckKind::Term).await {
             warn!(error = %err, "term failed; the dead letter may be written again");
         }

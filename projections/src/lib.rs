@@ -5,13 +5,16 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
-//! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets; see [`ticketing_all`].
+//! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
+//! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
+//!   switching; the projections' status (applied positions, rebuild state).
 #![forbid(unsafe_code)]
 
 pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod rebuild;
 pub mod ticketing;
 pub mod worker;
 
@@ -19,38 +22,22 @@ pub use worker::{Projection, ProjectionHandler};
 
 use std::sync::Arc;
 
-/// Every projection of the commerce side, ready to be run by consumers.
-pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
+/// Every projection, by itself (for status and rebuilds).
+pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(products::ProductsProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(inventory::InventoryProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(orders::OrdersProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool,
-            Arc::new(payments::PaymentsProjection),
-        )),
+        Arc::new(products::ProductsProjection),
+        Arc::new(inventory::InventoryProjection),
+        Arc::new(orders::OrdersProjection),
+        Arc::new(payments::PaymentsProjection),
+        Arc::new(ticketing::ShowsProjection),
+        Arc::new(ticketing::BookingsProjection),
     ]
 }
 
-/// Every projection of the ticketing side (shows and bookings), ready to be run by consumers.
-pub fn ticketing_all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
-    vec![
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(ticketing::ShowsProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool,
-            Arc::new(ticketing::BookingsProjection),
-        )),
-    ]
+/// Every projection, ready to be run by consumers.
+pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
+    projections()
+        .into_iter()
+        .map(|projection| Arc::new(ProjectionHandler::new(pool.clone(), projection)))
+        .collect()
 }

@@ -55,6 +55,10 @@ impl Projection for ShowsProjection {
         "projection-shows"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["shows", "show_sessions", "seat_areas"]
+    }
+
     fn aggregate_type(&self) -> &'static str {
         "show"
     }
@@ -183,6 +187,10 @@ struct Paid {
 impl Projection for BookingsProjection {
     fn name(&self) -> &'static str {
         "projection-bookings"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["bookings", "tickets"]
     }
 
     fn aggregate_type(&self) -> &'static str {
