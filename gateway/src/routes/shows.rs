@@ -25,6 +25,30 @@ use crate::request_id::RequestId;
 use crate::routes::{decode_cursor, encode_cursor, orders::idempotency_key, page_limit};
 use crate::state::AppState;
 
+/// A row of the show list: id, title, venue, city, category, first session, created at.
+type ShowRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+
+/// A seat area of a session: session id, start, area id, name, price, currency, capacity,
+/// seats available.
+type SessionAreaRow = (
+    Uuid,
+    DateTime<Utc>,
+    String,
+    String,
+    i64,
+    String,
+    i32,
+    Option<i64>,
+);
+
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -383,15 +407,7 @@ pub async fn list_shows(
                     .replace('_', "\\_")
             )
         });
-    let rows: Vec<(
-        Uuid,
-        String,
-        String,
-        String,
-        String,
-        Option<DateTime<Utc>>,
-        DateTime<Utc>,
-    )> = sqlx::query_as(
+    let rows: Vec<ShowRow> = sqlx::query_as(
         "SELECT show_id, title, venue, city, category, first_session_at, created_at FROM shows
              WHERE ($1::text IS NULL OR lower(city) = lower($1))
                AND ($2::text IS NULL OR lower(category) = lower($2))
@@ -463,7 +479,7 @@ pub async fn list_sessions(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     exists.ok_or_else(not_found)?;
-    let rows: Vec<(Uuid, DateTime<Utc>, String, String, i64, String, i32, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<SessionAreaRow> = sqlx::query_as(
         "SELECT s.session_id, s.starts_at, a.area_id, a.name, a.price_minor, a.currency, a.capacity,
                 l.available
          FROM show_sessions s
