@@ -30,6 +30,13 @@ pub enum InventoryCommand {
         /// Its initial stock.
         quantity: Quantity,
     },
+    /// Asks whether `quantity` units are available, changing nothing: refused with
+    /// `InsufficientStock` when they are not. In a flash sale this lets the single writer
+    /// of a hot item turn buyers away without writing anything.
+    Check {
+        /// Units wanted.
+        quantity: Quantity,
+    },
     /// Holds units for an order or a booking.
     Reserve {
         /// The order or booking holding the units.
@@ -310,6 +317,16 @@ impl Aggregate for InventoryItem {
                     on_hand,
                 }
             }
+            InventoryCommand::Check { quantity } => {
+                let available = self.available();
+                if available < u64::from(quantity.get()) {
+                    return Err(InventoryError::InsufficientStock {
+                        requested: quantity.get(),
+                        available,
+                    });
+                }
+                return Ok(());
+            }
             InventoryCommand::Open { sku, quantity } => match &self.sku {
                 Some(expected) if *expected == sku => return Ok(()),
                 Some(expected) => {
@@ -545,11 +562,34 @@ mod tests {
     }
 
     #[test]
+    fn check_answers_without_changing_anything() {
+        let check = |n| InventoryCommand::Check { quantity: qty(n) };
+        given(vec![InventoryEvent::Restocked {
+            sku: sku("SEATS"),
+            quantity: 2,
+            on_hand: 2,
+        }])
+        .when(check(2))
+        .then_expect_events(vec![]);
+        given(vec![InventoryEvent::Restocked {
+            sku: sku("SEATS"),
+            quantity: 2,
+            on_hand: 2,
+        }])
+        .when(check(3))
+        .then_expect_error(InventoryError::InsufficientStock {
+            requested: 3,
+            available: 2,
+        });
+    }
+
+    #[test]
     fn open_stocks_a_new_item_once() {
         let open = InventoryCommand::Open {
             sku: sku("SEATS"),
             quantity: qty(100),
         };
+
         given(vec![])
             .when(open.clone())
             .then_expect_events(vec![InventoryEvent::Restocked {

@@ -59,6 +59,12 @@ pub async fn record_write(
     aggregate_id: &str,
     version: i64,
 ) -> sqlx::Result<()> {
+    // Only a hint for later reads: if a crash loses it, a read just does not wait, so it
+    // is not worth a disk flush on the command's path.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO last_writes (user_id, aggregate_type, aggregate_id, version)
          VALUES ($1, $2, $3, $4)
@@ -69,9 +75,9 @@ pub async fn record_write(
     .bind(aggregate_type)
     .bind(aggregate_id)
     .bind(version)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Waits until `consumer` has applied the caller's last write, when that write was to an

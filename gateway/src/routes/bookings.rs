@@ -15,10 +15,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
-use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
+use ordo_aggregates::common::{
+    AreaId, BookingId, PaymentId, Quantity, SessionId, TicketId, UserId,
+};
+use ordo_aggregates::inventory::{InventoryCommand, InventoryError};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
 use ordo_sagas::StepError;
-use ordo_store::CommandMetadata;
+use ordo_store::{CommandError, CommandMetadata};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -201,6 +204,31 @@ pub async fn create_booking(
         None => Uuid::new_v4(),
     };
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    // Sold out already? Ask the seat area's single writer first: a batch of such checks
+    // costs at most one read, so a flash sale turns its thousands of late buyers away
+    // without writing a booking for each. A booking that passes may still be refused by
+    // the reservation itself, which is recorded as a rejected booking.
+    if let Ok(wanted) = Quantity::parse(i64::from(quantity)) {
+        let seats = ordo_aggregates::show::seat_inventory_id(session_id, &area_id);
+        let check = state
+            .inventory
+            .execute(
+                seats.as_str(),
+                InventoryCommand::Check { quantity: wanted },
+                metadata.clone(),
+            )
+            .await;
+        if let Err(CommandError::Rejected(InventoryError::InsufficientStock {
+            available, ..
+        })) = check
+        {
+            return Err(ApiError::Refused {
+                code: "sold_out",
+                detail: format!("sold out: {available} seat(s) left in {area_id}"),
+            });
+        }
+    }
+
     let committed = ticketing
         .bookings
         .execute(

@@ -73,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
         SpawnOptions {
             env: vec![
                 ("ORDO_SANDBOX_DELAY".into(), "0".into()),
-                ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "48".into()),
+                ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "32".into()),
+                ("ORDO_RATE_LIMIT_PER_IP".into(), "0".into()),
+                ("ORDO_RATE_LIMIT_PER_USER".into(), "0".into()),
                 ("ORDO_LOG".into(), "warn".into()),
             ],
         },
@@ -131,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. The ceiling: the same number of event rows, one transaction per command.
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(args.concurrency as u32)
+        .max_connections(32)
         .connect(&db.url)
         .await?;
     sqlx::query("CREATE TABLE bench_events (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")

@@ -69,6 +69,15 @@ async fn fire(
                     .ok()
                     .and_then(|b| b["status"].as_str().map(str::to_string))
                     .unwrap_or_default(),
+                // Turned away before a booking was recorded: a definite "sold out".
+                Ok(r) if r.status().as_u16() == 409 => {
+                    let body = r.json::<Value>().await.unwrap_or_default();
+                    if body["type"] == "urn:ordo:problem:sold_out" {
+                        "rejected".to_string()
+                    } else {
+                        format!("http 409 {body}")
+                    }
+                }
                 Ok(r) => format!("http {}", r.status().as_u16()),
                 Err(e) => format!("error {e}"),
             };
