@@ -70,6 +70,16 @@ pub struct Config {
     #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = crate::serve::parse_duration)]
     pub sandbox_delay: Duration,
 
+    /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
+    /// it search is answered by Postgres.
+    #[arg(long, env = "ORDO_ELASTICSEARCH_URL")]
+    pub elasticsearch_url: Option<String>,
+
+    /// Directory the email copies of notifications are written to
+    /// (default `$HOME/.local/state/ordo/mail`).
+    #[arg(long, env = "ORDO_MAIL_SPOOL_DIR")]
+    pub mail_spool_dir: Option<std::path::PathBuf>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`.
     #[arg(long, env = "ORDO_LOG", default_value = "info")]
     pub log: String,

@@ -10,6 +10,8 @@
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
 //! - [`dead_letters`]: re-driving dead letters.
+//! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
+//!   and live delivery; [`replay`]: `ordo replay` for analysts.
 //! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
 #![forbid(unsafe_code)]
 
@@ -21,11 +23,14 @@ pub mod consistency;
 pub mod dead_letters;
 pub mod demo;
 pub mod identity;
+pub mod inbox;
 pub mod openapi;
 pub mod payments;
 pub mod problem;
 pub mod request_id;
+pub mod replay;
 pub mod routes;
+pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

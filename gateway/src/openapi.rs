@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
-use crate::routes::{admin, inventory, orders, payments, products};
+use crate::routes::{admin, inventory, notifications, orders, payments, products, search};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use crate::routes::{admin, inventory, orders, payments, products};
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
         admin::get_saga, admin::resume_saga,
+        search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
     ),
     components(schemas(
         ProblemDocument,
@@ -21,8 +22,10 @@ use crate::routes::{admin, inventory, orders, payments, products};
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        crate::search::SearchPage, crate::search::SearchHit, crate::search::Facets, crate::search::ItemType,
+        notifications::NotificationPage, crate::inbox::NotificationView,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"))
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 

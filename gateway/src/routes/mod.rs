@@ -3,9 +3,11 @@
 pub mod admin;
 pub mod health;
 pub mod inventory;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod search;
 
 use crate::problem::ApiError;
 
