@@ -355,15 +355,16 @@ async fn from_jetstream<'a>(
                     )?;
                     Ok((pending, event))
                 })
-                .scan(false, |done, item| {
-                    if *done {
-                        return futures::future::ready(None);
-                    }
-                    if let Ok((0, _)) | Err(_) = &item {
-                        *done = true;
-                    }
-                    futures::future::ready(Some(item.map(|(_, e)| (e.stream_sequence, e))))
-                });
+                .boxed();
+            // Ends right after the message that leaves nothing pending, without asking
+            // for another one (which would wait for an event that may never come).
+            let until_end = futures::stream::unfold(Some(until_end), |state| async move {
+                let mut stream = state?;
+                let item = stream.next().await?;
+                let last = matches!(item, Ok((0, _)) | Err(_));
+                let item = item.map(|(_, e): (u64, ReceivedEvent)| (e.stream_sequence, e));
+                Some((item, (!last).then_some(stream)))
+            });
             anyhow::Ok(until_end)
         })
         .try_flatten();
