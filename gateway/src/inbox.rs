@@ -155,7 +155,10 @@ impl InboxHub {
 
     /// A receiver of every announcement from now on. The first call returns only once the
     /// `LISTEN` is in place, so an entry committed after this returns is never missed.
-    pub async fn subscribe(&self, pool: &PgPool) -> anyhow::Result<broadcast::Receiver<Announcement>> {
+    pub async fn subscribe(
+        &self,
+        pool: &PgPool,
+    ) -> anyhow::Result<broadcast::Receiver<Announcement>> {
         let receiver = self.sender.subscribe();
         self.started
             .get_or_try_init(|| async {
@@ -181,7 +184,9 @@ async fn forward(mut listener: PgListener, sender: broadcast::Sender<Announcemen
                         // No receivers is fine: nobody is streaming right now.
                         let _ = sender.send(announcement);
                     }
-                    Err(err) => tracing::warn!(error = %err, "unreadable notification announcement"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "unreadable notification announcement")
+                    }
                 }
             }
             Err(err) => {

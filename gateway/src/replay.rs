@@ -135,9 +135,14 @@ impl ReplayPlan {
                     .find(|t| namespace.stream_name(t) == stream.to_ascii_uppercase())
                     .map(|t| t.to_string())
                     .ok_or_else(|| {
-                        let known: Vec<String> =
-                            AGGREGATE_TYPES.iter().map(|t| namespace.stream_name(t)).collect();
-                        anyhow::anyhow!("unknown stream {stream:?}: known streams are {}", known.join(", "))
+                        let known: Vec<String> = AGGREGATE_TYPES
+                            .iter()
+                            .map(|t| namespace.stream_name(t))
+                            .collect();
+                        anyhow::anyhow!(
+                            "unknown stream {stream:?}: known streams are {}",
+                            known.join(", ")
+                        )
                     })?,
             ),
         };
@@ -158,13 +163,23 @@ impl ReplayPlan {
         };
         let aggregate_types = match (from_stream, from_type) {
             (Some(a), Some(b)) if a != b => {
-                anyhow::bail!("--stream and --aggregate-type name different aggregate types ({a} and {b})")
+                anyhow::bail!(
+                    "--stream and --aggregate-type name different aggregate types ({a} and {b})"
+                )
             }
             (Some(a), _) | (None, Some(a)) => vec![a],
             (None, None) => AGGREGATE_TYPES.iter().map(|t| t.to_string()).collect(),
         };
-        let since = args.since.as_deref().map(|t| parse_instant("--since", t)).transpose()?;
-        let until = args.until.as_deref().map(|t| parse_instant("--until", t)).transpose()?;
+        let since = args
+            .since
+            .as_deref()
+            .map(|t| parse_instant("--since", t))
+            .transpose()?;
+        let until = args
+            .until
+            .as_deref()
+            .map(|t| parse_instant("--until", t))
+            .transpose()?;
         if let (Some(since), Some(until)) = (since, until) {
             if since >= until {
                 anyhow::bail!("--since must be before --until");
@@ -189,7 +204,10 @@ impl ReplayPlan {
     /// Whether an event passes the filters.
     pub fn accepts(&self, event: &ReceivedEvent) -> bool {
         self.aggregate_types.contains(&event.aggregate_type)
-            && self.aggregate_id.as_ref().is_none_or(|id| *id == event.aggregate_id)
+            && self
+                .aggregate_id
+                .as_ref()
+                .is_none_or(|id| *id == event.aggregate_id)
             && (self.event_types.is_empty() || self.event_types.contains(&event.event_type))
             && self.since.is_none_or(|t| event.recorded_at >= t)
             && self.until.is_none_or(|t| event.recorded_at < t)
@@ -250,7 +268,8 @@ pub fn received_from_row(namespace: &Namespace, row: &EventRow) -> anyhow::Resul
     )?)
 }
 
-type EventStream<'a> = std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<(u64, ReceivedEvent)>> + Send + 'a>>;
+type EventStream<'a> =
+    std::pin::Pin<Box<dyn Stream<Item = anyhow::Result<(u64, ReceivedEvent)>> + Send + 'a>>;
 
 /// Events of the plan from Postgres, by position, with how many there are.
 async fn from_postgres<'a>(
@@ -377,8 +396,10 @@ fn progress(total: Option<u64>) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} events ({per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
@@ -387,7 +408,7 @@ fn progress(total: Option<u64>) -> ProgressBar {
 /// Writes records in one format.
 enum Writer {
     Json(Box<dyn Write>),
-    Csv(csv::Writer<Box<dyn Write>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
 }
 
 impl Writer {
@@ -397,7 +418,7 @@ impl Writer {
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(out);
                 writer.write_record(columns(source))?;
-                Writer::Csv(writer)
+                Writer::Csv(Box::new(writer))
             }
         })
     }
@@ -436,12 +457,11 @@ impl Writer {
 /// event from the first, so it needs empty tables.
 async fn ensure_fresh(pool: &PgPool, handlers: &[Arc<ProjectionHandler>]) -> anyhow::Result<()> {
     let names: Vec<&str> = handlers.iter().map(|h| h.name()).collect();
-    let applied: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM consumer_positions WHERE consumer = ANY($1)",
-    )
-    .bind(&names)
-    .fetch_one(pool)
-    .await?;
+    let applied: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM consumer_positions WHERE consumer = ANY($1)")
+            .bind(&names)
+            .fetch_one(pool)
+            .await?;
     let rows: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM products) + (SELECT count(*) FROM inventory_levels)
               + (SELECT count(*) FROM orders)",
@@ -475,8 +495,12 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
                     .connect(&config.nats_url),
             )
             .await
-            .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
-            .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
+            .map_err(|_| {
+                anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url)
+            })?
+            .map_err(|err| {
+                anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url)
+            })?;
             js = async_nats::jetstream::new(client);
             from_jetstream(&js, &namespace, &plan).await?
         }
@@ -495,7 +519,10 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
             if !plan.accepts(&event) {
                 continue;
             }
-            for handler in handlers.iter().filter(|h| h.aggregate_type() == event.aggregate_type) {
+            for handler in handlers
+                .iter()
+                .filter(|h| h.aggregate_type() == event.aggregate_type)
+            {
                 handler.handle(&event).await.map_err(|err| {
                     anyhow::anyhow!(
                         "{} could not apply {} {} #{}: {err}",
@@ -509,13 +536,17 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
             applied += 1;
         }
         bar.finish_and_clear();
-        eprintln!("applied {applied} events to the read models of {}", ordo_store::database::redact(url));
+        eprintln!(
+            "applied {applied} events to the read models of {}",
+            ordo_store::database::redact(url)
+        );
         return Ok(());
     }
 
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
@@ -559,12 +590,30 @@ mod tests {
     #[test]
     fn streams_map_to_their_aggregate_type() {
         let ns = Namespace::default();
-        let plan = ReplayPlan::parse(&ReplayArgs { stream: Some("ORDO_ORDER".into()), ..args() }, &ns).unwrap();
+        let plan = ReplayPlan::parse(
+            &ReplayArgs {
+                stream: Some("ORDO_ORDER".into()),
+                ..args()
+            },
+            &ns,
+        )
+        .unwrap();
         assert_eq!(plan.aggregate_types, vec!["order".to_string()]);
-        let err = ReplayPlan::parse(&ReplayArgs { stream: Some("ORDO_NOPE".into()), ..args() }, &ns).unwrap_err();
+        let err = ReplayPlan::parse(
+            &ReplayArgs {
+                stream: Some("ORDO_NOPE".into()),
+                ..args()
+            },
+            &ns,
+        )
+        .unwrap_err();
         assert!(err.to_string().starts_with("unknown stream"), "{err}");
         let err = ReplayPlan::parse(
-            &ReplayArgs { stream: Some("ORDO_ORDER".into()), aggregate_type: Some("payment".into()), ..args() },
+            &ReplayArgs {
+                stream: Some("ORDO_ORDER".into()),
+                aggregate_type: Some("payment".into()),
+                ..args()
+            },
             &ns,
         )
         .unwrap_err();
@@ -580,9 +629,18 @@ mod tests {
             ..args()
         };
         assert!(ReplayPlan::parse(&bad, &ns).is_err());
-        let bad = ReplayArgs { since: Some("yesterday".into()), ..args() };
-        assert!(ReplayPlan::parse(&bad, &ns).unwrap_err().to_string().contains("RFC 3339"));
-        let bad = ReplayArgs { format: "xml".into(), ..args() };
+        let bad = ReplayArgs {
+            since: Some("yesterday".into()),
+            ..args()
+        };
+        assert!(ReplayPlan::parse(&bad, &ns)
+            .unwrap_err()
+            .to_string()
+            .contains("RFC 3339"));
+        let bad = ReplayArgs {
+            format: "xml".into(),
+            ..args()
+        };
         assert!(ReplayPlan::parse(&bad, &ns).is_err());
     }
 }

@@ -59,7 +59,10 @@ fn index_creation_body_has_settings_mappings_and_the_alias() {
         let body = index_body(definition, &alias).unwrap();
         let top: Vec<&String> = body.as_object().unwrap().keys().collect();
         for key in &top {
-            assert!(["settings", "mappings", "aliases"].contains(&key.as_str()), "unexpected {key}");
+            assert!(
+                ["settings", "mappings", "aliases"].contains(&key.as_str()),
+                "unexpected {key}"
+            );
         }
         assert_eq!(body["aliases"][&alias]["is_write_index"], true);
         let properties = body["mappings"]["properties"].as_object().unwrap();
@@ -67,14 +70,23 @@ fn index_creation_body_has_settings_mappings_and_the_alias() {
         // Every field the bulk source lines and the search body use is mapped with the
         // type those queries need.
         for (field, kind) in [
-            ("type", "keyword"), ("id", "keyword"), ("title", "text"), ("description", "text"),
-            ("category", "keyword"), ("city", "keyword"), ("price", "long"),
-            ("currency", "keyword"), ("available", "boolean"), ("updated_at", "date"),
+            ("type", "keyword"),
+            ("id", "keyword"),
+            ("title", "text"),
+            ("description", "text"),
+            ("category", "keyword"),
+            ("city", "keyword"),
+            ("price", "long"),
+            ("currency", "keyword"),
+            ("available", "boolean"),
+            ("updated_at", "date"),
         ] {
             assert_eq!(properties[field]["type"], kind, "{name}.{field}");
         }
         assert_eq!(properties["title"]["fields"]["exact"]["type"], "keyword");
-        let normalizer = properties["title"]["fields"]["exact"]["normalizer"].as_str().unwrap();
+        let normalizer = properties["title"]["fields"]["exact"]["normalizer"]
+            .as_str()
+            .unwrap();
         assert!(body["settings"]["analysis"]["normalizer"][normalizer].is_object());
     }
 }
@@ -83,8 +95,14 @@ fn index_creation_body_has_settings_mappings_and_the_alias() {
 fn bulk_body_is_ndjson_index_actions_with_external_versions() {
     let lines = bulk_lines(PRODUCTS_ALIAS, &doc(3, 7));
     let body = ndjson(&lines);
-    assert!(body.ends_with('\n'), "the bulk body must end with a newline");
-    let parsed: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(
+        body.ends_with('\n'),
+        "the bulk body must end with a newline"
+    );
+    let parsed: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(parsed.len(), 2);
     for line in body.lines() {
         assert!(!line.contains('\n'));
@@ -120,36 +138,78 @@ fn external_versions_grow_with_either_sequence_and_stay_in_range() {
 
 #[test]
 fn search_body_has_bool_query_filters_facets_sort_and_search_after() {
-    let cursor = SearchCursor { score: 1.5, item_type: "product".into(), id: "HP-1".into() }.encode();
+    let cursor = SearchCursor {
+        score: 1.5,
+        item_type: "product".into(),
+        id: "HP-1".into(),
+    }
+    .encode();
     let q = query(&[
-        ("q", "hedphones"), ("type", "product"), ("category", "audio"), ("city", "Lyon"),
-        ("min_price", "100"), ("max_price", "9000"), ("available_only", "true"),
-        ("limit", "10"), ("cursor", &cursor),
+        ("q", "hedphones"),
+        ("type", "product"),
+        ("category", "audio"),
+        ("city", "Lyon"),
+        ("min_price", "100"),
+        ("max_price", "9000"),
+        ("available_only", "true"),
+        ("limit", "10"),
+        ("cursor", &cursor),
     ]);
     let body = search_body(&q);
 
-    assert_eq!(body["size"], 11, "one more than the page, to know if another page exists");
+    assert_eq!(
+        body["size"], 11,
+        "one more than the page, to know if another page exists"
+    );
     let bool_query = body["query"]["bool"].as_object().unwrap();
     let must = bool_query["must"].as_array().unwrap();
     assert_eq!(must.len(), 1);
     let multi = &must[0]["multi_match"];
     assert_eq!(multi["query"], "hedphones");
     assert_eq!(multi["fuzziness"], "AUTO");
-    assert!(multi["fields"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().starts_with("title")));
-    assert_eq!(bool_query["should"][0]["term"]["title.exact"]["value"], "hedphones");
+    assert!(multi["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f.as_str().unwrap().starts_with("title")));
+    assert_eq!(
+        bool_query["should"][0]["term"]["title.exact"]["value"],
+        "hedphones"
+    );
     let filter = bool_query["filter"].as_array().unwrap();
-    assert!(filter.contains(&json!({"term": {"type": "product"}})), "{filter:?}");
-    assert!(filter.contains(&json!({"range": {"price": {"gte": 100, "lte": 9000}}})), "{filter:?}");
-    assert!(filter.contains(&json!({"term": {"available": true}})), "{filter:?}");
+    assert!(
+        filter.contains(&json!({"term": {"type": "product"}})),
+        "{filter:?}"
+    );
+    assert!(
+        filter.contains(&json!({"range": {"price": {"gte": 100, "lte": 9000}}})),
+        "{filter:?}"
+    );
+    assert!(
+        filter.contains(&json!({"term": {"available": true}})),
+        "{filter:?}"
+    );
 
     // Category and city filter the hits but not their own facet.
     let post = body["post_filter"]["bool"]["filter"].as_array().unwrap();
     assert!(post.contains(&json!({"term": {"category": "audio"}})));
     assert!(post.contains(&json!({"term": {"city": "Lyon"}})));
-    assert_eq!(body["aggs"]["category"]["aggs"]["values"]["terms"]["field"], "category");
-    assert_eq!(body["aggs"]["category"]["filter"]["bool"]["filter"], json!([{"term": {"city": "Lyon"}}]));
-    assert_eq!(body["aggs"]["city"]["aggs"]["values"]["terms"]["field"], "city");
-    assert_eq!(body["aggs"]["city"]["filter"]["bool"]["filter"], json!([{"term": {"category": "audio"}}]));
+    assert_eq!(
+        body["aggs"]["category"]["aggs"]["values"]["terms"]["field"],
+        "category"
+    );
+    assert_eq!(
+        body["aggs"]["category"]["filter"]["bool"]["filter"],
+        json!([{"term": {"city": "Lyon"}}])
+    );
+    assert_eq!(
+        body["aggs"]["city"]["aggs"]["values"]["terms"]["field"],
+        "city"
+    );
+    assert_eq!(
+        body["aggs"]["city"]["filter"]["bool"]["filter"],
+        json!([{"term": {"category": "audio"}}])
+    );
     assert!(body["aggs"]["city"]["aggs"]["values"]["terms"]["size"].is_u64());
 
     assert_eq!(
@@ -157,7 +217,10 @@ fn search_body_has_bool_query_filters_facets_sort_and_search_after() {
         json!([{"_score": {"order": "desc"}}, {"type": {"order": "asc"}}, {"id": {"order": "asc"}}])
     );
     assert_eq!(body["search_after"], json!([1.5, "product", "HP-1"]));
-    assert_eq!(body["sort"].as_array().unwrap().len(), body["search_after"].as_array().unwrap().len());
+    assert_eq!(
+        body["sort"].as_array().unwrap().len(),
+        body["search_after"].as_array().unwrap().len()
+    );
 }
 
 #[test]
@@ -193,6 +256,13 @@ fn search_responses_become_pages_with_facets_and_a_cursor() {
     assert_eq!(page.results[0].score, 12.5);
     assert_eq!(page.facets.category.get("audio"), Some(&2));
     assert!(page.facets.city.is_empty());
-    let next = query(&[("q", "headphones"), ("limit", "1"), ("cursor", page.next_cursor.as_deref().unwrap())]);
-    assert_eq!(search_body(&next)["search_after"], json!([12.5, "product", "HP-1"]));
+    let next = query(&[
+        ("q", "headphones"),
+        ("limit", "1"),
+        ("cursor", page.next_cursor.as_deref().unwrap()),
+    ]);
+    assert_eq!(
+        search_body(&next)["search_after"],
+        json!([12.5, "product", "HP-1"])
+    );
 }

@@ -208,7 +208,11 @@ pub fn format_money(amount_minor: i64, currency: &str) -> String {
     if matches!(currency, "JPY" | "KRW" | "CLP" | "ISK" | "VND") {
         return format!("{amount_minor} {currency}");
     }
-    format!("{}.{:02} {currency}", amount_minor / 100, amount_minor % 100)
+    format!(
+        "{}.{:02} {currency}",
+        amount_minor / 100,
+        amount_minor % 100
+    )
 }
 
 fn money(m: &MoneyPayload) -> String {
@@ -222,38 +226,46 @@ fn short(id: &str) -> &str {
 /// The recipient an aggregate's first event names, with data later notices reuse.
 fn recipient_of(event: &ReceivedEvent) -> anyhow::Result<Option<Recipient>> {
     let payload = event.payload.clone();
-    Ok(match (event.aggregate_type.as_str(), event.event_type.as_str()) {
-        ("order", "OrderPlaced") => {
-            let p: OrderPlaced = serde_json::from_value(payload)?;
-            Some(Recipient {
-                user_id: p.customer_id,
-                data: json!({"order_id": p.order_id, "total": money(&p.total)}),
-            })
-        }
-        ("payment", "PaymentCreated") => {
-            let p: PaymentCreated = serde_json::from_value(payload)?;
-            Some(Recipient {
-                user_id: p.customer_id,
-                data: json!({"payment_id": p.payment_id, "order_id": p.order_id, "amount": money(&p.amount)}),
-            })
-        }
-        ("booking", "BookingRequested") => {
-            let p: BookingRequested = serde_json::from_value(payload)?;
-            Some(Recipient {
-                user_id: p.customer_id,
-                data: json!({"booking_id": p.booking_id, "show_id": p.show_id, "session_id": p.session_id,
+    Ok(
+        match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+            ("order", "OrderPlaced") => {
+                let p: OrderPlaced = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"order_id": p.order_id, "total": money(&p.total)}),
+                })
+            }
+            ("payment", "PaymentCreated") => {
+                let p: PaymentCreated = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"payment_id": p.payment_id, "order_id": p.order_id, "amount": money(&p.amount)}),
+                })
+            }
+            ("booking", "BookingRequested") => {
+                let p: BookingRequested = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"booking_id": p.booking_id, "show_id": p.show_id, "session_id": p.session_id,
                              "quantity": p.quantity, "total": money(&p.total)}),
-            })
-        }
-        _ => None,
-    })
+                })
+            }
+            _ => None,
+        },
+    )
 }
 
 /// The inbox entry an event produces, given what its aggregate's first event recorded.
 /// Pure, so the wording is tested without a database.
 pub fn notice_for(event: &ReceivedEvent, context: &Value) -> anyhow::Result<Option<Notice>> {
     let id = event.aggregate_id.as_str();
-    let text = |key: &str| context.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |key: &str| {
+        context
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     let mut data = context.clone();
     let payload = event.payload.clone();
     let notice = match (event.aggregate_type.as_str(), event.event_type.as_str()) {
@@ -528,20 +540,34 @@ mod tests {
     fn seats_held_warns_of_the_payment_deadline() {
         let context = json!({"quantity": 2, "total": "90.00 EUR"});
         let notice = notice_for(
-            &event("booking", "SeatsHeld", json!({"expires_at": "2030-01-01T10:15:00Z"})),
+            &event(
+                "booking",
+                "SeatsHeld",
+                json!({"expires_at": "2030-01-01T10:15:00Z"}),
+            ),
             &context,
         )
         .unwrap()
         .unwrap();
         assert_eq!(notice.kind, "booking_pending_payment");
-        assert!(notice.body.contains("pay before 2030-01-01T10:15:00Z"), "{}", notice.body);
+        assert!(
+            notice.body.contains("pay before 2030-01-01T10:15:00Z"),
+            "{}",
+            notice.body
+        );
         assert_eq!(notice.data["expires_at"], "2030-01-01T10:15:00Z");
     }
 
     #[test]
     fn events_without_news_produce_no_notice() {
-        for (t, e) in [("order", "PaymentAttached"), ("payment", "PaymentAuthorized"), ("booking", "TicketCheckedIn")] {
-            assert!(notice_for(&event(t, e, json!({})), &json!({})).unwrap().is_none());
+        for (t, e) in [
+            ("order", "PaymentAttached"),
+            ("payment", "PaymentAuthorized"),
+            ("booking", "TicketCheckedIn"),
+        ] {
+            assert!(notice_for(&event(t, e, json!({})), &json!({}))
+                .unwrap()
+                .is_none());
         }
     }
 

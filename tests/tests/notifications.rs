@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ordo_tests::{delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use ordo_tests::{
+    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -31,7 +33,13 @@ impl World {
             .await
             .expect("ordo serve starts");
         let pool = db.pool().await.expect("pool");
-        Self { _db: db, ordo, namespace, pool, spool }
+        Self {
+            _db: db,
+            ordo,
+            namespace,
+            pool,
+            spool,
+        }
     }
 
     async fn stop(mut self) {
@@ -48,7 +56,9 @@ async fn shop(api: &Api) {
         .post("/api/v1/products", json!({"sku": "WIDGET", "name": "Widget", "category": "test", "price": 500, "currency": "EUR"}))
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
-    let restocked = admin.post("/api/v1/inventory/WIDGET/restock", json!({"quantity": 50})).await;
+    let restocked = admin
+        .post("/api/v1/inventory/WIDGET/restock", json!({"quantity": 50}))
+        .await;
     assert_eq!(restocked.status, 200);
 }
 
@@ -81,7 +91,10 @@ async fn deliver_again(namespace: &str, order_id: &str) -> u64 {
         .await
         .unwrap();
     let subject = format!("{namespace}.events.order.{order_id}.OrderConfirmed");
-    let original = stream.get_last_raw_message_by_subject(&subject).await.unwrap();
+    let original = stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+        .unwrap();
     let mut headers = original.headers.clone();
     headers.insert("Nats-Msg-Id", format!("again-{}", uuid::Uuid::new_v4()));
     let ack = js
@@ -101,10 +114,14 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
     let (customer, user_id) = api.register("nora@example.com").await;
     let order_id = place(&customer).await;
 
-    let entries = eventually("the order confirmed notification", Duration::from_secs(20), || async {
-        let entries = inbox(&customer, "").await;
-        (!entries.is_empty()).then_some(entries)
-    })
+    let entries = eventually(
+        "the order confirmed notification",
+        Duration::from_secs(20),
+        || async {
+            let entries = inbox(&customer, "").await;
+            (!entries.is_empty()).then_some(entries)
+        },
+    )
     .await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     let entry = &entries[0];
@@ -117,24 +134,29 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
     let sequence = deliver_again(&world.namespace, &order_id).await;
     let client = async_nats::connect(ordo_tests::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    eventually("the duplicate acknowledged by notifications-orders", Duration::from_secs(20), || {
-        let js = js.clone();
-        let stream = format!("{}_ORDER", world.namespace.to_uppercase());
-        async move {
-            let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
-                .get_consumer_from_stream("notifications-orders", &stream)
-                .await
-                .ok()?;
-            let info = consumer.info().await.ok()?;
-            (info.ack_floor.stream_sequence >= sequence).then_some(())
-        }
-    })
+    eventually(
+        "the duplicate acknowledged by notifications-orders",
+        Duration::from_secs(20),
+        || {
+            let js = js.clone();
+            let stream = format!("{}_ORDER", world.namespace.to_uppercase());
+            async move {
+                let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+                    .get_consumer_from_stream("notifications-orders", &stream)
+                    .await
+                    .ok()?;
+                let info = consumer.info().await.ok()?;
+                (info.ack_floor.stream_sequence >= sequence).then_some(())
+            }
+        },
+    )
     .await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1::uuid")
-        .bind(&user_id)
-        .fetch_one(&world.pool)
-        .await
-        .unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1::uuid")
+            .bind(&user_id)
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
     assert_eq!(count, 1);
     assert_eq!(inbox(&customer, "").await.len(), 1);
 
@@ -144,26 +166,37 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
         std::fs::read_to_string(&mail).ok()
     })
     .await;
-    assert!(text.contains("To: Test Customer <nora@example.com>"), "{text}");
+    assert!(
+        text.contains("To: Test Customer <nora@example.com>"),
+        "{text}"
+    );
     assert!(text.contains("Subject: Order confirmed"), "{text}");
     let files = std::fs::read_dir(&world.spool).unwrap().filter(|f| {
-        f.as_ref().map(|f| f.file_name().to_string_lossy().ends_with(".eml")).unwrap_or(false)
+        f.as_ref()
+            .map(|f| f.file_name().to_string_lossy().ends_with(".eml"))
+            .unwrap_or(false)
     });
     assert_eq!(files.count(), 1);
 
     // Read it; it leaves the unread list; a second read keeps the first time.
     assert_eq!(inbox(&customer, "?unread=true").await.len(), 1);
-    let read = customer.post(&format!("/api/v1/notifications/{id}/read"), json!({})).await;
+    let read = customer
+        .post(&format!("/api/v1/notifications/{id}/read"), json!({}))
+        .await;
     assert_eq!(read.status, 200, "{:?}", read.body);
     let read_at = read.body["read_at"].clone();
     assert!(read_at.is_string());
     assert!(inbox(&customer, "?unread=true").await.is_empty());
-    let again = customer.post(&format!("/api/v1/notifications/{id}/read"), json!({})).await;
+    let again = customer
+        .post(&format!("/api/v1/notifications/{id}/read"), json!({}))
+        .await;
     assert_eq!(again.body["read_at"], read_at);
 
     // Somebody else's notification does not exist for them.
     let (other, _) = api.register("otto@example.com").await;
-    let answer = other.post(&format!("/api/v1/notifications/{id}/read"), json!({})).await;
+    let answer = other
+        .post(&format!("/api/v1/notifications/{id}/read"), json!({}))
+        .await;
     assert_eq!(answer.status, 404, "{:?}", answer.body);
     assert!(inbox(&other, "").await.is_empty());
     let anonymous = api.get("/api/v1/notifications").await;
@@ -187,7 +220,10 @@ async fn the_stream_pushes_a_notification_created_after_connecting() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let mut body = response.bytes_stream();
 
     let order_id = place(&customer).await;
@@ -195,7 +231,10 @@ async fn the_stream_pushes_a_notification_created_after_connecting() {
     let received = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(chunk) = body.next().await {
             text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-            if text.contains("event: notification") && text.contains("order_confirmed") && text.ends_with("\n\n") {
+            if text.contains("event: notification")
+                && text.contains("order_confirmed")
+                && text.ends_with("\n\n")
+            {
                 return true;
             }
         }

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ordo_tests::{delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use ordo_tests::{
+    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
+};
 use serde_json::{json, Value};
 
 struct World {
@@ -21,7 +23,11 @@ impl World {
         let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
             .await
             .expect("ordo serve starts");
-        Self { _db: db, ordo, namespace }
+        Self {
+            _db: db,
+            ordo,
+            namespace,
+        }
     }
 
     async fn stop(mut self) {
@@ -52,7 +58,10 @@ async fn catalog(api: &Api) {
         assert_eq!(created.status, 201, "{:?}", created.body);
         if *stock > 0 {
             let restocked = admin
-                .post(&format!("/api/v1/inventory/{sku}/restock"), json!({"quantity": stock}))
+                .post(
+                    &format!("/api/v1/inventory/{sku}/restock"),
+                    json!({"quantity": stock}),
+                )
                 .await;
             assert_eq!(restocked.status, 200, "{:?}", restocked.body);
         }
@@ -76,12 +85,19 @@ fn ids(page: &Value) -> Vec<String> {
 
 /// Waits until the read models hold the whole catalog with its stock.
 async fn indexed(api: &Api) {
-    eventually("catalog searchable with its stock", Duration::from_secs(30), || async {
-        let page = search(api, "available_only=true&limit=100").await;
-        (page["results"].as_array().map(Vec::len) == Some(4)
-            && search(api, "limit=100").await["results"].as_array().map(Vec::len) == Some(5))
-        .then_some(())
-    })
+    eventually(
+        "catalog searchable with its stock",
+        Duration::from_secs(30),
+        || async {
+            let page = search(api, "available_only=true&limit=100").await;
+            (page["results"].as_array().map(Vec::len) == Some(4)
+                && search(api, "limit=100").await["results"]
+                    .as_array()
+                    .map(Vec::len)
+                    == Some(5))
+            .then_some(())
+        },
+    )
     .await;
 }
 
@@ -110,15 +126,25 @@ async fn check_search(api: &Api) {
     assert_eq!(first["currency"], "EUR");
     assert_eq!(first["available"], true);
     assert!(first["score"].as_f64().unwrap() > page["results"][1]["score"].as_f64().unwrap());
-    assert!(first.get("city").is_none(), "products have no city: {first}");
+    assert!(
+        first.get("city").is_none(),
+        "products have no city: {first}"
+    );
 
     // A typo still finds the word.
     let typo = ids(&search(api, "q=hedphones").await);
-    assert!(typo.contains(&"HP-1".to_string()) && typo.contains(&"HP-2".to_string()), "{typo:?}");
+    assert!(
+        typo.contains(&"HP-1".to_string()) && typo.contains(&"HP-2".to_string()),
+        "{typo:?}"
+    );
     assert!(!typo.contains(&"CB-1".to_string()), "{typo:?}");
 
     // Facets count every match per category, ignoring the category filter itself.
-    let filtered = search(api, "q=headphone%20speaker%20stand%20headphones&category=accessories").await;
+    let filtered = search(
+        api,
+        "q=headphone%20speaker%20stand%20headphones&category=accessories",
+    )
+    .await;
     assert_eq!(ids(&filtered), vec!["ST-1".to_string()], "{filtered}");
     let facets = &search(api, "q=headphones").await["facets"];
     assert_eq!(facets["category"]["audio"], 2, "{facets}");
@@ -128,7 +154,10 @@ async fn check_search(api: &Api) {
     let cheap = ids(&search(api, "min_price=1000&max_price=8000").await);
     assert_eq!(
         cheap.iter().cloned().collect::<BTreeSet<_>>(),
-        ["HP-1", "ST-1", "SP-1"].map(String::from).into_iter().collect(),
+        ["HP-1", "ST-1", "SP-1"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
         "{cheap:?}"
     );
     let available = ids(&search(api, "available_only=true&limit=100").await);
@@ -164,7 +193,10 @@ async fn check_search(api: &Api) {
     ] {
         let answer = api.get(&format!("/api/v1/search?{query}")).await;
         assert_eq!(answer.status, 422, "{query}: {:?}", answer.body);
-        assert_eq!(answer.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(
+            answer.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
         assert_eq!(answer.body["field"], field, "{query}");
     }
 }
@@ -185,7 +217,9 @@ async fn postgres_search_of_shows_answers_an_empty_page_until_shows_are_indexed(
 #[tokio::test]
 async fn elasticsearch_search_behaves_like_postgres() {
     let Ok(url) = std::env::var("ORDO_TEST_ELASTICSEARCH_URL") else {
-        eprintln!("note: ORDO_TEST_ELASTICSEARCH_URL is not set; skipping the Elasticsearch search test");
+        eprintln!(
+            "note: ORDO_TEST_ELASTICSEARCH_URL is not set; skipping the Elasticsearch search test"
+        );
         return;
     };
     let world = World::start(vec![("ORDO_ELASTICSEARCH_URL".into(), url.clone())]).await;

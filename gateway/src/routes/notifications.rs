@@ -53,7 +53,9 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || ApiError::invalid("cursor", "cursor is not one this API gave out");
     let (at, id) = raw.split_once('|').ok_or_else(bad)?;
     Ok((
-        DateTime::parse_from_rfc3339(at).map_err(|_| bad())?.with_timezone(&Utc),
+        DateTime::parse_from_rfc3339(at)
+            .map_err(|_| bad())?
+            .with_timezone(&Utc),
         id.parse().map_err(|_| bad())?,
     ))
 }
@@ -75,7 +77,10 @@ pub async fn list_notifications(
     let limit = filter
         .limit
         .as_deref()
-        .map(|l| l.parse::<i64>().map_err(|_| ApiError::invalid("limit", "limit must be between 1 and 100")))
+        .map(|l| {
+            l.parse::<i64>()
+                .map_err(|_| ApiError::invalid("limit", "limit must be between 1 and 100"))
+        })
         .transpose()?;
     let limit = crate::routes::page_limit(limit)?;
     let after = filter.cursor.as_deref().map(parse_cursor).transpose()?;
@@ -87,7 +92,8 @@ pub async fn list_notifications(
         notifications.last().map(|n| {
             encode_cursor(&format!(
                 "{}|{}",
-                n.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                n.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 n.notification_id
             ))
         })

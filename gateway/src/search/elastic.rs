@@ -366,7 +366,10 @@ impl SearchIndexer {
 
     /// The consumers and their aggregate types.
     pub fn consumers() -> [(&'static str, &'static str); 2] {
-        [(PRODUCTS_CONSUMER, "product"), (INVENTORY_CONSUMER, "inventory")]
+        [
+            (PRODUCTS_CONSUMER, "product"),
+            (INVENTORY_CONSUMER, "inventory"),
+        ]
     }
 
     /// The product's current row, with its availability.

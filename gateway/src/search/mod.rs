@@ -280,13 +280,17 @@ pub async fn connect(
     config: &crate::config::Config,
     pool: &sqlx::PgPool,
 ) -> anyhow::Result<SearchEngine> {
-    match config.elasticsearch_url.as_deref().filter(|u| !u.is_empty()) {
+    match config
+        .elasticsearch_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
         None => Ok(SearchEngine::Postgres(pool.clone())),
         Some(url) => {
             let es = elastic::EsSearch::connect(url)?;
-            es.ensure_indices()
-                .await
-                .map_err(|err| anyhow::anyhow!("preparing the Elasticsearch indices at {url}: {err:#}"))?;
+            es.ensure_indices().await.map_err(|err| {
+                anyhow::anyhow!("preparing the Elasticsearch indices at {url}: {err:#}")
+            })?;
             Ok(SearchEngine::Elasticsearch(es))
         }
     }
@@ -295,7 +299,10 @@ pub async fn connect(
 /// The Elasticsearch indexers' consumers (none when search runs on Postgres).
 pub fn workers(
     runtime: &crate::serve::Runtime,
-) -> Vec<(ordo_nats::ConsumerSpec, std::sync::Arc<dyn ordo_nats::EventHandler>)> {
+) -> Vec<(
+    ordo_nats::ConsumerSpec,
+    std::sync::Arc<dyn ordo_nats::EventHandler>,
+)> {
     let SearchEngine::Elasticsearch(es) = &runtime.state.search else {
         return Vec::new();
     };
@@ -337,8 +344,8 @@ mod tests {
 
     #[test]
     fn min_price_above_max_price_is_refused() {
-        let err = SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")]))
-            .unwrap_err();
+        let err =
+            SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")])).unwrap_err();
         assert!(matches!(err, ApiError::Invalid { field: Some(ref f), .. } if f == "min_price"));
     }
 
