@@ -17,8 +17,10 @@ export ORDO_BOOTSTRAP_ADMIN_EMAIL=${ORDO_BOOTSTRAP_ADMIN_EMAIL:-admin@ordo.local
 export ORDO_BOOTSTRAP_ADMIN_PASSWORD=${ORDO_BOOTSTRAP_ADMIN_PASSWORD:-ordo-admin-2026}
 # A fixed key for the demo so that tokens survive restarts; set your own in production.
 export ORDO_JWT_SECRET=${ORDO_JWT_SECRET:-demo-only-secret-change-me-0123456789abcdef}
+export ORDO_PAYMENT_SECRET=${ORDO_PAYMENT_SECRET:-demo-only-payment-secret-0123456789}
 
-cargo build --release --locked -p ordo-gateway --bin ordo
+
+cargo build --release -p ordo-gateway --bin ordo
 ordo=${CARGO_TARGET_DIR:-target}/release/ordo
 "$ordo" migrate
 "$ordo" demo-data

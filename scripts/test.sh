@@ -13,5 +13,5 @@ bash scripts/services.sh
 # Tests create and drop their own databases, so they connect as a role that may.
 export ORDO_TEST_DATABASE_URL=${ORDO_TEST_DATABASE_URL:-postgres://ordo:ordo@127.0.0.1:5432/postgres}
 export ORDO_TEST_NATS_URL=${ORDO_TEST_NATS_URL:-nats://127.0.0.1:4222}
-cargo build --locked --workspace --all-targets
-cargo test --locked --workspace --no-fail-fast -- --test-threads "${ORDO_TEST_THREADS:-4}"
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast -- --test-threads "${ORDO_TEST_THREADS:-4}"

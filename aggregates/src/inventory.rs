@@ -21,6 +21,15 @@ pub enum InventoryCommand {
         /// Units added.
         quantity: Quantity,
     },
+    /// Puts an item on sale with its initial stock, once: the seats of a session area are
+    /// opened when the session is added, and opening again (a repeated request, a retry
+    /// after a crash) changes nothing, unlike [`InventoryCommand::Restock`].
+    Open {
+        /// The item being opened.
+        sku: Sku,
+        /// Its initial stock.
+        quantity: Quantity,
+    },
     /// Holds units for an order or a booking.
     Reserve {
         /// The order or booking holding the units.
@@ -301,6 +310,20 @@ impl Aggregate for InventoryItem {
                     on_hand,
                 }
             }
+            InventoryCommand::Open { sku, quantity } => match &self.sku {
+                Some(expected) if *expected == sku => return Ok(()),
+                Some(expected) => {
+                    return Err(InventoryError::SkuMismatch {
+                        expected: expected.clone(),
+                        got: sku,
+                    })
+                }
+                None => InventoryEvent::Restocked {
+                    sku,
+                    quantity: quantity.get(),
+                    on_hand: u64::from(quantity.get()),
+                },
+            },
             InventoryCommand::Reserve {
                 reservation_id,
                 quantity,
@@ -519,6 +542,28 @@ mod tests {
                 quantity: qty(4),
             })
             .then_expect_events(vec![restocked(4)]);
+    }
+
+    #[test]
+    fn open_stocks_a_new_item_once() {
+        let open = InventoryCommand::Open {
+            sku: sku("SEATS"),
+            quantity: qty(100),
+        };
+        given(vec![])
+            .when(open.clone())
+            .then_expect_events(vec![InventoryEvent::Restocked {
+                sku: sku("SEATS"),
+                quantity: 100,
+                on_hand: 100,
+            }]);
+        given(vec![InventoryEvent::Restocked {
+            sku: sku("SEATS"),
+            quantity: 100,
+            on_hand: 100,
+        }])
+        .when(open)
+        .then_expect_events(vec![]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{
     AreaId, AreaName, Category, City, Description, DomainError, ErrorKind, Money, SessionId,
-    ShowId, Title, Venue,
+    ShowId, Sku, Title, Venue,
 };
 
 /// Largest number of seats in one area.
@@ -305,6 +305,29 @@ impl Show {
     pub fn seat_area(&self, session_id: &SessionId, area_id: &AreaId) -> Option<&SeatArea> {
         self.session(session_id).and_then(|s| s.area(area_id))
     }
+}
+
+/// The inventory item counting the seats of one area of one session.
+///
+/// Inventory ids are SKUs (at most 64 of `[A-Za-z0-9_-]`, uppercased, NATS subject tokens),
+/// while area ids are case-sensitive and may be 64 characters long: an area id that would
+/// not survive uppercasing or would not fit is replaced by a digest of it, so two areas
+/// never share seats.
+pub fn seat_inventory_id(session_id: SessionId, area_id: &AreaId) -> Sku {
+    let session = session_id
+        .as_uuid()
+        .simple()
+        .to_string()
+        .to_ascii_uppercase();
+    let area = area_id.as_str();
+    let readable = area.len() <= 26 && !area.bytes().any(|b| b.is_ascii_lowercase());
+    let suffix = if readable {
+        area.to_string()
+    } else {
+        let digest = uuid::Uuid::new_v5(session_id.as_uuid(), area.as_bytes());
+        format!("H{}", &digest.simple().to_string()[..16]).to_ascii_uppercase()
+    };
+    Sku::parse(&format!("S{session}-{suffix}")).expect("seat inventory ids are valid SKUs")
 }
 
 fn check_capacity(capacity: u32) -> Result<(), ShowError> {

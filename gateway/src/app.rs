@@ -28,6 +28,8 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
         .merge(routes::admin::router())
         .merge(routes::search::router())
         .merge(routes::notifications::router())
+        .merge(routes::shows::router())
+        .merge(routes::bookings::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -39,11 +41,17 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
     }
     app
         .merge(routes::health::router())
+        .merge(crate::metrics::router())
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(RequestBodyLimitLayer::new(1024 * 1024))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -79,6 +79,36 @@ pub struct Config {
     /// (default `$HOME/.local/state/ordo/mail`).
     #[arg(long, env = "ORDO_MAIL_SPOOL_DIR")]
     pub mail_spool_dir: Option<std::path::PathBuf>,
+    /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
+    #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = crate::serve::parse_duration)]
+    pub booking_timeout: Duration,
+
+    /// Most seats (tickets) one booking may take.
+    #[arg(long, env = "ORDO_MAX_TICKETS_PER_BOOKING", default_value_t = 6)]
+    pub max_tickets_per_booking: u32,
+
+    /// Secret (at least 16 bytes) signing the tickets' QR payloads (HMAC-SHA256). Without
+    /// it a random one is made at start: tickets then only verify within this process.
+    #[arg(long, env = "ORDO_TICKET_SECRET", hide_env_values = true)]
+    pub ticket_secret: Option<String>,
+
+    /// Requests per second allowed per client IP (0 disables). The default is generous
+    /// because local tools and tests all come from 127.0.0.1; a public deployment behind
+    /// no other limiter would choose about 10 with a burst of 20.
+    #[arg(long, env = "ORDO_RATE_LIMIT_PER_IP", default_value_t = 1000)]
+    pub rate_limit_per_ip: u32,
+
+    /// Burst allowed per client IP above its rate.
+    #[arg(long, env = "ORDO_RATE_LIMIT_PER_IP_BURST", default_value_t = 2000)]
+    pub rate_limit_per_ip_burst: u32,
+
+    /// Requests per second allowed per authenticated user (0 disables).
+    #[arg(long, env = "ORDO_RATE_LIMIT_PER_USER", default_value_t = 50)]
+    pub rate_limit_per_user: u32,
+
+    /// Burst allowed per authenticated user above its rate.
+    #[arg(long, env = "ORDO_RATE_LIMIT_PER_USER_BURST", default_value_t = 100)]
+    pub rate_limit_per_user_burst: u32,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`.
     #[arg(long, env = "ORDO_LOG", default_value = "info")]

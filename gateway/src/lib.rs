@@ -12,11 +12,18 @@
 //! - [`dead_letters`]: re-driving dead letters.
 //! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
 //!   and live delivery; [`replay`]: `ordo replay` for analysts.
+//! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
+//!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
+//! - [`operations`]: projection status and rebuilds, stream refills; [`cli_ops`] and
+//!   [`cli_dlq`] as `ordo` subcommands, [`admin_service`] as a NATS micro service.
+//! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
 //! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
 #![forbid(unsafe_code)]
 
+pub mod admin_service;
 pub mod app;
 pub mod cli_dlq;
+pub mod cli_ops;
 pub mod commands;
 pub mod config;
 pub mod consistency;
@@ -24,9 +31,12 @@ pub mod dead_letters;
 pub mod demo;
 pub mod identity;
 pub mod inbox;
+pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod payments;
 pub mod problem;
+pub mod rate_limit;
 pub mod request_id;
 pub mod replay;
 pub mod routes;
@@ -34,3 +44,4 @@ pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
+pub mod ticketing;

@@ -28,6 +28,12 @@ enum Command {
     /// Read and re-drive dead letters.
     #[command(subcommand)]
     Dlq(ordo_gateway::cli_dlq::DlqCommand),
+    /// Projection status and rebuilds.
+    #[command(subcommand)]
+    Projections(ordo_gateway::cli_ops::ProjectionsCommand),
+    /// Refill JetStream streams from the event store.
+    #[command(subcommand)]
+    Streams(ordo_gateway::cli_ops::StreamsCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +61,14 @@ fn main() -> std::process::ExitCode {
             Command::Dlq(command) => {
                 let runtime = serve::connect(&cli.config).await?;
                 ordo_gateway::cli_dlq::run(&runtime, command).await
+            }
+            Command::Projections(command) => {
+                let runtime = serve::connect(&cli.config).await?;
+                ordo_gateway::cli_ops::projections(&runtime, command).await
+            }
+            Command::Streams(command) => {
+                let runtime = serve::connect(&cli.config).await?;
+                ordo_gateway::cli_ops::streams(&runtime, command).await
             }
             Command::DemoData => {
                 let runtime = serve::connect(&cli.config).await?;

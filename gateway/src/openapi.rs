@@ -3,7 +3,9 @@
 use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
-use crate::routes::{admin, inventory, notifications, orders, payments, products, search};
+use crate::routes::{
+    admin, bookings, inventory, notifications, orders, payments, products, search, shows,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +17,9 @@ use crate::routes::{admin, inventory, notifications, orders, payments, products,
         payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
+        shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
+        bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
+        bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
     ),
     components(schemas(
         ProblemDocument,
@@ -24,8 +29,12 @@ use crate::routes::{admin, inventory, notifications, orders, payments, products,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
         crate::search::SearchPage, crate::search::SearchHit, crate::search::Facets, crate::search::ItemType,
         notifications::NotificationPage, crate::inbox::NotificationView,
+        shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
+        shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
+        bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
+        bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 

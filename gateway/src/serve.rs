@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
 use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
+use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
@@ -66,6 +67,11 @@ pub struct ServeArgs {
 
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub deadline_scan_interval: Duration,
+
+    /// How often the gauges of /metrics (outbox, consumer lag, sagas, dead letters) are
+    /// sampled.
+    #[arg(long, env = "ORDO_METRICS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
 }
 
 /// Parses `90s`, `15m`, `2h` or a plain number of seconds.
@@ -116,14 +122,22 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let nats = async_nats::ConnectOptions::new()
         .name("ordo")
         .connection_timeout(Duration::from_secs(5))
-        .retry_on_initial_connect()
         .max_reconnects(None)
         .connect(&config.nats_url);
     let nats = tokio::time::timeout(Duration::from_secs(10), nats)
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
         .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
+    // The client connects lazily and keeps retrying; a flush proves the server answers.
+    match tokio::time::timeout(Duration::from_secs(5), nats.flush()).await {
+        Ok(Ok(())) => {}
+        _ => anyhow::bail!(
+            "cannot connect to NATS at {}: no answer (is nats-server running?)",
+            config.nats_url
+        ),
+    }
     let jetstream = async_nats::jetstream::new(nats.clone());
+
     tokio::time::timeout(
         Duration::from_secs(10),
         ordo_nats::definitions::ensure_streams(&jetstream, &namespace),
@@ -178,16 +192,30 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let sandbox = config
         .sandbox_provider
         .then(|| crate::payments::sandbox::Sandbox::new(&payment_secret, config.sandbox_delay));
+    let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
+    let payments =
+        Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
+    let ticketing = ticketing(config, &pool, &inventory, &payments)?;
+    let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
+        crate::rate_limit::Limit {
+            per_second: config.rate_limit_per_ip,
+            burst: config.rate_limit_per_ip_burst,
+        },
+        crate::rate_limit::Limit {
+            per_second: config.rate_limit_per_user,
+            burst: config.rate_limit_per_user_burst,
+        },
+    ));
     let state = AppState {
+        ticketing,
+        rate_limits,
         pool: pool.clone(),
         nats,
         identity,
         products: Arc::new(CommandBus::new(pool.clone(), ())),
-        inventory: Arc::new(CommandBus::new(pool.clone(), ())),
+        inventory,
         orders: Arc::new(CommandBus::new(pool.clone(), ())),
-        payments: Arc::new(
-            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
-        ),
+        payments,
 
         payment_secret: Arc::new(payment_secret),
         jetstream: jetstream.clone(),
@@ -220,6 +248,50 @@ pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) ->
         .unwrap_or_else(|| ConsumerSpec::new(name, aggregate_type))
 }
 
+/// The ticketing side: show and booking buses, the booking saga (sharing the inventory and
+/// payment buses, so a hot seat area has one batching writer per process) and the ticket key.
+fn ticketing(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    inventory: &Arc<CommandBus<ordo_aggregates::inventory::InventoryItem>>,
+    payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+) -> anyhow::Result<Arc<crate::ticketing::Ticketing>> {
+    let ticket_secret = match &config.ticket_secret {
+        Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+        Some(_) => anyhow::bail!("ORDO_TICKET_SECRET must be at least 16 characters"),
+        None => {
+            tracing::warn!("ORDO_TICKET_SECRET is not set: using a random key; tickets will not verify after a restart or on other instances");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let shows = Arc::new(CommandBus::new(pool.clone(), ()));
+    let bookings = Arc::new(CommandBus::new(pool.clone(), ()));
+    let saga = ordo_sagas::BookingSaga::new(
+        pool.clone(),
+        Arc::clone(&bookings),
+        Arc::clone(inventory),
+        Arc::clone(payments),
+        Arc::clone(&shows),
+        Arc::new(crate::payments::HttpProvider::new(
+            &config.payment_provider_url(),
+        )),
+        ordo_sagas::booking::BookingSettings {
+            booking_timeout: config.booking_timeout,
+            callback_base_url: config.public_url(),
+        },
+    );
+    Ok(Arc::new(crate::ticketing::Ticketing::new(
+        shows,
+        bookings,
+        saga,
+        crate::ticketing::TicketingSettings {
+            max_per_booking: config.max_tickets_per_booking,
+            ticket_secret,
+            public_url: config.public_url(),
+        },
+    )))
+}
+
 /// The durable consumers of the worker role, with their handlers.
 pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dyn EventHandler>)> {
     let state = &runtime.state;
@@ -234,6 +306,15 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     }
     consumers.extend(crate::inbox::workers(runtime));
     consumers.extend(crate::search::workers(runtime));
+    let booking = &state.ticketing.saga;
+    consumers.push((
+        consumer_spec(BOOKING_CONSUMER, "booking", &runtime.namespace),
+        Arc::new(booking.bookings()),
+    ));
+    consumers.push((
+        consumer_spec(BOOKING_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
+        Arc::new(booking.payments()),
+    ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
@@ -268,16 +349,29 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
 /// Runs `ordo serve` until shutdown.
 pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let roles: BTreeSet<Role> = args.roles.iter().copied().collect();
+    let started = std::time::Instant::now();
+    crate::metrics::install();
     let runtime = connect(&config).await?;
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
-    if roles.contains(&Role::Relay) {
-        let relay = Relay::new(
+    let relay = roles.contains(&Role::Relay).then(|| {
+        Relay::new(
             runtime.state.pool.clone(),
             runtime.jetstream.clone(),
             runtime.namespace.clone(),
-        );
+        )
+    });
+    spawn_operations(
+        &runtime,
+        &args,
+        &roles,
+        relay.clone(),
+        started,
+        &shutdown,
+        &mut tasks,
+    );
+    if let Some(relay) = relay {
         let token = shutdown.clone();
         tasks.spawn(async move {
             relay.run(token).await;
@@ -290,6 +384,12 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let every = args.deadline_scan_interval;
         tasks.spawn(async move {
             deadlines.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let bookings = runtime.state.ticketing.saga.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            bookings.run_deadlines(every, token).await;
             Ok(())
         });
         for (mut spec, handler) in workers(&runtime, &args) {
@@ -323,7 +423,14 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         None
     };
     if let Some(listener) = listener {
-        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone());
+        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let limits = runtime.state.rate_limits.clone();
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            limits.run_cleanup(Duration::from_secs(60), token).await;
+            Ok(())
+        });
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "serving HTTP on http://{addr}");
         println!(
@@ -371,6 +478,50 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The NATS admin service and the metrics poller, which every process runs whatever its
+/// roles.
+fn spawn_operations(
+    runtime: &Runtime,
+    args: &ServeArgs,
+    roles: &BTreeSet<Role>,
+    relay: Option<Relay>,
+    started: std::time::Instant,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+) {
+    let names = |role: &Role| format!("{role:?}").to_ascii_lowercase();
+    let context = crate::admin_service::AdminContext {
+        state: runtime.state.clone(),
+        roles: roles.iter().map(names).collect(),
+        started,
+        relay,
+    };
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        // Operators lose a convenience without it, not the business: keep serving.
+        if let Err(err) = crate::admin_service::run(context, token.clone()).await {
+            tracing::warn!(error = %format!("{err:#}"), "the NATS admin service is not available");
+        }
+        token.cancelled().await;
+        Ok(())
+    });
+    let consumers: Vec<(String, String)> = if roles.contains(&Role::Workers) {
+        workers(runtime, args)
+            .into_iter()
+            .map(|(spec, _)| (spec.name, spec.aggregate_type))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let state = runtime.state.clone();
+    let every = args.metrics_interval;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        crate::metrics::poll(state, consumers, every, token).await;
+        Ok(())
+    });
 }
 
 async fn shutdown_signal() {

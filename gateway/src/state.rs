@@ -42,6 +42,10 @@ pub struct AppState {
     pub search: crate::search::SearchEngine,
     /// Live delivery of new notifications to SSE streams.
     pub inbox: crate::inbox::InboxHub,
+    /// Shows, bookings and tickets.
+    pub ticketing: Arc<crate::ticketing::Ticketing>,
+    /// Per-client rate limits.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
 }
 
 impl FromRef<AppState> for Arc<IdentityService> {

@@ -128,6 +128,10 @@ pub struct ConsumerSpec {
     pub max_ack_pending: i64,
     /// Messages per pull request (default 64).
     pub batch: usize,
+    /// Events handled at once (default 16). Events of one aggregate always go to the same
+    /// lane and are handled one after the other, so per-aggregate order holds; different
+    /// aggregates proceed in parallel.
+    pub lanes: usize,
 }
 
 impl ConsumerSpec {
@@ -144,6 +148,7 @@ impl ConsumerSpec {
             ack_wait: Duration::from_secs(30),
             max_ack_pending: 256,
             batch: 64,
+            lanes: 16,
         }
     }
 
@@ -261,7 +266,8 @@ const FETCH_EXPIRES: Duration = Duration::from_secs(5);
 /// Runs the consumer until `shutdown` is cancelled.
 ///
 /// Ensures the streams and the consumer, then pulls batches and hands each message to
-/// `handler`, one after the other. `pool` holds `dead_letter_parks`: the loop parks an
+/// `handler` on the lane of its aggregate (see [`ConsumerSpec::lanes`]). `pool` holds
+/// `dead_letter_parks`: the loop parks an
 /// aggregate when it dead-letters one of its events and looks the park up before handling
 /// each event. NATS errors (server restarts, a deleted consumer) are logged and retried
 /// with a growing pause. On shutdown it stops pulling, finishes the message in hand and its
@@ -275,13 +281,14 @@ pub async fn run_consumer(
     handler: Arc<dyn EventHandler>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         js,
         pool,
         namespace: namespace.clone(),
         spec,
         handler,
-    };
+    });
+    let lanes = Lanes::start(&worker);
     let mut pause = Duration::ZERO;
     'connect: while !shutdown.is_cancelled() {
         if !pause.is_zero() {
@@ -329,8 +336,9 @@ pub async fn run_consumer(
                 match next {
                     None => break,
                     Some(Ok(message)) => {
-                        // Not raced against shutdown: the message in hand is finished.
-                        worker.process(&message).await;
+                        // Not raced against shutdown: a message handed to a lane is
+                        // finished before the loop returns.
+                        lanes.dispatch(message).await;
                         pause = Duration::ZERO;
                     }
                     Some(Err(err)) => {
@@ -343,10 +351,59 @@ pub async fn run_consumer(
             }
         }
     }
+    lanes.finish().await;
     // Acks are fire-and-forget publishes: make sure the last ones left the process.
     worker.js.client().flush().await.ok();
     info!(consumer = %worker.spec.name, "consumer stopped");
     Ok(())
+}
+
+/// The lanes of a consumer: one task per lane, each handling its messages in order.
+struct Lanes {
+    senders: Vec<tokio::sync::mpsc::Sender<Message>>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Lanes {
+    fn start(worker: &Arc<Worker>) -> Self {
+        let mut senders = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..worker.spec.lanes.max(1) {
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<Message>(32);
+            let worker = worker.clone();
+            tasks.spawn(async move {
+                while let Some(message) = receiver.recv().await {
+                    worker.process(&message).await;
+                }
+            });
+            senders.push(sender);
+        }
+        Self { senders, tasks }
+    }
+
+    /// Queues a message on its aggregate's lane (waiting while that lane is full).
+    async fn dispatch(&self, message: Message) {
+        let lane = lane_of(&message.subject, self.senders.len());
+        if let Err(returned) = self.senders[lane].send(message).await {
+            // The lane is gone only when its task panicked; let JetStream redeliver.
+            returned.0.ack_with(AckKind::Nak(None)).await.ok();
+        }
+    }
+
+    /// Lets every lane finish what it was handed, then stops them.
+    async fn finish(mut self) {
+        self.senders.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// The lane of an event: its subject without the event type names the aggregate.
+fn lane_of(subject: &str, lanes: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let aggregate = subject.rsplit_once('.').map_or(subject, |(head, _)| head);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    aggregate.hash(&mut hasher);
+    (hasher.finish() % lanes.max(1) as u64) as usize
 }
 
 struct Worker {
@@ -456,8 +513,13 @@ impl Worker {
                         panic_message(panic.as_ref())
                     )))
                 });
+            if outcome.is_err() {
+                metrics::counter!("ordo_consumer_events_failed_total", "consumer" => self.spec.name.clone())
+                    .increment(1);
+            }
             match outcome {
                 Ok(()) => {
+                    metrics::counter!("ordo_consumer_events_handled_total", "consumer" => self.spec.name.clone()).increment(1);
                     if let Err(err) = message.ack().await {
                         warn!(error = %err, "ack failed; the event will be redelivered");
                     }
@@ -600,6 +662,8 @@ impl Worker {
             }
         }
         warn!(consumer = %self.spec.name, %subject, dlq_sequence, error, attempts, "dead-lettered");
+        metrics::counter!("ordo_consumer_dead_lettered_total", "consumer" => self.spec.name.clone())
+            .increment(1);
         if let Err(err) = message.ack_with(AckKind::Term).await {
             warn!(error = %err, "term failed; the dead letter may be written again");
         }
@@ -671,6 +735,25 @@ mod tests {
             ..spec
         };
         assert_eq!(empty.delay_after(3), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn events_of_one_aggregate_share_a_lane() {
+        let lanes = 16;
+        let placed = lane_of("ordo.events.order.o-1.OrderPlaced", lanes);
+        assert_eq!(
+            placed,
+            lane_of("ordo.events.order.o-1.OrderConfirmed", lanes)
+        );
+        assert_eq!(placed, lane_of("ordo.events.order.o-1.OrderPaid", lanes));
+        let spread: std::collections::HashSet<usize> = (0..200)
+            .map(|i| lane_of(&format!("ordo.events.order.o-{i}.OrderPlaced"), lanes))
+            .collect();
+        assert!(
+            spread.len() > lanes / 2,
+            "aggregates spread over the lanes: {spread:?}"
+        );
+        assert_eq!(lane_of("anything", 1), 0);
     }
 
     #[test]

@@ -75,6 +75,22 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "saga-checkout-payments.json",
         include_str!("../consumers/saga-checkout-payments.json"),
     ),
+    (
+        "projection-shows.json",
+        include_str!("../consumers/projection-shows.json"),
+    ),
+    (
+        "projection-bookings.json",
+        include_str!("../consumers/projection-bookings.json"),
+    ),
+    (
+        "saga-booking.json",
+        include_str!("../consumers/saga-booking.json"),
+    ),
+    (
+        "saga-booking-payments.json",
+        include_str!("../consumers/saga-booking-payments.json"),
+    ),
 ];
 
 /// The embedded definition of the consumer named `durable_name`, if there is one.

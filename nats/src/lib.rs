@@ -20,6 +20,7 @@
 //! - [`consumer`]: the consumer loop: ack, nak with backoff, dead letters and parks.
 //! - [`dlq`]: list, show and re-drive dead letters; the parked aggregates.
 //! - [`applied`]: per-consumer, per-aggregate idempotency in Postgres.
+//! - [`refill`]: refilling a lost or damaged stream from the Postgres event store.
 #![forbid(unsafe_code)]
 
 pub mod applied;
@@ -27,6 +28,7 @@ pub mod consumer;
 pub mod definitions;
 pub mod dlq;
 pub mod envelope;
+pub mod refill;
 pub mod relay;
 pub mod subjects;
 

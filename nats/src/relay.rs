@@ -14,7 +14,7 @@
 //! connection; other relays stand by and try again every second. If the leader dies, its
 //! connection closes, Postgres releases the lock and a stand-by takes over.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +73,7 @@ pub struct Relay {
     namespace: Namespace,
     batch_size: usize,
     published: Arc<AtomicU64>,
+    leader: Arc<AtomicBool>,
 }
 
 impl Relay {
@@ -84,6 +85,7 @@ impl Relay {
             namespace,
             batch_size: BATCH_SIZE,
             published: Arc::new(AtomicU64::new(0)),
+            leader: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -97,6 +99,12 @@ impl Relay {
     /// removed from the outbox; for metrics and tests.
     pub fn published_count(&self) -> u64 {
         self.published.load(Ordering::Relaxed)
+    }
+
+    /// Whether this relay (or a clone) holds the leader lock right now: only the leader
+    /// publishes; the others stand by.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
     }
 
     /// Publishes up to `limit` of the oldest outbox rows and removes those JetStream
@@ -170,6 +178,7 @@ impl Relay {
         tx.commit().await?;
         let relayed = acknowledged.len();
         self.published.fetch_add(relayed as u64, Ordering::Relaxed);
+        metrics::counter!("ordo_relay_events_published_total").increment(relayed as u64);
 
         match failure {
             None => Ok(relayed),
@@ -214,7 +223,11 @@ impl Relay {
             match self.try_lead().await {
                 Ok(Some(lock)) => {
                     info!(namespace = %self.namespace, "outbox relay is the leader");
+                    self.leader.store(true, Ordering::Relaxed);
+                    metrics::gauge!("ordo_relay_leader").set(1.0);
                     self.lead(lock, &shutdown).await;
+                    self.leader.store(false, Ordering::Relaxed);
+                    metrics::gauge!("ordo_relay_leader").set(0.0);
                 }
                 Ok(None) => debug!("another outbox relay leads; standing by"),
                 Err(err) => warn!(error = %err, "outbox relay cannot reach postgres"),

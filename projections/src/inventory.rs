@@ -31,6 +31,10 @@ impl Projection for InventoryProjection {
         "inventory"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["inventory_levels"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         // (on_hand delta, reserved delta), or an absolute on_hand for a restock.
         let (set_on_hand, on_hand_delta, reserved_delta): (Option<i64>, i64, i64) =

@@ -7,6 +7,9 @@
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`notifications`]: each user's inbox and its email copies (its own handler, because
 //!   mail is sent after the inbox entry commits).
+//! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
+//! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
+//!   switching; the projections' status (applied positions, rebuild state).
 #![forbid(unsafe_code)]
 
 pub mod inventory;
@@ -14,30 +17,30 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod rebuild;
+pub mod ticketing;
 pub mod worker;
 
 pub use worker::{Projection, ProjectionHandler};
 
 use std::sync::Arc;
 
-/// Every projection of the commerce side, ready to be run by consumers.
-pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
+/// Every projection, by itself (for status and rebuilds).
+pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(products::ProductsProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(inventory::InventoryProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool.clone(),
-            Arc::new(orders::OrdersProjection),
-        )),
-        Arc::new(ProjectionHandler::new(
-            pool,
-            Arc::new(payments::PaymentsProjection),
-        )),
+        Arc::new(products::ProductsProjection),
+        Arc::new(inventory::InventoryProjection),
+        Arc::new(orders::OrdersProjection),
+        Arc::new(payments::PaymentsProjection),
+        Arc::new(ticketing::ShowsProjection),
+        Arc::new(ticketing::BookingsProjection),
     ]
+}
+
+/// Every projection, ready to be run by consumers.
+pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {
+    projections()
+        .into_iter()
+        .map(|projection| Arc::new(ProjectionHandler::new(pool.clone(), projection)))
+        .collect()
 }

@@ -54,6 +54,10 @@ impl Projection for OrdersProjection {
         "order"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["orders", "order_lines"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let payload = event.payload.clone();
         match event.event_type.as_str() {

@@ -47,6 +47,10 @@ impl Projection for PaymentsProjection {
         "payment"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["payments"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let payload = event.payload.clone();
         let id: Uuid = event.aggregate_id.parse()?;

@@ -46,6 +46,10 @@ impl Projection for ProductsProjection {
         "product"
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["products"]
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         match event.event_type.as_str() {
             "ProductCreated" => {

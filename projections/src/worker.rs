@@ -19,7 +19,15 @@ pub trait Projection: Send + Sync + 'static {
     /// The aggregate type whose stream feeds it.
     fn aggregate_type(&self) -> &'static str;
     /// Applies one event. Runs inside the transaction that records it as applied.
+    ///
+    /// Table names stay unqualified: a rebuild runs the same code with the search path
+    /// pointing at its shadow tables first.
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()>;
+    /// The tables this projection alone writes, parents before children; what a rebuild
+    /// builds beside the live ones and swaps in. Empty: the projection cannot be rebuilt.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Runs a [`Projection`] as an [`EventHandler`].
@@ -43,6 +51,11 @@ impl ProjectionHandler {
     pub fn aggregate_type(&self) -> &'static str {
         self.projection.aggregate_type()
     }
+
+    /// The projection it runs.
+    pub fn projection(&self) -> Arc<dyn Projection> {
+        self.projection.clone()
+    }
 }
 
 #[async_trait]
@@ -52,6 +65,11 @@ impl EventHandler for ProjectionHandler {
         let mut tx = self
             .pool
             .begin()
+            .await
+            .map_err(|err| HandlerError::Retry(err.into()))?;
+        // Shared with every other delivery of this projection; a rebuild's switch takes it
+        // exclusively, so it never swaps tables under an event half applied.
+        crate::rebuild::lock_shared(&mut tx, name)
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
         match claim(&mut tx, name, event)

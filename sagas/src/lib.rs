@@ -8,16 +8,20 @@
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
 //!   reject, cancel, expire, void and refund.
+//! - [`booking`]: the booking of seats: reserve, hold until a deadline, pay, issue tickets,
+//!   commit, complete; or reject, cancel, expire, refund and return the seats.
 //!
 //! Every command a saga issues carries a deterministic id and targets an idempotent
 //! aggregate operation, so a step repeated after a crash or a redelivery is a no-op.
 #![forbid(unsafe_code)]
 
+pub mod booking;
 pub mod checkout;
 pub mod port;
 pub mod provider;
 pub mod repository;
 
+pub use booking::BookingSaga;
 pub use checkout::CheckoutSaga;
 pub use port::{CheckoutPort, StepError, StorePort};
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError};

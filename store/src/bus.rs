@@ -185,6 +185,7 @@ where
             attempt += 1;
             match self.try_batch(aggregate_id, state, &batch).await {
                 Ok(outcomes) => {
+                    record_outcomes(A::TYPE, &outcomes);
                     for (pending, outcome) in batch.into_iter().zip(outcomes) {
                         let _ = pending.reply.send(outcome);
                     }
@@ -198,6 +199,12 @@ where
                 }
                 Err(failure) => {
                     *state = None;
+                    let outcome = match &failure {
+                        BatchFailure::Stale => "conflict",
+                        BatchFailure::Store(_) => "error",
+                    };
+                    metrics::counter!("ordo_commands_total", "aggregate_type" => A::TYPE, "outcome" => outcome)
+                        .increment(batch.len() as u64);
                     for pending in batch {
                         let err = match &failure {
                             BatchFailure::Stale => CommandError::Conflict(attempt),
@@ -318,4 +325,26 @@ fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> 
         AggregateError::AggregateConflict => CommandError::Conflict(1),
         other => CommandError::Store(other.to_string()),
     }
+}
+
+/// Counts a batch's commands by outcome and the events it appended, per aggregate type.
+fn record_outcomes<E, R>(aggregate_type: &'static str, outcomes: &[Result<Committed<E>, R>]) {
+    let mut accepted = 0u64;
+    let mut rejected = 0u64;
+    let mut events = 0u64;
+    for outcome in outcomes {
+        match outcome {
+            Ok(committed) => {
+                accepted += 1;
+                events += committed.events.len() as u64;
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    metrics::counter!("ordo_commands_total", "aggregate_type" => aggregate_type, "outcome" => "accepted")
+        .increment(accepted);
+    metrics::counter!("ordo_commands_total", "aggregate_type" => aggregate_type, "outcome" => "rejected")
+        .increment(rejected);
+    metrics::counter!("ordo_events_appended_total", "aggregate_type" => aggregate_type)
+        .increment(events);
 }

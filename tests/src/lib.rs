@@ -86,6 +86,11 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The URL of database `database` on the test server.
+pub fn database_url(database: &str) -> String {
+    url_with_database(&admin_database_url(), database)
+}
+
 fn url_with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),

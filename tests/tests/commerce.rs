@@ -583,3 +583,97 @@ async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
     db.close().await;
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let world = World::start().await;
+    let doc = world.ordo.api().get("/api/v1/openapi.json").await;
+    assert_eq!(doc.status, 200);
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/products",
+        "/api/v1/inventory/{sku}/restock",
+        "/api/v1/orders",
+        "/api/v1/orders/{order_id}",
+        "/api/v1/orders/{order_id}/pay",
+        "/api/v1/payments/{payment_id}/callbacks",
+        "/api/v1/admin/sagas/{saga_id}",
+    ] {
+        assert!(
+            doc.body["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let unknown = world.ordo.api().get("/api/v1/nowhere").await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.body["type"], "urn:ordo:problem:not_found");
+    world.stop().await;
+}
+
+/// Runs `ordo migrate` with the given environment and answers (success, stderr).
+async fn migrate_with(env: &[(&str, &str)]) -> (bool, String) {
+    let output = tokio::process::Command::new(ordo_tests::ordo_binary())
+        .arg("migrate")
+        .env_remove("ORDO_DATABASE_URL")
+        .env_remove("ORDO_NATS_URL")
+        .env_remove("ORDO_NATS_NAMESPACE")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configuration_or_unreachable_servers_fail_with_a_clear_message() {
+    let db = TestDatabase::create().await.unwrap();
+    let nats = nats_url();
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                ("ORDO_DATABASE_URL", "postgres://ordo:ordo@127.0.0.1:1/ordo"),
+                ("ORDO_NATS_URL", &nats),
+            ],
+            "cannot connect to Postgres",
+        ),
+        (
+            vec![("ORDO_DATABASE_URL", "not a url"), ("ORDO_NATS_URL", &nats)],
+            "ORDO_DATABASE_URL",
+        ),
+        (
+            vec![
+                ("ORDO_DATABASE_URL", &db.url),
+                ("ORDO_NATS_URL", "nats://127.0.0.1:1"),
+            ],
+            "cannot connect to NATS",
+        ),
+        (
+            vec![
+                ("ORDO_DATABASE_URL", &db.url),
+                ("ORDO_NATS_URL", &nats),
+                ("ORDO_NATS_NAMESPACE", "Bad.Name"),
+            ],
+            "ORDO_NATS_NAMESPACE",
+        ),
+    ];
+    for (env, expected) in cases {
+        let (ok, stderr) = migrate_with(&env).await;
+        assert!(!ok, "{env:?} should fail");
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let (ok, stderr) = migrate_with(&[
+        ("ORDO_DATABASE_URL", &db.url),
+        ("ORDO_NATS_URL", &nats),
+        ("ORDO_HTTP_ADDR", "nonsense"),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("http-addr") || stderr.contains("HTTP_ADDR") || stderr.contains("invalid"),
+        "{stderr}"
+    );
+}

@@ -89,9 +89,9 @@ async fn indexed(api: &Api) {
         "catalog searchable with its stock",
         Duration::from_secs(30),
         || async {
-            let page = search(api, "available_only=true&limit=100").await;
+            let page = search(api, "type=product&available_only=true&limit=100").await;
             (page["results"].as_array().map(Vec::len) == Some(4)
-                && search(api, "limit=100").await["results"]
+                && search(api, "type=product&limit=100").await["results"]
                     .as_array()
                     .map(Vec::len)
                     == Some(5))
@@ -201,17 +201,127 @@ async fn check_search(api: &Api) {
     }
 }
 
+/// (title, category, city, price, session start)
+const SHOWS: &[(&str, &str, &str, i64, &str)] = &[
+    (
+        "Rock Night",
+        "concert",
+        "Lyon",
+        4500,
+        "2030-06-01T19:00:00Z",
+    ),
+    (
+        "Jazz Evening",
+        "concert",
+        "Paris",
+        3000,
+        "2030-06-02T19:00:00Z",
+    ),
+    (
+        "Old Comedy",
+        "theatre",
+        "Lyon",
+        2000,
+        "2020-01-01T19:00:00Z",
+    ),
+];
+
 #[tokio::test]
-async fn postgres_search_of_shows_answers_an_empty_page_until_shows_are_indexed() {
+async fn postgres_search_finds_shows_with_city_facets_and_availability() {
     let world = World::start(vec![]).await;
     let api = world.ordo.api();
     catalog(&api).await;
+    let admin = api.admin().await;
+    let mut ids = std::collections::BTreeMap::new();
+    for (title, category, city, price, starts_at) in SHOWS {
+        let created = admin
+            .post(
+                "/api/v1/shows",
+                json!({"title": title, "category": category, "city": city, "venue": format!("{city} Arena"),
+                       "description": "live on stage",
+                       "sessions": [{"starts_at": starts_at, "seat_areas": [
+                           {"area_id": "floor", "name": "Floor", "price": price, "currency": "EUR", "capacity": 50}]}]}),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        ids.insert(
+            *title,
+            created.body["show_id"].as_str().unwrap().to_string(),
+        );
+    }
     indexed(&api).await;
-    let page = search(&api, "type=show&q=headphones").await;
-    assert_eq!(page["results"], json!([]));
-    let page = search(&api, "type=product&q=headphones").await;
-    assert!(!ids(&page).is_empty());
+    eventually(
+        "shows searchable with their seats",
+        Duration::from_secs(30),
+        || async {
+            let page = search(&api, "type=show&available_only=true").await;
+            (page["results"].as_array().map(Vec::len) == Some(2)).then_some(())
+        },
+    )
+    .await;
+
+    // A show's hit: title, city, cheapest seat, availability.
+    let page = search(&api, "q=rock%20night").await;
+    let first = &page["results"][0];
+    assert_eq!(first["type"], "show", "{page}");
+    assert_eq!(first["id"], ids["Rock Night"].as_str());
+    assert_eq!(first["title"], "Rock Night");
+    assert_eq!(first["city"], "Lyon");
+    assert_eq!(first["category"], "concert");
+    assert_eq!(first["price"], 4500);
+    assert_eq!(first["currency"], "EUR");
+    assert_eq!(first["available"], true);
+
+    // A typo, and a city word, both find shows.
+    assert_eq!(
+        ids_of(&search(&api, "q=jaz%20evenin").await)[0],
+        ids["Jazz Evening"]
+    );
+    let in_paris = ids_of(&search(&api, "q=paris").await);
+    assert_eq!(in_paris, vec![ids["Jazz Evening"].clone()]);
+
+    // The city filter keeps Lyon's shows; the city facet still counts every city, and
+    // the category facet counts within Lyon.
+    let lyon = search(&api, "type=show&city=lyon").await;
+    let found: BTreeSet<String> = ids_of(&lyon).into_iter().collect();
+    assert_eq!(
+        found,
+        [ids["Rock Night"].clone(), ids["Old Comedy"].clone()]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(
+        lyon["facets"]["city"],
+        json!({"Lyon": 2, "Paris": 1}),
+        "{lyon}"
+    );
+    assert_eq!(
+        lyon["facets"]["category"],
+        json!({"concert": 1, "theatre": 1}),
+        "{lyon}"
+    );
+
+    // A show whose only session is past cannot be bought.
+    let old = search(&api, "q=old%20comedy").await;
+    assert_eq!(old["results"][0]["available"], false, "{old}");
+
+    // Types keep apart; without a type both come back.
+    assert!(search(&api, "type=product&q=rock").await["results"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let everything = search(&api, "limit=100").await;
+    assert_eq!(
+        everything["results"].as_array().unwrap().len(),
+        CATALOG.len() + SHOWS.len()
+    );
+    assert_eq!(everything["facets"]["category"]["concert"], 2);
+    assert_eq!(everything["facets"]["category"]["audio"], 3);
     world.stop().await;
+}
+
+fn ids_of(page: &Value) -> Vec<String> {
+    ids(page)
 }
 
 #[tokio::test]

@@ -17,12 +17,6 @@ use uuid::Uuid;
 use super::*;
 use crate::problem::ApiError;
 
-/// The server the test databases are created on; `ORDO_TEST_DATABASE_URL` overrides it.
-fn server_url() -> String {
-    std::env::var("ORDO_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-}
-
 const PASSWORD: &str = "correct horse 9";
 
 /// The identity routes over a database of their own, plus two probe routes that use the
@@ -39,7 +33,7 @@ struct TestApp {
 impl TestApp {
     async fn spawn() -> Self {
         let db_name = format!("ordo_test_{}", Uuid::new_v4().simple());
-        let server = PgPool::connect(&format!("{}/postgres", server_url()))
+        let server = PgPool::connect(&ordo_tests::admin_database_url())
             .await
             .expect("connect to the Postgres server");
         sqlx::query(&format!("CREATE DATABASE {db_name}"))
@@ -49,7 +43,7 @@ impl TestApp {
         server.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(5)
-            .connect(&format!("{}/{db_name}", server_url()))
+            .connect(&ordo_tests::database_url(&db_name))
             .await
             .expect("connect to the test database");
         ordo_schemas::MIGRATOR
@@ -80,7 +74,7 @@ impl TestApp {
     /// Drops the database; a failed test leaves it behind for inspection.
     async fn cleanup(self) {
         self.pool.close().await;
-        let server = PgPool::connect(&format!("{}/postgres", server_url()))
+        let server = PgPool::connect(&ordo_tests::admin_database_url())
             .await
             .expect("connect to the Postgres server");
         sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.db_name))

@@ -1,6 +1,7 @@
 //! The HTTP resources of the API, one module each, merged into one router.
 
 pub mod admin;
+pub mod bookings;
 pub mod health;
 pub mod inventory;
 pub mod notifications;
@@ -8,6 +9,7 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod search;
+pub mod shows;
 
 use crate::problem::ApiError;
 

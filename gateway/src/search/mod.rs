@@ -1,8 +1,8 @@
-//! Search over the catalog (and, once the ticketing read models exist, over shows): one
-//! query shape, two engines with the same answers.
+//! Search over the catalog's products and the box office's shows: one query shape, two
+//! engines with the same answers.
 //!
-//! - [`postgres`]: the default. Full-text search (`websearch_to_tsquery` on the products'
-//!   weighted `search` column) for relevance, plus pg_trgm word similarity on the title so
+//! - [`postgres`]: the default. Full-text search (`websearch_to_tsquery` on weighted text
+//!   vectors) for relevance, plus pg_trgm word similarity on the title so
 //!   a typo ("hedphones") still finds its word. Runs on the single-machine setup.
 //! - [`elastic`]: with `ORDO_ELASTICSEARCH_URL`: indices behind aliases, a projection that
 //!   bulk-indexes with external versions, and `multi_match` queries with fuzziness.

@@ -5,8 +5,8 @@
 //! Each searchable type contributes one `SELECT` with the same columns to a `matched` set
 //! (every filter applied except category and city); the page, the category facet and the
 //! city facet are then read from it. Products come from `products` and
-//! `inventory_levels`. Shows join the set once the ticketing read models exist:
-//! [`SHOWS_SOURCE`] is where their `SELECT` goes.
+//! `inventory_levels`; shows from the ticketing read models (`shows`, `show_sessions`,
+//! `seat_areas`, and `inventory_levels` for their seats).
 
 use std::collections::BTreeMap;
 
@@ -14,8 +14,8 @@ use sqlx::PgPool;
 
 use super::{Facets, ItemType, SearchCursor, SearchHit, SearchPage, SearchQuery};
 
-/// The products' contribution. Parameters: $1 text, $3 city, $4 min price, $5 max price,
-/// $6 available only.
+/// The products' contribution. Parameters: $1 text, $4 min price, $5 max price,
+/// $6 available only. Products have no city: a city filter leaves them out.
 const PRODUCTS_SOURCE: &str = "
     SELECT 'product'::text AS item_type, p.sku AS id, p.name AS title, p.category,
            NULL::text AS city, p.price_minor AS price, p.currency,
@@ -29,15 +29,43 @@ const PRODUCTS_SOURCE: &str = "
     LEFT JOIN inventory_levels i ON i.sku = p.sku
     CROSS JOIN input
     WHERE ($1 = '' OR p.search @@ input.tsq OR input.raw <% lower(p.name))
-      AND $3::text IS NULL
       AND ($4::bigint IS NULL OR p.price_minor >= $4)
       AND ($5::bigint IS NULL OR p.price_minor <= $5)
       AND (NOT $6 OR coalesce(i.available, 0) > 0)";
 
-/// The shows' contribution, with the same columns and parameters as [`PRODUCTS_SOURCE`].
-/// `None` while the `shows`, `show_sessions` and `seat_areas` read models are not part of
-/// the schema: `type=show` then answers an empty page.
-pub const SHOWS_SOURCE: Option<&str> = None;
+/// The shows' contribution, with the same columns and parameters: the title weighs most,
+/// then category, city and venue, then the description. A show's price is its cheapest
+/// seat; it is available while a future session has a seat area with seats left (seat
+/// stock is in `inventory_levels` under the area's `inventory_id`).
+///
+/// The text vector is computed per query rather than stored: the `shows` table belongs to
+/// the ticketing read model, and the catalog of shows is small next to the products'.
+const SHOWS_SOURCE: &str = "
+    SELECT 'show'::text AS item_type, s.show_id::text AS id, s.title, s.category, s.city,
+           coalesce(a.price_minor, 0) AS price, coalesce(a.currency, '') AS currency,
+           coalesce(a.available, false) AS available,
+           CASE WHEN $1 = '' THEN 0::float8 ELSE round((
+               ts_rank_cd(d.doc, input.tsq)
+               + word_similarity(input.raw, lower(s.title))
+               + CASE WHEN lower(s.title) = input.raw THEN 10 ELSE 0 END)::numeric, 6)::float8
+           END AS score
+    FROM shows s
+    CROSS JOIN input
+    CROSS JOIN LATERAL (SELECT
+        setweight(to_tsvector('simple', s.title), 'A') ||
+        setweight(to_tsvector('simple', s.category || ' ' || s.city || ' ' || s.venue), 'B') ||
+        setweight(to_tsvector('simple', s.description), 'C') AS doc) d
+    LEFT JOIN LATERAL (
+        SELECT min(sa.price_minor) AS price_minor, min(sa.currency) AS currency,
+               bool_or(coalesce(l.available, 0) > 0 AND ss.starts_at > now()) AS available
+        FROM seat_areas sa
+        JOIN show_sessions ss ON ss.session_id = sa.session_id
+        LEFT JOIN inventory_levels l ON l.sku = sa.inventory_id
+        WHERE sa.show_id = s.show_id) a ON true
+    WHERE ($1 = '' OR d.doc @@ input.tsq OR input.raw <% lower(s.title))
+      AND ($4::bigint IS NULL OR a.price_minor >= $4)
+      AND ($5::bigint IS NULL OR a.price_minor <= $5)
+      AND (NOT $6 OR coalesce(a.available, false))";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -58,8 +86,8 @@ pub async fn search(pool: &PgPool, query: &SearchQuery) -> sqlx::Result<SearchPa
     if query.wants(ItemType::Product) {
         sources.push(PRODUCTS_SOURCE);
     }
-    if let (true, Some(shows)) = (query.wants(ItemType::Show), SHOWS_SOURCE) {
-        sources.push(shows);
+    if query.wants(ItemType::Show) {
+        sources.push(SHOWS_SOURCE);
     }
     if sources.is_empty() {
         return Ok(SearchPage::default());
@@ -74,7 +102,7 @@ pub async fn search(pool: &PgPool, query: &SearchQuery) -> sqlx::Result<SearchPa
         "{matched}
          SELECT * FROM matched
          WHERE ($2::text IS NULL OR category = $2)
-           AND ($3::text IS NULL OR city = $3)
+           AND ($3::text IS NULL OR lower(city) = lower($3))
            AND ($7::float8 IS NULL OR score < $7
                 OR (score = $7 AND (item_type, id) > ($8::text, $9::text)))
          ORDER BY score DESC, item_type, id
@@ -98,14 +126,11 @@ pub async fn search(pool: &PgPool, query: &SearchQuery) -> sqlx::Result<SearchPa
     let facet_sql = format!(
         "{matched}
          SELECT 'category' AS facet, category AS value, count(*) AS n FROM matched
-         WHERE ($3::text IS NULL OR city = $3) GROUP BY category
+         WHERE ($3::text IS NULL OR lower(city) = lower($3)) GROUP BY category
          UNION ALL
          SELECT 'city', city, count(*) FROM matched
          WHERE city IS NOT NULL AND ($2::text IS NULL OR category = $2) GROUP BY city"
     );
-    // $3 is both a filter of the products' source and of the facets, so it is bound as
-    // given; the city facet of a city-filtered query then counts only that city, which is
-    // what a client that offers a city choice already has.
     let counts: Vec<(String, String, i64)> = sqlx::query_as(&facet_sql)
         .bind(&query.text)
         .bind(query.category.as_deref())

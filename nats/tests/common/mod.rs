@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Executor;
 
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const NATS_URL: &str = "127.0.0.1:4222";
 
 /// One test's world: its own database and its own stream names.
@@ -28,7 +27,7 @@ impl TestEnv {
     /// A fresh database (migrated) and namespace, with every stream created.
     pub async fn new() -> Self {
         let database = format!("ordo_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPool::connect(ADMIN_URL)
+        let admin = PgPool::connect(&ordo_tests::admin_database_url())
             .await
             .expect("postgres is running");
         admin
@@ -38,7 +37,7 @@ impl TestEnv {
         admin.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(20)
-            .connect(&format!("postgres://postgres@127.0.0.1:5432/{database}"))
+            .connect(&ordo_tests::database_url(&database))
             .await
             .unwrap();
         ordo_schemas::MIGRATOR.run(&pool).await.unwrap();
@@ -171,7 +170,9 @@ impl TestEnv {
     /// Drops the database and the streams.
     pub async fn cleanup(self) {
         self.pool.close().await;
-        let admin = PgPool::connect(ADMIN_URL).await.unwrap();
+        let admin = PgPool::connect(&ordo_tests::admin_database_url())
+            .await
+            .unwrap();
         admin
             .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database).as_str())
             .await

@@ -1,0 +1,747 @@
+//! Bookings of seats and their tickets: fans book, pay, cancel and read their own; admins
+//! refund and check tickets in at the entrance.
+//!
+//! Booking runs the saga's reserve step inline, so the answer is the write side's
+//! decision (pending payment with its deadline, or rejected as sold out) without waiting
+//! for any read model: in a flash sale every fan gets a definite answer as soon as the hot
+//! seat area's batch commits.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
+use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
+use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
+use ordo_sagas::StepError;
+use ordo_store::CommandMetadata;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::commands::api_error;
+use crate::consistency::PreferWait;
+use crate::identity::{AuthUser, Role};
+use crate::problem::{ApiError, ApiJson};
+use crate::request_id::RequestId;
+use crate::routes::{decode_cursor, encode_cursor, orders::idempotency_key, page_limit};
+use crate::state::AppState;
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/bookings", get(list_bookings).post(create_booking))
+        .route("/bookings/{booking_id}", get(get_booking))
+        .route("/bookings/{booking_id}/pay", post(pay_booking))
+        .route("/bookings/{booking_id}/cancel", post(cancel_booking))
+        .route("/bookings/{booking_id}/refund", post(refund_booking))
+        .route("/tickets/{ticket_id}/qr.png", get(ticket_qr))
+        .route("/tickets/{ticket_id}/check-in", post(check_in))
+}
+
+/// A booking request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateBooking {
+    pub session_id: Uuid,
+    pub seat_area_id: String,
+    /// 1 to the most seats per booking (ORDO_MAX_TICKETS_PER_BOOKING, 6 by default).
+    pub quantity: i64,
+}
+
+/// The decision on a booking request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingAccepted {
+    pub booking_id: Uuid,
+    /// pending_payment (seats held) or rejected; pending only if the decision is delayed.
+    pub status: String,
+    /// Total in minor units.
+    pub total_amount: i64,
+    pub currency: String,
+    /// Payment deadline, when seats are held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why it was rejected (sold_out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A ticket of a paid booking.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub ticket_id: Uuid,
+    /// URL of the QR code image (PNG).
+    pub qr_code: String,
+    /// What the QR code encodes, signed: present it at the entrance.
+    pub qr_payload: String,
+    pub checked_in: bool,
+}
+
+/// A booking as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingView {
+    pub booking_id: Uuid,
+    pub customer_id: Uuid,
+    pub show_id: Uuid,
+    pub session_id: Uuid,
+    pub seat_area_id: String,
+    pub quantity: u32,
+    /// pending, pending_payment, paid, completed, rejected, cancelled, expired or refunded.
+    pub status: String,
+    pub total_amount: i64,
+    pub currency: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    /// One per seat once paid.
+    pub tickets: Vec<TicketView>,
+    pub version: i64,
+}
+
+/// A booking in the caller's list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingSummary {
+    pub booking_id: Uuid,
+    pub show_id: Uuid,
+    pub session_id: Uuid,
+    pub seat_area_id: String,
+    pub quantity: i32,
+    pub status: String,
+    pub total_amount: i64,
+    pub currency: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A page of bookings, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingPage {
+    pub bookings: Vec<BookingSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of the booking list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BookingPaging {
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    pub limit: Option<i64>,
+}
+
+/// How the fan pays.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PayBooking {
+    /// `card`, `alipay`...
+    pub payment_method: String,
+    /// The payment method's token (sandbox: tok_success, tok_decline, tok_timeout...).
+    pub payment_token: String,
+}
+
+/// Why a booking is refunded.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RefundBooking {
+    pub reason: Option<String>,
+}
+
+/// A scanned ticket.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CheckIn {
+    /// The payload read from the QR code.
+    pub qr_payload: String,
+}
+
+/// A ticket admitted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckedIn {
+    pub ticket_id: Uuid,
+    pub booking_id: Uuid,
+    pub status: String,
+}
+
+/// Books seats in one area of a session (customer). The seats are reserved before the
+/// answer: `pending_payment` with the payment deadline, or `rejected` with reason
+/// `sold_out`. `Prefer: wait=N` is accepted; the answer is decided either way.
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+           ("Prefer" = Option<String>, Header, description = "wait=N")),
+    responses((status = 202, body = BookingAccepted),
+              (status = 422, description = "unknown session or area, or too many tickets")))]
+pub async fn create_booking(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    wait: PreferWait,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateBooking>,
+) -> Result<Response, ApiError> {
+    user.require_role(Role::Customer)?;
+    let ticketing = &state.ticketing;
+    let area_id = AreaId::parse(&body.seat_area_id)
+        .map_err(|e| ApiError::invalid("seat_area_id", e.to_string()))?;
+    let quantity = u32::try_from(body.quantity)
+        .map_err(|_| ApiError::invalid("quantity", "quantity must be a positive number"))?;
+    let session_id = SessionId::from(body.session_id);
+    let area = ticketing
+        .seat_area(&state.pool, session_id, &area_id)
+        .await
+        .map_err(ApiError::Internal)?
+        .ok_or_else(|| ApiError::Unprocessable {
+            code: "unknown_seat_area",
+            detail: format!("no seat area {area_id} in session {session_id}"),
+        })?;
+    let booking_id = match idempotency_key(&headers)? {
+        Some(key) => Uuid::new_v5(&user.user_id, format!("booking:{key}").as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    let committed = ticketing
+        .bookings
+        .execute(
+            &booking_id.to_string(),
+            BookingCommand::Request {
+                booking_id: BookingId::from(booking_id),
+                customer_id: UserId::from(user.user_id),
+                show_id: area.show_id,
+                session_id,
+                area_id: area_id.clone(),
+                quantity,
+                unit_price: area.price.clone(),
+                max_per_booking: ticketing.settings.max_per_booking,
+            },
+            metadata,
+        )
+        .await
+        .map_err(api_error)?;
+    let total = area
+        .price
+        .checked_mul(quantity)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("total overflow after acceptance")))?;
+    let event_id = format!("{request_id}:{}", committed.version);
+    let decision = match ticketing
+        .saga
+        .reserve_seats(
+            BookingId::from(booking_id),
+            session_id,
+            &area_id,
+            quantity,
+            &request_id,
+            &event_id,
+        )
+        .await
+    {
+        Ok(decision) => Some(decision),
+        // The request is recorded: the saga finishes the step from its event.
+        Err(StepError::Failed(err)) => {
+            tracing::warn!(error = %err, %booking_id, "reserving seats inline failed; the saga will retry");
+            None
+        }
+        Err(StepError::Refused { code, detail }) => {
+            tracing::warn!(%code, %detail, %booking_id, "reserving seats inline was refused");
+            None
+        }
+    };
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/bookings/{booking_id}"))],
+        ApiJson(BookingAccepted {
+            booking_id,
+            status: decision
+                .as_ref()
+                .map(|d| d.status.as_str())
+                .unwrap_or("pending")
+                .to_string(),
+            total_amount: total.amount_minor(),
+            currency: total.currency().to_string(),
+            expires_at: decision.as_ref().and_then(|d| d.expires_at),
+            reason: decision.and_then(|d| d.reason),
+        }),
+    )
+        .into_response();
+    if let Some(applied) = wait.applied() {
+        response.headers_mut().insert("preference-applied", applied);
+    }
+    Ok(response)
+}
+
+/// The booking from the write side, when the caller owns it or is an admin.
+async fn owned_booking(
+    state: &AppState,
+    user: &AuthUser,
+    booking_id: &str,
+) -> Result<(Uuid, Booking, i64), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no booking {booking_id}"));
+    let id: Uuid = booking_id.parse().map_err(|_| not_found())?;
+    let (booking, version) = state
+        .ticketing
+        .bookings
+        .load(&id.to_string())
+        .await
+        .map_err(api_error)?;
+    let owner = booking.customer_id().map(|c| *c.as_uuid());
+    if version == 0 || (owner != Some(user.user_id) && !user.is_admin()) {
+        return Err(not_found());
+    }
+    Ok((id, booking, version))
+}
+
+fn view(state: &AppState, booking_id: Uuid, booking: &Booking, version: i64) -> BookingView {
+    let request = booking
+        .request()
+        .expect("an existing booking has its request");
+    let status = booking.status().unwrap_or(BookingStatus::Pending);
+    let tickets = booking
+        .tickets()
+        .iter()
+        .map(|ticket| TicketView {
+            ticket_id: *ticket.as_uuid(),
+            qr_code: state.ticketing.qr_url(*ticket),
+            qr_payload: state.ticketing.qr_payload(
+                *ticket,
+                BookingId::from(booking_id),
+                request.session_id,
+            ),
+            checked_in: booking.checked_in().contains(ticket),
+        })
+        .collect();
+    BookingView {
+        booking_id,
+        customer_id: *request.customer_id.as_uuid(),
+        show_id: *request.show_id.as_uuid(),
+        session_id: *request.session_id.as_uuid(),
+        seat_area_id: request.area_id.to_string(),
+        quantity: request.quantity,
+        status: status.as_str().to_string(),
+        total_amount: request.total.amount_minor(),
+        currency: request.total.currency().to_string(),
+        expires_at: booking.expires_at(),
+        reason: booking.reason().map(str::to_string),
+        payment_id: booking.attached_payment().map(|p| *p.as_uuid()),
+        tickets,
+        version,
+    }
+}
+
+/// One booking, with its tickets once paid (its owner or an admin). Read from the write
+/// side, so it is always current.
+#[utoipa::path(get, path = "/api/v1/bookings/{booking_id}", tag = "bookings",
+    security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking")))]
+pub async fn get_booking(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(booking_id): Path<String>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let (id, booking, version) = owned_booking(&state, &user, &booking_id).await?;
+    Ok(ApiJson(view(&state, id, &booking, version)))
+}
+
+/// The caller's bookings, newest first.
+#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(BookingPaging),
+    security(("bearer" = [])),
+    responses((status = 200, body = BookingPage)))]
+pub async fn list_bookings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Query(paging): Query<BookingPaging>,
+) -> Result<ApiJson<BookingPage>, ApiError> {
+    let limit = page_limit(paging.limit)?;
+    let after = match paging.cursor.as_deref().map(decode_cursor).transpose()? {
+        Some(cursor) => Some(
+            cursor
+                .split_once('|')
+                .and_then(|(at, id)| {
+                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid("cursor", "cursor is not one this API gave out")
+                })?,
+        ),
+        None => None,
+    };
+    type Row = (
+        Uuid,
+        Uuid,
+        Uuid,
+        String,
+        i32,
+        String,
+        i64,
+        String,
+        Option<DateTime<Utc>>,
+        DateTime<Utc>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT booking_id, show_id, session_id, area_id, quantity, status, total_minor, currency,
+                expires_at, requested_at
+         FROM bookings
+         WHERE customer_id = $1
+           AND ($2::timestamptz IS NULL OR (requested_at, booking_id) < ($2, $3::uuid))
+         ORDER BY requested_at DESC, booking_id DESC LIMIT $4",
+    )
+    .bind(user.user_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let next_cursor = (rows.len() as i64 > limit)
+        .then(|| rows.get(limit as usize - 1))
+        .flatten()
+        .map(|r| encode_cursor(&format!("{}|{}", r.9.to_rfc3339(), r.0)));
+    let bookings = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| BookingSummary {
+            booking_id: r.0,
+            show_id: r.1,
+            session_id: r.2,
+            seat_area_id: r.3,
+            quantity: r.4,
+            status: r.5,
+            total_amount: r.6,
+            currency: r.7,
+            expires_at: r.8,
+            requested_at: r.9,
+        })
+        .collect();
+    Ok(ApiJson(BookingPage {
+        bookings,
+        next_cursor,
+    }))
+}
+
+/// Pays a booking whose seats are held (its owner). The provider answers later; the
+/// booking saga then marks it paid, commits the seats and issues the tickets. With
+/// `Prefer: wait=N` the answer comes once the booking is paid (with its tickets) or the
+/// payment failed.
+#[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/pay", tag = "bookings", request_body = PayBooking,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+           ("Prefer" = Option<String>, Header, description = "wait=N: answer once paid or failed")),
+    responses((status = 202, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "not pending payment, or a payment is in progress")))]
+pub async fn pay_booking(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    wait: PreferWait,
+    headers: HeaderMap,
+    Path(booking_id): Path<String>,
+    ApiJson(body): ApiJson<PayBooking>,
+) -> Result<Response, ApiError> {
+    let method = body.payment_method.trim();
+    if method.is_empty() || method.len() > 50 {
+        return Err(ApiError::invalid(
+            "payment_method",
+            "payment_method must be 1 to 50 characters",
+        ));
+    }
+    let token = body.payment_token.trim();
+    if token.is_empty() || token.len() > 200 {
+        return Err(ApiError::invalid(
+            "payment_token",
+            "payment_token must be 1 to 200 characters",
+        ));
+    }
+    let (booking_id, booking, _) = owned_booking(&state, &user, &booking_id).await?;
+    if booking.status() != Some(BookingStatus::PendingPayment) {
+        let status = booking.status().map(|s| s.as_str()).unwrap_or("unknown");
+        return Err(ApiError::Refused {
+            code: "booking_not_payable",
+            detail: format!("the booking is {status}, not pending payment"),
+        });
+    }
+    let payment_id = match idempotency_key(&headers)? {
+        Some(key) => Uuid::new_v5(&user.user_id, format!("pay:{booking_id}:{key}").as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    if let Some(previous) = booking.attached_payment() {
+        if *previous.as_uuid() != payment_id {
+            let (payment, _) = state
+                .payments
+                .load(&previous.to_string())
+                .await
+                .map_err(api_error)?;
+            if matches!(
+                payment.status(),
+                Some(PaymentStatus::Created | PaymentStatus::Authorized)
+            ) {
+                return Err(ApiError::Refused {
+                    code: "payment_in_progress",
+                    detail: format!("payment {previous} is still in progress"),
+                });
+            }
+        }
+    }
+    let request = booking
+        .request()
+        .expect("an existing booking has its request");
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    // Attach first: a payment that exists is always one the booking knows about.
+    state
+        .ticketing
+        .bookings
+        .execute(
+            &booking_id.to_string(),
+            BookingCommand::AttachPayment {
+                payment_id: PaymentId::from(payment_id),
+            },
+            metadata.clone(),
+        )
+        .await
+        .map_err(api_error)?;
+    state
+        .payments
+        .execute(
+            &payment_id.to_string(),
+            PaymentCommand::Create {
+                payment_id: PaymentId::from(payment_id),
+                order_id: booking_id,
+                customer_id: request.customer_id,
+                amount: request.total.clone(),
+                method: method.to_string(),
+                token: token.to_string(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(api_error)?;
+    let (booking, version) = match wait.0 {
+        Some(timeout) => wait_for_payment(&state, booking_id, payment_id, timeout).await?,
+        None => {
+            let (b, v) = state
+                .ticketing
+                .bookings
+                .load(&booking_id.to_string())
+                .await
+                .map_err(api_error)?;
+            (b, v)
+        }
+    };
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/bookings/{booking_id}"))],
+        ApiJson(view(&state, booking_id, &booking, version)),
+    )
+        .into_response();
+    if let Some(applied) = wait.applied() {
+        response.headers_mut().insert("preference-applied", applied);
+    }
+    Ok(response)
+}
+
+/// Polls the write side until the booking leaves pending payment or its payment failed.
+async fn wait_for_payment(
+    state: &AppState,
+    booking_id: Uuid,
+    payment_id: Uuid,
+    timeout: Duration,
+) -> Result<(Booking, i64), ApiError> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let (booking, version) = state
+            .ticketing
+            .bookings
+            .load(&booking_id.to_string())
+            .await
+            .map_err(api_error)?;
+        if booking.status() != Some(BookingStatus::PendingPayment) || started.elapsed() >= timeout {
+            return Ok((booking, version));
+        }
+        let (payment, _) = state
+            .payments
+            .load(&payment_id.to_string())
+            .await
+            .map_err(api_error)?;
+        if matches!(
+            payment.status(),
+            Some(PaymentStatus::Failed | PaymentStatus::Voided)
+        ) {
+            return Ok((booking, version));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// Cancels a booking before it is paid (its owner or an admin): the seats go back to sale
+/// and a payment in progress is voided.
+#[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/cancel", tag = "bookings",
+    security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "already paid or closed")))]
+pub async fn cancel_booking(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let (id, _, _) = owned_booking(&state, &user, &booking_id).await?;
+    let reason = if user.is_admin() {
+        "cancelled by an admin"
+    } else {
+        "cancelled by the customer"
+    };
+    transition(
+        &state,
+        &user,
+        &request_id,
+        id,
+        BookingCommand::Cancel {
+            reason: reason.into(),
+        },
+    )
+    .await
+}
+
+/// Refunds a paid booking (admin): the payment is refunded, the seats return to sale and
+/// the tickets no longer admit anyone.
+#[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/refund", tag = "bookings",
+    request_body = RefundBooking, security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "not paid")))]
+pub async fn refund_booking(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    user.require_role(Role::Admin)?;
+    // The body is optional: an empty one means no reason given.
+    let body: RefundBooking = if body.iter().all(u8::is_ascii_whitespace) {
+        RefundBooking::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?
+    };
+    let (id, _, _) = owned_booking(&state, &user, &booking_id).await?;
+    let reason = body
+        .reason
+        .map(|r| r.trim().chars().take(500).collect::<String>())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "refunded by an admin".into());
+    transition(
+        &state,
+        &user,
+        &request_id,
+        id,
+        BookingCommand::Refund { reason },
+    )
+    .await
+}
+
+async fn transition(
+    state: &AppState,
+    user: &AuthUser,
+    request_id: &str,
+    booking_id: Uuid,
+    command: BookingCommand,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let bookings = &state.ticketing.bookings;
+    bookings
+        .execute(
+            &booking_id.to_string(),
+            command,
+            CommandMetadata::from_request(request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    let (booking, version) = bookings
+        .load(&booking_id.to_string())
+        .await
+        .map_err(api_error)?;
+    Ok(ApiJson(view(state, booking_id, &booking, version)))
+}
+
+/// A ticket's QR code as a PNG image (the ticket's owner or an admin).
+#[utoipa::path(get, path = "/api/v1/tickets/{ticket_id}/qr.png", tag = "bookings",
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "image/png", description = "the QR code"),
+              (status = 404, description = "no such ticket")))]
+pub async fn ticket_qr(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(ticket_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no ticket {ticket_id}"));
+    let id: Uuid = ticket_id.parse().map_err(|_| not_found())?;
+    let row: Option<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT booking_id, session_id, customer_id FROM tickets WHERE ticket_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (booking_id, session_id, customer_id) = row
+        .filter(|r| r.2 == user.user_id || user.is_admin())
+        .ok_or_else(not_found)?;
+    let payload = state.ticketing.qr_payload(
+        TicketId::from(id),
+        BookingId::from(booking_id),
+        SessionId::from(session_id),
+    );
+    let png = crate::ticketing::qr_png(&payload).map_err(ApiError::Internal)?;
+    let _ = customer_id;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
+/// Admits a ticket at the entrance (admin): the QR payload's signature must be valid; a
+/// ticket is admitted once, and a refunded booking's tickets are refused.
+#[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/check-in", tag = "bookings",
+    request_body = CheckIn, security(("bearer" = [])),
+    responses((status = 200, body = CheckedIn),
+              (status = 422, description = "forged or malformed QR payload"),
+              (status = 409, description = "already checked in, or the booking is not paid")))]
+pub async fn check_in(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(ticket_id): Path<String>,
+    ApiJson(body): ApiJson<CheckIn>,
+) -> Result<ApiJson<CheckedIn>, ApiError> {
+    user.require_role(Role::Admin)?;
+    let forged = || ApiError::Unprocessable {
+        code: "invalid_ticket",
+        detail: "the QR payload is not a ticket this system issued".into(),
+    };
+    let signed = state
+        .ticketing
+        .verify(&body.qr_payload)
+        .ok_or_else(forged)?;
+    if signed.ticket_id.to_string() != ticket_id.trim() {
+        return Err(forged());
+    }
+    state
+        .ticketing
+        .bookings
+        .execute(
+            &signed.booking_id.to_string(),
+            BookingCommand::CheckIn {
+                ticket_id: signed.ticket_id,
+            },
+            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    Ok(ApiJson(CheckedIn {
+        ticket_id: *signed.ticket_id.as_uuid(),
+        booking_id: *signed.booking_id.as_uuid(),
+        status: "checked_in".into(),
+    }))
+}

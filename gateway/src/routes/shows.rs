@@ -1,0 +1,518 @@
+//! Shows: admins create them with their sessions and seat areas; anyone browses them by
+//! city, category or text and sees each session's seats still available.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use ordo_aggregates::common::{
+    AreaId, AreaName, Category, City, Currency, Description, Money, Quantity, SessionId, ShowId,
+    Title, Venue,
+};
+use ordo_aggregates::inventory::InventoryCommand;
+use ordo_aggregates::show::{seat_inventory_id, SeatArea, ShowCommand};
+use ordo_store::CommandMetadata;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::commands::api_error;
+use crate::identity::{AuthUser, Role};
+use crate::problem::{ApiError, ApiJson};
+use crate::request_id::RequestId;
+use crate::routes::{decode_cursor, encode_cursor, orders::idempotency_key, page_limit};
+use crate::state::AppState;
+
+/// A row of the show list: id, title, venue, city, category, first session, created at.
+type ShowRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    DateTime<Utc>,
+);
+
+/// A seat area of a session: session id, start, area id, name, price, currency, capacity,
+/// seats available.
+type SessionAreaRow = (
+    Uuid,
+    DateTime<Utc>,
+    String,
+    String,
+    i64,
+    String,
+    i32,
+    Option<i64>,
+);
+
+/// The routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/shows", get(list_shows).post(create_show))
+        .route("/shows/{show_id}", get(get_show))
+        .route(
+            "/shows/{show_id}/sessions",
+            post(add_session).get(list_sessions),
+        )
+}
+
+/// A new show.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateShow {
+    pub title: String,
+    /// e.g. "concert", "演唱会".
+    pub category: String,
+    pub city: String,
+    pub venue: String,
+    #[serde(default)]
+    pub description: String,
+    /// Sessions to add at once.
+    #[serde(default)]
+    pub sessions: Vec<NewSession>,
+}
+
+/// A new session of a show.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSession {
+    /// Optional id chosen by the client, which makes repeating the request harmless.
+    pub session_id: Option<Uuid>,
+    pub starts_at: DateTime<Utc>,
+    pub seat_areas: Vec<NewSeatArea>,
+}
+
+/// A seat area of a new session.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSeatArea {
+    /// 1 to 64 letters, digits, '-' or '_', unique in the session.
+    pub area_id: String,
+    pub name: String,
+    /// Price of one seat in minor units.
+    pub price: i64,
+    pub currency: String,
+    /// Number of seats, 1 to 100,000: the area's stock.
+    pub capacity: i64,
+}
+
+/// A show created or a session added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShowWritten {
+    pub show_id: Uuid,
+    /// The sessions added by this request.
+    pub session_ids: Vec<Uuid>,
+    pub version: i64,
+}
+
+/// A show in a listing.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ShowSummary {
+    pub show_id: Uuid,
+    pub title: String,
+    pub venue: String,
+    pub city: String,
+    pub category: String,
+    /// The first session's start, if any.
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// A show with its description.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ShowView {
+    pub show_id: Uuid,
+    pub title: String,
+    pub venue: String,
+    pub city: String,
+    pub category: String,
+    pub description: String,
+    pub date: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+/// A page of shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShowPage {
+    pub shows: Vec<ShowSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of the show list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ShowFilter {
+    /// Exact city, case-insensitive.
+    pub city: Option<String>,
+    /// Exact category, case-insensitive.
+    pub category: Option<String>,
+    /// Words in the title, venue or description.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    pub limit: Option<i64>,
+}
+
+/// The sessions of a show.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// A session with its seat areas.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub session_id: Uuid,
+    pub date: DateTime<Utc>,
+    pub seat_areas: Vec<SeatAreaView>,
+}
+
+/// A seat area with the seats still available.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatAreaView {
+    pub area_id: String,
+    pub name: String,
+    /// Price of one seat in minor units.
+    pub price: i64,
+    pub currency: String,
+    pub capacity: i32,
+    /// Seats neither held nor sold.
+    pub available: i64,
+}
+
+fn parse_session(
+    index: usize,
+    session: &NewSession,
+    show_id: Uuid,
+    key: Option<&str>,
+) -> Result<(SessionId, DateTime<Utc>, Vec<SeatArea>), ApiError> {
+    let field = |f: &str| format!("sessions[{index}].{f}");
+    if session.seat_areas.is_empty() {
+        return Err(ApiError::invalid(
+            field("seat_areas"),
+            "a session needs at least one seat area",
+        ));
+    }
+    let mut areas = Vec::with_capacity(session.seat_areas.len());
+    for (i, area) in session.seat_areas.iter().enumerate() {
+        let f = |name: &str| field(&format!("seat_areas[{i}].{name}"));
+        let currency = Currency::parse(&area.currency)
+            .map_err(|e| ApiError::invalid(f("currency"), e.to_string()))?;
+        areas.push(SeatArea {
+            area_id: AreaId::parse(&area.area_id)
+                .map_err(|e| ApiError::invalid(f("area_id"), e.to_string()))?,
+            name: AreaName::parse(&area.name)
+                .map_err(|e| ApiError::invalid(f("name"), e.to_string()))?,
+            price: Money::new(area.price, currency)
+                .map_err(|e| ApiError::invalid(f("price"), e.to_string()))?,
+            capacity: u32::try_from(area.capacity)
+                .map_err(|_| ApiError::invalid(f("capacity"), "capacity must be 1 to 100000"))?,
+        });
+    }
+    // Without an id from the client, the Idempotency-Key makes the id deterministic.
+    let session_id = match (session.session_id, key) {
+        (Some(id), _) => id,
+        (None, Some(key)) => Uuid::new_v5(&show_id, format!("session:{index}:{key}").as_bytes()),
+        (None, None) => Uuid::new_v4(),
+    };
+    Ok((SessionId::from(session_id), session.starts_at, areas))
+}
+
+/// Adds a session and opens the stock of each of its areas. Both steps are idempotent, so
+/// repeating the request (or retrying after a failure between the two) changes nothing.
+async fn add_one_session(
+    state: &AppState,
+    show_id: Uuid,
+    session: (SessionId, DateTime<Utc>, Vec<SeatArea>),
+    metadata: &CommandMetadata,
+) -> Result<i64, ApiError> {
+    let (session_id, starts_at, seat_areas) = session;
+    let committed = state
+        .ticketing
+        .shows
+        .execute(
+            &show_id.to_string(),
+            ShowCommand::AddSession {
+                session_id,
+                starts_at,
+                seat_areas: seat_areas.clone(),
+            },
+            metadata.clone(),
+        )
+        .await
+        .map_err(api_error)?;
+    for area in &seat_areas {
+        let sku = seat_inventory_id(session_id, &area.area_id);
+        let quantity = Quantity::parse(i64::from(area.capacity))
+            .map_err(|e| ApiError::invalid("capacity", e.to_string()))?;
+        state
+            .inventory
+            .execute(
+                sku.as_str(),
+                InventoryCommand::Open {
+                    sku: sku.clone(),
+                    quantity,
+                },
+                metadata.clone(),
+            )
+            .await
+            .map_err(api_error)?;
+    }
+    Ok(committed.version)
+}
+
+/// Creates a show, with its first sessions if given (admin).
+#[utoipa::path(post, path = "/api/v1/shows", tag = "shows", request_body = CreateShow,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    responses((status = 201, body = ShowWritten), (status = 422, description = "invalid field")))]
+pub async fn create_show(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<CreateShow>,
+) -> Result<Response, ApiError> {
+    user.require_role(Role::Admin)?;
+    let inv = |f: &'static str| {
+        move |e: ordo_aggregates::common::ParseError| ApiError::invalid(f, e.to_string())
+    };
+    let title = Title::parse(&body.title).map_err(inv("title"))?;
+    let category = Category::parse(&body.category).map_err(inv("category"))?;
+    let city = City::parse(&body.city).map_err(inv("city"))?;
+    let venue = Venue::parse(&body.venue).map_err(inv("venue"))?;
+    let description = Description::parse(&body.description).map_err(inv("description"))?;
+    let key = idempotency_key(&headers)?;
+    let show_id = match &key {
+        Some(key) => Uuid::new_v5(&user.user_id, format!("show:{key}").as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    let sessions = body
+        .sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_session(i, s, show_id, key.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    let created = state
+        .ticketing
+        .shows
+        .execute(
+            &show_id.to_string(),
+            ShowCommand::Create {
+                show_id: ShowId::from(show_id),
+                title,
+                category,
+                city,
+                venue,
+                description,
+            },
+            metadata.clone(),
+        )
+        .await;
+    let mut version = match created {
+        Ok(c) => c.version,
+        // A repeated request with the same key: the show is there; add what is missing.
+        Err(ordo_store::CommandError::Rejected(
+            ordo_aggregates::show::ShowError::AlreadyExists,
+        )) if key.is_some() => 0,
+        Err(err) => return Err(api_error(err)),
+    };
+    let mut session_ids = Vec::new();
+    for session in sessions {
+        session_ids.push(*session.0.as_uuid());
+        version = version.max(add_one_session(&state, show_id, session, &metadata).await?);
+    }
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/shows/{show_id}"))],
+        ApiJson(ShowWritten {
+            show_id,
+            session_ids,
+            version,
+        }),
+    )
+        .into_response())
+}
+
+/// Adds a session with its seat areas to a show (admin); each area's capacity becomes its
+/// stock of seats.
+#[utoipa::path(post, path = "/api/v1/shows/{show_id}/sessions", tag = "shows", request_body = NewSession,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    responses((status = 201, body = ShowWritten), (status = 404, description = "no such show"),
+               (status = 409, description = "session id used with other content")))]
+pub async fn add_session(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(show_id): Path<String>,
+    ApiJson(body): ApiJson<NewSession>,
+) -> Result<Response, ApiError> {
+    user.require_role(Role::Admin)?;
+    let show_id: Uuid = show_id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no show {show_id}")))?;
+    let key = idempotency_key(&headers)?;
+    let session = parse_session(0, &body, show_id, key.as_deref())?;
+    let session_id = *session.0.as_uuid();
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    let version = add_one_session(&state, show_id, session, &metadata).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/v1/shows/{show_id}/sessions"),
+        )],
+        ApiJson(ShowWritten {
+            show_id,
+            session_ids: vec![session_id],
+            version,
+        }),
+    )
+        .into_response())
+}
+
+/// Shows, newest first, filtered by city, category and words.
+#[utoipa::path(get, path = "/api/v1/shows", tag = "shows", params(ShowFilter),
+    responses((status = 200, body = ShowPage)))]
+pub async fn list_shows(
+    State(state): State<AppState>,
+    Query(filter): Query<ShowFilter>,
+) -> Result<ApiJson<ShowPage>, ApiError> {
+    let limit = page_limit(filter.limit)?;
+    let after = match filter.cursor.as_deref().map(decode_cursor).transpose()? {
+        Some(cursor) => Some(
+            cursor
+                .split_once('|')
+                .and_then(|(at, id)| {
+                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
+                })
+                .ok_or_else(|| {
+                    ApiError::invalid("cursor", "cursor is not one this API gave out")
+                })?,
+        ),
+        None => None,
+    };
+    let pattern = filter
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(|q| {
+            format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+    let rows: Vec<ShowRow> = sqlx::query_as(
+        "SELECT show_id, title, venue, city, category, first_session_at, created_at FROM shows
+             WHERE ($1::text IS NULL OR lower(city) = lower($1))
+               AND ($2::text IS NULL OR lower(category) = lower($2))
+               AND ($3::text IS NULL OR title ILIKE $3 OR venue ILIKE $3 OR description ILIKE $3)
+               AND ($4::timestamptz IS NULL OR (created_at, show_id) < ($4, $5::uuid))
+             ORDER BY created_at DESC, show_id DESC LIMIT $6",
+    )
+    .bind(filter.city.as_deref().map(str::trim))
+    .bind(filter.category.as_deref().map(str::trim))
+    .bind(pattern)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit + 1)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let next_cursor = (rows.len() as i64 > limit)
+        .then(|| rows.get(limit as usize - 1))
+        .flatten()
+        .map(|r| encode_cursor(&format!("{}|{}", r.6.to_rfc3339(), r.0)));
+    let shows = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|r| ShowSummary {
+            show_id: r.0,
+            title: r.1,
+            venue: r.2,
+            city: r.3,
+            category: r.4,
+            date: r.5,
+        })
+        .collect();
+    Ok(ApiJson(ShowPage { shows, next_cursor }))
+}
+
+/// One show.
+#[utoipa::path(get, path = "/api/v1/shows/{show_id}", tag = "shows",
+    responses((status = 200, body = ShowView), (status = 404, description = "no such show")))]
+pub async fn get_show(
+    State(state): State<AppState>,
+    Path(show_id): Path<String>,
+) -> Result<ApiJson<ShowView>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no show {show_id}"));
+    let id: Uuid = show_id.parse().map_err(|_| not_found())?;
+    sqlx::query_as::<_, ShowView>(
+        "SELECT show_id, title, venue, city, category, description, first_session_at AS date, version
+         FROM shows WHERE show_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map(ApiJson)
+    .ok_or_else(not_found)
+}
+
+/// The sessions of a show with the seats available in each area.
+#[utoipa::path(get, path = "/api/v1/shows/{show_id}/sessions", tag = "shows",
+    responses((status = 200, body = SessionList), (status = 404, description = "no such show")))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    Path(show_id): Path<String>,
+) -> Result<ApiJson<SessionList>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no show {show_id}"));
+    let id: Uuid = show_id.parse().map_err(|_| not_found())?;
+    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT show_id FROM shows WHERE show_id = $1")
+        .bind(id)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    exists.ok_or_else(not_found)?;
+    let rows: Vec<SessionAreaRow> = sqlx::query_as(
+        "SELECT s.session_id, s.starts_at, a.area_id, a.name, a.price_minor, a.currency, a.capacity,
+                l.available
+         FROM show_sessions s
+         JOIN seat_areas a ON a.session_id = s.session_id
+         LEFT JOIN inventory_levels l ON l.sku = a.inventory_id
+         WHERE s.show_id = $1
+         ORDER BY s.starts_at, s.session_id, a.position",
+    )
+    .bind(id)
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut sessions: Vec<SessionView> = Vec::new();
+    for (session_id, date, area_id, name, price, currency, capacity, available) in rows {
+        if sessions.last().map(|s| s.session_id) != Some(session_id) {
+            sessions.push(SessionView {
+                session_id,
+                date,
+                seat_areas: Vec::new(),
+            });
+        }
+        sessions
+            .last_mut()
+            .expect("pushed")
+            .seat_areas
+            .push(SeatAreaView {
+                area_id,
+                name,
+                price,
+                currency,
+                capacity,
+                available: available.unwrap_or(0),
+            });
+    }
+    Ok(ApiJson(SessionList { sessions }))
+}

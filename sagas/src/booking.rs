@@ -1,0 +1,900 @@
+//! The booking saga, one instance per booking of seats (its id is the booking id):
+//!
+//! ```text
+//! BookingRequested -> reserve the seats on the area's inventory item -> hold them until
+//!                     the payment deadline (SeatsHeld); none left -> reject (sold_out)
+//! SeatsHeld        -> remember the deadline
+//! PaymentCreated   -> ask the provider to charge
+//! PaymentCaptured  -> mark the booking paid with one ticket per seat
+//!                     booking no longer payable -> refund the capture
+//! BookingPaid      -> commit the seats; the booking completes 7 days after its session
+//! BookingCancelled -> release the seats, void (or refund) the attached payment
+//! deadline passed  -> expire the booking; BookingExpired -> release the seats
+//! BookingRefunded  -> refund the payment, return the seats to sale
+//! PaymentVoided / PaymentRefunded -> tell the provider
+//! ```
+//!
+//! The reserve step ([`BookingSaga::reserve_seats`]) is also what the HTTP gateway runs
+//! inline right after recording a request, so a fan racing for seats gets a definite answer
+//! without waiting for the event to travel through JetStream; the saga running the same
+//! idempotent step on `BookingRequested` only matters when the gateway crashed between the
+//! two. The booking aggregate arbitrates every race (paying, cancelling, expiring are
+//! transitions of one booking) and the inventory item guarantees that no more seats are
+//! held or sold than the area has.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
+use ordo_aggregates::common::{
+    AreaId, BookingId, DomainError, PaymentId, Quantity, RefundId, ReservationId, SessionId,
+    TicketId,
+};
+use ordo_aggregates::inventory::{InventoryCommand, InventoryError, InventoryItem};
+use ordo_aggregates::payment::{Payment, PaymentCommand};
+pub use ordo_aggregates::show::seat_inventory_id;
+use ordo_aggregates::show::Show;
+use ordo_nats::applied::{claim, Claim};
+use ordo_nats::consumer::{EventHandler, HandlerError};
+use ordo_nats::envelope::ReceivedEvent;
+use ordo_store::{CommandBus, CommandError, CommandMetadata};
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::checkout::step_id;
+use crate::port::StepError;
+use crate::provider::{ChargeRequest, PaymentProvider, ProviderError};
+use crate::repository;
+
+/// Durable consumer name of the booking saga on the booking stream.
+pub const BOOKING_CONSUMER: &str = "saga-booking";
+/// Durable consumer name of the booking saga on the payment stream.
+pub const BOOKING_PAYMENTS_CONSUMER: &str = "saga-booking-payments";
+/// The saga type stored in `sagas.saga_type`.
+pub const BOOKING_SAGA: &str = "booking";
+/// A paid booking completes this long after its session starts.
+pub const COMPLETE_AFTER: chrono::Duration = chrono::Duration::days(7);
+/// Why a booking is rejected when its area has too few seats left.
+pub const SOLD_OUT: &str = "sold_out";
+
+/// Settings of the booking saga.
+#[derive(Debug, Clone)]
+pub struct BookingSettings {
+    /// How long held seats wait for payment.
+    pub booking_timeout: Duration,
+    /// Base URL the payment provider calls back (`http://127.0.0.1:8080`).
+    pub callback_base_url: String,
+}
+
+/// The id of the `index`-th ticket (from 0) of a booking: deterministic, so marking a
+/// booking paid again after a crash issues the same tickets.
+pub fn ticket_id(booking_id: BookingId, index: u32) -> TicketId {
+    TicketId::from(Uuid::new_v5(
+        booking_id.as_uuid(),
+        format!("ticket:{index}").as_bytes(),
+    ))
+}
+
+/// The tickets of a booking of `quantity` seats.
+pub fn ticket_ids(booking_id: BookingId, quantity: u32) -> Vec<TicketId> {
+    (0..quantity).map(|i| ticket_id(booking_id, i)).collect()
+}
+
+/// Where the reserve step left a booking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The booking's status after the step.
+    pub status: BookingStatus,
+    /// The payment deadline, when seats are held.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why it was rejected, if it was.
+    pub reason: Option<String>,
+}
+
+/// Runs bookings. Feed it the booking stream through [`BookingSaga::bookings`] and the
+/// payment stream through [`BookingSaga::payments`]; run [`BookingSaga::run_deadlines`].
+pub struct BookingSaga {
+    pool: PgPool,
+    bookings: Arc<CommandBus<Booking>>,
+    inventory: Arc<CommandBus<InventoryItem>>,
+    payments: Arc<CommandBus<Payment>>,
+    shows: Arc<CommandBus<Show>>,
+    provider: Arc<dyn PaymentProvider>,
+    settings: BookingSettings,
+}
+
+#[derive(Clone, Copy)]
+enum Feed {
+    Bookings,
+    Payments,
+}
+
+/// One of the saga's two event handlers.
+pub struct BookingHandler {
+    saga: Arc<BookingSaga>,
+    feed: Feed,
+}
+
+fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
+    match err {
+        CommandError::Rejected(err) => StepError::Refused {
+            code: err.code().to_string(),
+            detail: err.to_string(),
+        },
+        other => StepError::Failed(anyhow::anyhow!(other.to_string())),
+    }
+}
+
+fn infra<E: std::error::Error>(err: CommandError<E>) -> StepError {
+    StepError::Failed(anyhow::anyhow!(err.to_string()))
+}
+
+impl BookingSaga {
+    /// A saga over the command buses, charging through `provider`, keeping its state in `pool`.
+    pub fn new(
+        pool: PgPool,
+        bookings: Arc<CommandBus<Booking>>,
+        inventory: Arc<CommandBus<InventoryItem>>,
+        payments: Arc<CommandBus<Payment>>,
+        shows: Arc<CommandBus<Show>>,
+        provider: Arc<dyn PaymentProvider>,
+        settings: BookingSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            bookings,
+            inventory,
+            payments,
+            shows,
+            provider,
+            settings,
+        })
+    }
+
+    /// The handler for the booking stream.
+    pub fn bookings(self: &Arc<Self>) -> BookingHandler {
+        BookingHandler {
+            saga: self.clone(),
+            feed: Feed::Bookings,
+        }
+    }
+
+    /// The handler for the payment stream.
+    pub fn payments(self: &Arc<Self>) -> BookingHandler {
+        BookingHandler {
+            saga: self.clone(),
+            feed: Feed::Payments,
+        }
+    }
+
+    /// The reserve step: holds `quantity` seats of the area for the booking, then marks it
+    /// pending payment, or rejects it as sold out. Idempotent: the reservation is keyed by
+    /// the booking id and every booking transition repeated is a no-op, so the gateway and
+    /// the saga may both run it.
+    pub async fn reserve_seats(
+        &self,
+        booking_id: BookingId,
+        session_id: SessionId,
+        area_id: &AreaId,
+        quantity: u32,
+        correlation_id: &str,
+        causation_id: &str,
+    ) -> Result<Decision, StepError> {
+        let saga_id = *booking_id.as_uuid();
+        let id = booking_id.to_string();
+        let metadata = |step: &str| {
+            CommandMetadata::caused_by(
+                correlation_id,
+                causation_id,
+                step_id(saga_id, step).to_string(),
+            )
+        };
+        let quantity = Quantity::parse(i64::from(quantity))
+            .map_err(|e| StepError::Failed(anyhow::anyhow!("{e}")))?;
+        let item = seat_inventory_id(session_id, area_id);
+        let reserved = self
+            .inventory
+            .execute(
+                item.as_str(),
+                InventoryCommand::Reserve {
+                    reservation_id: ReservationId::from(saga_id),
+                    quantity,
+                },
+                metadata("reserve_seats"),
+            )
+            .await;
+        match reserved {
+            Ok(_) => {
+                let expires_at = Utc::now()
+                    + chrono::Duration::from_std(self.settings.booking_timeout)
+                        .unwrap_or(chrono::Duration::minutes(15));
+                match self
+                    .bookings
+                    .execute(
+                        &id,
+                        BookingCommand::HoldSeats { expires_at },
+                        metadata("hold_seats"),
+                    )
+                    .await
+                {
+                    Ok(committed) if !committed.events.is_empty() => Ok(Decision {
+                        status: BookingStatus::PendingPayment,
+                        expires_at: Some(expires_at),
+                        reason: None,
+                    }),
+                    // Held before (a repeated step): answer what the booking says.
+                    Ok(_) => self.decision(booking_id).await,
+                    Err(CommandError::Rejected(_)) => {
+                        // The booking was decided otherwise meanwhile (cancelled, rejected):
+                        // the seats just reserved go back.
+                        self.release(booking_id, session_id, area_id, metadata("release_seats"))
+                            .await?;
+                        self.decision(booking_id).await
+                    }
+                    Err(err) => Err(infra(err)),
+                }
+            }
+            Err(CommandError::Rejected(
+                InventoryError::InsufficientStock { .. } | InventoryError::ReservationClosed { .. },
+            )) => {
+                match self
+                    .bookings
+                    .execute(
+                        &id,
+                        BookingCommand::Reject {
+                            reason: SOLD_OUT.into(),
+                        },
+                        metadata("reject"),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(CommandError::Rejected(_)) => self.decision(booking_id).await,
+                    Err(err) => Err(infra(err)),
+                }
+            }
+            Err(err) => Err(step_error(err)),
+        }
+    }
+
+    /// The booking's status as the write side knows it.
+    pub async fn decision(&self, booking_id: BookingId) -> Result<Decision, StepError> {
+        let (booking, _) = self
+            .bookings
+            .load(&booking_id.to_string())
+            .await
+            .map_err(infra)?;
+        Ok(Decision {
+            status: booking.status().unwrap_or(BookingStatus::Pending),
+            expires_at: booking.expires_at(),
+            reason: booking.reason().map(str::to_string),
+        })
+    }
+
+    async fn release(
+        &self,
+        booking_id: BookingId,
+        session_id: SessionId,
+        area_id: &AreaId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let item = seat_inventory_id(session_id, area_id);
+        match self
+            .inventory
+            .execute(
+                item.as_str(),
+                InventoryCommand::Release {
+                    reservation_id: ReservationId::from(*booking_id.as_uuid()),
+                },
+                metadata,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Nothing was reserved (a rejected booking): nothing to give back.
+            Err(CommandError::Rejected(InventoryError::UnknownReservation { .. })) => Ok(()),
+            Err(err) => Err(step_error(err)),
+        }
+    }
+
+    async fn seats(
+        &self,
+        booking_id: BookingId,
+        command: InventoryCommand,
+        metadata: CommandMetadata,
+    ) -> Result<(), HandlerError> {
+        let booking = self.load(booking_id).await?;
+        let request = booking
+            .request()
+            .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
+        let item = seat_inventory_id(request.session_id, &request.area_id);
+        self.inventory
+            .execute(item.as_str(), command, metadata)
+            .await
+            .map(|_| ())
+            .map_err(|e| step_failure(step_error(e)))
+    }
+
+    async fn load(&self, booking_id: BookingId) -> Result<Booking, HandlerError> {
+        let (booking, _) = self
+            .bookings
+            .load(&booking_id.to_string())
+            .await
+            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
+        Ok(booking)
+    }
+
+    /// Expires every booking whose payment deadline has passed and completes every paid
+    /// booking whose session is a week over. Returns how many bookings it moved. Safe to
+    /// run from several processes at once: both transitions are idempotent.
+    pub async fn run_overdue(&self) -> anyhow::Result<usize> {
+        let overdue: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT saga_id, status FROM sagas
+             WHERE saga_type = $1 AND status IN ('awaiting_payment', 'paid') AND deadline <= now()
+             ORDER BY deadline LIMIT 500",
+        )
+        .bind(BOOKING_SAGA)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut moved = 0;
+        for (saga_id, status) in overdue {
+            let (command, step) = if status == "paid" {
+                (BookingCommand::Complete, "complete")
+            } else {
+                (BookingCommand::Expire, "expire")
+            };
+            let metadata = CommandMetadata::caused_by(
+                &saga_id.to_string(),
+                &format!("deadline:{saga_id}"),
+                step_id(saga_id, step).to_string(),
+            );
+            match self
+                .bookings
+                .execute(&saga_id.to_string(), command, metadata)
+                .await
+            {
+                Ok(_) => moved += 1,
+                // Paid, cancelled or refunded in the meantime: nothing to do.
+                Err(CommandError::Rejected(_)) => {}
+                Err(err) => return Err(anyhow::anyhow!(err.to_string())),
+            }
+            // The deadline is handled; the resulting event drives what follows.
+            sqlx::query(
+                "UPDATE sagas SET deadline = NULL, updated_at = now()
+                 WHERE saga_id = $1 AND status = $2",
+            )
+            .bind(saga_id)
+            .bind(&status)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(moved)
+    }
+
+    /// Runs [`BookingSaga::run_overdue`] every `every` until shutdown.
+    pub async fn run_deadlines(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(err) = self.run_overdue().await {
+                tracing::warn!(error = %err, "handling overdue bookings failed; will retry");
+            }
+        }
+    }
+
+    fn metadata(event: &ReceivedEvent, saga_id: Uuid, step: &str) -> CommandMetadata {
+        CommandMetadata::caused_by(
+            &event.correlation_id,
+            &event.event_id.to_string(),
+            step_id(saga_id, step).to_string(),
+        )
+    }
+
+    async fn on_booking_event(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        let saga_id = aggregate_uuid(event)?;
+        let booking_id = BookingId::from(saga_id);
+        let reservation_id = ReservationId::from(saga_id);
+        match event.event_type.as_str() {
+            "BookingRequested" => {
+                #[derive(Deserialize)]
+                struct Requested {
+                    customer_id: Uuid,
+                    show_id: Uuid,
+                    session_id: SessionId,
+                    area_id: AreaId,
+                    quantity: u32,
+                }
+                let requested: Requested = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(e.into()))?;
+                let data = serde_json::json!({
+                    "customer_id": requested.customer_id,
+                    "show_id": requested.show_id,
+                    "session_id": requested.session_id,
+                    "area_id": requested.area_id,
+                    "quantity": requested.quantity,
+                });
+                repository::start(conn, saga_id, BOOKING_SAGA, "reserving", &data)
+                    .await
+                    .map_err(retry)?;
+                // The gateway normally decided already; only a booking left pending (its
+                // gateway crashed in between) still needs the step.
+                if self.load(booking_id).await?.status() == Some(BookingStatus::Pending) {
+                    let decision = self
+                        .reserve_seats(
+                            booking_id,
+                            requested.session_id,
+                            &requested.area_id,
+                            requested.quantity,
+                            &event.correlation_id,
+                            &event.event_id.to_string(),
+                        )
+                        .await
+                        .map_err(step_failure)?;
+                    log(
+                        conn,
+                        saga_id,
+                        "reserve_seats",
+                        Some(decision.status.to_string()),
+                    )
+                    .await?;
+                }
+            }
+            "SeatsHeld" => {
+                #[derive(Deserialize)]
+                struct Held {
+                    expires_at: DateTime<Utc>,
+                }
+                let held: Held = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(e.into()))?;
+                repository::set_status(conn, saga_id, "awaiting_payment", Some(held.expires_at))
+                    .await
+                    .map_err(retry)?;
+            }
+            "BookingRejected" => {
+                repository::set_status(conn, saga_id, "rejected", None)
+                    .await
+                    .map_err(retry)?;
+            }
+            "BookingCancelled" | "BookingExpired" => {
+                let status = if event.event_type == "BookingCancelled" {
+                    "cancelled"
+                } else {
+                    "expired"
+                };
+                let booking = self.load(booking_id).await?;
+                let request = booking
+                    .request()
+                    .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
+                self.release(
+                    booking_id,
+                    request.session_id,
+                    &request.area_id,
+                    Self::metadata(event, saga_id, "release_seats"),
+                )
+                .await
+                .map_err(step_failure)?;
+                log(conn, saga_id, "release_seats", None).await?;
+                // A cancelled booking stops its payment. An expired one does not: the fan
+                // may still complete it at the provider, and a late capture is refunded.
+                if status == "cancelled" {
+                    if let Some(payment_id) = booking.attached_payment() {
+                        self.settle_unwanted_payment(conn, event, saga_id, payment_id, status)
+                            .await?;
+                    }
+                }
+                repository::set_status(conn, saga_id, status, None)
+                    .await
+                    .map_err(retry)?;
+            }
+            "BookingPaid" => {
+                self.seats(
+                    booking_id,
+                    InventoryCommand::Commit { reservation_id },
+                    Self::metadata(event, saga_id, "commit_seats"),
+                )
+                .await?;
+                log(conn, saga_id, "commit_seats", None).await?;
+                let booking = self.load(booking_id).await?;
+                let completes_at = match booking.request() {
+                    Some(request) => {
+                        let (show, _) = self
+                            .shows
+                            .load(&request.show_id.to_string())
+                            .await
+                            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
+                        show.session(&request.session_id)
+                            .map(|s| s.starts_at + COMPLETE_AFTER)
+                    }
+                    None => None,
+                };
+                repository::set_status(conn, saga_id, "paid", completes_at)
+                    .await
+                    .map_err(retry)?;
+            }
+            "BookingRefunded" => {
+                let booking = self.load(booking_id).await?;
+                if let Some(payment_id) = booking.attached_payment() {
+                    self.refund(conn, event, saga_id, payment_id, "booking refunded")
+                        .await?;
+                }
+                self.seats(
+                    booking_id,
+                    InventoryCommand::Return { reservation_id },
+                    Self::metadata(event, saga_id, "return_seats"),
+                )
+                .await?;
+                log(conn, saga_id, "return_seats", None).await?;
+                repository::set_status(conn, saga_id, "refunded", None)
+                    .await
+                    .map_err(retry)?;
+            }
+            "BookingCompleted" => {
+                repository::set_status(conn, saga_id, "completed", None)
+                    .await
+                    .map_err(retry)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Refunds the whole captured amount of a payment (one deterministic refund id).
+    async fn refund(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        saga_id: Uuid,
+        payment_id: PaymentId,
+        why: &str,
+    ) -> Result<(), HandlerError> {
+        let (payment, _) = self
+            .payments
+            .load(&payment_id.to_string())
+            .await
+            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
+        if !payment.status().is_some_and(|s| s.is_captured()) {
+            return Ok(());
+        }
+        let amount = payment
+            .captured()
+            .or(payment.amount())
+            .cloned()
+            .ok_or_else(|| {
+                HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
+            })?;
+        let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:booking"));
+        match self
+            .payments
+            .execute(
+                &payment_id.to_string(),
+                PaymentCommand::Refund {
+                    refund_id,
+                    amount,
+                    reason: why.to_string(),
+                },
+                Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
+            )
+            .await
+        {
+            Ok(_) => {}
+            // Already fully refunded by an earlier attempt.
+            Err(CommandError::Rejected(_)) => {}
+            Err(err) => return Err(step_failure(infra(err))),
+        }
+        log(
+            conn,
+            saga_id,
+            "refund_payment",
+            Some(format!("{payment_id}: {why}")),
+        )
+        .await
+    }
+
+    /// A payment the booking no longer wants: void it if it was not captured, refund it if
+    /// it was.
+    async fn settle_unwanted_payment(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        saga_id: Uuid,
+        payment_id: PaymentId,
+        why: &str,
+    ) -> Result<(), HandlerError> {
+        let (payment, _) = self
+            .payments
+            .load(&payment_id.to_string())
+            .await
+            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
+        match payment.status() {
+            Some(status) if status.is_captured() => {
+                self.refund(conn, event, saga_id, payment_id, &format!("booking {why}"))
+                    .await
+            }
+            Some(_) => {
+                match self
+                    .payments
+                    .execute(
+                        &payment_id.to_string(),
+                        PaymentCommand::Void {
+                            reason: format!("booking {why}"),
+                        },
+                        Self::metadata(event, saga_id, &format!("void_payment:{payment_id}")),
+                    )
+                    .await
+                {
+                    // Already failed or voided: nothing to stop.
+                    Ok(_) | Err(CommandError::Rejected(_)) => {}
+                    Err(err) => return Err(step_failure(infra(err))),
+                }
+                log(conn, saga_id, "void_payment", Some(payment_id.to_string())).await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn on_payment_event(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        let payment_id = PaymentId::from(aggregate_uuid(event)?);
+        let (payment, version) = self
+            .payments
+            .load(&payment_id.to_string())
+            .await
+            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
+        let Some(saga_id) = payment.order_id() else {
+            return Err(retry(anyhow::anyhow!(
+                "payment {payment_id} not found (version {version})"
+            )));
+        };
+        // Payments of orders share the stream: only a booking's payments are ours.
+        let booking_id = BookingId::from(saga_id);
+        let booking = self.load(booking_id).await?;
+        let Some(request) = booking.request() else {
+            return Ok(());
+        };
+        match event.event_type.as_str() {
+            "PaymentCreated" => {
+                let amount = payment.amount().cloned().ok_or_else(|| {
+                    HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
+                })?;
+                let details = payment.details();
+                let request = ChargeRequest {
+                    payment_id,
+                    amount,
+                    method: details.map(|d| d.method.clone()).unwrap_or_default(),
+                    token: details.map(|d| d.token.clone()).unwrap_or_default(),
+                    callback_url: format!(
+                        "{}/api/v1/payments/{payment_id}/callbacks",
+                        self.settings.callback_base_url.trim_end_matches('/')
+                    ),
+                };
+                self.provider
+                    .charge(request)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "charge_requested",
+                    Some(payment_id.to_string()),
+                )
+                .await?;
+            }
+            "PaymentCaptured" => {
+                let tickets = ticket_ids(booking_id, request.quantity);
+                match self
+                    .bookings
+                    .execute(
+                        &booking_id.to_string(),
+                        BookingCommand::MarkPaid {
+                            payment_id,
+                            tickets,
+                        },
+                        Self::metadata(event, saga_id, &format!("mark_paid:{payment_id}")),
+                    )
+                    .await
+                {
+                    Ok(_) => log(conn, saga_id, "mark_paid", Some(payment_id.to_string())).await?,
+                    Err(CommandError::Rejected(err)) => {
+                        // Cancelled or expired before this capture (or paid by another
+                        // payment): the money goes back.
+                        log(conn, saga_id, "capture_not_wanted", Some(err.to_string())).await?;
+                        let why = booking
+                            .status()
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "gone".into());
+                        self.settle_unwanted_payment(conn, event, saga_id, payment_id, &why)
+                            .await?;
+                    }
+                    Err(err) => return Err(step_failure(infra(err))),
+                }
+            }
+            "PaymentFailed" => {
+                // The seats stay held until the deadline: the fan may pay again.
+                log(
+                    conn,
+                    saga_id,
+                    "payment_failed",
+                    Some(payment_id.to_string()),
+                )
+                .await?;
+            }
+            "PaymentVoided" => {
+                self.provider
+                    .void(payment_id)
+                    .await
+                    .map_err(provider_failure)?;
+                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
+            }
+            "PaymentRefunded" => {
+                #[derive(Deserialize)]
+                struct Refunded {
+                    refund_id: RefundId,
+                    amount: ordo_aggregates::common::Money,
+                }
+                let refunded: Refunded = serde_json::from_value(event.payload.clone())
+                    .map_err(|e| HandlerError::Permanent(e.into()))?;
+                self.provider
+                    .refund(payment_id, refunded.refund_id, refunded.amount)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "provider_refund",
+                    Some(refunded.refund_id.to_string()),
+                )
+                .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventHandler for BookingHandler {
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
+        let saga = &self.saga;
+        let consumer = match self.feed {
+            Feed::Bookings => BOOKING_CONSUMER,
+            Feed::Payments => BOOKING_PAYMENTS_CONSUMER,
+        };
+        let mut tx = saga.pool.begin().await.map_err(retry)?;
+        match claim(&mut tx, consumer, event).await.map_err(retry)? {
+            Claim::AlreadyApplied => return Ok(()),
+            Claim::Gap { expected } => {
+                return Err(HandlerError::Retry(anyhow::anyhow!(
+                    "{} {} sequence {} arrived before {expected}",
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.sequence
+                )))
+            }
+            Claim::Apply => {}
+        }
+        let outcome = match self.feed {
+            Feed::Bookings => saga.on_booking_event(&mut tx, event).await,
+            Feed::Payments => saga.on_payment_event(&mut tx, event).await,
+        };
+        match outcome {
+            Ok(()) => tx.commit().await.map_err(retry),
+            Err(err) => {
+                drop(tx);
+                if event.aggregate_type == "booking" {
+                    if let Ok(saga_id) = event.aggregate_id.parse::<Uuid>() {
+                        let message = match &err {
+                            HandlerError::Retry(e) | HandlerError::Permanent(e) => {
+                                format!("{}: {e:#}", event.event_type)
+                            }
+                        };
+                        let _ = repository::record_error(&saga.pool, saga_id, &message).await;
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
+        if event.aggregate_type == "booking" {
+            if let Ok(saga_id) = event.aggregate_id.parse::<Uuid>() {
+                let _ = repository::mark_stuck(
+                    &self.saga.pool,
+                    saga_id,
+                    &format!("{}: {error}", event.event_type),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+fn aggregate_uuid(event: &ReceivedEvent) -> Result<Uuid, HandlerError> {
+    event.aggregate_id.parse().map_err(|_| {
+        HandlerError::Permanent(anyhow::anyhow!("{} is not a uuid", event.aggregate_id))
+    })
+}
+
+async fn log(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    step: &str,
+    detail: Option<String>,
+) -> Result<(), HandlerError> {
+    repository::log_step(conn, saga_id, step, detail)
+        .await
+        .map_err(retry)?;
+    crash_point(step);
+    Ok(())
+}
+
+/// Fault injection for crash tests: with `ORDO_CRASH_AFTER_STEP=booking:<step>` the process
+/// aborts right after that step's command committed and before the saga recorded it.
+fn crash_point(step: &str) {
+    static CRASH_AFTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let target = CRASH_AFTER.get_or_init(|| {
+        std::env::var("ORDO_CRASH_AFTER_STEP")
+            .ok()
+            .and_then(|s| s.strip_prefix("booking:").map(str::to_string))
+    });
+    if target.as_deref() == Some(step) {
+        tracing::error!(step, "crashing on purpose (ORDO_CRASH_AFTER_STEP)");
+        std::process::abort();
+    }
+}
+
+fn retry(err: impl Into<anyhow::Error>) -> HandlerError {
+    HandlerError::Retry(err.into())
+}
+
+fn step_failure(err: StepError) -> HandlerError {
+    match err {
+        StepError::Failed(err) => HandlerError::Retry(err),
+        StepError::Refused { code, detail } => {
+            HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}"))
+        }
+    }
+}
+
+fn provider_failure(err: ProviderError) -> HandlerError {
+    HandlerError::Retry(err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seat_inventory_ids_are_valid_skus_and_distinct_per_area() {
+        let session = SessionId::from(Uuid::from_u128(7));
+        let upper = seat_inventory_id(session, &AreaId::parse("VIP-A").unwrap());
+        let lower = seat_inventory_id(session, &AreaId::parse("vip-a").unwrap());
+        let long = seat_inventory_id(session, &AreaId::parse(&"A".repeat(64)).unwrap());
+        assert!(upper.as_str().ends_with("-VIP-A"));
+        assert_ne!(upper, lower);
+        assert!(long.as_str().len() <= 64);
+        assert!(!upper.as_str().contains('.'));
+    }
+
+    #[test]
+    fn ticket_ids_are_deterministic_and_distinct() {
+        let booking = BookingId::from(Uuid::from_u128(9));
+        assert_eq!(ticket_ids(booking, 3), ticket_ids(booking, 3));
+        assert_ne!(ticket_id(booking, 0), ticket_id(booking, 1));
+    }
+}
