@@ -251,3 +251,89 @@ async fn the_stream_pushes_a_notification_created_after_connecting() {
     assert_eq!(entry["data"]["order_id"], order_id);
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_booking_notifies_its_payment_deadline_then_its_tickets() {
+    let world = World::start().await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let created = admin
+        .post(
+            "/api/v1/shows",
+            json!({"title": "Rock Night", "category": "concert", "city": "Lyon", "venue": "Arena",
+                   "sessions": [{"starts_at": "2030-06-01T19:00:00Z", "seat_areas": [
+                       {"area_id": "floor", "name": "Floor", "price": 4500, "currency": "EUR", "capacity": 10}]}]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let session_id = created.body["session_ids"][0].as_str().unwrap().to_string();
+    let (fan, _) = api.register("fan@example.com").await;
+    let booked = fan
+        .send(
+            Method::POST,
+            "/api/v1/bookings",
+            Some(json!({"session_id": session_id, "seat_area_id": "floor", "quantity": 2})),
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(booked.status, 202, "{:?}", booked.body);
+    let booking_id = booked.body["booking_id"].as_str().unwrap().to_string();
+
+    let pending = eventually(
+        "the pending payment notification",
+        Duration::from_secs(20),
+        || async {
+            inbox(&fan, "")
+                .await
+                .into_iter()
+                .find(|n| n["kind"] == "booking_pending_payment")
+        },
+    )
+    .await;
+    let expires_at = pending["data"]["expires_at"].as_str().unwrap().to_string();
+    assert!(
+        pending["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pay before {expires_at}")),
+        "{pending}"
+    );
+    assert_eq!(pending["data"]["booking_id"], booking_id.as_str());
+
+    let paid = fan
+        .post(
+            &format!("/api/v1/bookings/{booking_id}/pay"),
+            json!({"payment_method": "card", "payment_token": "tok_visa"}),
+        )
+        .await;
+    assert!(paid.status == 202 || paid.status == 200, "{:?}", paid.body);
+    let issued = eventually(
+        "the tickets issued notification",
+        Duration::from_secs(30),
+        || async {
+            inbox(&fan, "")
+                .await
+                .into_iter()
+                .find(|n| n["kind"] == "tickets_issued")
+        },
+    )
+    .await;
+    assert_eq!(
+        issued["data"]["tickets"].as_array().unwrap().len(),
+        2,
+        "{issued}"
+    );
+    // The payment's own notification comes through the payment stream.
+    eventually(
+        "the payment captured notification",
+        Duration::from_secs(20),
+        || async {
+            inbox(&fan, "")
+                .await
+                .into_iter()
+                .find(|n| n["kind"] == "payment_captured")
+        },
+    )
+    .await;
+    world.stop().await;
+}
