@@ -209,6 +209,11 @@ impl OrdoProcess {
                 ADMIN_PASSWORD.into(),
             ),
             ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "10".into()),
+            // Every test client is 127.0.0.1 and polls; tests of the limits set their own.
+            ("ORDO_RATE_LIMIT_PER_IP".into(), "0".into()),
+            ("ORDO_RATE_LIMIT_PER_USER".into(), "0".into()),
+            // Events in flight when a test kills the process come back quickly.
+            ("ORDO_CONSUMER_ACK_WAIT".into(), "3s".into()),
             (
                 "ORDO_LOG".into(),
                 std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into()),

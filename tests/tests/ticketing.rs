@@ -205,7 +205,11 @@ async fn scenario_one_browse_book_pay_and_check_in_once() {
     let forged = admin
         .post(
             &path,
-            json!({"qr_payload": format!("{}0", &payload[..payload.len() - 1])}),
+            json!({"qr_payload": format!(
+                "{}{}",
+                &payload[..payload.len() - 1],
+                if payload.ends_with('0') { '1' } else { '0' }
+            )}),
         )
         .await;
     assert_eq!(forged.status, 422, "{:?}", forged.body);
