@@ -26,6 +26,8 @@ pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox
         .merge(routes::orders::router())
         .merge(routes::payments::router())
         .merge(routes::admin::router())
+        .merge(routes::search::router())
+        .merge(routes::notifications::router())
         .merge(routes::shows::router())
         .merge(routes::bookings::router())
         .route(

@@ -70,6 +70,15 @@ pub struct Config {
     #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = crate::serve::parse_duration)]
     pub sandbox_delay: Duration,
 
+    /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
+    /// it search is answered by Postgres.
+    #[arg(long, env = "ORDO_ELASTICSEARCH_URL")]
+    pub elasticsearch_url: Option<String>,
+
+    /// Directory the email copies of notifications are written to
+    /// (default `$HOME/.local/state/ordo/mail`).
+    #[arg(long, env = "ORDO_MAIL_SPOOL_DIR")]
+    pub mail_spool_dir: Option<std::path::PathBuf>,
     /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
     #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = crate::serve::parse_duration)]
     pub booking_timeout: Duration,

@@ -10,6 +10,8 @@
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
 //! - [`dead_letters`]: re-driving dead letters.
+//! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
+//!   and live delivery; [`replay`]: `ordo replay` for analysts.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
 //! - [`operations`]: projection status and rebuilds, stream refills; [`cli_ops`] and
@@ -28,6 +30,7 @@ pub mod consistency;
 pub mod dead_letters;
 pub mod demo;
 pub mod identity;
+pub mod inbox;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
@@ -35,7 +38,9 @@ pub mod payments;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
+pub mod replay;
 pub mod routes;
+pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

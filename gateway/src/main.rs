@@ -22,6 +22,9 @@ enum Command {
     Migrate,
     /// Load the demo catalog and stock (safe to run again), then exit.
     DemoData,
+    /// Write events as JSON Lines or CSV (from Postgres or JetStream), or replay them into a
+    /// fresh read model database.
+    Replay(ordo_gateway::replay::ReplayArgs),
     /// Read and re-drive dead letters.
     #[command(subcommand)]
     Dlq(ordo_gateway::cli_dlq::DlqCommand),
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
                 println!("database migrated and streams ready");
                 Ok(())
             }
+            Command::Replay(args) => ordo_gateway::replay::run(&cli.config, args).await,
             Command::Dlq(command) => {
                 let runtime = serve::connect(&cli.config).await?;
                 ordo_gateway::cli_dlq::run(&runtime, command).await

@@ -3,7 +3,9 @@
 use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
-use crate::routes::{admin, bookings, inventory, orders, payments, products, shows};
+use crate::routes::{
+    admin, bookings, inventory, notifications, orders, payments, products, search, shows,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +16,7 @@ use crate::routes::{admin, bookings, inventory, orders, payments, products, show
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
         admin::get_saga, admin::resume_saga,
+        search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
         bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
@@ -24,12 +27,14 @@ use crate::routes::{admin, bookings, inventory, orders, payments, products, show
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        crate::search::SearchPage, crate::search::SearchHit, crate::search::Facets, crate::search::ItemType,
+        notifications::NotificationPage, crate::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
         shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"))
+    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 

@@ -108,6 +108,8 @@ pub struct Runtime {
     pub provider_url: String,
     /// Where the provider calls back.
     pub public_url: String,
+    /// Where notification emails are spooled.
+    pub mail_spool_dir: std::path::PathBuf,
 }
 
 /// Connects to Postgres and NATS, migrates and makes sure streams exist.
@@ -219,6 +221,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         jetstream: jetstream.clone(),
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
+        search: crate::search::connect(config, &pool).await?,
+        inbox: crate::inbox::InboxHub::new(),
     };
     Ok(Runtime {
         state,
@@ -227,6 +231,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         sandbox,
         provider_url: config.payment_provider_url(),
         public_url: config.public_url(),
+        mail_spool_dir: config
+            .mail_spool_dir
+            .clone()
+            .unwrap_or_else(ordo_projections::notifications::SpoolMailer::default_dir),
     })
 }
 
@@ -296,6 +304,8 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         );
         consumers.push((spec, projection));
     }
+    consumers.extend(crate::inbox::workers(runtime));
+    consumers.extend(crate::search::workers(runtime));
     let booking = &state.ticketing.saga;
     consumers.push((
         consumer_spec(BOOKING_CONSUMER, "booking", &runtime.namespace),

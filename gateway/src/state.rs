@@ -38,6 +38,10 @@ pub struct AppState {
     pub namespace: ordo_nats::subjects::Namespace,
     /// The longest `Prefer: wait` honoured.
     pub max_wait: Duration,
+    /// The search engine (Postgres, or Elasticsearch when configured).
+    pub search: crate::search::SearchEngine,
+    /// Live delivery of new notifications to SSE streams.
+    pub inbox: crate::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
     /// Per-client rate limits.

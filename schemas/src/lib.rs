@@ -61,3 +61,11 @@ pub fn event_schema_path(aggregate_type: &str, event_type: &str, event_version: 
         .join(aggregate_type)
         .join(format!("{event_type}.v{event_version}.json"))
 }
+
+/// The Elasticsearch index definitions under `elasticsearch/` (settings and mappings, the
+/// body of `PUT /<index>`), as `(index name, JSON)`: the index is `ordo-<name>-v1` behind
+/// the alias `ordo-<name>`.
+pub const ELASTICSEARCH_INDICES: &[(&str, &str)] = &[
+    ("products", include_str!("../elasticsearch/products.json")),
+    ("shows", include_str!("../elasticsearch/shows.json")),
+];

@@ -4,9 +4,11 @@ pub mod admin;
 pub mod bookings;
 pub mod health;
 pub mod inventory;
+pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod search;
 pub mod shows;
 
 use crate::problem::ApiError;

@@ -1,0 +1,371 @@
+//! Search over the catalog's products and the box office's shows: one query shape, two
+//! engines with the same answers.
+//!
+//! - [`postgres`]: the default. Full-text search (`websearch_to_tsquery` on weighted text
+//!   vectors) for relevance, plus pg_trgm word similarity on the title so
+//!   a typo ("hedphones") still finds its word. Runs on the single-machine setup.
+//! - [`elastic`]: with `ORDO_ELASTICSEARCH_URL`: indices behind aliases, a projection that
+//!   bulk-indexes with external versions, and `multi_match` queries with fuzziness.
+//!
+//! [`SearchQuery::parse`] validates the request once; both engines take the parsed query
+//! and answer a [`SearchPage`].
+
+pub mod elastic;
+pub mod postgres;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::problem::ApiError;
+
+/// What can be searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemType {
+    /// Catalog products.
+    Product,
+    /// Shows (ticketing).
+    Show,
+}
+
+impl ItemType {
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        match text {
+            "product" => Ok(ItemType::Product),
+            "show" => Ok(ItemType::Show),
+            _ => Err(ApiError::invalid("type", "type must be product or show")),
+        }
+    }
+
+    /// The name used in responses and cursors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::Product => "product",
+            ItemType::Show => "show",
+        }
+    }
+}
+
+/// The query string of `GET /api/v1/search`, as received (every field text, so that a bad
+/// value is answered as a problem document naming its field).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct SearchParams {
+    /// Words to look for (web search syntax: `"exact phrase"`, `-excluded`, `or`).
+    pub q: Option<String>,
+    /// `product` or `show`; both when absent.
+    #[serde(rename = "type")]
+    pub item_type: Option<String>,
+    /// Only items in this city (shows).
+    pub city: Option<String>,
+    /// Only items of this category.
+    pub category: Option<String>,
+    /// Lowest price, minor units.
+    pub min_price: Option<String>,
+    /// Highest price, minor units.
+    pub max_price: Option<String>,
+    /// Only items that can be bought now (`true`/`false`).
+    pub available_only: Option<String>,
+    /// From `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    pub limit: Option<String>,
+}
+
+/// Where the previous page ended: the last hit's score and id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchCursor {
+    /// Its score.
+    pub score: f64,
+    /// Its type.
+    #[serde(rename = "t")]
+    pub item_type: String,
+    /// Its id.
+    pub id: String,
+}
+
+impl SearchCursor {
+    /// The opaque text handed to clients.
+    pub fn encode(&self) -> String {
+        crate::routes::encode_cursor(&serde_json::to_string(self).unwrap_or_default())
+    }
+
+    fn decode(text: &str) -> Result<Self, ApiError> {
+        let json = crate::routes::decode_cursor(text)?;
+        serde_json::from_str(&json)
+            .map_err(|_| ApiError::invalid("cursor", "cursor is not one this API gave out"))
+    }
+}
+
+/// A validated search request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    /// The words, trimmed; empty to browse.
+    pub text: String,
+    /// Only this type, or every type.
+    pub item_type: Option<ItemType>,
+    /// City filter.
+    pub city: Option<String>,
+    /// Category filter.
+    pub category: Option<String>,
+    /// Lowest price (minor units).
+    pub min_price: Option<i64>,
+    /// Highest price (minor units).
+    pub max_price: Option<i64>,
+    /// Only available items.
+    pub available_only: bool,
+    /// After this hit.
+    pub after: Option<SearchCursor>,
+    /// Page size.
+    pub limit: i64,
+}
+
+fn parse_price(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(ApiError::invalid(
+                field,
+                format!("{field} must be a whole number of minor units, zero or more"),
+            )),
+        },
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl SearchQuery {
+    /// Validates the query string; every refusal names its field (HTTP 422).
+    pub fn parse(params: SearchParams) -> Result<Self, ApiError> {
+        let text = params.q.unwrap_or_default().trim().to_string();
+        if text.chars().count() > 200 {
+            return Err(ApiError::invalid("q", "q must be at most 200 characters"));
+        }
+        let item_type = non_empty(params.item_type)
+            .as_deref()
+            .map(ItemType::parse)
+            .transpose()?;
+        let min_price = parse_price("min_price", params.min_price.as_deref())?;
+        let max_price = parse_price("max_price", params.max_price.as_deref())?;
+        if let (Some(min), Some(max)) = (min_price, max_price) {
+            if min > max {
+                return Err(ApiError::invalid(
+                    "min_price",
+                    "min_price must not be greater than max_price",
+                ));
+            }
+        }
+        let available_only = match non_empty(params.available_only).as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "available_only",
+                    "available_only must be true or false",
+                ))
+            }
+        };
+        let limit = match non_empty(params.limit) {
+            None => None,
+            Some(v) => Some(
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::invalid("limit", "limit must be between 1 and 100"))?,
+            ),
+        };
+        let limit = crate::routes::page_limit(limit)?;
+        let after = non_empty(params.cursor)
+            .as_deref()
+            .map(SearchCursor::decode)
+            .transpose()?;
+        Ok(Self {
+            text,
+            item_type,
+            city: non_empty(params.city),
+            category: non_empty(params.category),
+            min_price,
+            max_price,
+            available_only,
+            after,
+            limit,
+        })
+    }
+
+    /// Whether this query may return items of `item_type`.
+    pub fn wants(&self, item_type: ItemType) -> bool {
+        self.item_type.is_none_or(|t| t == item_type)
+    }
+}
+
+/// One hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchHit {
+    /// `product` or `show`.
+    #[serde(rename = "type")]
+    pub item_type: ItemType,
+    /// The SKU of a product, the id of a show.
+    pub id: String,
+    /// Display title.
+    pub title: String,
+    /// Category.
+    pub category: String,
+    /// City (shows only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub city: Option<String>,
+    /// Price in minor units (a show's lowest seat price).
+    pub price: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Whether it can be bought now.
+    pub available: bool,
+    /// Relevance: higher is better; comparable within one answer only.
+    pub score: f64,
+}
+
+/// Counts of matching items per value, per facet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Facets {
+    /// Matches per category (ignoring the category filter, so other choices show).
+    pub category: BTreeMap<String, i64>,
+    /// Matches per city (ignoring the city filter).
+    pub city: BTreeMap<String, i64>,
+}
+
+/// The answer of `GET /api/v1/search`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SearchPage {
+    /// Hits, best first.
+    pub results: Vec<SearchHit>,
+    /// Facet counts over every match, not only this page.
+    pub facets: Facets,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The engine that answers searches.
+#[derive(Clone)]
+pub enum SearchEngine {
+    /// Postgres full-text and trigram search (the default).
+    Postgres(sqlx::PgPool),
+    /// Elasticsearch (or OpenSearch) behind the `ordo-*` aliases.
+    Elasticsearch(elastic::EsSearch),
+}
+
+impl SearchEngine {
+    /// Answers a search.
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
+        match self {
+            SearchEngine::Postgres(pool) => postgres::search(pool, query)
+                .await
+                .map_err(|e| ApiError::Internal(e.into())),
+            SearchEngine::Elasticsearch(es) => es.search(query).await.map_err(|err| {
+                tracing::warn!(error = %err, "elasticsearch search failed");
+                ApiError::Unavailable {
+                    detail: "search is temporarily unavailable".into(),
+                    retry_after_secs: 5,
+                }
+            }),
+        }
+    }
+}
+
+/// The engine the configuration asks for; with Elasticsearch, its indices and aliases are
+/// created when missing.
+pub async fn connect(
+    config: &crate::config::Config,
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<SearchEngine> {
+    match config
+        .elasticsearch_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+    {
+        None => Ok(SearchEngine::Postgres(pool.clone())),
+        Some(url) => {
+            let es = elastic::EsSearch::connect(url)?;
+            es.ensure_indices().await.map_err(|err| {
+                anyhow::anyhow!("preparing the Elasticsearch indices at {url}: {err:#}")
+            })?;
+            Ok(SearchEngine::Elasticsearch(es))
+        }
+    }
+}
+
+/// The Elasticsearch indexers' consumers (none when search runs on Postgres).
+pub fn workers(
+    runtime: &crate::serve::Runtime,
+) -> Vec<(
+    ordo_nats::ConsumerSpec,
+    std::sync::Arc<dyn ordo_nats::EventHandler>,
+)> {
+    let SearchEngine::Elasticsearch(es) = &runtime.state.search else {
+        return Vec::new();
+    };
+    elastic::SearchIndexer::consumers()
+        .into_iter()
+        .map(|(name, aggregate_type)| {
+            let handler: std::sync::Arc<dyn ordo_nats::EventHandler> = std::sync::Arc::new(
+                elastic::SearchIndexer::new(runtime.state.pool.clone(), es.clone(), aggregate_type),
+            );
+            (
+                crate::serve::consumer_spec(name, aggregate_type, &runtime.namespace),
+                handler,
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> SearchParams {
+        let query: String = pairs
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        serde_urlencoded_like(&query)
+    }
+
+    fn serde_urlencoded_like(query: &str) -> SearchParams {
+        let value: serde_json::Map<String, serde_json::Value> = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        serde_json::from_value(serde_json::Value::Object(value)).unwrap()
+    }
+
+    #[test]
+    fn min_price_above_max_price_is_refused() {
+        let err =
+            SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")])).unwrap_err();
+        assert!(matches!(err, ApiError::Invalid { field: Some(ref f), .. } if f == "min_price"));
+    }
+
+    #[test]
+    fn unknown_types_and_bad_numbers_are_refused() {
+        assert!(SearchQuery::parse(params(&[("type", "concert")])).is_err());
+        assert!(SearchQuery::parse(params(&[("min_price", "-1")])).is_err());
+        assert!(SearchQuery::parse(params(&[("available_only", "maybe")])).is_err());
+        assert!(SearchQuery::parse(params(&[("limit", "0")])).is_err());
+        assert!(SearchQuery::parse(params(&[("cursor", "zz")])).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let cursor = SearchCursor {
+            score: 0.123456,
+            item_type: "product".into(),
+            id: "SKU-1".into(),
+        };
+        let parsed = SearchQuery::parse(params(&[("cursor", &cursor.encode())])).unwrap();
+        assert_eq!(parsed.after, Some(cursor));
+    }
+}

@@ -1,0 +1,601 @@
+//! The `notifications` read model: each user's inbox, fed by the order, payment and
+//! booking streams, and an email copy of every entry through a [`MailSender`].
+//!
+//! One [`NotificationsHandler`] runs per stream (`notifications-orders`,
+//! `notifications-payments`, `notifications-bookings`). Each claims the event and writes the
+//! inbox entry in one transaction, so a redelivered event never adds a second entry; the
+//! entry's id is derived from the event id, which makes that true even across a rebuild.
+//! The email goes out after the commit: a crash in between leaves `mailed_at` empty, and the
+//! redelivery of the same event (answered "already applied") sends it then. Mail is thus at
+//! least once, and the spool file is named by the notification id, so a repeat overwrites
+//! the same file instead of adding one.
+//!
+//! Later events of an aggregate do not name its customer, so the first one
+//! (`OrderPlaced`, `PaymentCreated`, `BookingRequested`) records the recipient in
+//! `notification_recipients`; per-aggregate order (the claim) guarantees it is there first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use ordo_nats::applied::{claim, Claim};
+use ordo_nats::consumer::{EventHandler, HandlerError};
+use ordo_nats::envelope::ReceivedEvent;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::products::MoneyPayload;
+
+/// The consumers of the three streams, as `(durable name, aggregate type)`.
+pub const NOTIFICATION_CONSUMERS: &[(&str, &str)] = &[
+    ("notifications-orders", "order"),
+    ("notifications-payments", "payment"),
+    ("notifications-bookings", "booking"),
+];
+
+/// The Postgres channel a new inbox entry is announced on (see migration 0030).
+pub const NOTIFY_CHANNEL: &str = "ordo_notifications";
+
+/// Namespace of notification ids: the id is the UUIDv5 of the causing event's id.
+const NOTIFICATION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_7469_6669_4e0a_8b1e_6f72_646f_6e74);
+
+/// The id of the notification an event produces (if it produces one).
+pub fn notification_id(event_id: Uuid) -> Uuid {
+    Uuid::new_v5(&NOTIFICATION_ID_NAMESPACE, event_id.as_bytes())
+}
+
+/// One email, ready to be handed to a [`MailSender`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailMessage {
+    /// The notification it copies; also names the spool file.
+    pub notification_id: Uuid,
+    /// Recipient address.
+    pub to: String,
+    /// Recipient name.
+    pub to_name: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// When the notification was created.
+    pub date: DateTime<Utc>,
+}
+
+/// Delivers the email copy of a notification. Implementations must tolerate being called
+/// twice for one notification (delivery is at least once).
+#[async_trait]
+pub trait MailSender: Send + Sync + 'static {
+    /// Sends one message.
+    async fn send(&self, message: &MailMessage) -> anyhow::Result<()>;
+}
+
+/// The default [`MailSender`]: writes each message as an RFC 5322 (`.eml`) file named
+/// `<notification_id>.eml` in a spool directory that a mail transfer agent, or a developer,
+/// can pick up.
+#[derive(Debug, Clone)]
+pub struct SpoolMailer {
+    dir: PathBuf,
+    from: String,
+}
+
+impl SpoolMailer {
+    /// A spool in `dir` (created when missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            from: "Ordo <no-reply@ordo.invalid>".into(),
+        }
+    }
+
+    /// The default spool: `$ORDO_MAIL_SPOOL_DIR`, else `$HOME/.local/state/ordo/mail`.
+    pub fn default_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("ORDO_MAIL_SPOOL_DIR").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+        Path::new(&home).join(".local/state/ordo/mail")
+    }
+
+    /// The directory messages are written to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The message as the file's text.
+    pub fn render(&self, message: &MailMessage) -> String {
+        // Header values come from our own templates and the users table; line breaks are
+        // removed so no value can inject a header.
+        let clean = |s: &str| s.replace(['\r', '\n'], " ");
+        format!(
+            "From: {}\r\nTo: {} <{}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}@ordo.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+            self.from,
+            clean(&message.to_name),
+            clean(&message.to),
+            clean(&message.subject),
+            message.date.to_rfc2822(),
+            message.notification_id,
+            message.body.replace('\n', "\r\n"),
+        )
+    }
+}
+
+#[async_trait]
+impl MailSender for SpoolMailer {
+    async fn send(&self, message: &MailMessage) -> anyhow::Result<()> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let name = format!("{}.eml", message.notification_id);
+        // Written beside and renamed, so a reader never sees half a message.
+        let partial = self.dir.join(format!(".{name}.tmp"));
+        tokio::fs::write(&partial, self.render(message)).await?;
+        tokio::fs::rename(&partial, self.dir.join(name)).await?;
+        Ok(())
+    }
+}
+
+/// What an event adds to the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// Stable code, e.g. `order_confirmed`.
+    pub kind: &'static str,
+    /// Short title.
+    pub title: String,
+    /// One or two sentences.
+    pub body: String,
+    /// Ids and values a client needs to link the entry.
+    pub data: Value,
+}
+
+/// The recipient recorded by an aggregate's first event.
+#[derive(Debug, Clone)]
+struct Recipient {
+    user_id: Uuid,
+    data: Value,
+}
+
+#[derive(Deserialize)]
+struct OrderPlaced {
+    order_id: Uuid,
+    customer_id: Uuid,
+    total: MoneyPayload,
+}
+
+#[derive(Deserialize)]
+struct PaymentCreated {
+    payment_id: Uuid,
+    order_id: Uuid,
+    customer_id: Uuid,
+    amount: MoneyPayload,
+}
+
+#[derive(Deserialize)]
+struct BookingRequested {
+    booking_id: Uuid,
+    customer_id: Uuid,
+    show_id: Uuid,
+    session_id: Uuid,
+    quantity: u32,
+    total: MoneyPayload,
+}
+
+#[derive(Deserialize)]
+struct WithReason {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct WithAmount {
+    amount: Option<MoneyPayload>,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct SeatsHeld {
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct BookingPaid {
+    tickets: Vec<Uuid>,
+}
+
+/// `1234 EUR` -> `12.34 EUR` (zero-decimal currencies as they are).
+pub fn format_money(amount_minor: i64, currency: &str) -> String {
+    if matches!(currency, "JPY" | "KRW" | "CLP" | "ISK" | "VND") {
+        return format!("{amount_minor} {currency}");
+    }
+    format!(
+        "{}.{:02} {currency}",
+        amount_minor / 100,
+        amount_minor % 100
+    )
+}
+
+fn money(m: &MoneyPayload) -> String {
+    format_money(m.amount_minor, &m.currency)
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// The recipient an aggregate's first event names, with data later notices reuse.
+fn recipient_of(event: &ReceivedEvent) -> anyhow::Result<Option<Recipient>> {
+    let payload = event.payload.clone();
+    Ok(
+        match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+            ("order", "OrderPlaced") => {
+                let p: OrderPlaced = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"order_id": p.order_id, "total": money(&p.total)}),
+                })
+            }
+            ("payment", "PaymentCreated") => {
+                let p: PaymentCreated = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"payment_id": p.payment_id, "order_id": p.order_id, "amount": money(&p.amount)}),
+                })
+            }
+            ("booking", "BookingRequested") => {
+                let p: BookingRequested = serde_json::from_value(payload)?;
+                Some(Recipient {
+                    user_id: p.customer_id,
+                    data: json!({"booking_id": p.booking_id, "show_id": p.show_id, "session_id": p.session_id,
+                             "quantity": p.quantity, "total": money(&p.total)}),
+                })
+            }
+            _ => None,
+        },
+    )
+}
+
+/// The inbox entry an event produces, given what its aggregate's first event recorded.
+/// Pure, so the wording is tested without a database.
+pub fn notice_for(event: &ReceivedEvent, context: &Value) -> anyhow::Result<Option<Notice>> {
+    let id = event.aggregate_id.as_str();
+    let text = |key: &str| {
+        context
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut data = context.clone();
+    let payload = event.payload.clone();
+    let notice = match (event.aggregate_type.as_str(), event.event_type.as_str()) {
+        ("order", "OrderConfirmed") => Notice {
+            kind: "order_confirmed",
+            title: "Order confirmed".into(),
+            body: format!(
+                "Your order {} ({}) is confirmed: the goods are reserved for you. Please pay to complete it.",
+                short(id),
+                text("total")
+            ),
+            data,
+        },
+        ("order", "OrderRejected") => {
+            let p: WithReason = serde_json::from_value(payload)?;
+            data["reason"] = json!(p.reason);
+            Notice {
+                kind: "order_rejected",
+                title: "Order rejected".into(),
+                body: format!("Sorry, your order {} could not be accepted: {}.", short(id), p.reason),
+                data,
+            }
+        }
+        ("payment", "PaymentCaptured") => {
+            let p: WithAmount = serde_json::from_value(payload)?;
+            let amount = p.amount.as_ref().map(money).unwrap_or_else(|| text("amount"));
+            data["amount"] = json!(amount);
+            Notice {
+                kind: "payment_captured",
+                title: "Payment received".into(),
+                body: format!("We received your payment of {amount} for order {}. Thank you!", short(&text("order_id"))),
+                data,
+            }
+        }
+        ("payment", "PaymentFailed") => {
+            let p: WithReason = serde_json::from_value(payload)?;
+            data["reason"] = json!(p.reason);
+            Notice {
+                kind: "payment_failed",
+                title: "Payment failed".into(),
+                body: format!("Your payment for order {} failed: {}. You may try again with another method.", short(&text("order_id")), p.reason),
+                data,
+            }
+        }
+        ("payment", "PaymentRefunded") => {
+            let p: WithAmount = serde_json::from_value(payload)?;
+            let amount = p.amount.as_ref().map(money).unwrap_or_default();
+            data["refunded"] = json!(amount);
+            data["reason"] = json!(p.reason);
+            Notice {
+                kind: "payment_refunded",
+                title: "Refund issued".into(),
+                body: format!("{amount} has been refunded for order {}.", short(&text("order_id"))),
+                data,
+            }
+        }
+        ("booking", "SeatsHeld") => {
+            let p: SeatsHeld = serde_json::from_value(payload)?;
+            let expires = p.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+            data["expires_at"] = json!(expires);
+            Notice {
+                kind: "booking_pending_payment",
+                title: "Seats held: payment pending".into(),
+                body: format!(
+                    "Your {} seat(s) are held for booking {} ({}): pay before {expires}, or they are released.",
+                    context.get("quantity").and_then(Value::as_u64).unwrap_or(0),
+                    short(id),
+                    text("total")
+                ),
+                data,
+            }
+        }
+        ("booking", "BookingPaid") => {
+            let p: BookingPaid = serde_json::from_value(payload)?;
+            data["tickets"] = json!(p.tickets);
+            Notice {
+                kind: "tickets_issued",
+                title: "Your tickets are ready".into(),
+                body: format!("Payment received: {} ticket(s) issued for booking {}.", p.tickets.len(), short(id)),
+                data,
+            }
+        }
+        ("booking", "BookingExpired") => Notice {
+            kind: "booking_expired",
+            title: "Booking expired".into(),
+            body: format!("Booking {} was not paid in time; the seats have been released.", short(id)),
+            data,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(notice))
+}
+
+/// Runs one stream's notifications: claims each event, writes the inbox entry, then mails it.
+pub struct NotificationsHandler {
+    pool: PgPool,
+    name: &'static str,
+    aggregate_type: &'static str,
+    mail: Arc<dyn MailSender>,
+}
+
+impl NotificationsHandler {
+    /// The handler of consumer `name` reading `aggregate_type`'s stream.
+    pub fn new(
+        pool: PgPool,
+        name: &'static str,
+        aggregate_type: &'static str,
+        mail: Arc<dyn MailSender>,
+    ) -> Self {
+        Self {
+            pool,
+            name,
+            aggregate_type,
+            mail,
+        }
+    }
+
+    /// One handler per stream in [`NOTIFICATION_CONSUMERS`], sharing one mail sender.
+    pub fn all(pool: PgPool, mail: Arc<dyn MailSender>) -> Vec<Arc<NotificationsHandler>> {
+        NOTIFICATION_CONSUMERS
+            .iter()
+            .map(|(name, aggregate_type)| {
+                Arc::new(Self::new(pool.clone(), name, aggregate_type, mail.clone()))
+            })
+            .collect()
+    }
+
+    /// The durable consumer name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The aggregate type whose stream it reads.
+    pub fn aggregate_type(&self) -> &'static str {
+        self.aggregate_type
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
+        if let Some(recipient) = recipient_of(event)? {
+            sqlx::query(
+                "INSERT INTO notification_recipients (aggregate_type, aggregate_id, user_id, data)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING",
+            )
+            .bind(&event.aggregate_type)
+            .bind(&event.aggregate_id)
+            .bind(recipient.user_id)
+            .bind(&recipient.data)
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        let found: Option<(Uuid, Value)> = sqlx::query_as(
+            "SELECT user_id, data FROM notification_recipients
+             WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(&event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((user_id, context)) = found else {
+            // Only events after the first reach here, and the claim applies them in order,
+            // so a missing recipient means history before this consumer existed: nothing
+            // to tell anyone about.
+            return Ok(());
+        };
+        let Some(notice) = notice_for(event, &context)? else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO notifications (notification_id, user_id, kind, title, body, data, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (notification_id) DO NOTHING",
+        )
+        .bind(notification_id(event.event_id))
+        .bind(user_id)
+        .bind(notice.kind)
+        .bind(&notice.title)
+        .bind(&notice.body)
+        .bind(&notice.data)
+        .bind(event.recorded_at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Mails the event's notification if it exists and has not been mailed yet.
+    async fn deliver_mail(&self, event: &ReceivedEvent) -> anyhow::Result<()> {
+        let id = notification_id(event.event_id);
+        let row: Option<(String, String, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT u.email, u.full_name, n.title, n.body, n.created_at
+             FROM notifications n JOIN users u ON u.user_id = n.user_id
+             WHERE n.notification_id = $1 AND n.mailed_at IS NULL",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((to, to_name, subject, body, date)) = row else {
+            return Ok(());
+        };
+        self.mail
+            .send(&MailMessage {
+                notification_id: id,
+                to,
+                to_name,
+                subject,
+                body,
+                date,
+            })
+            .await?;
+        sqlx::query("UPDATE notifications SET mailed_at = now() WHERE notification_id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventHandler for NotificationsHandler {
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        match claim(&mut tx, self.name, event).await? {
+            Claim::Apply => {
+                self.apply(&mut tx, event)
+                    .await
+                    .map_err(HandlerError::Retry)?;
+                tx.commit().await?;
+            }
+            Claim::AlreadyApplied => tx.rollback().await?,
+            Claim::Gap { expected } => {
+                return Err(HandlerError::retry(anyhow::anyhow!(
+                    "{}: {}/{} sequence {} arrived before {expected}",
+                    self.name,
+                    event.aggregate_type,
+                    event.aggregate_id,
+                    event.sequence
+                )))
+            }
+        }
+        // After the commit, and on every redelivery, so a crash between the two still
+        // sends the mail (the same file again at worst).
+        self.deliver_mail(event).await.map_err(HandlerError::Retry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(aggregate_type: &str, event_type: &str, payload: Value) -> ReceivedEvent {
+        ReceivedEvent {
+            stream: "ORDO_X".into(),
+            stream_sequence: 1,
+            subject: "ordo.events.x".into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: "0b0f4d9e-8d7a-4c55-9f1e-3c2b1a000001".into(),
+            sequence: 2,
+            event_type: event_type.into(),
+            event_version: "1".into(),
+            event_id: Uuid::new_v4(),
+            correlation_id: "c".into(),
+            causation_id: "c".into(),
+            user_id: None,
+            recorded_at: Utc::now(),
+            payload,
+            delivered: 1,
+        }
+    }
+
+    #[test]
+    fn seats_held_warns_of_the_payment_deadline() {
+        let context = json!({"quantity": 2, "total": "90.00 EUR"});
+        let notice = notice_for(
+            &event(
+                "booking",
+                "SeatsHeld",
+                json!({"expires_at": "2030-01-01T10:15:00Z"}),
+            ),
+            &context,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(notice.kind, "booking_pending_payment");
+        assert!(
+            notice.body.contains("pay before 2030-01-01T10:15:00Z"),
+            "{}",
+            notice.body
+        );
+        assert_eq!(notice.data["expires_at"], "2030-01-01T10:15:00Z");
+    }
+
+    #[test]
+    fn events_without_news_produce_no_notice() {
+        for (t, e) in [
+            ("order", "PaymentAttached"),
+            ("payment", "PaymentAuthorized"),
+            ("booking", "TicketCheckedIn"),
+        ] {
+            assert!(notice_for(&event(t, e, json!({})), &json!({}))
+                .unwrap()
+                .is_none());
+        }
+    }
+
+    #[test]
+    fn notification_ids_follow_the_event_id() {
+        let id = Uuid::new_v4();
+        assert_eq!(notification_id(id), notification_id(id));
+        assert_ne!(notification_id(id), notification_id(Uuid::new_v4()));
+    }
+
+    #[test]
+    fn money_is_formatted_with_its_minor_units() {
+        assert_eq!(format_money(1234, "EUR"), "12.34 EUR");
+        assert_eq!(format_money(5, "USD"), "0.05 USD");
+        assert_eq!(format_money(500, "JPY"), "500 JPY");
+    }
+
+    #[test]
+    fn spool_files_cannot_carry_injected_headers() {
+        let mailer = SpoolMailer::new("/nonexistent");
+        let text = mailer.render(&MailMessage {
+            notification_id: Uuid::nil(),
+            to: "a@example.com".into(),
+            to_name: "Eve\r\nBcc: x@example.com".into(),
+            subject: "Hi".into(),
+            body: "line".into(),
+            date: Utc::now(),
+        });
+        assert!(!text.contains("\r\nBcc:"), "{text}");
+    }
+}
