@@ -91,6 +91,26 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "saga-booking-payments.json",
         include_str!("../consumers/saga-booking-payments.json"),
     ),
+    (
+        "notifications-orders.json",
+        include_str!("../consumers/notifications-orders.json"),
+    ),
+    (
+        "notifications-payments.json",
+        include_str!("../consumers/notifications-payments.json"),
+    ),
+    (
+        "notifications-bookings.json",
+        include_str!("../consumers/notifications-bookings.json"),
+    ),
+    (
+        "projection-search-es.json",
+        include_str!("../consumers/projection-search-es.json"),
+    ),
+    (
+        "projection-search-es-inventory.json",
+        include_str!("../consumers/projection-search-es-inventory.json"),
+    ),
 ];
 
 /// The embedded definition of the consumer named `durable_name`, if there is one.
