@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The flash-sale benchmark: starts N `ordo serve` processes (release build) sharing one fresh
+# database and NATS namespace, runs the load generator against all of them, stops them.
+# Usage: bash scripts/bench-flash-sale.sh [processes] [buyers] [accounts] [seats]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+processes=${1:-1}; buyers=${2:-10000}; accounts=${3:-300}; seats=${4:-100}
+target=${CARGO_TARGET_DIR:-target}
+bash scripts/services.sh
+cargo build --release -q -p ordo-gateway --bin ordo -p ordo-tests --bin flash_sale
+db=ordo_flash_$$
+psql -q "postgres://ordo:ordo@127.0.0.1:5432/ordo" -c "CREATE DATABASE $db"
+export ORDO_DATABASE_URL=postgres://ordo:ordo@127.0.0.1:5432/$db
+export ORDO_NATS_NAMESPACE=flash$$ ORDO_LOG=warn ORDO_DATABASE_MAX_CONNECTIONS=32
+export ORDO_JWT_SECRET=flash-secret-flash-secret-flash-secret-0123
+export ORDO_TICKET_SECRET=flash-ticket-secret-123 ORDO_PAYMENT_SECRET=flash-payment-secret-1
+export ORDO_BOOTSTRAP_ADMIN_EMAIL=admin@example.com ORDO_BOOTSTRAP_ADMIN_PASSWORD=admin-password-1
+# The load comes from one address: rate limits are configured to let it through.
+export ORDO_RATE_LIMIT_PER_IP=0 ORDO_RATE_LIMIT_PER_USER=0
+"$target/release/ordo" migrate >/dev/null
+pids=(); urls=()
+for i in $(seq 1 "$processes"); do
+  port=$((18430 + i))
+  ORDO_HTTP_ADDR=127.0.0.1:$port "$target/release/ordo" serve >/dev/null 2>&1 &
+  pids+=($!); urls+=("http://127.0.0.1:$port")
+done
+cleanup() {
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  psql -q "postgres://ordo:ordo@127.0.0.1:5432/ordo" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+}
+trap cleanup EXIT
+for url in "${urls[@]}"; do
+  for _ in $(seq 1 100); do curl -sf "$url/readyz" >/dev/null && break; sleep 0.1; done
+done
+"$target/release/flash_sale" "$(IFS=,; echo "${urls[*]}")" "$buyers" "$accounts" "$seats"
