@@ -18,6 +18,8 @@ export ORDO_BOOTSTRAP_ADMIN_PASSWORD=${ORDO_BOOTSTRAP_ADMIN_PASSWORD:-ordo-admin
 # A fixed key for the demo so that tokens survive restarts; set your own in production.
 export ORDO_JWT_SECRET=${ORDO_JWT_SECRET:-demo-only-secret-change-me-0123456789abcdef}
 export ORDO_PAYMENT_SECRET=${ORDO_PAYMENT_SECRET:-demo-only-payment-secret-0123456789}
+export ORDO_TICKET_SECRET=${ORDO_TICKET_SECRET:-demo-only-ticket-secret-0123456789}
+
 
 
 cargo build --release -p ordo-gateway --bin ordo

@@ -53,13 +53,18 @@ impl World {
 
 /// Creates a show in Shanghai with one session and one area; answers (show, session).
 async fn show(admin: &Api, capacity: i64, title: &str) -> (String, String) {
+    show_on(admin, capacity, title, "2027-08-15T11:30:00Z").await
+}
+
+/// A show with one session starting at `starts_at` and one seat area of `capacity` seats.
+async fn show_on(admin: &Api, capacity: i64, title: &str, starts_at: &str) -> (String, String) {
     let created = admin
         .post(
             "/api/v1/shows",
             json!({
                 "title": title, "category": "演唱会", "city": "上海", "venue": "上海体育场",
                 "description": "world tour",
-                "sessions": [{"starts_at": "2026-08-15T11:30:00Z", "seat_areas": [
+                "sessions": [{"starts_at": starts_at, "seat_areas": [
                     {"area_id": "vip-a", "name": "VIP A区", "price": 1280, "currency": "CNY", "capacity": capacity}
                 ]}]
             }),
@@ -150,7 +155,7 @@ async fn scenario_one_browse_book_pay_and_check_in_once() {
     assert!(listed["shows"][0]["date"]
         .as_str()
         .unwrap()
-        .starts_with("2026-08-15"));
+        .starts_with("2027-08-15"));
     let elsewhere = fan.get("/api/v1/shows?city=Paris").await.body;
     assert_eq!(elsewhere["shows"].as_array().unwrap().len(), 0);
     wait_available(&fan, &show_id, 50).await;
@@ -260,6 +265,24 @@ async fn unpaid_bookings_expire_and_their_seats_return() {
         )
         .await;
     assert_eq!(late.status, 409, "{:?}", late.body);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_paid_booking_is_completed_seven_days_after_its_session() {
+    let world = World::start(&[("ORDO_DEADLINE_SCAN_INTERVAL", "200ms")]).await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    // A session that took place eight days ago: its paid bookings are due for completion.
+    let eight_days_ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
+    let (show_id, session_id) = show_on(&admin, 10, "Last season", &eight_days_ago).await;
+    let (fan, _) = api.register("memories@example.com").await;
+    wait_available(&fan, &show_id, 10).await;
+    let booked = book(&fan, &session_id, 2).await;
+    let booking_id = booked["booking_id"].as_str().unwrap().to_string();
+    pay(&fan, &booking_id).await;
+    let completed = booking_status(&fan, &booking_id, "completed").await;
+    assert_eq!(completed["tickets"].as_array().map(Vec::len), Some(2));
     world.stop().await;
 }
 
