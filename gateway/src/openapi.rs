@@ -14,7 +14,7 @@ use crate::routes::{
         products::create_product, products::update_product, products::get_product, products::list_products,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
-        payments::pay_order, payments::cancel_order, payments::get_payment, payments::payment_callback,
+        payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,

@@ -63,6 +63,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_CONSUMER_ACK_WAIT", value_parser = parse_duration)]
     pub consumer_ack_wait: Option<Duration>,
 
+    /// Events each consumer handles at once, on different aggregates (events of one
+    /// aggregate are always handled in order). Each lane may hold a database connection.
+    #[arg(long, env = "ORDO_CONSUMER_LANES", default_value_t = 8)]
+    pub consumer_lanes: usize,
+
     /// How often overdue payments are looked for.
 
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
@@ -402,6 +407,7 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             if let Some(ack_wait) = args.consumer_ack_wait {
                 spec.ack_wait = ack_wait;
             }
+            spec.lanes = args.consumer_lanes;
             let js = runtime.jetstream.clone();
             let pool = runtime.state.pool.clone();
             let namespace = runtime.namespace.clone();

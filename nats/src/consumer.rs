@@ -194,6 +194,14 @@ impl ConsumerSpec {
             .unwrap_or(Duration::from_secs(1))
     }
 
+    /// The delay actually used before retrying: the backoff, but never longer than the ack
+    /// wait. An event usually fails for want of its predecessor (still held, after a crash,
+    /// by the process that died), which comes back within the ack wait; waiting longer
+    /// would only leave the aggregate behind.
+    pub fn retry_delay(&self, attempt: i64) -> Duration {
+        self.delay_after(attempt).min(self.ack_wait)
+    }
+
     /// The server-side consumer configuration.
     ///
     /// The server's `max_deliver` is one more than ours: the loop dead-letters a message
@@ -489,7 +497,7 @@ impl Worker {
                 }
                 Err(err) => {
                     // Handling it could overtake a dead letter of its aggregate: wait.
-                    let delay = self.spec.delay_after(event.delivered);
+                    let delay = self.spec.retry_delay(event.delivered);
                     warn!(error = %err, ?delay, "cannot read the parks; retrying the event later");
                     message.ack_with(AckKind::Nak(Some(delay))).await.ok();
                     return;
@@ -528,7 +536,7 @@ impl Worker {
                     self.give_up(message, &event, &format!("{err:#}")).await;
                 }
                 Err(HandlerError::Retry(err)) => {
-                    let delay = self.spec.delay_after(event.delivered);
+                    let delay = self.spec.retry_delay(event.delivered);
                     debug!(error = %format!("{err:#}"), ?delay, "handler failed; retrying later");
                     if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
                         warn!(error = %err, "nak failed; the event will be redelivered after ack_wait");
@@ -695,7 +703,7 @@ impl Worker {
     }
 
     async fn retry_later(&self, message: &Message, attempts: i64) {
-        let delay = self.spec.delay_after(attempts);
+        let delay = self.spec.retry_delay(attempts);
         message.ack_with(AckKind::Nak(Some(delay))).await.ok();
     }
 }
@@ -730,6 +738,12 @@ mod tests {
         assert_eq!(spec.delay_after(6), Duration::from_secs(60));
         assert_eq!(spec.delay_after(50), Duration::from_secs(60));
         assert_eq!(spec.delay_after(0), Duration::from_millis(200));
+        assert_eq!(
+            spec.retry_delay(6),
+            Duration::from_secs(30),
+            "capped by the ack wait"
+        );
+        assert_eq!(spec.retry_delay(2), Duration::from_secs(1));
         let empty = ConsumerSpec {
             backoff: vec![],
             ..spec

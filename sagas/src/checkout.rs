@@ -8,6 +8,7 @@
 //!                     order no longer payable      -> refund the capture
 //! PaymentFailed    -> release the stock, cancel the order (payment_declined)
 //! OrderCancelled   -> release the stock, void the attached payment
+//! OrderRefunded    -> refund the payment in full (an admin refunded a paid order)
 //! deadline passed  -> expire the order; OrderExpired -> release the stock (a capture
 //!                     that still arrives is refunded)
 //! PaymentVoided / PaymentRefunded -> tell the provider
@@ -439,6 +440,28 @@ impl CheckoutSaga {
         Ok(())
     }
 
+    /// A paid order was refunded: give the customer the whole payment back.
+    async fn on_order_refunded(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+    ) -> Result<(), HandlerError> {
+        let saga_id = aggregate_uuid(event)?;
+        let order = self
+            .port
+            .order(OrderId::from(saga_id))
+            .await
+            .map_err(step_failure)?;
+        if let Some(payment_id) = order.payment {
+            self.settle_unwanted_payment(conn, event, saga_id, payment_id, "refunded")
+                .await?;
+        }
+        repository::set_status(conn, saga_id, "refunded", None)
+            .await
+            .map_err(retry)?;
+        Ok(())
+    }
+
     async fn on_payment_event(
         &self,
         conn: &mut PgConnection,
@@ -623,6 +646,7 @@ impl EventHandler for CheckoutHandler {
             }
             (Feed::Orders, "OrderExpired") => saga.on_order_closed(&mut tx, event, "expired").await,
             (Feed::Orders, "OrderPaid") => saga.on_order_paid(&mut tx, event).await,
+            (Feed::Orders, "OrderRefunded") => saga.on_order_refunded(&mut tx, event).await,
             (Feed::Payments, _) => saga.on_payment_event(&mut tx, event).await,
             _ => Ok(()),
         };

@@ -208,7 +208,9 @@ impl OrdoProcess {
                 "ORDO_BOOTSTRAP_ADMIN_PASSWORD".into(),
                 ADMIN_PASSWORD.into(),
             ),
-            ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "10".into()),
+            ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "20".into()),
+            // Tests run several processes at once on one Postgres: fewer lanes each.
+            ("ORDO_CONSUMER_LANES".into(), "4".into()),
             // Every test client is 127.0.0.1 and polls; tests of the limits set their own.
             ("ORDO_RATE_LIMIT_PER_IP".into(), "0".into()),
             ("ORDO_RATE_LIMIT_PER_USER".into(), "0".into()),

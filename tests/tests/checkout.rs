@@ -237,6 +237,54 @@ async fn a_paid_order_commits_its_stock() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_refund_of_a_paid_order_refunds_its_payment() {
+    let world = World::start(FAST).await;
+    let api = world.ordo.api();
+    let (admin, customer) = shop(&api).await;
+    let order_id = place(&customer).await;
+    // Not paid yet: nothing to refund.
+    assert_eq!(
+        admin
+            .post(&format!("/api/v1/orders/{order_id}/refund"), json!({}))
+            .await
+            .status,
+        409
+    );
+    let paid = pay(&customer, &order_id, "tok_success", true).await;
+    assert_eq!(paid["order_status"], "paid");
+    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        customer
+            .post(&format!("/api/v1/orders/{order_id}/refund"), json!({}))
+            .await
+            .status,
+        403
+    );
+    let refunded = admin
+        .post(&format!("/api/v1/orders/{order_id}/refund"), json!({}))
+        .await;
+    assert_eq!(refunded.status, 202, "{:?}", refunded.body);
+    let order = wait_order_status(&customer, &order_id, "refunded").await;
+    assert_eq!(order["reason"], "refunded_by_admin");
+    let payment = wait_payment_status(&customer, &payment_id, "refunded").await;
+    assert_eq!(payment["refunded"], payment["amount"]);
+    // A second refund changes nothing.
+    assert_eq!(
+        admin
+            .post(&format!("/api/v1/orders/{order_id}/refund"), json!({}))
+            .await
+            .status,
+        202
+    );
+    eventually("one refund only", Duration::from_secs(10), || async {
+        let types = event_types(&world.pool, "payment", &payment_id).await;
+        (types == ["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]).then_some(())
+    })
+    .await;
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
     let world = World::start(FAST).await;
     let api = world.ordo.api();

@@ -567,9 +567,11 @@ async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
     );
 
     let expected = placed.len() as i64;
+    // Events the killed process held come back after the ack wait; the ones behind them
+    // wait for them, so catching up takes a few retry delays.
     let level = eventually(
         "inventory projection caught up",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || async {
             let level = inventory(&api, "WIDGET").await;
             (level["version"].as_i64() == Some(1 + expected)).then_some(level)

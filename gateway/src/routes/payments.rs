@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders/{order_id}/pay", post(pay_order))
         .route("/orders/{order_id}/cancel", post(cancel_order))
+        .route("/orders/{order_id}/refund", post(refund_order))
         .route("/payments/{payment_id}", get(get_payment))
         .route("/payments/{payment_id}/callbacks", post(payment_callback))
 }
@@ -303,7 +304,47 @@ pub async fn cancel_order(
         .into_response())
 }
 
+/// Refunds a paid order (admin): the order becomes `refunded` at once, and the checkout
+/// saga refunds its payment in full with the provider.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/refund", tag = "orders",
+    security(("bearer" = [])),
+    responses((status = 202, description = "refunded; the payment follows"),
+               (status = 404, description = "no such order"),
+               (status = 409, description = "the order is not paid")))]
+pub async fn refund_order(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(order_id): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require_role(crate::identity::Role::Admin)?;
+    let (order_id, order) = owned_order(&state, &user, &order_id).await?;
+    let payment_id = order.attached_payment().ok_or_else(|| ApiError::Refused {
+        code: "order_not_paid",
+        detail: "the order has no payment to refund".into(),
+    })?;
+    let committed = state
+        .orders
+        .execute(
+            &order_id.to_string(),
+            OrderCommand::MarkRefunded {
+                payment_id,
+                reason: "refunded_by_admin".into(),
+            },
+            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/orders/{order_id}"))],
+        ApiJson(serde_json::json!({"order_id": order_id, "status": "refunded", "version": committed.version})),
+    )
+        .into_response())
+}
+
 /// One payment (its customer or an admin).
+
 #[utoipa::path(get, path = "/api/v1/payments/{payment_id}", tag = "payments",
     security(("bearer" = [])),
     responses((status = 200, body = PaymentView), (status = 404, description = "no such payment")))]
