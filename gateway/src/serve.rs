@@ -65,7 +65,7 @@ pub struct ServeArgs {
 
     /// Events each consumer handles at once, on different aggregates (events of one
     /// aggregate are always handled in order). Each lane may hold a database connection.
-    #[arg(long, env = "ORDO_CONSUMER_LANES", default_value_t = 8)]
+    #[arg(long, env = "ORDO_CONSUMER_LANES", default_value_t = 16)]
     pub consumer_lanes: usize,
 
     /// How often overdue payments are looked for.
