@@ -14,4 +14,7 @@ bash scripts/services.sh
 export ORDO_TEST_DATABASE_URL=${ORDO_TEST_DATABASE_URL:-postgres://ordo:ordo@127.0.0.1:5432/postgres}
 export ORDO_TEST_NATS_URL=${ORDO_TEST_NATS_URL:-nats://127.0.0.1:4222}
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast -- --test-threads "${ORDO_TEST_THREADS:-4}"
+# Each end-to-end test runs its own `ordo serve` with a pool of Postgres connections; two at
+# a time stay well inside a default server's 100 connections.
+
+cargo test --workspace --no-fail-fast -- --test-threads "${ORDO_TEST_THREADS:-2}"
