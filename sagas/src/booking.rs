@@ -379,23 +379,14 @@ impl BookingSaga {
         every: Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            if let Err(err) = self.run_overdue().await {
-                tracing::warn!(error = %err, "handling overdue bookings failed; will retry");
-            }
-        }
+        crate::deadlines::run_every(every, shutdown, "handling overdue bookings", || {
+            self.run_overdue()
+        })
+        .await;
     }
 
     fn metadata(event: &ReceivedEvent, saga_id: Uuid, step: &str) -> CommandMetadata {
-        CommandMetadata::caused_by(
-            &event.correlation_id,
-            &event.event_id.to_string(),
-            step_id(saga_id, step).to_string(),
-        )
+        crate::deadlines::step_metadata(event, saga_id, step)
     }
 
     async fn on_booking_event(

@@ -170,23 +170,14 @@ impl CheckoutSaga {
         every: Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            if let Err(err) = self.expire_overdue().await {
-                tracing::warn!(error = %err, "expiring overdue checkouts failed; will retry");
-            }
-        }
+        crate::deadlines::run_every(every, shutdown, "expiring overdue checkouts", || {
+            self.expire_overdue()
+        })
+        .await;
     }
 
     fn metadata(event: &ReceivedEvent, saga_id: Uuid, step: &str) -> CommandMetadata {
-        CommandMetadata::caused_by(
-            &event.correlation_id,
-            &event.event_id.to_string(),
-            step_id(saga_id, step).to_string(),
-        )
+        crate::deadlines::step_metadata(event, saga_id, step)
     }
 
     async fn lines(
@@ -736,10 +727,7 @@ fn crash_point(step: &str) {
     }
 }
 
-/// The deterministic id of a saga step's command.
-pub fn step_id(saga_id: Uuid, step: &str) -> Uuid {
-    Uuid::new_v5(&saga_id, step.as_bytes())
-}
+pub use crate::deadlines::step_id;
 
 fn retry(err: impl Into<anyhow::Error>) -> HandlerError {
     HandlerError::Retry(err.into())

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`port`]: [`CheckoutPort`], the commands a checkout may issue, and its implementation
 //!   on the command buses.
+//! - [`deadlines`]: the periodic deadline scan and step metadata both sagas use.
 //! - [`repository`]: saga rows and their step log in Postgres.
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
@@ -17,6 +18,7 @@
 
 pub mod booking;
 pub mod checkout;
+pub mod deadlines;
 pub mod port;
 pub mod provider;
 pub mod repository;
