@@ -569,34 +569,14 @@ impl CheckoutSaga {
                     }
                 }
             }
-            "PaymentVoided" => {
-                self.provider
-                    .void(payment_id)
-                    .await
-                    .map_err(provider_failure)?;
-                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
-            }
-            "PaymentRefunded" => {
-                #[derive(Deserialize)]
-                struct Refunded {
-                    refund_id: RefundId,
-                    amount: ordo_aggregates::common::Money,
-                }
-                let refunded: Refunded = serde_json::from_value(event.payload.clone())
-                    .map_err(|e| HandlerError::Permanent(e.into()))?;
-                self.provider
-                    .refund(payment_id, refunded.refund_id, refunded.amount)
-                    .await
-                    .map_err(provider_failure)?;
-                log(
-                    conn,
-                    saga_id,
-                    "provider_refund",
-                    Some(refunded.refund_id.to_string()),
-                )
-                .await?;
+            "PaymentVoided" | "PaymentRefunded" => {
+                let (step, detail) =
+                    crate::provider::forward_settlement(self.provider.as_ref(), event, payment_id)
+                        .await?;
+                log(conn, saga_id, step, Some(detail)).await?;
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
-                if order.status == Some(OrderStatus::Paid) {
+                if event.event_type == "PaymentRefunded" && order.status == Some(OrderStatus::Paid)
+                {
                     // A refund of a paid order makes it refunded.
                     repository::set_status(conn, saga_id, "refunded", None)
                         .await
