@@ -307,6 +307,18 @@ impl Show {
     }
 }
 
+/// Whether `sku` has the shape of a seat area's inventory id ([`seat_inventory_id`]):
+/// `S`, the session's 32 hex digits, `-`, the area.
+pub fn is_seat_inventory_id(sku: &str) -> bool {
+    let bytes = sku.as_bytes();
+    bytes.len() > 34
+        && bytes[0] == b'S'
+        && bytes[33] == b'-'
+        && bytes[1..33]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+}
+
 /// The inventory item counting the seats of one area of one session.
 ///
 /// Inventory ids are SKUs (at most 64 of `[A-Za-z0-9_-]`, uppercased, NATS subject tokens),
@@ -815,5 +827,21 @@ mod tests {
         given(vec![created(), session_added()])
             .when(change(None, None, Some(0)))
             .then_expect_error(ShowError::InvalidCapacity { capacity: 0 });
+    }
+
+    #[test]
+    fn seat_inventory_ids_are_recognised_and_product_skus_are_not() {
+        for area in ["A", "stalls", "BALCONY-2", &"x".repeat(64)] {
+            let sku = seat_inventory_id(s(10), &AreaId::parse(area).unwrap());
+            assert!(is_seat_inventory_id(sku.as_str()), "{sku:?}");
+        }
+        for sku in [
+            "HP-1",
+            "S-1",
+            "SHIRT-RED-XL",
+            &format!("S{}", "A".repeat(40)),
+        ] {
+            assert!(!is_seat_inventory_id(sku), "{sku}");
+        }
     }
 }

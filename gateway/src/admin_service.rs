@@ -204,19 +204,19 @@ async fn handle(
                 wait: bool,
             }
             let body: Body = parse(body, "{\"name\": \"projection-orders\"}")?;
-            let projection = ordo_projections::rebuild::find(&body.name)
-                .map_err(|err| Failure::not_found(err.to_string()))?;
+            let target =
+                crate::operations::rebuild_target(state, &body.name).map_err(Failure::not_found)?;
             if body.wait {
-                let report = crate::operations::rebuild_projection(state, projection.name())
+                let report = crate::operations::rebuild(state, &target)
                     .await
                     .map_err(|err| Failure::internal(format!("{err:#}")))?;
                 return Ok(json!({ "state": "live", "report": report }));
             }
             let state = state.clone();
-            let name = projection.name();
+            let name = target.name();
             // Rebuilds outlast a request's timeout: follow them with projections.status.
             tokio::spawn(async move {
-                if let Err(err) = crate::operations::rebuild_projection(&state, name).await {
+                if let Err(err) = crate::operations::rebuild(&state, &target).await {
                     tracing::warn!(projection = name, error = %format!("{err:#}"), "rebuild failed");
                 }
             });

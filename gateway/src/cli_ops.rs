@@ -16,9 +16,11 @@ pub enum ProjectionsCommand {
         json: bool,
     },
     /// Rebuild one projection from the full event history beside the live tables, then
-    /// switch; queries keep answering meanwhile.
+    /// switch; or, with Elasticsearch, one search index beside the live one, then swap its
+    /// alias. Queries keep answering meanwhile.
     Rebuild {
-        /// The projection, e.g. projection-orders (or orders).
+        /// The projection, e.g. projection-orders (or orders), or search-products or
+        /// search-shows.
         name: String,
     },
 }
@@ -78,14 +80,10 @@ pub async fn projections(runtime: &Runtime, command: ProjectionsCommand) -> anyh
             }
         }
         ProjectionsCommand::Rebuild { name } => {
-            let report = crate::operations::rebuild_projection(&runtime.state, &name).await?;
-            println!(
-                "rebuilt {} ({}): {} events applied beside the live tables, {} caught up during the switch",
-                report.projection,
-                report.tables.join(", "),
-                report.events_applied,
-                report.caught_up
-            );
+            let target = crate::operations::rebuild_target(&runtime.state, &name)
+                .map_err(anyhow::Error::msg)?;
+            let rebuilt = crate::operations::rebuild(&runtime.state, &target).await?;
+            println!("{rebuilt}");
         }
     }
     Ok(())

@@ -74,6 +74,11 @@ pub struct Config {
     /// it search is answered by Postgres.
     #[arg(long, env = "ORDO_ELASTICSEARCH_URL")]
     pub elasticsearch_url: Option<String>,
+    /// First part of the Elasticsearch index and alias names: `<prefix>-products`,
+    /// `<prefix>-shows` (lowercase letters, digits, `-` and `_`), so that several Ordo
+    /// installations can share a cluster.
+    #[arg(long, env = "ORDO_ELASTICSEARCH_INDEX_PREFIX", default_value = "ordo")]
+    pub elasticsearch_index_prefix: String,
 
     /// Directory the email copies of notifications are written to
     /// (default `$HOME/.local/state/ordo/mail`).

@@ -1,5 +1,6 @@
 //! Operator tasks shared by the `ordo` subcommands, the NATS admin service and the metrics
-//! poller: projection status with JetStream lag, projection rebuilds, stream refills.
+//! poller: projection status with JetStream lag, projection and search index rebuilds,
+//! stream refills.
 
 use chrono::{DateTime, Utc};
 use ordo_nats::consumer::consumer_pending;
@@ -7,6 +8,8 @@ use ordo_nats::refill::{self, RefillReport};
 use ordo_projections::rebuild::{self, ProjectionStatus, RebuildReport};
 use serde::Serialize;
 
+use crate::search::elastic::{self, IndexRebuildReport, SearchIndex};
+use crate::search::SearchEngine;
 use crate::state::AppState;
 
 /// A projection's status as operators see it: what it applied (Postgres) and what waits
@@ -49,8 +52,67 @@ impl ProjectionReport {
     }
 }
 
-/// Every projection's status with its lag in JetStream.
+/// Every projection's status with its lag in JetStream: the Postgres read models, then,
+/// with Elasticsearch, the search indexers (their documents in place of aggregates).
 pub async fn projection_reports(state: &AppState) -> anyhow::Result<Vec<ProjectionReport>> {
+    let mut reports = postgres_projection_reports(state).await?;
+    if let SearchEngine::Elasticsearch(es) = &state.search {
+        reports.extend(search_indexer_reports(state, es).await?);
+    }
+    Ok(reports)
+}
+
+/// A `projection_rebuilds` row: state, started at, finished at, error.
+type RebuildRow = (
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+);
+
+async fn search_indexer_reports(
+    state: &AppState,
+    es: &elastic::EsSearch,
+) -> anyhow::Result<Vec<ProjectionReport>> {
+    let mut reports = Vec::new();
+    for (name, aggregate_type, index) in elastic::CONSUMERS {
+        let alias = es.names().alias(index);
+        let documents = es.count(&alias).await.ok();
+        let lag = consumer_pending(&state.jetstream, &state.namespace, name, aggregate_type)
+            .await
+            .ok();
+        let rebuild: Option<RebuildRow> = sqlx::query_as(
+            "SELECT state, started_at, finished_at, error FROM projection_rebuilds \
+                 WHERE projection = $1",
+        )
+        .bind(index.rebuild_name())
+        .fetch_optional(&state.pool)
+        .await?;
+        let (rebuild_state, started, finished, error) = rebuild.unwrap_or_default();
+        reports.push(ProjectionReport {
+            name: name.to_owned(),
+            aggregate_type: aggregate_type.to_owned(),
+            tables: vec![alias],
+            aggregates_applied: documents.map(|n| n as i64).unwrap_or(0),
+            events_applied: 0,
+            last_applied_at: None,
+            pending: lag.map(|l| l.pending),
+            ack_pending: lag.map(|l| l.ack_pending as u64),
+            redelivered: lag.map(|l| l.redelivered as u64),
+            state: if rebuild_state == "rebuilding" {
+                "rebuilding".into()
+            } else {
+                "live".into()
+            },
+            rebuild_started_at: started,
+            rebuild_finished_at: finished,
+            rebuild_error: error.filter(|_| rebuild_state == "failed"),
+        });
+    }
+    Ok(reports)
+}
+
+async fn postgres_projection_reports(state: &AppState) -> anyhow::Result<Vec<ProjectionReport>> {
     let mut reports = Vec::new();
     for status in rebuild::status(&state.pool).await? {
         let ProjectionStatus {
@@ -87,10 +149,111 @@ pub async fn projection_reports(state: &AppState) -> anyhow::Result<Vec<Projecti
     Ok(reports)
 }
 
-/// Rebuilds the projection `name` (`projection-orders` or `orders`) and switches to it.
-pub async fn rebuild_projection(state: &AppState, name: &str) -> anyhow::Result<RebuildReport> {
-    let projection = rebuild::find(name)?;
-    rebuild::rebuild(&state.pool, projection.as_ref()).await
+/// What can be rebuilt: a Postgres projection, or (with Elasticsearch) a search index.
+#[derive(Clone)]
+pub enum RebuildTarget {
+    /// A Postgres read model, rebuilt beside the live tables.
+    Projection(std::sync::Arc<dyn ordo_projections::worker::Projection>),
+    /// A search index, rebuilt beside the live generation.
+    SearchIndex(SearchIndex),
+}
+
+impl RebuildTarget {
+    /// Its name: `projection-orders`, `search-products`...
+    pub fn name(&self) -> &'static str {
+        match self {
+            RebuildTarget::Projection(projection) => projection.name(),
+            RebuildTarget::SearchIndex(index) => index.rebuild_name(),
+        }
+    }
+}
+
+/// The rebuild target called `name`: a projection (`projection-orders` or `orders`) or,
+/// with Elasticsearch, a search index (`search-products`, `search-shows`). The error says
+/// what can be rebuilt.
+pub fn rebuild_target(state: &AppState, name: &str) -> Result<RebuildTarget, String> {
+    let names = match &state.search {
+        SearchEngine::Elasticsearch(es) => Some(es.names().clone()),
+        SearchEngine::Postgres(_) => None,
+    };
+    let default_names = elastic::IndexNames::default();
+    if let Some(index) =
+        SearchIndex::from_rebuild_name(name, names.as_ref().unwrap_or(&default_names))
+    {
+        return match names {
+            Some(_) => Ok(RebuildTarget::SearchIndex(index)),
+            None => Err(format!(
+                "{name} is a search index in Elasticsearch, and ORDO_ELASTICSEARCH_URL is not set: \
+                 search reads the Postgres read models (rebuild projection-products or \
+                 projection-shows)"
+            )),
+        };
+    }
+    rebuild::find(name)
+        .map(RebuildTarget::Projection)
+        .map_err(|err| match names {
+            Some(_) => format!(
+                "{err}, and the search indices are {}",
+                SearchIndex::ALL.map(SearchIndex::rebuild_name).join(", ")
+            ),
+            None => err.to_string(),
+        })
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Rebuilt {
+    /// A projection's tables were switched.
+    Projection(RebuildReport),
+    /// A search index's alias was swapped.
+    SearchIndex(IndexRebuildReport),
+}
+
+impl std::fmt::Display for Rebuilt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rebuilt::Projection(report) => write!(
+                f,
+                "rebuilt {} ({}): {} events applied beside the live tables, {} caught up during the switch",
+                report.projection,
+                report.tables.join(", "),
+                report.events_applied,
+                report.caught_up
+            ),
+            Rebuilt::SearchIndex(report) => write!(
+                f,
+                "rebuilt {}: {} documents indexed into {}, alias {} swapped from {}, {} changed meanwhile and indexed again",
+                report.projection,
+                report.documents,
+                report.index,
+                report.alias,
+                if report.replaced.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    report.replaced.join(", ")
+                },
+                report.caught_up
+            ),
+        }
+    }
+}
+
+/// Rebuilds `target` and switches to the result.
+pub async fn rebuild(state: &AppState, target: &RebuildTarget) -> anyhow::Result<Rebuilt> {
+    match target {
+        RebuildTarget::Projection(projection) => rebuild::rebuild(&state.pool, projection.as_ref())
+            .await
+            .map(Rebuilt::Projection),
+        RebuildTarget::SearchIndex(index) => {
+            let SearchEngine::Elasticsearch(es) = &state.search else {
+                anyhow::bail!("ORDO_ELASTICSEARCH_URL is not set");
+            };
+            elastic::rebuild::rebuild(&state.pool, es, *index)
+                .await
+                .map(Rebuilt::SearchIndex)
+        }
+    }
 }
 
 /// Refills the event stream `stream` (`ORDO_ORDER`, its namespaced name, or `order`) from

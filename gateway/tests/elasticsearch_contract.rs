@@ -1,18 +1,23 @@
 //! Contract of the requests Ordo sends to Elasticsearch, checked field by field against the
-//! shapes the Elasticsearch REST API documents (create index, `_bulk`, `_search`), with no
-//! server: a cluster is not needed to catch a request the API would refuse or misread.
+//! shapes the Elasticsearch REST API documents (create index, `_bulk`, `_search`,
+//! `_aliases`), with no server: a cluster is not needed to catch a request the API would
+//! refuse or misread.
 //!
 //! References: "Create index API" (`PUT /<index>` with `settings`, `mappings`, `aliases`),
 //! "Bulk API" (NDJSON: an action line `{"index": {"_index", "_id", "version",
 //! "version_type"}}` then the source line, every line ending in a newline), "Search API"
 //! (`query.bool.must/should/filter`, `post_filter`, `aggs` with `filter` and `terms`,
-//! `sort`, `search_after`, `size`).
+//! `sort`, `search_after`, `size`), "Aliases API" (`POST /_aliases` with `actions`, each
+//! one of `add` / `remove` naming `index` and `alias`, applied atomically).
 
 use chrono::{TimeZone, Utc};
+use ordo_gateway::search::elastic::rebuild::alias_swap_body;
 use ordo_gateway::search::elastic::{
     bulk_lines, document_version, first_index, index_body, ndjson, parse_response, search_body,
-    ProductDocument, PRODUCTS_ALIAS,
+    show_bulk_lines, show_document_version, IndexNames, ProductDocument, SearchIndex, ShowDocument,
 };
+
+const PRODUCTS_ALIAS: &str = "ordo-products";
 use ordo_gateway::search::{SearchCursor, SearchParams, SearchQuery};
 use serde_json::{json, Value};
 
@@ -56,7 +61,11 @@ fn index_creation_body_has_settings_mappings_and_the_alias() {
     for (name, definition) in ordo_schemas::ELASTICSEARCH_INDICES {
         let alias = format!("ordo-{name}");
         assert_eq!(first_index(&alias), format!("ordo-{name}-v1"));
-        let body = index_body(definition, &alias).unwrap();
+        let body = index_body(definition, Some(&alias)).unwrap();
+        assert!(index_body(definition, None)
+            .unwrap()
+            .get("aliases")
+            .is_none());
         let top: Vec<&String> = body.as_object().unwrap().keys().collect();
         for key in &top {
             assert!(
@@ -78,10 +87,19 @@ fn index_creation_body_has_settings_mappings_and_the_alias() {
             ("city", "keyword"),
             ("price", "long"),
             ("currency", "keyword"),
-            ("available", "boolean"),
             ("updated_at", "date"),
         ] {
             assert_eq!(properties[field]["type"], kind, "{name}.{field}");
+        }
+        match *name {
+            "products" => assert_eq!(properties["available"]["type"], "boolean"),
+            _ => {
+                assert_eq!(properties["available_until"]["type"], "date");
+                assert_eq!(properties["venue"]["type"], "text");
+                assert_eq!(properties["starts_at"]["type"], "date");
+                // The city filter is a term query on a case-folded keyword.
+                assert_eq!(properties["city"]["fields"]["folded"]["type"], "keyword");
+            }
         }
         assert_eq!(properties["title"]["fields"]["exact"]["type"], "keyword");
         let normalizer = properties["title"]["fields"]["exact"]["normalizer"]
@@ -185,22 +203,26 @@ fn search_body_has_bool_query_filters_facets_sort_and_search_after() {
         filter.contains(&json!({"range": {"price": {"gte": 100, "lte": 9000}}})),
         "{filter:?}"
     );
+    // Available: a product's flag, or a show whose last session with seats is ahead.
     assert!(
-        filter.contains(&json!({"term": {"available": true}})),
+        filter.contains(&json!({"bool": {
+            "should": [{"term": {"available": true}}, {"range": {"available_until": {"gt": "now"}}}],
+            "minimum_should_match": 1,
+        }})),
         "{filter:?}"
     );
 
     // Category and city filter the hits but not their own facet.
     let post = body["post_filter"]["bool"]["filter"].as_array().unwrap();
     assert!(post.contains(&json!({"term": {"category": "audio"}})));
-    assert!(post.contains(&json!({"term": {"city": "Lyon"}})));
+    assert!(post.contains(&json!({"term": {"city.folded": "Lyon"}})));
     assert_eq!(
         body["aggs"]["category"]["aggs"]["values"]["terms"]["field"],
         "category"
     );
     assert_eq!(
         body["aggs"]["category"]["filter"]["bool"]["filter"],
-        json!([{"term": {"city": "Lyon"}}])
+        json!([{"term": {"city.folded": "Lyon"}}])
     );
     assert_eq!(
         body["aggs"]["city"]["aggs"]["values"]["terms"]["field"],
@@ -250,7 +272,7 @@ fn search_responses_become_pages_with_facets_and_a_cursor() {
             "city": {"doc_count": 2, "values": {"buckets": []}}
         }
     });
-    let page = parse_response(&q, &response).unwrap();
+    let page = parse_response(&q, &response, Utc::now()).unwrap();
     assert_eq!(page.results.len(), 1);
     assert_eq!(page.results[0].id, "HP-1");
     assert_eq!(page.results[0].score, 12.5);
@@ -265,4 +287,101 @@ fn search_responses_become_pages_with_facets_and_a_cursor() {
         search_body(&next)["search_after"],
         json!([12.5, "product", "HP-1"])
     );
+}
+
+fn show(show_version: i64, seats_version: i64) -> ShowDocument {
+    ShowDocument {
+        show_id: "6a1f0c3e-0000-4000-8000-000000000001".into(),
+        title: "Rock Night".into(),
+        description: "Loud".into(),
+        category: "concert".into(),
+        city: "Lyon".into(),
+        venue: "Le Transbordeur".into(),
+        first_session_at: Some(Utc.with_ymd_and_hms(2030, 5, 1, 20, 0, 0).unwrap()),
+        price_minor: 3500,
+        currency: "EUR".into(),
+        available_until: Some(Utc.with_ymd_and_hms(2030, 5, 2, 20, 0, 0).unwrap()),
+        show_version,
+        seats_version,
+        updated_at: Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap(),
+    }
+}
+
+#[test]
+fn show_documents_are_index_actions_with_external_versions_and_mapped_fields_only() {
+    let lines = show_bulk_lines("ordo-shows", &show(2, 9));
+    let meta = lines[0]["index"].as_object().unwrap();
+    assert_eq!(meta["_index"], "ordo-shows");
+    assert_eq!(meta["_id"], "6a1f0c3e-0000-4000-8000-000000000001");
+    assert_eq!(meta["version_type"], "external");
+    assert_eq!(meta["version"], show_document_version(2, 9));
+    assert_eq!(
+        lines[1],
+        json!({"type": "show", "id": "6a1f0c3e-0000-4000-8000-000000000001", "title": "Rock Night",
+               "description": "Loud", "category": "concert", "city": "Lyon",
+               "venue": "Le Transbordeur", "starts_at": "2030-05-01T20:00:00Z", "price": 3500,
+               "currency": "EUR", "available_until": "2030-05-02T20:00:00Z",
+               "updated_at": "2024-05-01T10:00:00Z"})
+    );
+    // The mapping is strict: every field sent must be mapped, or the write is refused.
+    let definition: serde_json::Value =
+        serde_json::from_str(SearchIndex::Shows.definition()).unwrap();
+    let mapped = definition["mappings"]["properties"].as_object().unwrap();
+    for field in lines[1].as_object().unwrap().keys() {
+        assert!(mapped.contains_key(field), "shows.{field} is not mapped");
+    }
+    let definition: serde_json::Value =
+        serde_json::from_str(SearchIndex::Products.definition()).unwrap();
+    let mapped = definition["mappings"]["properties"].as_object().unwrap();
+    for field in bulk_lines(PRODUCTS_ALIAS, &doc(1, 1))[1]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        assert!(mapped.contains_key(field), "products.{field} is not mapped");
+    }
+}
+
+#[test]
+fn alias_swap_removes_the_old_generation_and_adds_the_new_in_one_request() {
+    let names = IndexNames::default();
+    let body = alias_swap_body(
+        &names.alias(SearchIndex::Products),
+        &["ordo-products-v1".to_string()],
+        &names.generation(SearchIndex::Products, 2),
+    );
+    assert_eq!(
+        body,
+        json!({"actions": [
+            {"remove": {"index": "ordo-products-v1", "alias": "ordo-products"}},
+            {"add": {"index": "ordo-products-v2", "alias": "ordo-products", "is_write_index": true}},
+        ]})
+    );
+    // With no alias yet (deleted by hand), only the add.
+    let body = alias_swap_body("ordo-shows", &[], "ordo-shows-v3");
+    assert_eq!(body["actions"].as_array().unwrap().len(), 1);
+    assert_eq!(body["actions"][0]["add"]["index"], "ordo-shows-v3");
+}
+
+#[test]
+fn a_show_is_available_until_its_last_session_with_seats() {
+    let q = query(&[("type", "show")]);
+    let response = json!({
+        "hits": {"hits": [
+            {"_id": "a", "_score": 1.0, "sort": [1.0, "show", "a"],
+             "_source": {"type": "show", "id": "a", "title": "Soon", "category": "concert", "city": "Lyon",
+                         "price": 100, "currency": "EUR", "available_until": "2030-01-01T20:00:00Z"}},
+            {"_id": "b", "_score": 1.0, "sort": [1.0, "show", "b"],
+             "_source": {"type": "show", "id": "b", "title": "Past", "category": "concert", "city": "Lyon",
+                         "price": 100, "currency": "EUR", "available_until": "2020-01-01T20:00:00Z"}},
+            {"_id": "c", "_score": 1.0, "sort": [1.0, "show", "c"],
+             "_source": {"type": "show", "id": "c", "title": "Sold out", "category": "concert", "city": "Lyon",
+                         "price": 100, "currency": "EUR", "available_until": null}}
+        ]}
+    });
+    let now = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+    let page = parse_response(&q, &response, now).unwrap();
+    let available: Vec<bool> = page.results.iter().map(|h| h.available).collect();
+    assert_eq!(available, vec![true, false, false]);
+    assert_eq!(page.results[0].city.as_deref(), Some("Lyon"));
 }

@@ -111,6 +111,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         "projection-search-es-inventory.json",
         include_str!("../consumers/projection-search-es-inventory.json"),
     ),
+    (
+        "projection-search-es-shows.json",
+        include_str!("../consumers/projection-search-es-shows.json"),
+    ),
 ];
 
 /// The embedded definition of the consumer named `durable_name`, if there is one.

@@ -2,7 +2,7 @@
 //! refusals), and on a real Elasticsearch or OpenSearch when ORDO_TEST_ELASTICSEARCH_URL
 //! names one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ordo_tests::{
@@ -18,8 +18,22 @@ struct World {
 
 impl World {
     async fn start(env: Vec<(String, String)>) -> Self {
-        let db = TestDatabase::create().await.expect("database");
+        Self::start_in(unique_namespace(), env).await
+    }
+
+    /// A world searching in Elasticsearch at `url`, with indices of its own (named after
+    /// the namespace).
+    async fn with_elasticsearch(url: &str) -> Self {
         let namespace = unique_namespace();
+        let env = vec![
+            ("ORDO_ELASTICSEARCH_URL".into(), url.to_owned()),
+            ("ORDO_ELASTICSEARCH_INDEX_PREFIX".into(), namespace.clone()),
+        ];
+        Self::start_in(namespace, env).await
+    }
+
+    async fn start_in(namespace: String, env: Vec<(String, String)>) -> Self {
+        let db = TestDatabase::create().await.expect("database");
         let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
             .await
             .expect("ordo serve starts");
@@ -231,8 +245,17 @@ async fn postgres_search_finds_shows_with_city_facets_and_availability() {
     let world = World::start(vec![]).await;
     let api = world.ordo.api();
     catalog(&api).await;
+    let ids = create_shows(&api).await;
+    indexed(&api).await;
+    shows_indexed(&api).await;
+    check_show_search(&api, &ids).await;
+    world.stop().await;
+}
+
+/// Creates [`SHOWS`], each with one session of 50 seats; answers their ids by title.
+async fn create_shows(api: &Api) -> BTreeMap<&'static str, String> {
     let admin = api.admin().await;
-    let mut ids = std::collections::BTreeMap::new();
+    let mut ids = BTreeMap::new();
     for (title, category, city, price, starts_at) in SHOWS {
         let created = admin
             .post(
@@ -249,19 +272,26 @@ async fn postgres_search_finds_shows_with_city_facets_and_availability() {
             created.body["show_id"].as_str().unwrap().to_string(),
         );
     }
-    indexed(&api).await;
+    ids
+}
+
+/// Waits until both future shows are searchable with their seats.
+async fn shows_indexed(api: &Api) {
     eventually(
         "shows searchable with their seats",
         Duration::from_secs(30),
         || async {
-            let page = search(&api, "type=show&available_only=true").await;
+            let page = search(api, "type=show&available_only=true").await;
             (page["results"].as_array().map(Vec::len) == Some(2)).then_some(())
         },
     )
     .await;
+}
 
+/// What both engines must answer about shows.
+async fn check_show_search(api: &Api, ids: &BTreeMap<&'static str, String>) {
     // A show's hit: title, city, cheapest seat, availability.
-    let page = search(&api, "q=rock%20night").await;
+    let page = search(api, "q=rock%20night").await;
     let first = &page["results"][0];
     assert_eq!(first["type"], "show", "{page}");
     assert_eq!(first["id"], ids["Rock Night"].as_str());
@@ -274,15 +304,15 @@ async fn postgres_search_finds_shows_with_city_facets_and_availability() {
 
     // A typo, and a city word, both find shows.
     assert_eq!(
-        ids_of(&search(&api, "q=jaz%20evenin").await)[0],
+        ids_of(&search(api, "q=jaz%20evenin").await)[0],
         ids["Jazz Evening"]
     );
-    let in_paris = ids_of(&search(&api, "q=paris").await);
+    let in_paris = ids_of(&search(api, "q=paris").await);
     assert_eq!(in_paris, vec![ids["Jazz Evening"].clone()]);
 
     // The city filter keeps Lyon's shows; the city facet still counts every city, and
     // the category facet counts within Lyon.
-    let lyon = search(&api, "type=show&city=lyon").await;
+    let lyon = search(api, "type=show&city=lyon").await;
     let found: BTreeSet<String> = ids_of(&lyon).into_iter().collect();
     assert_eq!(
         found,
@@ -302,22 +332,21 @@ async fn postgres_search_finds_shows_with_city_facets_and_availability() {
     );
 
     // A show whose only session is past cannot be bought.
-    let old = search(&api, "q=old%20comedy").await;
+    let old = search(api, "q=old%20comedy").await;
     assert_eq!(old["results"][0]["available"], false, "{old}");
 
     // Types keep apart; without a type both come back.
-    assert!(search(&api, "type=product&q=rock").await["results"]
+    assert!(search(api, "type=product&q=rock").await["results"]
         .as_array()
         .unwrap()
         .is_empty());
-    let everything = search(&api, "limit=100").await;
+    let everything = search(api, "limit=100").await;
     assert_eq!(
         everything["results"].as_array().unwrap().len(),
         CATALOG.len() + SHOWS.len()
     );
     assert_eq!(everything["facets"]["category"]["concert"], 2);
     assert_eq!(everything["facets"]["category"]["audio"], 3);
-    world.stop().await;
 }
 
 fn ids_of(page: &Value) -> Vec<String> {
@@ -325,18 +354,74 @@ fn ids_of(page: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn elasticsearch_search_behaves_like_postgres() {
+async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_aliases() {
     let Ok(url) = std::env::var("ORDO_TEST_ELASTICSEARCH_URL") else {
         eprintln!(
             "note: ORDO_TEST_ELASTICSEARCH_URL is not set; skipping the Elasticsearch search test"
         );
         return;
     };
-    let world = World::start(vec![("ORDO_ELASTICSEARCH_URL".into(), url.clone())]).await;
+    let url = url.trim_end_matches('/').to_owned();
+    let world = World::with_elasticsearch(&url).await;
     let api = world.ordo.api();
     catalog(&api).await;
-    // The indexer refreshes on the cluster's schedule (1 s by default).
+    let ids = create_shows(&api).await;
+    // The indexers write as events arrive; the cluster makes writes searchable on its
+    // refresh schedule (1 s by default).
     indexed(&api).await;
+    shows_indexed(&api).await;
     check_search(&api).await;
+    check_show_search(&api, &ids).await;
+
+    // Rebuild both indices beside the live ones: each alias moves to generation 2 and the
+    // old generation is deleted; searches answer the same.
+    let http = reqwest::Client::new();
+    for (name, index) in [("search-products", "products"), ("search-shows", "shows")] {
+        let (ok, out, err) = world.ordo.cli(&["projections", "rebuild", name]).await;
+        assert!(ok, "rebuild {name}: {err}");
+        let alias = format!("{}-{index}", world.namespace);
+        assert!(out.contains(&format!("{alias}-v2")), "{out}");
+        let aliases: Value = http
+            .get(format!("{url}/{alias}-v*/_alias"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let generations: Vec<&String> = aliases.as_object().unwrap().keys().collect();
+        assert_eq!(generations, vec![&format!("{alias}-v2")], "{aliases}");
+        assert!(aliases[format!("{alias}-v2")]["aliases"][&alias].is_object());
+    }
+    indexed(&api).await;
+    shows_indexed(&api).await;
+    check_search(&api).await;
+    check_show_search(&api, &ids).await;
+
+    let _ = http
+        .delete(format!("{url}/{}-*", world.namespace))
+        .send()
+        .await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn rebuilding_a_search_index_without_elasticsearch_is_refused_clearly() {
+    let world = World::start(vec![]).await;
+    let (ok, _, err) = world
+        .ordo
+        .cli(&["projections", "rebuild", "search-products"])
+        .await;
+    assert!(!ok);
+    assert!(
+        err.contains("ORDO_ELASTICSEARCH_URL is not set") && err.contains("projection-products"),
+        "{err}"
+    );
+    let (ok, _, err) = world
+        .ordo
+        .cli(&["projections", "rebuild", "search-nope"])
+        .await;
+    assert!(!ok);
+    assert!(err.contains("unknown projection \"search-nope\""), "{err}");
     world.stop().await;
 }

@@ -5,7 +5,9 @@
 //!   vectors) for relevance, plus pg_trgm word similarity on the title so
 //!   a typo ("hedphones") still finds its word. Runs on the single-machine setup.
 //! - [`elastic`]: with `ORDO_ELASTICSEARCH_URL`: indices behind aliases, a projection that
-//!   bulk-indexes with external versions, and `multi_match` queries with fuzziness.
+//!   bulk-indexes with external versions, rebuilds that swap the alias, and `multi_match`
+//!   queries with fuzziness.
+
 //!
 //! [`SearchQuery::parse`] validates the request once; both engines take the parsed query
 //! and answer a [`SearchPage`].
@@ -287,7 +289,7 @@ pub async fn connect(
     {
         None => Ok(SearchEngine::Postgres(pool.clone())),
         Some(url) => {
-            let es = elastic::EsSearch::connect(url)?;
+            let es = elastic::EsSearch::connect(url, &config.elasticsearch_index_prefix)?;
             es.ensure_indices().await.map_err(|err| {
                 anyhow::anyhow!("preparing the Elasticsearch indices at {url}: {err:#}")
             })?;
@@ -306,9 +308,9 @@ pub fn workers(
     let SearchEngine::Elasticsearch(es) = &runtime.state.search else {
         return Vec::new();
     };
-    elastic::SearchIndexer::consumers()
+    elastic::CONSUMERS
         .into_iter()
-        .map(|(name, aggregate_type)| {
+        .map(|(name, aggregate_type, _)| {
             let handler: std::sync::Arc<dyn ordo_nats::EventHandler> = std::sync::Arc::new(
                 elastic::SearchIndexer::new(runtime.state.pool.clone(), es.clone(), aggregate_type),
             );
