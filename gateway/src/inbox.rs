@@ -6,6 +6,24 @@
 //! user's stream; the insert trigger's `pg_notify` fires when the inserting transaction
 //! commits, so every gateway hears of every committed entry, and only committed ones. One
 //! listening connection per gateway process serves all its streams.
+//!
+//! # Resuming a stream
+//!
+//! Every entry has a `seq` (migration 0040) that numbers one user's entries in the order
+//! their transactions committed; it is the `id:` of the entry's SSE event. The consumers
+//! insert from many concurrent transactions (three streams, several lanes each), so a number
+//! drawn from a global sequence at insert could commit after a larger one that a client has
+//! already seen, and a resume after the larger would skip it for good. Rather than funnel
+//! every insert through one writer, the numbering trigger serialises only the inserts of
+//! the same user: it draws the number by updating the user's row in
+//! `notification_sequences`, and that row lock is held until the transaction ends. So a
+//! snapshot that holds a user's entry `n` holds every entry of that user below `n`, and
+//! "`seq` greater than the last one sent" is a gap-free cursor.
+//!
+//! A stream is therefore just "the user's entries after `seq` n, in order": it reads them
+//! with [`after`], and an announcement, a lagging receiver or a re-established listener
+//! ([`HubSignal::Resync`]) only tells it to read again. Announcements it has already sent
+//! (replayed before the announcement arrived) carry a `seq` it has passed and are dropped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,19 +103,42 @@ pub async fn mark_read(
     .await
 }
 
-/// One notification of `user_id`.
-pub async fn get(
+/// An inbox entry with its place in its owner's stream.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SequencedNotification {
+    /// Orders the owner's entries by commit (the SSE event id).
+    pub seq: i64,
+    /// The entry.
+    #[sqlx(flatten)]
+    pub view: NotificationView,
+}
+
+/// Up to `limit` of `user_id`'s entries numbered above `after_seq`, in order.
+pub async fn after(
     pool: &PgPool,
     user_id: Uuid,
-    notification_id: Uuid,
-) -> sqlx::Result<Option<NotificationView>> {
+    after_seq: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<SequencedNotification>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM notifications WHERE notification_id = $1 AND user_id = $2"
+        "SELECT seq, {COLUMNS} FROM notifications
+         WHERE user_id = $1 AND seq > $2
+         ORDER BY seq
+         LIMIT $3"
     ))
-    .bind(notification_id)
     .bind(user_id)
-    .fetch_optional(pool)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(pool)
     .await
+}
+
+/// The number of `user_id`'s newest entry (0 when there is none).
+pub async fn last_seq(pool: &PgPool, user_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM notifications WHERE user_id = $1")
+        .bind(user_id)
+        .fetch_one(pool)
+        .await
 }
 
 /// The notifications consumers, one per stream, mailing to the runtime's spool.
@@ -126,6 +167,19 @@ pub struct Announcement {
     pub notification_id: Uuid,
     /// Its owner.
     pub user_id: Uuid,
+    /// Its number in the owner's stream (absent from a database before migration 0040).
+    #[serde(default)]
+    pub seq: Option<i64>,
+}
+
+/// What the hub tells every stream.
+#[derive(Debug, Clone, Copy)]
+pub enum HubSignal {
+    /// An entry was committed.
+    Added(Announcement),
+    /// The listener lost its connection and listens again: entries committed meanwhile
+    /// were not announced, so every stream should read what it has not sent yet.
+    Resync,
 }
 
 /// Fans the `ordo_notifications` channel out to this process's SSE streams. The listening
@@ -133,7 +187,7 @@ pub struct Announcement {
 /// hold no extra connection.
 #[derive(Clone)]
 pub struct InboxHub {
-    sender: broadcast::Sender<Announcement>,
+    sender: broadcast::Sender<HubSignal>,
     started: Arc<OnceCell<()>>,
 }
 
@@ -153,18 +207,14 @@ impl InboxHub {
         }
     }
 
-    /// A receiver of every announcement from now on. The first call returns only once the
+    /// A receiver of every signal from now on. The first call returns only once the
     /// `LISTEN` is in place, so an entry committed after this returns is never missed.
-    pub async fn subscribe(
-        &self,
-        pool: &PgPool,
-    ) -> anyhow::Result<broadcast::Receiver<Announcement>> {
+    pub async fn subscribe(&self, pool: &PgPool) -> anyhow::Result<broadcast::Receiver<HubSignal>> {
         let receiver = self.sender.subscribe();
         self.started
             .get_or_try_init(|| async {
-                let mut listener = PgListener::connect_with(pool).await?;
-                listener.listen(NOTIFY_CHANNEL).await?;
-                tokio::spawn(forward(listener, self.sender.clone()));
+                let listener = listen(pool).await?;
+                tokio::spawn(forward(pool.clone(), listener, self.sender.clone()));
                 anyhow::Ok(())
             })
             .await?;
@@ -172,25 +222,51 @@ impl InboxHub {
     }
 }
 
-async fn forward(mut listener: PgListener, sender: broadcast::Sender<Announcement>) {
+async fn listen(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(NOTIFY_CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn forward(pool: PgPool, listener: PgListener, sender: broadcast::Sender<HubSignal>) {
+    // No receivers is fine for every send: nobody is streaming right now.
+    let mut listener = Some(listener);
     loop {
-        // `recv` reconnects and re-listens by itself after a lost connection; entries
-        // committed while it was down are not announced (a client re-reads the list when
-        // its stream reconnects).
-        match listener.recv().await {
-            Ok(notification) => {
+        let Some(current) = listener.as_mut() else {
+            match listen(&pool).await {
+                Ok(fresh) => {
+                    listener = Some(fresh);
+                    // Listening again: streams read what was committed while it was not.
+                    let _ = sender.send(HubSignal::Resync);
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "notification listener cannot reconnect; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        match current.try_recv().await {
+            Ok(Some(notification)) => {
                 match serde_json::from_str::<Announcement>(notification.payload()) {
                     Ok(announcement) => {
-                        // No receivers is fine: nobody is streaming right now.
-                        let _ = sender.send(announcement);
+                        let _ = sender.send(HubSignal::Added(announcement));
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "unreadable notification announcement")
                     }
                 }
             }
+            // The connection was lost and `try_recv` has already listened again on a new
+            // one (eager reconnect): what was committed in between was not announced.
+            Ok(None) => {
+                let _ = sender.send(HubSignal::Resync);
+            }
+            Err(sqlx::Error::PoolClosed) => return,
             Err(err) => {
-                tracing::warn!(error = %err, "notification listener failed; retrying");
+                tracing::warn!(error = %err, "notification listener failed; reconnecting");
+                listener = None;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

@@ -13,6 +13,10 @@
 //! Later events of an aggregate do not name its customer, so the first one
 //! (`OrderPlaced`, `PaymentCreated`, `BookingRequested`) records the recipient in
 //! `notification_recipients`; per-aggregate order (the claim) guarantees it is there first.
+//!
+//! The handlers insert concurrently; a trigger (migration 0040) numbers each user's entries
+//! in commit order by serialising that user's inserts, which is what lets an SSE client
+//! resume after the last entry it saw (see the gateway's `inbox` module).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

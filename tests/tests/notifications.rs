@@ -1,6 +1,6 @@
 //! End to end: the notification inbox fed by the order stream: one entry per event even
 //! when JetStream delivers it twice, reading and marking it, ownership, the live SSE
-//! stream and the email spool.
+//! stream and its resumption with `Last-Event-ID`, and the email spool.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -335,5 +335,334 @@ async fn a_booking_notifies_its_payment_deadline_then_its_tickets() {
         },
     )
     .await;
+    world.stop().await;
+}
+
+/// One Server-Sent Event as the client sees it.
+#[derive(Debug, Default, Clone)]
+struct SseEvent {
+    event: Option<String>,
+    id: Option<String>,
+    data: String,
+    retry: Option<String>,
+}
+
+impl SseEvent {
+    fn entry(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or(Value::Null)
+    }
+
+    fn seq(&self) -> i64 {
+        self.id.as_deref().unwrap().parse().unwrap()
+    }
+}
+
+/// An open `/notifications/stream` response, read one event at a time.
+struct EventStream {
+    body: futures::stream::BoxStream<'static, reqwest::Result<String>>,
+    buffer: String,
+}
+
+impl EventStream {
+    /// The next event (comments such as keep-alives skipped), failing after `timeout`.
+    async fn next(&mut self, what: &str, timeout: Duration) -> SseEvent {
+        let read = async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let mut event = SseEvent::default();
+                    let mut fields = 0;
+                    for line in block.lines() {
+                        let Some((name, value)) = line.split_once(':') else {
+                            continue;
+                        };
+                        let value = value.strip_prefix(' ').unwrap_or(value).to_string();
+                        match name {
+                            "" => continue,
+                            "event" => event.event = Some(value),
+                            "id" => event.id = Some(value),
+                            "data" => event.data.push_str(&value),
+                            "retry" => event.retry = Some(value),
+                            _ => {}
+                        }
+                        fields += 1;
+                    }
+                    if fields > 0 {
+                        return event;
+                    }
+                    continue;
+                }
+                let chunk = self
+                    .body
+                    .next()
+                    .await
+                    .unwrap_or_else(|| panic!("the stream ended while waiting for {what}"))
+                    .unwrap();
+                self.buffer.push_str(&chunk);
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; unread: {:?}",
+                    self.buffer
+                )
+            })
+    }
+
+    /// The next notification event.
+    async fn notification(&mut self, what: &str) -> SseEvent {
+        let event = self.next(what, Duration::from_secs(20)).await;
+        assert_eq!(event.event.as_deref(), Some("notification"), "{event:?}");
+        event
+    }
+}
+
+/// Opens the caller's stream, with `headers` and `query` (e.g. `?last_event_id=3`).
+async fn open_stream(customer: &Api, query: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = customer
+        .client
+        .get(format!(
+            "{}/api/v1/notifications/stream{query}",
+            customer.base
+        ))
+        .bearer_auth(customer.token.as_deref().unwrap());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// Opens the stream and reads its opening `retry:` field, whose `id:` is where it starts.
+async fn follow(
+    customer: &Api,
+    query: &str,
+    headers: &[(&str, &str)],
+    starts_at: &str,
+) -> EventStream {
+    let response = open_stream(customer, query, headers).await;
+    assert_eq!(response.status(), 200);
+    let mut stream = EventStream {
+        body: response
+            .bytes_stream()
+            .map(|chunk| chunk.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+            .boxed(),
+        buffer: String::new(),
+    };
+    let first = stream
+        .next("the retry field", Duration::from_secs(10))
+        .await;
+    assert_eq!(first.retry.as_deref(), Some("3000"), "{first:?}");
+    assert_eq!(first.id.as_deref(), Some(starts_at), "{first:?}");
+    assert!(first.event.is_none() && first.data.is_empty(), "{first:?}");
+    stream
+}
+
+/// Places an order and waits until its notification is in the inbox, so entries are
+/// created one after the other.
+async fn place_and_wait(customer: &Api, entries_before: usize) -> String {
+    let order_id = place(customer).await;
+    eventually("the new notification", Duration::from_secs(20), || async {
+        (inbox(customer, "").await.len() > entries_before).then_some(())
+    })
+    .await;
+    order_id
+}
+
+#[tokio::test]
+async fn a_stream_resumed_with_last_event_id_sends_exactly_what_it_missed() {
+    let world = World::start().await;
+    let api = world.ordo.api();
+    shop(&api).await;
+    let (customer, user_id) = api.register("rhea@example.com").await;
+
+    // Connected: the first entry arrives live.
+    let mut stream = follow(&customer, "", &[], "0").await;
+    let first_order = place(&customer).await;
+    let first = stream.notification("the first notification").await;
+    assert_eq!(first.entry()["data"]["order_id"], first_order.as_str());
+    let last_seen = first.id.clone().expect("an id");
+    drop(stream);
+
+    // Disconnected: two more entries.
+    let missed = [
+        place_and_wait(&customer, 1).await,
+        place_and_wait(&customer, 2).await,
+    ];
+
+    // Reconnected with the last id seen: exactly the two missed ones, in order, then a live
+    // one; a duplicate of a replayed entry would come before the live one.
+    let mut stream = follow(&customer, "", &[("last-event-id", &last_seen)], &last_seen).await;
+    let mut received = Vec::new();
+    for (index, order_id) in missed.iter().enumerate() {
+        let event = stream.notification(&format!("missed entry {index}")).await;
+        assert_eq!(
+            event.entry()["data"]["order_id"],
+            order_id.as_str(),
+            "{event:?}"
+        );
+        received.push(event);
+    }
+    let live_order = place(&customer).await;
+    let live = stream.notification("the live notification").await;
+    assert_eq!(
+        live.entry()["data"]["order_id"],
+        live_order.as_str(),
+        "{live:?}"
+    );
+    received.push(live);
+
+    let seqs: Vec<i64> = received.iter().map(SseEvent::seq).collect();
+    assert!(seqs[0] > first.seq(), "{seqs:?} after {}", first.seq());
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "ids not increasing: {seqs:?}"
+    );
+    let ids: Vec<String> = received
+        .iter()
+        .map(|e| e.entry()["notification_id"].as_str().unwrap().to_string())
+        .collect();
+    // The database agrees: these are all the entries after the one seen, in that order.
+    let stored: Vec<(i64, uuid::Uuid)> = sqlx::query_as(
+        "SELECT seq, notification_id FROM notifications
+         WHERE user_id = $1::uuid AND seq > $2 ORDER BY seq",
+    )
+    .bind(&user_id)
+    .bind(first.seq())
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    let stored_ids: Vec<String> = stored.iter().map(|(_, id)| id.to_string()).collect();
+    assert_eq!(ids, stored_ids);
+    assert_eq!(seqs, stored.iter().map(|(seq, _)| *seq).collect::<Vec<_>>());
+    drop(stream);
+
+    // The query parameter does the same for clients that cannot set headers...
+    let mut stream = follow(
+        &customer,
+        &format!("?last_event_id={last_seen}"),
+        &[],
+        &last_seen,
+    )
+    .await;
+    for (index, expected) in ids.iter().enumerate() {
+        let event = stream
+            .notification(&format!("replayed entry {index}"))
+            .await;
+        assert_eq!(event.entry()["notification_id"], expected.as_str());
+    }
+    drop(stream);
+    // ...and the header, the client's latest position, wins over it.
+    let mut stream = follow(
+        &customer,
+        &format!("?last_event_id={last_seen}"),
+        &[("last-event-id", received[1].id.as_deref().unwrap())],
+        received[1].id.as_deref().unwrap(),
+    )
+    .await;
+    let event = stream.notification("the entry after the header's id").await;
+    assert_eq!(event.entry()["notification_id"], ids[2].as_str());
+    drop(stream);
+
+    // An id this inbox never reached (another database's, say) starts from now.
+    let newest = seqs[2].to_string();
+    drop(follow(&customer, "", &[("last-event-id", "1000000")], &newest).await);
+    // A client that drops before its first entry resumes from the opening id.
+    drop(follow(&customer, "", &[], &newest).await);
+    let while_away = place_and_wait(&customer, 4).await;
+    let mut stream = follow(&customer, "", &[("last-event-id", &newest)], &newest).await;
+    let event = stream.notification("the entry created while away").await;
+    assert_eq!(event.entry()["data"]["order_id"], while_away.as_str());
+    drop(stream);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_malformed_last_event_id_is_refused() {
+    let world = World::start().await;
+    let api = world.ordo.api();
+    let (customer, _) = api.register("ida@example.com").await;
+    for (query, headers, field) in [
+        ("", vec![("last-event-id", "abc")], "Last-Event-ID"),
+        ("", vec![("last-event-id", "-1")], "Last-Event-ID"),
+        (
+            "",
+            vec![("last-event-id", "99999999999999999999")],
+            "Last-Event-ID",
+        ),
+        ("?last_event_id=1.5", vec![], "last_event_id"),
+    ] {
+        let response = open_stream(&customer, query, &headers).await;
+        assert_eq!(response.status(), 422, "{query} {headers:?}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:ordo:problem:validation_failed");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    world.stop().await;
+}
+
+/// The property resuming relies on: two transactions adding entries for the same user run
+/// one after the other, so numbers follow commit order; other users do not wait.
+#[tokio::test]
+async fn entries_of_one_user_are_numbered_in_commit_order() {
+    let world = World::start().await;
+    const INSERT: &str =
+        "INSERT INTO notifications (notification_id, user_id, kind, title, body, created_at)
+                          VALUES ($1, $2, 'test', 'Test', 'Test.', now()) RETURNING seq";
+    let user = uuid::Uuid::new_v4();
+    let mut first = world.pool.begin().await.unwrap();
+    let first_seq: i64 = sqlx::query_scalar(INSERT)
+        .bind(uuid::Uuid::new_v4())
+        .bind(user)
+        .fetch_one(&mut *first)
+        .await
+        .unwrap();
+    assert_eq!(first_seq, 1);
+
+    let other_seq: i64 = tokio::time::timeout(
+        Duration::from_secs(10),
+        sqlx::query_scalar(INSERT)
+            .bind(uuid::Uuid::new_v4())
+            .bind(uuid::Uuid::new_v4())
+            .fetch_one(&world.pool),
+    )
+    .await
+    .expect("another user's entry does not wait")
+    .unwrap();
+    assert_eq!(other_seq, 1);
+
+    let pool = world.pool.clone();
+    let second = tokio::spawn(async move {
+        sqlx::query_scalar::<_, i64>(INSERT)
+            .bind(uuid::Uuid::new_v4())
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    eventually(
+        "the second entry of the user waiting for the first's commit",
+        Duration::from_secs(10),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE 'INSERT INTO notifications%'",
+            )
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+            (waiting == 1).then_some(())
+        },
+    )
+    .await;
+    assert!(!second.is_finished());
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), 2);
     world.stop().await;
 }

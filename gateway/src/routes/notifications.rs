@@ -1,23 +1,27 @@
 //! The caller's notification inbox: list, mark as read, and a live Server-Sent Events
-//! stream of new entries.
+//! stream of new entries that a reconnecting client resumes with `Last-Event-ID` (how the
+//! stream stays gap-free is told in [`crate::inbox`]).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::identity::AuthUser;
-use crate::inbox::{self, NotificationView};
-use crate::problem::{ApiError, ApiJson};
+use crate::inbox::{self, HubSignal, NotificationView, SequencedNotification};
+use crate::problem::{ApiError, ApiJson, ProblemDocument};
 use crate::routes::{decode_cursor, encode_cursor};
 use crate::state::AppState;
 
@@ -125,58 +129,264 @@ pub async fn mark_read(
         .ok_or_else(not_found)
 }
 
-/// New notifications of the caller, pushed as Server-Sent Events (`event: notification`,
-/// `id:` the notification id, `data:` the entry as JSON), with a keep-alive comment every
-/// 15 seconds.
+/// Where a stream resumes, for clients that cannot set headers.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// The `id:` of the last event received, like the `Last-Event-ID` header (for
+    /// EventSource polyfills that cannot set headers); the header wins when both are set.
+    pub last_event_id: Option<String>,
+}
+
+/// The header a reconnecting EventSource sends with the last `id:` it received.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// How long a client should wait before reconnecting, sent once as `retry:` when the
+/// stream opens.
+const RECONNECT_AFTER: Duration = Duration::from_secs(3);
+
+/// Entries read per query while a stream catches up.
+const CATCH_UP_BATCH: i64 = 100;
+
+/// The stream position in a `Last-Event-ID`: `None` when empty (as the SSE spec has it for
+/// a client that never received an id), an error when it is not an id this API sent.
+fn parse_last_event_id(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        ApiError::invalid(
+            field,
+            format!("{field} must be the id of an event of this stream (a non-negative integer)"),
+        )
+    };
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    text.parse::<i64>().map(Some).map_err(|_| bad())
+}
+
+/// The position a client resumes from: the header, else the query parameter.
+fn resume_position(headers: &HeaderMap, params: &StreamParams) -> Result<Option<i64>, ApiError> {
+    let from_header = match headers.get(LAST_EVENT_ID) {
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::invalid("Last-Event-ID", "Last-Event-ID must be plain text")
+            })?;
+            parse_last_event_id("Last-Event-ID", text)?
+        }
+        None => None,
+    };
+    match from_header {
+        Some(position) => Ok(Some(position)),
+        None => Ok(params
+            .last_event_id
+            .as_deref()
+            .map(|text| parse_last_event_id("last_event_id", text))
+            .transpose()?
+            .flatten()),
+    }
+}
+
+/// One open stream: the caller's entries numbered above `last_sent`, read from the
+/// database whenever the hub says there may be some (see [`crate::inbox`]).
+struct Follow {
+    pool: sqlx::PgPool,
+    user_id: Uuid,
+    receiver: broadcast::Receiver<HubSignal>,
+    /// The `seq` of the last entry sent (or skipped as already known to the client).
+    last_sent: i64,
+    /// Read, not sent yet, in order.
+    pending: VecDeque<SequencedNotification>,
+    /// Entries above `last_sent` may be committed: read before waiting for the hub.
+    behind: bool,
+}
+
+impl Follow {
+    /// The next event, or `None` to end the response (the client reconnects with its
+    /// last id and loses nothing).
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            if let Some(entry) = self.pending.pop_front() {
+                self.last_sent = entry.seq;
+                match Event::default()
+                    .event("notification")
+                    .id(entry.seq.to_string())
+                    .json_data(&entry.view)
+                {
+                    Ok(event) => return Some(event),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a notification could not be serialised");
+                        continue;
+                    }
+                }
+            }
+            if self.behind {
+                match inbox::after(&self.pool, self.user_id, self.last_sent, CATCH_UP_BATCH).await {
+                    Ok(batch) => {
+                        self.behind = batch.len() as i64 == CATCH_UP_BATCH;
+                        self.pending.extend(batch);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "reading streamed notifications failed");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            match self.receiver.recv().await {
+                Ok(HubSignal::Added(added)) if added.user_id == self.user_id => {
+                    // An entry already replayed is announced too: nothing to read for it.
+                    if added.seq.is_none_or(|seq| seq > self.last_sent) {
+                        self.behind = true;
+                    }
+                }
+                Ok(HubSignal::Added(_)) => {}
+                // Announcements were dropped (a slow stream, a lost listener): read them.
+                Ok(HubSignal::Resync) | Err(RecvError::Lagged(_)) => self.behind = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// The caller's notifications, pushed as Server-Sent Events: `event: notification`,
+/// `id:` the entry's number in the caller's stream, `data:` the entry as JSON. The stream
+/// opens with a `retry:` of 3 seconds and an `id:` of where it starts (no data), so a
+/// client that drops before its first entry still resumes from there; a keep-alive comment
+/// follows every 15 seconds of silence.
+///
+/// Without `Last-Event-ID` the stream starts with entries created after connecting. With
+/// it (header, or `last_event_id` for clients that cannot set headers), the entries after
+/// that id are sent first, in order, then new ones as they come, without duplicates or
+/// gaps. An id above the caller's newest entry starts from now.
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
     security(("bearer" = [])),
-    responses((status = 200, description = "text/event-stream of notifications", content_type = "text/event-stream")))]
+    params(("Last-Event-ID" = Option<String>, Header,
+                description = "the `id:` of the last event received: the stream resumes after it"),
+           StreamParams),
+    responses(
+        (status = 200, description = "text/event-stream of notifications", content_type = "text/event-stream"),
+        (status = 401, description = "no valid token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Last-Event-ID (or last_event_id) is not an id of this stream",
+            body = ProblemDocument, content_type = "application/problem+json")))]
 pub async fn stream_notifications(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
+    Query(params): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let resume = resume_position(&headers, &params)?;
+    // Subscribe before reading: whatever commits from here on is announced to this
+    // receiver, so the read below and the live part overlap instead of leaving a gap, and
+    // the overlap is dropped by number.
     let receiver = state
         .inbox
         .subscribe(&state.pool)
         .await
         .map_err(ApiError::Internal)?;
-    let pool = state.pool.clone();
-    let user_id = user.user_id;
-    let stream = futures::stream::unfold(receiver, move |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(announcement) if announcement.user_id == user_id => {
-                    return Some((Some(announcement.notification_id), receiver))
-                }
-                Ok(_) => continue,
-                // A slow client skipped some; it can catch up with the list.
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    })
-    .filter_map(move |id| {
-        let pool = pool.clone();
-        async move {
-            let id = id?;
-            match inbox::get(&pool, user_id, id).await {
-                Ok(Some(view)) => Event::default()
-                    .event("notification")
-                    .id(view.notification_id.to_string())
-                    .json_data(&view)
-                    .ok()
-                    .map(Ok),
-                Ok(None) => None,
-                Err(err) => {
-                    tracing::warn!(error = %err, "reading a streamed notification failed");
-                    None
-                }
-            }
-        }
+    let newest = inbox::last_seq(&state.pool, user.user_id)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    // A client cannot have seen an entry that is not committed, so an id above the newest
+    // comes from elsewhere (another database): waiting for entries to pass it would hide
+    // them, so such a stream starts from now.
+    let last_sent = resume.map_or(newest, |id| id.min(newest));
+    let follow = Follow {
+        pool: state.pool.clone(),
+        user_id: user.user_id,
+        receiver,
+        last_sent,
+        pending: VecDeque::new(),
+        behind: last_sent < newest,
+    };
+    // An event without data dispatches nothing, but its id becomes the client's last one.
+    let opening = Event::default()
+        .retry(RECONNECT_AFTER)
+        .id(last_sent.to_string());
+    let entries = futures::stream::unfold(follow, |mut follow| async move {
+        let event = follow.next_event().await?;
+        Some((Ok(event), follow))
     });
+    let stream = futures::stream::once(async move { Ok(opening) }).chain(entries);
     Ok(Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(last_event_id: Option<&str>) -> StreamParams {
+        StreamParams {
+            last_event_id: last_event_id.map(str::to_string),
+        }
+    }
+
+    fn header(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(LAST_EVENT_ID, value.parse().unwrap());
+        headers
+    }
+
+    fn refused_field(result: Result<Option<i64>, ApiError>) -> Option<String> {
+        match result {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_header_wins_over_the_query_parameter() {
+        let both = resume_position(&header("7"), &params(Some("3"))).unwrap();
+        assert_eq!(both, Some(7));
+        let query_only = resume_position(&HeaderMap::new(), &params(Some("3"))).unwrap();
+        assert_eq!(query_only, Some(3));
+        // An empty id is the spec's "no id yet", not an error.
+        let empty_header = resume_position(&header(""), &params(Some("3"))).unwrap();
+        assert_eq!(empty_header, Some(3));
+        assert_eq!(
+            resume_position(&HeaderMap::new(), &params(None)).unwrap(),
+            None
+        );
+        assert_eq!(
+            resume_position(&header("0"), &params(None)).unwrap(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn ids_this_api_never_sends_are_refused() {
+        for bad in ["abc", "-1", "+1", "1.5", "99999999999999999999", "0x10"] {
+            assert_eq!(
+                refused_field(resume_position(&header(bad), &params(None))).as_deref(),
+                Some("Last-Event-ID"),
+                "{bad}"
+            );
+            assert_eq!(
+                refused_field(resume_position(&HeaderMap::new(), &params(Some(bad)))).as_deref(),
+                Some("last_event_id"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_openapi_document_describes_both_ways_to_resume() {
+        let doc = serde_json::to_value(crate::openapi::document()).unwrap();
+        let stream = &doc["paths"]["/api/v1/notifications/stream"]["get"];
+        let parameters = stream["parameters"].as_array().unwrap();
+        let has = |name: &str, place: &str| {
+            parameters
+                .iter()
+                .any(|p| p["name"] == name && p["in"] == place)
+        };
+        assert!(has("Last-Event-ID", "header"), "{parameters:?}");
+        assert!(has("last_event_id", "query"), "{parameters:?}");
+        assert!(stream["responses"]["422"].is_object());
+    }
 }
