@@ -5,6 +5,7 @@
 //! - [`port`]: [`CheckoutPort`], the commands a checkout may issue, and its implementation
 //!   on the command buses.
 //! - [`deadlines`]: the periodic deadline scan and step metadata both sagas use.
+//! - [`crash_points`]: the fault injection of the crash tests (`ORDO_CRASH_AFTER_STEP`).
 //! - [`repository`]: saga rows and their step log in Postgres.
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
@@ -18,6 +19,7 @@
 
 pub mod booking;
 pub mod checkout;
+pub mod crash_points;
 pub mod deadlines;
 pub mod port;
 pub mod provider;
