@@ -40,6 +40,7 @@ use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::crash_points::crash_after;
 use crate::deadlines::step_id;
 use crate::port::{BookingPort, BookingSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider, ProviderError};
@@ -177,6 +178,8 @@ impl BookingSaga {
             .await
         {
             Ok(()) => {
+                // The seats are reserved and the booking does not hold them yet.
+                crash_after(BOOKING_SAGA, "seats_reserved");
                 let expires_at = Utc::now()
                     + chrono::Duration::from_std(self.settings.booking_timeout)
                         .unwrap_or(chrono::Duration::minutes(15));
@@ -270,7 +273,10 @@ impl BookingSaga {
                 self.port.expire_booking(booking_id, metadata).await
             };
             match moved_on {
-                Ok(()) => moved += 1,
+                Ok(()) => {
+                    moved += 1;
+                    crash_after(BOOKING_SAGA, step);
+                }
                 // Paid, cancelled or refunded in the meantime: nothing to do.
                 Err(StepError::Refused { .. }) => {}
                 Err(StepError::Failed(err)) => return Err(err),
@@ -700,7 +706,7 @@ async fn log(
     repository::log_step(conn, saga_id, step, detail)
         .await
         .map_err(retry)?;
-    crate::crash_points::crash_after(BOOKING_SAGA, step);
+    crash_after(BOOKING_SAGA, step);
     Ok(())
 }
 

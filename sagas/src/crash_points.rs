@@ -4,7 +4,13 @@
 //! in normal operation.
 //!
 //! The value is `<saga>:<step>`, such as `booking:commit_seats` or `checkout:commit_stock`;
-//! a bare step name (`commit_stock`) is a step of the checkout saga.
+//! a bare step name (`commit_stock`) is a step of the checkout saga. The steps are the
+//! names of the saga's step log, plus three points of the booking saga outside it:
+//!
+//! - `booking:seats_reserved`: in the reserve step, which the gateway runs inline, after
+//!   the seats are reserved and before the booking holds them;
+//! - `booking:expire` and `booking:complete`: in the deadline scan, after the booking
+//!   expired or completed and before its deadline is cleared.
 
 use std::sync::OnceLock;
 
