@@ -336,9 +336,17 @@ impl BookingSaga {
                     "area_id": requested.area_id,
                     "quantity": requested.quantity,
                 });
-                repository::start(conn, saga_id, BOOKING_SAGA, "reserving", &data)
-                    .await
-                    .map_err(retry)?;
+                // Started outside the step's transaction: even if the step keeps failing,
+                // the saga exists, shows its error and can be marked stuck and resumed.
+                repository::start(
+                    &mut *self.pool.acquire().await.map_err(retry)?,
+                    saga_id,
+                    BOOKING_SAGA,
+                    "reserving",
+                    &data,
+                )
+                .await
+                .map_err(retry)?;
                 // The gateway normally decided already; only a booking left pending (its
                 // gateway crashed in between) still needs the step.
                 if self.load(booking_id).await?.status == Some(BookingStatus::Pending) {

@@ -1192,3 +1192,78 @@ async fn a_crash_at_each_step_of_a_refund_returns_the_seats_and_the_money_once()
     }
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_whose_reserve_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
+    let world = World::start(&[
+        ("ORDO_CONSUMER_MAX_DELIVER", "2"),
+        ("ORDO_CONSUMER_BACKOFF", "100ms"),
+    ])
+    .await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, 10, "Stuck").await;
+    let (fan, _) = api.register("patient@example.com").await;
+    wait_available(&fan, &show_id, 10).await;
+    let item = seat_item(&world.pool, &session_id).await;
+    // The event store refuses every reservation: the reserve step fails, inline and in the
+    // saga, until an operator fixes it.
+    sqlx::query(
+        "CREATE FUNCTION refuse_reservation() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'the seat inventory is broken'; END; $$",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_reservation BEFORE INSERT ON events FOR EACH ROW
+         WHEN (NEW.event_type = 'StockReserved') EXECUTE FUNCTION refuse_reservation()",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let booked = book(&fan, &session_id, SEATS_PER_BOOKING).await;
+    assert_eq!(booked["status"], "pending", "{booked:?}");
+    let booking_id = booked["booking_id"].as_str().unwrap().to_string();
+
+    // The saga shows the step's error and, once the event is dead-lettered, is stuck.
+    let stuck = eventually("the saga stuck", Duration::from_secs(30), || async {
+        let saga = admin
+            .get(&format!("/api/v1/admin/sagas/{booking_id}"))
+            .await
+            .body;
+        (saga["status"] == "stuck").then_some(saga)
+    })
+    .await;
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the seat inventory is broken"),
+        "{stuck:?}"
+    );
+    assert_eq!(
+        reservation_events(&world.pool, &item, &booking_id).await,
+        Vec::<String>::new()
+    );
+
+    // Fixed and resumed, the booking holds its seats, once.
+    sqlx::query("DROP TRIGGER refuse_reservation ON events")
+        .execute(&world.pool)
+        .await
+        .unwrap();
+    let resumed = admin
+        .post(
+            &format!("/api/v1/admin/sagas/{booking_id}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    const RESUMED_AND_HELD: Outcome = Outcome {
+        steps: &["stuck", "resumed", "reserve_seats"],
+        ..HELD
+    };
+    assert_outcome(&world, &fan, &item, &booking_id, &RESUMED_AND_HELD).await;
+    assert_seats(&world, &fan, &show_id, &item, 10, 0, SEATS_PER_BOOKING).await;
+    world.stop().await;
+}
