@@ -18,9 +18,12 @@
 //! inline right after recording a request, so a fan racing for seats gets a definite answer
 //! without waiting for the event to travel through JetStream; the saga running the same
 //! idempotent step on `BookingRequested` only matters when the gateway crashed between the
-//! two. The booking aggregate arbitrates every race (paying, cancelling, expiring are
+//! two or could not reserve. The booking aggregate arbitrates every race (paying, cancelling, expiring are
 //! transitions of one booking) and the inventory item guarantees that no more seats are
 //! held or sold than the area has.
+//!
+//! The saga issues its commands through a [`BookingPort`]; the gateway gives it
+//! [`crate::StorePort`], the command buses.
 
 use std::sync::Arc;
 use std::time::Duration;
