@@ -198,9 +198,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         .sandbox_provider
         .then(|| crate::payments::sandbox::Sandbox::new(&payment_secret, config.sandbox_delay));
     let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
+    let orders = Arc::new(CommandBus::new(pool.clone(), ()));
     let payments =
         Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
-    let ticketing = ticketing(config, &pool, &inventory, &payments)?;
+    let ticketing = ticketing(config, &pool, &inventory, &orders, &payments)?;
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
         crate::rate_limit::Limit {
             per_second: config.rate_limit_per_ip,
@@ -219,7 +220,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         identity,
         products: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory,
-        orders: Arc::new(CommandBus::new(pool.clone(), ())),
+        orders,
         payments,
 
         payment_secret: Arc::new(payment_secret),
@@ -253,12 +254,14 @@ pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) ->
         .unwrap_or_else(|| ConsumerSpec::new(name, aggregate_type))
 }
 
-/// The ticketing side: show and booking buses, the booking saga (sharing the inventory and
-/// payment buses, so a hot seat area has one batching writer per process) and the ticket key.
+/// The ticketing side: show and booking buses, the booking saga (its port sharing the
+/// process's buses, so a hot seat area has one batching writer per process) and the ticket
+/// key.
 fn ticketing(
     config: &Config,
     pool: &sqlx::PgPool,
     inventory: &Arc<CommandBus<ordo_aggregates::inventory::InventoryItem>>,
+    orders: &Arc<CommandBus<ordo_aggregates::order::Order>>,
     payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
 ) -> anyhow::Result<Arc<crate::ticketing::Ticketing>> {
     let ticket_secret = match &config.ticket_secret {
@@ -271,12 +274,16 @@ fn ticketing(
     };
     let shows = Arc::new(CommandBus::new(pool.clone(), ()));
     let bookings = Arc::new(CommandBus::new(pool.clone(), ()));
+    let port = Arc::new(StorePort {
+        inventory: Arc::clone(inventory),
+        orders: Arc::clone(orders),
+        payments: Arc::clone(payments),
+        bookings: Arc::clone(&bookings),
+        shows: Arc::clone(&shows),
+    });
     let saga = ordo_sagas::BookingSaga::new(
         pool.clone(),
-        Arc::clone(&bookings),
-        Arc::clone(inventory),
-        Arc::clone(payments),
-        Arc::clone(&shows),
+        port,
         Arc::new(crate::payments::HttpProvider::new(
             &config.payment_provider_url(),
         )),
@@ -339,6 +346,8 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
         inventory: state.inventory.clone(),
         orders: state.orders.clone(),
         payments: state.payments.clone(),
+        bookings: state.ticketing.bookings.clone(),
+        shows: state.ticketing.shows.clone(),
     });
     CheckoutSaga::new(
         state.pool.clone(),

@@ -18,34 +18,34 @@
 //! inline right after recording a request, so a fan racing for seats gets a definite answer
 //! without waiting for the event to travel through JetStream; the saga running the same
 //! idempotent step on `BookingRequested` only matters when the gateway crashed between the
-//! two. The booking aggregate arbitrates every race (paying, cancelling, expiring are
+//! two or could not reserve. The booking aggregate arbitrates every race (paying, cancelling, expiring are
 //! transitions of one booking) and the inventory item guarantees that no more seats are
 //! held or sold than the area has.
+//!
+//! The saga issues its commands through a [`BookingPort`]; the gateway gives it
+//! [`crate::StorePort`], the command buses.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
+use ordo_aggregates::booking::{BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
-    AreaId, BookingId, DomainError, PaymentId, Quantity, RefundId, ReservationId, SessionId,
-    TicketId,
+    AreaId, BookingId, PaymentId, Quantity, RefundId, SessionId, TicketId,
 };
-use ordo_aggregates::inventory::{InventoryCommand, InventoryError, InventoryItem};
-use ordo_aggregates::payment::{Payment, PaymentCommand};
 pub use ordo_aggregates::show::seat_inventory_id;
-use ordo_aggregates::show::Show;
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
-use ordo_store::{CommandBus, CommandError, CommandMetadata};
+use ordo_store::CommandMetadata;
 use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::checkout::step_id;
-use crate::port::StepError;
+use crate::crash_points::crash_after;
+use crate::deadlines::step_id;
+use crate::port::{BookingPort, BookingSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider, ProviderError};
 use crate::repository;
 
@@ -59,6 +59,9 @@ pub const BOOKING_SAGA: &str = "booking";
 pub const COMPLETE_AFTER: chrono::Duration = chrono::Duration::days(7);
 /// Why a booking is rejected when its area has too few seats left.
 pub const SOLD_OUT: &str = "sold_out";
+/// The refusals of a reservation that mean the booking cannot have its seats: too few are
+/// left, or its reservation was given back already.
+const SEATS_UNAVAILABLE: [&str; 2] = ["insufficient_stock", "reservation_closed"];
 
 /// Settings of the booking saga.
 #[derive(Debug, Clone)]
@@ -98,10 +101,7 @@ pub struct Decision {
 /// payment stream through [`BookingSaga::payments`]; run [`BookingSaga::run_deadlines`].
 pub struct BookingSaga {
     pool: PgPool,
-    bookings: Arc<CommandBus<Booking>>,
-    inventory: Arc<CommandBus<InventoryItem>>,
-    payments: Arc<CommandBus<Payment>>,
-    shows: Arc<CommandBus<Show>>,
+    port: Arc<dyn BookingPort>,
     provider: Arc<dyn PaymentProvider>,
     settings: BookingSettings,
 }
@@ -118,37 +118,18 @@ pub struct BookingHandler {
     feed: Feed,
 }
 
-fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
-    match err {
-        CommandError::Rejected(err) => StepError::Refused {
-            code: err.code().to_string(),
-            detail: err.to_string(),
-        },
-        other => StepError::Failed(anyhow::anyhow!(other.to_string())),
-    }
-}
-
-fn infra<E: std::error::Error>(err: CommandError<E>) -> StepError {
-    StepError::Failed(anyhow::anyhow!(err.to_string()))
-}
-
 impl BookingSaga {
-    /// A saga over the command buses, charging through `provider`, keeping its state in `pool`.
+    /// A saga issuing commands through `port`, charging through `provider`, keeping its
+    /// state in `pool`.
     pub fn new(
         pool: PgPool,
-        bookings: Arc<CommandBus<Booking>>,
-        inventory: Arc<CommandBus<InventoryItem>>,
-        payments: Arc<CommandBus<Payment>>,
-        shows: Arc<CommandBus<Show>>,
+        port: Arc<dyn BookingPort>,
         provider: Arc<dyn PaymentProvider>,
         settings: BookingSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
             pool,
-            bookings,
-            inventory,
-            payments,
-            shows,
+            port,
             provider,
             settings,
         })
@@ -184,7 +165,6 @@ impl BookingSaga {
         causation_id: &str,
     ) -> Result<Decision, StepError> {
         let saga_id = *booking_id.as_uuid();
-        let id = booking_id.to_string();
         let metadata = |step: &str| {
             CommandMetadata::caused_by(
                 correlation_id,
@@ -194,136 +174,75 @@ impl BookingSaga {
         };
         let quantity = Quantity::parse(i64::from(quantity))
             .map_err(|e| StepError::Failed(anyhow::anyhow!("{e}")))?;
-        let item = seat_inventory_id(session_id, area_id);
-        let reserved = self
-            .inventory
-            .execute(
-                item.as_str(),
-                InventoryCommand::Reserve {
-                    reservation_id: ReservationId::from(saga_id),
-                    quantity,
-                },
-                metadata("reserve_seats"),
-            )
-            .await;
-        match reserved {
-            Ok(_) => {
+        let seats = seat_inventory_id(session_id, area_id);
+        match self
+            .port
+            .reserve_seats(&seats, booking_id, quantity, metadata("reserve_seats"))
+            .await
+        {
+            Ok(()) => {
+                // The seats are reserved and the booking does not hold them yet.
+                crash_after(BOOKING_SAGA, "seats_reserved");
                 let expires_at = Utc::now()
                     + chrono::Duration::from_std(self.settings.booking_timeout)
                         .unwrap_or(chrono::Duration::minutes(15));
                 match self
-                    .bookings
-                    .execute(
-                        &id,
-                        BookingCommand::HoldSeats { expires_at },
-                        metadata("hold_seats"),
-                    )
+                    .port
+                    .hold_seats(booking_id, expires_at, metadata("hold_seats"))
                     .await
                 {
-                    Ok(committed) if !committed.events.is_empty() => Ok(Decision {
+                    Ok(true) => Ok(Decision {
                         status: BookingStatus::PendingPayment,
                         expires_at: Some(expires_at),
                         reason: None,
                     }),
                     // Held before (a repeated step): answer what the booking says.
-                    Ok(_) => self.decision(booking_id).await,
-                    Err(CommandError::Rejected(_)) => {
+                    Ok(false) => self.decision(booking_id).await,
+                    Err(StepError::Refused { .. }) => {
                         // The booking was decided otherwise meanwhile (cancelled, rejected):
                         // the seats just reserved go back.
-                        self.release(booking_id, session_id, area_id, metadata("release_seats"))
+                        self.port
+                            .release_seats(&seats, booking_id, metadata("release_seats"))
                             .await?;
                         self.decision(booking_id).await
                     }
-                    Err(err) => Err(infra(err)),
+                    Err(err) => Err(err),
                 }
             }
-            Err(CommandError::Rejected(
-                InventoryError::InsufficientStock { .. } | InventoryError::ReservationClosed { .. },
-            )) => {
+            Err(StepError::Refused { code, .. }) if SEATS_UNAVAILABLE.contains(&code.as_str()) => {
                 match self
-                    .bookings
-                    .execute(
-                        &id,
-                        BookingCommand::Reject {
-                            reason: SOLD_OUT.into(),
-                        },
-                        metadata("reject"),
-                    )
+                    .port
+                    .reject_booking(booking_id, SOLD_OUT, metadata("reject"))
                     .await
                 {
-                    Ok(_) | Err(CommandError::Rejected(_)) => self.decision(booking_id).await,
-                    Err(err) => Err(infra(err)),
+                    Ok(()) | Err(StepError::Refused { .. }) => self.decision(booking_id).await,
+                    Err(err) => Err(err),
                 }
             }
-            Err(err) => Err(step_error(err)),
+            Err(err) => Err(err),
         }
     }
 
     /// The booking's status as the write side knows it.
     pub async fn decision(&self, booking_id: BookingId) -> Result<Decision, StepError> {
-        let (booking, _) = self
-            .bookings
-            .load(&booking_id.to_string())
-            .await
-            .map_err(infra)?;
+        let booking = self.port.booking(booking_id).await?;
         Ok(Decision {
-            status: booking.status().unwrap_or(BookingStatus::Pending),
-            expires_at: booking.expires_at(),
-            reason: booking.reason().map(str::to_string),
+            status: booking.status.unwrap_or(BookingStatus::Pending),
+            expires_at: booking.expires_at,
+            reason: booking.reason,
         })
     }
 
-    async fn release(
-        &self,
-        booking_id: BookingId,
-        session_id: SessionId,
-        area_id: &AreaId,
-        metadata: CommandMetadata,
-    ) -> Result<(), StepError> {
-        let item = seat_inventory_id(session_id, area_id);
-        match self
-            .inventory
-            .execute(
-                item.as_str(),
-                InventoryCommand::Release {
-                    reservation_id: ReservationId::from(*booking_id.as_uuid()),
-                },
-                metadata,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Nothing was reserved (a rejected booking): nothing to give back.
-            Err(CommandError::Rejected(InventoryError::UnknownReservation { .. })) => Ok(()),
-            Err(err) => Err(step_error(err)),
-        }
+    async fn load(&self, booking_id: BookingId) -> Result<BookingSnapshot, HandlerError> {
+        self.port.booking(booking_id).await.map_err(step_failure)
     }
 
-    async fn seats(
-        &self,
-        booking_id: BookingId,
-        command: InventoryCommand,
-        metadata: CommandMetadata,
-    ) -> Result<(), HandlerError> {
-        let booking = self.load(booking_id).await?;
-        let request = booking
-            .request()
-            .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
-        let item = seat_inventory_id(request.session_id, &request.area_id);
-        self.inventory
-            .execute(item.as_str(), command, metadata)
-            .await
-            .map(|_| ())
-            .map_err(|e| step_failure(step_error(e)))
-    }
-
-    async fn load(&self, booking_id: BookingId) -> Result<Booking, HandlerError> {
-        let (booking, _) = self
-            .bookings
-            .load(&booking_id.to_string())
-            .await
-            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
-        Ok(booking)
+    /// What the booking requested; a booking not found yet is retried.
+    async fn request(&self, booking_id: BookingId) -> Result<BookingRequest, HandlerError> {
+        self.load(booking_id)
+            .await?
+            .request
+            .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))
     }
 
     /// Expires every booking whose payment deadline has passed and completes every paid
@@ -340,25 +259,30 @@ impl BookingSaga {
         .await?;
         let mut moved = 0;
         for (saga_id, status) in overdue {
-            let (command, step) = if status == "paid" {
-                (BookingCommand::Complete, "complete")
+            let booking_id = BookingId::from(saga_id);
+            let step = if status == "paid" {
+                "complete"
             } else {
-                (BookingCommand::Expire, "expire")
+                "expire"
             };
             let metadata = CommandMetadata::caused_by(
                 &saga_id.to_string(),
                 &format!("deadline:{saga_id}"),
                 step_id(saga_id, step).to_string(),
             );
-            match self
-                .bookings
-                .execute(&saga_id.to_string(), command, metadata)
-                .await
-            {
-                Ok(_) => moved += 1,
+            let moved_on = if status == "paid" {
+                self.port.complete_booking(booking_id, metadata).await
+            } else {
+                self.port.expire_booking(booking_id, metadata).await
+            };
+            match moved_on {
+                Ok(()) => {
+                    moved += 1;
+                    crash_after(BOOKING_SAGA, step);
+                }
                 // Paid, cancelled or refunded in the meantime: nothing to do.
-                Err(CommandError::Rejected(_)) => {}
-                Err(err) => return Err(anyhow::anyhow!(err.to_string())),
+                Err(StepError::Refused { .. }) => {}
+                Err(StepError::Failed(err)) => return Err(err),
             }
             // The deadline is handled; the resulting event drives what follows.
             sqlx::query(
@@ -396,7 +320,6 @@ impl BookingSaga {
     ) -> Result<(), HandlerError> {
         let saga_id = aggregate_uuid(event)?;
         let booking_id = BookingId::from(saga_id);
-        let reservation_id = ReservationId::from(saga_id);
         match event.event_type.as_str() {
             "BookingRequested" => {
                 #[derive(Deserialize)]
@@ -416,12 +339,20 @@ impl BookingSaga {
                     "area_id": requested.area_id,
                     "quantity": requested.quantity,
                 });
-                repository::start(conn, saga_id, BOOKING_SAGA, "reserving", &data)
-                    .await
-                    .map_err(retry)?;
+                // Started outside the step's transaction: even if the step keeps failing,
+                // the saga exists, shows its error and can be marked stuck and resumed.
+                repository::start(
+                    &mut *self.pool.acquire().await.map_err(retry)?,
+                    saga_id,
+                    BOOKING_SAGA,
+                    "reserving",
+                    &data,
+                )
+                .await
+                .map_err(retry)?;
                 // The gateway normally decided already; only a booking left pending (its
                 // gateway crashed in between) still needs the step.
-                if self.load(booking_id).await?.status() == Some(BookingStatus::Pending) {
+                if self.load(booking_id).await?.status == Some(BookingStatus::Pending) {
                     let decision = self
                         .reserve_seats(
                             booking_id,
@@ -466,21 +397,22 @@ impl BookingSaga {
                 };
                 let booking = self.load(booking_id).await?;
                 let request = booking
-                    .request()
+                    .request
+                    .as_ref()
                     .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
-                self.release(
-                    booking_id,
-                    request.session_id,
-                    &request.area_id,
-                    Self::metadata(event, saga_id, "release_seats"),
-                )
-                .await
-                .map_err(step_failure)?;
+                self.port
+                    .release_seats(
+                        &seat_inventory_id(request.session_id, &request.area_id),
+                        booking_id,
+                        Self::metadata(event, saga_id, "release_seats"),
+                    )
+                    .await
+                    .map_err(step_failure)?;
                 log(conn, saga_id, "release_seats", None).await?;
                 // A cancelled booking stops its payment. An expired one does not: the fan
                 // may still complete it at the provider, and a late capture is refunded.
                 if status == "cancelled" {
-                    if let Some(payment_id) = booking.attached_payment() {
+                    if let Some(payment_id) = booking.payment {
                         self.settle_unwanted_payment(conn, event, saga_id, payment_id, status)
                             .await?;
                     }
@@ -490,42 +422,44 @@ impl BookingSaga {
                     .map_err(retry)?;
             }
             "BookingPaid" => {
-                self.seats(
-                    booking_id,
-                    InventoryCommand::Commit { reservation_id },
-                    Self::metadata(event, saga_id, "commit_seats"),
-                )
-                .await?;
+                let request = self.request(booking_id).await?;
+                self.port
+                    .commit_seats(
+                        &seat_inventory_id(request.session_id, &request.area_id),
+                        booking_id,
+                        Self::metadata(event, saga_id, "commit_seats"),
+                    )
+                    .await
+                    .map_err(step_failure)?;
                 log(conn, saga_id, "commit_seats", None).await?;
-                let booking = self.load(booking_id).await?;
-                let completes_at = match booking.request() {
-                    Some(request) => {
-                        let (show, _) = self
-                            .shows
-                            .load(&request.show_id.to_string())
-                            .await
-                            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
-                        show.session(&request.session_id)
-                            .map(|s| s.starts_at + COMPLETE_AFTER)
-                    }
-                    None => None,
-                };
+                let completes_at = self
+                    .port
+                    .session_starts_at(request.show_id, request.session_id)
+                    .await
+                    .map_err(step_failure)?
+                    .map(|starts_at| starts_at + COMPLETE_AFTER);
                 repository::set_status(conn, saga_id, "paid", completes_at)
                     .await
                     .map_err(retry)?;
             }
             "BookingRefunded" => {
                 let booking = self.load(booking_id).await?;
-                if let Some(payment_id) = booking.attached_payment() {
+                let request = booking
+                    .request
+                    .as_ref()
+                    .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
+                if let Some(payment_id) = booking.payment {
                     self.refund(conn, event, saga_id, payment_id, "booking refunded")
                         .await?;
                 }
-                self.seats(
-                    booking_id,
-                    InventoryCommand::Return { reservation_id },
-                    Self::metadata(event, saga_id, "return_seats"),
-                )
-                .await?;
+                self.port
+                    .return_seats(
+                        &seat_inventory_id(request.session_id, &request.area_id),
+                        booking_id,
+                        Self::metadata(event, saga_id, "return_seats"),
+                    )
+                    .await
+                    .map_err(step_failure)?;
                 log(conn, saga_id, "return_seats", None).await?;
                 repository::set_status(conn, saga_id, "refunded", None)
                     .await
@@ -550,39 +484,28 @@ impl BookingSaga {
         payment_id: PaymentId,
         why: &str,
     ) -> Result<(), HandlerError> {
-        let (payment, _) = self
-            .payments
-            .load(&payment_id.to_string())
-            .await
-            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
-        if !payment.status().is_some_and(|s| s.is_captured()) {
+        let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
+        if !payment.status.is_some_and(|s| s.is_captured()) {
             return Ok(());
         }
-        let amount = payment
-            .captured()
-            .or(payment.amount())
-            .cloned()
-            .ok_or_else(|| {
-                HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
-            })?;
+        let amount = payment.captured.or(payment.amount).ok_or_else(|| {
+            HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
+        })?;
         let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:booking"));
         match self
-            .payments
-            .execute(
-                &payment_id.to_string(),
-                PaymentCommand::Refund {
-                    refund_id,
-                    amount,
-                    reason: why.to_string(),
-                },
+            .port
+            .refund_payment(
+                payment_id,
+                refund_id,
+                amount,
+                why,
                 Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
             )
             .await
         {
-            Ok(_) => {}
-            // Already fully refunded by an earlier attempt.
-            Err(CommandError::Rejected(_)) => {}
-            Err(err) => return Err(step_failure(infra(err))),
+            // Refused: already fully refunded by an earlier attempt.
+            Ok(()) | Err(StepError::Refused { .. }) => {}
+            Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
         }
         log(
             conn,
@@ -603,31 +526,25 @@ impl BookingSaga {
         payment_id: PaymentId,
         why: &str,
     ) -> Result<(), HandlerError> {
-        let (payment, _) = self
-            .payments
-            .load(&payment_id.to_string())
-            .await
-            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
-        match payment.status() {
+        let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
+        match payment.status {
             Some(status) if status.is_captured() => {
                 self.refund(conn, event, saga_id, payment_id, &format!("booking {why}"))
                     .await
             }
             Some(_) => {
                 match self
-                    .payments
-                    .execute(
-                        &payment_id.to_string(),
-                        PaymentCommand::Void {
-                            reason: format!("booking {why}"),
-                        },
+                    .port
+                    .void_payment(
+                        payment_id,
+                        &format!("booking {why}"),
                         Self::metadata(event, saga_id, &format!("void_payment:{payment_id}")),
                     )
                     .await
                 {
                     // Already failed or voided: nothing to stop.
-                    Ok(_) | Err(CommandError::Rejected(_)) => {}
-                    Err(err) => return Err(step_failure(infra(err))),
+                    Ok(()) | Err(StepError::Refused { .. }) => {}
+                    Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                 }
                 log(conn, saga_id, "void_payment", Some(payment_id.to_string())).await
             }
@@ -641,33 +558,26 @@ impl BookingSaga {
         event: &ReceivedEvent,
     ) -> Result<(), HandlerError> {
         let payment_id = PaymentId::from(aggregate_uuid(event)?);
-        let (payment, version) = self
-            .payments
-            .load(&payment_id.to_string())
-            .await
-            .map_err(|e| retry(anyhow::anyhow!(e.to_string())))?;
-        let Some(saga_id) = payment.order_id() else {
-            return Err(retry(anyhow::anyhow!(
-                "payment {payment_id} not found (version {version})"
-            )));
+        let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
+        let Some(saga_id) = payment.order_id else {
+            return Err(retry(anyhow::anyhow!("payment {payment_id} not found")));
         };
         // Payments of orders share the stream: only a booking's payments are ours.
         let booking_id = BookingId::from(saga_id);
         let booking = self.load(booking_id).await?;
-        let Some(request) = booking.request() else {
+        let Some(request) = booking.request.as_ref() else {
             return Ok(());
         };
         match event.event_type.as_str() {
             "PaymentCreated" => {
-                let amount = payment.amount().cloned().ok_or_else(|| {
+                let amount = payment.amount.clone().ok_or_else(|| {
                     HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
                 })?;
-                let details = payment.details();
                 let request = ChargeRequest {
                     payment_id,
                     amount,
-                    method: details.map(|d| d.method.clone()).unwrap_or_default(),
-                    token: details.map(|d| d.token.clone()).unwrap_or_default(),
+                    method: payment.method.clone(),
+                    token: payment.token.clone(),
                     callback_url: format!(
                         "{}/api/v1/payments/{payment_id}/callbacks",
                         self.settings.callback_base_url.trim_end_matches('/')
@@ -688,30 +598,28 @@ impl BookingSaga {
             "PaymentCaptured" => {
                 let tickets = ticket_ids(booking_id, request.quantity);
                 match self
-                    .bookings
-                    .execute(
-                        &booking_id.to_string(),
-                        BookingCommand::MarkPaid {
-                            payment_id,
-                            tickets,
-                        },
+                    .port
+                    .mark_booking_paid(
+                        booking_id,
+                        payment_id,
+                        tickets,
                         Self::metadata(event, saga_id, &format!("mark_paid:{payment_id}")),
                     )
                     .await
                 {
-                    Ok(_) => log(conn, saga_id, "mark_paid", Some(payment_id.to_string())).await?,
-                    Err(CommandError::Rejected(err)) => {
+                    Ok(()) => log(conn, saga_id, "mark_paid", Some(payment_id.to_string())).await?,
+                    Err(StepError::Refused { detail, .. }) => {
                         // Cancelled or expired before this capture (or paid by another
                         // payment): the money goes back.
-                        log(conn, saga_id, "capture_not_wanted", Some(err.to_string())).await?;
+                        log(conn, saga_id, "capture_not_wanted", Some(detail)).await?;
                         let why = booking
-                            .status()
+                            .status
                             .map(|s| s.as_str().to_string())
                             .unwrap_or_else(|| "gone".into());
                         self.settle_unwanted_payment(conn, event, saga_id, payment_id, &why)
                             .await?;
                     }
-                    Err(err) => return Err(step_failure(infra(err))),
+                    Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                 }
             }
             "PaymentFailed" => {
@@ -809,23 +717,8 @@ async fn log(
     repository::log_step(conn, saga_id, step, detail)
         .await
         .map_err(retry)?;
-    crash_point(step);
+    crash_after(BOOKING_SAGA, step);
     Ok(())
-}
-
-/// Fault injection for crash tests: with `ORDO_CRASH_AFTER_STEP=booking:<step>` the process
-/// aborts right after that step's command committed and before the saga recorded it.
-fn crash_point(step: &str) {
-    static CRASH_AFTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let target = CRASH_AFTER.get_or_init(|| {
-        std::env::var("ORDO_CRASH_AFTER_STEP")
-            .ok()
-            .and_then(|s| s.strip_prefix("booking:").map(str::to_string))
-    });
-    if target.as_deref() == Some(step) {
-        tracing::error!(step, "crashing on purpose (ORDO_CRASH_AFTER_STEP)");
-        std::process::abort();
-    }
 }
 
 fn retry(err: impl Into<anyhow::Error>) -> HandlerError {

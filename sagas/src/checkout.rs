@@ -687,24 +687,8 @@ async fn log(
     repository::log_step(conn, saga_id, step, detail)
         .await
         .map_err(retry)?;
-    crash_point(step);
+    crate::crash_points::crash_after(CHECKOUT_SAGA, step);
     Ok(())
-}
-
-/// Fault injection for crash tests: with `ORDO_CRASH_AFTER_STEP=<step>` the process aborts
-/// right after that step's command committed and before the saga recorded it, the worst
-/// moment for a crash. Unset in normal operation.
-fn crash_point(step: &str) {
-    static CRASH_AFTER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let target = CRASH_AFTER.get_or_init(|| {
-        std::env::var("ORDO_CRASH_AFTER_STEP")
-            .ok()
-            .filter(|s| !s.is_empty())
-    });
-    if target.as_deref() == Some(step) {
-        tracing::error!(step, "crashing on purpose (ORDO_CRASH_AFTER_STEP)");
-        std::process::abort();
-    }
 }
 
 pub use crate::deadlines::step_id;

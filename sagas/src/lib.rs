@@ -2,9 +2,11 @@
 //! to events and issuing commands, with compensation when a step is refused.
 //!
 //! # Layout
-//! - [`port`]: [`CheckoutPort`], the commands a checkout may issue, and its implementation
-//!   on the command buses.
+//! - [`port`]: [`CheckoutPort`] and [`BookingPort`], the commands each saga may issue, with
+//!   [`PaymentPort`] the payment commands both share, and [`StorePort`], their
+//!   implementation on the command buses.
 //! - [`deadlines`]: the periodic deadline scan and step metadata both sagas use.
+//! - [`crash_points`]: the fault injection of the crash tests (`ORDO_CRASH_AFTER_STEP`).
 //! - [`repository`]: saga rows and their step log in Postgres.
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
@@ -18,6 +20,7 @@
 
 pub mod booking;
 pub mod checkout;
+pub mod crash_points;
 pub mod deadlines;
 pub mod port;
 pub mod provider;
@@ -25,5 +28,5 @@ pub mod repository;
 
 pub use booking::BookingSaga;
 pub use checkout::CheckoutSaga;
-pub use port::{CheckoutPort, StepError, StorePort};
+pub use port::{BookingPort, CheckoutPort, PaymentPort, StepError, StorePort};
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError};

@@ -1,16 +1,25 @@
-//! The command port of the checkout saga: the aggregate operations it needs, as a trait so
-//! the saga's logic can be exercised without a database, and their implementation on the
+//! The command ports of the sagas: the aggregate operations each needs, as traits so that a
+//! saga's logic can be exercised without a database, and their implementation on the
 //! command buses.
+//!
+//! - [`PaymentPort`]: what both sagas do with payments (read, void, refund).
+//! - [`CheckoutPort`]: stock and orders, for the checkout saga.
+//! - [`BookingPort`]: seats, bookings and show sessions, for the booking saga.
+//! - [`StorePort`]: all three on the event store's command buses.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ordo_aggregates::booking::{Booking, BookingCommand, BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
-    DomainError, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId, Sku,
+    BookingId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId,
+    SessionId, ShowId, Sku, TicketId,
 };
 use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
 use ordo_aggregates::order::{Order, OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{Payment, PaymentCommand, PaymentStatus};
+use ordo_aggregates::show::Show;
 use ordo_store::{CommandBus, CommandError, CommandMetadata};
 use uuid::Uuid;
 
@@ -43,15 +52,40 @@ pub struct PaymentSnapshot {
     pub order_id: Option<Uuid>,
     /// Its amount.
     pub amount: Option<Money>,
+    /// The amount captured, once captured.
+    pub captured: Option<Money>,
     /// The method and token the customer gave.
     pub method: String,
     /// The customer's payment token.
     pub token: String,
 }
 
+/// What both sagas do with payments. Each command is idempotent on the payment.
+#[async_trait]
+pub trait PaymentPort: Send + Sync + 'static {
+    /// The payment's current state on the write side.
+    async fn payment(&self, payment_id: PaymentId) -> Result<PaymentSnapshot, StepError>;
+    /// Voids a payment that was not captured.
+    async fn void_payment(
+        &self,
+        payment_id: PaymentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Refunds `amount` of a captured payment.
+    async fn refund_payment(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        amount: Money,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+}
+
 /// The commands the checkout saga issues. Each is idempotent on its aggregate.
 #[async_trait]
-pub trait CheckoutPort: Send + Sync + 'static {
+pub trait CheckoutPort: PaymentPort {
     /// Reserves `quantity` of `sku` for the order.
     async fn reserve_stock(
         &self,
@@ -110,34 +144,115 @@ pub trait CheckoutPort: Send + Sync + 'static {
     ) -> Result<(), StepError>;
     /// The order's current state on the write side.
     async fn order(&self, order_id: OrderId) -> Result<OrderSnapshot, StepError>;
-    /// The payment's current state on the write side.
-    async fn payment(&self, payment_id: PaymentId) -> Result<PaymentSnapshot, StepError>;
-    /// Voids a payment that was not captured.
-    async fn void_payment(
-        &self,
-        payment_id: PaymentId,
-        reason: &str,
-        metadata: CommandMetadata,
-    ) -> Result<(), StepError>;
-    /// Refunds `amount` of a captured payment.
-    async fn refund_payment(
-        &self,
-        payment_id: PaymentId,
-        refund_id: RefundId,
-        amount: Money,
-        reason: &str,
-        metadata: CommandMetadata,
-    ) -> Result<(), StepError>;
 }
 
-/// [`CheckoutPort`] on the event store's command buses.
+/// What the booking saga needs to know of a booking.
+#[derive(Debug, Clone)]
+pub struct BookingSnapshot {
+    /// Its status, `None` if it was never requested.
+    pub status: Option<BookingStatus>,
+    /// What was requested: show, session, seat area, quantity.
+    pub request: Option<BookingRequest>,
+    /// The payment deadline, while seats are held.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Why it was rejected, cancelled or refunded.
+    pub reason: Option<String>,
+    /// The payment attached last (the one that paid, once paid).
+    pub payment: Option<PaymentId>,
+}
+
+/// The commands the booking saga issues. Each is idempotent on its aggregate. Seats are
+/// the stock of one inventory item per session and seat area
+/// ([`ordo_aggregates::show::seat_inventory_id`]), reserved under the booking's id.
+#[async_trait]
+pub trait BookingPort: PaymentPort {
+    /// Reserves `quantity` seats of the item `seats` for the booking. Refused with
+    /// `insufficient_stock` when too few are left.
+    async fn reserve_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        quantity: Quantity,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Gives the booking's reserved seats back to sale (no-op when none were reserved).
+    async fn release_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Sells the booking's reserved seats.
+    async fn commit_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Puts the sold seats of a refunded booking back to sale.
+    async fn return_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Holds the booking's seats until `expires_at`: it now awaits payment. Answers whether
+    /// this call held them, false when they were held already.
+    async fn hold_seats(
+        &self,
+        booking_id: BookingId,
+        expires_at: DateTime<Utc>,
+        metadata: CommandMetadata,
+    ) -> Result<bool, StepError>;
+    /// Rejects the booking with a reason.
+    async fn reject_booking(
+        &self,
+        booking_id: BookingId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Marks the booking paid by `payment_id`, issuing `tickets`.
+    async fn mark_booking_paid(
+        &self,
+        booking_id: BookingId,
+        payment_id: PaymentId,
+        tickets: Vec<TicketId>,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Expires the booking: payment did not come in time.
+    async fn expire_booking(
+        &self,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Completes a paid booking: its session is long over.
+    async fn complete_booking(
+        &self,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// The booking's current state on the write side.
+    async fn booking(&self, booking_id: BookingId) -> Result<BookingSnapshot, StepError>;
+    /// When a session of a show starts, `None` when the show has no such session.
+    async fn session_starts_at(
+        &self,
+        show_id: ShowId,
+        session_id: SessionId,
+    ) -> Result<Option<DateTime<Utc>>, StepError>;
+}
+
+/// [`CheckoutPort`] and [`BookingPort`] on the event store's command buses.
 pub struct StorePort {
-    /// Inventory items, one per SKU.
+    /// Inventory items: one per SKU, and one per session and seat area.
     pub inventory: Arc<CommandBus<InventoryItem>>,
     /// Orders.
     pub orders: Arc<CommandBus<Order>>,
     /// Payments.
     pub payments: Arc<CommandBus<Payment>>,
+    /// Bookings.
+    pub bookings: Arc<CommandBus<Booking>>,
+    /// Shows and their sessions.
+    pub shows: Arc<CommandBus<Show>>,
 }
 
 fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
@@ -193,10 +308,92 @@ impl StorePort {
                 .await,
         )
     }
+
+    async fn booking_command(
+        &self,
+        booking_id: BookingId,
+        command: BookingCommand,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        done(
+            self.bookings
+                .execute(&booking_id.to_string(), command, metadata)
+                .await,
+        )
+    }
 }
 
 fn reservation(order_id: OrderId) -> ReservationId {
     ReservationId::from(*order_id.as_uuid())
+}
+
+fn seat_reservation(booking_id: BookingId) -> ReservationId {
+    ReservationId::from(*booking_id.as_uuid())
+}
+
+/// A release refused because nothing was reserved: there is nothing to give back.
+fn nothing_to_release(result: Result<(), StepError>) -> Result<(), StepError> {
+    match result {
+        Err(StepError::Refused { code, .. }) if code == "unknown_reservation" => Ok(()),
+        other => other,
+    }
+}
+
+#[async_trait]
+impl PaymentPort for StorePort {
+    async fn payment(&self, payment_id: PaymentId) -> Result<PaymentSnapshot, StepError> {
+        let (payment, _) = self
+            .payments
+            .load(&payment_id.to_string())
+            .await
+            .map_err(step_error)?;
+        Ok(PaymentSnapshot {
+            status: payment.status(),
+            order_id: payment.order_id(),
+            amount: payment.amount().cloned(),
+            captured: payment.captured().cloned(),
+            method: payment
+                .details()
+                .map(|d| d.method.clone())
+                .unwrap_or_default(),
+            token: payment
+                .details()
+                .map(|d| d.token.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    async fn void_payment(
+        &self,
+        payment_id: PaymentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.payment_command(
+            payment_id,
+            PaymentCommand::Void {
+                reason: reason.to_string(),
+            },
+            metadata,
+        )
+        .await
+    }
+
+    async fn refund_payment(
+        &self,
+        payment_id: PaymentId,
+        refund_id: RefundId,
+        amount: Money,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = PaymentCommand::Refund {
+            refund_id,
+            amount,
+            reason: reason.to_string(),
+        };
+        self.payment_command(payment_id, command, metadata).await
+    }
 }
 
 #[async_trait]
@@ -224,11 +421,8 @@ impl CheckoutPort for StorePort {
         let command = InventoryCommand::Release {
             reservation_id: reservation(order_id),
         };
-        match self.inventory(sku, command, metadata).await {
-            // Nothing was reserved for this line: there is nothing to release.
-            Err(StepError::Refused { code, .. }) if code == "unknown_reservation" => Ok(()),
-            other => other,
-        }
+        // Nothing reserved for this line is nothing to release.
+        nothing_to_release(self.inventory(sku, command, metadata).await)
     }
 
     async fn commit_stock(
@@ -312,57 +506,147 @@ impl CheckoutPort for StorePort {
             payment: order.attached_payment(),
         })
     }
+}
 
-    async fn payment(&self, payment_id: PaymentId) -> Result<PaymentSnapshot, StepError> {
-        let (payment, _) = self
-            .payments
-            .load(&payment_id.to_string())
+#[async_trait]
+impl BookingPort for StorePort {
+    async fn reserve_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        quantity: Quantity,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = InventoryCommand::Reserve {
+            reservation_id: seat_reservation(booking_id),
+            quantity,
+        };
+        self.inventory(seats, command, metadata).await
+    }
+
+    async fn release_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = InventoryCommand::Release {
+            reservation_id: seat_reservation(booking_id),
+        };
+        // A booking rejected before reserving anything has nothing to give back.
+        nothing_to_release(self.inventory(seats, command, metadata).await)
+    }
+
+    async fn commit_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = InventoryCommand::Commit {
+            reservation_id: seat_reservation(booking_id),
+        };
+        self.inventory(seats, command, metadata).await
+    }
+
+    async fn return_seats(
+        &self,
+        seats: &Sku,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = InventoryCommand::Return {
+            reservation_id: seat_reservation(booking_id),
+        };
+        self.inventory(seats, command, metadata).await
+    }
+
+    async fn hold_seats(
+        &self,
+        booking_id: BookingId,
+        expires_at: DateTime<Utc>,
+        metadata: CommandMetadata,
+    ) -> Result<bool, StepError> {
+        self.bookings
+            .execute(
+                &booking_id.to_string(),
+                BookingCommand::HoldSeats { expires_at },
+                metadata,
+            )
+            .await
+            .map(|committed| !committed.events.is_empty())
+            .map_err(step_error)
+    }
+
+    async fn reject_booking(
+        &self,
+        booking_id: BookingId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = BookingCommand::Reject {
+            reason: reason.to_string(),
+        };
+        self.booking_command(booking_id, command, metadata).await
+    }
+
+    async fn mark_booking_paid(
+        &self,
+        booking_id: BookingId,
+        payment_id: PaymentId,
+        tickets: Vec<TicketId>,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = BookingCommand::MarkPaid {
+            payment_id,
+            tickets,
+        };
+        self.booking_command(booking_id, command, metadata).await
+    }
+
+    async fn expire_booking(
+        &self,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.booking_command(booking_id, BookingCommand::Expire, metadata)
+            .await
+    }
+
+    async fn complete_booking(
+        &self,
+        booking_id: BookingId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.booking_command(booking_id, BookingCommand::Complete, metadata)
+            .await
+    }
+
+    async fn booking(&self, booking_id: BookingId) -> Result<BookingSnapshot, StepError> {
+        let (booking, _) = self
+            .bookings
+            .load(&booking_id.to_string())
             .await
             .map_err(step_error)?;
-        Ok(PaymentSnapshot {
-            status: payment.status(),
-            order_id: payment.order_id(),
-            amount: payment.amount().cloned(),
-            method: payment
-                .details()
-                .map(|d| d.method.clone())
-                .unwrap_or_default(),
-            token: payment
-                .details()
-                .map(|d| d.token.clone())
-                .unwrap_or_default(),
+        Ok(BookingSnapshot {
+            status: booking.status(),
+            request: booking.request().cloned(),
+            expires_at: booking.expires_at(),
+            reason: booking.reason().map(str::to_string),
+            payment: booking.attached_payment(),
         })
     }
 
-    async fn void_payment(
+    async fn session_starts_at(
         &self,
-        payment_id: PaymentId,
-        reason: &str,
-        metadata: CommandMetadata,
-    ) -> Result<(), StepError> {
-        self.payment_command(
-            payment_id,
-            PaymentCommand::Void {
-                reason: reason.to_string(),
-            },
-            metadata,
-        )
-        .await
-    }
-
-    async fn refund_payment(
-        &self,
-        payment_id: PaymentId,
-        refund_id: RefundId,
-        amount: Money,
-        reason: &str,
-        metadata: CommandMetadata,
-    ) -> Result<(), StepError> {
-        let command = PaymentCommand::Refund {
-            refund_id,
-            amount,
-            reason: reason.to_string(),
-        };
-        self.payment_command(payment_id, command, metadata).await
+        show_id: ShowId,
+        session_id: SessionId,
+    ) -> Result<Option<DateTime<Utc>>, StepError> {
+        let (show, _) = self
+            .shows
+            .load(&show_id.to_string())
+            .await
+            .map_err(step_error)?;
+        Ok(show.session(&session_id).map(|session| session.starts_at))
     }
 }

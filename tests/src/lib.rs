@@ -385,6 +385,20 @@ impl Api {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.try_send(method, path, body, headers)
+            .await
+            .expect("request sent")
+    }
+
+    /// Sends a request that the process may not live to answer (it is set to crash on the
+    /// way): `None` when the connection broke before an answer came.
+    pub async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Option<Answer> {
         let mut request = self
             .client
             .request(method, format!("{}{}", self.base, path));
@@ -397,16 +411,16 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.expect("request sent");
+        let response = request.send().await.ok()?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer {
+        Some(Answer {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// GET.

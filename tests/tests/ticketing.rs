@@ -1,6 +1,7 @@
 //! End to end: ticketing through HTTP against real Postgres and NATS — browsing, booking,
 //! paying, tickets and check-in; expiry, cancellation and refund returning seats; the
-//! per-booking limit; a flash sale that must never oversell; rate limits.
+//! per-booking limit; a flash sale that must never oversell; rate limits; and the booking
+//! saga crashed at each of its steps, losing and repeating nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -525,5 +526,744 @@ async fn clients_over_their_rate_limit_get_429_with_retry_after() {
         Some("application/problem+json")
     );
     assert_eq!(limited.body["type"], "urn:ordo:problem:rate_limited");
+    world.stop().await;
+}
+
+// Crashes at each step of the booking saga. The process is started with
+// ORDO_CRASH_AFTER_STEP=booking:<step> and aborts itself at that step, right after the
+// step's command committed and before the saga recorded it; it is then restarted without
+// the crash point and the booking must end as if nothing had happened: seats reserved,
+// sold or given back exactly once, one capture per payment, one refund, one set of tickets.
+
+/// The environment variable naming the step to crash after.
+const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
+/// Seats each booking of the crash tests takes.
+const SEATS_PER_BOOKING: i64 = 2;
+
+/// Restarts the process so that it crashes after `step` of the booking saga, or never.
+async fn restart_crashing_after(world: &mut World, step: Option<&str>) {
+    let value = step.map(|s| format!("booking:{s}")).unwrap_or_default();
+    world.ordo.set_env(CRASH_AFTER_STEP, &value);
+    world.ordo.restart().await.expect("ordo restarts");
+}
+
+/// Waits until the process died: it aborts itself at its crash point.
+async fn wait_for_crash(world: &mut World, step: &str) {
+    eventually(
+        &format!("the process crashed after {step}"),
+        Duration::from_secs(30),
+        || {
+            let alive = world.ordo.is_running();
+            async move { (!alive).then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// Books `SEATS_PER_BOOKING` seats and answers the booking id; the seats are held.
+async fn book_held(fan: &Api, session_id: &str) -> String {
+    let booked = book(fan, session_id, SEATS_PER_BOOKING).await;
+    assert_eq!(booked["status"], "pending_payment", "{booked:?}");
+    booked["booking_id"].as_str().unwrap().to_string()
+}
+
+/// Pays a booking without waiting for the outcome, with the sandbox token `token`.
+async fn start_paying(fan: &Api, booking_id: &str, token: &str) -> Option<ordo_tests::Answer> {
+    fan.try_send(
+        Method::POST,
+        &format!("/api/v1/bookings/{booking_id}/pay"),
+        Some(json!({"payment_method": "card", "payment_token": token})),
+        &[],
+    )
+    .await
+}
+
+/// The inventory item holding the seats of the session's area.
+async fn seat_item(pool: &PgPool, session_id: &str) -> String {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT inventory_id FROM seat_areas WHERE session_id = $1::uuid AND area_id = 'vip-a'",
+    )
+    .bind(session_id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .0
+}
+
+/// The seats of an item as the inventory_levels read model counts them: (on hand, reserved).
+async fn seat_levels(pool: &PgPool, item: &str) -> Option<(i64, i64)> {
+    sqlx::query_as("SELECT on_hand, reserved FROM inventory_levels WHERE sku = $1")
+        .bind(item)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// The events of one booking's reservation of seats, in order.
+async fn reservation_events(pool: &PgPool, item: &str, booking_id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT event_type FROM events
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1
+           AND payload::jsonb -> event_type ->> 'reservation_id' = $2
+         ORDER BY sequence",
+    )
+    .bind(item)
+    .bind(booking_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+         ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+/// The payments created for a booking, oldest first.
+async fn booking_payments(pool: &PgPool, booking_id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT aggregate_id FROM events
+         WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'
+           AND payload::jsonb -> 'PaymentCreated' ->> 'order_id' = $1
+         ORDER BY position",
+    )
+    .bind(booking_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+/// The booking requested last.
+async fn last_requested_booking(pool: &PgPool) -> String {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT aggregate_id FROM events
+         WHERE aggregate_type = 'booking' AND event_type = 'BookingRequested'
+         ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .0
+}
+
+/// The booking saga's status, `None` before it started.
+async fn saga_status(pool: &PgPool, booking_id: &str) -> Option<String> {
+    sqlx::query_as::<_, (String,)>("SELECT status FROM sagas WHERE saga_id = $1::uuid")
+        .bind(booking_id)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+        .map(|r| r.0)
+}
+
+/// The booking saga's step log, oldest first.
+async fn saga_steps(pool: &PgPool, booking_id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT step FROM saga_steps WHERE saga_id = $1::uuid ORDER BY step_no",
+    )
+    .bind(booking_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+/// Checks that the crash cut the step short: its command committed (the caller checks
+/// what it did) but the saga did not record it.
+async fn assert_cut_before_recording(pool: &PgPool, booking_id: &str, step: &str) {
+    let steps = saga_steps(pool, booking_id).await;
+    assert!(
+        !steps.iter().any(|s| s == step),
+        "the crash after {step} left it unrecorded: {steps:?}"
+    );
+}
+
+/// What a booking must end as.
+struct Outcome {
+    /// Its status, as the API shows it.
+    status: &'static str,
+    /// Its saga's status.
+    saga: &'static str,
+    /// The saga's step log, in any order. The reserve step is left out: the gateway runs it
+    /// inline and the saga repeats it only when it finds the booking still pending.
+    steps: &'static [&'static str],
+    /// Its events, in order.
+    events: &'static [&'static str],
+    /// The events of its reservation of seats, in order.
+    seats: &'static [&'static str],
+    /// The events of each of its payments, oldest payment first.
+    payments: &'static [&'static [&'static str]],
+}
+
+const HELD: Outcome = Outcome {
+    status: "pending_payment",
+    saga: "awaiting_payment",
+    steps: &[],
+    events: &["BookingRequested", "SeatsHeld"],
+    seats: &["StockReserved"],
+    payments: &[],
+};
+
+const PAID: Outcome = Outcome {
+    status: "paid",
+    saga: "paid",
+    steps: &["charge_requested", "mark_paid", "commit_seats"],
+    events: &[
+        "BookingRequested",
+        "SeatsHeld",
+        "PaymentAttached",
+        "BookingPaid",
+    ],
+    seats: &["StockReserved", "StockCommitted"],
+    payments: &[&["PaymentCreated", "PaymentCaptured"]],
+};
+
+/// Waits until the saga of a booking logged every step expected (in any order) and
+/// reached its status, then checks that no step was logged twice.
+async fn wait_saga(pool: &PgPool, booking_id: &str, saga: &str, steps: &[&str]) {
+    let mut expected: Vec<String> = steps.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    let logged = eventually(
+        &format!("booking {booking_id}'s saga {saga} after {steps:?}"),
+        Duration::from_secs(30),
+        || async {
+            let status = saga_status(pool, booking_id).await;
+            let mut logged: Vec<String> = saga_steps(pool, booking_id)
+                .await
+                .into_iter()
+                .filter(|s| s != "reserve_seats" || expected.contains(s))
+                .collect();
+            logged.sort();
+            let all_logged = expected.iter().all(|step| {
+                logged.iter().filter(|s| *s == step).count()
+                    >= expected.iter().filter(|s| *s == step).count()
+            });
+            (status.as_deref() == Some(saga) && all_logged).then_some(logged)
+        },
+    )
+    .await;
+    assert_eq!(logged, expected, "booking {booking_id}: each step once");
+}
+
+/// Waits for a booking to settle and checks it ended as `outcome`, every effect once.
+async fn assert_outcome(world: &World, fan: &Api, item: &str, booking_id: &str, outcome: &Outcome) {
+    let pool = &world.pool;
+    let booking = booking_status(fan, booking_id, outcome.status).await;
+    wait_saga(pool, booking_id, outcome.saga, outcome.steps).await;
+    assert_eq!(
+        event_types(pool, "booking", booking_id).await,
+        outcome.events,
+        "booking {booking_id}'s events"
+    );
+    assert_eq!(
+        reservation_events(pool, item, booking_id).await,
+        outcome.seats,
+        "booking {booking_id}'s seats"
+    );
+    let payments = booking_payments(pool, booking_id).await;
+    assert_eq!(
+        payments.len(),
+        outcome.payments.len(),
+        "booking {booking_id}'s payments"
+    );
+    for (payment_id, events) in payments.iter().zip(outcome.payments) {
+        assert_eq!(
+            event_types(pool, "payment", payment_id).await,
+            *events,
+            "booking {booking_id}'s payment {payment_id}"
+        );
+    }
+    if outcome.seats.contains(&"StockCommitted") {
+        // One ticket per seat, issued once.
+        let tickets: Vec<&str> = booking["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["ticket_id"].as_str().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<&str> = tickets.iter().copied().collect();
+        assert_eq!(tickets.len() as i64, SEATS_PER_BOOKING, "{booking:?}");
+        assert_eq!(distinct.len(), tickets.len(), "{booking:?}");
+        eventually(
+            "tickets in the read model",
+            Duration::from_secs(20),
+            || async {
+                let (count,): (i64,) =
+                    sqlx::query_as("SELECT count(*) FROM tickets WHERE booking_id = $1::uuid")
+                        .bind(booking_id)
+                        .fetch_one(pool)
+                        .await
+                        .ok()?;
+                (count == SEATS_PER_BOOKING).then_some(())
+            },
+        )
+        .await;
+    }
+}
+
+/// Waits until the read models count the seats of `item`: `sold` sold and `held` held.
+async fn assert_seats(
+    world: &World,
+    fan: &Api,
+    show_id: &str,
+    item: &str,
+    capacity: i64,
+    sold: i64,
+    held: i64,
+) {
+    eventually(
+        &format!("{sold} seats sold and {held} held"),
+        Duration::from_secs(20),
+        || async {
+            (seat_levels(&world.pool, item).await == Some((capacity - sold, held))).then_some(())
+        },
+    )
+    .await;
+    wait_available(fan, show_id, capacity - sold - held).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
+    const CAPACITY: i64 = 20;
+    let mut world = World::start(&[]).await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, CAPACITY, "Crash course").await;
+    let (fan, _) = api.register("phoenix@example.com").await;
+    wait_available(&fan, &show_id, CAPACITY).await;
+    let item = seat_item(&world.pool, &session_id).await;
+    let mut settled: Vec<(String, &Outcome)> = Vec::new();
+
+    // Reserving. The gateway dies inside the reserve step it runs inline, between reserving
+    // the seats and holding them, so it never answers.
+    restart_crashing_after(&mut world, Some("seats_reserved")).await;
+    let answer = fan
+        .try_send(
+            Method::POST,
+            "/api/v1/bookings",
+            Some(json!({"session_id": session_id, "seat_area_id": "vip-a", "quantity": SEATS_PER_BOOKING})),
+            &[],
+        )
+        .await;
+    assert!(answer.is_none(), "answered despite the crash: {answer:?}");
+    wait_for_crash(&mut world, "seats_reserved").await;
+    let reserved = last_requested_booking(&world.pool).await;
+    assert_eq!(
+        reservation_events(&world.pool, &item, &reserved).await,
+        ["StockReserved"]
+    );
+    assert_eq!(
+        event_types(&world.pool, "booking", &reserved).await,
+        ["BookingRequested"]
+    );
+    // The saga takes the step over from BookingRequested, and dies after holding the seats,
+    // before recording the step (possibly while the process is still starting).
+    world
+        .ordo
+        .set_env(CRASH_AFTER_STEP, "booking:reserve_seats");
+    if let Err(err) = world.ordo.restart().await {
+        assert!(!world.ordo.is_running(), "{err}");
+    }
+    wait_for_crash(&mut world, "reserve_seats").await;
+    assert_eq!(
+        event_types(&world.pool, "booking", &reserved).await,
+        ["BookingRequested", "SeatsHeld"]
+    );
+    assert_cut_before_recording(&world.pool, &reserved, "reserve_seats").await;
+    // Handled again, BookingRequested finds the seats held and leaves them.
+    restart_crashing_after(&mut world, None).await;
+    assert_outcome(&world, &fan, &item, &reserved, &HELD).await;
+    settled.push((reserved, &HELD));
+
+    // Paying: one booking paid through a crash at each step.
+    for step in ["charge_requested", "mark_paid", "commit_seats"] {
+        let booking_id = book_held(&fan, &session_id).await;
+        restart_crashing_after(&mut world, Some(step)).await;
+        start_paying(&fan, &booking_id, "tok_success").await;
+        wait_for_crash(&mut world, step).await;
+        assert_cut_before_recording(&world.pool, &booking_id, step).await;
+        restart_crashing_after(&mut world, None).await;
+        assert_outcome(&world, &fan, &item, &booking_id, &PAID).await;
+        settled.push((booking_id, &PAID));
+    }
+
+    // A declined payment recorded through a crash; the seats stay held and the fan pays again.
+    const PAID_SECOND_TIME: Outcome = Outcome {
+        status: "paid",
+        saga: "paid",
+        steps: &[
+            "charge_requested",
+            "payment_failed",
+            "charge_requested",
+            "mark_paid",
+            "commit_seats",
+        ],
+        events: &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "PaymentAttached",
+            "BookingPaid",
+        ],
+        seats: &["StockReserved", "StockCommitted"],
+        payments: &[
+            &["PaymentCreated", "PaymentFailed"],
+            &["PaymentCreated", "PaymentCaptured"],
+        ],
+    };
+    let declined = book_held(&fan, &session_id).await;
+    restart_crashing_after(&mut world, Some("payment_failed")).await;
+    start_paying(&fan, &declined, "tok_decline").await;
+    wait_for_crash(&mut world, "payment_failed").await;
+    assert_cut_before_recording(&world.pool, &declined, "payment_failed").await;
+    restart_crashing_after(&mut world, None).await;
+    wait_saga(
+        &world.pool,
+        &declined,
+        "awaiting_payment",
+        &["charge_requested", "payment_failed"],
+    )
+    .await;
+    pay(&fan, &declined).await;
+    assert_outcome(&world, &fan, &item, &declined, &PAID_SECOND_TIME).await;
+    settled.push((declined, &PAID_SECOND_TIME));
+
+    // Completing: a paid booking of a session eight days ago completes through a crash
+    // in the deadline scan, after the booking completed and before the deadline is cleared.
+    const COMPLETED: Outcome = Outcome {
+        status: "completed",
+        saga: "completed",
+        steps: PAID.steps,
+        events: &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "BookingPaid",
+            "BookingCompleted",
+        ],
+        seats: PAID.seats,
+        payments: PAID.payments,
+    };
+    let eight_days_ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
+    let (past_show, past_session) = show_on(&admin, 10, "Last season", &eight_days_ago).await;
+    wait_available(&fan, &past_show, 10).await;
+    let past_item = seat_item(&world.pool, &past_session).await;
+    let completed = book_held(&fan, &past_session).await;
+    restart_crashing_after(&mut world, Some("complete")).await;
+    start_paying(&fan, &completed, "tok_success").await;
+    wait_for_crash(&mut world, "complete").await;
+    assert_eq!(
+        event_types(&world.pool, "booking", &completed)
+            .await
+            .last()
+            .map(String::as_str),
+        Some("BookingCompleted")
+    );
+    restart_crashing_after(&mut world, None).await;
+    assert_outcome(&world, &fan, &past_item, &completed, &COMPLETED).await;
+
+    // Each seat counted once: four bookings sold, one held.
+    assert_seats(
+        &world,
+        &fan,
+        &show_id,
+        &item,
+        CAPACITY,
+        4 * SEATS_PER_BOOKING,
+        SEATS_PER_BOOKING,
+    )
+    .await;
+    assert_seats(
+        &world,
+        &fan,
+        &past_show,
+        &past_item,
+        10,
+        SEATS_PER_BOOKING,
+        0,
+    )
+    .await;
+    // Nothing arrived late and twice.
+    for (booking_id, outcome) in &settled {
+        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_once() {
+    const CAPACITY: i64 = 10;
+    const CANCELLED: Outcome = Outcome {
+        status: "cancelled",
+        saga: "cancelled",
+        steps: &[
+            "charge_requested",
+            "release_seats",
+            "void_payment",
+            "provider_void",
+        ],
+        events: &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "BookingCancelled",
+        ],
+        seats: &["StockReserved", "StockReleased"],
+        payments: &[&["PaymentCreated", "PaymentVoided"]],
+    };
+    const EXPIRED: Outcome = Outcome {
+        status: "expired",
+        saga: "expired",
+        steps: &["release_seats"],
+        events: &["BookingRequested", "SeatsHeld", "BookingExpired"],
+        seats: &["StockReserved", "StockReleased"],
+        payments: &[],
+    };
+    const CAPTURED_TOO_LATE: Outcome = Outcome {
+        status: "expired",
+        saga: "expired",
+        steps: &[
+            "charge_requested",
+            "release_seats",
+            "capture_not_wanted",
+            "refund_payment",
+            "provider_refund",
+        ],
+        events: &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "BookingExpired",
+        ],
+        seats: &["StockReserved", "StockReleased"],
+        payments: &[&["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]],
+    };
+    let mut world = World::start(&[]).await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, CAPACITY, "Second thoughts").await;
+    let (fan, _) = api.register("hesitant@example.com").await;
+    wait_available(&fan, &show_id, CAPACITY).await;
+    let item = seat_item(&world.pool, &session_id).await;
+    let mut settled: Vec<(String, &Outcome)> = Vec::new();
+
+    // Cancelling while a payment is in progress (the provider never answers it): the seats
+    // go back and the payment is voided, through a crash at each step.
+    for step in ["release_seats", "void_payment", "provider_void"] {
+        let booking_id = book_held(&fan, &session_id).await;
+        let paying = start_paying(&fan, &booking_id, "tok_timeout").await;
+        assert_eq!(paying.map(|a| a.status), Some(202));
+        wait_saga(
+            &world.pool,
+            &booking_id,
+            "awaiting_payment",
+            &["charge_requested"],
+        )
+        .await;
+        restart_crashing_after(&mut world, Some(step)).await;
+        fan.try_send(
+            Method::POST,
+            &format!("/api/v1/bookings/{booking_id}/cancel"),
+            Some(json!({})),
+            &[],
+        )
+        .await;
+        wait_for_crash(&mut world, step).await;
+        assert_cut_before_recording(&world.pool, &booking_id, step).await;
+        restart_crashing_after(&mut world, None).await;
+        assert_outcome(&world, &fan, &item, &booking_id, &CANCELLED).await;
+        settled.push((booking_id, &CANCELLED));
+    }
+
+    // Expiring: the deadline scan dies after the booking expired, before clearing the
+    // deadline; the next process scans it again.
+    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "1s");
+    restart_crashing_after(&mut world, Some("expire")).await;
+    let expired = book_held(&fan, &session_id).await;
+    wait_for_crash(&mut world, "expire").await;
+    assert_eq!(
+        event_types(&world.pool, "booking", &expired).await,
+        EXPIRED.events
+    );
+    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
+    restart_crashing_after(&mut world, None).await;
+    assert_outcome(&world, &fan, &item, &expired, &EXPIRED).await;
+    settled.push((expired, &EXPIRED));
+
+    // A capture arriving after the booking expired is refunded, through a crash as the
+    // saga turns it down.
+    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "2s");
+    world.ordo.set_env("ORDO_SANDBOX_DELAY", "5s");
+    restart_crashing_after(&mut world, Some("capture_not_wanted")).await;
+    let late = book_held(&fan, &session_id).await;
+    let paying = start_paying(&fan, &late, "tok_success").await;
+    assert_eq!(paying.map(|a| a.status), Some(202));
+    wait_for_crash(&mut world, "capture_not_wanted").await;
+    assert_cut_before_recording(&world.pool, &late, "capture_not_wanted").await;
+    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
+    world.ordo.set_env("ORDO_SANDBOX_DELAY", "20ms");
+    restart_crashing_after(&mut world, None).await;
+    assert_outcome(&world, &fan, &item, &late, &CAPTURED_TOO_LATE).await;
+    settled.push((late, &CAPTURED_TOO_LATE));
+
+    // Every seat is back, given back once.
+    assert_seats(&world, &fan, &show_id, &item, CAPACITY, 0, 0).await;
+    for (booking_id, outcome) in &settled {
+        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_at_each_step_of_a_refund_returns_the_seats_and_the_money_once() {
+    const CAPACITY: i64 = 10;
+    const REFUNDED: Outcome = Outcome {
+        status: "refunded",
+        saga: "refunded",
+        steps: &[
+            "charge_requested",
+            "mark_paid",
+            "commit_seats",
+            "refund_payment",
+            "return_seats",
+            "provider_refund",
+        ],
+        events: &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "BookingPaid",
+            "BookingRefunded",
+        ],
+        seats: &["StockReserved", "StockCommitted", "StockReturned"],
+        payments: &[&["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]],
+    };
+    let mut world = World::start(&[]).await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, CAPACITY, "Postponed").await;
+    let (fan, _) = api.register("refunded@example.com").await;
+    wait_available(&fan, &show_id, CAPACITY).await;
+    let item = seat_item(&world.pool, &session_id).await;
+    let mut settled: Vec<(String, &Outcome)> = Vec::new();
+
+    for step in ["refund_payment", "return_seats", "provider_refund"] {
+        let booking_id = book_held(&fan, &session_id).await;
+        pay(&fan, &booking_id).await;
+        assert_outcome(&world, &fan, &item, &booking_id, &PAID).await;
+        restart_crashing_after(&mut world, Some(step)).await;
+        admin
+            .try_send(
+                Method::POST,
+                &format!("/api/v1/bookings/{booking_id}/refund"),
+                Some(json!({"reason": "show postponed"})),
+                &[],
+            )
+            .await;
+        wait_for_crash(&mut world, step).await;
+        assert_cut_before_recording(&world.pool, &booking_id, step).await;
+        restart_crashing_after(&mut world, None).await;
+        assert_outcome(&world, &fan, &item, &booking_id, &REFUNDED).await;
+        settled.push((booking_id, &REFUNDED));
+    }
+
+    // Every seat is back on sale, returned once; every payment refunded once.
+    assert_seats(&world, &fan, &show_id, &item, CAPACITY, 0, 0).await;
+    for (booking_id, outcome) in &settled {
+        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+    }
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_whose_reserve_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
+    let world = World::start(&[
+        ("ORDO_CONSUMER_MAX_DELIVER", "2"),
+        ("ORDO_CONSUMER_BACKOFF", "100ms"),
+    ])
+    .await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, 10, "Stuck").await;
+    let (fan, _) = api.register("patient@example.com").await;
+    wait_available(&fan, &show_id, 10).await;
+    let item = seat_item(&world.pool, &session_id).await;
+    // The event store refuses every reservation: the reserve step fails, inline and in the
+    // saga, until an operator fixes it.
+    sqlx::query(
+        "CREATE FUNCTION refuse_reservation() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'the seat inventory is broken'; END; $$",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_reservation BEFORE INSERT ON events FOR EACH ROW
+         WHEN (NEW.event_type = 'StockReserved') EXECUTE FUNCTION refuse_reservation()",
+    )
+    .execute(&world.pool)
+    .await
+    .unwrap();
+    let booked = book(&fan, &session_id, SEATS_PER_BOOKING).await;
+    assert_eq!(booked["status"], "pending", "{booked:?}");
+    let booking_id = booked["booking_id"].as_str().unwrap().to_string();
+
+    // The saga shows the step's error and, once the event is dead-lettered, is stuck.
+    let stuck = eventually("the saga stuck", Duration::from_secs(30), || async {
+        let saga = admin
+            .get(&format!("/api/v1/admin/sagas/{booking_id}"))
+            .await
+            .body;
+        (saga["status"] == "stuck").then_some(saga)
+    })
+    .await;
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the seat inventory is broken"),
+        "{stuck:?}"
+    );
+    assert_eq!(
+        reservation_events(&world.pool, &item, &booking_id).await,
+        Vec::<String>::new()
+    );
+
+    // Fixed and resumed, the booking holds its seats, once.
+    sqlx::query("DROP TRIGGER refuse_reservation ON events")
+        .execute(&world.pool)
+        .await
+        .unwrap();
+    let resumed = admin
+        .post(
+            &format!("/api/v1/admin/sagas/{booking_id}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(resumed.status, 200, "{:?}", resumed.body);
+    const RESUMED_AND_HELD: Outcome = Outcome {
+        steps: &["stuck", "resumed", "reserve_seats"],
+        ..HELD
+    };
+    assert_outcome(&world, &fan, &item, &booking_id, &RESUMED_AND_HELD).await;
+    assert_seats(&world, &fan, &show_id, &item, 10, 0, SEATS_PER_BOOKING).await;
     world.stop().await;
 }
