@@ -331,8 +331,9 @@ async fn the_admin_service_answers_every_endpoint() {
     let ping: Value = serde_json::from_slice(&ping.payload).unwrap();
     assert_eq!(ping["version"], env!("CARGO_PKG_VERSION"));
 
-    // projections.status: every projection with its position and lag.
-    consumers_idle(&world).await;
+    // projections.status: every projection with its position and lag (once the saga's
+    // last events are published and applied too).
+    settled(&world).await;
     let projections = world.admin("projections.status", "").await.unwrap();
     let orders = projections["projections"]
         .as_array()
