@@ -488,24 +488,21 @@ impl BookingSaga {
         if !payment.status.is_some_and(|s| s.is_captured()) {
             return Ok(());
         }
-        let amount = payment.captured.or(payment.amount).ok_or_else(|| {
-            HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
-        })?;
-        let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:booking"));
-        match self
-            .port
-            .refund_payment(
-                payment_id,
-                refund_id,
-                amount,
-                why,
-                Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
-            )
-            .await
-        {
-            // Refused: already fully refunded by an earlier attempt.
-            Ok(()) | Err(StepError::Refused { .. }) => {}
-            Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+        // What is left: an earlier attempt of this step, or a refund by hand, may have
+        // returned some or all of it already. A refusal now is a real problem (retried,
+        // then the saga is stuck for an operator), never swallowed.
+        if let Some(amount) = payment.refundable() {
+            let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:booking"));
+            self.port
+                .refund_payment(
+                    payment_id,
+                    refund_id,
+                    amount,
+                    why,
+                    Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
+                )
+                .await
+                .map_err(step_failure)?;
         }
         log(
             conn,

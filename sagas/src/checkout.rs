@@ -364,20 +364,22 @@ impl CheckoutSaga {
         let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
         match payment.status {
             Some(status) if status.is_captured() => {
-                let amount = payment.amount.ok_or_else(|| {
-                    HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
-                })?;
-                let refund_id = RefundId::from(step_id(*payment_id.as_uuid(), "refund:unwanted"));
-                self.port
-                    .refund_payment(
-                        payment_id,
-                        refund_id,
-                        amount,
-                        &format!("order {why}"),
-                        Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
-                    )
-                    .await
-                    .map_err(step_failure)?;
+                // What is left: an earlier attempt of this step, or a refund by hand, may
+                // have returned some or all of it already.
+                if let Some(amount) = payment.refundable() {
+                    let refund_id =
+                        RefundId::from(step_id(*payment_id.as_uuid(), "refund:unwanted"));
+                    self.port
+                        .refund_payment(
+                            payment_id,
+                            refund_id,
+                            amount,
+                            &format!("order {why}"),
+                            Self::metadata(event, saga_id, &format!("refund_payment:{payment_id}")),
+                        )
+                        .await
+                        .map_err(step_failure)?;
+                }
                 log(
                     conn,
                     saga_id,

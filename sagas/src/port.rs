@@ -54,10 +54,28 @@ pub struct PaymentSnapshot {
     pub amount: Option<Money>,
     /// The amount captured, once captured.
     pub captured: Option<Money>,
+    /// The total refunded so far, once refunded.
+    pub refunded: Option<Money>,
     /// The method and token the customer gave.
     pub method: String,
     /// The customer's payment token.
     pub token: String,
+}
+
+impl PaymentSnapshot {
+    /// What can still be refunded: the captured amount less what was refunded already
+    /// (by the saga or by hand); `None` when the payment was not captured or nothing is left.
+    pub fn refundable(&self) -> Option<Money> {
+        if !self.status.is_some_and(|s| s.is_captured()) {
+            return None;
+        }
+        let captured = self.captured.clone().or_else(|| self.amount.clone())?;
+        let left = match &self.refunded {
+            Some(refunded) => captured.checked_sub(refunded).ok()?,
+            None => captured,
+        };
+        (!left.is_zero()).then_some(left)
+    }
 }
 
 /// What both sagas do with payments. Each command is idempotent on the payment.
@@ -352,6 +370,7 @@ impl PaymentPort for StorePort {
             order_id: payment.order_id(),
             amount: payment.amount().cloned(),
             captured: payment.captured().cloned(),
+            refunded: payment.total_refunded().cloned(),
             method: payment
                 .details()
                 .map(|d| d.method.clone())
@@ -648,5 +667,52 @@ impl BookingPort for StorePort {
             .await
             .map_err(step_error)?;
         Ok(show.session(&session_id).map(|session| session.starts_at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ordo_aggregates::common::{Currency, Money};
+    use ordo_aggregates::payment::PaymentStatus;
+
+    use super::PaymentSnapshot;
+
+    fn eur(minor: i64) -> Money {
+        Money::new(minor, Currency::parse("EUR").unwrap()).unwrap()
+    }
+
+    fn snapshot(
+        status: PaymentStatus,
+        captured: Option<i64>,
+        refunded: Option<i64>,
+    ) -> PaymentSnapshot {
+        PaymentSnapshot {
+            status: Some(status),
+            order_id: None,
+            amount: Some(eur(5000)),
+            captured: captured.map(eur),
+            refunded: refunded.map(eur),
+            method: "card".into(),
+            token: "tok".into(),
+        }
+    }
+
+    #[test]
+    fn refundable_is_what_was_captured_less_what_was_refunded() {
+        use PaymentStatus::*;
+        assert_eq!(
+            snapshot(Captured, Some(5000), None).refundable(),
+            Some(eur(5000))
+        );
+        assert_eq!(
+            snapshot(PartiallyRefunded, Some(5000), Some(1500)).refundable(),
+            Some(eur(3500))
+        );
+        assert_eq!(
+            snapshot(Refunded, Some(5000), Some(5000)).refundable(),
+            None
+        );
+        assert_eq!(snapshot(Authorized, None, None).refundable(), None);
+        assert_eq!(snapshot(Voided, None, None).refundable(), None);
     }
 }
