@@ -332,6 +332,7 @@ pub async fn run_consumer(
                     }
                 },
             };
+            let mut received = false;
             loop {
                 let next = tokio::select! {
                     biased;
@@ -348,6 +349,7 @@ pub async fn run_consumer(
                         // finished before the loop returns.
                         lanes.dispatch(message).await;
                         pause = Duration::ZERO;
+                        received = true;
                     }
                     Some(Err(err)) => {
                         // 409s (consumer deleted, max ack pending...) and the like: pause
@@ -355,6 +357,16 @@ pub async fn run_consumer(
                         warn!(consumer = %worker.spec.name, error = %err, "pull failed; reconnecting");
                         continue 'connect;
                     }
+                }
+            }
+            // A pull request sent after its consumer (or stream) was deleted reaches no
+            // one and simply runs out, like an idle one: only the server's 409 to requests
+            // pending at the deletion says so. So an empty batch checks that the consumer
+            // still exists, and sets it up again when it does not.
+            if !received {
+                if let Err(err) = consumer.get_info().await {
+                    warn!(consumer = %worker.spec.name, error = %err, "consumer gone; setting it up again");
+                    continue 'connect;
                 }
             }
         }

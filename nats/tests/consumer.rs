@@ -454,3 +454,36 @@ async fn ensure_consumer_is_idempotent_and_applies_changes() {
     assert_eq!(consumer.cached_info().config.max_deliver, 4);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_consumer_whose_stream_was_deleted_and_recreated_sets_itself_up_again() {
+    let env = setup().await;
+    let handler = Arc::new(Recorder::new(&env, "lost"));
+    let shutdown = CancellationToken::new();
+    let task = spawn_consumer(&env, fast_spec("lost"), handler.clone(), &shutdown);
+    publish(&env, "o-1", 1, None).await;
+    eventually("the first event is applied", || async {
+        effects(&env.pool, "lost", "o-1").await == vec![1]
+    })
+    .await;
+
+    // The stream goes (and its consumer with it) and comes back empty, as an operator
+    // deleting a damaged stream and refilling it does. Whether or not the server told the
+    // loop's pull request, the loop must find its consumer gone and create it again.
+    let stream = env.ns.stream_name("order");
+    env.js.delete_stream(&stream).await.unwrap();
+    ordo_nats::definitions::ensure_streams(&env.js, &env.ns)
+        .await
+        .unwrap();
+    publish(&env, "o-1", 2, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while effects(&env.pool, "lost", "o-1").await != vec![1, 2] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the consumer never read the recreated stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop(shutdown, task).await;
+    env.cleanup().await;
+}

@@ -177,14 +177,45 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> anyhow::Resu
         !tables.is_empty(),
         "projection {name} does not declare its tables, so it cannot be rebuilt"
     );
-    // A session lock on a connection of its own: it goes away with a crashed rebuild.
+    let rebuilt = async {
+        let result = run(pool, projection).await;
+        match &result {
+            Ok(report) => {
+                tracing::info!(
+                    projection = name,
+                    events = report.events_applied,
+                    caught_up = report.caught_up,
+                    "projection rebuilt and switched"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(projection = name, error = %format!("{err:#}"), "projection rebuild failed; the live tables are unchanged");
+                drop_shadow(pool, projection).await.ok();
+            }
+        }
+        result
+    };
+    tracked(pool, REBUILD_LOCK, name, rebuilt).await
+}
+
+/// Runs `rebuild`, the rebuild of `name`, as the only one of that name (a session lock
+/// under `lock_key`, on a connection of its own, so that it goes away with a crashed
+/// rebuild) and records it in `projection_rebuilds`: `rebuilding` while it runs, `failed`
+/// with its error if it fails. On success `rebuild` itself has marked it `live` (in the
+/// transaction that switched it) or leaves that to the caller.
+pub async fn tracked<T>(
+    pool: &PgPool,
+    lock_key: i32,
+    name: &str,
+    rebuild: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     let mut guard = PgConnection::connect_with(&pool.connect_options()).await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-        .bind(REBUILD_LOCK)
+        .bind(lock_key)
         .bind(name)
         .fetch_one(&mut guard)
         .await?;
-    anyhow::ensure!(locked, "projection {name} is already being rebuilt");
+    anyhow::ensure!(locked, "{name} is already being rebuilt");
 
     sqlx::query(
         "INSERT INTO projection_rebuilds (projection, state, started_at) \
@@ -196,29 +227,17 @@ pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> anyhow::Resu
     .execute(pool)
     .await?;
 
-    let result = run(pool, projection).await;
-    match &result {
-        Ok(report) => {
-            tracing::info!(
-                projection = name,
-                events = report.events_applied,
-                caught_up = report.caught_up,
-                "projection rebuilt and switched"
-            );
-        }
-        Err(err) => {
-            tracing::warn!(projection = name, error = %format!("{err:#}"), "projection rebuild failed; the live tables are unchanged");
-            sqlx::query(
-                "UPDATE projection_rebuilds SET state = 'failed', finished_at = now(), error = $2 \
-                 WHERE projection = $1",
-            )
-            .bind(name)
-            .bind(format!("{err:#}"))
-            .execute(pool)
-            .await
-            .ok();
-            drop_shadow(pool, projection).await.ok();
-        }
+    let result = rebuild.await;
+    if let Err(err) = &result {
+        sqlx::query(
+            "UPDATE projection_rebuilds SET state = 'failed', finished_at = now(), error = $2 \
+             WHERE projection = $1",
+        )
+        .bind(name)
+        .bind(format!("{err:#}"))
+        .execute(pool)
+        .await
+        .ok();
     }
     guard.close().await.ok();
     result

@@ -18,7 +18,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::documents::{bulk_lines, show_bulk_lines, BulkOutcome, IndexNames, SearchIndex};
 use super::indexer::{products_after, shows_after};
@@ -107,40 +107,19 @@ pub async fn rebuild(
     index: SearchIndex,
 ) -> anyhow::Result<IndexRebuildReport> {
     let name = index.rebuild_name();
-    let mut guard = PgConnection::connect_with(&pool.connect_options()).await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
-        .bind(INDEX_REBUILD_LOCK)
+    let rebuilt = async {
+        let report = run(pool, es, index).await?;
+        sqlx::query(
+            "UPDATE projection_rebuilds SET state = 'live', finished_at = now(), \
+                 events_applied = $2 WHERE projection = $1",
+        )
         .bind(name)
-        .fetch_one(&mut guard)
+        .bind(report.documents as i64)
+        .execute(pool)
         .await?;
-    anyhow::ensure!(locked, "search index {name} is already being rebuilt");
-    sqlx::query(
-        "INSERT INTO projection_rebuilds (projection, state, started_at) \
-         VALUES ($1, 'rebuilding', now()) \
-         ON CONFLICT (projection) DO UPDATE SET state = 'rebuilding', started_at = now(), \
-             finished_at = NULL, events_applied = 0, error = NULL",
-    )
-    .bind(name)
-    .execute(pool)
-    .await?;
-
-    let result = run(pool, es, index).await;
-    let (state, error, documents) = match &result {
-        Ok(report) => ("live", None, report.documents as i64),
-        Err(err) => ("failed", Some(format!("{err:#}")), 0),
+        Ok(report)
     };
-    sqlx::query(
-        "UPDATE projection_rebuilds SET state = $2, finished_at = now(), error = $3, \
-             events_applied = $4 WHERE projection = $1",
-    )
-    .bind(name)
-    .bind(state)
-    .bind(error)
-    .bind(documents)
-    .execute(pool)
-    .await?;
-    guard.close().await?;
-    result
+    ordo_projections::rebuild::tracked(pool, INDEX_REBUILD_LOCK, name, rebuilt).await
 }
 
 async fn run(
