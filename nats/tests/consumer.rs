@@ -455,6 +455,98 @@ async fn ensure_consumer_is_idempotent_and_applies_changes() {
     env.cleanup().await;
 }
 
+/// Records events once, each only after the gate opens.
+struct Gated {
+    recorder: Recorder,
+    open: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl EventHandler for Gated {
+    async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
+        let mut open = self.open.clone();
+        open.wait_for(|open| *open).await.ok();
+        self.recorder.handle(event).await
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_deleted_with_no_pull_request_waiting_is_set_up_again() {
+    // One lane holding at most 32 events, and pull requests of 34: with the handler held,
+    // the 34th event waits to be handed over while the request it came with is complete,
+    // so when the stream goes no pull request is waiting to be told (no 409). The next
+    // request reaches no one; the loop must notice the consumer is gone.
+    let env = setup().await;
+    let (gate, open) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(Gated {
+        recorder: Recorder::new(&env, "orphan"),
+        open,
+    });
+    let spec = ConsumerSpec {
+        lanes: 1,
+        batch: 34,
+        ..fast_spec("orphan")
+    };
+    let shutdown = CancellationToken::new();
+    let (js, pool, ns, token) = (
+        env.js.clone(),
+        env.pool.clone(),
+        env.ns.clone(),
+        shutdown.clone(),
+    );
+    let handler_for_loop: Arc<dyn EventHandler> = handler.clone();
+    let task =
+        tokio::spawn(
+            async move { run_consumer(js, pool, &ns, spec, handler_for_loop, token).await },
+        );
+    for n in 1..=34 {
+        publish(&env, &format!("a-{n}"), 1, None).await;
+    }
+    let stream = env.ns.stream_name("order");
+    eventually(
+        "34 events delivered and no pull request waiting",
+        || async {
+            let Ok(mut consumer) = env
+                .js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    "orphan", &stream,
+                )
+                .await
+            else {
+                return false;
+            };
+            let Ok(info) = consumer.info().await else {
+                return false;
+            };
+            info.num_ack_pending == 34 && info.num_waiting == 0
+        },
+    )
+    .await;
+
+    env.js.delete_stream(&stream).await.unwrap();
+    ordo_nats::definitions::ensure_streams(&env.js, &env.ns)
+        .await
+        .unwrap();
+    gate.send(true).unwrap();
+    publish(&env, "b-1", 1, None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while effects(&env.pool, "orphan", "b-1").await != vec![1] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the consumer was never set up again on the recreated stream"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(effects(&env.pool, "orphan", "a-34").await, vec![1]);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the consumer stops on shutdown")
+        .unwrap()
+        .unwrap();
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_consumer_whose_stream_was_deleted_and_recreated_sets_itself_up_again() {
     let env = setup().await;
