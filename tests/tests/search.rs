@@ -398,8 +398,12 @@ async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_ali
     check_search(&api).await;
     check_show_search(&api, &ids).await;
 
+    // By name: clusters refuse wildcard deletes by default (action.destructive_requires_name).
     let _ = http
-        .delete(format!("{url}/{}-*", world.namespace))
+        .delete(format!(
+            "{url}/{ns}-products-v2,{ns}-shows-v2",
+            ns = world.namespace
+        ))
         .send()
         .await;
     world.stop().await;
