@@ -74,13 +74,10 @@ async fn search_indexer_reports(
     state: &AppState,
     es: &elastic::EsSearch,
 ) -> anyhow::Result<Vec<ProjectionReport>> {
-    let mut reports = Vec::new();
-    for (name, aggregate_type, index) in elastic::CONSUMERS {
-        let alias = es.names().alias(index);
-        let documents = es.count(&alias).await.ok();
-        let lag = consumer_pending(&state.jetstream, &state.namespace, name, aggregate_type)
-            .await
-            .ok();
+    // Per index, once: its documents and its last rebuild (two consumers feed products).
+    let mut indices = std::collections::HashMap::new();
+    for index in SearchIndex::ALL {
+        let documents = es.count(&es.names().alias(index)).await.ok();
         let rebuild: Option<RebuildRow> = sqlx::query_as(
             "SELECT state, started_at, finished_at, error FROM projection_rebuilds \
                  WHERE projection = $1",
@@ -88,7 +85,15 @@ async fn search_indexer_reports(
         .bind(index.rebuild_name())
         .fetch_optional(&state.pool)
         .await?;
-        let (rebuild_state, started, finished, error) = rebuild.unwrap_or_default();
+        indices.insert(index, (documents, rebuild.unwrap_or_default()));
+    }
+    let mut reports = Vec::new();
+    for (name, aggregate_type, index) in elastic::CONSUMERS {
+        let alias = es.names().alias(index);
+        let lag = consumer_pending(&state.jetstream, &state.namespace, name, aggregate_type)
+            .await
+            .ok();
+        let (documents, (rebuild_state, started, finished, error)) = indices[&index].clone();
         reports.push(ProjectionReport {
             name: name.to_owned(),
             aggregate_type: aggregate_type.to_owned(),

@@ -35,7 +35,6 @@ use ordo_aggregates::common::{
     AreaId, BookingId, PaymentId, Quantity, RefundId, SessionId, TicketId,
 };
 pub use ordo_aggregates::show::seat_inventory_id;
-use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_store::CommandMetadata;
@@ -45,8 +44,9 @@ use uuid::Uuid;
 
 use crate::crash_points::crash_after;
 use crate::deadlines::step_id;
+use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failure};
 use crate::port::{BookingPort, BookingSnapshot, StepError};
-use crate::provider::{ChargeRequest, PaymentProvider, ProviderError};
+use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
 
 /// Durable consumer name of the booking saga on the booking stream.
@@ -649,52 +649,24 @@ impl EventHandler for BookingHandler {
             Feed::Bookings => BOOKING_CONSUMER,
             Feed::Payments => BOOKING_PAYMENTS_CONSUMER,
         };
-        let mut tx = saga.pool.begin().await.map_err(retry)?;
-        match claim(&mut tx, consumer, event).await.map_err(retry)? {
-            Claim::AlreadyApplied => return Ok(()),
-            Claim::Gap { expected } => {
-                return Err(HandlerError::Retry(anyhow::anyhow!(
-                    "{} {} sequence {} arrived before {expected}",
-                    event.aggregate_type,
-                    event.aggregate_id,
-                    event.sequence
-                )))
-            }
-            Claim::Apply => {}
-        }
+        let Some(mut tx) = begin_claimed(&saga.pool, consumer, event).await? else {
+            return Ok(());
+        };
         let outcome = match self.feed {
             Feed::Bookings => saga.on_booking_event(&mut tx, event).await,
             Feed::Payments => saga.on_payment_event(&mut tx, event).await,
         };
-        match outcome {
-            Ok(()) => tx.commit().await.map_err(retry),
-            Err(err) => {
-                drop(tx);
-                if event.aggregate_type == "booking" {
-                    if let Ok(saga_id) = event.aggregate_id.parse::<Uuid>() {
-                        let message = match &err {
-                            HandlerError::Retry(e) | HandlerError::Permanent(e) => {
-                                format!("{}: {e:#}", event.event_type)
-                            }
-                        };
-                        let _ = repository::record_error(&saga.pool, saga_id, &message).await;
-                    }
-                }
-                Err(err)
-            }
-        }
+        finish(&saga.pool, tx, outcome, event, saga_of(event)).await
     }
 
     async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
-        if event.aggregate_type == "booking" {
-            if let Ok(saga_id) = event.aggregate_id.parse::<Uuid>() {
-                let _ = repository::mark_stuck(
-                    &self.saga.pool,
-                    saga_id,
-                    &format!("{}: {error}", event.event_type),
-                )
-                .await;
-            }
+        if let Some(saga_id) = saga_of(event) {
+            let _ = repository::mark_stuck(
+                &self.saga.pool,
+                saga_id,
+                &format!("{}: {error}", event.event_type),
+            )
+            .await;
         }
     }
 }
@@ -718,21 +690,11 @@ async fn log(
     Ok(())
 }
 
-fn retry(err: impl Into<anyhow::Error>) -> HandlerError {
-    HandlerError::Retry(err.into())
-}
-
-fn step_failure(err: StepError) -> HandlerError {
-    match err {
-        StepError::Failed(err) => HandlerError::Retry(err),
-        StepError::Refused { code, detail } => {
-            HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}"))
-        }
-    }
-}
-
-fn provider_failure(err: ProviderError) -> HandlerError {
-    HandlerError::Retry(err.into())
+/// The booking saga an event of a booking belongs to (its id is the booking's).
+fn saga_of(event: &ReceivedEvent) -> Option<Uuid> {
+    (event.aggregate_type == "booking")
+        .then(|| event.aggregate_id.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -26,7 +26,6 @@ use async_trait::async_trait;
 use chrono::Utc;
 use ordo_aggregates::common::{OrderId, PaymentId, Quantity, RefundId, Sku};
 use ordo_aggregates::order::OrderStatus;
-use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_store::CommandMetadata;
@@ -34,8 +33,9 @@ use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failure};
 use crate::port::{CheckoutPort, StepError};
-use crate::provider::{ChargeRequest, PaymentProvider, ProviderError};
+use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
 
 /// Durable consumer name of the checkout saga on the order stream.
@@ -599,19 +599,9 @@ impl EventHandler for CheckoutHandler {
             Feed::Orders => CHECKOUT_CONSUMER,
             Feed::Payments => CHECKOUT_PAYMENTS_CONSUMER,
         };
-        let mut tx = saga.pool.begin().await.map_err(retry)?;
-        match claim(&mut tx, consumer, event).await.map_err(retry)? {
-            Claim::AlreadyApplied => return Ok(()),
-            Claim::Gap { expected } => {
-                return Err(HandlerError::Retry(anyhow::anyhow!(
-                    "{} {} sequence {} arrived before {expected}",
-                    event.aggregate_type,
-                    event.aggregate_id,
-                    event.sequence
-                )))
-            }
-            Claim::Apply => {}
-        }
+        let Some(mut tx) = begin_claimed(&saga.pool, consumer, event).await? else {
+            return Ok(());
+        };
         let outcome = match (self.feed, event.event_type.as_str()) {
             (Feed::Orders, "OrderPlaced") => saga.on_order_placed(&mut tx, event).await,
             (Feed::Orders, "OrderCancelled") => {
@@ -623,21 +613,7 @@ impl EventHandler for CheckoutHandler {
             (Feed::Payments, _) => saga.on_payment_event(&mut tx, event).await,
             _ => Ok(()),
         };
-        match outcome {
-            Ok(()) => tx.commit().await.map_err(retry),
-            Err(err) => {
-                drop(tx);
-                if let Some(saga_id) = saga_of(event) {
-                    let message = match &err {
-                        HandlerError::Retry(e) | HandlerError::Permanent(e) => {
-                            format!("{}: {e:#}", event.event_type)
-                        }
-                    };
-                    let _ = repository::record_error(&saga.pool, saga_id, &message).await;
-                }
-                Err(err)
-            }
-        }
+        finish(&saga.pool, tx, outcome, event, saga_of(event)).await
     }
 
     async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
@@ -694,21 +670,3 @@ async fn log(
 }
 
 pub use crate::deadlines::step_id;
-
-fn retry(err: impl Into<anyhow::Error>) -> HandlerError {
-    HandlerError::Retry(err.into())
-}
-
-fn step_failure(err: StepError) -> HandlerError {
-    match err {
-        StepError::Failed(err) => HandlerError::Retry(err),
-        // A compensation or confirmation refused is not expected: keep it visible and retry.
-        StepError::Refused { code, detail } => {
-            HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}"))
-        }
-    }
-}
-
-fn provider_failure(err: ProviderError) -> HandlerError {
-    HandlerError::Retry(err.into())
-}

@@ -6,6 +6,7 @@
 //!   [`PaymentPort`] the payment commands both share, and [`StorePort`], their
 //!   implementation on the command buses.
 //! - [`deadlines`]: the periodic deadline scan and step metadata both sagas use.
+//! - [`handling`]: the claiming transaction and failure mapping of both sagas' handlers.
 //! - [`crash_points`]: the fault injection of the crash tests (`ORDO_CRASH_AFTER_STEP`).
 //! - [`repository`]: saga rows and their step log in Postgres.
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
@@ -22,6 +23,7 @@ pub mod booking;
 pub mod checkout;
 pub mod crash_points;
 pub mod deadlines;
+pub mod handling;
 pub mod port;
 pub mod provider;
 pub mod repository;

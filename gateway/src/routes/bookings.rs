@@ -465,20 +465,8 @@ pub async fn pay_booking(
     Path(booking_id): Path<String>,
     ApiJson(body): ApiJson<PayBooking>,
 ) -> Result<Response, ApiError> {
-    let method = body.payment_method.trim();
-    if method.is_empty() || method.len() > 50 {
-        return Err(ApiError::invalid(
-            "payment_method",
-            "payment_method must be 1 to 50 characters",
-        ));
-    }
-    let token = body.payment_token.trim();
-    if token.is_empty() || token.len() > 200 {
-        return Err(ApiError::invalid(
-            "payment_token",
-            "payment_token must be 1 to 200 characters",
-        ));
-    }
+    let (method, token) =
+        crate::routes::payments::payment_details(&body.payment_method, &body.payment_token)?;
     let (booking_id, booking, _) = owned_booking(&state, &user, &booking_id).await?;
     if booking.status() != Some(BookingStatus::PendingPayment) {
         let status = booking.status().map(|s| s.as_str()).unwrap_or("unknown");
@@ -487,28 +475,13 @@ pub async fn pay_booking(
             detail: format!("the booking is {status}, not pending payment"),
         });
     }
-    let payment_id = match idempotency_key(&headers)? {
-        Some(key) => Uuid::new_v5(&user.user_id, format!("pay:{booking_id}:{key}").as_bytes()),
-        None => Uuid::new_v4(),
-    };
-    if let Some(previous) = booking.attached_payment() {
-        if *previous.as_uuid() != payment_id {
-            let (payment, _) = state
-                .payments
-                .load(&previous.to_string())
-                .await
-                .map_err(api_error)?;
-            if matches!(
-                payment.status(),
-                Some(PaymentStatus::Created | PaymentStatus::Authorized)
-            ) {
-                return Err(ApiError::Refused {
-                    code: "payment_in_progress",
-                    detail: format!("payment {previous} is still in progress"),
-                });
-            }
-        }
-    }
+    let payment_id = crate::routes::payments::new_payment_id(&headers, &user, booking_id)?;
+    crate::routes::payments::refuse_while_in_progress(
+        &state,
+        booking.attached_payment(),
+        payment_id,
+    )
+    .await?;
     let request = booking
         .request()
         .expect("an existing booking has its request");
@@ -526,22 +499,19 @@ pub async fn pay_booking(
         )
         .await
         .map_err(api_error)?;
-    state
-        .payments
-        .execute(
-            &payment_id.to_string(),
-            PaymentCommand::Create {
-                payment_id: PaymentId::from(payment_id),
-                order_id: booking_id,
-                customer_id: request.customer_id,
-                amount: request.total.clone(),
-                method: method.to_string(),
-                token: token.to_string(),
-            },
-            metadata,
-        )
-        .await
-        .map_err(api_error)?;
+    crate::routes::payments::create_payment(
+        &state,
+        PaymentCommand::Create {
+            payment_id: PaymentId::from(payment_id),
+            order_id: booking_id,
+            customer_id: request.customer_id,
+            amount: request.total.clone(),
+            method: method.to_string(),
+            token: token.to_string(),
+        },
+        metadata,
+    )
+    .await?;
     let (booking, version) = match wait.0 {
         Some(timeout) => wait_for_payment(&state, booking_id, payment_id, timeout).await?,
         None => {

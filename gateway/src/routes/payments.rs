@@ -111,6 +111,87 @@ async fn owned_order(
     Ok((id, order))
 }
 
+/// The method and token of a pay request (orders and bookings), trimmed and checked.
+pub(crate) fn payment_details<'a>(
+    method: &'a str,
+    token: &'a str,
+) -> Result<(&'a str, &'a str), ApiError> {
+    let method = method.trim();
+    if method.is_empty() || method.len() > 50 {
+        return Err(ApiError::invalid(
+            "payment_method",
+            "payment_method must be 1 to 50 characters",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() || token.len() > 200 {
+        return Err(ApiError::invalid(
+            "payment_token",
+            "payment_token must be 1 to 200 characters",
+        ));
+    }
+    Ok((method, token))
+}
+
+/// The id of the payment a pay request for `payable` (an order or booking) creates:
+/// derived from the caller's `Idempotency-Key`, so that a repeat finds the same payment.
+pub(crate) fn new_payment_id(
+    headers: &HeaderMap,
+    user: &AuthUser,
+    payable: Uuid,
+) -> Result<Uuid, ApiError> {
+    Ok(match crate::routes::orders::idempotency_key(headers)? {
+        Some(key) => Uuid::new_v5(&user.user_id, format!("pay:{payable}:{key}").as_bytes()),
+        None => Uuid::new_v4(),
+    })
+}
+
+/// Refuses a new payment while `previous`, another payment of the same order or booking,
+/// may still take the customer's money.
+pub(crate) async fn refuse_while_in_progress(
+    state: &AppState,
+    previous: Option<PaymentId>,
+    payment_id: Uuid,
+) -> Result<(), ApiError> {
+    let Some(previous) = previous.filter(|p| *p.as_uuid() != payment_id) else {
+        return Ok(());
+    };
+    let (payment, _) = state
+        .payments
+        .load(&previous.to_string())
+        .await
+        .map_err(api_error)?;
+    if matches!(
+        payment.status(),
+        Some(PaymentStatus::Created | PaymentStatus::Authorized)
+    ) {
+        return Err(ApiError::Refused {
+            code: "payment_in_progress",
+            detail: format!("payment {previous} is still in progress"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the payment; the order or booking was told of it first.
+pub(crate) async fn create_payment(
+    state: &AppState,
+    create: PaymentCommand,
+    metadata: CommandMetadata,
+) -> Result<(), ApiError> {
+    let PaymentCommand::Create { payment_id, .. } = &create else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "not a payment creation"
+        )));
+    };
+    state
+        .payments
+        .execute(&payment_id.to_string(), create, metadata)
+        .await
+        .map(drop)
+        .map_err(api_error)
+}
+
 /// Pays an order awaiting payment (its customer). The provider answers later; the
 /// checkout saga then marks the order paid and commits its stock.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/pay", tag = "payments", request_body = PayOrder,
@@ -128,25 +209,9 @@ pub async fn pay_order(
     Path(order_id): Path<String>,
     ApiJson(body): ApiJson<PayOrder>,
 ) -> Result<Response, ApiError> {
-    let method = body.payment_method.trim();
-    if method.is_empty() || method.len() > 50 {
-        return Err(ApiError::invalid(
-            "payment_method",
-            "payment_method must be 1 to 50 characters",
-        ));
-    }
-    let token = body.payment_token.trim();
-    if token.is_empty() || token.len() > 200 {
-        return Err(ApiError::invalid(
-            "payment_token",
-            "payment_token must be 1 to 200 characters",
-        ));
-    }
+    let (method, token) = payment_details(&body.payment_method, &body.payment_token)?;
     let (order_id, order) = owned_order(&state, &user, &order_id).await?;
-    let payment_id = match crate::routes::orders::idempotency_key(&headers)? {
-        Some(key) => Uuid::new_v5(&user.user_id, format!("pay:{order_id}:{key}").as_bytes()),
-        None => Uuid::new_v4(),
-    };
+    let payment_id = new_payment_id(&headers, &user, order_id)?;
     if order.status() != Some(OrderStatus::AwaitingPayment) {
         let status = order.status().map(|s| s.as_str()).unwrap_or("unknown");
         return Err(ApiError::Refused {
@@ -154,24 +219,7 @@ pub async fn pay_order(
             detail: format!("the order is {status}, not awaiting payment"),
         });
     }
-    if let Some(previous) = order.attached_payment() {
-        if *previous.as_uuid() != payment_id {
-            let (payment, _) = state
-                .payments
-                .load(&previous.to_string())
-                .await
-                .map_err(api_error)?;
-            if matches!(
-                payment.status(),
-                Some(PaymentStatus::Created | PaymentStatus::Authorized)
-            ) {
-                return Err(ApiError::Refused {
-                    code: "payment_in_progress",
-                    detail: format!("payment {previous} is still in progress"),
-                });
-            }
-        }
-    }
+    refuse_while_in_progress(&state, order.attached_payment(), payment_id).await?;
     let amount = order
         .total()
         .cloned()
@@ -192,22 +240,19 @@ pub async fn pay_order(
     let customer = order
         .customer_id()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order without customer")))?;
-    state
-        .payments
-        .execute(
-            &payment_id.to_string(),
-            PaymentCommand::Create {
-                payment_id: PaymentId::from(payment_id),
-                order_id,
-                customer_id: UserId::from(*customer.as_uuid()),
-                amount,
-                method: method.to_string(),
-                token: token.to_string(),
-            },
-            metadata,
-        )
-        .await
-        .map_err(api_error)?;
+    create_payment(
+        &state,
+        PaymentCommand::Create {
+            payment_id: PaymentId::from(payment_id),
+            order_id,
+            customer_id: UserId::from(*customer.as_uuid()),
+            amount,
+            method: method.to_string(),
+            token: token.to_string(),
+        },
+        metadata,
+    )
+    .await?;
     let mut order_status = OrderStatus::AwaitingPayment.as_str().to_string();
     let mut status = "created".to_string();
     if let Some(timeout) = wait.0 {

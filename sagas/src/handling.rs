@@ -1,0 +1,80 @@
+//! What both sagas' event handlers share: the transaction that claims an event (so a
+//! repeat changes nothing and a gap waits), its commit or the error recorded on the saga,
+//! and the mapping of step and provider failures to retries.
+
+use ordo_nats::applied::{claim, Claim};
+use ordo_nats::consumer::HandlerError;
+use ordo_nats::envelope::ReceivedEvent;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::port::StepError;
+use crate::provider::ProviderError;
+use crate::repository;
+
+/// Opens the transaction handling `event` for `consumer` and claims the event in it:
+/// `None` when it was applied already; an event ahead of its predecessor is retried.
+pub async fn begin_claimed(
+    pool: &PgPool,
+    consumer: &str,
+    event: &ReceivedEvent,
+) -> Result<Option<Transaction<'static, Postgres>>, HandlerError> {
+    let mut tx = pool.begin().await.map_err(retry)?;
+    match claim(&mut tx, consumer, event).await.map_err(retry)? {
+        Claim::AlreadyApplied => Ok(None),
+        Claim::Gap { expected } => Err(HandlerError::Retry(anyhow::anyhow!(
+            "{} {} sequence {} arrived before {expected}",
+            event.aggregate_type,
+            event.aggregate_id,
+            event.sequence
+        ))),
+        Claim::Apply => Ok(Some(tx)),
+    }
+}
+
+/// Commits `tx` when the handling succeeded; otherwise rolls it back and records the
+/// error on the saga `saga_id` (when the event names one), so operators see why it waits.
+pub async fn finish(
+    pool: &PgPool,
+    tx: Transaction<'static, Postgres>,
+    outcome: Result<(), HandlerError>,
+    event: &ReceivedEvent,
+    saga_id: Option<Uuid>,
+) -> Result<(), HandlerError> {
+    match outcome {
+        Ok(()) => tx.commit().await.map_err(retry),
+        Err(err) => {
+            drop(tx);
+            if let Some(saga_id) = saga_id {
+                let message = match &err {
+                    HandlerError::Retry(e) | HandlerError::Permanent(e) => {
+                        format!("{}: {e:#}", event.event_type)
+                    }
+                };
+                let _ = repository::record_error(pool, saga_id, &message).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+/// A failure worth retrying (the database, the bus).
+pub fn retry(err: impl Into<anyhow::Error>) -> HandlerError {
+    HandlerError::Retry(err.into())
+}
+
+/// A step that failed or was refused. A compensation or confirmation refused is not
+/// expected: it stays visible and is retried.
+pub fn step_failure(err: StepError) -> HandlerError {
+    match err {
+        StepError::Failed(err) => HandlerError::Retry(err),
+        StepError::Refused { code, detail } => {
+            HandlerError::Retry(anyhow::anyhow!("step refused ({code}): {detail}"))
+        }
+    }
+}
+
+/// The payment provider could not be reached or answered an error: retried.
+pub fn provider_failure(err: ProviderError) -> HandlerError {
+    HandlerError::Retry(err.into())
+}
