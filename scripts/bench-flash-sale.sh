@@ -6,14 +6,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 processes=${1:-1}; buyers=${2:-10000}; accounts=${3:-300}; seats=${4:-100}
 target=${CARGO_TARGET_DIR:-target}
-bash scripts/services.sh
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+ensure_build_tools
+# shellcheck source=scripts/services.sh
+. scripts/services.sh
+# Its own namespace: on a NATS server without authorization (see scripts/test.sh).
+start_scratch_nats "${ORDO_BENCH_NATS_PORT:-$((ORDO_NATS_PORT + 2))}" ORDO_BENCH_NATS_PORT
 cargo build --release -q -p ordo-gateway --bin ordo -p ordo-tests --bin flash_sale
 db=ordo_flash_$$
-psql -q "postgres://ordo:ordo@127.0.0.1:5432/ordo" -c "CREATE DATABASE $db"
-export ORDO_DATABASE_URL=postgres://ordo:ordo@127.0.0.1:5432/$db
+server_url=postgres://ordo:ordo@127.0.0.1:$ORDO_PG_PORT/ordo
+psql -q "$server_url" -c "CREATE DATABASE $db"
+export ORDO_DATABASE_URL=postgres://ordo:ordo@127.0.0.1:$ORDO_PG_PORT/$db
+export ORDO_NATS_URL=$ORDO_SCRATCH_NATS_URL
 export ORDO_NATS_NAMESPACE=flash$$ ORDO_LOG=warn ORDO_DATABASE_MAX_CONNECTIONS=32
-export ORDO_JWT_SECRET=flash-secret-flash-secret-flash-secret-0123
-export ORDO_TICKET_SECRET=flash-ticket-secret-123 ORDO_PAYMENT_SECRET=flash-payment-secret-1
+# Secrets of this run only; the load generator logs in as the bootstrap admin.
+ORDO_JWT_SECRET=$(random_secret) ORDO_TICKET_SECRET=$(random_secret) ORDO_PAYMENT_SECRET=$(random_secret)
+export ORDO_JWT_SECRET ORDO_TICKET_SECRET ORDO_PAYMENT_SECRET
 export ORDO_BOOTSTRAP_ADMIN_EMAIL=admin@example.com ORDO_BOOTSTRAP_ADMIN_PASSWORD=admin-password-1
 # The load comes from one address: rate limits are configured to let it through.
 export ORDO_RATE_LIMIT_PER_IP=0 ORDO_RATE_LIMIT_PER_USER=0
@@ -27,7 +36,8 @@ done
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
-  psql -q "postgres://ordo:ordo@127.0.0.1:5432/ordo" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  psql -q "$server_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+  stop_scratch_nats
 }
 trap cleanup EXIT
 for url in "${urls[@]}"; do

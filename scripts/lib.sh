@@ -1,0 +1,125 @@
+# Helpers shared by the scripts (sourced, not run): the settings every script reads, messages,
+# root access, Debian packages, prerequisites and the generated secrets.
+#
+# Settings (environment variables; README "Settings of the scripts" lists them all):
+#   ORDO_PG_PORT    port of the local PostgreSQL (default 5432)
+#   ORDO_NATS_PORT  port of the local nats-server (default 4222)
+#   ORDO_STATE_DIR  where NATS data, logs and secrets.env live (default ~/.local/state/ordo)
+
+ORDO_PG_PORT=${ORDO_PG_PORT:-5432}
+ORDO_NATS_PORT=${ORDO_NATS_PORT:-4222}
+ORDO_STATE_DIR=${ORDO_STATE_DIR:-$HOME/.local/state/ordo}
+ORDO_SECRETS_FILE=$ORDO_STATE_DIR/secrets.env
+
+say() { printf 'ordo-setup: %s\n' "$*" >&2; }
+die() {
+  say "error: $*"
+  exit 1
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+# Whether something accepts TCP connections on 127.0.0.1:<port>.
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_listening() {
+  local port=$1 what=$2 log=${3:-}
+  for _ in $(seq 1 150); do
+    listening "$port" && return 0
+    sleep 0.2
+  done
+  [ -n "$log" ] && [ -f "$log" ] && tail -n 20 "$log" >&2
+  die "$what did not start listening on 127.0.0.1:$port"
+}
+
+ordo_apt_updated=0
+# Installs Debian packages, or says exactly what to install where it cannot.
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    die "missing: $*. This is not a Debian-like system (no apt-get): install the equivalent packages, then run this again"
+  fi
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    die "missing: $*. Install them as root (apt-get install $*), or run this as root or with sudo available"
+  fi
+  say "installing Debian packages: $*"
+  if [ "$ordo_apt_updated" -eq 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    ordo_apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# What building Ordo needs besides the Rust toolchain: a C compiler and linker (`cc`, for
+# crates with C parts such as ring) with the C library headers, and CA certificates so that
+# cargo can fetch crates over HTTPS.
+ensure_build_tools() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    die "cargo (the Rust toolchain) is missing. Install it with rustup (https://rustup.rs):
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+(on a minimal system first: apt-get install curl ca-certificates), then open a new shell (or: . \"\$HOME/.cargo/env\") and run this again. Debian's own cargo
+package is too old for Ordo's dependencies."
+  fi
+  local missing=()
+  command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+  [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
+  [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    # shellcheck disable=SC2207
+    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+    apt_install "${missing[@]}"
+  fi
+}
+
+# A random secret of 32 bytes as 43 URL-safe characters, without openssl.
+random_secret() {
+  head -c 32 /dev/urandom | base64 | tr -d '=\n' | tr '+/' '-_'
+}
+
+# The secrets every run of Ordo on this machine shares: made on first use into
+# $ORDO_SECRETS_FILE (mode 0600, only this user can read it), reused afterwards; a name
+# missing from an older file is added. Exports each one the environment does not already set
+# (a value given by the caller wins).
+ensure_secrets() {
+  local names=(
+    ORDO_JWT_SECRET
+    ORDO_PAYMENT_SECRET
+    ORDO_TICKET_SECRET
+    ORDO_BOOTSTRAP_ADMIN_PASSWORD
+    ORDO_NATS_ORDO_PASSWORD
+    ORDO_NATS_RELAY_PASSWORD
+    ORDO_NATS_WORKER_PASSWORD
+    ORDO_NATS_GATEWAY_PASSWORD
+    ORDO_NATS_OPERATOR_PASSWORD
+    ORDO_NATS_ANALYST_PASSWORD
+  )
+  mkdir -p "$ORDO_STATE_DIR"
+  (
+    umask 077
+    touch "$ORDO_SECRETS_FILE"
+  )
+  chmod 600 "$ORDO_SECRETS_FILE"
+  local name added=0
+  for name in "${names[@]}"; do
+    if ! grep -q "^$name=" "$ORDO_SECRETS_FILE"; then
+      [ "$added" -eq 0 ] && say "generating secrets into $ORDO_SECRETS_FILE"
+      # The admin password also meets Ordo's rule of a letter and a digit.
+      printf '%s=%s\n' "$name" "$(random_secret)a1" >>"$ORDO_SECRETS_FILE"
+      added=1
+    fi
+  done
+  local line value
+  while IFS= read -r line; do
+    name=${line%%=*}
+    value=${line#*=}
+    case $name in ORDO_[A-Z_]*) ;; *) continue ;; esac
+    [ -n "${!name:-}" ] || export "$name=$value"
+  done <"$ORDO_SECRETS_FILE"
+}
