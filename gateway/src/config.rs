@@ -2,6 +2,7 @@
 //! with defaults that run a single machine. The README lists them all.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -30,6 +31,30 @@ pub struct Config {
     /// namespaces.
     #[arg(long, env = "ORDO_NATS_NAMESPACE", default_value = "ordo")]
     pub nats_namespace: String,
+
+    /// NATS user name, with ORDO_NATS_PASSWORD (the users of nats/server/ordo.conf).
+    /// Without any NATS credential Ordo connects anonymously.
+    #[arg(long, env = "ORDO_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+
+    /// Password of ORDO_NATS_USER.
+    #[arg(
+        long,
+        env = "ORDO_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_user"
+    )]
+    pub nats_password: Option<String>,
+
+    /// File holding the nkey seed (`SU...`) of a NATS user the server knows by its public
+    /// key, instead of a user and password.
+    #[arg(long, env = "ORDO_NATS_NKEY_SEED_FILE", conflicts_with_all = ["nats_user", "nats_credentials"])]
+    pub nats_nkey_seed_file: Option<PathBuf>,
+
+    /// NATS credentials file (`.creds`: a user JWT and its seed), for servers that use
+    /// decentralized (operator/account) authorization.
+    #[arg(long, env = "ORDO_NATS_CREDENTIALS", conflicts_with = "nats_user")]
+    pub nats_credentials: Option<PathBuf>,
 
     /// Address the HTTP API listens on.
     #[arg(long, env = "ORDO_HTTP_ADDR", default_value = "127.0.0.1:8080")]
@@ -135,6 +160,31 @@ impl Config {
         self.payment_provider_url
             .clone()
             .unwrap_or_else(|| format!("{}/sandbox/provider", self.public_url()))
+    }
+
+    /// Options of a NATS connection named `name`, with the configured credentials.
+    pub async fn nats_options(&self, name: &str) -> anyhow::Result<async_nats::ConnectOptions> {
+        let options = if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+        } else if let Some(path) = &self.nats_nkey_seed_file {
+            let seed = std::fs::read_to_string(path).map_err(|err| {
+                anyhow::anyhow!("ORDO_NATS_NKEY_SEED_FILE {}: {err}", path.display())
+            })?;
+            async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        } else if let Some(path) = &self.nats_credentials {
+            async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|err| anyhow::anyhow!("ORDO_NATS_CREDENTIALS {}: {err}", path.display()))?
+        } else {
+            async_nats::ConnectOptions::new()
+        };
+        // A refused publish or subscription is answered by the server alone: log it, so
+        // that a permission missing from the server's configuration shows.
+        Ok(options.name(name).event_callback(|event| async move {
+            if let async_nats::Event::ServerError(error) = event {
+                tracing::warn!(%error, "the NATS server reported an error");
+            }
+        }))
     }
 
     /// The longest a client may ask to wait with `Prefer: wait=N`.

@@ -490,8 +490,9 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
         Source::JetStream => {
             let client = tokio::time::timeout(
                 Duration::from_secs(10),
-                async_nats::ConnectOptions::new()
-                    .name("ordo-replay")
+                config
+                    .nats_options("ordo-replay")
+                    .await?
                     .connect(&config.nats_url),
             )
             .await

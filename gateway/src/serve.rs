@@ -124,8 +124,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
         .await?;
     ordo_store::database::migrate(&pool).await?;
-    let nats = async_nats::ConnectOptions::new()
-        .name("ordo")
+    let nats = config
+        .nats_options("ordo")
+        .await?
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
         .connect(&config.nats_url);
