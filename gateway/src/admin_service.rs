@@ -6,7 +6,9 @@
 //! processes sharing a namespace share a queue group, so a request is answered by one of
 //! them. Failures answer as micro service errors (`Nats-Service-Error` and
 //! `Nats-Service-Error-Code` headers): 400 for a bad request, 404 for an unknown name,
-//! 500 for anything else.
+//! 500 for anything else, 503 when [`MAX_CONCURRENT_REQUESTS`] are already in progress.
+//! Every request is logged with its subject, reply subject, request id and the operator it
+//! declares (see `AdminAudit`), and again with its outcome.
 //!
 //! | subject | body | answer |
 //! | --- | --- | --- |
@@ -34,6 +36,45 @@ use crate::state::AppState;
 
 /// The service name every Ordo process registers.
 pub const SERVICE_NAME: &str = "ordo";
+
+/// Admin requests one process handles at once; more are refused with 503.
+pub const MAX_CONCURRENT_REQUESTS: usize = 8;
+
+/// Who asked what, for the log of every admin request. nats-server 2.9 tells a responder
+/// nothing about the sender's connection, so the identity is what the configuration
+/// guarantees (in `nats/server/ordo.conf` only the `operator` user may publish to
+/// `<ns>.admin.>`) plus what the requester declares: an `Ordo-Operator` header naming the
+/// person, and an `Ordo-Request-Id` header (made here when missing) to follow the request.
+struct AdminAudit {
+    subject: String,
+    reply: String,
+    request_id: String,
+    operator: String,
+}
+
+impl AdminAudit {
+    fn of(request: &Request) -> Self {
+        let header = |name: &str| {
+            request
+                .message
+                .headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .map(|value| value.as_str().chars().take(200).collect::<String>())
+        };
+        Self {
+            subject: request.message.subject.to_string(),
+            reply: request
+                .message
+                .reply
+                .as_ref()
+                .map(|reply| reply.to_string())
+                .unwrap_or_default(),
+            request_id: header("Ordo-Request-Id").unwrap_or_else(|| Uuid::new_v4().to_string()),
+            operator: header("Ordo-Operator").unwrap_or_else(|| "undeclared".to_owned()),
+        }
+    }
+}
 
 /// What the endpoints need to answer.
 #[derive(Clone)]
@@ -135,6 +176,7 @@ pub async fn run(context: AdminContext, shutdown: CancellationToken) -> anyhow::
         endpoints.push(endpoint.map(move |request| (kind, request)).boxed());
     }
     let mut requests = futures::stream::select_all(endpoints);
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS));
     tracing::info!(subject = %format!("{namespace}.admin.>"), %service_id, "NATS admin service ready");
     loop {
         let (kind, request) = tokio::select! {
@@ -144,11 +186,41 @@ pub async fn run(context: AdminContext, shutdown: CancellationToken) -> anyhow::
                 None => break,
             },
         };
+        let audit = AdminAudit::of(&request);
+        // Bounded: a request beyond the limit is refused at once rather than queued.
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(
+                subject = %audit.subject, reply = %audit.reply, request_id = %audit.request_id,
+                operator = %audit.operator, limit = MAX_CONCURRENT_REQUESTS,
+                "admin request refused: too many in progress"
+            );
+            let busy = ServiceError {
+                status: format!(
+                    "{MAX_CONCURRENT_REQUESTS} admin requests are in progress; try again"
+                ),
+                code: 503,
+            };
+            if let Err(err) = request.respond(Err(busy)).await {
+                tracing::warn!(error = %err, "cannot answer an admin request");
+            }
+            continue;
+        };
+        tracing::info!(
+            subject = %audit.subject, reply = %audit.reply, request_id = %audit.request_id,
+            operator = %audit.operator, "admin request"
+        );
         let context = context.clone();
         let service_id = service_id.clone();
         // One task per request: a rebuild waited for must not hold up the others.
         tokio::spawn(async move {
+            let started = Instant::now();
             let answer = handle(&context, &service_id, kind, &request).await;
+            let code = answer.as_ref().map_or_else(|failure| failure.code, |_| 200);
+            tracing::info!(
+                subject = %audit.subject, request_id = %audit.request_id,
+                operator = %audit.operator, code,
+                elapsed_ms = started.elapsed().as_millis() as u64, "admin request answered"
+            );
             let response = match answer {
                 Ok(value) => Ok(Bytes::from(value.to_string())),
                 Err(failure) => Err(ServiceError {
@@ -159,6 +231,7 @@ pub async fn run(context: AdminContext, shutdown: CancellationToken) -> anyhow::
             if let Err(err) = request.respond(response).await {
                 tracing::warn!(error = %err, "cannot answer an admin request");
             }
+            drop(permit);
         });
     }
     service.stop().await.ok();
