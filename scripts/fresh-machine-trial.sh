@@ -9,7 +9,8 @@
 #
 # What the chroot gets from this machine: the repository's tracked files (git ls-files),
 # the toolchain of `rustc --print sysroot` (rustc, cargo and the standard library; rustup
-# itself is not needed to build), /etc/resolv.conf, and /proc and /dev mounted. Packages
+# itself is not needed to build), /etc/resolv.conf, the site's certificate authorities of
+# /usr/local/share/ca-certificates, and /proc and /dev mounted. Packages
 # come from the Debian mirror (ORDO_TRIAL_MIRROR, default http://deb.debian.org/debian) and
 # crates from crates.io: the network needed is that of any Debian machine building Rust.
 #
@@ -67,6 +68,12 @@ mkdir -p "$dir/root/ordo" "$dir/opt/rust"
 (cd "$repo" && git ls-files -z | tar --null -T - -cf -) | tar -C "$dir/root/ordo" -xf -
 cp -a "$sysroot/." "$dir/opt/rust/"
 cp /etc/resolv.conf "$dir/etc/resolv.conf"
+# The site's own certificate authorities (a TLS-inspecting proxy's, say): a machine of this
+# site has them too. The ca-certificates package, when the scripts install it, adds them.
+if [ -d /usr/local/share/ca-certificates ]; then
+  mkdir -p "$dir/usr/local/share/ca-certificates"
+  cp -a /usr/local/share/ca-certificates/. "$dir/usr/local/share/ca-certificates/"
+fi
 # As in any chroot: package installation starts no service.
 printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
 chmod 755 "$dir/usr/sbin/policy-rc.d"
