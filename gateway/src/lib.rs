@@ -5,7 +5,8 @@
 //! - [`config`]: settings from environment variables.
 //! - [`serve`]: connecting, migrating, and running the roles with graceful shutdown.
 //! - [`app`]: the axum router and its layers; [`routes`]: one module per resource.
-//! - [`identity`]: users, passwords, JWTs and the [`identity::AuthUser`] extractor.
+//! - [`identity`]: the `/auth` routes and the [`identity::AuthUser`] extractor over the
+//!   `ordo-identity` crate (users, passwords, tokens, roles, ticket signatures).
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.

@@ -19,8 +19,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
 use crate::state::AppState;
+use ordo_identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
 
 /// The roles one process can play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]

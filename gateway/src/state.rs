@@ -11,7 +11,7 @@ use ordo_aggregates::product::Product;
 use ordo_store::CommandBus;
 use sqlx::PgPool;
 
-use crate::identity::IdentityService;
+use ordo_identity::IdentityService;
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]

@@ -2,42 +2,50 @@
 //! A handler that asks for it never runs for a caller without a valid access token; there
 //! is no fallback to an anonymous user.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use uuid::Uuid;
+use ordo_identity::{Caller, IdentityService, Role};
 
-use super::domain::Role;
-use super::service::IdentityService;
 use crate::problem::ApiError;
 
-/// An authenticated caller, as its access token describes it.
+/// The authenticated caller of a request. It reads as the [`Caller`] it wraps
+/// (`user.user_id`, `user.is_admin()`), and adds the role check that answers 403.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser {
-    /// The account id (`sub`).
-    pub user_id: Uuid,
-    /// The normalised email address.
-    pub email: String,
-    /// The role granted when the token was issued.
-    pub role: Role,
-}
+pub struct AuthUser(pub Caller);
 
 impl AuthUser {
     /// Passes if the caller has `role` or is an admin; otherwise 403.
     pub fn require_role(&self, role: Role) -> Result<(), ApiError> {
-        if self.is_admin() || self.role == role {
+        if self.0.may_act_as(role) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(role.as_str()))
         }
     }
+}
 
-    /// Whether the caller is an admin.
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
+impl Deref for AuthUser {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
     }
+}
+
+/// The token of the request's `Authorization: Bearer` header; 401 when it is missing or
+/// not a bearer credential.
+pub(super) fn bearer_credential(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
+        ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+    })
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -48,15 +56,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let token = header.to_str().ok().and_then(bearer_token).ok_or_else(|| {
-            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-        })?;
+        let token = bearer_credential(parts)?;
         let identity = Arc::<IdentityService>::from_ref(state);
-        Ok(identity.verify_access(token)?)
+        Ok(AuthUser(identity.verify_access(token)?))
     }
 }
 
@@ -91,14 +93,16 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     fn user(role: Role) -> AuthUser {
-        AuthUser {
+        AuthUser(Caller {
             user_id: Uuid::new_v4(),
             email: "ada@example.com".into(),
             role,
-        }
+        })
     }
 
     #[test]

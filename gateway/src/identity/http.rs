@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::domain::{Email, FullName, Password};
-use super::service::{IdentityError, IdentityService, Session};
+use ordo_identity::{Email, FullName, IdentityError, IdentityService, Password, Session};
+
 use crate::problem::{ApiError, ApiJson, ProblemDocument};
 
 /// Body of `POST /auth/register`. No `Debug`: it carries a password.

@@ -1,23 +1,18 @@
-//! Who is calling, and what they may do: accounts, passwords, JWT sessions and roles.
+//! The HTTP adapter of [`ordo_identity`]: the `/auth` routes, the [`AuthUser`] extractor
+//! and the mapping of [`ordo_identity::IdentityError`] to problems.
 //!
 //! # Layout
 //!
-//! - `domain`: the parsed values of an account ([`Email`], [`Password`], [`FullName`],
-//!   [`Role`]).
-//! - `tokens`: [`JwtKeys`] and the [`Claims`] of access and refresh tokens, with their
-//!   lifetimes in [`IdentityConfig`].
-//! - `service`: [`IdentityService`], which owns the `users` and `refresh_tokens` tables.
-//! - `extractor`: [`AuthUser`], the authenticated caller of a request.
+//! - `extractor`: [`AuthUser`], the authenticated caller of a request, and its role check.
 //! - `http`: the `/auth` handlers, mounted by [`router`] and described by [`openapi`].
+//! - `problem`: `From<IdentityError> for ApiError`, the one place identity's refusals
+//!   become HTTP statuses.
 //!
-//! Access tokens are stateless and short-lived; refresh tokens are recorded and spent on
-//! use, so a stolen one works at most once.
+//! Accounts, passwords, tokens and roles themselves live in the `ordo-identity` crate.
 
-mod domain;
 mod extractor;
 mod http;
-mod service;
-mod tokens;
+mod problem;
 
 #[cfg(test)]
 mod tests;
@@ -30,11 +25,11 @@ use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi as _;
 
-pub use domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
 pub use extractor::AuthUser;
 pub use http::{LoginRequest, RefreshRequest, RegisterRequest, SessionResponse};
-pub use service::{IdentityError, IdentityService, Session};
-pub use tokens::{Claims, IdentityConfig, JwtKeys, TokenKind, WeakSecret, ISSUER};
+use ordo_identity::IdentityService;
+/// The roles routes ask for, so that a route names its role where it names its caller.
+pub use ordo_identity::Role;
 
 /// Name of the bearer security scheme in the OpenAPI document; protected paths refer to it
 /// with `security(("bearer" = []))`.

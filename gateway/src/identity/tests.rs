@@ -1,5 +1,7 @@
-//! The identity routes and service against a real Postgres: each test gets a fresh
-//! database with every migration applied, and drives the router in-process.
+//! The identity routes against a real Postgres: each test gets a fresh database with every
+//! migration applied, and drives the router in-process. These tests prove the HTTP side
+//! (statuses, problem types, the extractor); the service's own rules are tested in the
+//! `ordo-identity` crate.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,8 @@ use sqlx::PgPool;
 use tower::ServiceExt as _;
 use uuid::Uuid;
 
+use ordo_identity::{Claims, IdentityConfig, IdentityService, JwtKeys, TokenKind};
+
 use super::*;
 use crate::problem::ApiError;
 
@@ -26,7 +30,6 @@ struct TestApp {
     pool: PgPool,
     /// The keys the app signs with, to build tokens it should accept but for one flaw.
     keys: JwtKeys,
-    identity: Arc<IdentityService>,
     router: Router,
 }
 
@@ -59,14 +62,11 @@ impl TestApp {
         let api = router::<Arc<IdentityService>>()
             .route("/me", get(me))
             .route("/admin-only", get(admin_only));
-        let router = Router::new()
-            .nest("/api/v1", api)
-            .with_state(identity.clone());
+        let router = Router::new().nest("/api/v1", api).with_state(identity);
         TestApp {
             db_name,
             pool,
             keys,
-            identity,
             router,
         }
     }
@@ -135,14 +135,6 @@ impl TestApp {
         assert_eq!(status, StatusCode::CREATED, "{body}");
         serde_json::from_value(body).unwrap()
     }
-
-    async fn role_of(&self, user_id: Uuid) -> String {
-        sqlx::query_scalar("SELECT role FROM users WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_one(&self.pool)
-            .await
-            .unwrap()
-    }
 }
 
 async fn me(user: AuthUser) -> Json<Value> {
@@ -160,29 +152,6 @@ fn bearer(token: &str) -> String {
 
 fn problem_type(body: &Value) -> &str {
     body["type"].as_str().unwrap_or_default()
-}
-
-#[tokio::test]
-async fn register_creates_a_customer_with_an_argon2id_hash() {
-    let app = TestApp::spawn().await;
-    let session = app.register("Ada@Example.com").await;
-
-    let (email, hash, role): (String, String, String) =
-        sqlx::query_as("SELECT email, password_hash, role FROM users WHERE user_id = $1")
-            .bind(session.user_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    assert_eq!(email, "ada@example.com");
-    assert_eq!(role, "customer");
-    assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(!hash.contains(PASSWORD));
-
-    let (status, body) = app.get("/me", Some(&bearer(&session.access_token))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["user_id"], json!(session.user_id));
-    assert_eq!(body["role"], "customer");
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -376,84 +345,6 @@ async fn refresh_rotates_and_refuses_reuse() {
 }
 
 #[tokio::test]
-async fn refresh_lets_only_one_of_two_concurrent_uses_win() {
-    let app = TestApp::spawn().await;
-    let session = app.register("ada@example.com").await;
-    let (a, b) = tokio::join!(
-        app.identity.refresh(&session.refresh_token),
-        app.identity.refresh(&session.refresh_token),
-    );
-    assert_eq!(
-        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
-        1,
-        "exactly one refresh must win"
-    );
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn refresh_refuses_expired_token() {
-    let app = TestApp::spawn().await;
-    let session = app.register("ada@example.com").await;
-    sqlx::query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let (status, _) = app
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": session.refresh_token}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn refresh_refuses_forged_token() {
-    let app = TestApp::spawn().await;
-    let session = app.register("ada@example.com").await;
-    // A refresh token for a real user and a recorded, unused jti, signed with another key.
-    let mut claims = Claims::new(
-        session.user_id,
-        Role::Customer,
-        "ada@example.com",
-        TokenKind::Refresh,
-        chrono::Utc::now().timestamp(),
-        Duration::from_secs(3600),
-    );
-    claims.jti = sqlx::query_scalar("SELECT token_id FROM refresh_tokens")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    let forged = JwtKeys::random().sign(&claims).unwrap();
-
-    let (status, _) = app
-        .post("/auth/refresh", json!({"refresh_token": forged}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = app
-        .post("/auth/refresh", json!({"refresh_token": "not.a.jwt"}))
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn refresh_refuses_access_token() {
-    let app = TestApp::spawn().await;
-    let session = app.register("ada@example.com").await;
-    let (status, _) = app
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": session.access_token}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    app.cleanup().await;
-}
-
-#[tokio::test]
 async fn auth_user_refuses_missing_forged_expired_and_refresh_tokens() {
     let app = TestApp::spawn().await;
     let session = app.register("ada@example.com").await;
@@ -526,85 +417,6 @@ async fn require_role_forbids_customer_asking_for_admin() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(problem_type(&body), "urn:ordo:problem:forbidden");
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn ensure_admin_is_idempotent() {
-    let app = TestApp::spawn().await;
-    let email = Email::parse("root@example.com").unwrap();
-    let password = Password::parse("admin password 1", &email).unwrap();
-
-    let (first, second) = tokio::join!(
-        app.identity.ensure_admin(&email, &password),
-        app.identity.ensure_admin(&email, &password),
-    );
-    let first = first.unwrap();
-    assert_eq!(second.unwrap(), first);
-    assert_eq!(
-        app.identity.ensure_admin(&email, &password).await.unwrap(),
-        first
-    );
-    let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(accounts, 1);
-    assert_eq!(app.role_of(first).await, "admin");
-
-    let (status, body) = app
-        .post(
-            "/auth/login",
-            json!({"email": "root@example.com", "password": "admin password 1"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let token = body["access_token"].as_str().unwrap();
-    let (status, _) = app.get("/admin-only", Some(&bearer(token))).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn ensure_admin_promotes_an_existing_user_and_keeps_the_password() {
-    let app = TestApp::spawn().await;
-    let customer = app.register("ada@example.com").await;
-    let email = Email::parse("ada@example.com").unwrap();
-    let other_password = Password::parse("not her password 7", &email).unwrap();
-
-    let admin_id = app
-        .identity
-        .ensure_admin(&email, &other_password)
-        .await
-        .unwrap();
-    assert_eq!(admin_id, customer.user_id);
-    assert_eq!(app.role_of(admin_id).await, "admin");
-
-    let (status, body) = app
-        .post(
-            "/auth/login",
-            json!({"email": "ada@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let token = body["access_token"].as_str().unwrap();
-    let (status, me) = app.get("/me", Some(&bearer(token))).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(me["role"], "admin");
-    app.cleanup().await;
-}
-
-#[tokio::test]
-async fn refresh_carries_a_role_granted_since_login() {
-    let app = TestApp::spawn().await;
-    let session = app.register("ada@example.com").await;
-    let email = Email::parse("ada@example.com").unwrap();
-    let password = Password::parse(PASSWORD, &email).unwrap();
-    app.identity.ensure_admin(&email, &password).await.unwrap();
-
-    let refreshed = app.identity.refresh(&session.refresh_token).await.unwrap();
-    let user = app.identity.verify_access(&refreshed.access_token).unwrap();
-    assert_eq!(user.role, Role::Admin);
     app.cleanup().await;
 }
 

@@ -330,7 +330,7 @@ fn view(state: &AppState, booking_id: Uuid, booking: &Booking, version: i64) -> 
         .map(|ticket| TicketView {
             ticket_id: *ticket.as_uuid(),
             qr_code: state.ticketing.qr_url(*ticket),
-            qr_payload: state.ticketing.qr_payload(
+            qr_payload: state.ticketing.signer.qr_payload(
                 *ticket,
                 BookingId::from(booking_id),
                 request.session_id,
@@ -682,12 +682,12 @@ pub async fn ticket_qr(
     let (booking_id, session_id, customer_id) = row
         .filter(|r| r.2 == user.user_id || user.is_admin())
         .ok_or_else(not_found)?;
-    let payload = state.ticketing.qr_payload(
+    let payload = state.ticketing.signer.qr_payload(
         TicketId::from(id),
         BookingId::from(booking_id),
         SessionId::from(session_id),
     );
-    let png = crate::ticketing::qr_png(&payload).map_err(ApiError::Internal)?;
+    let png = ordo_identity::tickets::qr_png(&payload).map_err(ApiError::Internal)?;
     let _ = customer_id;
     Ok((
         [
@@ -720,6 +720,7 @@ pub async fn check_in(
     };
     let signed = state
         .ticketing
+        .signer
         .verify(&body.qr_payload)
         .ok_or_else(forged)?;
     if signed.ticket_id.to_string() != ticket_id.trim() {

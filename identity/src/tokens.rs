@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::domain::Role;
+use crate::domain::Role;
 
 /// The `iss` of every token Ordo issues and the only one it accepts.
 pub const ISSUER: &str = "ordo";

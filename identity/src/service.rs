@@ -5,18 +5,15 @@
 use std::fmt;
 
 use anyhow::{anyhow, Context as _};
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
-use super::extractor::AuthUser;
-use super::tokens::{Claims, IdentityConfig, JwtKeys, TokenKind};
-use crate::problem::ApiError;
+use crate::caller::Caller;
+use crate::domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
+use crate::passwords;
+use crate::tokens::{Claims, IdentityConfig, JwtKeys, TokenKind};
 
 /// Name given to an admin account created by [`IdentityService::ensure_admin`].
 const BOOTSTRAP_ADMIN_NAME: &str = "Administrator";
@@ -50,24 +47,6 @@ pub enum IdentityError {
 impl From<sqlx::Error> for IdentityError {
     fn from(err: sqlx::Error) -> Self {
         IdentityError::Internal(anyhow::Error::new(err).context("identity query failed"))
-    }
-}
-
-impl From<IdentityError> for ApiError {
-    fn from(err: IdentityError) -> Self {
-        match err {
-            IdentityError::InvalidEmail(e) => ApiError::invalid("email", e.to_string()),
-            IdentityError::InvalidPassword(e) => ApiError::invalid("password", e.to_string()),
-            IdentityError::InvalidFullName(e) => ApiError::invalid("full_name", e.to_string()),
-            IdentityError::EmailTaken => ApiError::Refused {
-                code: "email_taken",
-                detail: err.to_string(),
-            },
-            IdentityError::InvalidCredentials | IdentityError::InvalidToken => {
-                ApiError::Unauthorized(err.to_string())
-            }
-            IdentityError::Internal(cause) => ApiError::Internal(cause),
-        }
     }
 }
 
@@ -132,7 +111,7 @@ impl IdentityService {
         password: &Password,
         full_name: &FullName,
     ) -> Result<Session, IdentityError> {
-        let password_hash = hash_password(password.expose().to_owned()).await?;
+        let password_hash = passwords::hash(password.expose().to_owned()).await?;
         let user_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_scalar::<_, Uuid>(
@@ -170,10 +149,10 @@ impl IdentityService {
         .await?;
         let Some((user_id, password_hash, role)) = row else {
             let dummy = self.dummy_hash().await?;
-            verify_password(password.to_owned(), dummy.to_owned()).await?;
+            passwords::verify(password.to_owned(), dummy.to_owned()).await?;
             return Err(IdentityError::InvalidCredentials);
         };
-        if !verify_password(password.to_owned(), password_hash).await? {
+        if !passwords::verify(password.to_owned(), password_hash).await? {
             return Err(IdentityError::InvalidCredentials);
         }
         let role = parse_stored_role(&role)?;
@@ -228,7 +207,7 @@ impl IdentityService {
         email: &Email,
         password: &Password,
     ) -> Result<Uuid, IdentityError> {
-        let password_hash = hash_password(password.expose().to_owned()).await?;
+        let password_hash = passwords::hash(password.expose().to_owned()).await?;
         let user_id = sqlx::query_scalar::<_, Uuid>(
             "INSERT INTO users (user_id, email, full_name, password_hash, role)
              VALUES ($1, $2, $3, $4, $5)
@@ -248,7 +227,7 @@ impl IdentityService {
 
     /// Checks an access token and returns who it belongs to. Access tokens are not looked
     /// up in the database: they stay valid until they expire, which is why they are short.
-    pub fn verify_access(&self, token: &str) -> Result<AuthUser, IdentityError> {
+    pub fn verify_access(&self, token: &str) -> Result<Caller, IdentityError> {
         let claims = self
             .keys
             .verify(token)
@@ -256,7 +235,7 @@ impl IdentityService {
         if claims.typ != TokenKind::Access {
             return Err(IdentityError::InvalidToken);
         }
-        Ok(AuthUser {
+        Ok(Caller {
             user_id: claims.sub,
             email: claims.email,
             role: claims.role,
@@ -312,7 +291,7 @@ impl IdentityService {
     async fn dummy_hash(&self) -> Result<&str, IdentityError> {
         let hash = self
             .dummy_hash
-            .get_or_try_init(|| hash_password(Uuid::new_v4().to_string()))
+            .get_or_try_init(|| passwords::hash(Uuid::new_v4().to_string()))
             .await?;
         Ok(hash)
     }
@@ -326,35 +305,4 @@ fn timestamp(secs: i64) -> Result<DateTime<Utc>, IdentityError> {
 fn parse_stored_role(name: &str) -> Result<Role, IdentityError> {
     Role::from_name(name)
         .ok_or_else(|| IdentityError::Internal(anyhow!("unknown role {name:?} in users")))
-}
-
-/// Argon2id with the crate's default (OWASP-recommended) parameters and a random salt.
-async fn hash_password(password: String) -> Result<String, IdentityError> {
-    let hashed = tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            // The error text of password-hash never contains the input.
-            .map_err(|e| anyhow!("hashing a password failed: {e}"))
-    })
-    .await
-    .context("the password hashing task failed")??;
-    Ok(hashed)
-}
-
-/// Whether `password` matches a stored PHC-format hash; the parameters come from the hash.
-async fn verify_password(password: String, hash: String) -> Result<bool, IdentityError> {
-    let matches = tokio::task::spawn_blocking(move || {
-        let parsed =
-            PasswordHash::new(&hash).map_err(|e| anyhow!("stored hash unreadable: {e}"))?;
-        match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::Password) => Ok(false),
-            Err(e) => Err(anyhow!("verifying a password failed: {e}")),
-        }
-    })
-    .await
-    .context("the password verifying task failed")??;
-    Ok(matches)
 }

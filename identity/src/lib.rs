@@ -1,0 +1,30 @@
+//! Who is calling Ordo and what they may do: accounts, passwords, sessions, roles, and the
+//! signed credentials of tickets. Nothing here speaks HTTP; the gateway adapts it.
+//!
+//! # Layout
+//!
+//! - [`domain`]: the parsed values of an account ([`Email`], [`Password`], [`FullName`],
+//!   [`Role`]).
+//! - [`caller`]: [`Caller`], whoever a checked access token belongs to.
+//! - [`tokens`]: [`JwtKeys`] and the [`Claims`] of access and refresh tokens, with their
+//!   lifetimes in [`IdentityConfig`].
+//! - `passwords`: Argon2id hashing off the async runtime.
+//! - [`service`]: [`IdentityService`], which owns the `users` and `refresh_tokens` tables.
+//! - [`tickets`]: [`tickets::TicketSigner`], the HMAC-signed payloads of tickets' QR codes
+//!   and their images.
+//!
+//! Access tokens are short-lived; refresh tokens are recorded and spent on use, so a
+//! stolen one works at most once.
+#![forbid(unsafe_code)]
+
+pub mod caller;
+pub mod domain;
+mod passwords;
+pub mod service;
+pub mod tickets;
+pub mod tokens;
+
+pub use caller::Caller;
+pub use domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
+pub use service::{IdentityError, IdentityService, Session};
+pub use tokens::{Claims, IdentityConfig, JwtKeys, TokenKind, WeakSecret, ISSUER};
