@@ -18,7 +18,7 @@ use crate::routes;
 use crate::state::AppState;
 
 /// The whole HTTP API.
-pub fn router(state: AppState, sandbox: Option<crate::payments::sandbox::Sandbox>) -> Router {
+pub fn router(state: AppState, sandbox: Option<ordo_payments::Sandbox>) -> Router {
     let api = Router::new()
         .merge(crate::identity::router())
         .merge(routes::products::router())

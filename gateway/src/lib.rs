@@ -9,7 +9,6 @@
 //!   `ordo-identity` crate (users, passwords, tokens, roles, ticket signatures).
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
-//! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
 //! - [`dead_letters`]: re-driving dead letters.
 //! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
 //!   and live delivery; [`replay`]: `ordo replay` for analysts.
@@ -35,7 +34,6 @@ pub mod inbox;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
-pub mod payments;
 pub mod problem;
 pub mod rate_limit;
 pub mod replay;

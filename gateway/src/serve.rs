@@ -108,7 +108,7 @@ pub struct Runtime {
     /// Stream namespace.
     pub namespace: Namespace,
     /// The sandbox payment provider, when this process serves it.
-    pub sandbox: Option<crate::payments::sandbox::Sandbox>,
+    pub sandbox: Option<ordo_payments::Sandbox>,
     /// The payment provider's API base URL.
     pub provider_url: String,
     /// Where the provider calls back.
@@ -197,7 +197,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     };
     let sandbox = config
         .sandbox_provider
-        .then(|| crate::payments::sandbox::Sandbox::new(&payment_secret, config.sandbox_delay));
+        .then(|| ordo_payments::Sandbox::new(&payment_secret, config.sandbox_delay));
     let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
     let orders = Arc::new(CommandBus::new(pool.clone(), ()));
     let payments =
@@ -285,7 +285,7 @@ fn ticketing(
     let saga = ordo_sagas::BookingSaga::new(
         pool.clone(),
         port,
-        Arc::new(crate::payments::HttpProvider::new(
+        Arc::new(ordo_payments::HttpProvider::new(
             &config.payment_provider_url(),
         )),
         ordo_sagas::booking::BookingSettings {
@@ -353,7 +353,7 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
     CheckoutSaga::new(
         state.pool.clone(),
         port,
-        Arc::new(crate::payments::HttpProvider::new(&runtime.provider_url)),
+        Arc::new(ordo_payments::HttpProvider::new(&runtime.provider_url)),
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
             callback_base_url: runtime.public_url.clone(),

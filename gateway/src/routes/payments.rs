@@ -21,10 +21,10 @@ use uuid::Uuid;
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
 use crate::identity::AuthUser;
-use crate::payments::signature::{self, SIGNATURE_HEADER};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
+use ordo_payments::signature::{self, SIGNATURE_HEADER};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {

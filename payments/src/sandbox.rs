@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::signature::{sign, SIGNATURE_HEADER};
+use crate::signature::{sign, SIGNATURE_HEADER};
 
 /// The sandbox's settings and memory of charges.
 #[derive(Clone)]

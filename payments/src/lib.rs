@@ -1,0 +1,17 @@
+//! Ordo's side of the payment provider: the HTTP client that reaches the provider (the
+//! adapter behind the sagas' `PaymentProvider` port), the signatures of the provider's
+//! callbacks, and the sandbox provider that Ordo can serve itself for demos and tests.
+//!
+//! # Layout
+//! - [`client`]: [`HttpProvider`], the provider's REST API (charges, voids, refunds).
+//! - [`signature`]: signing and verifying callbacks (HMAC-SHA256).
+//! - [`sandbox`]: [`Sandbox`], a stand-in provider as an axum router, nested by the gateway
+//!   under `/sandbox/provider`.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod sandbox;
+pub mod signature;
+
+pub use client::HttpProvider;
+pub use sandbox::Sandbox;
