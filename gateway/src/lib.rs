@@ -10,7 +10,7 @@
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`payments`]: the payment provider client, callback signatures and the sandbox provider.
 //! - [`dead_letters`]: re-driving dead letters.
-//! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
+//! - [`inbox`]: notification queries
 //!   and live delivery; [`replay`]: `ordo replay` for analysts.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
@@ -40,7 +40,6 @@ pub mod rate_limit;
 pub mod replay;
 pub mod request_id;
 pub mod routes;
-pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;
