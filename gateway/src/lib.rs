@@ -10,7 +10,7 @@
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`dead_letters`]: re-driving dead letters.
-//! - [`search`]: catalog search on Postgres or Elasticsearch; [`inbox`]: notification queries
+//! - [`inbox`]: notification queries
 //!   and live delivery; [`replay`]: `ordo replay` for analysts.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
@@ -39,7 +39,6 @@ pub mod rate_limit;
 pub mod replay;
 pub mod request_id;
 pub mod routes;
-pub mod search;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -27,7 +27,7 @@ use crate::routes::{
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
-        crate::search::SearchPage, crate::search::SearchHit, crate::search::Facets, crate::search::ItemType,
+        ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, crate::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
         shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,

@@ -8,8 +8,9 @@ use ordo_nats::refill::{self, RefillReport};
 use ordo_projections::rebuild::{self, ProjectionStatus, RebuildReport};
 use serde::Serialize;
 
-use crate::search::elastic::{self, IndexRebuildReport, SearchIndex};
-use crate::search::SearchEngine;
+use ordo_projections::search::elastic::{self, IndexRebuildReport, SearchIndex};
+use ordo_projections::search::SearchEngine;
+
 use crate::state::AppState;
 
 /// A projection's status as operators see it: what it applied (Postgres) and what waits

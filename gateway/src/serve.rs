@@ -228,7 +228,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         jetstream: jetstream.clone(),
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
-        search: crate::search::connect(config, &pool).await?,
+        search: ordo_projections::search::connect(
+            &ordo_projections::search::SearchSettings {
+                elasticsearch_url: config.elasticsearch_url.clone(),
+                index_prefix: config.elasticsearch_index_prefix.clone(),
+            },
+            &pool,
+        )
+        .await?,
         inbox: crate::inbox::InboxHub::new(),
     };
     Ok(Runtime {
@@ -318,7 +325,16 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumers.push((spec, projection));
     }
     consumers.extend(crate::inbox::workers(runtime));
-    consumers.extend(crate::search::workers(runtime));
+    consumers.extend(
+        state
+            .search
+            .indexers(&state.pool)
+            .into_iter()
+            .map(|indexer| {
+                let spec = consumer_spec(indexer.name, indexer.aggregate_type, &runtime.namespace);
+                (spec, indexer.handler)
+            }),
+    );
     let booking = &state.ticketing.saga;
     consumers.push((
         consumer_spec(BOOKING_CONSUMER, "booking", &runtime.namespace),

@@ -39,7 +39,7 @@ pub struct AppState {
     /// The longest `Prefer: wait` honoured.
     pub max_wait: Duration,
     /// The search engine (Postgres, or Elasticsearch when configured).
-    pub search: crate::search::SearchEngine,
+    pub search: ordo_projections::search::SearchEngine,
     /// Live delivery of new notifications to SSE streams.
     pub inbox: crate::inbox::InboxHub,
     /// Shows, bookings and tickets.

@@ -10,6 +10,10 @@
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
 //!   switching; the projections' status (applied positions, rebuild state).
+//! - [`queries`]: what clients read from the read models, one function per question, and
+//!   the pagination every list shares.
+//! - [`search`]: search over products and shows, on Postgres full text or on
+//!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
 pub mod inventory;
@@ -17,7 +21,9 @@ pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod queries;
 pub mod rebuild;
+pub mod search;
 pub mod ticketing;
 pub mod worker;
 

@@ -5,8 +5,9 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
 
+use ordo_projections::search::{SearchError, SearchPage, SearchParams, SearchQuery};
+
 use crate::problem::{ApiError, ApiJson};
-use crate::search::{SearchPage, SearchParams, SearchQuery};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -24,5 +25,12 @@ pub async fn search(
     Query(params): Query<SearchParams>,
 ) -> Result<ApiJson<SearchPage>, ApiError> {
     let query = SearchQuery::parse(params)?;
-    Ok(ApiJson(state.search.search(&query).await?))
+    match state.search.search(&query).await {
+        Ok(page) => Ok(ApiJson(page)),
+        Err(SearchError::Database(err)) => Err(ApiError::Internal(err.into())),
+        Err(SearchError::Unavailable(_)) => Err(ApiError::Unavailable {
+            detail: "search is temporarily unavailable".into(),
+            retry_after_secs: 5,
+        }),
+    }
 }

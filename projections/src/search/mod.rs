@@ -10,17 +10,20 @@
 
 //!
 //! [`SearchQuery::parse`] validates the request once; both engines take the parsed query
-//! and answer a [`SearchPage`].
+//! and answer a [`SearchPage`]. [`connect`] picks the engine from [`SearchSettings`];
+//! [`SearchEngine::indexers`] are the consumers that keep Elasticsearch up to date.
 
 pub mod elastic;
 pub mod postgres;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use ordo_nats::EventHandler;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::problem::ApiError;
+use crate::queries::{page, InvalidParameter};
 
 /// What can be searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -33,11 +36,14 @@ pub enum ItemType {
 }
 
 impl ItemType {
-    fn parse(text: &str) -> Result<Self, ApiError> {
+    fn parse(text: &str) -> Result<Self, InvalidParameter> {
         match text {
             "product" => Ok(ItemType::Product),
             "show" => Ok(ItemType::Show),
-            _ => Err(ApiError::invalid("type", "type must be product or show")),
+            _ => Err(InvalidParameter::new(
+                "type",
+                "type must be product or show",
+            )),
         }
     }
 
@@ -90,13 +96,12 @@ pub struct SearchCursor {
 impl SearchCursor {
     /// The opaque text handed to clients.
     pub fn encode(&self) -> String {
-        crate::routes::encode_cursor(&serde_json::to_string(self).unwrap_or_default())
+        page::encode_cursor(&serde_json::to_string(self).unwrap_or_default())
     }
 
-    fn decode(text: &str) -> Result<Self, ApiError> {
-        let json = crate::routes::decode_cursor(text)?;
-        serde_json::from_str(&json)
-            .map_err(|_| ApiError::invalid("cursor", "cursor is not one this API gave out"))
+    fn decode(text: &str) -> Result<Self, InvalidParameter> {
+        let json = page::decode_cursor(text)?;
+        serde_json::from_str(&json).map_err(|_| page::foreign_cursor())
     }
 }
 
@@ -123,12 +128,12 @@ pub struct SearchQuery {
     pub limit: i64,
 }
 
-fn parse_price(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+fn parse_price(field: &'static str, value: Option<&str>) -> Result<Option<i64>, InvalidParameter> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if n >= 0 => Ok(Some(n)),
-            _ => Err(ApiError::invalid(
+            _ => Err(InvalidParameter::new(
                 field,
                 format!("{field} must be a whole number of minor units, zero or more"),
             )),
@@ -143,11 +148,14 @@ fn non_empty(value: Option<String>) -> Option<String> {
 }
 
 impl SearchQuery {
-    /// Validates the query string; every refusal names its field (HTTP 422).
-    pub fn parse(params: SearchParams) -> Result<Self, ApiError> {
+    /// Validates the query string; every refusal names its field.
+    pub fn parse(params: SearchParams) -> Result<Self, InvalidParameter> {
         let text = params.q.unwrap_or_default().trim().to_string();
         if text.chars().count() > 200 {
-            return Err(ApiError::invalid("q", "q must be at most 200 characters"));
+            return Err(InvalidParameter::new(
+                "q",
+                "q must be at most 200 characters",
+            ));
         }
         let item_type = non_empty(params.item_type)
             .as_deref()
@@ -157,7 +165,7 @@ impl SearchQuery {
         let max_price = parse_price("max_price", params.max_price.as_deref())?;
         if let (Some(min), Some(max)) = (min_price, max_price) {
             if min > max {
-                return Err(ApiError::invalid(
+                return Err(InvalidParameter::new(
                     "min_price",
                     "min_price must not be greater than max_price",
                 ));
@@ -167,20 +175,20 @@ impl SearchQuery {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
             Some(_) => {
-                return Err(ApiError::invalid(
+                return Err(InvalidParameter::new(
                     "available_only",
                     "available_only must be true or false",
                 ))
             }
         };
-        let limit = match non_empty(params.limit) {
-            None => None,
-            Some(v) => Some(
-                v.parse::<i64>()
-                    .map_err(|_| ApiError::invalid("limit", "limit must be between 1 and 100"))?,
-            ),
-        };
-        let limit = crate::routes::page_limit(limit)?;
+        let limit =
+            match non_empty(params.limit) {
+                None => None,
+                Some(v) => Some(v.parse::<i64>().map_err(|_| {
+                    InvalidParameter::new("limit", "limit must be between 1 and 100")
+                })?),
+            };
+        let limit = page::limit(limit)?;
         let after = non_empty(params.cursor)
             .as_deref()
             .map(SearchCursor::decode)
@@ -249,6 +257,27 @@ pub struct SearchPage {
     pub next_cursor: Option<String>,
 }
 
+/// Where search runs: Postgres unless an Elasticsearch URL is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchSettings {
+    /// Elasticsearch (or OpenSearch) URL, e.g. `http://127.0.0.1:9200`; `None` or empty
+    /// for Postgres.
+    pub elasticsearch_url: Option<String>,
+    /// First part of the index and alias names (`<prefix>-products`).
+    pub index_prefix: String,
+}
+
+/// Why a search was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The Postgres read models could not be read.
+    #[error("searching the read models failed: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Elasticsearch did not answer (or answered an error); retrying later may succeed.
+    #[error("search is temporarily unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+}
+
 /// The engine that answers searches.
 #[derive(Clone)]
 pub enum SearchEngine {
@@ -258,68 +287,70 @@ pub enum SearchEngine {
     Elasticsearch(elastic::EsSearch),
 }
 
+/// A consumer that keeps a search index up to date: its durable name, the aggregate type
+/// whose stream it reads, and what handles each event.
+pub struct IndexerConsumer {
+    /// Its durable consumer name, e.g. `projection-search-es`.
+    pub name: &'static str,
+    /// The aggregate type of its stream.
+    pub aggregate_type: &'static str,
+    /// The indexer.
+    pub handler: Arc<dyn EventHandler>,
+}
+
 impl SearchEngine {
     /// Answers a search.
-    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, ApiError> {
+    pub async fn search(&self, query: &SearchQuery) -> Result<SearchPage, SearchError> {
         match self {
-            SearchEngine::Postgres(pool) => postgres::search(pool, query)
-                .await
-                .map_err(|e| ApiError::Internal(e.into())),
+            SearchEngine::Postgres(pool) => Ok(postgres::search(pool, query).await?),
             SearchEngine::Elasticsearch(es) => es.search(query).await.map_err(|err| {
                 tracing::warn!(error = %err, "elasticsearch search failed");
-                ApiError::Unavailable {
-                    detail: "search is temporarily unavailable".into(),
-                    retry_after_secs: 5,
-                }
+                SearchError::Unavailable(err)
             }),
         }
     }
+
+    /// The Elasticsearch indexers' consumers, reading the read models from `pool` (none
+    /// when search runs on Postgres).
+    pub fn indexers(&self, pool: &sqlx::PgPool) -> Vec<IndexerConsumer> {
+        let SearchEngine::Elasticsearch(es) = self else {
+            return Vec::new();
+        };
+        elastic::CONSUMERS
+            .into_iter()
+            .map(|(name, aggregate_type, _)| IndexerConsumer {
+                name,
+                aggregate_type,
+                handler: Arc::new(elastic::SearchIndexer::new(
+                    pool.clone(),
+                    es.clone(),
+                    aggregate_type,
+                )),
+            })
+            .collect()
+    }
 }
 
-/// The engine the configuration asks for; with Elasticsearch, its indices and aliases are
-/// created when missing.
+/// The engine `settings` ask for; with Elasticsearch, its indices and aliases are created
+/// when missing.
 pub async fn connect(
-    config: &crate::config::Config,
+    settings: &SearchSettings,
     pool: &sqlx::PgPool,
 ) -> anyhow::Result<SearchEngine> {
-    match config
+    match settings
         .elasticsearch_url
         .as_deref()
         .filter(|u| !u.is_empty())
     {
         None => Ok(SearchEngine::Postgres(pool.clone())),
         Some(url) => {
-            let es = elastic::EsSearch::connect(url, &config.elasticsearch_index_prefix)?;
+            let es = elastic::EsSearch::connect(url, &settings.index_prefix)?;
             es.ensure_indices().await.map_err(|err| {
                 anyhow::anyhow!("preparing the Elasticsearch indices at {url}: {err:#}")
             })?;
             Ok(SearchEngine::Elasticsearch(es))
         }
     }
-}
-
-/// The Elasticsearch indexers' consumers (none when search runs on Postgres).
-pub fn workers(
-    runtime: &crate::serve::Runtime,
-) -> Vec<(
-    ordo_nats::ConsumerSpec,
-    std::sync::Arc<dyn ordo_nats::EventHandler>,
-)> {
-    let SearchEngine::Elasticsearch(es) = &runtime.state.search else {
-        return Vec::new();
-    };
-    elastic::CONSUMERS
-        .into_iter()
-        .map(|(name, aggregate_type, _)| {
-            let handler: std::sync::Arc<dyn ordo_nats::EventHandler> = std::sync::Arc::new(
-                elastic::SearchIndexer::new(runtime.state.pool.clone(), es.clone(), aggregate_type),
-            );
-            (
-                crate::serve::consumer_spec(name, aggregate_type, &runtime.namespace),
-                handler,
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -348,7 +379,7 @@ mod tests {
     fn min_price_above_max_price_is_refused() {
         let err =
             SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")])).unwrap_err();
-        assert!(matches!(err, ApiError::Invalid { field: Some(ref f), .. } if f == "min_price"));
+        assert_eq!(err.field, "min_price");
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub async fn rebuild(
         .await?;
         Ok(report)
     };
-    ordo_projections::rebuild::tracked(pool, INDEX_REBUILD_LOCK, name, rebuilt).await
+    crate::rebuild::tracked(pool, INDEX_REBUILD_LOCK, name, rebuilt).await
 }
 
 async fn run(

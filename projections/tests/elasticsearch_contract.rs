@@ -11,14 +11,14 @@
 //! one of `add` / `remove` naming `index` and `alias`, applied atomically).
 
 use chrono::{TimeZone, Utc};
-use ordo_gateway::search::elastic::rebuild::alias_swap_body;
-use ordo_gateway::search::elastic::{
+use ordo_projections::search::elastic::rebuild::alias_swap_body;
+use ordo_projections::search::elastic::{
     bulk_lines, document_version, first_index, index_body, ndjson, parse_response, search_body,
     show_bulk_lines, show_document_version, IndexNames, ProductDocument, SearchIndex, ShowDocument,
 };
 
 const PRODUCTS_ALIAS: &str = "ordo-products";
-use ordo_gateway::search::{SearchCursor, SearchParams, SearchQuery};
+use ordo_projections::search::{SearchCursor, SearchParams, SearchQuery};
 use serde_json::{json, Value};
 
 fn query(pairs: &[(&str, &str)]) -> SearchQuery {
