@@ -1,0 +1,436 @@
+//! The command bus against a real Postgres, each test on a database of its own: commands
+//! queued on one aggregate are handled as one batch and appended in one transaction, each
+//! answered on its own; buses of separate processes racing on one aggregate never both win
+//! and lose no event; a batch whose cached state went stale re-runs on fresh state, also
+//! when it writes nothing. The aggregate is a real one: an inventory item.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use futures::future::join_all;
+use ordo_aggregates::common::{Quantity, ReservationId, Sku};
+use ordo_aggregates::inventory::{InventoryCommand, InventoryError, InventoryEvent, InventoryItem};
+use ordo_store::{CommandBus, CommandError, CommandMetadata, Committed};
+use ordo_tests::TestDatabase;
+use sqlx::PgPool;
+
+type Outcome = Result<Committed<InventoryEvent>, CommandError<InventoryError>>;
+
+/// A migrated database of the test's own; the pool of one "process" on it.
+struct Store {
+    database: TestDatabase,
+    pool: PgPool,
+}
+
+impl Store {
+    async fn create() -> Self {
+        let database = TestDatabase::create().await.expect("database");
+        let pool = database.pool_of(10).await.expect("pool");
+        ordo_store::database::migrate(&pool)
+            .await
+            .expect("migrations");
+        Self { database, pool }
+    }
+
+    /// A bus over a pool of its own, as another process on the same database would have.
+    async fn other_process(&self) -> CommandBus<InventoryItem> {
+        let pool = self.database.pool_of(10).await.expect("pool");
+        CommandBus::new(pool, ())
+    }
+
+    fn bus(&self) -> CommandBus<InventoryItem> {
+        CommandBus::new(self.pool.clone(), ())
+    }
+
+    /// The stored events of an item by sequence, each with the id of the transaction that
+    /// inserted it.
+    async fn events(&self, item: &str) -> Vec<(i64, InventoryEvent, String)> {
+        let rows: Vec<(i64, serde_json::Value, String)> = sqlx::query_as(
+            "SELECT sequence, payload, xmin::text FROM events \
+             WHERE aggregate_type = 'inventory' AND aggregate_id = $1 ORDER BY sequence",
+        )
+        .bind(item)
+        .fetch_all(&self.pool)
+        .await
+        .expect("events");
+        rows.into_iter()
+            .map(|(sequence, payload, transaction)| {
+                let event = serde_json::from_value(payload).expect("an inventory event");
+                (sequence, event, transaction)
+            })
+            .collect()
+    }
+}
+
+fn metadata() -> CommandMetadata {
+    CommandMetadata::from_request("bus-test", None)
+}
+
+fn quantity(units: i64) -> Quantity {
+    Quantity::parse(units).expect("a quantity")
+}
+
+fn restock(units: i64) -> InventoryCommand {
+    InventoryCommand::Restock {
+        sku: Sku::parse("WIDGET").expect("a sku"),
+        quantity: quantity(units),
+    }
+}
+
+fn reserve(reservation_id: ReservationId) -> InventoryCommand {
+    InventoryCommand::Reserve {
+        reservation_id,
+        quantity: quantity(1),
+    }
+}
+
+fn check(units: i64) -> InventoryCommand {
+    InventoryCommand::Check {
+        quantity: quantity(units),
+    }
+}
+
+/// A fresh item id, so every aggregate starts empty.
+fn item() -> String {
+    format!("WIDGET-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn reserved_id(event: &InventoryEvent) -> ReservationId {
+    match event {
+        InventoryEvent::StockReserved { reservation_id, .. } => *reservation_id,
+        other => panic!("expected a reservation, got {other:?}"),
+    }
+}
+
+fn is_insufficient_stock(outcome: &Outcome) -> bool {
+    matches!(
+        outcome,
+        Err(CommandError::Rejected(
+            InventoryError::InsufficientStock { .. }
+        ))
+    )
+}
+
+/// Asserts that every accepted answer's version is the sequence at which its own event is
+/// stored: the stored order is the order in which the bus answered the commands.
+fn assert_answers_match_the_store(
+    answers: &[(ReservationId, Committed<InventoryEvent>)],
+    stored: &[(i64, InventoryEvent, String)],
+) {
+    let by_sequence: HashMap<i64, &InventoryEvent> =
+        stored.iter().map(|(seq, event, _)| (*seq, event)).collect();
+    for (reservation_id, committed) in answers {
+        assert_eq!(committed.events.len(), 1, "{committed:?}");
+        assert_eq!(reserved_id(&committed.events[0]), *reservation_id);
+        let event = by_sequence
+            .get(&committed.version)
+            .unwrap_or_else(|| panic!("nothing stored at version {}", committed.version));
+        assert_eq!(
+            reserved_id(event),
+            *reservation_id,
+            "at {}",
+            committed.version
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_commands_on_one_aggregate_share_transactions_and_each_get_their_own_answer() {
+    let store = Store::create().await;
+    let bus = store.bus();
+    let item = item();
+    bus.execute(&item, restock(1000), metadata()).await.unwrap();
+
+    const COMMANDS: usize = 40;
+    let reservations: Vec<ReservationId> = (0..COMMANDS).map(|_| ReservationId::new_v4()).collect();
+    let outcomes = join_all(
+        reservations
+            .iter()
+            .map(|id| bus.execute(&item, reserve(*id), metadata())),
+    )
+    .await;
+
+    let answers: Vec<(ReservationId, Committed<InventoryEvent>)> = reservations
+        .iter()
+        .copied()
+        .zip(outcomes)
+        .map(|(id, outcome)| (id, outcome.expect("every reservation fits the stock")))
+        .collect();
+    let versions: BTreeSet<i64> = answers.iter().map(|(_, c)| c.version).collect();
+    assert_eq!(
+        versions,
+        (2..=1 + COMMANDS as i64).collect::<BTreeSet<_>>(),
+        "every command its own version, none skipped"
+    );
+
+    let stored = store.events(&item).await;
+    assert_eq!(stored.len(), 1 + COMMANDS);
+    assert_answers_match_the_store(&answers, &stored);
+    let transactions: BTreeSet<&str> = stored[1..].iter().map(|(_, _, tx)| tx.as_str()).collect();
+    assert!(
+        transactions.len() < COMMANDS,
+        "{COMMANDS} queued commands took {} transactions",
+        transactions.len()
+    );
+
+    let (state, version) = bus.load(&item).await.unwrap();
+    assert_eq!(version, 1 + COMMANDS as i64);
+    assert_eq!(state.reserved(), COMMANDS as u64);
+}
+
+#[tokio::test]
+async fn a_refused_command_does_not_fail_its_batch_mates() {
+    let store = Store::create().await;
+    let bus = store.bus();
+    let item = item();
+    bus.execute(&item, restock(3), metadata()).await.unwrap();
+
+    // Ten reservations for three units, and a release of a reservation that never was.
+    let reservations: Vec<ReservationId> = (0..10).map(|_| ReservationId::new_v4()).collect();
+    let unknown = ReservationId::new_v4();
+    let mut commands: Vec<InventoryCommand> = reservations.iter().map(|id| reserve(*id)).collect();
+    commands.insert(
+        2,
+        InventoryCommand::Release {
+            reservation_id: unknown,
+        },
+    );
+    let mut outcomes = join_all(
+        commands
+            .iter()
+            .map(|command| bus.execute(&item, command.clone(), metadata())),
+    )
+    .await;
+
+    let release = outcomes.remove(2);
+    assert!(
+        matches!(
+            release,
+            Err(CommandError::Rejected(InventoryError::UnknownReservation { reservation_id }))
+                if reservation_id == unknown
+        ),
+        "{release:?}"
+    );
+    let mut answers = Vec::new();
+    let mut refused = 0;
+    for (reservation_id, outcome) in reservations.iter().zip(outcomes) {
+        match outcome {
+            Ok(committed) => answers.push((*reservation_id, committed)),
+            Err(err) => {
+                assert!(is_insufficient_stock(&Err(err)), "only stock refuses");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(answers.len(), 3, "the stock's three units are reserved");
+    assert_eq!(refused, 7);
+
+    let stored = store.events(&item).await;
+    assert_eq!(stored.len(), 1 + 3, "refusals write nothing");
+    assert_answers_match_the_store(&answers, &stored);
+    let transactions: BTreeSet<&str> = stored[1..].iter().map(|(_, _, tx)| tx.as_str()).collect();
+    assert!(
+        transactions.len() < 3,
+        "accepted commands were batched with refused ones: {} transactions",
+        transactions.len()
+    );
+    let (state, _) = bus.load(&item).await.unwrap();
+    assert_eq!(state.available(), 0);
+    assert_eq!(state.reserved(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buses_of_two_processes_racing_on_one_aggregate_never_both_win_and_lose_nothing() {
+    let store = Store::create().await;
+    let buses = [Arc::new(store.bus()), Arc::new(store.other_process().await)];
+    let item = item();
+    buses[0]
+        .execute(&item, restock(20), metadata())
+        .await
+        .unwrap();
+    // Both hold the item's state in memory before the race.
+    for bus in &buses {
+        bus.execute(&item, check(1), metadata()).await.unwrap();
+    }
+
+    const COMMANDS: usize = 60;
+    let tasks: Vec<_> = (0..COMMANDS)
+        .map(|i| {
+            let bus = buses[i % 2].clone();
+            let item = item.clone();
+            let id = ReservationId::new_v4();
+            tokio::spawn(async move { (id, bus.execute(&item, reserve(id), metadata()).await) })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        let (id, outcome) = task.await.expect("the task ran");
+        match outcome {
+            Ok(committed) => answers.push((id, committed)),
+            Err(err) => assert!(is_insufficient_stock(&Err(err)), "only stock refuses"),
+        }
+    }
+    assert_eq!(answers.len(), 20, "exactly the stock is reserved");
+    let versions: BTreeSet<i64> = answers.iter().map(|(_, c)| c.version).collect();
+    assert_eq!(versions.len(), 20, "no version answered twice");
+
+    let stored = store.events(&item).await;
+    let sequences: Vec<i64> = stored.iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!(sequences, (1..=21).collect::<Vec<_>>());
+    assert_answers_match_the_store(&answers, &stored);
+    let stored_ids: BTreeSet<ReservationId> = stored[1..]
+        .iter()
+        .map(|(_, event, _)| reserved_id(event))
+        .collect();
+    let answered_ids: BTreeSet<ReservationId> = answers.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        stored_ids, answered_ids,
+        "every accepted command stored once"
+    );
+
+    for bus in &buses {
+        let (state, version) = bus.load(&item).await.unwrap();
+        assert_eq!((state.reserved(), state.available(), version), (20, 0, 21));
+    }
+}
+
+#[tokio::test]
+async fn a_batch_on_stale_cached_state_reruns_on_fresh_state() {
+    let store = Store::create().await;
+    let first = store.bus();
+    let second = store.other_process().await;
+    let item = item();
+    first.execute(&item, restock(1), metadata()).await.unwrap();
+    // The second process caches the item with its one unit available.
+    second.execute(&item, check(1), metadata()).await.unwrap();
+
+    let winner = ReservationId::new_v4();
+    let won = first
+        .execute(&item, reserve(winner), metadata())
+        .await
+        .unwrap();
+    assert_eq!(won.version, 2);
+
+    // Its cache still shows one unit: the insert collides, and the fresh state refuses.
+    let loser = ReservationId::new_v4();
+    let lost = second.execute(&item, reserve(loser), metadata()).await;
+    assert!(
+        matches!(
+            lost,
+            Err(CommandError::Rejected(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0
+            }))
+        ),
+        "{lost:?}"
+    );
+    let stored = store.events(&item).await;
+    assert_eq!(stored.len(), 2);
+    assert_eq!(reserved_id(&stored[1].1), winner);
+
+    // Once fresh, the second process writes after the first one's events.
+    let released = second
+        .execute(
+            &item,
+            InventoryCommand::Release {
+                reservation_id: winner,
+            },
+            metadata(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(released.version, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_reserving_the_last_unit_at_once_give_it_to_exactly_one() {
+    let store = Store::create().await;
+    let buses = [Arc::new(store.bus()), Arc::new(store.other_process().await)];
+    for _ in 0..10 {
+        let item = item();
+        buses[0]
+            .execute(&item, restock(1), metadata())
+            .await
+            .unwrap();
+        buses[1].execute(&item, check(1), metadata()).await.unwrap();
+        let racers: Vec<_> = buses
+            .iter()
+            .map(|bus| {
+                let bus = bus.clone();
+                let item = item.clone();
+                tokio::spawn(async move {
+                    bus.execute(&item, reserve(ReservationId::new_v4()), metadata())
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for racer in racers {
+            match racer.await.expect("the racer ran") {
+                Ok(_) => won += 1,
+                Err(err) => assert!(is_insufficient_stock(&Err(err)), "only stock refuses"),
+            }
+        }
+        assert_eq!(won, 1, "one unit, one winner");
+        assert_eq!(store.events(&item).await.len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_writes_nothing_is_judged_on_current_state() {
+    let store = Store::create().await;
+    let first = store.bus();
+    let second = store.other_process().await;
+    let item = item();
+    first.execute(&item, restock(1), metadata()).await.unwrap();
+
+    // A no-write command on current cached state answers the version it saw.
+    let checked = first.execute(&item, check(1), metadata()).await.unwrap();
+    assert_eq!((checked.version, checked.events.len()), (1, 0));
+
+    // Another process takes the unit; the cached state still shows it available.
+    let taken = ReservationId::new_v4();
+    second
+        .execute(&item, reserve(taken), metadata())
+        .await
+        .unwrap();
+    let stale = first.execute(&item, check(1), metadata()).await;
+    assert!(
+        matches!(
+            stale,
+            Err(CommandError::Rejected(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0
+            }))
+        ),
+        "{stale:?}"
+    );
+
+    // A repeated reservation is a no-op on the state it holds, but not once it was released
+    // elsewhere: the repeat is refused on the fresh state.
+    let repeated = first
+        .execute(&item, reserve(taken), metadata())
+        .await
+        .unwrap();
+    assert_eq!((repeated.version, repeated.events.len()), (2, 0));
+    second
+        .execute(
+            &item,
+            InventoryCommand::Release {
+                reservation_id: taken,
+            },
+            metadata(),
+        )
+        .await
+        .unwrap();
+    let closed = first.execute(&item, reserve(taken), metadata()).await;
+    assert!(
+        matches!(
+            closed,
+            Err(CommandError::Rejected(InventoryError::ReservationClosed { reservation_id }))
+                if reservation_id == taken
+        ),
+        "{closed:?}"
+    );
+    assert_eq!(store.events(&item).await.len(), 3, "refusals wrote nothing");
+}
