@@ -194,6 +194,40 @@ pub fn untag_payload(event_type: &str, payload: &Value) -> Value {
     }
 }
 
+/// Deserializes a published payload (without its tag) of type `event_type` into an
+/// aggregate's externally tagged event enum, putting back the tag the relay removed. What
+/// [`ReceivedEvent::decode`] does, for a payload that was rewritten first (upcast).
+pub fn decode_payload<E: DeserializeOwned>(
+    event_type: &str,
+    payload: &Value,
+) -> Result<E, EnvelopeError> {
+    let tagged = Value::Object(
+        [(event_type.to_owned(), payload.clone())]
+            .into_iter()
+            .collect(),
+    );
+    match serde_json::from_value(tagged) {
+        Ok(event) => Ok(event),
+        Err(first) => {
+            // A unit variant was published as `{}`; serde wants it as the bare name.
+            let is_empty = match payload {
+                Value::Object(map) => map.is_empty(),
+                Value::Null => true,
+                _ => false,
+            };
+            if is_empty {
+                if let Ok(event) = serde_json::from_value(Value::String(event_type.to_owned())) {
+                    return Ok(event);
+                }
+            }
+            Err(EnvelopeError::Decode {
+                event_type: event_type.to_owned(),
+                source: first,
+            })
+        }
+    }
+}
+
 impl OutgoingEvent {
     /// Builds the message for one `events` row.
     pub fn from_row(namespace: &Namespace, row: &EventRow) -> Self {
@@ -366,33 +400,7 @@ impl ReceivedEvent {
     /// Deserializes the payload into an aggregate's (externally tagged) event enum by
     /// putting back the tag the relay removed.
     pub fn decode<E: DeserializeOwned>(&self) -> Result<E, EnvelopeError> {
-        let tagged = Value::Object(
-            [(self.event_type.clone(), self.payload.clone())]
-                .into_iter()
-                .collect(),
-        );
-        match serde_json::from_value(tagged) {
-            Ok(event) => Ok(event),
-            Err(first) => {
-                // A unit variant was published as `{}`; serde wants it as the bare name.
-                let is_empty = match &self.payload {
-                    Value::Object(map) => map.is_empty(),
-                    Value::Null => true,
-                    _ => false,
-                };
-                if is_empty {
-                    if let Ok(event) =
-                        serde_json::from_value(Value::String(self.event_type.clone()))
-                    {
-                        return Ok(event);
-                    }
-                }
-                Err(EnvelopeError::Decode {
-                    event_type: self.event_type.clone(),
-                    source: first,
-                })
-            }
-        }
+        decode_payload(&self.event_type, &self.payload)
     }
 
     /// The `Nats-Msg-Id` this event was published with.
