@@ -55,8 +55,13 @@ impl TestDatabase {
 
     /// A pool on it.
     pub async fn pool(&self) -> anyhow::Result<PgPool> {
+        self.pool_of(5).await
+    }
+
+    /// A pool on it with at most `max_connections` connections.
+    pub async fn pool_of(&self, max_connections: u32) -> anyhow::Result<PgPool> {
         Ok(sqlx::postgres::PgPoolOptions::new()
-            .max_connections(5)
+            .max_connections(max_connections)
             .connect(&self.url)
             .await?)
     }
