@@ -59,9 +59,11 @@ impl AuthorizedNats {
             .stderr(Stdio::null())
             .kill_on_drop(true);
         for (user, password) in &passwords {
+            // nats-server parses the variable as a configuration value: quoted, it is a
+            // string whatever it looks like (a leading digit would make it a number).
             command.env(
                 format!("ORDO_NATS_{}_PASSWORD", user.to_uppercase()),
-                password,
+                format!("\"{password}\""),
             );
         }
         let server = command
@@ -73,9 +75,10 @@ impl AuthorizedNats {
             store,
             passwords,
         };
+        // Generous: tests start their servers at once on a loaded machine.
         eventually(
             "the nats-server to listen",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             || async {
                 tokio::net::TcpStream::connect(("127.0.0.1", port))
                     .await
