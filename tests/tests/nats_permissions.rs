@@ -205,7 +205,7 @@ fn forged_capture() -> (String, async_nats::HeaderMap, String) {
 async fn anonymous_connections_and_wrong_passwords_are_refused() {
     let nats = AuthorizedNats::start().await;
     let anonymous = async_nats::connect(nats.url()).await;
-    let err = anonymous.err().expect("an anonymous connection is refused");
+    let err = anonymous.expect_err("an anonymous connection is refused");
     assert!(
         err.to_string().to_lowercase().contains("authorization"),
         "{err}"
