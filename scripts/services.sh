@@ -163,8 +163,13 @@ else
   ensure_secrets
   mkdir -p "$ORDO_STATE_DIR/nats"
   say "starting nats-server with JetStream and Ordo's users on 127.0.0.1:$ORDO_NATS_PORT (data in $ORDO_STATE_DIR/nats, log $ORDO_STATE_DIR/nats-server.log)"
-  # The passwords reach the server through its environment (ensure_secrets exported them).
-  nohup "$server" -c "$ordo_repo/nats/server/ordo.conf" -p "$ORDO_NATS_PORT" -a 127.0.0.1 \
+  # The passwords reach the server through its environment, quoted: nats-server parses a
+  # variable as a configuration value, and a password with a leading digit would be a number.
+  quoted=()
+  for name in $(compgen -e | grep '^ORDO_NATS_.*_PASSWORD$'); do
+    quoted+=("$name=\"${!name}\"")
+  done
+  nohup env "${quoted[@]}" "$server" -c "$ordo_repo/nats/server/ordo.conf" -p "$ORDO_NATS_PORT" -a 127.0.0.1 \
     -js -sd "$ORDO_STATE_DIR/nats" -P "$ordo_nats_pid_file" \
     >>"$ORDO_STATE_DIR/nats-server.log" 2>&1 </dev/null &
   wait_listening "$ORDO_NATS_PORT" nats-server "$ORDO_STATE_DIR/nats-server.log"
