@@ -141,25 +141,6 @@ pub async fn last_seq(pool: &PgPool, user_id: Uuid) -> sqlx::Result<i64> {
         .await
 }
 
-/// The notifications consumers, one per stream, mailing to the runtime's spool.
-pub fn workers(
-    runtime: &crate::serve::Runtime,
-) -> Vec<(ordo_nats::ConsumerSpec, Arc<dyn ordo_nats::EventHandler>)> {
-    use ordo_projections::notifications::{NotificationsHandler, SpoolMailer};
-    let mail = Arc::new(SpoolMailer::new(runtime.mail_spool_dir.clone()));
-    NotificationsHandler::all(runtime.state.pool.clone(), mail)
-        .into_iter()
-        .map(|handler| {
-            let spec = crate::serve::consumer_spec(
-                handler.name(),
-                handler.aggregate_type(),
-                &runtime.namespace,
-            );
-            (spec, handler as Arc<dyn ordo_nats::EventHandler>)
-        })
-        .collect()
-}
-
 /// What the trigger announces.
 #[derive(Debug, Clone, Copy, Deserialize)]
 pub struct Announcement {

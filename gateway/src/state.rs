@@ -53,3 +53,22 @@ impl FromRef<AppState> for Arc<IdentityService> {
         state.identity.clone()
     }
 }
+
+impl FromRef<AppState> for Arc<crate::rate_limit::RateLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.rate_limits.clone()
+    }
+}
+
+impl AppState {
+    /// What operator tasks need of it: database, NATS, namespace and search engine.
+    pub fn ops(&self) -> ordo_ops::OpsContext {
+        ordo_ops::OpsContext {
+            pool: self.pool.clone(),
+            nats: self.nats.clone(),
+            jetstream: self.jetstream.clone(),
+            namespace: self.namespace.clone(),
+            search: self.search.clone(),
+        }
+    }
+}

@@ -79,7 +79,7 @@ pub async fn resume_saga(
     repository::resume(&state.pool, id)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let redriven = crate::dead_letters::redrive_aggregate(&state, &id.to_string())
+    let redriven = ordo_ops::dead_letters::redrive_aggregate(&state.ops(), &id.to_string())
         .await
         .map_err(ApiError::Internal)?;
     let status = repository::find(&state.pool, id)
