@@ -90,10 +90,20 @@ impl EventHandler for ProjectionHandler {
         self.projection
             .apply(&mut tx, event)
             .await
-            .map_err(HandlerError::Retry)?;
+            .map_err(apply_failure)?;
         tx.commit()
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
         Ok(())
+    }
+}
+
+/// An event that does not decode fails as its contract says (an unknown type or version is
+/// retried, then dead-lettered; a malformed one is dead-lettered at once); any other
+/// failure of a projection is retried.
+fn apply_failure(err: anyhow::Error) -> HandlerError {
+    match err.downcast::<ordo_contracts::ContractError>() {
+        Ok(contract) => contract.into(),
+        Err(err) => HandlerError::Retry(err),
     }
 }
