@@ -147,6 +147,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where the email copies of notifications are written: `ORDO_MAIL_SPOOL_DIR`, else
+    /// `$HOME/.local/state/ordo/mail`.
+    pub fn mail_spool_dir(&self) -> PathBuf {
+        self.mail_spool_dir.clone().unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+            PathBuf::from(home).join(".local/state/ordo/mail")
+        })
+    }
+
     /// The base URL the payment provider calls back.
     pub fn public_url(&self) -> String {
         self.public_url

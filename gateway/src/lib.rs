@@ -9,7 +9,6 @@
 //!   `ordo-identity` crate (users, passwords, tokens, roles, ticket signatures).
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
-//! - [`inbox`]: notification queries and live delivery.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
@@ -25,7 +24,6 @@ pub mod commands;
 pub mod config;
 pub mod consistency;
 pub mod identity;
-pub mod inbox;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -187,7 +187,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
         search,
-        inbox: crate::inbox::InboxHub::new(),
+        inbox: ordo_reactors::inbox::InboxHub::new(),
     };
     Ok(Runtime {
         state,
@@ -196,10 +196,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         sandbox,
         provider_url: config.payment_provider_url(),
         public_url: config.public_url(),
-        mail_spool_dir: config
-            .mail_spool_dir
-            .clone()
-            .unwrap_or_else(ordo_projections::notifications::SpoolMailer::default_dir),
+        mail_spool_dir: config.mail_spool_dir(),
     })
 }
 
@@ -217,7 +214,7 @@ pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) ->
 fn notification_workers(
     runtime: &Runtime,
 ) -> Vec<(ordo_nats::ConsumerSpec, Arc<dyn ordo_nats::EventHandler>)> {
-    use ordo_projections::notifications::{NotificationsHandler, SpoolMailer};
+    use ordo_reactors::{mail::SpoolMailer, notifications::NotificationsHandler};
     let mail = Arc::new(SpoolMailer::new(runtime.mail_spool_dir.clone()));
     NotificationsHandler::all(runtime.state.pool.clone(), mail)
         .into_iter()

@@ -41,7 +41,7 @@ pub struct AppState {
     /// The search engine (Postgres, or Elasticsearch when configured).
     pub search: ordo_projections::search::SearchEngine,
     /// Live delivery of new notifications to SSE streams.
-    pub inbox: crate::inbox::InboxHub,
+    pub inbox: ordo_reactors::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
     /// Per-client rate limits.

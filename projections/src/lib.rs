@@ -5,8 +5,6 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
-//! - [`notifications`]: each user's inbox and its email copies (its own handler, because
-//!   mail is sent after the inbox entry commits).
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
 //!   switching; the projections' status (applied positions, rebuild state).
@@ -17,7 +15,6 @@
 #![forbid(unsafe_code)]
 
 pub mod inventory;
-pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;

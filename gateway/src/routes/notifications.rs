@@ -20,10 +20,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::identity::AuthUser;
-use crate::inbox::{self, HubSignal, NotificationView, SequencedNotification};
 use crate::problem::{ApiError, ApiJson, ProblemDocument};
 use crate::routes::{decode_cursor, encode_cursor};
 use crate::state::AppState;
+use ordo_reactors::inbox::{self, HubSignal, NotificationView, SequencedNotification};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {

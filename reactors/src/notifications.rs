@@ -1,4 +1,4 @@
-//! The `notifications` read model: each user's inbox, fed by the order, payment and
+//! The notifications reactor: each user's inbox, fed by the order, payment and
 //! booking streams, and an email copy of every entry through a [`MailSender`].
 //!
 //! One [`NotificationsHandler`] runs per stream (`notifications-orders`,
@@ -16,9 +16,8 @@
 //!
 //! The handlers insert concurrently; a trigger (migration 0040) numbers each user's entries
 //! in commit order by serialising that user's inserts, which is what lets an SSE client
-//! resume after the last entry it saw (see the gateway's `inbox` module).
+//! resume after the last entry it saw (see [`crate::inbox`]).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -34,6 +33,8 @@ use ordo_nats::envelope::ReceivedEvent;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::mail::{MailMessage, MailSender};
 
 /// The consumers of the three streams, as `(durable name, aggregate type)`.
 pub const NOTIFICATION_CONSUMERS: &[(&str, &str)] = &[
@@ -51,94 +52,6 @@ const NOTIFICATION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_7469_6669_4e0a_8b
 /// The id of the notification an event produces (if it produces one).
 pub fn notification_id(event_id: Uuid) -> Uuid {
     Uuid::new_v5(&NOTIFICATION_ID_NAMESPACE, event_id.as_bytes())
-}
-
-/// One email, ready to be handed to a [`MailSender`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailMessage {
-    /// The notification it copies; also names the spool file.
-    pub notification_id: Uuid,
-    /// Recipient address.
-    pub to: String,
-    /// Recipient name.
-    pub to_name: String,
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text body.
-    pub body: String,
-    /// When the notification was created.
-    pub date: DateTime<Utc>,
-}
-
-/// Delivers the email copy of a notification. Implementations must tolerate being called
-/// twice for one notification (delivery is at least once).
-#[async_trait]
-pub trait MailSender: Send + Sync + 'static {
-    /// Sends one message.
-    async fn send(&self, message: &MailMessage) -> anyhow::Result<()>;
-}
-
-/// The default [`MailSender`]: writes each message as an RFC 5322 (`.eml`) file named
-/// `<notification_id>.eml` in a spool directory that a mail transfer agent, or a developer,
-/// can pick up.
-#[derive(Debug, Clone)]
-pub struct SpoolMailer {
-    dir: PathBuf,
-    from: String,
-}
-
-impl SpoolMailer {
-    /// A spool in `dir` (created when missing).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            from: "Ordo <no-reply@ordo.invalid>".into(),
-        }
-    }
-
-    /// The default spool: `$ORDO_MAIL_SPOOL_DIR`, else `$HOME/.local/state/ordo/mail`.
-    pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("ORDO_MAIL_SPOOL_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-        Path::new(&home).join(".local/state/ordo/mail")
-    }
-
-    /// The directory messages are written to.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The message as the file's text.
-    pub fn render(&self, message: &MailMessage) -> String {
-        // Header values come from our own templates and the users table; line breaks are
-        // removed so no value can inject a header.
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
-        format!(
-            "From: {}\r\nTo: {} <{}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}@ordo.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
-            self.from,
-            clean(&message.to_name),
-            clean(&message.to),
-            clean(&message.subject),
-            message.date.to_rfc2822(),
-            message.notification_id,
-            message.body.replace('\n', "\r\n"),
-        )
-    }
-}
-
-#[async_trait]
-impl MailSender for SpoolMailer {
-    async fn send(&self, message: &MailMessage) -> anyhow::Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await?;
-        let name = format!("{}.eml", message.notification_id);
-        // Written beside and renamed, so a reader never sees half a message.
-        let partial = self.dir.join(format!(".{name}.tmp"));
-        tokio::fs::write(&partial, self.render(message)).await?;
-        tokio::fs::rename(&partial, self.dir.join(name)).await?;
-        Ok(())
-    }
 }
 
 /// What an event adds to the inbox.
@@ -556,6 +469,7 @@ fn apply_failure(err: anyhow::Error) -> HandlerError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::SpoolMailer;
 
     fn event(aggregate_type: &str, event_type: &str, payload: Value) -> ReceivedEvent {
         ReceivedEvent {

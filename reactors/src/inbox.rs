@@ -1,4 +1,4 @@
-//! The read side of the notification inbox: queries on `notifications`, and the
+//! The notification inbox as users read it: queries on `notifications`, and the
 //! [`InboxHub`] that turns Postgres `LISTEN ordo_notifications` into in-process broadcasts
 //! for the Server-Sent Events streams.
 //!
@@ -36,7 +36,7 @@ use tokio::sync::{broadcast, OnceCell};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use ordo_projections::notifications::NOTIFY_CHANNEL;
+use crate::notifications::NOTIFY_CHANNEL;
 
 /// One inbox entry as its owner sees it.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
