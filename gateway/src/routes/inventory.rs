@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -50,12 +50,11 @@ pub struct Restocked {
                (status = 422, description = "invalid quantity")))]
 pub async fn restock(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<Restock>,
 ) -> Result<ApiJson<Restocked>, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let quantity =
         Quantity::parse(body.quantity).map_err(|e| ApiError::invalid("quantity", e.to_string()))?;

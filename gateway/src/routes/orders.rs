@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -78,13 +78,12 @@ pub struct OrderPaging {
     responses((status = 202, body = OrderAccepted), (status = 422, description = "invalid items or unknown SKU")))]
 pub async fn place_order(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: CustomerUser,
     RequestId(request_id): RequestId,
     wait: PreferWait,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Customer)?;
     if body.items.is_empty() {
         return Err(ApiError::invalid(
             "items",

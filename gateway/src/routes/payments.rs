@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::AuthUser;
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -330,11 +330,10 @@ pub async fn cancel_order(
                (status = 409, description = "the order is not paid")))]
 pub async fn refund_order(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(order_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    user.require_role(crate::identity::Role::Admin)?;
     let (order_id, order) = owned_order(&state, &user, &order_id).await?;
     let payment_id = order.attached_payment().ok_or_else(|| ApiError::Refused {
         code: "order_not_paid",

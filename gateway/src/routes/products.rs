@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -97,11 +97,10 @@ fn parse_money(price: i64, currency: &str) -> Result<Money, ApiError> {
                (status = 422, description = "invalid field")))]
 pub async fn create_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<CreateProduct>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&body.sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let command = ProductCommand::Create {
         sku: sku.clone(),
@@ -148,12 +147,11 @@ pub async fn create_product(
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product")))]
 pub async fn update_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<UpdateProduct>,
 ) -> Result<ApiJson<ProductWritten>, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let price = match (body.price, body.currency.as_deref()) {
         (None, None) => None,

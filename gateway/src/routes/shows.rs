@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::commands::api_error;
-use crate::identity::{AuthUser, Role};
+use crate::identity::AdminUser;
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::routes::orders::idempotency_key;
@@ -200,12 +200,11 @@ async fn add_one_session(
     responses((status = 201, body = ShowWritten), (status = 422, description = "invalid field")))]
 pub async fn create_show(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateShow>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let inv = |f: &'static str| {
         move |e: ordo_aggregates::common::ParseError| ApiError::invalid(f, e.to_string())
     };
@@ -276,13 +275,12 @@ pub async fn create_show(
                (status = 409, description = "session id used with other content")))]
 pub async fn add_session(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     Path(show_id): Path<String>,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let show_id: Uuid = show_id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no show {show_id}")))?;
