@@ -6,6 +6,8 @@
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
+//! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
+//!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
 //! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
 //!   switching; the projections' status (applied positions, rebuild state).
 //! - [`queries`]: what clients read from the read models, one function per question, and
@@ -14,6 +16,7 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod delivery_lock;
 pub mod inventory;
 pub mod orders;
 pub mod payments;

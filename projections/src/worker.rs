@@ -11,6 +11,8 @@ use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use sqlx::{PgConnection, PgPool};
 
+use crate::delivery_lock;
+
 /// A read model fed by the events of one aggregate type.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
@@ -69,7 +71,7 @@ impl EventHandler for ProjectionHandler {
             .map_err(|err| HandlerError::Retry(err.into()))?;
         // Shared with every other delivery of this projection; a rebuild's switch takes it
         // exclusively, so it never swaps tables under an event half applied.
-        crate::rebuild::lock_shared(&mut tx, name)
+        delivery_lock::lock_shared(&mut tx, name)
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
         match claim(&mut tx, name, event)
