@@ -1,4 +1,10 @@
 //! The OpenAPI document of the HTTP API, served at `/api/v1/openapi.json`.
+//!
+//! Each route declares its own answers; [`declare_standard_answers`] then adds the problem
+//! answers that the gateway's shared layers and extractors give on every route of a kind,
+//! so the document says everything the code can answer: 401 and 403 where a bearer token is
+//! required, 400 and 422 where a body or parameters are read, 404 where a path names a
+//! resource, and 429 everywhere (the rate limits).
 
 use utoipa::OpenApi;
 
@@ -38,9 +44,98 @@ use crate::routes::{
 )]
 struct ApiDoc;
 
-/// The whole document: these routes plus identity's.
+/// The whole document: these routes plus identity's, with the shared answers declared.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::identity::openapi());
+    declare_standard_answers(&mut doc);
     doc
+}
+
+/// Adds to every operation the problem answers the gateway gives on every route of its kind,
+/// where the route does not declare them itself.
+pub fn declare_standard_answers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            let parameters = operation.parameters.as_deref().unwrap_or_default();
+            let reads_input = operation.request_body.is_some()
+                || parameters
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Path));
+            let secured = operation
+                .security
+                .as_ref()
+                .is_some_and(|requirements| !requirements.is_empty());
+            let mut answers: Vec<(&str, &str)> = Vec::new();
+            if reads_input {
+                answers.push(("400", "malformed request: a body that is not JSON, or a parameter that does not parse"));
+                answers.push(("422", "invalid request: a value out of its bounds"));
+            }
+            if secured {
+                answers.push(("401", "missing, invalid or expired bearer token"));
+                answers.push(("403", "the caller's role may not do this"));
+            }
+            if path.contains('{') {
+                answers.push(("404", "no such resource, or not the caller's"));
+            }
+            answers.push(("429", "rate limited: retry after the Retry-After header's seconds"));
+            for (status, description) in answers {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem_answer(description));
+            }
+        }
+    }
+}
+
+fn problem_answer(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ProblemDocument")))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_secured_operation_declares_401_and_403_and_every_one_429() {
+        let doc = document();
+        let mut secured = 0;
+        for (path, item) in &doc.paths.paths {
+            for operation in [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                .into_iter()
+                .flatten()
+            {
+                let answers = &operation.responses.responses;
+                assert!(answers.contains_key("429"), "{path}");
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    secured += 1;
+                    assert!(answers.contains_key("401") && answers.contains_key("403"), "{path}");
+                }
+                if path.contains('{') {
+                    assert!(answers.contains_key("404"), "{path}");
+                }
+            }
+        }
+        assert!(secured > 10, "most routes need a token: {secured}");
+    }
 }
