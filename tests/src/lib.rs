@@ -3,6 +3,9 @@
 //! for conditions (never a bare sleep as proof).
 //!
 //! Layout:
+//! - [`ordo`]: [`TestOrdo`], the one entry point of an end-to-end test: a running Ordo on
+//!   its own database and namespace, with its clients, its CLI and more processes beside
+//!   it, all cleaned up when it is dropped (also when the test panics).
 //! - [`database`]: [`TestDatabase`], a database created for one test and dropped after it.
 //! - [`nats`]: the NATS server of the tests, unique namespaces, stream names and cleanup.
 //! - [`process`]: [`OrdoProcess`], one `ordo serve` child process.
@@ -13,6 +16,7 @@
 pub mod database;
 pub mod http;
 pub mod nats;
+pub mod ordo;
 pub mod process;
 pub mod wait;
 
@@ -21,6 +25,7 @@ use std::future::Future;
 pub use database::{admin_database_url, database_url, TestDatabase};
 pub use http::{Answer, Api, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};
+pub use ordo::{Customer, TestOrdo, TestOrdoBuilder};
 pub use process::{ordo_binary, OrdoProcess, SpawnOptions, ADMIN_EMAIL, ADMIN_PASSWORD};
 pub use wait::eventually;
 

@@ -181,6 +181,13 @@ impl OrdoProcess {
         }
     }
 
+    /// Sends SIGKILL without waiting for the exit (for `Drop`, which cannot await).
+    pub(crate) fn start_kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
         let mut child = self
