@@ -345,3 +345,59 @@ impl Drop for TestOrdo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::database::admin_database_url;
+    use crate::wait::eventually;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_test_that_panics_still_drops_its_database_streams_and_scratch_directory() {
+        let (leftovers, left) = tokio::sync::oneshot::channel();
+        let outcome = tokio::spawn(async move {
+            let ordo = TestOrdo::start().await;
+            let jetstream = async_nats::jetstream::new(ordo.nats().await);
+            let stream = ordo.stream_name("ORDER");
+            eventually("the order stream", Duration::from_secs(10), || async {
+                jetstream.get_stream(&stream).await.ok().map(|_| ())
+            })
+            .await;
+            assert!(ordo.scratch_dir().exists());
+            let _ = leftovers.send((
+                ordo.database().name.clone(),
+                ordo.namespace().to_owned(),
+                ordo.scratch_dir().to_owned(),
+            ));
+            panic!("the test fails with its Ordo running");
+        })
+        .await;
+        assert!(outcome.expect_err("the test panicked").is_panic());
+        let (database, namespace, scratch_dir) = left.await.expect("the test got that far");
+
+        let mut conn = sqlx::PgConnection::connect(&admin_database_url())
+            .await
+            .unwrap();
+        let databases: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+                .bind(&database)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(databases, 0, "database {database} dropped");
+
+        let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+        let prefix = format!("{}_", namespace.to_uppercase());
+        let mut names = jetstream.stream_names();
+        while let Some(name) = names.next().await {
+            let name = name.unwrap();
+            assert!(!name.starts_with(&prefix), "stream {name} deleted");
+        }
+        assert!(!scratch_dir.exists(), "{} removed", scratch_dir.display());
+    }
+}
