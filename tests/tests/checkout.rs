@@ -3,48 +3,13 @@
 
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use chrono::{DateTime, Utc};
+use ordo_aggregates::inventory::InventoryEvent;
+use ordo_nats::envelope::ReceivedEvent;
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-}
-
-impl World {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let options = SpawnOptions {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, options)
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
-}
 
 const FAST: &[(&str, &str)] = &[
     ("ORDO_SANDBOX_DELAY", "50ms"),
@@ -138,29 +103,61 @@ async fn wait_payment_status(customer: &Api, payment_id: &str, status: &str) -> 
     .await
 }
 
-/// Stock as the write side's events say, per SKU: (on_hand, reserved).
-async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
-    let rows: Vec<(String, Value)> = sqlx::query_as(
-        "SELECT event_type, payload::jsonb FROM events WHERE aggregate_type = 'inventory' AND aggregate_id = $1 ORDER BY sequence",
+/// The events of inventory item `sku` as the event store holds them, decoded through the
+/// inventory stream's contract (upcast and typed as a consumer reads them).
+async fn inventory_events(pool: &PgPool, sku: &str) -> Vec<InventoryEvent> {
+    let rows: Vec<(i64, String, String, Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT sequence, event_type, event_version, payload::jsonb, recorded_at FROM events \
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1 ORDER BY sequence",
     )
     .bind(sku)
     .fetch_all(pool)
     .await
     .unwrap();
+    rows.into_iter()
+        .map(
+            |(sequence, event_type, event_version, payload, recorded_at)| {
+                let message = ReceivedEvent {
+                    stream: String::new(),
+                    stream_sequence: 0,
+                    subject: String::new(),
+                    aggregate_type: "inventory".into(),
+                    aggregate_id: sku.to_string(),
+                    sequence,
+                    payload: payload[&event_type].clone(),
+                    event_type,
+                    event_version,
+                    event_id: uuid::Uuid::nil(),
+                    correlation_id: String::new(),
+                    causation_id: String::new(),
+                    user_id: None,
+                    recorded_at,
+                    delivered: 1,
+                };
+                ordo_contracts::inventory(&message)
+                    .unwrap_or_else(|err| panic!("a stored inventory event decodes: {err}"))
+                    .event
+            },
+        )
+        .collect()
+}
+
+/// Stock as the write side's events say, per SKU: (on_hand, reserved).
+async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
     let (mut on_hand, mut reserved) = (0i64, 0i64);
-    for (event_type, payload) in rows {
-        let inner = &payload[&event_type];
-        let q = inner["quantity"].as_i64().unwrap_or(0);
-        match event_type.as_str() {
-            "Restocked" => on_hand = inner["on_hand"].as_i64().unwrap(),
-            "StockReserved" => reserved += q,
-            "StockReleased" => reserved -= q,
-            "StockCommitted" => {
-                reserved -= q;
-                on_hand -= q
+    for event in inventory_events(pool, sku).await {
+        match event {
+            InventoryEvent::Restocked {
+                on_hand: after_restock,
+                ..
+            } => on_hand = i64::try_from(after_restock).unwrap(),
+            InventoryEvent::StockReserved { quantity, .. } => reserved += i64::from(quantity),
+            InventoryEvent::StockReleased { quantity, .. } => reserved -= i64::from(quantity),
+            InventoryEvent::StockCommitted { quantity, .. } => {
+                reserved -= i64::from(quantity);
+                on_hand -= i64::from(quantity);
             }
-            "StockReturned" => on_hand += q,
-            _ => {}
+            InventoryEvent::StockReturned { quantity, .. } => on_hand += i64::from(quantity),
         }
     }
     (on_hand, reserved)
@@ -182,8 +179,8 @@ async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_order_commits_its_stock() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (admin, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_success", true).await;
@@ -192,8 +189,8 @@ async fn a_paid_order_commits_its_stock() {
     let payment = wait_payment_status(&customer, &payment_id, "captured").await;
     assert_eq!(payment["amount"], 2 * 500 + 2500);
     eventually("stock committed", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (8, 0)
-            && stock(&world.pool, "GADGET").await == (4, 0))
+        (stock(ordo.pool(), "WIDGET").await == (8, 0)
+            && stock(ordo.pool(), "GADGET").await == (4, 0))
             .then_some(())
     })
     .await;
@@ -233,13 +230,13 @@ async fn a_paid_order_commits_its_stock() {
             .status,
         409
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_refund_of_a_paid_order_refunds_its_payment() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (admin, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     // Not paid yet: nothing to refund.
@@ -277,17 +274,17 @@ async fn an_admin_refund_of_a_paid_order_refunds_its_payment() {
         202
     );
     eventually("one refund only", Duration::from_secs(10), || async {
-        let types = event_types(&world.pool, "payment", &payment_id).await;
+        let types = event_types(ordo.pool(), "payment", &payment_id).await;
         (types == ["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]).then_some(())
     })
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_decline", true).await;
@@ -296,18 +293,18 @@ async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
     assert_eq!(cancelled["reason"], "payment_declined");
     wait_payment_status(&customer, &payment_id, "failed").await;
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0)
-            && stock(&world.pool, "GADGET").await == (5, 0))
+        (stock(ordo.pool(), "WIDGET").await == (10, 0)
+            && stock(ordo.pool(), "GADGET").await == (5, 0))
             .then_some(())
     })
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_timeout", false).await;
@@ -321,7 +318,7 @@ async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
     assert_eq!(body["reason"], "cancelled_by_customer");
     wait_payment_status(&customer, &payment_id, "voided").await;
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0)).then_some(())
+        (stock(ordo.pool(), "WIDGET").await == (10, 0)).then_some(())
     })
     .await;
     // Someone else cannot cancel or pay it.
@@ -333,17 +330,17 @@ async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
             .status,
         404
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
-    let world = World::start(&[
+    let ordo = TestOrdo::with_env(&[
         ("ORDO_PAYMENT_TIMEOUT", "1s"),
         ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
     ])
     .await;
-    let api = world.ordo.api();
+    let api = ordo.api();
     let (admin, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_timeout", false).await;
@@ -361,26 +358,26 @@ async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
     );
 
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0)
-            && stock(&world.pool, "GADGET").await == (5, 0))
+        (stock(ordo.pool(), "WIDGET").await == (10, 0)
+            && stock(ordo.pool(), "GADGET").await == (5, 0))
             .then_some(())
     })
     .await;
     let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
     assert_eq!(saga.body["status"], "expired");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_after_expiry_is_refunded() {
     // The provider answers after 3 s; the order expires after 1 s.
-    let world = World::start(&[
+    let ordo = TestOrdo::with_env(&[
         ("ORDO_PAYMENT_TIMEOUT", "1s"),
         ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
         ("ORDO_SANDBOX_DELAY", "3s"),
     ])
     .await;
-    let api = world.ordo.api();
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_success", false).await;
@@ -390,16 +387,16 @@ async fn a_capture_after_expiry_is_refunded() {
     assert_eq!(payment["refunded"], payment["amount"]);
     assert_eq!(order(&customer, &order_id).await["status"], "expired");
     eventually("stock released", Duration::from_secs(10), || async {
-        (stock(&world.pool, "WIDGET").await == (10, 0)).then_some(())
+        (stock(ordo.pool(), "WIDGET").await == (10, 0)).then_some(())
     })
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_callbacks_capture_once() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_duplicate", true).await;
@@ -408,12 +405,12 @@ async fn duplicate_callbacks_capture_once() {
     // The sandbox sends the capture three times; give the repeats time to arrive by waiting
     // for their effect on nothing: the payment's events stay Created, Captured.
     eventually("callbacks applied", Duration::from_secs(10), || async {
-        let types = event_types(&world.pool, "payment", &payment_id).await;
+        let types = event_types(ordo.pool(), "payment", &payment_id).await;
         (types == ["PaymentCreated", "PaymentCaptured"]).then_some(())
     })
     .await;
     assert_eq!(
-        event_types(&world.pool, "order", &order_id).await,
+        event_types(ordo.pool(), "order", &order_id).await,
         [
             "OrderPlaced",
             "OrderConfirmed",
@@ -421,13 +418,13 @@ async fn duplicate_callbacks_capture_once() {
             "OrderPaid"
         ]
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_with_a_bad_signature_change_nothing() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_timeout", false).await;
@@ -450,23 +447,23 @@ async fn callbacks_with_a_bad_signature_change_nothing() {
         .await;
     assert_eq!(forged.status, 401);
     assert_eq!(
-        event_types(&world.pool, "payment", &payment_id).await,
+        event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(
         order(&customer, &order_id).await["status"],
         "awaiting_payment"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// Waits until the process died (it aborts itself at the crash point).
-async fn wait_for_crash(world: &mut World) {
+async fn wait_for_crash(ordo: &mut TestOrdo) {
     eventually(
         "the process crashed at its crash point",
         Duration::from_secs(20),
         || {
-            let alive = world.ordo.is_running();
+            let alive = ordo.is_running();
             async move { (!alive).then_some(()) }
         },
     )
@@ -475,15 +472,15 @@ async fn wait_for_crash(world: &mut World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
-    let mut world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let mut ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
 
     // Steps on the way to an order awaiting payment.
     let mut awaiting = Vec::new();
     for step in ["reserve_stock", "confirm_order"] {
-        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
-        world.ordo.restart().await.unwrap();
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        ordo.restart().await.unwrap();
         let placed = customer
             .post(
                 "/api/v1/orders",
@@ -491,15 +488,15 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
             )
             .await;
         assert_eq!(placed.status, 202);
-        wait_for_crash(&mut world).await;
-        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
-        world.ordo.restart().await.unwrap();
+        wait_for_crash(&mut ordo).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        ordo.restart().await.unwrap();
         let order_id = placed.body["order_id"].as_str().unwrap().to_string();
         wait_order_status(&customer, &order_id, "awaiting_payment").await;
         awaiting.push(order_id);
     }
     assert_eq!(
-        stock(&world.pool, "WIDGET").await,
+        stock(ordo.pool(), "WIDGET").await,
         (10, 2),
         "each order reserved once"
     );
@@ -517,20 +514,20 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
             .await;
         assert_eq!(placed.body["status"], "awaiting_payment");
         let order_id = placed.body["order_id"].as_str().unwrap().to_string();
-        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
-        world.ordo.restart().await.unwrap();
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        ordo.restart().await.unwrap();
         let payment = pay(&customer, &order_id, "tok_success", false).await;
         payment_ids.push(payment["payment_id"].as_str().unwrap().to_string());
-        wait_for_crash(&mut world).await;
-        world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
-        world.ordo.restart().await.unwrap();
+        wait_for_crash(&mut ordo).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        ordo.restart().await.unwrap();
         wait_order_status(&customer, &order_id, "paid").await;
     }
 
     // A compensation step: an order cancelled through a crash while releasing its stock.
     let cancelled_order = awaiting[0].clone();
-    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "release_stock");
-    world.ordo.restart().await.unwrap();
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "release_stock");
+    ordo.restart().await.unwrap();
     assert_eq!(
         customer
             .post(
@@ -541,23 +538,23 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
             .status,
         202
     );
-    wait_for_crash(&mut world).await;
-    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
-    world.ordo.restart().await.unwrap();
+    wait_for_crash(&mut ordo).await;
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    ordo.restart().await.unwrap();
     wait_order_status(&customer, &cancelled_order, "cancelled").await;
 
     // A rejection through a crash at the reject step.
-    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "reject_order");
-    world.ordo.restart().await.unwrap();
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "reject_order");
+    ordo.restart().await.unwrap();
     let too_many = customer
         .post(
             "/api/v1/orders",
             json!({"items": [{"sku": "GADGET", "quantity": 50}]}),
         )
         .await;
-    wait_for_crash(&mut world).await;
-    world.ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
-    world.ordo.restart().await.unwrap();
+    wait_for_crash(&mut ordo).await;
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    ordo.restart().await.unwrap();
     wait_order_status(
         &customer,
         too_many.body["order_id"].as_str().unwrap(),
@@ -568,14 +565,14 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
     // Nothing applied twice: three widgets sold, one still reserved (awaiting[1]), one
     // capture per payment.
     eventually("stock settled", Duration::from_secs(15), || async {
-        (stock(&world.pool, "WIDGET").await == (7, 1)
-            && stock(&world.pool, "GADGET").await == (5, 0))
+        (stock(ordo.pool(), "WIDGET").await == (7, 1)
+            && stock(ordo.pool(), "GADGET").await == (5, 0))
             .then_some(())
     })
     .await;
     for payment_id in &payment_ids {
         assert_eq!(
-            event_types(&world.pool, "payment", payment_id).await,
+            event_types(ordo.pool(), "payment", payment_id).await,
             ["PaymentCreated", "PaymentCaptured"]
         );
     }
@@ -583,7 +580,7 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
         order(&customer, &awaiting[1]).await["status"],
         "awaiting_payment"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// Publishes every message of the namespace's order, payment and inventory streams again
@@ -595,7 +592,7 @@ async fn deliver_everything_twice(namespace: &str) -> usize {
     let mut count = 0;
     for kind in ["ORDER", "PAYMENT", "INVENTORY"] {
         let stream = js
-            .get_stream(format!("{}_{kind}", namespace.to_uppercase()))
+            .get_stream(ordo_tests::stream_name(namespace, kind))
             .await
             .unwrap();
         let consumer = stream
@@ -646,7 +643,7 @@ async fn consumers_idle(namespace: &str) {
                 ("INVENTORY", &["projection-inventory"][..]),
             ] {
                 let stream = js
-                    .get_stream(format!("{}_{kind}", namespace.to_uppercase()))
+                    .get_stream(ordo_tests::stream_name(namespace, kind))
                     .await
                     .ok()?;
                 for name in names {
@@ -664,8 +661,8 @@ async fn consumers_idle(namespace: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_delivered_twice_changes_nothing() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     // One paid, one declined, one expired-by-cancel with a late capture refunded.
     let paid = place(&customer).await;
@@ -673,11 +670,11 @@ async fn every_message_delivered_twice_changes_nothing() {
     let declined = place(&customer).await;
     pay(&customer, &declined, "tok_decline", true).await;
     wait_order_status(&customer, &declined, "cancelled").await;
-    consumers_idle(&world.namespace).await;
+    consumers_idle(ordo.namespace()).await;
 
     let count_events = || async {
         sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM events")
-            .fetch_one(&world.pool)
+            .fetch_one(ordo.pool())
             .await
             .unwrap()
             .0
@@ -685,23 +682,23 @@ async fn every_message_delivered_twice_changes_nothing() {
     let before = count_events().await;
     let inventory_before: Vec<(String, i64, i64)> =
         sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
-            .fetch_all(&world.pool)
+            .fetch_all(ordo.pool())
             .await
             .unwrap();
-    let republished = deliver_everything_twice(&world.namespace).await;
+    let republished = deliver_everything_twice(ordo.namespace()).await;
     assert!(republished >= 15, "republished {republished}");
-    consumers_idle(&world.namespace).await;
+    consumers_idle(ordo.namespace()).await;
 
     assert_eq!(count_events().await, before, "no command ran twice");
     let inventory_after: Vec<(String, i64, i64)> =
         sqlx::query_as("SELECT sku, on_hand, reserved FROM inventory_levels ORDER BY sku")
-            .fetch_all(&world.pool)
+            .fetch_all(ordo.pool())
             .await
             .unwrap();
     assert_eq!(inventory_before, inventory_after, "read models unchanged");
-    assert_eq!(stock(&world.pool, "WIDGET").await, (8, 0));
+    assert_eq!(stock(ordo.pool(), "WIDGET").await, (8, 0));
     assert_eq!(order(&customer, &paid).await["status"], "paid");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 const FAIL_FAST: &[(&str, &str)] = &[
@@ -712,8 +709,8 @@ const FAIL_FAST: &[(&str, &str)] = &[
 ];
 
 /// The dead letters as `ordo dlq list --json` prints them.
-async fn dead_letters(world: &World) -> Vec<Value> {
-    let (ok, stdout, stderr) = world.ordo.cli(&["dlq", "list", "--json"]).await;
+async fn dead_letters(ordo: &TestOrdo) -> Vec<Value> {
+    let (ok, stdout, stderr) = ordo.cli(&["dlq", "list", "--json"]).await;
     assert!(ok, "ordo dlq list failed: {stderr}");
     stdout
         .lines()
@@ -723,14 +720,14 @@ async fn dead_letters(world: &World) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_after_the_fix() {
-    let world = World::start(FAIL_FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAIL_FAST).await;
+    let api = ordo.api();
     let (_, victim) = shop(&api).await;
     let (bystander, _) = api.register("dave@example.com").await;
     let victim_id: String = sqlx::query_as::<_, (uuid::Uuid,)>(
         "SELECT user_id FROM users WHERE email = 'carol@example.com'",
     )
-    .fetch_one(&world.pool)
+    .fetch_one(ordo.pool())
     .await
     .unwrap()
     .0
@@ -740,14 +737,14 @@ async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_a
         "CREATE FUNCTION refuse_order() RETURNS trigger LANGUAGE plpgsql AS
          $$ BEGIN RAISE EXCEPTION 'orders read model is broken for this customer'; END; $$",
     )
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
     sqlx::query(&format!(
         "CREATE TRIGGER refuse_order BEFORE INSERT ON orders FOR EACH ROW
          WHEN (NEW.customer_id = '{victim_id}') EXECUTE FUNCTION refuse_order()"
     ))
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
 
@@ -763,7 +760,7 @@ async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_a
         "the order's events in the DLQ",
         Duration::from_secs(20),
         || async {
-            let letters: Vec<Value> = dead_letters(&world)
+            let letters: Vec<Value> = dead_letters(&ordo)
                 .await
                 .into_iter()
                 .filter(|l| l["aggregate_id"] == poisoned.as_str())
@@ -782,8 +779,7 @@ async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_a
     assert_eq!(letters[0]["parked"], false);
     assert_eq!(letters[1]["event_type"], "OrderConfirmed");
     assert_eq!(letters[1]["parked"], true);
-    let (ok, shown, _) = world
-        .ordo
+    let (ok, shown, _) = ordo
         .cli(&["dlq", "show", &letters[0]["dlq_sequence"].to_string()])
         .await;
     assert!(ok);
@@ -809,41 +805,40 @@ async fn a_poison_message_is_dead_lettered_parks_its_aggregate_and_is_redriven_a
 
     // Fix the cause, re-drive: both events are applied, in order.
     sqlx::query("DROP TRIGGER refuse_order ON orders")
-        .execute(&world.pool)
+        .execute(ordo.pool())
         .await
         .unwrap();
-    let (ok, out, err) = world
-        .ordo
+    let (ok, out, err) = ordo
         .cli(&["dlq", "redrive", &letters[0]["dlq_sequence"].to_string()])
         .await;
     assert!(ok, "{err}");
     assert!(out.contains("re-drove 2 dead letter(s)"), "{out}");
     wait_order_status(&victim, &poisoned, "awaiting_payment").await;
-    assert!(dead_letters(&world).await.is_empty());
+    assert!(dead_letters(&ordo).await.is_empty());
     // A bad sequence is a clear error, not a crash.
-    let (ok, _, err) = world.ordo.cli(&["dlq", "show", "999999"]).await;
+    let (ok, _, err) = ordo.cli(&["dlq", "show", "999999"]).await;
     assert!(!ok);
     assert!(err.contains("no dead letter 999999"), "{err}");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saga_whose_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
-    let world = World::start(FAIL_FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAIL_FAST).await;
+    let api = ordo.api();
     let (admin, customer) = shop(&api).await;
     sqlx::query(
         "CREATE FUNCTION refuse_step() RETURNS trigger LANGUAGE plpgsql AS
          $$ BEGIN RAISE EXCEPTION 'saga log is full'; END; $$",
     )
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
     sqlx::query(
         "CREATE TRIGGER refuse_step BEFORE INSERT ON saga_steps FOR EACH ROW
          WHEN (NEW.step = 'confirm_order') EXECUTE FUNCTION refuse_step()",
     )
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
     let placed = customer
@@ -870,7 +865,7 @@ async fn a_saga_whose_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
     );
     // Resuming while the cause is still there is possible but pointless; fix it first.
     sqlx::query("DROP TRIGGER refuse_step ON saga_steps")
-        .execute(&world.pool)
+        .execute(ordo.pool())
         .await
         .unwrap();
     let resumed = admin
@@ -906,6 +901,6 @@ async fn a_saga_whose_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
             .status,
         403
     );
-    assert_eq!(stock(&world.pool, "WIDGET").await, (10, 1), "reserved once");
-    world.stop().await;
+    assert_eq!(stock(ordo.pool(), "WIDGET").await, (10, 1), "reserved once");
+    ordo.stop().await;
 }

@@ -3,38 +3,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use ordo_tests::{
-    delete_streams, eventually, nats_url, unique_namespace, Api, OrdoProcess, SpawnOptions,
-    TestDatabase,
-};
+use ordo_tests::{eventually, nats_url, Api, TestDatabase, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-}
-
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions::default())
-            .await
-            .expect("ordo serve starts");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
-}
 
 async fn create_product(admin: &Api, sku: &str, price: i64, stock: i64) {
     let created = admin
@@ -72,7 +43,7 @@ async fn order_events_in_jetstream(namespace: &str, order_id: &str) -> Vec<(Stri
     let client = async_nats::connect(nats_url()).await.expect("nats");
     let js = async_nats::jetstream::new(client);
     let stream = js
-        .get_stream(format!("{}_ORDER", namespace.to_uppercase()))
+        .get_stream(ordo_tests::stream_name(namespace, "ORDER"))
         .await
         .expect("order stream");
     let consumer = stream
@@ -106,8 +77,8 @@ async fn order_events_in_jetstream(namespace: &str, order_id: &str) -> Vec<(Stri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_within_stock_are_confirmed_and_beyond_stock_are_rejected() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     create_product(&admin, "WIDGET", 500, 10).await;
     create_product(&admin, "GADGET", 2500, 2).await;
@@ -196,7 +167,7 @@ async fn orders_within_stock_are_confirmed_and_beyond_stock_are_rejected() {
     assert_eq!(listed.body["orders"].as_array().unwrap().len(), 1);
 
     // Both orders' events are in JetStream, in sequence order.
-    let alice_events = order_events_in_jetstream(&world.namespace, &alice_order).await;
+    let alice_events = order_events_in_jetstream(ordo.namespace(), &alice_order).await;
     assert_eq!(
         alice_events,
         vec![
@@ -204,7 +175,7 @@ async fn orders_within_stock_are_confirmed_and_beyond_stock_are_rejected() {
             ("2".into(), "OrderConfirmed".into())
         ]
     );
-    let bob_events = order_events_in_jetstream(&world.namespace, &bob_order).await;
+    let bob_events = order_events_in_jetstream(ordo.namespace(), &bob_order).await;
     assert_eq!(
         bob_events,
         vec![
@@ -212,13 +183,13 @@ async fn orders_within_stock_are_confirmed_and_beyond_stock_are_rejected() {
             ("2".into(), "OrderRejected".into())
         ]
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_problem_and_changes_nothing() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     create_product(&admin, "WIDGET", 500, 10).await;
     let (alice, _) = api.register("alice@example.com").await;
@@ -281,7 +252,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     }
 
     // Missing and forged tokens; wrong role.
-    let anonymous = world.ordo.api();
+    let anonymous = ordo.api();
     problem(
         &anonymous.post("/api/v1/orders", json!({"items": []})).await,
         401,
@@ -382,13 +353,13 @@ async fn bad_input_gets_a_problem_and_changes_nothing() {
     assert_eq!(level.body["reserved"], 0);
     assert_eq!(api.get("/api/v1/products/NEW1").await.status, 404);
     assert_eq!(api.get("/api/v1/products/NEW2").await.status, 404);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_flow_into_event_metadata_and_reads_can_wait_for_writes() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let created = admin
         .send(
@@ -427,9 +398,7 @@ async fn request_ids_flow_into_event_metadata_and_reads_can_wait_for_writes() {
         .header("x-request-id")
         .is_some_and(|id| id.len() >= 32));
 
-    let db = sqlx::PgPool::connect(&world.ordo.database_url)
-        .await
-        .unwrap();
+    let db = sqlx::PgPool::connect(ordo.database_url()).await.unwrap();
     let (metadata,): (Value,) = sqlx::query_as(
         "SELECT metadata::jsonb FROM events WHERE aggregate_type = 'product' AND aggregate_id = 'TRACED'",
     )
@@ -439,13 +408,13 @@ async fn request_ids_flow_into_event_metadata_and_reads_can_wait_for_writes() {
     assert_eq!(metadata["correlation_id"], "trace-me-42");
     assert!(metadata["user_id"].is_string());
     db.close().await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_idempotency_key_places_one_order() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     create_product(&admin, "WIDGET", 500, 10).await;
     let (alice, _) = api.register("alice@example.com").await;
@@ -484,21 +453,21 @@ async fn a_repeated_idempotency_key_places_one_order() {
     })
     .await;
     assert_eq!(level["reserved"], 2);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_gracefully_with_exit_zero() {
-    let mut world = World::start().await;
-    let status = world.ordo.terminate().await.expect("terminates");
+    let mut ordo = TestOrdo::start().await;
+    let status = ordo.terminate().await.expect("terminates");
     assert!(status.success(), "exit status {status}");
-    delete_streams(&world.namespace).await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
-    let mut world = World::start().await;
-    let api = world.ordo.api();
+    let mut ordo = TestOrdo::start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     create_product(&admin, "WIDGET", 500, 1000).await;
     let (alice, _) = api.register("alice@example.com").await;
@@ -517,14 +486,12 @@ async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
             placed.push(answer.body["order_id"].as_str().unwrap().to_string());
         }
         if round < 2 {
-            world.ordo.restart().await.expect("restarts after SIGKILL");
+            ordo.restart().await.expect("restarts after SIGKILL");
         }
     }
 
     // Every order is decided exactly once and every committed event reaches JetStream once.
-    let db = sqlx::PgPool::connect(&world.ordo.database_url)
-        .await
-        .unwrap();
+    let db = sqlx::PgPool::connect(ordo.database_url()).await.unwrap();
     eventually("every order decided", Duration::from_secs(30), || async {
         let (pending,): (i64,) =
             sqlx::query_as("SELECT count(*) FROM orders WHERE status <> 'awaiting_payment'")
@@ -556,10 +523,7 @@ async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
 
     let client = async_nats::connect(nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let mut stream = js
-        .get_stream(format!("{}_ORDER", world.namespace.to_uppercase()))
-        .await
-        .unwrap();
+    let mut stream = js.get_stream(ordo.stream_name("ORDER")).await.unwrap();
     let info = stream.info().await.unwrap();
     assert_eq!(
         info.state.messages as i64, committed,
@@ -583,13 +547,13 @@ async fn killing_the_process_mid_flow_loses_and_duplicates_nothing() {
         "each order reserved exactly once"
     );
     db.close().await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route() {
-    let world = World::start().await;
-    let doc = world.ordo.api().get("/api/v1/openapi.json").await;
+    let ordo = TestOrdo::start().await;
+    let doc = ordo.api().get("/api/v1/openapi.json").await;
     assert_eq!(doc.status, 200);
     for path in [
         "/api/v1/auth/register",
@@ -606,10 +570,10 @@ async fn the_openapi_document_lists_every_route() {
             "{path} missing from the OpenAPI document"
         );
     }
-    let unknown = world.ordo.api().get("/api/v1/nowhere").await;
+    let unknown = ordo.api().get("/api/v1/nowhere").await;
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.body["type"], "urn:ordo:problem:not_found");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// Runs `ordo migrate` with the given environment and answers (success, stderr).

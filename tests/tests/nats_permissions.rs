@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt;
-use ordo_tests::{eventually, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use ordo_tests::{eventually, Api, TestOrdo, TestOrdoBuilder};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
@@ -123,14 +123,19 @@ impl AuthorizedNats {
         }
     }
 
-    /// The environment of an `ordo` process connecting as `user`.
-    fn ordo_env(&self, user: &str) -> Vec<(String, String)> {
-        vec![
-            ("ORDO_NATS_URL".into(), self.url()),
-            ("ORDO_NATS_USER".into(), user.into()),
-            ("ORDO_NATS_PASSWORD".into(), self.passwords[user].clone()),
-            ("ORDO_SANDBOX_DELAY".into(), "50ms".into()),
-        ]
+    /// The password of `user`.
+    fn password(&self, user: &str) -> &str {
+        &self.passwords[user]
+    }
+
+    /// An Ordo on this server, in the namespace of the shipped configuration (`ordo`),
+    /// connecting as `user`.
+    fn ordo(&self, user: &str) -> TestOrdoBuilder {
+        TestOrdo::builder()
+            .nats(&self.url(), "ordo")
+            .env("ORDO_NATS_USER", user)
+            .env("ORDO_NATS_PASSWORD", self.password(user))
+            .env("ORDO_SANDBOX_DELAY", "50ms")
     }
 }
 
@@ -404,13 +409,7 @@ async fn order_and_pay(customer: &Api) {
 #[tokio::test]
 async fn ordo_serve_as_user_ordo_works_end_to_end_and_answers_operators() {
     let nats = AuthorizedNats::start().await;
-    let db = TestDatabase::create().await.expect("database");
-    let options = SpawnOptions {
-        env: nats.ordo_env("ordo"),
-    };
-    let mut ordo = OrdoProcess::spawn(&db.url, "ordo", options)
-        .await
-        .expect("ordo serve starts as user ordo");
+    let ordo = nats.ordo("ordo").start().await;
     let customer = shop(&ordo.api()).await;
     order_and_pay(&customer).await;
 
@@ -430,77 +429,43 @@ async fn ordo_serve_as_user_ordo_works_end_to_end_and_answers_operators() {
     .expect("ordo answers the operator");
     let status: Value = serde_json::from_slice(&answer.payload).expect("JSON status");
     assert!(status["roles"].to_string().contains("relay"), "{status}");
-    ordo.kill().await;
-}
-
-/// Starts `ordo serve` with the roles and user given, without waiting for HTTP (relay and
-/// workers serve none).
-fn spawn_role(database_url: &str, env: Vec<(String, String)>, roles: &str) -> Child {
-    Command::new(ordo_tests::ordo_binary())
-        .arg("serve")
-        .env("ORDO_DATABASE_URL", database_url)
-        .env("ORDO_NATS_NAMESPACE", "ordo")
-        .env("ORDO_ROLES", roles)
-        .env("ORDO_CONSUMER_LANES", "4")
-        .env("ORDO_DATABASE_MAX_CONNECTIONS", "10")
-        .env("ORDO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env(
-            "ORDO_LOG",
-            std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .envs(env)
-        .stdout(Stdio::null())
-        .stderr(if std::env::var("ORDO_TEST_LOG").is_ok() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ordo serve starts")
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn gateway_relay_and_workers_each_with_their_own_user_work_end_to_end() {
     let nats = AuthorizedNats::start().await;
-    let db = TestDatabase::create().await.expect("database");
-    let mut gateway_env = nats.ordo_env("gateway");
-    gateway_env.push(("ORDO_ROLES".into(), "gateway".into()));
     // The payment secret is shared: the workers' saga checks the gateway's callbacks.
-    let payment_secret = (
-        "ORDO_PAYMENT_SECRET".to_string(),
-        Uuid::new_v4().to_string(),
-    );
-    gateway_env.push(payment_secret.clone());
-    let mut gateway = OrdoProcess::spawn(
-        &db.url,
-        "ordo",
-        SpawnOptions {
-            env: gateway_env.clone(),
-        },
-    )
-    .await
-    .expect("the gateway starts as user gateway");
-    let provider = (
-        "ORDO_PAYMENT_PROVIDER_URL".to_string(),
-        format!("{}/sandbox/provider", gateway.base_url),
-    );
-    let public = ("ORDO_PUBLIC_URL".to_string(), gateway.base_url.clone());
-    let mut relay_env = nats.ordo_env("relay");
-    relay_env.extend([payment_secret.clone(), provider.clone(), public.clone()]);
-    let mut relay = spawn_role(&db.url, relay_env, "relay");
-    let mut workers_env = nats.ordo_env("worker");
-    workers_env.extend([payment_secret, provider, public]);
-    let mut workers = spawn_role(&db.url, workers_env, "workers");
+    let payment_secret = Uuid::new_v4().to_string();
+    let gateway = nats
+        .ordo("gateway")
+        .roles("gateway")
+        .env("ORDO_PAYMENT_SECRET", &payment_secret)
+        .start()
+        .await;
+    let provider = format!("{}/sandbox/provider", gateway.base_url());
+    let shared = [
+        ("ORDO_PAYMENT_SECRET", payment_secret.as_str()),
+        ("ORDO_PAYMENT_PROVIDER_URL", provider.as_str()),
+        ("ORDO_PUBLIC_URL", gateway.base_url()),
+        ("ORDO_DATABASE_MAX_CONNECTIONS", "10"),
+    ];
+    let as_user = |user: &'static str| {
+        let mut env = vec![
+            ("ORDO_NATS_USER", user),
+            ("ORDO_NATS_PASSWORD", nats.password(user)),
+        ];
+        env.extend(shared);
+        env
+    };
+    let mut relay = gateway.spawn_role("relay", &as_user("relay")).await;
+    let mut workers = gateway.spawn_role("workers", &as_user("worker")).await;
 
     let customer = shop(&gateway.api()).await;
     order_and_pay(&customer).await;
-    assert!(relay.try_wait().unwrap().is_none(), "the relay still runs");
-    assert!(
-        workers.try_wait().unwrap().is_none(),
-        "the workers still run"
-    );
-    let _ = relay.kill().await;
-    let _ = workers.kill().await;
-    gateway.kill().await;
+    assert!(relay.is_running(), "the relay still runs");
+    assert!(workers.is_running(), "the workers still run");
+    relay.kill().await;
+    workers.kill().await;
+    gateway.stop().await;
 }

@@ -6,48 +6,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-    spool: PathBuf,
+/// Ordo with its mail spool in the test's scratch directory.
+async fn start() -> TestOrdo {
+    let builder = TestOrdo::builder();
+    let spool = builder.scratch_dir().join("mail");
+    builder
+        .env("ORDO_MAIL_SPOOL_DIR", spool.display())
+        .start()
+        .await
 }
 
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let spool = std::env::temp_dir().join(format!("ordo-mail-{namespace}"));
-        let options = SpawnOptions {
-            env: vec![("ORDO_MAIL_SPOOL_DIR".into(), spool.display().to_string())],
-        };
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, options)
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-            spool,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-        let _ = std::fs::remove_dir_all(&self.spool);
-    }
+/// Where Ordo spools its emails.
+fn spool(ordo: &TestOrdo) -> PathBuf {
+    ordo.scratch_dir().join("mail")
 }
 
 async fn shop(api: &Api) {
@@ -87,7 +62,7 @@ async fn deliver_again(namespace: &str, order_id: &str) -> u64 {
     let client = async_nats::connect(ordo_tests::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let stream = js
-        .get_stream(format!("{}_ORDER", namespace.to_uppercase()))
+        .get_stream(ordo_tests::stream_name(namespace, "ORDER"))
         .await
         .unwrap();
     let subject = format!("{namespace}.events.order.{order_id}.OrderConfirmed");
@@ -108,8 +83,8 @@ async fn deliver_again(namespace: &str, order_id: &str) -> u64 {
 
 #[tokio::test]
 async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = start().await;
+    let api = ordo.api();
     shop(&api).await;
     let (customer, user_id) = api.register("nora@example.com").await;
     let order_id = place(&customer).await;
@@ -131,7 +106,7 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
     let id = entry["notification_id"].as_str().unwrap().to_string();
 
     // The same event again: the consumer must see it, and the inbox must not change.
-    let sequence = deliver_again(&world.namespace, &order_id).await;
+    let sequence = deliver_again(ordo.namespace(), &order_id).await;
     let client = async_nats::connect(ordo_tests::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     eventually(
@@ -139,7 +114,7 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
         Duration::from_secs(20),
         || {
             let js = js.clone();
-            let stream = format!("{}_ORDER", world.namespace.to_uppercase());
+            let stream = ordo.stream_name("ORDER");
             async move {
                 let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
                     .get_consumer_from_stream("notifications-orders", &stream)
@@ -154,14 +129,14 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
     let count: i64 =
         sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1::uuid")
             .bind(&user_id)
-            .fetch_one(&world.pool)
+            .fetch_one(ordo.pool())
             .await
             .unwrap();
     assert_eq!(count, 1);
     assert_eq!(inbox(&customer, "").await.len(), 1);
 
     // The email copy is in the spool, once, named by the notification id.
-    let mail = world.spool.join(format!("{id}.eml"));
+    let mail = spool(&ordo).join(format!("{id}.eml"));
     let text = eventually("the spooled email", Duration::from_secs(10), || async {
         std::fs::read_to_string(&mail).ok()
     })
@@ -171,7 +146,7 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
         "{text}"
     );
     assert!(text.contains("Subject: Order confirmed"), "{text}");
-    let files = std::fs::read_dir(&world.spool).unwrap().filter(|f| {
+    let files = std::fs::read_dir(spool(&ordo)).unwrap().filter(|f| {
         f.as_ref()
             .map(|f| f.file_name().to_string_lossy().ends_with(".eml"))
             .unwrap_or(false)
@@ -202,13 +177,13 @@ async fn an_order_confirmed_twice_delivered_notifies_once_and_can_be_read() {
     let anonymous = api.get("/api/v1/notifications").await;
     assert_eq!(anonymous.status, 401);
 
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn the_stream_pushes_a_notification_created_after_connecting() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = start().await;
+    let api = ordo.api();
     shop(&api).await;
     let (customer, _) = api.register("sara@example.com").await;
 
@@ -249,13 +224,13 @@ async fn the_stream_pushes_a_notification_created_after_connecting() {
     let entry: Value = serde_json::from_str(data).unwrap();
     assert_eq!(entry["kind"], "order_confirmed");
     assert_eq!(entry["data"]["order_id"], order_id);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn a_booking_notifies_its_payment_deadline_then_its_tickets() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let created = admin
         .post(
@@ -335,7 +310,7 @@ async fn a_booking_notifies_its_payment_deadline_then_its_tickets() {
         },
     )
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// One Server-Sent Event as the client sees it.
@@ -472,8 +447,8 @@ async fn place_and_wait(customer: &Api, entries_before: usize) -> String {
 
 #[tokio::test]
 async fn a_stream_resumed_with_last_event_id_sends_exactly_what_it_missed() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = start().await;
+    let api = ordo.api();
     shop(&api).await;
     let (customer, user_id) = api.register("rhea@example.com").await;
 
@@ -530,7 +505,7 @@ async fn a_stream_resumed_with_last_event_id_sends_exactly_what_it_missed() {
     )
     .bind(&user_id)
     .bind(first.seq())
-    .fetch_all(&world.pool)
+    .fetch_all(ordo.pool())
     .await
     .unwrap();
     let stored_ids: Vec<String> = stored.iter().map(|(_, id)| id.to_string()).collect();
@@ -575,13 +550,13 @@ async fn a_stream_resumed_with_last_event_id_sends_exactly_what_it_missed() {
     let event = stream.notification("the entry created while away").await;
     assert_eq!(event.entry()["data"]["order_id"], while_away.as_str());
     drop(stream);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn a_malformed_last_event_id_is_refused() {
-    let world = World::start().await;
-    let api = world.ordo.api();
+    let ordo = start().await;
+    let api = ordo.api();
     let (customer, _) = api.register("ida@example.com").await;
     for (query, headers, field) in [
         ("", vec![("last-event-id", "abc")], "Last-Event-ID"),
@@ -603,19 +578,19 @@ async fn a_malformed_last_event_id_is_refused() {
         assert_eq!(problem["type"], "urn:ordo:problem:validation_failed");
         assert_eq!(problem["field"], field, "{problem}");
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// The property resuming relies on: two transactions adding entries for the same user run
 /// one after the other, so numbers follow commit order; other users do not wait.
 #[tokio::test]
 async fn entries_of_one_user_are_numbered_in_commit_order() {
-    let world = World::start().await;
+    let ordo = start().await;
     const INSERT: &str =
         "INSERT INTO notifications (notification_id, user_id, kind, title, body, created_at)
                           VALUES ($1, $2, 'test', 'Test', 'Test.', now()) RETURNING seq";
     let user = uuid::Uuid::new_v4();
-    let mut first = world.pool.begin().await.unwrap();
+    let mut first = ordo.pool().begin().await.unwrap();
     let first_seq: i64 = sqlx::query_scalar(INSERT)
         .bind(uuid::Uuid::new_v4())
         .bind(user)
@@ -629,14 +604,14 @@ async fn entries_of_one_user_are_numbered_in_commit_order() {
         sqlx::query_scalar(INSERT)
             .bind(uuid::Uuid::new_v4())
             .bind(uuid::Uuid::new_v4())
-            .fetch_one(&world.pool),
+            .fetch_one(ordo.pool()),
     )
     .await
     .expect("another user's entry does not wait")
     .unwrap();
     assert_eq!(other_seq, 1);
 
-    let pool = world.pool.clone();
+    let pool = ordo.pool().clone();
     let second = tokio::spawn(async move {
         sqlx::query_scalar::<_, i64>(INSERT)
             .bind(uuid::Uuid::new_v4())
@@ -654,7 +629,7 @@ async fn entries_of_one_user_are_numbered_in_commit_order() {
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
                    AND query LIKE 'INSERT INTO notifications%'",
             )
-            .fetch_one(&world.pool)
+            .fetch_one(ordo.pool())
             .await
             .unwrap();
             (waiting == 1).then_some(())
@@ -664,5 +639,5 @@ async fn entries_of_one_user_are_numbered_in_commit_order() {
     assert!(!second.is_finished());
     first.commit().await.unwrap();
     assert_eq!(second.await.unwrap(), 2);
-    world.stop().await;
+    ordo.stop().await;
 }

@@ -5,80 +5,10 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-    nats: async_nats::Client,
-}
-
-impl World {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let options = SpawnOptions {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, options)
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        let nats = async_nats::connect(ordo_tests::nats_url())
-            .await
-            .expect("nats");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-            nats,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
-
-    fn stream(&self, kind: &str) -> String {
-        format!("{}_{kind}", self.namespace.to_uppercase())
-    }
-
-    /// A request to the admin service; answers the JSON body or the service error
-    /// `(code, message)`.
-    async fn admin(&self, endpoint: &str, body: &str) -> Result<Value, (String, String)> {
-        let subject = format!("{}.admin.{endpoint}", self.namespace);
-        let message = tokio::time::timeout(
-            Duration::from_secs(30),
-            self.nats.request(subject.clone(), body.to_owned().into()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{subject} answered in time"))
-        .unwrap_or_else(|err| panic!("{subject}: {err}"));
-        if let Some(headers) = &message.headers {
-            if let Some(code) = headers.get("Nats-Service-Error-Code") {
-                let text = headers
-                    .get("Nats-Service-Error")
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default();
-                return Err((code.as_str().to_owned(), text));
-            }
-        }
-        Ok(serde_json::from_slice(&message.payload).expect("a JSON answer"))
-    }
-}
 
 const FAST: &[(&str, &str)] = &[
     ("ORDO_SANDBOX_DELAY", "20ms"),
@@ -87,6 +17,35 @@ const FAST: &[(&str, &str)] = &[
     ("ORDO_CONSUMER_BACKOFF", "100ms"),
     ("ORDO_METRICS_INTERVAL", "300ms"),
 ];
+
+/// A request to the admin service of `ordo` over NATS; answers the JSON body or the
+/// service error `(code, message)`.
+async fn admin_service(
+    ordo: &TestOrdo,
+    endpoint: &str,
+    body: &str,
+) -> Result<Value, (String, String)> {
+    let subject = format!("{}.admin.{endpoint}", ordo.namespace());
+    let message = tokio::time::timeout(
+        Duration::from_secs(30),
+        ordo.nats()
+            .await
+            .request(subject.clone(), body.to_owned().into()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{subject} answered in time"))
+    .unwrap_or_else(|err| panic!("{subject}: {err}"));
+    if let Some(headers) = &message.headers {
+        if let Some(code) = headers.get("Nats-Service-Error-Code") {
+            let text = headers
+                .get("Nats-Service-Error")
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            return Err((code.as_str().to_owned(), text));
+        }
+    }
+    Ok(serde_json::from_slice(&message.payload).expect("a JSON answer"))
+}
 
 /// A catalog of two products and a customer.
 async fn shop(api: &Api) -> (Api, Api) {
@@ -159,8 +118,8 @@ async fn place_and_pay(customer: &Api) -> String {
 }
 
 /// Waits until every projection and saga consumer of the namespace has nothing pending.
-async fn consumers_idle(world: &World) {
-    let js = jetstream::new(world.nats.clone());
+async fn consumers_idle(ordo: &TestOrdo) {
+    let js = jetstream::new(ordo.nats().await);
     eventually("consumers idle", Duration::from_secs(30), || {
         let js = js.clone();
         async move {
@@ -173,7 +132,7 @@ async fn consumers_idle(world: &World) {
                 ("INVENTORY", &["projection-inventory"][..]),
                 ("PRODUCT", &["projection-products"][..]),
             ] {
-                let stream = js.get_stream(world.stream(kind)).await.ok()?;
+                let stream = js.get_stream(ordo.stream_name(kind)).await.ok()?;
                 for name in names {
                     let info = stream.consumer_info(*name).await.ok()?;
                     if info.num_pending > 0 || info.num_ack_pending > 0 {
@@ -189,13 +148,13 @@ async fn consumers_idle(world: &World) {
 
 /// Waits until nothing moves any more: the outbox is empty, every consumer idle, and no
 /// event was appended meanwhile (a saga step may still be issuing commands).
-async fn settled(world: &World) {
+async fn settled(ordo: &TestOrdo) {
     let mut last = -1_i64;
     loop {
-        consumers_idle(world).await;
+        consumers_idle(ordo).await;
         let (events, outbox): (i64, i64) =
             sqlx::query_as("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM outbox)")
-                .fetch_one(&world.pool)
+                .fetch_one(ordo.pool())
                 .await
                 .unwrap();
         if outbox == 0 && events == last {
@@ -275,19 +234,19 @@ fn metric_value(line: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_service_answers_every_endpoint() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place_and_pay(&customer).await;
 
     // status: roles, uptime, outbox, relay leadership.
     let status = eventually("the relay leads", Duration::from_secs(10), || async {
-        let status = world.admin("status", "").await.unwrap();
+        let status = admin_service(&ordo, "status", "").await.unwrap();
         (status["relay_leader"] == true).then_some(status)
     })
     .await;
     assert_eq!(status["service"], "ordo");
-    assert_eq!(status["namespace"], world.namespace.as_str());
+    assert_eq!(status["namespace"], ordo.namespace());
     assert_eq!(status["roles"], json!(["gateway", "relay", "workers"]));
     assert!(status["uptime_seconds"].is_u64(), "{status}");
     assert!(status["outbox_depth"].is_i64(), "{status}");
@@ -295,14 +254,15 @@ async fn the_admin_service_answers_every_endpoint() {
     // The service as `nats micro info` sees it: named ordo, the namespace in its metadata,
     // the endpoints under <ns>.admin.
     let service_id = status["service_id"].as_str().unwrap();
-    let info = world
-        .nats
+    let info = ordo
+        .nats()
+        .await
         .request(format!("$SRV.INFO.ordo.{service_id}"), "".into())
         .await
         .unwrap();
     let info: Value = serde_json::from_slice(&info.payload).unwrap();
     assert_eq!(info["name"], "ordo");
-    assert_eq!(info["metadata"]["namespace"], world.namespace.as_str());
+    assert_eq!(info["metadata"]["namespace"], ordo.namespace());
     let mut subjects: Vec<String> = info["endpoints"]
         .as_array()
         .unwrap()
@@ -310,7 +270,7 @@ async fn the_admin_service_answers_every_endpoint() {
         .map(|e| e["subject"].as_str().unwrap().to_owned())
         .collect();
     subjects.sort();
-    let ns = &world.namespace;
+    let ns = ordo.namespace();
     assert_eq!(
         subjects,
         [
@@ -323,8 +283,9 @@ async fn the_admin_service_answers_every_endpoint() {
         ]
         .map(|s| format!("{ns}.admin.{s}"))
     );
-    let ping = world
-        .nats
+    let ping = ordo
+        .nats()
+        .await
         .request(format!("$SRV.PING.ordo.{service_id}"), "".into())
         .await
         .unwrap();
@@ -333,8 +294,10 @@ async fn the_admin_service_answers_every_endpoint() {
 
     // projections.status: every projection with its position and lag (once the saga's
     // last events are published and applied too).
-    settled(&world).await;
-    let projections = world.admin("projections.status", "").await.unwrap();
+    settled(&ordo).await;
+    let projections = admin_service(&ordo, "projections.status", "")
+        .await
+        .unwrap();
     let orders = projections["projections"]
         .as_array()
         .unwrap()
@@ -353,18 +316,17 @@ async fn the_admin_service_answers_every_endpoint() {
         "SELECT saga_id FROM sagas WHERE data->>'order_id' = $1 OR saga_id::text = $1",
     )
     .bind(&order_id)
-    .fetch_one(&world.pool)
+    .fetch_one(ordo.pool())
     .await
     .unwrap();
-    let saga = world
-        .admin("saga", &json!({"saga_id": saga_id}).to_string())
+    let saga = admin_service(&ordo, "saga", &json!({"saga_id": saga_id}).to_string())
         .await
         .unwrap();
     assert_eq!(saga["saga_id"], saga_id.to_string());
     assert!(!saga["steps"].as_array().unwrap().is_empty(), "{saga}");
 
     // dlq.list and dlq.redrive: an unreadable message is dead-lettered, listed, re-driven.
-    let js = jetstream::new(world.nats.clone());
+    let js = jetstream::new(ordo.nats().await);
     js.publish(
         format!("{ns}.events.order.{}.Garbage", uuid::Uuid::new_v4()),
         "not an event".into(),
@@ -374,8 +336,7 @@ async fn the_admin_service_answers_every_endpoint() {
     .await
     .unwrap();
     let letters = eventually("a dead letter", Duration::from_secs(20), || async {
-        let listed = world
-            .admin("dlq.list", r#"{"consumer": "projection-orders"}"#)
+        let listed = admin_service(&ordo, "dlq.list", r#"{"consumer": "projection-orders"}"#)
             .await
             .unwrap();
         let letters = listed["dead_letters"]
@@ -389,86 +350,93 @@ async fn the_admin_service_answers_every_endpoint() {
         letters[0]["error"].as_str().unwrap().contains("poison"),
         "{letters:?}"
     );
-    let all = world.admin("dlq.list", "").await.unwrap();
+    let all = admin_service(&ordo, "dlq.list", "").await.unwrap();
     assert!(all["dead_letters"].as_array().unwrap().len() >= letters.len());
     let sequence = letters[0]["dlq_sequence"].as_u64().unwrap();
-    let redriven = world
-        .admin("dlq.redrive", &json!({"sequence": sequence}).to_string())
-        .await
-        .unwrap();
+    let redriven = admin_service(
+        &ordo,
+        "dlq.redrive",
+        &json!({"sequence": sequence}).to_string(),
+    )
+    .await
+    .unwrap();
     assert_eq!(redriven["redriven"], json!([sequence]));
 
     // projections.rebuild, waited for: the projection is live again with the same rows.
-    settled(&world).await;
-    let before = read_models(&world.pool).await;
-    let rebuilt = world
-        .admin(
-            "projections.rebuild",
-            r#"{"name": "projection-orders", "wait": true}"#,
-        )
-        .await
-        .unwrap();
+    settled(&ordo).await;
+    let before = read_models(ordo.pool()).await;
+    let rebuilt = admin_service(
+        &ordo,
+        "projections.rebuild",
+        r#"{"name": "projection-orders", "wait": true}"#,
+    )
+    .await
+    .unwrap();
     assert_eq!(rebuilt["state"], "live", "{rebuilt}");
-    assert_eq!(read_models(&world.pool).await["orders"], before["orders"]);
-    world.stop().await;
+    assert_eq!(read_models(ordo.pool()).await["orders"], before["orders"]);
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_service_refuses_bad_input_with_clear_errors() {
-    let world = World::start(FAST).await;
-    let (code, message) = world.admin("dlq.redrive", "{not json").await.unwrap_err();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let (code, message) = admin_service(&ordo, "dlq.redrive", "{not json")
+        .await
+        .unwrap_err();
     assert_eq!(code, "400");
     assert!(message.contains("bad JSON"), "{message}");
-    let (code, message) = world.admin("dlq.redrive", "{}").await.unwrap_err();
+    let (code, message) = admin_service(&ordo, "dlq.redrive", "{}").await.unwrap_err();
     assert_eq!(code, "400");
     assert!(message.contains("sequence"), "{message}");
-    let (code, message) = world
-        .admin("dlq.redrive", r#"{"sequence": 999999}"#)
+    let (code, message) = admin_service(&ordo, "dlq.redrive", r#"{"sequence": 999999}"#)
         .await
         .unwrap_err();
     assert_eq!(code, "404");
     assert!(message.contains("no dead letter 999999"), "{message}");
-    let (code, message) = world
-        .admin("projections.rebuild", r#"{"name": "projection-nope"}"#)
-        .await
-        .unwrap_err();
+    let (code, message) = admin_service(
+        &ordo,
+        "projections.rebuild",
+        r#"{"name": "projection-nope"}"#,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(code, "404");
     assert!(
         message.contains("unknown projection") && message.contains("projection-orders"),
         "{message}"
     );
-    let (code, _) = world.admin("projections.rebuild", "").await.unwrap_err();
+    let (code, _) = admin_service(&ordo, "projections.rebuild", "")
+        .await
+        .unwrap_err();
     assert_eq!(code, "400");
     let unknown = uuid::Uuid::new_v4();
-    let (code, message) = world
-        .admin("saga", &json!({"saga_id": unknown}).to_string())
+    let (code, message) = admin_service(&ordo, "saga", &json!({"saga_id": unknown}).to_string())
         .await
         .unwrap_err();
     assert_eq!(code, "404");
     assert!(message.contains(&format!("no saga {unknown}")), "{message}");
-    let (code, message) = world
-        .admin("saga", r#"{"saga_id": "abc"}"#)
+    let (code, message) = admin_service(&ordo, "saga", r#"{"saga_id": "abc"}"#)
         .await
         .unwrap_err();
     assert_eq!(code, "400");
     assert!(message.contains("not a saga id"), "{message}");
-    let (code, _) = world.admin("dlq.list", "[1,").await.unwrap_err();
+    let (code, _) = admin_service(&ordo, "dlq.list", "[1,").await.unwrap_err();
     assert_eq!(code, "400");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_commands_events_consumers_and_sagas() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place_and_pay(&customer).await;
     let seen = customer.get(&format!("/api/v1/orders/{order_id}")).await;
     assert_eq!(seen.status, 200);
-    settled(&world).await;
+    settled(&ordo).await;
 
     let text = eventually("sampled gauges", Duration::from_secs(10), || async {
-        let response = reqwest::get(format!("{}/metrics", world.ordo.base_url))
+        let response = reqwest::get(format!("{}/metrics", ordo.base_url()))
             .await
             .ok()?;
         assert_eq!(response.status(), 200);
@@ -521,12 +489,12 @@ async fn metrics_count_requests_commands_events_consumers_and_sagas() {
     );
     let (order_events,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM events WHERE aggregate_type = 'order'")
-            .fetch_one(&world.pool)
+            .fetch_one(ordo.pool())
             .await
             .unwrap();
     assert_eq!(metric_value(appended[0]), order_events as f64);
     let (all_events,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
-        .fetch_one(&world.pool)
+        .fetch_one(ordo.pool())
         .await
         .unwrap();
     let published = metric_lines(&text, "ordo_relay_events_published_total", &[]);
@@ -581,17 +549,17 @@ async fn metrics_count_requests_commands_events_consumers_and_sagas() {
         .map(|l| metric_value(l))
         .sum();
     assert_eq!(sagas, 1.0, "{text}");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_status_prints_every_projection_with_its_position_and_lag() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     place_and_pay(&customer).await;
-    consumers_idle(&world).await;
-    let (ok, table, err) = world.ordo.cli(&["projections", "status"]).await;
+    consumers_idle(&ordo).await;
+    let (ok, table, err) = ordo.cli(&["projections", "status"]).await;
     assert!(ok, "{err}");
     let header = table.lines().next().unwrap();
     for column in [
@@ -614,7 +582,7 @@ async fn projections_status_prints_every_projection_with_its_position_and_lag() 
     assert_eq!(cells[cells.len() - 2], "0", "nothing pending: {line}");
     assert_eq!(cells[cells.len() - 1], "live");
 
-    let (ok, json_lines, _) = world.ordo.cli(&["projections", "status", "--json"]).await;
+    let (ok, json_lines, _) = ordo.cli(&["projections", "status", "--json"]).await;
     assert!(ok);
     let reports: Vec<Value> = json_lines
         .lines()
@@ -627,21 +595,21 @@ async fn projections_status_prints_every_projection_with_its_position_and_lag() 
         .unwrap();
     assert_eq!(orders["tables"], json!(["orders", "order_lines"]));
     assert!(orders["last_applied_at"].is_string());
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilding_every_projection_gives_the_same_rows_and_schema() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     for _ in 0..3 {
         place_and_pay(&customer).await;
     }
     place(&customer).await;
-    settled(&world).await;
-    let before = read_models(&world.pool).await;
-    let shape = schema_shape(&world.pool).await;
+    settled(&ordo).await;
+    let before = read_models(ordo.pool()).await;
+    let shape = schema_shape(ordo.pool()).await;
     assert!(before["payments"].as_array().unwrap().len() >= 3);
 
     for name in [
@@ -650,12 +618,12 @@ async fn rebuilding_every_projection_gives_the_same_rows_and_schema() {
         "projection-orders",
         "payments",
     ] {
-        let (ok, out, err) = world.ordo.cli(&["projections", "rebuild", name]).await;
+        let (ok, out, err) = ordo.cli(&["projections", "rebuild", name]).await;
         assert!(ok, "rebuild {name}: {err}");
         assert!(out.starts_with("rebuilt projection-"), "{out}");
     }
-    assert_eq!(read_models(&world.pool).await, before);
-    assert_eq!(schema_shape(&world.pool).await, shape);
+    assert_eq!(read_models(ordo.pool()).await, before);
+    assert_eq!(schema_shape(ordo.pool()).await, shape);
     // The live consumers carry on after the switch.
     let order_id = place_and_pay(&customer).await;
     eventually(
@@ -670,27 +638,26 @@ async fn rebuilding_every_projection_gives_the_same_rows_and_schema() {
         },
     )
     .await;
-    let (ok, out, _) = world.ordo.cli(&["projections", "status"]).await;
+    let (ok, out, _) = ordo.cli(&["projections", "status"]).await;
     assert!(ok);
     assert!(
         !out.contains("rebuilding") && !out.contains("failed"),
         "{out}"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_keep_answering_and_live_orders_are_kept_during_a_rebuild() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let mut placed = Vec::new();
     for _ in 0..40 {
         placed.push(place(&customer).await);
     }
-    consumers_idle(&world).await;
+    consumers_idle(&ordo).await;
 
-    let ordo = &world.ordo;
     let rebuild = async {
         let (ok, out, err) = ordo
             .cli(&["projections", "rebuild", "projection-orders"])
@@ -728,29 +695,28 @@ async fn queries_keep_answering_and_live_orders_are_kept_during_a_rebuild() {
             let (count,): (i64,) =
                 sqlx::query_as("SELECT count(*) FROM orders WHERE order_id::text = ANY($1)")
                     .bind(&placed)
-                    .fetch_one(&world.pool)
+                    .fetch_one(ordo.pool())
                     .await
                     .unwrap();
             (count == placed.len() as i64).then_some(())
         },
     )
     .await;
-    settled(&world).await;
+    settled(&ordo).await;
     // And each reflects its last event: the same as rebuilding again from scratch.
-    let live = read_models(&world.pool).await;
-    let (ok, _, err) = world.ordo.cli(&["projections", "rebuild", "orders"]).await;
+    let live = read_models(ordo.pool()).await;
+    let (ok, _, err) = ordo.cli(&["projections", "rebuild", "orders"]).await;
     assert!(ok, "{err}");
-    let rebuilt = read_models(&world.pool).await;
+    let rebuilt = read_models(ordo.pool()).await;
     assert_eq!(live["orders"], rebuilt["orders"]);
     assert_eq!(live["order_lines"], rebuilt["order_lines"]);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_projection_is_refused_with_the_known_names() {
-    let world = World::start(FAST).await;
-    let (ok, _, err) = world
-        .ordo
+    let ordo = TestOrdo::with_env(FAST).await;
+    let (ok, _, err) = ordo
         .cli(&["projections", "rebuild", "projection-nope"])
         .await;
     assert!(!ok);
@@ -758,13 +724,13 @@ async fn an_unknown_projection_is_refused_with_the_known_names() {
         err.contains("unknown projection \"projection-nope\"") && err.contains("projection-orders"),
         "{err}"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// The messages of a stream, in order, as their `Nats-Msg-Id`s.
-async fn stream_msg_ids(world: &World, kind: &str) -> Vec<String> {
-    let js = jetstream::new(world.nats.clone());
-    let mut stream = js.get_stream(world.stream(kind)).await.unwrap();
+async fn stream_msg_ids(ordo: &TestOrdo, kind: &str) -> Vec<String> {
+    let js = jetstream::new(ordo.nats().await);
+    let mut stream = js.get_stream(ordo.stream_name(kind)).await.unwrap();
     let state = stream.info().await.unwrap().state.clone();
     let mut ids = Vec::new();
     if state.messages == 0 {
@@ -801,33 +767,33 @@ async fn stored_msg_ids(pool: &PgPool, aggregate_type: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_stream_is_refilled_from_the_event_store_without_duplicate_effects() {
-    let world = World::start(FAST).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(FAST).await;
+    let api = ordo.api();
     let (_, customer) = shop(&api).await;
     for _ in 0..3 {
         place_and_pay(&customer).await;
     }
     place(&customer).await;
-    settled(&world).await;
-    let before = read_models(&world.pool).await;
+    settled(&ordo).await;
+    let before = read_models(ordo.pool()).await;
     let (events_before,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
-        .fetch_one(&world.pool)
+        .fetch_one(ordo.pool())
         .await
         .unwrap();
-    let expected = stored_msg_ids(&world.pool, "order").await;
+    let expected = stored_msg_ids(ordo.pool(), "order").await;
     assert!(expected.len() >= 10);
 
     // The stream is lost.
-    let js = jetstream::new(world.nats.clone());
-    js.delete_stream(world.stream("ORDER")).await.unwrap();
-    let (ok, out, err) = world.ordo.cli(&["streams", "rebuild", "ORDO_ORDER"]).await;
+    let js = jetstream::new(ordo.nats().await);
+    js.delete_stream(ordo.stream_name("ORDER")).await.unwrap();
+    let (ok, out, err) = ordo.cli(&["streams", "rebuild", "ORDO_ORDER"]).await;
     assert!(ok, "{err}");
     assert!(
         out.contains(&format!("published {} order events", expected.len())),
         "{out}"
     );
     assert_eq!(
-        stream_msg_ids(&world, "ORDER").await,
+        stream_msg_ids(&ordo, "ORDER").await,
         expected,
         "{out} {err}"
     );
@@ -838,7 +804,7 @@ async fn a_lost_stream_is_refilled_from_the_event_store_without_duplicate_effect
         "the consumers re-read the stream",
         Duration::from_secs(30),
         || async {
-            let stream = js.get_stream(world.stream("ORDER")).await.ok()?;
+            let stream = js.get_stream(ordo.stream_name("ORDER")).await.ok()?;
             for name in ["projection-orders", "saga-checkout"] {
                 let info = stream.consumer_info(name).await.ok()?;
                 if info.delivered.stream_sequence < expected.len() as u64 {
@@ -849,24 +815,23 @@ async fn a_lost_stream_is_refilled_from_the_event_store_without_duplicate_effect
         },
     )
     .await;
-    settled(&world).await;
-    assert_eq!(read_models(&world.pool).await, before);
+    settled(&ordo).await;
+    assert_eq!(read_models(ordo.pool()).await, before);
     let (events_after,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
-        .fetch_one(&world.pool)
+        .fetch_one(ordo.pool())
         .await
         .unwrap();
     assert_eq!(events_after, events_before);
 
     // A damaged stream: --purge leaves exactly one message per stored event.
-    let (ok, out, err) = world
-        .ordo
+    let (ok, out, err) = ordo
         .cli(&["streams", "rebuild", "ORDO_ORDER", "--purge"])
         .await;
     assert!(ok, "{err}");
     assert!(out.contains(&format!("purged {}", expected.len())), "{out}");
-    assert_eq!(stream_msg_ids(&world, "ORDER").await, expected);
-    settled(&world).await;
-    assert_eq!(read_models(&world.pool).await, before);
+    assert_eq!(stream_msg_ids(&ordo, "ORDER").await, expected);
+    settled(&ordo).await;
+    assert_eq!(read_models(ordo.pool()).await, before);
 
     // New traffic still flows.
     let order_id = place_and_pay(&customer).await;
@@ -878,23 +843,23 @@ async fn a_lost_stream_is_refilled_from_the_event_store_without_duplicate_effect
         (body["status"] == "paid").then_some(())
     })
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_stream_is_refused_with_the_valid_names() {
-    let world = World::start(FAST).await;
-    let (ok, _, err) = world.ordo.cli(&["streams", "rebuild", "ORDO_NOPE"]).await;
+    let ordo = TestOrdo::with_env(FAST).await;
+    let (ok, _, err) = ordo.cli(&["streams", "rebuild", "ORDO_NOPE"]).await;
     assert!(!ok);
-    let ns = world.namespace.to_uppercase();
+    let ns = ordo.namespace().to_uppercase();
     assert!(
         err.contains("unknown stream \"ORDO_NOPE\"")
             && err.contains(&format!("{ns}_ORDER"))
             && err.contains(&format!("{ns}_PAYMENT")),
         "{err}"
     );
-    let (ok, _, err) = world.ordo.cli(&["streams", "rebuild", "ORDO_DLQ"]).await;
+    let (ok, _, err) = ordo.cli(&["streams", "rebuild", "ORDO_DLQ"]).await;
     assert!(!ok, "the dead-letter stream holds no events to refill");
     assert!(err.contains("unknown stream"), "{err}");
-    world.stop().await;
+    ordo.stop().await;
 }

@@ -2,62 +2,20 @@
 //! and time range, its refusals, and a replay into a fresh read model database that must
 //! equal the live one.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestDatabase, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-    dir: PathBuf,
-}
-
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions::default())
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        let dir = std::env::temp_dir().join(format!("ordo-replay-{namespace}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-            dir,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// Runs `ordo replay <args>`, expecting success.
-    async fn replay(&self, args: &[&str]) -> String {
-        let mut all = vec!["replay"];
-        all.extend_from_slice(args);
-        let (ok, stdout, stderr) = self.ordo.cli(&all).await;
-        assert!(ok, "ordo {all:?} failed: {stderr}");
-        stdout
-    }
+/// Runs `ordo replay <args>` against `ordo`, expecting success; answers its standard output.
+async fn replay(ordo: &TestOrdo, args: &[&str]) -> String {
+    let mut all = vec!["replay"];
+    all.extend_from_slice(args);
+    let (ok, stdout, stderr) = ordo.cli(&all).await;
+    assert!(ok, "ordo {all:?} failed: {stderr}");
+    stdout
 }
 
 /// Some history: two products with stock, an order confirmed and one rejected.
@@ -158,19 +116,19 @@ const FIELDS: &[&str] = &[
 
 #[tokio::test]
 async fn replays_write_every_event_in_order_from_both_sources_in_both_formats() {
-    let world = World::start().await;
-    let orders = history(&world.ordo.api()).await;
-    published(&world.pool).await;
-    let total = count(&world.pool, "SELECT count(*) FROM events").await;
+    let ordo = TestOrdo::start().await;
+    let orders = history(&ordo.api()).await;
+    published(ordo.pool()).await;
+    let total = count(ordo.pool(), "SELECT count(*) FROM events").await;
     let order_events = count(
-        &world.pool,
+        ordo.pool(),
         "SELECT count(*) FROM events WHERE aggregate_type = 'order'",
     )
     .await;
 
     // Postgres, JSON Lines: every event, by position, with the published payload.
-    let path = world.file("all.jsonl");
-    world.replay(&["--output", &path]).await;
+    let path = ordo.scratch_file("all.jsonl");
+    replay(&ordo, &["--output", &path]).await;
     let records = json_lines(&path);
     assert_eq!(records.len() as i64, total);
     let positions: Vec<i64> = records
@@ -197,12 +155,12 @@ async fn replays_write_every_event_in_order_from_both_sources_in_both_formats() 
     assert_eq!(placed["event_version"], "1");
 
     // Standard output is the default destination.
-    let stdout = world.replay(&["--aggregate-type", "product"]).await;
+    let stdout = replay(&ordo, &["--aggregate-type", "product"]).await;
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
 
     // Postgres, CSV.
-    let path = world.file("all.csv");
-    world.replay(&["--format", "csv", "--output", &path]).await;
+    let path = ordo.scratch_file("all.csv");
+    replay(&ordo, &["--format", "csv", "--output", &path]).await;
     let (header, rows) = csv_rows(&path);
     assert_eq!(header[0], "position");
     assert_eq!(&header[1..], FIELDS);
@@ -212,18 +170,20 @@ async fn replays_write_every_event_in_order_from_both_sources_in_both_formats() 
 
     // JetStream, JSON Lines: the order stream to its end, in stream order, described
     // exactly as the event store describes it.
-    let stream = format!("{}_ORDER", world.namespace.to_uppercase());
-    let path = world.file("orders.jsonl");
-    world
-        .replay(&[
+    let stream = ordo.stream_name("ORDER");
+    let path = ordo.scratch_file("orders.jsonl");
+    replay(
+        &ordo,
+        &[
             "--source",
             "jetstream",
             "--stream",
             &stream,
             "--output",
             &path,
-        ])
-        .await;
+        ],
+    )
+    .await;
     let from_stream = json_lines(&path);
     assert_eq!(from_stream.len() as i64, order_events);
     let sequences: Vec<u64> = from_stream
@@ -242,9 +202,10 @@ async fn replays_write_every_event_in_order_from_both_sources_in_both_formats() 
     }
 
     // JetStream, CSV.
-    let path = world.file("orders.csv");
-    world
-        .replay(&[
+    let path = ordo.scratch_file("orders.csv");
+    replay(
+        &ordo,
+        &[
             "--source",
             "jetstream",
             "--aggregate-type",
@@ -253,25 +214,27 @@ async fn replays_write_every_event_in_order_from_both_sources_in_both_formats() 
             "csv",
             "--output",
             &path,
-        ])
-        .await;
+        ],
+    )
+    .await;
     let (header, rows) = csv_rows(&path);
     assert_eq!(header[0], "stream_sequence");
     assert_eq!(rows.len() as i64, order_events);
 
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn replays_filter_by_aggregate_event_type_and_time() {
-    let world = World::start().await;
-    let orders = history(&world.ordo.api()).await;
-    published(&world.pool).await;
+    let ordo = TestOrdo::start().await;
+    let orders = history(&ordo.api()).await;
+    published(ordo.pool()).await;
 
     for source in ["postgres", "jetstream"] {
-        let path = world.file(&format!("confirmed-{source}.jsonl"));
-        world
-            .replay(&[
+        let path = ordo.scratch_file(&format!("confirmed-{source}.jsonl"));
+        replay(
+            &ordo,
+            &[
                 "--source",
                 source,
                 "--aggregate-type",
@@ -282,17 +245,19 @@ async fn replays_filter_by_aggregate_event_type_and_time() {
                 "OrderRejected",
                 "--output",
                 &path,
-            ])
-            .await;
+            ],
+        )
+        .await;
         let types: Vec<String> = json_lines(&path)
             .iter()
             .map(|r| r["event_type"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(types, vec!["OrderConfirmed", "OrderRejected"], "{source}");
 
-        let path = world.file(&format!("one-{source}.jsonl"));
-        world
-            .replay(&[
+        let path = ordo.scratch_file(&format!("one-{source}.jsonl"));
+        replay(
+            &ordo,
+            &[
                 "--source",
                 source,
                 "--aggregate-type",
@@ -301,8 +266,9 @@ async fn replays_filter_by_aggregate_event_type_and_time() {
                 &orders[1],
                 "--output",
                 &path,
-            ])
-            .await;
+            ],
+        )
+        .await;
         let records = json_lines(&path);
         assert!(!records.is_empty());
         assert!(
@@ -323,26 +289,30 @@ async fn replays_filter_by_aggregate_event_type_and_time() {
         "SELECT recorded_at FROM events WHERE aggregate_type = 'order' AND aggregate_id = $1 AND sequence = 1",
     )
     .bind(&orders[1])
-    .fetch_one(&world.pool)
+    .fetch_one(ordo.pool())
     .await
     .unwrap();
     let at = second_order_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let expected_after: i64 =
         sqlx::query_scalar("SELECT count(*) FROM events WHERE recorded_at >= $1")
             .bind(second_order_at)
-            .fetch_one(&world.pool)
+            .fetch_one(ordo.pool())
             .await
             .unwrap();
-    let total = count(&world.pool, "SELECT count(*) FROM events").await;
+    let total = count(ordo.pool(), "SELECT count(*) FROM events").await;
     for source in ["postgres", "jetstream"] {
-        let after = world.file(&format!("after-{source}.jsonl"));
-        let before = world.file(&format!("before-{source}.jsonl"));
-        world
-            .replay(&["--source", source, "--since", &at, "--output", &after])
-            .await;
-        world
-            .replay(&["--source", source, "--until", &at, "--output", &before])
-            .await;
+        let after = ordo.scratch_file(&format!("after-{source}.jsonl"));
+        let before = ordo.scratch_file(&format!("before-{source}.jsonl"));
+        replay(
+            &ordo,
+            &["--source", source, "--since", &at, "--output", &after],
+        )
+        .await;
+        replay(
+            &ordo,
+            &["--source", source, "--until", &at, "--output", &before],
+        )
+        .await;
         let after = json_lines(&after);
         let before = json_lines(&before);
         assert_eq!(after.len() as i64, expected_after, "{source}");
@@ -351,12 +321,12 @@ async fn replays_filter_by_aggregate_event_type_and_time() {
             .iter()
             .any(|r| r["event_type"] == "OrderPlaced" && r["aggregate_id"] == orders[1].as_str()));
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn bad_replay_input_is_one_line_and_writes_nothing() {
-    let world = World::start().await;
+    let ordo = TestOrdo::start().await;
     for args in [
         vec!["--stream", "ORDO_NOPE"],
         vec!["--aggregate-type", "spaceship"],
@@ -376,10 +346,10 @@ async fn bad_replay_input_is_one_line_and_writes_nothing() {
         vec!["--format", "xml"],
         vec!["--source", "kafka"],
     ] {
-        let path = world.file("never.jsonl");
+        let path = ordo.scratch_file("never.jsonl");
         let mut all = vec!["replay", "--output", &path];
         all.extend(args.iter().copied());
-        let (ok, stdout, stderr) = world.ordo.cli(&all).await;
+        let (ok, stdout, stderr) = ordo.cli(&all).await;
         assert!(!ok, "{args:?} should fail");
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
@@ -389,7 +359,7 @@ async fn bad_replay_input_is_one_line_and_writes_nothing() {
             "{args:?} created the output file"
         );
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 async fn rows(pool: &PgPool, sql: &str) -> Vec<Value> {
@@ -407,12 +377,12 @@ const READ_MODELS: &[&str] = &[
 
 #[tokio::test]
 async fn a_replay_into_a_fresh_database_rebuilds_the_live_read_models() {
-    let world = World::start().await;
-    history(&world.ordo.api()).await;
-    published(&world.pool).await;
+    let ordo = TestOrdo::start().await;
+    history(&ordo.api()).await;
+    published(ordo.pool()).await;
 
     let fresh = TestDatabase::create().await.unwrap();
-    world.replay(&["--into-read-model", &fresh.url]).await;
+    replay(&ordo, &["--into-read-model", &fresh.url]).await;
     let rebuilt = fresh.pool().await.unwrap();
     for sql in READ_MODELS {
         let replayed = rows(&rebuilt, sql).await;
@@ -422,7 +392,7 @@ async fn a_replay_into_a_fresh_database_rebuilds_the_live_read_models() {
             &format!("live read model equal to the replay: {sql}"),
             Duration::from_secs(20),
             || {
-                let pool = world.pool.clone();
+                let pool = ordo.pool().clone();
                 let replayed = replayed.clone();
                 async move { (rows(&pool, sql).await == replayed).then_some(()) }
             },
@@ -431,18 +401,17 @@ async fn a_replay_into_a_fresh_database_rebuilds_the_live_read_models() {
     }
 
     // The target is no longer fresh: a second replay into it is refused.
-    let (ok, _, stderr) = world
-        .ordo
-        .cli(&["replay", "--into-read-model", &fresh.url])
-        .await;
+    let (ok, _, stderr) = ordo.cli(&["replay", "--into-read-model", &fresh.url]).await;
     assert!(!ok);
     assert!(stderr.contains("fresh database"), "{stderr}");
 
     // The same from JetStream, into another fresh database.
     let fresh2 = TestDatabase::create().await.unwrap();
-    world
-        .replay(&["--source", "jetstream", "--into-read-model", &fresh2.url])
-        .await;
+    replay(
+        &ordo,
+        &["--source", "jetstream", "--into-read-model", &fresh2.url],
+    )
+    .await;
     let rebuilt2 = fresh2.pool().await.unwrap();
     for sql in READ_MODELS {
         assert_eq!(
@@ -453,5 +422,5 @@ async fn a_replay_into_a_fresh_database_rebuilds_the_live_read_models() {
     }
     rebuilt.close().await;
     rebuilt2.close().await;
-    world.stop().await;
+    ordo.stop().await;
 }

@@ -5,49 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use serde_json::{json, Value};
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-}
-
-impl World {
-    async fn start(env: Vec<(String, String)>) -> Self {
-        Self::start_in(unique_namespace(), env).await
-    }
-
-    /// A world searching in Elasticsearch at `url`, with indices of its own (named after
-    /// the namespace).
-    async fn with_elasticsearch(url: &str) -> Self {
-        let namespace = unique_namespace();
-        let env = vec![
-            ("ORDO_ELASTICSEARCH_URL".into(), url.to_owned()),
-            ("ORDO_ELASTICSEARCH_INDEX_PREFIX".into(), namespace.clone()),
-        ];
-        Self::start_in(namespace, env).await
-    }
-
-    async fn start_in(namespace: String, env: Vec<(String, String)>) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
-            .await
-            .expect("ordo serve starts");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
+/// Ordo searching in Elasticsearch at `url`, with indices of its own (named after its
+/// namespace).
+async fn with_elasticsearch(url: &str) -> TestOrdo {
+    let builder = TestOrdo::builder();
+    let prefix = builder.namespace().to_owned();
+    builder
+        .env("ORDO_ELASTICSEARCH_URL", url)
+        .env("ORDO_ELASTICSEARCH_INDEX_PREFIX", prefix)
+        .start()
+        .await
 }
 
 /// (sku, name, category, price, stock)
@@ -117,12 +87,12 @@ async fn indexed(api: &Api) {
 
 #[tokio::test]
 async fn postgres_search_ranks_filters_counts_and_pages() {
-    let world = World::start(vec![]).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     catalog(&api).await;
     indexed(&api).await;
     check_search(&api).await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// The behaviour both engines must show.
@@ -242,14 +212,14 @@ const SHOWS: &[(&str, &str, &str, i64, &str)] = &[
 
 #[tokio::test]
 async fn postgres_search_finds_shows_with_city_facets_and_availability() {
-    let world = World::start(vec![]).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
     catalog(&api).await;
     let ids = create_shows(&api).await;
     indexed(&api).await;
     shows_indexed(&api).await;
     check_show_search(&api, &ids).await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// Creates [`SHOWS`], each with one session of 50 seats; answers their ids by title.
@@ -362,8 +332,8 @@ async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_ali
         return;
     };
     let url = url.trim_end_matches('/').to_owned();
-    let world = World::with_elasticsearch(&url).await;
-    let api = world.ordo.api();
+    let ordo = with_elasticsearch(&url).await;
+    let api = ordo.api();
     catalog(&api).await;
     let ids = create_shows(&api).await;
     // The indexers write as events arrive; the cluster makes writes searchable on its
@@ -377,9 +347,9 @@ async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_ali
     // old generation is deleted; searches answer the same.
     let http = reqwest::Client::new();
     for (name, index) in [("search-products", "products"), ("search-shows", "shows")] {
-        let (ok, out, err) = world.ordo.cli(&["projections", "rebuild", name]).await;
+        let (ok, out, err) = ordo.cli(&["projections", "rebuild", name]).await;
         assert!(ok, "rebuild {name}: {err}");
-        let alias = format!("{}-{index}", world.namespace);
+        let alias = format!("{}-{index}", ordo.namespace());
         assert!(out.contains(&format!("{alias}-v2")), "{out}");
         let aliases: Value = http
             .get(format!("{url}/{alias}-v*/_alias"))
@@ -402,18 +372,17 @@ async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_ali
     let _ = http
         .delete(format!(
             "{url}/{ns}-products-v2,{ns}-shows-v2",
-            ns = world.namespace
+            ns = ordo.namespace()
         ))
         .send()
         .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn rebuilding_a_search_index_without_elasticsearch_is_refused_clearly() {
-    let world = World::start(vec![]).await;
-    let (ok, _, err) = world
-        .ordo
+    let ordo = TestOrdo::start().await;
+    let (ok, _, err) = ordo
         .cli(&["projections", "rebuild", "search-products"])
         .await;
     assert!(!ok);
@@ -421,11 +390,8 @@ async fn rebuilding_a_search_index_without_elasticsearch_is_refused_clearly() {
         err.contains("ORDO_ELASTICSEARCH_URL is not set") && err.contains("projection-products"),
         "{err}"
     );
-    let (ok, _, err) = world
-        .ordo
-        .cli(&["projections", "rebuild", "search-nope"])
-        .await;
+    let (ok, _, err) = ordo.cli(&["projections", "rebuild", "search-nope"]).await;
     assert!(!ok);
     assert!(err.contains("unknown projection \"search-nope\""), "{err}");
-    world.stop().await;
+    ordo.stop().await;
 }

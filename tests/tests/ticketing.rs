@@ -6,50 +6,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-}
+/// Settings of every ticketing test: a quick sandbox, deadline scans and redeliveries.
+const TICKETING: &[(&str, &str)] = &[
+    ("ORDO_SANDBOX_DELAY", "20ms"),
+    ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+    ("ORDO_CONSUMER_ACK_WAIT", "2s"),
+];
 
-impl World {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let mut all: Vec<(String, String)> = [
-            ("ORDO_SANDBOX_DELAY", "20ms"),
-            ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
-            ("ORDO_CONSUMER_ACK_WAIT", "2s"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env: all })
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
+/// Ordo with the ticketing settings, then `env`.
+async fn start(env: &[(&str, &str)]) -> TestOrdo {
+    TestOrdo::builder().envs(TICKETING).envs(env).start().await
 }
 
 /// Creates a show in Shanghai with one session and one area; answers (show, session).
@@ -136,8 +107,8 @@ async fn pay(fan: &Api, booking_id: &str) -> Value {
 
 #[tokio::test]
 async fn scenario_one_browse_book_pay_and_check_in_once() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, 50, "周杰伦 2026 世界巡回演唱会").await;
     let (fan, _) = api.register("alice@example.com").await;
@@ -243,13 +214,13 @@ async fn scenario_one_browse_book_pay_and_check_in_once() {
             .status,
         404
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn unpaid_bookings_expire_and_their_seats_return() {
-    let world = World::start(&[("ORDO_BOOKING_TIMEOUT", "1s")]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[("ORDO_BOOKING_TIMEOUT", "1s")]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, 10, "Expiring").await;
     let (fan, _) = api.register("late@example.com").await;
@@ -266,13 +237,13 @@ async fn unpaid_bookings_expire_and_their_seats_return() {
         )
         .await;
     assert_eq!(late.status, 409, "{:?}", late.body);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn a_paid_booking_is_completed_seven_days_after_its_session() {
-    let world = World::start(&[("ORDO_DEADLINE_SCAN_INTERVAL", "200ms")]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[("ORDO_DEADLINE_SCAN_INTERVAL", "200ms")]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     // A session that took place eight days ago: its paid bookings are due for completion.
     let eight_days_ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
@@ -284,13 +255,13 @@ async fn a_paid_booking_is_completed_seven_days_after_its_session() {
     pay(&fan, &booking_id).await;
     let completed = booking_status(&fan, &booking_id, "completed").await;
     assert_eq!(completed["tickets"].as_array().map(Vec::len), Some(2));
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn cancel_and_refund_return_seats_and_invalidate_tickets() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, 10, "Returns").await;
     let (fan, _) = api.register("changes@example.com").await;
@@ -350,13 +321,13 @@ async fn cancel_and_refund_return_seats_and_invalidate_tickets() {
         (p["status"] == "refunded").then_some(())
     })
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn a_booking_of_more_than_six_seats_is_refused() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, 10, "Limits").await;
     let (fan, _) = api.register("greedy@example.com").await;
@@ -377,20 +348,20 @@ async fn a_booking_of_more_than_six_seats_is_refused() {
         .await;
     assert_eq!(unknown.status, 422);
     assert_eq!(available(&fan, &show_id).await, 10);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn a_flash_sale_of_two_thousand_fans_for_fifty_seats_never_oversells() {
     const FANS: usize = 2_000;
     const SEATS: i64 = 50;
-    let world = World::start(&[
+    let ordo = start(&[
         ("ORDO_RATE_LIMIT_PER_IP", "0"),
         ("ORDO_RATE_LIMIT_PER_USER", "0"),
         ("ORDO_DATABASE_MAX_CONNECTIONS", "32"),
     ])
     .await;
-    let api = world.ordo.api();
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, SEATS, "Flash").await;
     wait_available(&admin, &show_id, SEATS).await;
@@ -452,7 +423,7 @@ async fn a_flash_sale_of_two_thousand_fans_for_fifty_seats_never_oversells() {
          GROUP BY e.event_type",
     )
     .bind(&session_id)
-    .fetch_all(&world.pool)
+    .fetch_all(ordo.pool())
     .await
     .unwrap();
     let reserved = events
@@ -469,7 +440,7 @@ async fn a_flash_sale_of_two_thousand_fans_for_fifty_seats_never_oversells() {
     assert_eq!(reserved, SEATS, "{events:?}");
     // And so does the read model, once it has caught up.
     wait_available(&admin, &show_id, 0).await;
-    let pool = world.pool.clone();
+    let pool = ordo.pool().clone();
     let session = session_id.clone();
     eventually(
         "bookings read model decided",
@@ -498,17 +469,17 @@ async fn a_flash_sale_of_two_thousand_fans_for_fifty_seats_never_oversells() {
         },
     )
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn clients_over_their_rate_limit_get_429_with_retry_after() {
-    let world = World::start(&[
+    let ordo = start(&[
         ("ORDO_RATE_LIMIT_PER_IP", "10"),
         ("ORDO_RATE_LIMIT_PER_IP_BURST", "20"),
     ])
     .await;
-    let api = world.ordo.api();
+    let api = ordo.api();
     let mut limited = None;
     for _ in 0..60 {
         let answer = api.get("/api/v1/shows").await;
@@ -526,7 +497,7 @@ async fn clients_over_their_rate_limit_get_429_with_retry_after() {
         Some("application/problem+json")
     );
     assert_eq!(limited.body["type"], "urn:ordo:problem:rate_limited");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 // Crashes at each step of the booking saga. The process is started with
@@ -541,19 +512,19 @@ const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
 const SEATS_PER_BOOKING: i64 = 2;
 
 /// Restarts the process so that it crashes after `step` of the booking saga, or never.
-async fn restart_crashing_after(world: &mut World, step: Option<&str>) {
+async fn restart_crashing_after(ordo: &mut TestOrdo, step: Option<&str>) {
     let value = step.map(|s| format!("booking:{s}")).unwrap_or_default();
-    world.ordo.set_env(CRASH_AFTER_STEP, &value);
-    world.ordo.restart().await.expect("ordo restarts");
+    ordo.set_env(CRASH_AFTER_STEP, &value);
+    ordo.restart().await.expect("ordo restarts");
 }
 
 /// Waits until the process died: it aborts itself at its crash point.
-async fn wait_for_crash(world: &mut World, step: &str) {
+async fn wait_for_crash(ordo: &mut TestOrdo, step: &str) {
     eventually(
         &format!("the process crashed after {step}"),
         Duration::from_secs(30),
         || {
-            let alive = world.ordo.is_running();
+            let alive = ordo.is_running();
             async move { (!alive).then_some(()) }
         },
     )
@@ -764,8 +735,14 @@ async fn wait_saga(pool: &PgPool, booking_id: &str, saga: &str, steps: &[&str]) 
 }
 
 /// Waits for a booking to settle and checks it ended as `outcome`, every effect once.
-async fn assert_outcome(world: &World, fan: &Api, item: &str, booking_id: &str, outcome: &Outcome) {
-    let pool = &world.pool;
+async fn assert_outcome(
+    ordo: &TestOrdo,
+    fan: &Api,
+    item: &str,
+    booking_id: &str,
+    outcome: &Outcome,
+) {
+    let pool = ordo.pool();
     let booking = booking_status(fan, booking_id, outcome.status).await;
     wait_saga(pool, booking_id, outcome.saga, outcome.steps).await;
     assert_eq!(
@@ -821,7 +798,7 @@ async fn assert_outcome(world: &World, fan: &Api, item: &str, booking_id: &str, 
 
 /// Waits until the read models count the seats of `item`: `sold` sold and `held` held.
 async fn assert_seats(
-    world: &World,
+    ordo: &TestOrdo,
     fan: &Api,
     show_id: &str,
     item: &str,
@@ -833,7 +810,7 @@ async fn assert_seats(
         &format!("{sold} seats sold and {held} held"),
         Duration::from_secs(20),
         || async {
-            (seat_levels(&world.pool, item).await == Some((capacity - sold, held))).then_some(())
+            (seat_levels(ordo.pool(), item).await == Some((capacity - sold, held))).then_some(())
         },
     )
     .await;
@@ -843,18 +820,18 @@ async fn assert_seats(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     const CAPACITY: i64 = 20;
-    let mut world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let mut ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, CAPACITY, "Crash course").await;
     let (fan, _) = api.register("phoenix@example.com").await;
     wait_available(&fan, &show_id, CAPACITY).await;
-    let item = seat_item(&world.pool, &session_id).await;
+    let item = seat_item(ordo.pool(), &session_id).await;
     let mut settled: Vec<(String, &Outcome)> = Vec::new();
 
     // Reserving. The gateway dies inside the reserve step it runs inline, between reserving
     // the seats and holding them, so it never answers.
-    restart_crashing_after(&mut world, Some("seats_reserved")).await;
+    restart_crashing_after(&mut ordo, Some("seats_reserved")).await;
     let answer = fan
         .try_send(
             Method::POST,
@@ -864,44 +841,42 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
         )
         .await;
     assert!(answer.is_none(), "answered despite the crash: {answer:?}");
-    wait_for_crash(&mut world, "seats_reserved").await;
-    let reserved = last_requested_booking(&world.pool).await;
+    wait_for_crash(&mut ordo, "seats_reserved").await;
+    let reserved = last_requested_booking(ordo.pool()).await;
     assert_eq!(
-        reservation_events(&world.pool, &item, &reserved).await,
+        reservation_events(ordo.pool(), &item, &reserved).await,
         ["StockReserved"]
     );
     assert_eq!(
-        event_types(&world.pool, "booking", &reserved).await,
+        event_types(ordo.pool(), "booking", &reserved).await,
         ["BookingRequested"]
     );
     // The saga takes the step over from BookingRequested, and dies after holding the seats,
     // before recording the step (possibly while the process is still starting).
-    world
-        .ordo
-        .set_env(CRASH_AFTER_STEP, "booking:reserve_seats");
-    if let Err(err) = world.ordo.restart().await {
-        assert!(!world.ordo.is_running(), "{err}");
+    ordo.set_env(CRASH_AFTER_STEP, "booking:reserve_seats");
+    if let Err(err) = ordo.restart().await {
+        assert!(!ordo.is_running(), "{err}");
     }
-    wait_for_crash(&mut world, "reserve_seats").await;
+    wait_for_crash(&mut ordo, "reserve_seats").await;
     assert_eq!(
-        event_types(&world.pool, "booking", &reserved).await,
+        event_types(ordo.pool(), "booking", &reserved).await,
         ["BookingRequested", "SeatsHeld"]
     );
-    assert_cut_before_recording(&world.pool, &reserved, "reserve_seats").await;
+    assert_cut_before_recording(ordo.pool(), &reserved, "reserve_seats").await;
     // Handled again, BookingRequested finds the seats held and leaves them.
-    restart_crashing_after(&mut world, None).await;
-    assert_outcome(&world, &fan, &item, &reserved, &HELD).await;
+    restart_crashing_after(&mut ordo, None).await;
+    assert_outcome(&ordo, &fan, &item, &reserved, &HELD).await;
     settled.push((reserved, &HELD));
 
     // Paying: one booking paid through a crash at each step.
     for step in ["charge_requested", "mark_paid", "commit_seats"] {
         let booking_id = book_held(&fan, &session_id).await;
-        restart_crashing_after(&mut world, Some(step)).await;
+        restart_crashing_after(&mut ordo, Some(step)).await;
         start_paying(&fan, &booking_id, "tok_success").await;
-        wait_for_crash(&mut world, step).await;
-        assert_cut_before_recording(&world.pool, &booking_id, step).await;
-        restart_crashing_after(&mut world, None).await;
-        assert_outcome(&world, &fan, &item, &booking_id, &PAID).await;
+        wait_for_crash(&mut ordo, step).await;
+        assert_cut_before_recording(ordo.pool(), &booking_id, step).await;
+        restart_crashing_after(&mut ordo, None).await;
+        assert_outcome(&ordo, &fan, &item, &booking_id, &PAID).await;
         settled.push((booking_id, &PAID));
     }
 
@@ -930,20 +905,20 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
         ],
     };
     let declined = book_held(&fan, &session_id).await;
-    restart_crashing_after(&mut world, Some("payment_failed")).await;
+    restart_crashing_after(&mut ordo, Some("payment_failed")).await;
     start_paying(&fan, &declined, "tok_decline").await;
-    wait_for_crash(&mut world, "payment_failed").await;
-    assert_cut_before_recording(&world.pool, &declined, "payment_failed").await;
-    restart_crashing_after(&mut world, None).await;
+    wait_for_crash(&mut ordo, "payment_failed").await;
+    assert_cut_before_recording(ordo.pool(), &declined, "payment_failed").await;
+    restart_crashing_after(&mut ordo, None).await;
     wait_saga(
-        &world.pool,
+        ordo.pool(),
         &declined,
         "awaiting_payment",
         &["charge_requested", "payment_failed"],
     )
     .await;
     pay(&fan, &declined).await;
-    assert_outcome(&world, &fan, &item, &declined, &PAID_SECOND_TIME).await;
+    assert_outcome(&ordo, &fan, &item, &declined, &PAID_SECOND_TIME).await;
     settled.push((declined, &PAID_SECOND_TIME));
 
     // Completing: a paid booking of a session eight days ago completes through a crash
@@ -965,24 +940,24 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     let eight_days_ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
     let (past_show, past_session) = show_on(&admin, 10, "Last season", &eight_days_ago).await;
     wait_available(&fan, &past_show, 10).await;
-    let past_item = seat_item(&world.pool, &past_session).await;
+    let past_item = seat_item(ordo.pool(), &past_session).await;
     let completed = book_held(&fan, &past_session).await;
-    restart_crashing_after(&mut world, Some("complete")).await;
+    restart_crashing_after(&mut ordo, Some("complete")).await;
     start_paying(&fan, &completed, "tok_success").await;
-    wait_for_crash(&mut world, "complete").await;
+    wait_for_crash(&mut ordo, "complete").await;
     assert_eq!(
-        event_types(&world.pool, "booking", &completed)
+        event_types(ordo.pool(), "booking", &completed)
             .await
             .last()
             .map(String::as_str),
         Some("BookingCompleted")
     );
-    restart_crashing_after(&mut world, None).await;
-    assert_outcome(&world, &fan, &past_item, &completed, &COMPLETED).await;
+    restart_crashing_after(&mut ordo, None).await;
+    assert_outcome(&ordo, &fan, &past_item, &completed, &COMPLETED).await;
 
     // Each seat counted once: four bookings sold, one held.
     assert_seats(
-        &world,
+        &ordo,
         &fan,
         &show_id,
         &item,
@@ -992,7 +967,7 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     )
     .await;
     assert_seats(
-        &world,
+        &ordo,
         &fan,
         &past_show,
         &past_item,
@@ -1003,9 +978,9 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     .await;
     // Nothing arrived late and twice.
     for (booking_id, outcome) in &settled {
-        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+        assert_outcome(&ordo, &fan, &item, booking_id, outcome).await;
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1056,13 +1031,13 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
         seats: &["StockReserved", "StockReleased"],
         payments: &[&["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]],
     };
-    let mut world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let mut ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, CAPACITY, "Second thoughts").await;
     let (fan, _) = api.register("hesitant@example.com").await;
     wait_available(&fan, &show_id, CAPACITY).await;
-    let item = seat_item(&world.pool, &session_id).await;
+    let item = seat_item(ordo.pool(), &session_id).await;
     let mut settled: Vec<(String, &Outcome)> = Vec::new();
 
     // Cancelling while a payment is in progress (the provider never answers it): the seats
@@ -1072,13 +1047,13 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
         let paying = start_paying(&fan, &booking_id, "tok_timeout").await;
         assert_eq!(paying.map(|a| a.status), Some(202));
         wait_saga(
-            &world.pool,
+            ordo.pool(),
             &booking_id,
             "awaiting_payment",
             &["charge_requested"],
         )
         .await;
-        restart_crashing_after(&mut world, Some(step)).await;
+        restart_crashing_after(&mut ordo, Some(step)).await;
         fan.try_send(
             Method::POST,
             &format!("/api/v1/bookings/{booking_id}/cancel"),
@@ -1086,50 +1061,50 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
             &[],
         )
         .await;
-        wait_for_crash(&mut world, step).await;
-        assert_cut_before_recording(&world.pool, &booking_id, step).await;
-        restart_crashing_after(&mut world, None).await;
-        assert_outcome(&world, &fan, &item, &booking_id, &CANCELLED).await;
+        wait_for_crash(&mut ordo, step).await;
+        assert_cut_before_recording(ordo.pool(), &booking_id, step).await;
+        restart_crashing_after(&mut ordo, None).await;
+        assert_outcome(&ordo, &fan, &item, &booking_id, &CANCELLED).await;
         settled.push((booking_id, &CANCELLED));
     }
 
     // Expiring: the deadline scan dies after the booking expired, before clearing the
     // deadline; the next process scans it again.
-    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "1s");
-    restart_crashing_after(&mut world, Some("expire")).await;
+    ordo.set_env("ORDO_BOOKING_TIMEOUT", "1s");
+    restart_crashing_after(&mut ordo, Some("expire")).await;
     let expired = book_held(&fan, &session_id).await;
-    wait_for_crash(&mut world, "expire").await;
+    wait_for_crash(&mut ordo, "expire").await;
     assert_eq!(
-        event_types(&world.pool, "booking", &expired).await,
+        event_types(ordo.pool(), "booking", &expired).await,
         EXPIRED.events
     );
-    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
-    restart_crashing_after(&mut world, None).await;
-    assert_outcome(&world, &fan, &item, &expired, &EXPIRED).await;
+    ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
+    restart_crashing_after(&mut ordo, None).await;
+    assert_outcome(&ordo, &fan, &item, &expired, &EXPIRED).await;
     settled.push((expired, &EXPIRED));
 
     // A capture arriving after the booking expired is refunded, through a crash as the
     // saga turns it down.
-    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "2s");
-    world.ordo.set_env("ORDO_SANDBOX_DELAY", "5s");
-    restart_crashing_after(&mut world, Some("capture_not_wanted")).await;
+    ordo.set_env("ORDO_BOOKING_TIMEOUT", "2s");
+    ordo.set_env("ORDO_SANDBOX_DELAY", "5s");
+    restart_crashing_after(&mut ordo, Some("capture_not_wanted")).await;
     let late = book_held(&fan, &session_id).await;
     let paying = start_paying(&fan, &late, "tok_success").await;
     assert_eq!(paying.map(|a| a.status), Some(202));
-    wait_for_crash(&mut world, "capture_not_wanted").await;
-    assert_cut_before_recording(&world.pool, &late, "capture_not_wanted").await;
-    world.ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
-    world.ordo.set_env("ORDO_SANDBOX_DELAY", "20ms");
-    restart_crashing_after(&mut world, None).await;
-    assert_outcome(&world, &fan, &item, &late, &CAPTURED_TOO_LATE).await;
+    wait_for_crash(&mut ordo, "capture_not_wanted").await;
+    assert_cut_before_recording(ordo.pool(), &late, "capture_not_wanted").await;
+    ordo.set_env("ORDO_BOOKING_TIMEOUT", "");
+    ordo.set_env("ORDO_SANDBOX_DELAY", "20ms");
+    restart_crashing_after(&mut ordo, None).await;
+    assert_outcome(&ordo, &fan, &item, &late, &CAPTURED_TOO_LATE).await;
     settled.push((late, &CAPTURED_TOO_LATE));
 
     // Every seat is back, given back once.
-    assert_seats(&world, &fan, &show_id, &item, CAPACITY, 0, 0).await;
+    assert_seats(&ordo, &fan, &show_id, &item, CAPACITY, 0, 0).await;
     for (booking_id, outcome) in &settled {
-        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+        assert_outcome(&ordo, &fan, &item, booking_id, outcome).await;
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1156,20 +1131,20 @@ async fn a_crash_at_each_step_of_a_refund_returns_the_seats_and_the_money_once()
         seats: &["StockReserved", "StockCommitted", "StockReturned"],
         payments: &[&["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]],
     };
-    let mut world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let mut ordo = start(&[]).await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, CAPACITY, "Postponed").await;
     let (fan, _) = api.register("refunded@example.com").await;
     wait_available(&fan, &show_id, CAPACITY).await;
-    let item = seat_item(&world.pool, &session_id).await;
+    let item = seat_item(ordo.pool(), &session_id).await;
     let mut settled: Vec<(String, &Outcome)> = Vec::new();
 
     for step in ["refund_payment", "return_seats", "provider_refund"] {
         let booking_id = book_held(&fan, &session_id).await;
         pay(&fan, &booking_id).await;
-        assert_outcome(&world, &fan, &item, &booking_id, &PAID).await;
-        restart_crashing_after(&mut world, Some(step)).await;
+        assert_outcome(&ordo, &fan, &item, &booking_id, &PAID).await;
+        restart_crashing_after(&mut ordo, Some(step)).await;
         admin
             .try_send(
                 Method::POST,
@@ -1178,48 +1153,48 @@ async fn a_crash_at_each_step_of_a_refund_returns_the_seats_and_the_money_once()
                 &[],
             )
             .await;
-        wait_for_crash(&mut world, step).await;
-        assert_cut_before_recording(&world.pool, &booking_id, step).await;
-        restart_crashing_after(&mut world, None).await;
-        assert_outcome(&world, &fan, &item, &booking_id, &REFUNDED).await;
+        wait_for_crash(&mut ordo, step).await;
+        assert_cut_before_recording(ordo.pool(), &booking_id, step).await;
+        restart_crashing_after(&mut ordo, None).await;
+        assert_outcome(&ordo, &fan, &item, &booking_id, &REFUNDED).await;
         settled.push((booking_id, &REFUNDED));
     }
 
     // Every seat is back on sale, returned once; every payment refunded once.
-    assert_seats(&world, &fan, &show_id, &item, CAPACITY, 0, 0).await;
+    assert_seats(&ordo, &fan, &show_id, &item, CAPACITY, 0, 0).await;
     for (booking_id, outcome) in &settled {
-        assert_outcome(&world, &fan, &item, booking_id, outcome).await;
+        assert_outcome(&ordo, &fan, &item, booking_id, outcome).await;
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_whose_reserve_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
-    let world = World::start(&[
+    let ordo = start(&[
         ("ORDO_CONSUMER_MAX_DELIVER", "2"),
         ("ORDO_CONSUMER_BACKOFF", "100ms"),
     ])
     .await;
-    let api = world.ordo.api();
+    let api = ordo.api();
     let admin = api.admin().await;
     let (show_id, session_id) = show(&admin, 10, "Stuck").await;
     let (fan, _) = api.register("patient@example.com").await;
     wait_available(&fan, &show_id, 10).await;
-    let item = seat_item(&world.pool, &session_id).await;
+    let item = seat_item(ordo.pool(), &session_id).await;
     // The event store refuses every reservation: the reserve step fails, inline and in the
     // saga, until an operator fixes it.
     sqlx::query(
         "CREATE FUNCTION refuse_reservation() RETURNS trigger LANGUAGE plpgsql AS
          $$ BEGIN RAISE EXCEPTION 'the seat inventory is broken'; END; $$",
     )
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
     sqlx::query(
         "CREATE TRIGGER refuse_reservation BEFORE INSERT ON events FOR EACH ROW
          WHEN (NEW.event_type = 'StockReserved') EXECUTE FUNCTION refuse_reservation()",
     )
-    .execute(&world.pool)
+    .execute(ordo.pool())
     .await
     .unwrap();
     let booked = book(&fan, &session_id, SEATS_PER_BOOKING).await;
@@ -1243,13 +1218,13 @@ async fn a_booking_whose_reserve_step_keeps_failing_is_stuck_and_resumes_after_t
         "{stuck:?}"
     );
     assert_eq!(
-        reservation_events(&world.pool, &item, &booking_id).await,
+        reservation_events(ordo.pool(), &item, &booking_id).await,
         Vec::<String>::new()
     );
 
     // Fixed and resumed, the booking holds its seats, once.
     sqlx::query("DROP TRIGGER refuse_reservation ON events")
-        .execute(&world.pool)
+        .execute(ordo.pool())
         .await
         .unwrap();
     let resumed = admin
@@ -1263,7 +1238,7 @@ async fn a_booking_whose_reserve_step_keeps_failing_is_stuck_and_resumes_after_t
         steps: &["stuck", "resumed", "reserve_seats"],
         ..HELD
     };
-    assert_outcome(&world, &fan, &item, &booking_id, &RESUMED_AND_HELD).await;
-    assert_seats(&world, &fan, &show_id, &item, 10, 0, SEATS_PER_BOOKING).await;
-    world.stop().await;
+    assert_outcome(&ordo, &fan, &item, &booking_id, &RESUMED_AND_HELD).await;
+    assert_seats(&ordo, &fan, &show_id, &item, 10, 0, SEATS_PER_BOOKING).await;
+    ordo.stop().await;
 }

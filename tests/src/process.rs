@@ -1,0 +1,259 @@
+//! Ordo processes of the tests: a real `ordo serve` on a free port, started with the test's
+//! database and namespace, killed or stopped with SIGTERM, restarted with other settings,
+//! and `ordo` subcommands run with the same environment.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::http::Api;
+use crate::nats::nats_url;
+
+/// Admin credentials every spawned Ordo bootstraps.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// The admin's password.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// How long a process has to answer `/readyz`, and to exit after SIGTERM.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// The `ordo` binary built beside the test executable.
+pub fn ordo_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("ORDO_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/ordo
+    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let candidate = profile_dir.join("ordo");
+    assert!(
+        candidate.exists(),
+        "{} is missing: build it first (cargo build -p ordo-gateway --bin ordo)",
+        candidate.display()
+    );
+    candidate
+}
+
+/// A running `ordo serve` process with its own database and namespace.
+pub struct OrdoProcess {
+    child: Option<Child>,
+    /// Base URL of its HTTP API, e.g. `http://127.0.0.1:41234`.
+    pub base_url: String,
+    /// Its database (shared by processes of the same test).
+    pub database_url: String,
+    /// Its NATS namespace.
+    pub namespace: String,
+    env: Vec<(String, String)>,
+    port: u16,
+    /// Whether a start waits for `/readyz` (processes without the gateway role serve no
+    /// HTTP API).
+    serves_http: bool,
+}
+
+/// Settings of a spawned process.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// Extra environment variables (ORDO_PAYMENT_TIMEOUT...).
+    pub env: Vec<(String, String)>,
+}
+
+/// The environment every test process starts with; the test's own variables come after and
+/// win.
+fn base_env(database_url: &str, namespace: &str, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("ORDO_DATABASE_URL".to_string(), database_url.to_string()),
+        ("ORDO_NATS_URL".into(), nats_url()),
+        ("ORDO_NATS_NAMESPACE".into(), namespace.to_string()),
+        ("ORDO_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
+        (
+            "ORDO_JWT_SECRET".into(),
+            "test-secret-test-secret-test-secret-0123".into(),
+        ),
+        ("ORDO_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
+        (
+            "ORDO_BOOTSTRAP_ADMIN_PASSWORD".into(),
+            ADMIN_PASSWORD.into(),
+        ),
+        ("ORDO_DATABASE_MAX_CONNECTIONS".into(), "20".into()),
+        // Tests run several processes at once on one Postgres: fewer lanes each.
+        ("ORDO_CONSUMER_LANES".into(), "4".into()),
+        // Every test client is 127.0.0.1 and polls; tests of the limits set their own.
+        ("ORDO_RATE_LIMIT_PER_IP".into(), "0".into()),
+        ("ORDO_RATE_LIMIT_PER_USER".into(), "0".into()),
+        // Events in flight when a test kills the process come back quickly.
+        ("ORDO_CONSUMER_ACK_WAIT".into(), "3s".into()),
+        (
+            "ORDO_LOG".into(),
+            std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        ),
+    ]
+}
+
+impl OrdoProcess {
+    /// Starts `ordo serve` on a free port and waits until it is ready.
+    pub async fn spawn(
+        database_url: &str,
+        namespace: &str,
+        options: SpawnOptions,
+    ) -> anyhow::Result<Self> {
+        Self::launch(database_url, namespace, options.env, true).await
+    }
+
+    /// Starts `ordo serve` without waiting for an HTTP API: for processes whose roles
+    /// (`ORDO_ROLES=relay`, `workers`) serve none.
+    pub async fn spawn_without_http(
+        database_url: &str,
+        namespace: &str,
+        options: SpawnOptions,
+    ) -> anyhow::Result<Self> {
+        Self::launch(database_url, namespace, options.env, false).await
+    }
+
+    async fn launch(
+        database_url: &str,
+        namespace: &str,
+        extra_env: Vec<(String, String)>,
+        serves_http: bool,
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut env = base_env(database_url, namespace, port);
+        env.extend(extra_env);
+        let mut process = Self {
+            child: None,
+            base_url: format!("http://127.0.0.1:{port}"),
+            database_url: database_url.to_string(),
+            namespace: namespace.to_string(),
+            env,
+            port,
+            serves_http,
+        };
+        process.start().await?;
+        Ok(process)
+    }
+
+    async fn start(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(ordo_binary());
+        command
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(if std::env::var("ORDO_TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .kill_on_drop(true);
+        self.child = Some(command.spawn()?);
+        if !self.serves_http {
+            return Ok(());
+        }
+        let client = reqwest::Client::new();
+        let url = format!("{}/readyz", self.base_url);
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = client.get(&url).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    anyhow::bail!("ordo serve exited early with {status}");
+                }
+            }
+            if started.elapsed() > START_TIMEOUT {
+                anyhow::bail!("ordo serve did not become ready on port {}", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Sends SIGKILL without waiting for the exit (for `Drop`, which cannot await).
+    pub(crate) fn start_kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("not running"))?;
+        let pid = child.id().ok_or_else(|| anyhow::anyhow!("no pid"))?;
+        let pid = Pid::from_raw(i32::try_from(pid)?);
+        kill(pid, Signal::SIGTERM)?;
+        Ok(tokio::time::timeout(STOP_TIMEOUT, child.wait()).await??)
+    }
+
+    /// Sets (or, with an empty value, clears) an environment variable for the next start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            self.env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// The environment it starts with (the test's own variables last).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// Whether the process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Runs an `ordo` subcommand against this process's database and namespace; answers
+    /// its exit success, standard output and standard error.
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let output = Command::new(ordo_binary())
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .expect("ordo runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    }
+
+    /// Starts it again on the same port, database and namespace.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill().await;
+        self.start().await
+    }
+
+    /// An HTTP client bound to this process.
+    pub fn api(&self) -> Api {
+        Api {
+            base: self.base_url.clone(),
+            client: reqwest::Client::new(),
+            token: None,
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
