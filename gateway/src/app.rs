@@ -57,6 +57,7 @@ pub fn router(state: AppState, sandbox: Option<ordo_payments::Sandbox>) -> Route
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn(crate::problem::problem_for_plain_errors))
         .layer(PropagateRequestIdLayer::new(request_id_header.clone()))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -142,6 +142,63 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Middleware: an error answer that is not a problem document (the plain-text rejections of
+/// axum's extractors and router, the body limit's 413, the timeout's 503, a caught panic's
+/// 500) becomes one, with the same status and headers and its text as the detail. Every
+/// error of the API is thus `application/problem+json`, as the OpenAPI document says.
+pub async fn problem_for_plain_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|value| value.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are short; a longer body is cut, never buffered whole.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "malformed_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "validation_failed",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal",
+        _ if status.is_client_error() => "client_error",
+        _ => "server_error",
+    };
+    let detail = if status.is_server_error() || text.is_empty() {
+        None
+    } else {
+        Some(text)
+    };
+    let document = ProblemDocument {
+        problem_type: format!("{PROBLEM_TYPE_PREFIX}{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        detail,
+        field: None,
+    };
+    let body = serde_json::to_vec(&document).expect("a problem document serializes");
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
 /// A JSON body extractor whose rejections are problem documents instead of plain text.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);

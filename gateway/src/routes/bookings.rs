@@ -122,6 +122,7 @@ pub struct BookingPage {
 pub struct BookingPaging {
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

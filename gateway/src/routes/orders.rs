@@ -66,6 +66,7 @@ pub struct OrderPage {
 pub struct OrderPaging {
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -81,6 +81,7 @@ pub struct ProductFilter {
     /// From `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -103,6 +103,7 @@ pub struct ShowFilter {
     pub q: Option<String>,
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
