@@ -18,6 +18,15 @@ impl From<IdentityError> for ApiError {
             IdentityError::InvalidCredentials | IdentityError::InvalidToken => {
                 ApiError::Unauthorized(err.to_string())
             }
+            IdentityError::LoginLocked(locked) => ApiError::RateLimited {
+                retry_after_secs: locked.retry_after_secs(),
+            },
+            IdentityError::Busy(busy) => ApiError::Unavailable {
+                detail: busy.to_string(),
+                retry_after_secs: 1,
+            },
+            // Only the bootstrap step meets it, and it stops the start; no client sees it.
+            IdentityError::BootstrapAdminTaken { .. } => ApiError::Internal(err.into()),
             IdentityError::Internal(cause) => ApiError::Internal(cause),
         }
     }
