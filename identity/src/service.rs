@@ -336,7 +336,7 @@ impl IdentityService {
         }
         tx.commit().await?;
         tracing::info!(user_id = %access.sub, families = families.len(), "logged out");
-        self.prune_expired().await?;
+        self.sweep().await;
         Ok(())
     }
 
@@ -453,16 +453,20 @@ impl IdentityService {
         Ok(revocations + refresh_tokens)
     }
 
-    /// Sweeps expired rows every [`PRUNE_EVERY_WRITES`] session writes. A failed sweep is
-    /// logged, not the caller's problem: the next one catches up.
+    /// Sweeps expired rows every [`PRUNE_EVERY_WRITES`] session writes.
     async fn after_write(&self) {
-        if !self
+        if self
             .writes
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY_WRITES)
         {
-            return;
+            self.sweep().await;
         }
+    }
+
+    /// Sweeps expired rows. A failed sweep is logged, not the caller's problem: its own
+    /// change is committed, and the next sweep catches up.
+    async fn sweep(&self) {
         if let Err(err) = self.prune_expired().await {
             tracing::warn!(error = %err, "pruning expired tokens failed");
         }
