@@ -77,10 +77,15 @@ impl World {
 
     /// The status of an authenticated read with this access token.
     async fn status_with(&self, access_token: &str) -> u16 {
-        let mut api = self.api();
-        api.token = Some(access_token.to_string());
-        api.get("/api/v1/orders").await.status
+        status_with(&self.api(), access_token).await
     }
+}
+
+/// The status of an authenticated read with this access token on `api`'s process.
+async fn status_with(api: &Api, access_token: &str) -> u16 {
+    let mut api = api.clone();
+    api.token = Some(access_token.to_string());
+    api.get("/api/v1/orders").await.status
 }
 
 fn token(body: &Value, name: &str) -> String {
@@ -210,6 +215,15 @@ async fn logout_kills_the_access_token_and_the_refresh_family() {
     let other_session = world.login("ada@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(other_session.status, 200);
     assert_eq!(world.status_with(&access).await, 200);
+    // A second instance on the same database, which must honour a logout made on the first.
+    let mut second_instance = OrdoProcess::spawn(
+        &world.db.url,
+        &world.ordo.namespace,
+        SpawnOptions::default(),
+    )
+    .await
+    .expect("a second ordo serve starts");
+    assert_eq!(status_with(&second_instance.api(), &access).await, 200);
 
     // Without a bearer token, logout is refused and nothing changes.
     let anonymous = world
@@ -227,6 +241,12 @@ async fn logout_kills_the_access_token_and_the_refresh_family() {
     assert_eq!(logout.status, 204, "{:?}", logout.body);
 
     assert_eq!(world.status_with(&access).await, 401);
+    assert_eq!(
+        status_with(&second_instance.api(), &access).await,
+        401,
+        "every instance refuses a revoked token"
+    );
+    second_instance.kill().await;
     assert_eq!(
         world.status_with(&token(&session, "access_token")).await,
         401,
