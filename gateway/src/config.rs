@@ -64,7 +64,9 @@ pub struct Config {
     #[arg(long, env = "ORDO_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Email of the admin created at start when missing.
+    /// Email of the admin created at start when missing. An existing admin with it is left
+    /// as it is; an existing account of another role stops the start (it is never
+    /// promoted).
     #[arg(long, env = "ORDO_BOOTSTRAP_ADMIN_EMAIL")]
     pub bootstrap_admin_email: Option<String>,
 
@@ -140,6 +142,27 @@ pub struct Config {
     #[arg(long, env = "ORDO_RATE_LIMIT_PER_USER_BURST", default_value_t = 100)]
     pub rate_limit_per_user_burst: u32,
 
+    /// Password hashes (Argon2id, about 19 MiB each) computed at once; the number of cores
+    /// this process may use when unset.
+    #[arg(long, env = "ORDO_PASSWORD_HASHING_CONCURRENCY")]
+    pub password_hashing_concurrency: Option<usize>,
+
+    /// Registrations and logins that may wait for a hashing slot; beyond them, 503 with
+    /// `Retry-After`.
+    #[arg(long, env = "ORDO_PASSWORD_HASHING_QUEUE", default_value_t = 32)]
+    pub password_hashing_queue: usize,
+
+    /// Failed logins in a row an email address may have before it is locked (0 disables
+    /// the per-email back-off).
+    #[arg(long, env = "ORDO_LOGIN_FAILURES_BEFORE_BACKOFF", default_value_t = 5)]
+    pub login_failures_before_backoff: u32,
+
+    /// The first lock of an email address after those failures; each further failure
+    /// doubles it, up to 15 minutes. Logins for a locked address answer 429 with
+    /// `Retry-After`, even with the right password.
+    #[arg(long, env = "ORDO_LOGIN_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub login_backoff: Duration,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`; `info` for
     /// `ordo serve` and `warn` for the other subcommands when unset.
     #[arg(long, env = "ORDO_LOG")]
@@ -195,6 +218,21 @@ impl Config {
                 tracing::warn!(%error, "the NATS server reported an error");
             }
         }))
+    }
+
+    /// Token lifetimes and password-check limits of the identity service.
+    pub fn identity_config(&self) -> ordo_identity::IdentityConfig {
+        let defaults = ordo_identity::IdentityConfig::default();
+        ordo_identity::IdentityConfig {
+            hashing_permits: self
+                .password_hashing_concurrency
+                .unwrap_or(defaults.hashing_permits)
+                .max(1),
+            hashing_max_waiting: self.password_hashing_queue,
+            login_free_failures: self.login_failures_before_backoff,
+            login_first_lock: self.login_backoff,
+            ..defaults
+        }
     }
 
     /// The longest a client may ask to wait with `Prefer: wait=N`.

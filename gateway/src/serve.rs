@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Role, ServeArgs};
 use crate::state::AppState;
-use ordo_identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
+use ordo_identity::{Email, IdentityError, IdentityService, JwtKeys, Password};
 use ordo_ops::OpsContext;
 
 /// Everything a running process holds.
@@ -129,7 +129,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let identity = Arc::new(IdentityService::new(
         pool.clone(),
         keys,
-        IdentityConfig::default(),
+        config.identity_config(),
     ));
     if let (Some(email), Some(password)) = (
         &config.bootstrap_admin_email,
@@ -142,7 +142,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         identity
             .ensure_admin(&email, &password)
             .await
-            .map_err(|err| anyhow::anyhow!("creating the bootstrap admin failed: {err}"))?;
+            .map_err(|err| match err {
+                IdentityError::BootstrapAdminTaken { .. } => anyhow::anyhow!(
+                    "refusing to start: ORDO_BOOTSTRAP_ADMIN_EMAIL {err}; choose an address no account uses, or make that account admin by hand"
+                ),
+                err => anyhow::anyhow!("creating the bootstrap admin failed: {err}"),
+            })?;
         tracing::info!(email = %email, "bootstrap admin ready");
     }
     let payment_secret = match &config.payment_secret {
