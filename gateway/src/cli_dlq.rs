@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use ordo_nats::dlq::{self, DeadLetter};
 
-use crate::serve::Runtime;
+use ordo_ops::OpsContext;
 
 /// Dead-letter commands.
 #[derive(Debug, Subcommand)]
@@ -38,9 +38,9 @@ pub enum DlqCommand {
 }
 
 /// Runs a dead-letter command, printing to stdout.
-pub async fn run(runtime: &Runtime, command: DlqCommand) -> anyhow::Result<()> {
-    let js = &runtime.jetstream;
-    let ns = &runtime.namespace;
+pub async fn run(ops: &OpsContext, command: DlqCommand) -> anyhow::Result<()> {
+    let js = &ops.jetstream;
+    let ns = &ops.namespace;
     match command {
         DlqCommand::List { consumer, json } => {
             let letters = dlq::list(js, ns, consumer.as_deref()).await?;
@@ -81,11 +81,11 @@ pub async fn run(runtime: &Runtime, command: DlqCommand) -> anyhow::Result<()> {
             consumer,
         } => {
             let report = if all {
-                dlq::redrive_all(js, &runtime.state.pool, ns, consumer.as_deref()).await?
+                dlq::redrive_all(js, &ops.pool, ns, consumer.as_deref()).await?
             } else {
                 let sequence = sequence
                     .ok_or_else(|| anyhow::anyhow!("give a dead letter's sequence or --all"))?;
-                dlq::redrive(js, &runtime.state.pool, ns, sequence).await?
+                dlq::redrive(js, &ops.pool, ns, sequence).await?
             };
             if report.redriven.is_empty() {
                 println!("nothing to re-drive");

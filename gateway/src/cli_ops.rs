@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use crate::serve::Runtime;
+use ordo_ops::OpsContext;
 
 /// Projection commands.
 #[derive(Debug, Subcommand)]
@@ -43,10 +43,10 @@ pub enum StreamsCommand {
 }
 
 /// Runs a projection command, printing to stdout.
-pub async fn projections(runtime: &Runtime, command: ProjectionsCommand) -> anyhow::Result<()> {
+pub async fn projections(ops: &OpsContext, command: ProjectionsCommand) -> anyhow::Result<()> {
     match command {
         ProjectionsCommand::Status { json } => {
-            let reports = crate::operations::projection_reports(&runtime.state).await?;
+            let reports = ordo_ops::operations::projection_reports(ops).await?;
             if json {
                 for report in &reports {
                     println!("{}", serde_json::to_string(report)?);
@@ -80,9 +80,9 @@ pub async fn projections(runtime: &Runtime, command: ProjectionsCommand) -> anyh
             }
         }
         ProjectionsCommand::Rebuild { name } => {
-            let target = crate::operations::rebuild_target(&runtime.state, &name)
-                .map_err(anyhow::Error::msg)?;
-            let rebuilt = crate::operations::rebuild(&runtime.state, &target).await?;
+            let target =
+                ordo_ops::operations::rebuild_target(ops, &name).map_err(anyhow::Error::msg)?;
+            let rebuilt = ordo_ops::operations::rebuild(ops, &target).await?;
             println!("{rebuilt}");
         }
     }
@@ -90,10 +90,10 @@ pub async fn projections(runtime: &Runtime, command: ProjectionsCommand) -> anyh
 }
 
 /// Runs a stream command, printing to stdout.
-pub async fn streams(runtime: &Runtime, command: StreamsCommand) -> anyhow::Result<()> {
+pub async fn streams(ops: &OpsContext, command: StreamsCommand) -> anyhow::Result<()> {
     match command {
         StreamsCommand::Rebuild { stream, purge } => {
-            let report = crate::operations::refill_stream(&runtime.state, &stream, purge).await?;
+            let report = ordo_ops::operations::refill_stream(ops, &stream, purge).await?;
             println!(
                 "{}: purged {}, published {} {} events ({} dropped as duplicates); the stream holds {} messages",
                 report.stream,

@@ -92,7 +92,7 @@ pub struct Config {
     pub sandbox_provider: bool,
 
     /// How long the sandbox provider waits before answering a charge (e.g. 200ms, 0).
-    #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = crate::serve::parse_duration)]
+    #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = parse_duration)]
     pub sandbox_delay: Duration,
 
     /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
@@ -110,7 +110,7 @@ pub struct Config {
     #[arg(long, env = "ORDO_MAIL_SPOOL_DIR")]
     pub mail_spool_dir: Option<std::path::PathBuf>,
     /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
-    #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = crate::serve::parse_duration)]
+    #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub booking_timeout: Duration,
 
     /// Currency (ISO 4217) of a seat area whose request names none.
@@ -144,12 +144,22 @@ pub struct Config {
     #[arg(long, env = "ORDO_RATE_LIMIT_PER_USER_BURST", default_value_t = 100)]
     pub rate_limit_per_user_burst: u32,
 
-    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`.
-    #[arg(long, env = "ORDO_LOG", default_value = "info")]
-    pub log: String,
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`; `info` for
+    /// `ordo serve` and `warn` for the other subcommands when unset.
+    #[arg(long, env = "ORDO_LOG")]
+    pub log: Option<String>,
 }
 
 impl Config {
+    /// Where the email copies of notifications are written: `ORDO_MAIL_SPOOL_DIR`, else
+    /// `$HOME/.local/state/ordo/mail`.
+    pub fn mail_spool_dir(&self) -> PathBuf {
+        self.mail_spool_dir.clone().unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+            PathBuf::from(home).join(".local/state/ordo/mail")
+        })
+    }
+
     /// The base URL the payment provider calls back.
     pub fn public_url(&self) -> String {
         self.public_url
@@ -195,4 +205,81 @@ impl Config {
     pub fn max_prefer_wait(&self) -> Duration {
         Duration::from_secs(30)
     }
+}
+
+/// The roles one process can play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    /// The HTTP API.
+    Gateway,
+    /// The outbox relay (one is active at a time across all processes).
+    Relay,
+    /// Sagas and projections (durable consumers share the work across processes).
+    Workers,
+}
+
+/// Options of `ordo serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Roles to run, comma separated.
+    #[arg(
+        long,
+        env = "ORDO_ROLES",
+        value_delimiter = ',',
+        default_value = "gateway,relay,workers"
+    )]
+    pub roles: Vec<Role>,
+
+    /// How long an order confirmed by the checkout saga waits for payment (e.g. 15m, 30s).
+    #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub payment_timeout: Duration,
+
+    /// Deliveries of a failing event before it is dead-lettered (default 8).
+    #[arg(long, env = "ORDO_CONSUMER_MAX_DELIVER")]
+    pub consumer_max_deliver: Option<i64>,
+
+    /// Delays between redeliveries of a failing event, comma separated
+    /// (default 200ms,1s,5s,15s,30s,60s; the last repeats).
+    #[arg(long, env = "ORDO_CONSUMER_BACKOFF", value_delimiter = ',', value_parser = parse_duration)]
+    pub consumer_backoff: Option<Vec<Duration>>,
+
+    /// How long JetStream waits for an acknowledgement before redelivering (default 30s):
+    /// after a crash, the events in flight come back after this long.
+    #[arg(long, env = "ORDO_CONSUMER_ACK_WAIT", value_parser = parse_duration)]
+    pub consumer_ack_wait: Option<Duration>,
+
+    /// Events each consumer handles at once, on different aggregates (events of one
+    /// aggregate are always handled in order). Each lane may hold a database connection.
+    #[arg(long, env = "ORDO_CONSUMER_LANES", default_value_t = 16)]
+    pub consumer_lanes: usize,
+
+    /// How often overdue payments are looked for.
+
+    #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub deadline_scan_interval: Duration,
+
+    /// How often the gauges of /metrics (outbox, consumer lag, sagas, dead letters) are
+    /// sampled.
+    #[arg(long, env = "ORDO_METRICS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub metrics_interval: Duration,
+}
+
+/// Parses `90s`, `15m`, `2h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 30s, 15m or 2h"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
+    };
+    Ok(Duration::from_secs(seconds))
 }

@@ -9,34 +9,25 @@
 //!   `ordo-identity` crate (users, passwords, tokens, roles, ticket signatures).
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
-//! - [`dead_letters`]: re-driving dead letters.
-//! - [`inbox`]: notification queries
-//!   and live delivery; [`replay`]: `ordo replay` for analysts.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
-//! - [`operations`]: projection status and rebuilds, stream refills; [`cli_ops`] and
-//!   [`cli_dlq`] as `ordo` subcommands, [`admin_service`] as a NATS micro service.
+//! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
+//!   `ordo-ops` crate answers (projection status and rebuilds, stream refills, dead letters).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
-//! - [`request_id`], [`telemetry`], [`openapi`], [`demo`].
+//! - [`request_id`], [`telemetry`], [`openapi`].
 #![forbid(unsafe_code)]
 
-pub mod admin_service;
 pub mod app;
 pub mod cli_dlq;
 pub mod cli_ops;
 pub mod commands;
 pub mod config;
 pub mod consistency;
-pub mod dead_letters;
-pub mod demo;
 pub mod identity;
-pub mod inbox;
 pub mod metrics;
 pub mod openapi;
-pub mod operations;
 pub mod problem;
 pub mod rate_limit;
-pub mod replay;
 pub mod request_id;
 pub mod routes;
 pub mod serve;

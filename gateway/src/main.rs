@@ -2,7 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use ordo_gateway::config::Config;
-use ordo_gateway::serve::{self, ServeArgs};
+use ordo_gateway::config::ServeArgs;
+use ordo_gateway::serve;
 
 /// Ordo: event-sourced commerce and ticketing.
 #[derive(Debug, Parser)]
@@ -24,7 +25,7 @@ enum Command {
     DemoData,
     /// Write events as JSON Lines or CSV (from Postgres or JetStream), or replay them into a
     /// fresh read model database.
-    Replay(ordo_gateway::replay::ReplayArgs),
+    Replay(ordo_ops::replay::ReplayArgs),
     /// Read and re-drive dead letters.
     #[command(subcommand)]
     Dlq(ordo_gateway::cli_dlq::DlqCommand),
@@ -38,7 +39,13 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    ordo_gateway::telemetry::init(&cli.config.log);
+    // A subcommand prints its answer and nothing else: its log shows warnings and errors
+    // only, unless ORDO_LOG asks for more.
+    let default_log = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    ordo_gateway::telemetry::init(cli.config.log.as_deref().unwrap_or(default_log));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,26 +60,35 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::serve(cli.config, args).await,
             Command::Migrate => {
-                serve::connect(&cli.config).await?;
+                serve::connect_ops(&cli.config).await?;
                 println!("database migrated and streams ready");
                 Ok(())
             }
-            Command::Replay(args) => ordo_gateway::replay::run(&cli.config, args).await,
+            Command::Replay(args) => {
+                let config = &cli.config;
+                let sources = ordo_ops::replay::ReplaySources {
+                    database_url: config.database_url.clone(),
+                    namespace: config.nats_namespace.clone(),
+                    connect_nats: async || serve::connect_nats(config, "ordo-replay").await,
+                };
+                ordo_ops::replay::run(sources, args).await
+            }
             Command::Dlq(command) => {
-                let runtime = serve::connect(&cli.config).await?;
-                ordo_gateway::cli_dlq::run(&runtime, command).await
+                let ops = serve::connect_ops(&cli.config).await?;
+                ordo_gateway::cli_dlq::run(&ops, command).await
             }
             Command::Projections(command) => {
-                let runtime = serve::connect(&cli.config).await?;
-                ordo_gateway::cli_ops::projections(&runtime, command).await
+                let ops = serve::connect_ops(&cli.config).await?;
+                ordo_gateway::cli_ops::projections(&ops, command).await
             }
             Command::Streams(command) => {
-                let runtime = serve::connect(&cli.config).await?;
-                ordo_gateway::cli_ops::streams(&runtime, command).await
+                let ops = serve::connect_ops(&cli.config).await?;
+                ordo_gateway::cli_ops::streams(&ops, command).await
             }
             Command::DemoData => {
                 let runtime = serve::connect(&cli.config).await?;
-                let created = ordo_gateway::demo::load(&runtime.state).await?;
+                let created =
+                    ordo_ops::demo::load(&runtime.state.products, &runtime.state.inventory).await?;
                 println!("demo data ready ({created} products created)");
                 Ok(())
             }

@@ -40,7 +40,7 @@ use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
+use ordo_ops::OpsContext;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -70,7 +70,7 @@ pub fn install() -> &'static PrometheusHandle {
 }
 
 /// `GET /metrics`.
-pub fn router() -> Router<AppState> {
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))
 }
 
@@ -106,7 +106,7 @@ pub async fn track(request: Request, next: Next) -> Response {
 /// Refreshes the sampled gauges every `every` until `shutdown`: outbox depth and relay lag,
 /// sagas, dead letters, and (when `workers`) each consumer's and projection's lag.
 pub async fn poll(
-    state: AppState,
+    state: OpsContext,
     workers: Vec<(String, String)>,
     every: Duration,
     shutdown: CancellationToken,
@@ -131,15 +131,15 @@ struct Seen {
     dead_letters: HashSet<String>,
 }
 
-async fn sample(state: &AppState, workers: &[(String, String)], seen: &mut Seen) {
+async fn sample(state: &OpsContext, workers: &[(String, String)], seen: &mut Seen) {
     match ordo_nats::outbox_depth(&state.pool).await {
         Ok(depth) => metrics::gauge!("ordo_outbox_depth").set(depth as f64),
         Err(err) => tracing::debug!(error = %err, "cannot read the outbox depth"),
     }
-    if let Ok(lag) = crate::operations::relay_lag_seconds(state).await {
+    if let Ok(lag) = ordo_ops::operations::relay_lag_seconds(state).await {
         metrics::gauge!("ordo_relay_lag_seconds").set(lag);
     }
-    if let Ok(counts) = crate::operations::saga_counts(state).await {
+    if let Ok(counts) = ordo_ops::operations::saga_counts(state).await {
         let mut current = HashSet::new();
         for (saga_type, status, count) in counts {
             metrics::gauge!("ordo_sagas", "saga_type" => saga_type.clone(), "status" => status.clone())
@@ -152,7 +152,7 @@ async fn sample(state: &AppState, workers: &[(String, String)], seen: &mut Seen)
         }
         seen.sagas.extend(current);
     }
-    if let Ok(counts) = crate::operations::dead_letter_counts(state).await {
+    if let Ok(counts) = ordo_ops::operations::dead_letter_counts(state).await {
         // Every worker is reported, with zero when it has no dead letter.
         seen.dead_letters
             .extend(workers.iter().map(|(consumer, _)| consumer.clone()));
@@ -187,7 +187,7 @@ async fn sample(state: &AppState, workers: &[(String, String)], seen: &mut Seen)
                 .set(lag.redelivered as f64);
         }
     }
-    if let Ok(reports) = crate::operations::projection_reports(state).await {
+    if let Ok(reports) = ordo_ops::operations::projection_reports(state).await {
         for report in reports {
             if let Some(lag) = report.lag() {
                 metrics::gauge!("ordo_projection_lag_events", "projection" => report.name.clone())

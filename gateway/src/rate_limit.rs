@@ -17,7 +17,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use crate::problem::ApiError;
-use crate::state::AppState;
 
 /// A limit: sustained requests per second and burst. `per_second == 0` disables it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +117,12 @@ impl RateLimits {
 
 /// The middleware: checks the client's IP and, when the request carries a valid bearer
 /// token, its user. An invalid token is not judged here: the handler refuses it.
-pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn limit(
+    State(limits): State<Arc<RateLimits>>,
+    State(identity): State<Arc<ordo_identity::IdentityService>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let ip = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -129,9 +133,9 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .and_then(|(_, token)| state.identity.verify_access(token.trim()).ok())
+        .and_then(|(_, token)| identity.verify_access(token.trim()).ok())
         .map(|user| user.user_id);
-    if let Some(retry_after_secs) = state.rate_limits.check(ip, user) {
+    if let Some(retry_after_secs) = limits.check(ip, user) {
         return ApiError::RateLimited { retry_after_secs }.into_response();
     }
     next.run(request).await

@@ -19,86 +19,10 @@ use ordo_store::CommandBus;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Role, ServeArgs};
 use crate::state::AppState;
 use ordo_identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
-
-/// The roles one process can play.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Role {
-    /// The HTTP API.
-    Gateway,
-    /// The outbox relay (one is active at a time across all processes).
-    Relay,
-    /// Sagas and projections (durable consumers share the work across processes).
-    Workers,
-}
-
-/// Options of `ordo serve`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {
-    /// Roles to run, comma separated.
-    #[arg(
-        long,
-        env = "ORDO_ROLES",
-        value_delimiter = ',',
-        default_value = "gateway,relay,workers"
-    )]
-    pub roles: Vec<Role>,
-
-    /// How long an order confirmed by the checkout saga waits for payment (e.g. 15m, 30s).
-    #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
-    pub payment_timeout: Duration,
-
-    /// Deliveries of a failing event before it is dead-lettered (default 8).
-    #[arg(long, env = "ORDO_CONSUMER_MAX_DELIVER")]
-    pub consumer_max_deliver: Option<i64>,
-
-    /// Delays between redeliveries of a failing event, comma separated
-    /// (default 200ms,1s,5s,15s,30s,60s; the last repeats).
-    #[arg(long, env = "ORDO_CONSUMER_BACKOFF", value_delimiter = ',', value_parser = parse_duration)]
-    pub consumer_backoff: Option<Vec<Duration>>,
-
-    /// How long JetStream waits for an acknowledgement before redelivering (default 30s):
-    /// after a crash, the events in flight come back after this long.
-    #[arg(long, env = "ORDO_CONSUMER_ACK_WAIT", value_parser = parse_duration)]
-    pub consumer_ack_wait: Option<Duration>,
-
-    /// Events each consumer handles at once, on different aggregates (events of one
-    /// aggregate are always handled in order). Each lane may hold a database connection.
-    #[arg(long, env = "ORDO_CONSUMER_LANES", default_value_t = 16)]
-    pub consumer_lanes: usize,
-
-    /// How often overdue payments are looked for.
-
-    #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
-    pub deadline_scan_interval: Duration,
-
-    /// How often the gauges of /metrics (outbox, consumer lag, sagas, dead letters) are
-    /// sampled.
-    #[arg(long, env = "ORDO_METRICS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
-    pub metrics_interval: Duration,
-}
-
-/// Parses `90s`, `15m`, `2h` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 30s, 15m or 2h"))?;
-    let seconds = match unit {
-        "ms" => return Ok(Duration::from_millis(value)),
-        "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
-    };
-    Ok(Duration::from_secs(seconds))
-}
+use ordo_ops::OpsContext;
 
 /// Everything a running process holds.
 pub struct Runtime {
@@ -118,15 +42,11 @@ pub struct Runtime {
     pub mail_spool_dir: std::path::PathBuf,
 }
 
-/// Connects to Postgres and NATS, migrates and makes sure streams exist.
-pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
-    let namespace = Namespace::parse(&config.nats_namespace)
-        .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?;
-    let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
-        .await?;
-    ordo_store::database::migrate(&pool).await?;
+/// Connects to NATS with the configured credentials under the connection name `name`, and
+/// makes sure the server answers.
+pub async fn connect_nats(config: &Config, name: &str) -> anyhow::Result<async_nats::Client> {
     let nats = config
-        .nats_options("ordo")
+        .nats_options(name)
         .await?
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
@@ -137,12 +57,23 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         .map_err(|err| anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url))?;
     // The client connects lazily and keeps retrying; a flush proves the server answers.
     match tokio::time::timeout(Duration::from_secs(5), nats.flush()).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => Ok(nats),
         _ => anyhow::bail!(
             "cannot connect to NATS at {}: no answer (is nats-server running?)",
             config.nats_url
         ),
     }
+}
+
+/// Connects to Postgres and NATS, migrates, makes sure streams exist and connects the search
+/// engine: what the operator subcommands need, and the start of every process.
+pub async fn connect_ops(config: &Config) -> anyhow::Result<OpsContext> {
+    let namespace = Namespace::parse(&config.nats_namespace)
+        .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?;
+    let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
+        .await?;
+    ordo_store::database::migrate(&pool).await?;
+    let nats = connect_nats(config, "ordo").await?;
     let jetstream = async_nats::jetstream::new(nats.clone());
 
     tokio::time::timeout(
@@ -160,6 +91,33 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         anyhow::anyhow!("creating the JetStream streams failed (is JetStream enabled?): {err}")
     })?;
 
+    let search = ordo_projections::search::connect(
+        &ordo_projections::search::SearchSettings {
+            elasticsearch_url: config.elasticsearch_url.clone(),
+            index_prefix: config.elasticsearch_index_prefix.clone(),
+        },
+        &pool,
+    )
+    .await?;
+    Ok(OpsContext {
+        pool,
+        nats,
+        jetstream,
+        namespace,
+        search,
+    })
+}
+
+/// Connects (see [`connect_ops`]), bootstraps the admin, and builds the command buses, the
+/// sagas' ports and the state handlers share.
+pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
+    let OpsContext {
+        pool,
+        nats,
+        jetstream,
+        namespace,
+        search,
+    } = connect_ops(config).await?;
     let keys = match &config.jwt_secret {
         Some(secret) => {
             JwtKeys::from_secret(secret).map_err(|err| anyhow::anyhow!("ORDO_JWT_SECRET: {err}"))?
@@ -229,15 +187,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         jetstream: jetstream.clone(),
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
-        search: ordo_projections::search::connect(
-            &ordo_projections::search::SearchSettings {
-                elasticsearch_url: config.elasticsearch_url.clone(),
-                index_prefix: config.elasticsearch_index_prefix.clone(),
-            },
-            &pool,
-        )
-        .await?,
-        inbox: crate::inbox::InboxHub::new(),
+        search,
+        inbox: ordo_reactors::inbox::InboxHub::new(),
     };
     Ok(Runtime {
         state,
@@ -246,10 +197,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         sandbox,
         provider_url: config.payment_provider_url(),
         public_url: config.public_url(),
-        mail_spool_dir: config
-            .mail_spool_dir
-            .clone()
-            .unwrap_or_else(ordo_projections::notifications::SpoolMailer::default_dir),
+        mail_spool_dir: config.mail_spool_dir(),
     })
 }
 
@@ -261,6 +209,21 @@ pub fn consumer_spec(name: &str, aggregate_type: &str, namespace: &Namespace) ->
         .and_then(|definition| ConsumerSpec::from_definition(&definition, namespace))
         .filter(|spec| spec.aggregate_type == aggregate_type)
         .unwrap_or_else(|| ConsumerSpec::new(name, aggregate_type))
+}
+
+/// The notifications consumers, one per stream, mailing to the runtime's spool.
+fn notification_workers(
+    runtime: &Runtime,
+) -> Vec<(ordo_nats::ConsumerSpec, Arc<dyn ordo_nats::EventHandler>)> {
+    use ordo_reactors::{mail::SpoolMailer, notifications::NotificationsHandler};
+    let mail = Arc::new(SpoolMailer::new(runtime.mail_spool_dir.clone()));
+    NotificationsHandler::all(runtime.state.pool.clone(), mail)
+        .into_iter()
+        .map(|handler| {
+            let spec = consumer_spec(handler.name(), handler.aggregate_type(), &runtime.namespace);
+            (spec, handler as Arc<dyn ordo_nats::EventHandler>)
+        })
+        .collect()
 }
 
 /// The ticketing side: show and booking buses, the booking saga (its port sharing the
@@ -327,7 +290,7 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         );
         consumers.push((spec, projection));
     }
-    consumers.extend(crate::inbox::workers(runtime));
+    consumers.extend(notification_workers(runtime));
     consumers.extend(
         state
             .search
@@ -536,8 +499,8 @@ fn spawn_operations(
     tasks: &mut JoinSet<anyhow::Result<()>>,
 ) {
     let names = |role: &Role| format!("{role:?}").to_ascii_lowercase();
-    let context = crate::admin_service::AdminContext {
-        state: runtime.state.clone(),
+    let context = ordo_ops::admin_service::AdminContext {
+        ops: runtime.state.ops(),
         roles: roles.iter().map(names).collect(),
         started,
         relay,
@@ -545,7 +508,7 @@ fn spawn_operations(
     let token = shutdown.clone();
     tasks.spawn(async move {
         // Operators lose a convenience without it, not the business: keep serving.
-        if let Err(err) = crate::admin_service::run(context, token.clone()).await {
+        if let Err(err) = ordo_ops::admin_service::run(context, token.clone()).await {
             tracing::warn!(error = %format!("{err:#}"), "the NATS admin service is not available");
         }
         token.cancelled().await;
@@ -559,11 +522,11 @@ fn spawn_operations(
     } else {
         Vec::new()
     };
-    let state = runtime.state.clone();
+    let ops = runtime.state.ops();
     let every = args.metrics_interval;
     let token = shutdown.clone();
     tasks.spawn(async move {
-        crate::metrics::poll(state, consumers, every, token).await;
+        crate::metrics::poll(ops, consumers, every, token).await;
         Ok(())
     });
 }

@@ -41,7 +41,7 @@ pub struct AppState {
     /// The search engine (Postgres, or Elasticsearch when configured).
     pub search: ordo_projections::search::SearchEngine,
     /// Live delivery of new notifications to SSE streams.
-    pub inbox: crate::inbox::InboxHub,
+    pub inbox: ordo_reactors::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
     /// Per-client rate limits.
@@ -51,5 +51,24 @@ pub struct AppState {
 impl FromRef<AppState> for Arc<IdentityService> {
     fn from_ref(state: &AppState) -> Self {
         state.identity.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::rate_limit::RateLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.rate_limits.clone()
+    }
+}
+
+impl AppState {
+    /// What operator tasks need of it: database, NATS, namespace and search engine.
+    pub fn ops(&self) -> ordo_ops::OpsContext {
+        ordo_ops::OpsContext {
+            pool: self.pool.clone(),
+            nats: self.nats.clone(),
+            jetstream: self.jetstream.clone(),
+            namespace: self.namespace.clone(),
+            search: self.search.clone(),
+        }
     }
 }

@@ -2,21 +2,12 @@
 //! session seat area in ticketing).
 
 use async_trait::async_trait;
+use ordo_aggregates::inventory::InventoryEvent;
+use ordo_contracts::InventoryMessage;
 use ordo_nats::envelope::ReceivedEvent;
-use serde::Deserialize;
 use sqlx::PgConnection;
 
 use crate::worker::Projection;
-
-#[derive(Deserialize)]
-struct Restocked {
-    on_hand: i64,
-}
-
-#[derive(Deserialize)]
-struct ReservationChange {
-    quantity: i64,
-}
 
 /// Builds `inventory_levels` from the inventory stream.
 pub struct InventoryProjection;
@@ -36,22 +27,18 @@ impl Projection for InventoryProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
+        let InventoryMessage { id, event, facts } = ordo_contracts::inventory(event)?;
         // (on_hand delta, reserved delta), or an absolute on_hand for a restock.
-        let (set_on_hand, on_hand_delta, reserved_delta): (Option<i64>, i64, i64) =
-            match event.event_type.as_str() {
-                "Restocked" => {
-                    let restocked: Restocked = serde_json::from_value(event.payload.clone())?;
-                    (Some(restocked.on_hand), 0, 0)
-                }
-                "StockReserved" => (None, 0, quantity(event)?),
-                "StockReleased" => (None, 0, -quantity(event)?),
-                "StockCommitted" => {
-                    let q = quantity(event)?;
-                    (None, -q, -q)
-                }
-                "StockReturned" => (None, quantity(event)?, 0),
-                _ => return Ok(()),
-            };
+        let (set_on_hand, on_hand_delta, reserved_delta): (Option<i64>, i64, i64) = match event {
+            InventoryEvent::Restocked { on_hand, .. } => (Some(i64::try_from(on_hand)?), 0, 0),
+            InventoryEvent::StockReserved { quantity, .. } => (None, 0, i64::from(quantity)),
+            InventoryEvent::StockReleased { quantity, .. } => (None, 0, -i64::from(quantity)),
+            InventoryEvent::StockCommitted { quantity, .. } => {
+                let q = i64::from(quantity);
+                (None, -q, -q)
+            }
+            InventoryEvent::StockReturned { quantity, .. } => (None, i64::from(quantity), 0),
+        };
         // The VALUES row is checked against the table's constraints before the conflict is
         // detected, so it is clamped at zero even though only the UPDATE applies then.
         sqlx::query(
@@ -63,19 +50,14 @@ impl Projection for InventoryProjection {
                 version = $5,
                 updated_at = $6",
         )
-        .bind(&event.aggregate_id)
+        .bind(id.as_str())
         .bind(set_on_hand)
         .bind(on_hand_delta)
         .bind(reserved_delta)
-        .bind(event.sequence)
-        .bind(event.recorded_at)
+        .bind(facts.sequence)
+        .bind(facts.recorded_at)
         .execute(&mut *tx)
         .await?;
         Ok(())
     }
-}
-
-fn quantity(event: &ReceivedEvent) -> anyhow::Result<i64> {
-    let change: ReservationChange = serde_json::from_value(event.payload.clone())?;
-    Ok(change.quantity)
 }

@@ -5,9 +5,9 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
-//! - [`notifications`]: each user's inbox and its email copies (its own handler, because
-//!   mail is sent after the inbox entry commits).
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
+//! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
+//!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
 //! - [`rebuild`]: rebuilding a read model from the event store beside the live one, then
 //!   switching; the projections' status (applied positions, rebuild state).
 //! - [`queries`]: what clients read from the read models, one function per question, and
@@ -16,8 +16,8 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod delivery_lock;
 pub mod inventory;
-pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;

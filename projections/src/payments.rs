@@ -1,38 +1,12 @@
 //! The `payments` read model: each payment's status, amount and refunds.
 
 use async_trait::async_trait;
+use ordo_aggregates::payment::PaymentEvent;
+use ordo_contracts::PaymentMessage;
 use ordo_nats::envelope::ReceivedEvent;
-use serde::Deserialize;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use crate::products::MoneyPayload;
 use crate::worker::Projection;
-
-#[derive(Deserialize)]
-struct Created {
-    payment_id: Uuid,
-    order_id: Uuid,
-    customer_id: Uuid,
-    amount: MoneyPayload,
-    method: String,
-}
-
-#[derive(Deserialize)]
-struct ProviderRef {
-    provider_ref: String,
-}
-
-#[derive(Deserialize)]
-struct WithReason {
-    reason: String,
-}
-
-#[derive(Deserialize)]
-struct Refunded {
-    total_refunded: MoneyPayload,
-    amount: MoneyPayload,
-}
 
 /// Builds `payments` from the payment stream.
 pub struct PaymentsProjection;
@@ -52,72 +26,70 @@ impl Projection for PaymentsProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
-        let payload = event.payload.clone();
-        let id: Uuid = event.aggregate_id.parse()?;
+        let PaymentMessage { id, event, facts } = ordo_contracts::payment(event)?;
+        let id = *id.as_uuid();
         // (status, provider_ref, reason, refunded total)
         let (status, provider_ref, reason, refunded): (
             &str,
             Option<String>,
             Option<String>,
             Option<i64>,
-        ) = match event.event_type.as_str() {
-            "PaymentCreated" => {
-                let created: Created = serde_json::from_value(payload)?;
+        ) = match event {
+            PaymentEvent::PaymentCreated {
+                payment_id,
+                order_id,
+                customer_id,
+                amount,
+                method,
+                ..
+            } => {
                 sqlx::query(
                         "INSERT INTO payments (payment_id, order_id, customer_id, status, amount_minor, currency, method, version, created_at, updated_at)
                          VALUES ($1, $2, $3, 'created', $4, $5, $6, $7, $8, $8)",
                     )
-                    .bind(created.payment_id)
-                    .bind(created.order_id)
-                    .bind(created.customer_id)
-                    .bind(created.amount.amount_minor)
-                    .bind(&created.amount.currency)
-                    .bind(&created.method)
-                    .bind(event.sequence)
-                    .bind(event.recorded_at)
+                    .bind(payment_id.as_uuid())
+                    .bind(order_id)
+                    .bind(customer_id.as_uuid())
+                    .bind(amount.amount_minor())
+                    .bind(amount.currency().as_str())
+                    .bind(&method)
+                    .bind(facts.sequence)
+                    .bind(facts.recorded_at)
                     .execute(&mut *tx)
                     .await?;
                 return Ok(());
             }
-            "PaymentAuthorized" => {
-                let r: ProviderRef = serde_json::from_value(payload)?;
-                ("authorized", Some(r.provider_ref), None, None)
+            PaymentEvent::PaymentAuthorized { provider_ref } => {
+                ("authorized", Some(provider_ref), None, None)
             }
-            "PaymentCaptured" => {
-                let r: ProviderRef = serde_json::from_value(payload)?;
-                ("captured", Some(r.provider_ref), None, None)
+            PaymentEvent::PaymentCaptured { provider_ref, .. } => {
+                ("captured", Some(provider_ref), None, None)
             }
-            "PaymentFailed" => {
-                let r: WithReason = serde_json::from_value(payload)?;
-                ("failed", None, Some(r.reason), None)
-            }
-            "PaymentVoided" => {
-                let r: WithReason = serde_json::from_value(payload)?;
-                ("voided", None, Some(r.reason), None)
-            }
-            "PaymentRefunded" => {
-                let refunded: Refunded = serde_json::from_value(payload.clone())?;
-                let reason = payload
-                    .get("reason")
-                    .and_then(|r| r.as_str())
-                    .map(str::to_string);
+            PaymentEvent::PaymentFailed { reason } => ("failed", None, Some(reason), None),
+            PaymentEvent::PaymentVoided { reason } => ("voided", None, Some(reason), None),
+            PaymentEvent::PaymentRefunded {
+                amount: this_refund,
+                total_refunded,
+                reason,
+                ..
+            } => {
                 let (amount,): (i64,) =
                     sqlx::query_as("SELECT amount_minor FROM payments WHERE payment_id = $1")
                         .bind(id)
                         .fetch_one(&mut *tx)
                         .await?;
-                let total = refunded
-                    .total_refunded
-                    .amount_minor
-                    .max(refunded.amount.amount_minor);
+                let total = total_refunded
+                    .amount_minor()
+                    .max(this_refund.amount_minor());
                 let status = if total >= amount {
                     "refunded"
                 } else {
                     "partially_refunded"
                 };
+                // A refund recorded before reasons were (version 1) has none: keep the last.
+                let reason = Some(reason).filter(|reason| !reason.is_empty());
                 (status, None, reason, Some(total))
             }
-            _ => return Ok(()),
         };
         sqlx::query(
             "UPDATE payments SET status = $2, provider_ref = coalesce($3, provider_ref), reason = coalesce($4, reason),
@@ -129,8 +101,8 @@ impl Projection for PaymentsProjection {
         .bind(provider_ref)
         .bind(reason)
         .bind(refunded)
-        .bind(event.sequence)
-        .bind(event.recorded_at)
+        .bind(facts.sequence)
+        .bind(facts.recorded_at)
         .execute(&mut *tx)
         .await?;
         Ok(())

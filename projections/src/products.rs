@@ -1,37 +1,12 @@
 //! The `products` read model: the catalog as shoppers browse it.
 
 use async_trait::async_trait;
+use ordo_aggregates::product::ProductEvent;
+use ordo_contracts::ProductMessage;
 use ordo_nats::envelope::ReceivedEvent;
-use serde::Deserialize;
 use sqlx::PgConnection;
 
 use crate::worker::Projection;
-
-/// Money as it appears in event payloads.
-#[derive(Debug, Deserialize)]
-pub struct MoneyPayload {
-    /// Amount in minor units (cents).
-    pub amount_minor: i64,
-    /// ISO 4217 code.
-    pub currency: String,
-}
-
-#[derive(Deserialize)]
-struct ProductCreated {
-    sku: String,
-    name: String,
-    description: String,
-    category: String,
-    price: MoneyPayload,
-}
-
-#[derive(Deserialize)]
-struct ProductUpdated {
-    name: Option<String>,
-    description: Option<String>,
-    category: Option<String>,
-    price: Option<MoneyPayload>,
-}
 
 /// Builds `products` from the product stream.
 pub struct ProductsProjection;
@@ -51,27 +26,37 @@ impl Projection for ProductsProjection {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
-        match event.event_type.as_str() {
-            "ProductCreated" => {
-                let created: ProductCreated = serde_json::from_value(event.payload.clone())?;
+        let ProductMessage { id, event, facts } = ordo_contracts::product(event)?;
+        match event {
+            ProductEvent::ProductCreated {
+                sku,
+                name,
+                description,
+                category,
+                price,
+            } => {
                 sqlx::query(
                     "INSERT INTO products (sku, name, description, category, price_minor, currency, version, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
                      ON CONFLICT (sku) DO NOTHING",
                 )
-                .bind(&created.sku)
-                .bind(&created.name)
-                .bind(&created.description)
-                .bind(&created.category)
-                .bind(created.price.amount_minor)
-                .bind(&created.price.currency)
-                .bind(event.sequence)
-                .bind(event.recorded_at)
+                .bind(sku.as_str())
+                .bind(name.as_str())
+                .bind(description.as_str())
+                .bind(category.as_str())
+                .bind(price.amount_minor())
+                .bind(price.currency().as_str())
+                .bind(facts.sequence)
+                .bind(facts.recorded_at)
                 .execute(&mut *tx)
                 .await?;
             }
-            "ProductUpdated" => {
-                let updated: ProductUpdated = serde_json::from_value(event.payload.clone())?;
+            ProductEvent::ProductUpdated {
+                name,
+                description,
+                category,
+                price,
+            } => {
                 sqlx::query(
                     "UPDATE products SET
                         name = coalesce($2, name),
@@ -83,18 +68,17 @@ impl Projection for ProductsProjection {
                         updated_at = $8
                      WHERE sku = $1",
                 )
-                .bind(&event.aggregate_id)
-                .bind(updated.name)
-                .bind(updated.description)
-                .bind(updated.category)
-                .bind(updated.price.as_ref().map(|p| p.amount_minor))
-                .bind(updated.price.as_ref().map(|p| p.currency.clone()))
-                .bind(event.sequence)
-                .bind(event.recorded_at)
+                .bind(id.as_str())
+                .bind(name.map(String::from))
+                .bind(description.map(String::from))
+                .bind(category.map(String::from))
+                .bind(price.as_ref().map(|p| p.amount_minor()))
+                .bind(price.as_ref().map(|p| p.currency().as_str().to_string()))
+                .bind(facts.sequence)
+                .bind(facts.recorded_at)
                 .execute(&mut *tx)
                 .await?;
             }
-            _ => {}
         }
         Ok(())
     }

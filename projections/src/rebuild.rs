@@ -12,8 +12,8 @@
 //!    starts with [`REBUILD_SCHEMA`]: the projection's unqualified table names, and the
 //!    claims ([`ordo_nats::applied::claim`]), land in the shadow tables.
 //! 3. The switch is one transaction: it waits for the live consumer's event in progress
-//!    (an advisory lock every delivery holds shared), locks the live tables, applies the
-//!    events committed since (those the shadow has not claimed), drops the live tables,
+//!    (the [`crate::delivery_lock`] every delivery holds shared), locks the live tables,
+//!    applies the events committed since (those the shadow has not claimed), drops the live tables,
 //!    moves the shadow ones into `public` with the live index names, and replaces the live
 //!    consumer's positions with the rebuild's. Queries wait for that transaction only, and
 //!    the live consumer resumes on the new tables where the rebuild stopped: events it
@@ -29,29 +29,17 @@ use ordo_nats::subjects::Namespace;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection, PgPool};
 
+use crate::delivery_lock;
 use crate::worker::Projection;
 
 /// The schema holding the shadow tables of rebuilds in progress.
 pub const REBUILD_SCHEMA: &str = "ordo_rebuild";
 
-/// First key of the advisory locks of projections (`'or'`): deliveries hold
-/// `(PROJECTION_LOCK, hashtext(name))` shared, a rebuild's switch exclusively.
-const PROJECTION_LOCK: i32 = 0x6f72;
 /// First key of the session lock that keeps two rebuilds of one projection apart.
 const REBUILD_LOCK: i32 = 0x6f73;
 
 /// Events applied per transaction while the shadow tables fill.
 const BATCH: i64 = 500;
-
-/// Takes the projection's delivery lock, shared, for the rest of `tx`.
-pub async fn lock_shared(tx: &mut PgConnection, projection: &str) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))")
-        .bind(PROJECTION_LOCK)
-        .bind(projection)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
 
 /// The projection named `name` (its consumer name, e.g. `projection-orders`; the short
 /// form `orders` is accepted too).
@@ -281,11 +269,7 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
 
     // The switch.
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-        .bind(PROJECTION_LOCK)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    delivery_lock::lock_exclusive(&mut tx, name).await?;
     let live: Vec<String> = tables.iter().map(|t| format!("public.{t}")).collect();
     sqlx::query(&format!(
         "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",

@@ -11,6 +11,8 @@ use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use sqlx::{PgConnection, PgPool};
 
+use crate::delivery_lock;
+
 /// A read model fed by the events of one aggregate type.
 #[async_trait]
 pub trait Projection: Send + Sync + 'static {
@@ -69,7 +71,7 @@ impl EventHandler for ProjectionHandler {
             .map_err(|err| HandlerError::Retry(err.into()))?;
         // Shared with every other delivery of this projection; a rebuild's switch takes it
         // exclusively, so it never swaps tables under an event half applied.
-        crate::rebuild::lock_shared(&mut tx, name)
+        delivery_lock::lock_shared(&mut tx, name)
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
         match claim(&mut tx, name, event)
@@ -90,10 +92,20 @@ impl EventHandler for ProjectionHandler {
         self.projection
             .apply(&mut tx, event)
             .await
-            .map_err(HandlerError::Retry)?;
+            .map_err(apply_failure)?;
         tx.commit()
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
         Ok(())
+    }
+}
+
+/// An event that does not decode fails as its contract says (an unknown type or version is
+/// retried, then dead-lettered; a malformed one is dead-lettered at once); any other
+/// failure of a projection is retried.
+fn apply_failure(err: anyhow::Error) -> HandlerError {
+    match err.downcast::<ordo_contracts::ContractError>() {
+        Ok(contract) => contract.into(),
+        Err(err) => HandlerError::Retry(err),
     }
 }

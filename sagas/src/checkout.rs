@@ -24,8 +24,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ordo_aggregates::common::{OrderId, PaymentId, Quantity, RefundId, Sku};
-use ordo_aggregates::order::OrderStatus;
+use ordo_aggregates::common::{OrderId, PaymentId, Quantity, RefundId, Sku, UserId};
+use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
+use ordo_aggregates::payment::PaymentEvent;
+use ordo_contracts::{OrderMessage, PaymentMessage};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_store::CommandMetadata;
@@ -54,13 +56,7 @@ pub struct CheckoutSettings {
     pub callback_base_url: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct PlacedPayload {
-    order_id: Uuid,
-    customer_id: Uuid,
-    lines: Vec<LinePayload>,
-}
-
+/// A line as the saga keeps it in its state.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 struct LinePayload {
     sku: String,
@@ -201,17 +197,63 @@ impl CheckoutSaga {
         parse_lines(&data.lines)
     }
 
+    /// Reacts to an event of the order stream.
+    async fn on_order_event(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        message: OrderMessage,
+    ) -> Result<(), HandlerError> {
+        match message.event {
+            OrderEvent::OrderPlaced {
+                order_id,
+                customer_id,
+                lines,
+                ..
+            } => {
+                self.on_order_placed(conn, event, order_id, customer_id, &lines)
+                    .await
+            }
+            OrderEvent::OrderCancelled { .. } => {
+                self.on_order_closed(conn, event, message.id, "cancelled")
+                    .await
+            }
+            OrderEvent::OrderExpired {} => {
+                self.on_order_closed(conn, event, message.id, "expired")
+                    .await
+            }
+            OrderEvent::OrderPaid { .. } => self.on_order_paid(conn, event, message.id).await,
+            OrderEvent::OrderRefunded { .. } => {
+                self.on_order_refunded(conn, event, message.id).await
+            }
+            // Steps of the saga itself, or of the customer: nothing to react to.
+            OrderEvent::OrderConfirmed {}
+            | OrderEvent::OrderRejected { .. }
+            | OrderEvent::PaymentAttached { .. } => Ok(()),
+        }
+    }
+
     async fn on_order_placed(
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
+        order_id: OrderId,
+        customer_id: UserId,
+        placed_lines: &[OrderLine],
     ) -> Result<(), HandlerError> {
-        let placed: PlacedPayload = serde_json::from_value(event.payload.clone())
-            .map_err(|err| HandlerError::Permanent(err.into()))?;
-        let order_id = OrderId::from(placed.order_id);
-        let saga_id = placed.order_id;
-        let lines = parse_lines(&placed.lines)?;
-        let data = serde_json::json!({ "customer_id": placed.customer_id, "lines": placed.lines });
+        let saga_id = *order_id.as_uuid();
+        let lines: Vec<(Sku, Quantity)> = placed_lines
+            .iter()
+            .map(|line| (line.sku.clone(), line.quantity))
+            .collect();
+        let kept: Vec<LinePayload> = placed_lines
+            .iter()
+            .map(|line| LinePayload {
+                sku: line.sku.to_string(),
+                quantity: i64::from(line.quantity.get()),
+            })
+            .collect();
+        let data = serde_json::json!({ "customer_id": customer_id, "lines": kept });
         // Started outside the step's transaction: even if the step keeps failing, the saga
         // exists and shows its error.
         repository::start(
@@ -329,10 +371,10 @@ impl CheckoutSaga {
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
+        order_id: OrderId,
         status: &str,
     ) -> Result<(), HandlerError> {
-        let saga_id = aggregate_uuid(event)?;
-        let order_id = OrderId::from(saga_id);
+        let saga_id = *order_id.as_uuid();
         let lines = self.lines(conn, saga_id).await?;
         self.release_all(conn, event, saga_id, order_id, &lines)
             .await?;
@@ -413,9 +455,9 @@ impl CheckoutSaga {
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
+        order_id: OrderId,
     ) -> Result<(), HandlerError> {
-        let saga_id = aggregate_uuid(event)?;
-        let order_id = OrderId::from(saga_id);
+        let saga_id = *order_id.as_uuid();
         for (sku, _) in self.lines(conn, saga_id).await? {
             self.port
                 .commit_stock(
@@ -438,13 +480,10 @@ impl CheckoutSaga {
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
+        order_id: OrderId,
     ) -> Result<(), HandlerError> {
-        let saga_id = aggregate_uuid(event)?;
-        let order = self
-            .port
-            .order(OrderId::from(saga_id))
-            .await
-            .map_err(step_failure)?;
+        let saga_id = *order_id.as_uuid();
+        let order = self.port.order(order_id).await.map_err(step_failure)?;
         if let Some(payment_id) = order.payment {
             self.settle_unwanted_payment(conn, event, saga_id, payment_id, "refunded")
                 .await?;
@@ -459,8 +498,9 @@ impl CheckoutSaga {
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
+        message: PaymentMessage,
     ) -> Result<(), HandlerError> {
-        let payment_id = PaymentId::from(aggregate_uuid(event)?);
+        let payment_id = message.id;
         let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
         let Some(saga_id) = payment.order_id else {
             return Err(HandlerError::Retry(anyhow::anyhow!(
@@ -478,8 +518,8 @@ impl CheckoutSaga {
             return Ok(());
         }
         let order_id = OrderId::from(saga_id);
-        match event.event_type.as_str() {
-            "PaymentCreated" => {
+        match message.event {
+            PaymentEvent::PaymentCreated { .. } => {
                 let amount = payment.amount.ok_or_else(|| {
                     HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
                 })?;
@@ -505,7 +545,7 @@ impl CheckoutSaga {
                 )
                 .await?;
             }
-            "PaymentCaptured" => {
+            PaymentEvent::PaymentCaptured { .. } => {
                 match self
                     .port
                     .mark_order_paid(
@@ -545,7 +585,7 @@ impl CheckoutSaga {
                     Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                 }
             }
-            "PaymentFailed" => {
+            PaymentEvent::PaymentFailed { .. } => {
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
                 if order.status == Some(OrderStatus::AwaitingPayment)
                     && order.payment == Some(payment_id)
@@ -571,21 +611,38 @@ impl CheckoutSaga {
                     }
                 }
             }
-            "PaymentVoided" | "PaymentRefunded" => {
-                let (step, detail) =
-                    crate::provider::forward_settlement(self.provider.as_ref(), event, payment_id)
-                        .await?;
-                log(conn, saga_id, step, Some(detail)).await?;
+            // The payment aggregate decided; the provider is told.
+            PaymentEvent::PaymentVoided { .. } => {
+                self.provider
+                    .void(payment_id)
+                    .await
+                    .map_err(provider_failure)?;
+                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
+            }
+            PaymentEvent::PaymentRefunded {
+                refund_id, amount, ..
+            } => {
+                self.provider
+                    .refund(payment_id, refund_id, amount)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "provider_refund",
+                    Some(refund_id.to_string()),
+                )
+                .await?;
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
-                if event.event_type == "PaymentRefunded" && order.status == Some(OrderStatus::Paid)
-                {
+                if order.status == Some(OrderStatus::Paid) {
                     // A refund of a paid order makes it refunded.
                     repository::set_status(conn, saga_id, "refunded", None)
                         .await
                         .map_err(retry)?;
                 }
             }
-            _ => {}
+            // The provider's own answer, before the capture: nothing to do.
+            PaymentEvent::PaymentAuthorized { .. } => {}
         }
         Ok(())
     }
@@ -602,16 +659,15 @@ impl EventHandler for CheckoutHandler {
         let Some(mut tx) = begin_claimed(&saga.pool, consumer, event).await? else {
             return Ok(());
         };
-        let outcome = match (self.feed, event.event_type.as_str()) {
-            (Feed::Orders, "OrderPlaced") => saga.on_order_placed(&mut tx, event).await,
-            (Feed::Orders, "OrderCancelled") => {
-                saga.on_order_closed(&mut tx, event, "cancelled").await
-            }
-            (Feed::Orders, "OrderExpired") => saga.on_order_closed(&mut tx, event, "expired").await,
-            (Feed::Orders, "OrderPaid") => saga.on_order_paid(&mut tx, event).await,
-            (Feed::Orders, "OrderRefunded") => saga.on_order_refunded(&mut tx, event).await,
-            (Feed::Payments, _) => saga.on_payment_event(&mut tx, event).await,
-            _ => Ok(()),
+        let outcome = match self.feed {
+            Feed::Orders => match ordo_contracts::order(event) {
+                Ok(message) => saga.on_order_event(&mut tx, event, message).await,
+                Err(err) => Err(err.into()),
+            },
+            Feed::Payments => match ordo_contracts::payment(event) {
+                Ok(message) => saga.on_payment_event(&mut tx, event, message).await,
+                Err(err) => Err(err.into()),
+            },
         };
         finish(&saga.pool, tx, outcome, event, saga_of(event)).await
     }
@@ -650,12 +706,6 @@ fn parse_lines(lines: &[LinePayload]) -> Result<Vec<(Sku, Quantity)>, HandlerErr
         .collect()
 }
 
-fn aggregate_uuid(event: &ReceivedEvent) -> Result<Uuid, HandlerError> {
-    event.aggregate_id.parse().map_err(|_| {
-        HandlerError::Permanent(anyhow::anyhow!("{} is not a uuid", event.aggregate_id))
-    })
-}
-
 async fn log(
     conn: &mut PgConnection,
     saga_id: Uuid,
@@ -670,3 +720,13 @@ async fn log(
 }
 
 pub use crate::deadlines::step_id;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_crash_step_names_this_saga() {
+        assert_eq!(crate::crash_points::BARE_STEP_SAGA, CHECKOUT_SAGA);
+    }
+}

@@ -18,7 +18,9 @@
 
 use std::sync::OnceLock;
 
-use crate::checkout::CHECKOUT_SAGA;
+/// The saga a bare step name belongs to: the checkout saga (`checkout::CHECKOUT_SAGA`, which
+/// a test of that module holds equal to this).
+pub const BARE_STEP_SAGA: &str = "checkout";
 
 /// The environment variable naming the step to crash after.
 pub const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
@@ -47,7 +49,7 @@ fn target(value: &str) -> Option<(String, String)> {
     if value.is_empty() {
         return None;
     }
-    let (saga, step) = value.split_once(':').unwrap_or((CHECKOUT_SAGA, value));
+    let (saga, step) = value.split_once(':').unwrap_or((BARE_STEP_SAGA, value));
     Some((saga.to_string(), step.to_string()))
 }
 

@@ -1,7 +1,14 @@
 //! [`AuthUser`]: the caller of a request, taken from its `Authorization: Bearer` header.
 //! A handler that asks for it never runs for a caller without a valid access token; there
 //! is no fallback to an anonymous user.
+//!
+//! [`Require`] (spelled [`AdminUser`], [`CustomerUser`], [`MerchantUser`]) is a caller
+//! who also has a route's role. Authorization comes before validation: axum runs
+//! extractors in argument order and the body last, so a route that names its role in its
+//! caller's type refuses a stranger (401) or the wrong role (403) before it reads the body.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -84,6 +91,107 @@ where
     }
 }
 
+/// A role a route requires, named as a type so that the requirement is an extractor.
+pub trait RequiredRole: Send + Sync + 'static {
+    /// The role.
+    const ROLE: Role;
+}
+
+/// Requires [`Role::Admin`].
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRole;
+
+impl RequiredRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+
+/// Requires [`Role::Customer`] (admins pass too).
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerRole;
+
+impl RequiredRole for CustomerRole {
+    const ROLE: Role = Role::Customer;
+}
+
+/// Requires [`Role::Merchant`] (admins pass too).
+#[derive(Debug, Clone, Copy)]
+pub struct MerchantRole;
+
+impl RequiredRole for MerchantRole {
+    const ROLE: Role = Role::Merchant;
+}
+
+/// The authenticated caller, who has role `R` (or is an admin): 401 without a valid token,
+/// 403 with another role, both before the handler's body is read. It reads as the
+/// [`AuthUser`] it wraps.
+pub struct Require<R: RequiredRole> {
+    user: AuthUser,
+    role: PhantomData<R>,
+}
+
+/// A caller with the admin role.
+pub type AdminUser = Require<AdminRole>;
+/// A caller with the customer role (or an admin).
+pub type CustomerUser = Require<CustomerRole>;
+/// A caller with the merchant role (or an admin).
+pub type MerchantUser = Require<MerchantRole>;
+
+impl<R: RequiredRole> Require<R> {
+    /// `user`, if they have role `R`; otherwise 403.
+    pub fn check(user: AuthUser) -> Result<Self, ApiError> {
+        user.require_role(R::ROLE)?;
+        Ok(Self {
+            user,
+            role: PhantomData,
+        })
+    }
+
+    /// The caller.
+    pub fn into_inner(self) -> AuthUser {
+        self.user
+    }
+}
+
+impl<R: RequiredRole> Deref for Require<R> {
+    type Target = AuthUser;
+
+    fn deref(&self) -> &AuthUser {
+        &self.user
+    }
+}
+
+impl<R: RequiredRole> Clone for Require<R> {
+    fn clone(&self) -> Self {
+        Self {
+            user: self.user.clone(),
+            role: PhantomData,
+        }
+    }
+}
+
+impl<R: RequiredRole> fmt::Debug for Require<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Require")
+            .field("role", &R::ROLE)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Require<R>
+where
+    Arc<IdentityService>: FromRef<S>,
+    S: Send + Sync,
+    R: RequiredRole,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let user = <AuthUser as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        Self::check(user)
+    }
+}
+
 /// The token of a `Bearer` credential; the scheme name is case-insensitive (RFC 9110).
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
@@ -124,6 +232,26 @@ mod tests {
         assert!(matches!(
             user(Role::Customer).require_role(Role::Admin),
             Err(ApiError::Forbidden("admin"))
+        ));
+    }
+
+    #[test]
+    fn require_admits_the_role_and_admins_and_refuses_others() {
+        assert!(CustomerUser::check(user(Role::Customer)).is_ok());
+        assert!(CustomerUser::check(user(Role::Admin)).is_ok());
+        assert!(matches!(
+            CustomerUser::check(user(Role::Merchant)),
+            Err(ApiError::Forbidden("customer"))
+        ));
+        let admin = AdminUser::check(user(Role::Admin)).unwrap();
+        assert!(admin.is_admin());
+        assert!(matches!(
+            AdminUser::check(user(Role::Customer)),
+            Err(ApiError::Forbidden("admin"))
+        ));
+        assert!(matches!(
+            MerchantUser::check(user(Role::Customer)),
+            Err(ApiError::Forbidden("merchant"))
         ));
     }
 

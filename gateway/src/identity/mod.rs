@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //!
-//! - `extractor`: [`AuthUser`], the authenticated caller of a request, and its role check.
+//! - `extractor`: [`AuthUser`], the authenticated caller of a request, and [`Require`]
+//!   ([`AdminUser`], [`CustomerUser`]...), a caller with a route's role, checked before the
+//!   body is read.
 //! - `http`: the `/auth` handlers, mounted by [`router`] and described by [`openapi`].
 //! - `problem`: `From<IdentityError> for ApiError`, the one place identity's refusals
 //!   become HTTP statuses.
@@ -25,7 +27,10 @@ use axum::Router;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi as _;
 
-pub use extractor::AuthUser;
+pub use extractor::{
+    AdminRole, AdminUser, AuthUser, CustomerRole, CustomerUser, MerchantRole, MerchantUser,
+    Require, RequiredRole,
+};
 pub use http::{LoginRequest, RefreshRequest, RegisterRequest, SessionResponse};
 use ordo_identity::IdentityService;
 /// The roles routes ask for, so that a route names its role where it names its caller.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::identity::{AuthUser, Role};
+use crate::identity::AdminUser;
 use crate::problem::{ApiError, ApiJson};
 use crate::state::AppState;
 
@@ -41,10 +41,9 @@ fn parse_id(saga_id: &str) -> Result<Uuid, ApiError> {
     responses((status = 200, description = "the saga"), (status = 404, description = "no such saga")))]
 pub async fn get_saga(
     State(state): State<AppState>,
-    user: AuthUser,
+    _admin: AdminUser,
     Path(saga_id): Path<String>,
 ) -> Result<ApiJson<SagaView>, ApiError> {
-    user.require_role(Role::Admin)?;
     let id = parse_id(&saga_id)?;
     repository::find(&state.pool, id)
         .await
@@ -61,10 +60,9 @@ pub async fn get_saga(
                (status = 409, description = "the saga is not stuck")))]
 pub async fn resume_saga(
     State(state): State<AppState>,
-    user: AuthUser,
+    _admin: AdminUser,
     Path(saga_id): Path<String>,
 ) -> Result<ApiJson<Resumed>, ApiError> {
-    user.require_role(Role::Admin)?;
     let id = parse_id(&saga_id)?;
     let saga = repository::find(&state.pool, id)
         .await
@@ -79,7 +77,7 @@ pub async fn resume_saga(
     repository::resume(&state.pool, id)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
-    let redriven = crate::dead_letters::redrive_aggregate(&state, &id.to_string())
+    let redriven = ordo_ops::dead_letters::redrive_aggregate(&state.ops(), &id.to_string())
         .await
         .map_err(ApiError::Internal)?;
     let status = repository::find(&state.pool, id)

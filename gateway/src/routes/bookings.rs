@@ -19,6 +19,9 @@ use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
 use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
+use ordo_projections::queries::bookings;
+pub use ordo_projections::queries::bookings::BookingSummary;
+use ordo_projections::queries::page::PageRequest;
 use ordo_sagas::booking::{QuoteError, BOOKING_SAGA, SOLD_OUT};
 use ordo_sagas::crash_points::crash_after;
 use ordo_sagas::StepError;
@@ -29,10 +32,10 @@ use uuid::Uuid;
 
 use crate::commands::api_error;
 use crate::consistency::PreferWait;
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AdminUser, AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
-use crate::routes::{decode_cursor, encode_cursor, orders::idempotency_key, page_limit};
+use crate::routes::orders::idempotency_key;
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -109,21 +112,6 @@ pub struct BookingView {
     pub version: i64,
 }
 
-/// A booking in the caller's list.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BookingSummary {
-    pub booking_id: Uuid,
-    pub show_id: Uuid,
-    pub session_id: Uuid,
-    pub seat_area_id: String,
-    pub quantity: i32,
-    pub status: String,
-    pub total_amount: i64,
-    pub currency: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub requested_at: DateTime<Utc>,
-}
-
 /// A page of bookings, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BookingPage {
@@ -183,13 +171,12 @@ pub struct CheckedIn {
               (status = 422, description = "unknown session or area, or too many tickets")))]
 pub async fn create_booking(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: CustomerUser,
     RequestId(request_id): RequestId,
     wait: PreferWait,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateBooking>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Customer)?;
     let ticketing = &state.ticketing;
     let area_id = AreaId::parse(&body.seat_area_id)
         .map_err(|e| ApiError::invalid("seat_area_id", e.to_string()))?;
@@ -376,70 +363,11 @@ pub async fn list_bookings(
     user: AuthUser,
     Query(paging): Query<BookingPaging>,
 ) -> Result<ApiJson<BookingPage>, ApiError> {
-    let limit = page_limit(paging.limit)?;
-    let after = match paging.cursor.as_deref().map(decode_cursor).transpose()? {
-        Some(cursor) => Some(
-            cursor
-                .split_once('|')
-                .and_then(|(at, id)| {
-                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid("cursor", "cursor is not one this API gave out")
-                })?,
-        ),
-        None => None,
-    };
-    type Row = (
-        Uuid,
-        Uuid,
-        Uuid,
-        String,
-        i32,
-        String,
-        i64,
-        String,
-        Option<DateTime<Utc>>,
-        DateTime<Utc>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT booking_id, show_id, session_id, area_id, quantity, status, total_minor, currency,
-                expires_at, requested_at
-         FROM bookings
-         WHERE customer_id = $1
-           AND ($2::timestamptz IS NULL OR (requested_at, booking_id) < ($2, $3::uuid))
-         ORDER BY requested_at DESC, booking_id DESC LIMIT $4",
-    )
-    .bind(user.user_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let next_cursor = (rows.len() as i64 > limit)
-        .then(|| rows.get(limit as usize - 1))
-        .flatten()
-        .map(|r| encode_cursor(&format!("{}|{}", r.9.to_rfc3339(), r.0)));
-    let bookings = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|r| BookingSummary {
-            booking_id: r.0,
-            show_id: r.1,
-            session_id: r.2,
-            seat_area_id: r.3,
-            quantity: r.4,
-            status: r.5,
-            total_amount: r.6,
-            currency: r.7,
-            expires_at: r.8,
-            requested_at: r.9,
-        })
-        .collect();
+    let page = PageRequest::parse(paging.cursor.as_deref(), paging.limit)?;
+    let page = bookings::list_for_customer(&state.pool, user.user_id, &page).await?;
     Ok(ApiJson(BookingPage {
-        bookings,
-        next_cursor,
+        bookings: page.items,
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -595,12 +523,11 @@ pub async fn cancel_booking(
               (status = 409, description = "not paid")))]
 pub async fn refund_booking(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(booking_id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<ApiJson<BookingView>, ApiError> {
-    user.require_role(Role::Admin)?;
     // The body is optional: an empty one means no reason given.
     let body: RefundBooking = if body.iter().all(u8::is_ascii_whitespace) {
         RefundBooking::default()
@@ -658,23 +585,16 @@ pub async fn ticket_qr(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("no ticket {ticket_id}"));
     let id: Uuid = ticket_id.parse().map_err(|_| not_found())?;
-    let row: Option<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT booking_id, session_id, customer_id FROM tickets WHERE ticket_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let (booking_id, session_id, customer_id) = row
-        .filter(|r| r.2 == user.user_id || user.is_admin())
+    let holder = bookings::ticket_holder(&state.pool, id)
+        .await?
+        .filter(|holder| holder.customer_id == user.user_id || user.is_admin())
         .ok_or_else(not_found)?;
     let payload = state.ticketing.signer.qr_payload(
         TicketId::from(id),
-        BookingId::from(booking_id),
-        SessionId::from(session_id),
+        BookingId::from(holder.booking_id),
+        SessionId::from(holder.session_id),
     );
     let png = ordo_identity::tickets::qr_png(&payload).map_err(ApiError::Internal)?;
-    let _ = customer_id;
     Ok((
         [
             (header::CONTENT_TYPE, "image/png"),
@@ -694,12 +614,11 @@ pub async fn ticket_qr(
               (status = 409, description = "already checked in, or the booking is not paid")))]
 pub async fn check_in(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(ticket_id): Path<String>,
     ApiJson(body): ApiJson<CheckIn>,
 ) -> Result<ApiJson<CheckedIn>, ApiError> {
-    user.require_role(Role::Admin)?;
     let forged = || ApiError::Unprocessable {
         code: "invalid_ticket",
         detail: "the QR payload is not a ticket this system issued".into(),

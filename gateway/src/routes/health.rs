@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use ordo_projections::queries;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -23,7 +24,7 @@ async fn healthz() -> Response {
 
 /// The process can serve: Postgres answers and NATS is connected.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let postgres = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
+    let postgres = queries::ping(&state.pool).await.is_ok();
     let nats = matches!(
         state.nats.connection_state(),
         async_nats::connection::State::Connected

@@ -6,13 +6,15 @@ use axum::routing::{get, post};
 use axum::Router;
 use ordo_aggregates::common::{Quantity, Sku};
 use ordo_aggregates::inventory::InventoryCommand;
+use ordo_projections::queries::inventory;
+pub use ordo_projections::queries::inventory::InventoryView;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -29,20 +31,6 @@ pub fn router() -> Router<AppState> {
 pub struct Restock {
     /// How many units arrive (1 to 1,000,000).
     pub quantity: i64,
-}
-
-/// Stock of one SKU.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct InventoryView {
-    pub sku: String,
-    /// Units in the warehouse, including reserved ones.
-    pub on_hand: i64,
-    /// Units held for orders not yet paid.
-    pub reserved: i64,
-    /// Units that can still be ordered.
-    pub available: i64,
-    /// The inventory item's version.
-    pub version: i64,
 }
 
 /// The answer to a restock.
@@ -62,12 +50,11 @@ pub struct Restocked {
                (status = 422, description = "invalid quantity")))]
 pub async fn restock(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<Restock>,
 ) -> Result<ApiJson<Restocked>, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let quantity =
         Quantity::parse(body.quantity).map_err(|e| ApiError::invalid("quantity", e.to_string()))?;
@@ -130,34 +117,9 @@ pub async fn get_inventory(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let row: Option<InventoryView> = sqlx::query_as(
-        "SELECT sku, on_hand, reserved, available, version FROM inventory_levels WHERE sku = $1",
-    )
-    .bind(sku.as_str())
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let view = match row {
-        Some(view) => view,
-        None => {
-            let known: Option<(String,)> =
-                sqlx::query_as("SELECT sku FROM products WHERE sku = $1")
-                    .bind(sku.as_str())
-                    .fetch_optional(&state.pool)
-                    .await
-                    .map_err(|e| ApiError::Internal(e.into()))?;
-            if known.is_none() {
-                return Err(ApiError::NotFound(format!("no product {sku}")));
-            }
-            InventoryView {
-                sku: sku.to_string(),
-                on_hand: 0,
-                reserved: 0,
-                available: 0,
-                version: 0,
-            }
-        }
-    };
+    let view = inventory::level(&state.pool, sku.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no product {sku}")))?;
     let mut response = ApiJson(view).into_response();
     if let Some(applied) = wait.applied() {
         response.headers_mut().insert("preference-applied", applied);

@@ -1,4 +1,6 @@
-//! The HTTP resources of the API, one module each, merged into one router.
+//! The HTTP resources of the API, one module each, merged into one router. Handlers read
+//! through [`ordo_projections::queries`]; a read model that fails to answer is an opaque
+//! 500, a parameter the read side refuses a 422 naming it.
 
 pub mod admin;
 pub mod bookings;
@@ -11,13 +13,19 @@ pub mod products;
 pub mod search;
 pub mod shows;
 
-use ordo_projections::queries::{page, InvalidParameter};
+use ordo_projections::queries::{page, InvalidParameter, QueryError};
 
 use crate::problem::ApiError;
 
 impl From<InvalidParameter> for ApiError {
     fn from(err: InvalidParameter) -> Self {
         ApiError::invalid(err.field, err.detail)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        ApiError::Internal(err.into())
     }
 }
 

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use ordo_projections::queries::PgPool;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -20,10 +21,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::identity::AuthUser;
-use crate::inbox::{self, HubSignal, NotificationView, SequencedNotification};
 use crate::problem::{ApiError, ApiJson, ProblemDocument};
 use crate::routes::{decode_cursor, encode_cursor};
 use crate::state::AppState;
+use ordo_reactors::inbox::{self, HubSignal, NotificationView, SequencedNotification};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -192,7 +193,7 @@ fn resume_position(headers: &HeaderMap, params: &StreamParams) -> Result<Option<
 /// One open stream: the caller's entries numbered above `last_sent`, read from the
 /// database whenever the hub says there may be some (see [`crate::inbox`]).
 struct Follow {
-    pool: sqlx::PgPool,
+    pool: PgPool,
     user_id: Uuid,
     receiver: broadcast::Receiver<HubSignal>,
     /// The `seq` of the last entry sent (or skipped as already known to the client).

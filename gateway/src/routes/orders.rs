@@ -5,9 +5,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
 use ordo_aggregates::common::{OrderId, Quantity, Sku, UserId};
 use ordo_aggregates::order::{OrderCommand, OrderLine};
+use ordo_projections::queries::orders;
+pub use ordo_projections::queries::orders::{OrderLineView, OrderView};
+use ordo_projections::queries::page::PageRequest;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,10 +17,9 @@ use uuid::Uuid;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
-use crate::routes::{decode_cursor, encode_cursor, page_limit};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -53,40 +54,6 @@ pub struct OrderAccepted {
     pub version: i64,
 }
 
-/// An order as its customer sees it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderView {
-    pub order_id: Uuid,
-    pub customer_id: Uuid,
-    /// pending, awaiting_payment, paid, rejected, cancelled, expired or refunded.
-    pub status: String,
-    pub items: Vec<OrderLineView>,
-    /// Total in minor units.
-    pub total_amount: i64,
-    pub currency: String,
-    /// Why it was rejected, cancelled or refunded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The SKUs that were short, for a rejected order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub short_skus: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_id: Option<Uuid>,
-    pub placed_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// The order's version in this read model.
-    pub version: i64,
-}
-
-/// One line of an order.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct OrderLineView {
-    pub sku: String,
-    pub quantity: i32,
-    /// Unit price in minor units, as it was at placement.
-    pub unit_price: i64,
-}
-
 /// A page of orders, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderPage {
@@ -111,13 +78,12 @@ pub struct OrderPaging {
     responses((status = 202, body = OrderAccepted), (status = 422, description = "invalid items or unknown SKU")))]
 pub async fn place_order(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: CustomerUser,
     RequestId(request_id): RequestId,
     wait: PreferWait,
     headers: HeaderMap,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Customer)?;
     if body.items.is_empty() {
         return Err(ApiError::invalid(
             "items",
@@ -214,14 +180,9 @@ async fn wait_until_decided(
     let started = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(5);
     loop {
-        let status: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM orders WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_optional(&state.pool)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+        let status = orders::status(&state.pool, order_id).await?;
         match status {
-            Some((status,)) if status != "pending" => return Ok(status),
+            Some(status) if status != "pending" => return Ok(status),
             _ if started.elapsed() >= timeout => return Ok("pending".into()),
             _ => {}
         }
@@ -266,9 +227,8 @@ pub async fn get_order(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let order = load_orders(&state, Some(id), None, None, 1)
+    let order = orders::find(&state.pool, id)
         .await?
-        .pop()
         .filter(|order| order.customer_id == user.user_id || user.is_admin())
         .ok_or_else(not_found)?;
     let mut response = ApiJson(order).into_response();
@@ -288,7 +248,7 @@ pub async fn list_orders(
     wait: PreferWait,
     Query(paging): Query<OrderPaging>,
 ) -> Result<ApiJson<OrderPage>, ApiError> {
-    let limit = page_limit(paging.limit)?;
+    let page = PageRequest::parse(paging.cursor.as_deref(), paging.limit)?;
     if let Some(timeout) = wait.0 {
         consistency::wait_for_last_write(
             &state.pool,
@@ -300,105 +260,9 @@ pub async fn list_orders(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let after = match paging.cursor.as_deref().map(decode_cursor).transpose()? {
-        Some(cursor) => {
-            let (at, id) = cursor
-                .split_once('|')
-                .and_then(|(at, id)| {
-                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid("cursor", "cursor is not one this API gave out")
-                })?;
-            Some((at, id))
-        }
-        None => None,
-    };
-    let mut orders = load_orders(&state, None, Some(user.user_id), after, limit + 1).await?;
-    let next_cursor = if orders.len() as i64 > limit {
-        orders.truncate(limit as usize);
-        orders
-            .last()
-            .map(|o| encode_cursor(&format!("{}|{}", o.placed_at.to_rfc3339(), o.order_id)))
-    } else {
-        None
-    };
+    let page = orders::list_for_customer(&state.pool, user.user_id, &page).await?;
     Ok(ApiJson(OrderPage {
-        orders,
-        next_cursor,
+        orders: page.items,
+        next_cursor: page.next_cursor,
     }))
-}
-
-type OrderRow = (
-    Uuid,
-    Uuid,
-    String,
-    i64,
-    String,
-    Option<String>,
-    Vec<String>,
-    Option<Uuid>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    i64,
-);
-
-async fn load_orders(
-    state: &AppState,
-    order_id: Option<Uuid>,
-    customer_id: Option<Uuid>,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: i64,
-) -> Result<Vec<OrderView>, ApiError> {
-    let rows: Vec<OrderRow> = sqlx::query_as(
-        "SELECT o.order_id, o.customer_id, o.status, o.total_minor, o.currency, o.reason,
-                o.short_skus, o.payment_id, o.placed_at, o.updated_at, o.version
-         FROM orders o
-         WHERE ($1::uuid IS NULL OR o.order_id = $1)
-           AND ($2::uuid IS NULL OR o.customer_id = $2)
-           AND ($3::timestamptz IS NULL OR (o.placed_at, o.order_id) < ($3, $4::uuid))
-         ORDER BY o.placed_at DESC, o.order_id DESC LIMIT $5",
-    )
-    .bind(order_id)
-    .bind(customer_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
-    let lines: Vec<(Uuid, String, i32, i64)> = sqlx::query_as(
-        "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines
-         WHERE order_id = ANY($1) ORDER BY order_id, line_no",
-    )
-    .bind(&ids)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| OrderView {
-            order_id: r.0,
-            customer_id: r.1,
-            status: r.2,
-            total_amount: r.3,
-            currency: r.4,
-            reason: r.5,
-            short_skus: r.6,
-            payment_id: r.7,
-            placed_at: r.8,
-            updated_at: r.9,
-            version: r.10,
-            items: lines
-                .iter()
-                .filter(|l| l.0 == r.0)
-                .map(|l| OrderLineView {
-                    sku: l.1.clone(),
-                    quantity: l.2,
-                    unit_price: l.3,
-                })
-                .collect(),
-        })
-        .collect())
 }

@@ -9,10 +9,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
 use ordo_aggregates::common::{Currency, Money, PaymentId, UserId};
 use ordo_aggregates::order::{OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
+use ordo_projections::queries::payments;
+pub use ordo_projections::queries::payments::PaymentView;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::AuthUser;
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::state::AppState;
@@ -54,28 +55,6 @@ pub struct PaymentAccepted {
     pub status: String,
     /// The order's status when answering.
     pub order_status: String,
-}
-
-/// A payment as its owner sees it.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct PaymentView {
-    pub payment_id: Uuid,
-    pub order_id: Uuid,
-    #[serde(skip)]
-    pub customer_id: Uuid,
-    /// created, authorized, captured, failed, voided, partially_refunded or refunded.
-    pub status: String,
-    /// Amount in minor units.
-    pub amount: i64,
-    pub currency: String,
-    pub method: String,
-    pub provider_ref: Option<String>,
-    /// Refunded so far, in minor units.
-    pub refunded: i64,
-    pub reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
 }
 
 /// What the provider posts back (signed with `Ordo-Signature: sha256=<hex>`).
@@ -285,19 +264,12 @@ async fn wait_for_payment_outcome(
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        let row: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT o.status, p.status FROM orders o LEFT JOIN payments p ON p.payment_id = $2 WHERE o.order_id = $1",
-        )
-        .bind(order_id)
-        .bind(payment_id)
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        if let Some((order_status, payment_status)) = &row {
-            if order_status != "awaiting_payment" || started.elapsed() >= timeout {
+        let progress = payments::progress(&state.pool, order_id, payment_id).await?;
+        if let Some(progress) = progress {
+            if progress.order_status != "awaiting_payment" || started.elapsed() >= timeout {
                 return Ok((
-                    order_status.clone(),
-                    payment_status.clone().unwrap_or_else(|| "created".into()),
+                    progress.order_status,
+                    progress.payment_status.unwrap_or_else(|| "created".into()),
                 ));
             }
         } else if started.elapsed() >= timeout {
@@ -358,11 +330,10 @@ pub async fn cancel_order(
                (status = 409, description = "the order is not paid")))]
 pub async fn refund_order(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(order_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    user.require_role(crate::identity::Role::Admin)?;
     let (order_id, order) = owned_order(&state, &user, &order_id).await?;
     let payment_id = order.attached_payment().ok_or_else(|| ApiError::Refused {
         code: "order_not_paid",
@@ -400,15 +371,7 @@ pub async fn get_payment(
 ) -> Result<ApiJson<PaymentView>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no payment {payment_id}"));
     let id: Uuid = payment_id.parse().map_err(|_| not_found())?;
-    let payment: Option<PaymentView> = sqlx::query_as(
-        "SELECT payment_id, order_id, customer_id, status, amount_minor AS amount, currency, method, provider_ref,
-                refunded_minor AS refunded, reason, created_at, updated_at, version
-         FROM payments WHERE payment_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let payment = payments::find(&state.pool, id).await?;
     payment
         .filter(|p| p.customer_id == user.user_id || user.is_admin())
         .map(ApiJson)

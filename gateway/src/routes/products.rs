@@ -7,16 +7,18 @@ use axum::routing::{get, post};
 use axum::Router;
 use ordo_aggregates::common::{Category, Currency, Description, Money, ProductName, Sku};
 use ordo_aggregates::product::ProductCommand;
+use ordo_projections::queries::page::PageRequest;
+use ordo_projections::queries::products;
+pub use ordo_projections::queries::products::ProductView;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
-use crate::identity::{AuthUser, Role};
+use crate::identity::{AdminUser, AuthUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
-use crate::routes::{decode_cursor, encode_cursor, page_limit};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -53,20 +55,6 @@ pub struct UpdateProduct {
     /// New price in minor units, with `currency`.
     pub price: Option<i64>,
     pub currency: Option<String>,
-}
-
-/// A product as shoppers see it.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ProductView {
-    pub sku: String,
-    pub name: String,
-    pub description: String,
-    pub category: String,
-    /// Price in minor units.
-    pub price: i64,
-    pub currency: String,
-    /// The product's version (its last event's sequence).
-    pub version: i64,
 }
 
 /// A page of products.
@@ -109,11 +97,10 @@ fn parse_money(price: i64, currency: &str) -> Result<Money, ApiError> {
                (status = 422, description = "invalid field")))]
 pub async fn create_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<CreateProduct>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&body.sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let command = ProductCommand::Create {
         sku: sku.clone(),
@@ -160,12 +147,11 @@ pub async fn create_product(
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product")))]
 pub async fn update_product(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     Path(sku): Path<String>,
     ApiJson(body): ApiJson<UpdateProduct>,
 ) -> Result<ApiJson<ProductWritten>, ApiError> {
-    user.require_role(Role::Admin)?;
     let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
     let price = match (body.price, body.currency.as_deref()) {
         (None, None) => None,
@@ -243,14 +229,7 @@ pub async fn get_product(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let product: Option<ProductView> = sqlx::query_as(
-        "SELECT sku, name, description, category, price_minor AS price, currency, version
-         FROM products WHERE sku = $1",
-    )
-    .bind(sku.as_str())
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let product = products::find(&state.pool, sku.as_str()).await?;
     let product = product.ok_or_else(|| ApiError::NotFound(format!("no product {sku}")))?;
     let mut response = ApiJson(product).into_response();
     if let Some(applied) = wait.applied() {
@@ -266,28 +245,10 @@ pub async fn list_products(
     State(state): State<AppState>,
     Query(filter): Query<ProductFilter>,
 ) -> Result<ApiJson<ProductPage>, ApiError> {
-    let limit = page_limit(filter.limit)?;
-    let after = filter.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut products: Vec<ProductView> = sqlx::query_as(
-        "SELECT sku, name, description, category, price_minor AS price, currency, version
-         FROM products
-         WHERE ($1::text IS NULL OR category = $1) AND ($2::text IS NULL OR sku > $2)
-         ORDER BY sku LIMIT $3",
-    )
-    .bind(filter.category.as_deref())
-    .bind(after.as_deref())
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let next_cursor = if products.len() as i64 > limit {
-        products.truncate(limit as usize);
-        products.last().map(|p| encode_cursor(&p.sku))
-    } else {
-        None
-    };
+    let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
+    let page = products::list(&state.pool, filter.category.as_deref(), &page).await?;
     Ok(ApiJson(ProductPage {
-        products,
-        next_cursor,
+        products: page.items,
+        next_cursor: page.next_cursor,
     }))
 }

@@ -16,41 +16,20 @@ use ordo_aggregates::common::{
     AreaId, AreaName, Category, City, Currency, Description, Money, SessionId, ShowId, Title, Venue,
 };
 use ordo_aggregates::show::{SeatArea, ShowCommand};
+use ordo_projections::queries::page::PageRequest;
+use ordo_projections::queries::shows::{self, ShowListFilter};
+pub use ordo_projections::queries::shows::{SeatAreaView, SessionView, ShowSummary, ShowView};
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::commands::api_error;
-use crate::identity::{AuthUser, Role};
+use crate::identity::AdminUser;
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
-use crate::routes::{decode_cursor, encode_cursor, orders::idempotency_key, page_limit};
+use crate::routes::orders::idempotency_key;
 use crate::state::AppState;
-
-/// A row of the show list: id, title, venue, city, category, first session, created at.
-type ShowRow = (
-    Uuid,
-    String,
-    String,
-    String,
-    String,
-    Option<DateTime<Utc>>,
-    DateTime<Utc>,
-);
-
-/// A seat area of a session: session id, start, area id, name, price, currency, capacity,
-/// seats available.
-type SessionAreaRow = (
-    Uuid,
-    DateTime<Utc>,
-    String,
-    String,
-    i64,
-    String,
-    i32,
-    Option<i64>,
-);
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -110,31 +89,6 @@ pub struct ShowWritten {
     pub version: i64,
 }
 
-/// A show in a listing.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ShowSummary {
-    pub show_id: Uuid,
-    pub title: String,
-    pub venue: String,
-    pub city: String,
-    pub category: String,
-    /// The first session's start, if any.
-    pub date: Option<DateTime<Utc>>,
-}
-
-/// A show with its description.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct ShowView {
-    pub show_id: Uuid,
-    pub title: String,
-    pub venue: String,
-    pub city: String,
-    pub category: String,
-    pub description: String,
-    pub date: Option<DateTime<Utc>>,
-    pub version: i64,
-}
-
 /// A page of shows.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShowPage {
@@ -160,27 +114,6 @@ pub struct ShowFilter {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     pub sessions: Vec<SessionView>,
-}
-
-/// A session with its seat areas.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
-    pub session_id: Uuid,
-    pub date: DateTime<Utc>,
-    pub seat_areas: Vec<SeatAreaView>,
-}
-
-/// A seat area with the seats still available.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SeatAreaView {
-    pub area_id: String,
-    pub name: String,
-    /// Price of one seat in minor units.
-    pub price: i64,
-    pub currency: String,
-    pub capacity: i32,
-    /// Seats neither held nor sold.
-    pub available: i64,
 }
 
 fn parse_session(
@@ -278,12 +211,11 @@ async fn written(
               (status = 422, description = "invalid field")))]
 pub async fn create_show(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     ApiJson(body): ApiJson<CreateShow>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let inv = |f: &'static str| {
         move |e: ordo_aggregates::common::ParseError| ApiError::invalid(f, e.to_string())
     };
@@ -354,13 +286,12 @@ pub async fn create_show(
                (status = 409, description = "session id used with other content")))]
 pub async fn add_session(
     State(state): State<AppState>,
-    user: AuthUser,
+    user: AdminUser,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     Path(show_id): Path<String>,
     ApiJson(body): ApiJson<NewSession>,
 ) -> Result<Response, ApiError> {
-    user.require_role(Role::Admin)?;
     let show_id: Uuid = show_id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no show {show_id}")))?;
@@ -404,67 +335,17 @@ pub async fn list_shows(
     State(state): State<AppState>,
     Query(filter): Query<ShowFilter>,
 ) -> Result<ApiJson<ShowPage>, ApiError> {
-    let limit = page_limit(filter.limit)?;
-    let after = match filter.cursor.as_deref().map(decode_cursor).transpose()? {
-        Some(cursor) => Some(
-            cursor
-                .split_once('|')
-                .and_then(|(at, id)| {
-                    Some((at.parse::<DateTime<Utc>>().ok()?, id.parse::<Uuid>().ok()?))
-                })
-                .ok_or_else(|| {
-                    ApiError::invalid("cursor", "cursor is not one this API gave out")
-                })?,
-        ),
-        None => None,
+    let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
+    let criteria = ShowListFilter {
+        city: filter.city.as_deref(),
+        category: filter.category.as_deref(),
+        words: filter.q.as_deref(),
     };
-    let pattern = filter
-        .q
-        .as_deref()
-        .map(str::trim)
-        .filter(|q| !q.is_empty())
-        .map(|q| {
-            format!(
-                "%{}%",
-                q.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-    let rows: Vec<ShowRow> = sqlx::query_as(
-        "SELECT show_id, title, venue, city, category, first_session_at, created_at FROM shows
-             WHERE ($1::text IS NULL OR lower(city) = lower($1))
-               AND ($2::text IS NULL OR lower(category) = lower($2))
-               AND ($3::text IS NULL OR title ILIKE $3 OR venue ILIKE $3 OR description ILIKE $3)
-               AND ($4::timestamptz IS NULL OR (created_at, show_id) < ($4, $5::uuid))
-             ORDER BY created_at DESC, show_id DESC LIMIT $6",
-    )
-    .bind(filter.city.as_deref().map(str::trim))
-    .bind(filter.category.as_deref().map(str::trim))
-    .bind(pattern)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let next_cursor = (rows.len() as i64 > limit)
-        .then(|| rows.get(limit as usize - 1))
-        .flatten()
-        .map(|r| encode_cursor(&format!("{}|{}", r.6.to_rfc3339(), r.0)));
-    let shows = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|r| ShowSummary {
-            show_id: r.0,
-            title: r.1,
-            venue: r.2,
-            city: r.3,
-            category: r.4,
-            date: r.5,
-        })
-        .collect();
-    Ok(ApiJson(ShowPage { shows, next_cursor }))
+    let page = shows::list(&state.pool, criteria, &page).await?;
+    Ok(ApiJson(ShowPage {
+        shows: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// One show.
@@ -476,16 +357,10 @@ pub async fn get_show(
 ) -> Result<ApiJson<ShowView>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no show {show_id}"));
     let id: Uuid = show_id.parse().map_err(|_| not_found())?;
-    sqlx::query_as::<_, ShowView>(
-        "SELECT show_id, title, venue, city, category, description, first_session_at AS date, version
-         FROM shows WHERE show_id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map(ApiJson)
-    .ok_or_else(not_found)
+    shows::find(&state.pool, id)
+        .await?
+        .map(ApiJson)
+        .ok_or_else(not_found)
 }
 
 /// The sessions of a show with the seats available in each area.
@@ -497,46 +372,8 @@ pub async fn list_sessions(
 ) -> Result<ApiJson<SessionList>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no show {show_id}"));
     let id: Uuid = show_id.parse().map_err(|_| not_found())?;
-    let exists: Option<(Uuid,)> = sqlx::query_as("SELECT show_id FROM shows WHERE show_id = $1")
-        .bind(id)
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    exists.ok_or_else(not_found)?;
-    let rows: Vec<SessionAreaRow> = sqlx::query_as(
-        "SELECT s.session_id, s.starts_at, a.area_id, a.name, a.price_minor, a.currency, a.capacity,
-                l.available
-         FROM show_sessions s
-         JOIN seat_areas a ON a.session_id = s.session_id
-         LEFT JOIN inventory_levels l ON l.sku = a.inventory_id
-         WHERE s.show_id = $1
-         ORDER BY s.starts_at, s.session_id, a.position",
-    )
-    .bind(id)
-    .fetch_all(&state.pool)
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let mut sessions: Vec<SessionView> = Vec::new();
-    for (session_id, date, area_id, name, price, currency, capacity, available) in rows {
-        if sessions.last().map(|s| s.session_id) != Some(session_id) {
-            sessions.push(SessionView {
-                session_id,
-                date,
-                seat_areas: Vec::new(),
-            });
-        }
-        sessions
-            .last_mut()
-            .expect("pushed")
-            .seat_areas
-            .push(SeatAreaView {
-                area_id,
-                name,
-                price,
-                currency,
-                capacity,
-                available: available.unwrap_or(0),
-            });
-    }
+    let sessions = shows::sessions(&state.pool, id)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(ApiJson(SessionList { sessions }))
 }

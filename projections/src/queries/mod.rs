@@ -4,11 +4,26 @@
 //! for reads.
 //!
 //! - [`page`]: page sizes and the opaque cursors of every paginated list (search's too).
+//! - [`products`], [`inventory`]: the catalog and its stock levels.
+//! - [`orders`], [`payments`]: orders with their lines, and payments, as their owners see them.
+//! - [`shows`], [`bookings`]: shows with their sessions and seats available, the bookings
+//!   list and who holds a ticket.
+//! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
-//! [`InvalidParameter`] naming the parameter.
+//! [`InvalidParameter`] naming the parameter; a database that fails is a [`QueryError`].
+//! Functions answer what is there: who may see it is the caller's decision.
 
+pub mod bookings;
+pub mod inventory;
+pub mod orders;
 pub mod page;
+pub mod payments;
+pub mod products;
+pub mod shows;
+
+/// The pool every query reads from.
+pub use sqlx::PgPool;
 
 /// A query parameter the read side cannot answer: which one, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,4 +43,18 @@ impl InvalidParameter {
             detail: detail.into(),
         }
     }
+}
+
+/// A read model could not be read: the database failed (not a question of the request).
+#[derive(Debug, thiserror::Error)]
+#[error("reading a read model failed")]
+pub struct QueryError(#[from] sqlx::Error);
+
+/// What every query answers.
+pub type QueryResult<T> = Result<T, QueryError>;
+
+/// Whether the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> QueryResult<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
 }

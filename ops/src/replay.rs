@@ -27,8 +27,6 @@ use ordo_projections::ProjectionHandler;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::config::Config;
-
 /// Options of `ordo replay`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
@@ -474,9 +472,23 @@ async fn ensure_fresh(pool: &PgPool, handlers: &[Arc<ProjectionHandler>]) -> any
     Ok(())
 }
 
+/// Where `ordo replay` reads from: the event store's database, the streams' namespace, and
+/// a way to connect to NATS (asked for only when the source is JetStream).
+pub struct ReplaySources<Connect> {
+    /// The event store's database URL.
+    pub database_url: String,
+    /// The streams' namespace (`ORDO_NATS_NAMESPACE`).
+    pub namespace: String,
+    /// Connects to NATS with the process's credentials.
+    pub connect_nats: Connect,
+}
+
 /// Runs `ordo replay`.
-pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
-    let namespace = Namespace::parse(&config.nats_namespace)
+pub async fn run<Connect>(sources: ReplaySources<Connect>, args: ReplayArgs) -> anyhow::Result<()>
+where
+    Connect: AsyncFnOnce() -> anyhow::Result<async_nats::Client>,
+{
+    let namespace = Namespace::parse(&sources.namespace)
         .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?;
     let plan = ReplayPlan::parse(&args, &namespace)?;
 
@@ -484,25 +496,11 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
     let js;
     let (total, mut events) = match plan.source {
         Source::Postgres => {
-            pool = ordo_store::database::connect(&config.database_url, 4).await?;
+            pool = ordo_store::database::connect(&sources.database_url, 4).await?;
             from_postgres(&pool, &namespace, &plan).await?
         }
         Source::JetStream => {
-            let client = tokio::time::timeout(
-                Duration::from_secs(10),
-                config
-                    .nats_options("ordo-replay")
-                    .await?
-                    .connect(&config.nats_url),
-            )
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url)
-            })?
-            .map_err(|err| {
-                anyhow::anyhow!("cannot connect to NATS at {}: {err}", config.nats_url)
-            })?;
-            js = async_nats::jetstream::new(client);
+            js = async_nats::jetstream::new((sources.connect_nats)().await?);
             from_jetstream(&js, &namespace, &plan).await?
         }
     };

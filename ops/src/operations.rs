@@ -11,7 +11,7 @@ use serde::Serialize;
 use ordo_projections::search::elastic::{self, IndexRebuildReport, SearchIndex};
 use ordo_projections::search::SearchEngine;
 
-use crate::state::AppState;
+use crate::OpsContext;
 
 /// A projection's status as operators see it: what it applied (Postgres) and what waits
 /// for it (JetStream).
@@ -55,10 +55,10 @@ impl ProjectionReport {
 
 /// Every projection's status with its lag in JetStream: the Postgres read models, then,
 /// with Elasticsearch, the search indexers (their documents in place of aggregates).
-pub async fn projection_reports(state: &AppState) -> anyhow::Result<Vec<ProjectionReport>> {
-    let mut reports = postgres_projection_reports(state).await?;
-    if let SearchEngine::Elasticsearch(es) = &state.search {
-        reports.extend(search_indexer_reports(state, es).await?);
+pub async fn projection_reports(ops: &OpsContext) -> anyhow::Result<Vec<ProjectionReport>> {
+    let mut reports = postgres_projection_reports(ops).await?;
+    if let SearchEngine::Elasticsearch(es) = &ops.search {
+        reports.extend(search_indexer_reports(ops, es).await?);
     }
     Ok(reports)
 }
@@ -72,7 +72,7 @@ type RebuildRow = (
 );
 
 async fn search_indexer_reports(
-    state: &AppState,
+    ops: &OpsContext,
     es: &elastic::EsSearch,
 ) -> anyhow::Result<Vec<ProjectionReport>> {
     // Per index, once: its documents and its last rebuild (two consumers feed products).
@@ -84,14 +84,14 @@ async fn search_indexer_reports(
                  WHERE projection = $1",
         )
         .bind(index.rebuild_name())
-        .fetch_optional(&state.pool)
+        .fetch_optional(&ops.pool)
         .await?;
         indices.insert(index, (documents, rebuild.unwrap_or_default()));
     }
     let mut reports = Vec::new();
     for (name, aggregate_type, index) in elastic::CONSUMERS {
         let alias = es.names().alias(index);
-        let lag = consumer_pending(&state.jetstream, &state.namespace, name, aggregate_type)
+        let lag = consumer_pending(&ops.jetstream, &ops.namespace, name, aggregate_type)
             .await
             .ok();
         let (documents, (rebuild_state, started, finished, error)) = indices[&index].clone();
@@ -118,9 +118,9 @@ async fn search_indexer_reports(
     Ok(reports)
 }
 
-async fn postgres_projection_reports(state: &AppState) -> anyhow::Result<Vec<ProjectionReport>> {
+async fn postgres_projection_reports(ops: &OpsContext) -> anyhow::Result<Vec<ProjectionReport>> {
     let mut reports = Vec::new();
-    for status in rebuild::status(&state.pool).await? {
+    for status in rebuild::status(&ops.pool).await? {
         let ProjectionStatus {
             name,
             aggregate_type,
@@ -133,7 +133,7 @@ async fn postgres_projection_reports(state: &AppState) -> anyhow::Result<Vec<Pro
             rebuild_finished_at,
             rebuild_error,
         } = status;
-        let lag = consumer_pending(&state.jetstream, &state.namespace, &name, &aggregate_type)
+        let lag = consumer_pending(&ops.jetstream, &ops.namespace, &name, &aggregate_type)
             .await
             .ok();
         reports.push(ProjectionReport {
@@ -177,8 +177,8 @@ impl RebuildTarget {
 /// The rebuild target called `name`: a projection (`projection-orders` or `orders`) or,
 /// with Elasticsearch, a search index (`search-products`, `search-shows`). The error says
 /// what can be rebuilt.
-pub fn rebuild_target(state: &AppState, name: &str) -> Result<RebuildTarget, String> {
-    let names = match &state.search {
+pub fn rebuild_target(ops: &OpsContext, name: &str) -> Result<RebuildTarget, String> {
+    let names = match &ops.search {
         SearchEngine::Elasticsearch(es) => Some(es.names().clone()),
         SearchEngine::Postgres(_) => None,
     };
@@ -246,16 +246,16 @@ impl std::fmt::Display for Rebuilt {
 }
 
 /// Rebuilds `target` and switches to the result.
-pub async fn rebuild(state: &AppState, target: &RebuildTarget) -> anyhow::Result<Rebuilt> {
+pub async fn rebuild(ops: &OpsContext, target: &RebuildTarget) -> anyhow::Result<Rebuilt> {
     match target {
-        RebuildTarget::Projection(projection) => rebuild::rebuild(&state.pool, projection.as_ref())
+        RebuildTarget::Projection(projection) => rebuild::rebuild(&ops.pool, projection.as_ref())
             .await
             .map(Rebuilt::Projection),
         RebuildTarget::SearchIndex(index) => {
-            let SearchEngine::Elasticsearch(es) = &state.search else {
+            let SearchEngine::Elasticsearch(es) = &ops.search else {
                 anyhow::bail!("ORDO_ELASTICSEARCH_URL is not set");
             };
-            elastic::rebuild::rebuild(&state.pool, es, *index)
+            elastic::rebuild::rebuild(&ops.pool, es, *index)
                 .await
                 .map(Rebuilt::SearchIndex)
         }
@@ -265,16 +265,16 @@ pub async fn rebuild(state: &AppState, target: &RebuildTarget) -> anyhow::Result
 /// Refills the event stream `stream` (`ORDO_ORDER`, its namespaced name, or `order`) from
 /// the event store; purges it first when `purge`.
 pub async fn refill_stream(
-    state: &AppState,
+    ops: &OpsContext,
     stream: &str,
     purge: bool,
 ) -> anyhow::Result<RefillReport> {
     let aggregate_type =
-        refill::aggregate_type_of(&state.namespace, stream).map_err(anyhow::Error::msg)?;
+        refill::aggregate_type_of(&ops.namespace, stream).map_err(anyhow::Error::msg)?;
     refill::refill_stream(
-        &state.jetstream,
-        &state.pool,
-        &state.namespace,
+        &ops.jetstream,
+        &ops.pool,
+        &ops.namespace,
         aggregate_type,
         purge,
     )
@@ -282,33 +282,30 @@ pub async fn refill_stream(
 }
 
 /// Sagas by type and status.
-pub async fn saga_counts(state: &AppState) -> sqlx::Result<Vec<(String, String, i64)>> {
+pub async fn saga_counts(ops: &OpsContext) -> sqlx::Result<Vec<(String, String, i64)>> {
     sqlx::query_as("SELECT saga_type, status, count(*) FROM sagas GROUP BY saga_type, status")
-        .fetch_all(&state.pool)
+        .fetch_all(&ops.pool)
         .await
 }
 
 /// How old the oldest unpublished event is, in seconds (0 when the outbox is empty).
-pub async fn relay_lag_seconds(state: &AppState) -> sqlx::Result<f64> {
+pub async fn relay_lag_seconds(ops: &OpsContext) -> sqlx::Result<f64> {
     let lag: Option<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM now() - min(e.recorded_at))::float8 \
          FROM outbox o JOIN events e USING (position)",
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&ops.pool)
     .await?;
     Ok(lag.unwrap_or(0.0).max(0.0))
 }
 
 /// Dead letters per consumer, counted from the dead-letter stream's subjects.
-pub async fn dead_letter_counts(state: &AppState) -> anyhow::Result<Vec<(String, u64)>> {
+pub async fn dead_letter_counts(ops: &OpsContext) -> anyhow::Result<Vec<(String, u64)>> {
     use futures::TryStreamExt;
-    let stream = state
-        .jetstream
-        .get_stream(state.namespace.dlq_stream())
-        .await?;
-    let prefix = state.namespace.dlq_subject("");
+    let stream = ops.jetstream.get_stream(ops.namespace.dlq_stream()).await?;
+    let prefix = ops.namespace.dlq_subject("");
     let subjects: Vec<(String, usize)> = stream
-        .info_with_subjects(state.namespace.dlq_filter())
+        .info_with_subjects(ops.namespace.dlq_filter())
         .await?
         .try_collect()
         .await?;

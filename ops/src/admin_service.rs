@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::OpsContext;
 
 /// The service name every Ordo process registers.
 pub const SERVICE_NAME: &str = "ordo";
@@ -80,7 +80,7 @@ impl AdminAudit {
 #[derive(Clone)]
 pub struct AdminContext {
     /// Shared state: database, JetStream, namespace.
-    pub state: AppState,
+    pub ops: OpsContext,
     /// The roles this process runs.
     pub roles: Vec<String>,
     /// When the process started.
@@ -147,9 +147,9 @@ impl Failure {
 
 /// Registers the service and answers requests until `shutdown`.
 pub async fn run(context: AdminContext, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let namespace = context.state.namespace.as_str().to_owned();
+    let namespace = context.ops.namespace.as_str().to_owned();
     let service = context
-        .state
+        .ops
         .nats
         .service_builder()
         .description("Ordo operator endpoints: status, projections, dead letters, sagas")
@@ -244,18 +244,18 @@ async fn handle(
     kind: Endpoint,
     request: &Request,
 ) -> Result<Value, Failure> {
-    let state = &context.state;
+    let ops = &context.ops;
     let body = &request.message.payload;
     match kind {
         Endpoint::Status => {
-            let outbox = ordo_nats::outbox_depth(&state.pool)
+            let outbox = ordo_nats::outbox_depth(&ops.pool)
                 .await
                 .map_err(Failure::internal)?;
             Ok(json!({
                 "service": SERVICE_NAME,
                 "service_id": service_id,
                 "version": env!("CARGO_PKG_VERSION"),
-                "namespace": state.namespace.as_str(),
+                "namespace": ops.namespace.as_str(),
                 "pid": std::process::id(),
                 "roles": context.roles,
                 "uptime_seconds": context.started.elapsed().as_secs(),
@@ -264,7 +264,7 @@ async fn handle(
             }))
         }
         Endpoint::ProjectionsStatus => {
-            let reports = crate::operations::projection_reports(state)
+            let reports = crate::operations::projection_reports(ops)
                 .await
                 .map_err(Failure::internal)?;
             Ok(json!({ "projections": reports }))
@@ -278,18 +278,18 @@ async fn handle(
             }
             let body: Body = parse(body, "{\"name\": \"projection-orders\"}")?;
             let target =
-                crate::operations::rebuild_target(state, &body.name).map_err(Failure::not_found)?;
+                crate::operations::rebuild_target(ops, &body.name).map_err(Failure::not_found)?;
             if body.wait {
-                let report = crate::operations::rebuild(state, &target)
+                let report = crate::operations::rebuild(ops, &target)
                     .await
                     .map_err(|err| Failure::internal(format!("{err:#}")))?;
                 return Ok(json!({ "state": "live", "report": report }));
             }
-            let state = state.clone();
+            let ops = ops.clone();
             let name = target.name();
             // Rebuilds outlast a request's timeout: follow them with projections.status.
             tokio::spawn(async move {
-                if let Err(err) = crate::operations::rebuild(&state, &target).await {
+                if let Err(err) = crate::operations::rebuild(&ops, &target).await {
                     tracing::warn!(projection = name, error = %format!("{err:#}"), "rebuild failed");
                 }
             });
@@ -306,7 +306,7 @@ async fn handle(
                 parse(body, "{\"consumer\": \"projection-orders\"} or nothing")?
             };
             let letters =
-                ordo_nats::dlq::list(&state.jetstream, &state.namespace, body.consumer.as_deref())
+                ordo_nats::dlq::list(&ops.jetstream, &ops.namespace, body.consumer.as_deref())
                     .await
                     .map_err(Failure::internal)?;
             Ok(json!({ "dead_letters": letters }))
@@ -322,25 +322,22 @@ async fn handle(
             const EXPECTED: &str = "{\"sequence\": 5} or {\"all\": true, \"consumer\": \"...\"}";
             let body: Body = parse(body, EXPECTED)?;
             let report = match (body.sequence, body.all) {
-                (Some(sequence), false) => ordo_nats::dlq::redrive(
-                    &state.jetstream,
-                    &state.pool,
-                    &state.namespace,
-                    sequence,
-                )
-                .await
-                .map_err(|err| {
-                    let message = format!("{err:#}");
-                    if message.starts_with("no dead letter") {
-                        Failure::not_found(message)
-                    } else {
-                        Failure::internal(message)
-                    }
-                })?,
+                (Some(sequence), false) => {
+                    ordo_nats::dlq::redrive(&ops.jetstream, &ops.pool, &ops.namespace, sequence)
+                        .await
+                        .map_err(|err| {
+                            let message = format!("{err:#}");
+                            if message.starts_with("no dead letter") {
+                                Failure::not_found(message)
+                            } else {
+                                Failure::internal(message)
+                            }
+                        })?
+                }
                 (None, true) => ordo_nats::dlq::redrive_all(
-                    &state.jetstream,
-                    &state.pool,
-                    &state.namespace,
+                    &ops.jetstream,
+                    &ops.pool,
+                    &ops.namespace,
                     body.consumer.as_deref(),
                 )
                 .await
@@ -358,7 +355,7 @@ async fn handle(
             let id: Uuid = body.saga_id.parse().map_err(|_| {
                 Failure::bad_request(format!("{:?} is not a saga id (a UUID)", body.saga_id))
             })?;
-            let saga = ordo_sagas::repository::find(&state.pool, id)
+            let saga = ordo_sagas::repository::find(&ops.pool, id)
                 .await
                 .map_err(Failure::internal)?
                 .ok_or_else(|| Failure::not_found(format!("no saga {id}")))?;

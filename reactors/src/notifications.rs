@@ -1,4 +1,4 @@
-//! The `notifications` read model: each user's inbox, fed by the order, payment and
+//! The notifications reactor: each user's inbox, fed by the order, payment and
 //! booking streams, and an email copy of every entry through a [`MailSender`].
 //!
 //! One [`NotificationsHandler`] runs per stream (`notifications-orders`,
@@ -16,22 +16,25 @@
 //!
 //! The handlers insert concurrently; a trigger (migration 0040) numbers each user's entries
 //! in commit order by serialising that user's inserts, which is what lets an SSE client
-//! resume after the last entry it saw (see the gateway's `inbox` module).
+//! resume after the last entry it saw (see [`crate::inbox`]).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use ordo_aggregates::booking::BookingEvent;
+use ordo_aggregates::common::Money;
+use ordo_aggregates::order::OrderEvent;
+use ordo_aggregates::payment::PaymentEvent;
+use ordo_contracts::{BookingMessage, ContractError, Decoded, OrderMessage, PaymentMessage};
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::products::MoneyPayload;
+use crate::mail::{MailMessage, MailSender};
 
 /// The consumers of the three streams, as `(durable name, aggregate type)`.
 pub const NOTIFICATION_CONSUMERS: &[(&str, &str)] = &[
@@ -49,94 +52,6 @@ const NOTIFICATION_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6e6f_7469_6669_4e0a_8b
 /// The id of the notification an event produces (if it produces one).
 pub fn notification_id(event_id: Uuid) -> Uuid {
     Uuid::new_v5(&NOTIFICATION_ID_NAMESPACE, event_id.as_bytes())
-}
-
-/// One email, ready to be handed to a [`MailSender`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailMessage {
-    /// The notification it copies; also names the spool file.
-    pub notification_id: Uuid,
-    /// Recipient address.
-    pub to: String,
-    /// Recipient name.
-    pub to_name: String,
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text body.
-    pub body: String,
-    /// When the notification was created.
-    pub date: DateTime<Utc>,
-}
-
-/// Delivers the email copy of a notification. Implementations must tolerate being called
-/// twice for one notification (delivery is at least once).
-#[async_trait]
-pub trait MailSender: Send + Sync + 'static {
-    /// Sends one message.
-    async fn send(&self, message: &MailMessage) -> anyhow::Result<()>;
-}
-
-/// The default [`MailSender`]: writes each message as an RFC 5322 (`.eml`) file named
-/// `<notification_id>.eml` in a spool directory that a mail transfer agent, or a developer,
-/// can pick up.
-#[derive(Debug, Clone)]
-pub struct SpoolMailer {
-    dir: PathBuf,
-    from: String,
-}
-
-impl SpoolMailer {
-    /// A spool in `dir` (created when missing).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            dir: dir.into(),
-            from: "Ordo <no-reply@ordo.invalid>".into(),
-        }
-    }
-
-    /// The default spool: `$ORDO_MAIL_SPOOL_DIR`, else `$HOME/.local/state/ordo/mail`.
-    pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("ORDO_MAIL_SPOOL_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-        Path::new(&home).join(".local/state/ordo/mail")
-    }
-
-    /// The directory messages are written to.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The message as the file's text.
-    pub fn render(&self, message: &MailMessage) -> String {
-        // Header values come from our own templates and the users table; line breaks are
-        // removed so no value can inject a header.
-        let clean = |s: &str| s.replace(['\r', '\n'], " ");
-        format!(
-            "From: {}\r\nTo: {} <{}>\r\nSubject: {}\r\nDate: {}\r\nMessage-ID: <{}@ordo.invalid>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
-            self.from,
-            clean(&message.to_name),
-            clean(&message.to),
-            clean(&message.subject),
-            message.date.to_rfc2822(),
-            message.notification_id,
-            message.body.replace('\n', "\r\n"),
-        )
-    }
-}
-
-#[async_trait]
-impl MailSender for SpoolMailer {
-    async fn send(&self, message: &MailMessage) -> anyhow::Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await?;
-        let name = format!("{}.eml", message.notification_id);
-        // Written beside and renamed, so a reader never sees half a message.
-        let partial = self.dir.join(format!(".{name}.tmp"));
-        tokio::fs::write(&partial, self.render(message)).await?;
-        tokio::fs::rename(&partial, self.dir.join(name)).await?;
-        Ok(())
-    }
 }
 
 /// What an event adds to the inbox.
@@ -159,52 +74,27 @@ struct Recipient {
     data: Value,
 }
 
-#[derive(Deserialize)]
-struct OrderPlaced {
-    order_id: Uuid,
-    customer_id: Uuid,
-    total: MoneyPayload,
+/// An event of one of the three streams, decoded by its stream's contract.
+#[derive(Debug, Clone)]
+pub enum NotifiedEvent {
+    /// From the order stream.
+    Order(OrderMessage),
+    /// From the payment stream.
+    Payment(PaymentMessage),
+    /// From the booking stream.
+    Booking(BookingMessage),
 }
 
-#[derive(Deserialize)]
-struct PaymentCreated {
-    payment_id: Uuid,
-    order_id: Uuid,
-    customer_id: Uuid,
-    amount: MoneyPayload,
-}
-
-#[derive(Deserialize)]
-struct BookingRequested {
-    booking_id: Uuid,
-    customer_id: Uuid,
-    show_id: Uuid,
-    session_id: Uuid,
-    quantity: u32,
-    total: MoneyPayload,
-}
-
-#[derive(Deserialize)]
-struct WithReason {
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-struct WithAmount {
-    amount: Option<MoneyPayload>,
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Deserialize)]
-struct SeatsHeld {
-    expires_at: DateTime<Utc>,
-}
-
-#[derive(Deserialize)]
-struct BookingPaid {
-    tickets: Vec<Uuid>,
+impl NotifiedEvent {
+    /// Decodes `event` through the contract of its stream (an event of any other stream is
+    /// refused by the order stream's).
+    pub fn decode(event: &ReceivedEvent) -> Result<Self, ContractError> {
+        Ok(match event.aggregate_type.as_str() {
+            "payment" => Self::Payment(ordo_contracts::payment(event)?),
+            "booking" => Self::Booking(ordo_contracts::booking(event)?),
+            _ => Self::Order(ordo_contracts::order(event)?),
+        })
+    }
 }
 
 /// `1234 EUR` -> `12.34 EUR` (zero-decimal currencies as they are).
@@ -219,8 +109,8 @@ pub fn format_money(amount_minor: i64, currency: &str) -> String {
     )
 }
 
-fn money(m: &MoneyPayload) -> String {
-    format_money(m.amount_minor, &m.currency)
+fn money(m: &Money) -> String {
+    format_money(m.amount_minor(), m.currency().as_str())
 }
 
 fn short(id: &str) -> &str {
@@ -228,41 +118,59 @@ fn short(id: &str) -> &str {
 }
 
 /// The recipient an aggregate's first event names, with data later notices reuse.
-fn recipient_of(event: &ReceivedEvent) -> anyhow::Result<Option<Recipient>> {
-    let payload = event.payload.clone();
-    Ok(
-        match (event.aggregate_type.as_str(), event.event_type.as_str()) {
-            ("order", "OrderPlaced") => {
-                let p: OrderPlaced = serde_json::from_value(payload)?;
-                Some(Recipient {
-                    user_id: p.customer_id,
-                    data: json!({"order_id": p.order_id, "total": money(&p.total)}),
-                })
-            }
-            ("payment", "PaymentCreated") => {
-                let p: PaymentCreated = serde_json::from_value(payload)?;
-                Some(Recipient {
-                    user_id: p.customer_id,
-                    data: json!({"payment_id": p.payment_id, "order_id": p.order_id, "amount": money(&p.amount)}),
-                })
-            }
-            ("booking", "BookingRequested") => {
-                let p: BookingRequested = serde_json::from_value(payload)?;
-                Some(Recipient {
-                    user_id: p.customer_id,
-                    data: json!({"booking_id": p.booking_id, "show_id": p.show_id, "session_id": p.session_id,
-                             "quantity": p.quantity, "total": money(&p.total)}),
-                })
-            }
-            _ => None,
-        },
-    )
+fn recipient_of(event: &NotifiedEvent) -> Option<Recipient> {
+    match event {
+        NotifiedEvent::Order(Decoded {
+            event:
+                OrderEvent::OrderPlaced {
+                    order_id,
+                    customer_id,
+                    total,
+                    ..
+                },
+            ..
+        }) => Some(Recipient {
+            user_id: *customer_id.as_uuid(),
+            data: json!({"order_id": order_id, "total": money(total)}),
+        }),
+        NotifiedEvent::Payment(Decoded {
+            event:
+                PaymentEvent::PaymentCreated {
+                    payment_id,
+                    order_id,
+                    customer_id,
+                    amount,
+                    ..
+                },
+            ..
+        }) => Some(Recipient {
+            user_id: *customer_id.as_uuid(),
+            data: json!({"payment_id": payment_id, "order_id": order_id, "amount": money(amount)}),
+        }),
+        NotifiedEvent::Booking(Decoded {
+            event:
+                BookingEvent::BookingRequested {
+                    booking_id,
+                    customer_id,
+                    show_id,
+                    session_id,
+                    quantity,
+                    total,
+                    ..
+                },
+            ..
+        }) => Some(Recipient {
+            user_id: *customer_id.as_uuid(),
+            data: json!({"booking_id": booking_id, "show_id": show_id, "session_id": session_id,
+                     "quantity": quantity, "total": money(total)}),
+        }),
+        _ => None,
+    }
 }
 
 /// The inbox entry an event produces, given what its aggregate's first event recorded.
 /// Pure, so the wording is tested without a database.
-pub fn notice_for(event: &ReceivedEvent, context: &Value) -> anyhow::Result<Option<Notice>> {
-    let id = event.aggregate_id.as_str();
+pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
     let text = |key: &str| {
         context
             .get(key)
@@ -271,96 +179,129 @@ pub fn notice_for(event: &ReceivedEvent, context: &Value) -> anyhow::Result<Opti
             .to_string()
     };
     let mut data = context.clone();
-    let payload = event.payload.clone();
-    let notice = match (event.aggregate_type.as_str(), event.event_type.as_str()) {
-        ("order", "OrderConfirmed") => Notice {
-            kind: "order_confirmed",
-            title: "Order confirmed".into(),
-            body: format!(
-                "Your order {} ({}) is confirmed: the goods are reserved for you. Please pay to complete it.",
-                short(id),
-                text("total")
-            ),
-            data,
+    let notice = match event {
+        NotifiedEvent::Order(Decoded { event, facts, .. }) => {
+            let id = facts.aggregate_id.as_str();
+            match event {
+                OrderEvent::OrderConfirmed {} => Notice {
+                    kind: "order_confirmed",
+                    title: "Order confirmed".into(),
+                    body: format!(
+                        "Your order {} ({}) is confirmed: the goods are reserved for you. Please pay to complete it.",
+                        short(id),
+                        text("total")
+                    ),
+                    data,
+                },
+                OrderEvent::OrderRejected { reason, .. } => {
+                    data["reason"] = json!(reason);
+                    Notice {
+                        kind: "order_rejected",
+                        title: "Order rejected".into(),
+                        body: format!("Sorry, your order {} could not be accepted: {reason}.", short(id)),
+                        data,
+                    }
+                }
+                OrderEvent::OrderPlaced { .. }
+                | OrderEvent::PaymentAttached { .. }
+                | OrderEvent::OrderPaid { .. }
+                | OrderEvent::OrderCancelled { .. }
+                | OrderEvent::OrderExpired {}
+                | OrderEvent::OrderRefunded { .. } => return None,
+            }
+        }
+        NotifiedEvent::Payment(Decoded { event, .. }) => match event {
+            PaymentEvent::PaymentCaptured { amount, .. } => {
+                let amount = money(amount);
+                data["amount"] = json!(amount);
+                Notice {
+                    kind: "payment_captured",
+                    title: "Payment received".into(),
+                    body: format!(
+                        "We received your payment of {amount} for order {}. Thank you!",
+                        short(&text("order_id"))
+                    ),
+                    data,
+                }
+            }
+            PaymentEvent::PaymentFailed { reason } => {
+                data["reason"] = json!(reason);
+                Notice {
+                    kind: "payment_failed",
+                    title: "Payment failed".into(),
+                    body: format!("Your payment for order {} failed: {reason}. You may try again with another method.", short(&text("order_id"))),
+                    data,
+                }
+            }
+            PaymentEvent::PaymentRefunded { amount, reason, .. } => {
+                let amount = money(amount);
+                data["refunded"] = json!(amount);
+                data["reason"] = json!(reason);
+                Notice {
+                    kind: "payment_refunded",
+                    title: "Refund issued".into(),
+                    body: format!(
+                        "{amount} has been refunded for order {}.",
+                        short(&text("order_id"))
+                    ),
+                    data,
+                }
+            }
+            PaymentEvent::PaymentCreated { .. }
+            | PaymentEvent::PaymentAuthorized { .. }
+            | PaymentEvent::PaymentVoided { .. } => return None,
         },
-        ("order", "OrderRejected") => {
-            let p: WithReason = serde_json::from_value(payload)?;
-            data["reason"] = json!(p.reason);
-            Notice {
-                kind: "order_rejected",
-                title: "Order rejected".into(),
-                body: format!("Sorry, your order {} could not be accepted: {}.", short(id), p.reason),
-                data,
+        NotifiedEvent::Booking(Decoded { event, facts, .. }) => {
+            let id = facts.aggregate_id.as_str();
+            match event {
+                BookingEvent::SeatsHeld { expires_at } => {
+                    let expires = expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
+                    data["expires_at"] = json!(expires);
+                    Notice {
+                        kind: "booking_pending_payment",
+                        title: "Seats held: payment pending".into(),
+                        body: format!(
+                            "Your {} seat(s) are held for booking {} ({}): pay before {expires}, or they are released.",
+                            context.get("quantity").and_then(Value::as_u64).unwrap_or(0),
+                            short(id),
+                            text("total")
+                        ),
+                        data,
+                    }
+                }
+                BookingEvent::BookingPaid { tickets, .. } => {
+                    data["tickets"] = json!(tickets);
+                    Notice {
+                        kind: "tickets_issued",
+                        title: "Your tickets are ready".into(),
+                        body: format!(
+                            "Payment received: {} ticket(s) issued for booking {}.",
+                            tickets.len(),
+                            short(id)
+                        ),
+                        data,
+                    }
+                }
+                BookingEvent::BookingExpired {} => Notice {
+                    kind: "booking_expired",
+                    title: "Booking expired".into(),
+                    body: format!(
+                        "Booking {} was not paid in time; the seats have been released.",
+                        short(id)
+                    ),
+                    data,
+                },
+                BookingEvent::BookingRequested { .. }
+                | BookingEvent::BookingRejected { .. }
+                | BookingEvent::PaymentAttached { .. }
+                | BookingEvent::BookingCancelled { .. }
+                | BookingEvent::BookingRefunded { .. }
+                | BookingEvent::BookingCompleted {}
+                | BookingEvent::TicketCheckedIn { .. } => return None,
             }
         }
-        ("payment", "PaymentCaptured") => {
-            let p: WithAmount = serde_json::from_value(payload)?;
-            let amount = p.amount.as_ref().map(money).unwrap_or_else(|| text("amount"));
-            data["amount"] = json!(amount);
-            Notice {
-                kind: "payment_captured",
-                title: "Payment received".into(),
-                body: format!("We received your payment of {amount} for order {}. Thank you!", short(&text("order_id"))),
-                data,
-            }
-        }
-        ("payment", "PaymentFailed") => {
-            let p: WithReason = serde_json::from_value(payload)?;
-            data["reason"] = json!(p.reason);
-            Notice {
-                kind: "payment_failed",
-                title: "Payment failed".into(),
-                body: format!("Your payment for order {} failed: {}. You may try again with another method.", short(&text("order_id")), p.reason),
-                data,
-            }
-        }
-        ("payment", "PaymentRefunded") => {
-            let p: WithAmount = serde_json::from_value(payload)?;
-            let amount = p.amount.as_ref().map(money).unwrap_or_default();
-            data["refunded"] = json!(amount);
-            data["reason"] = json!(p.reason);
-            Notice {
-                kind: "payment_refunded",
-                title: "Refund issued".into(),
-                body: format!("{amount} has been refunded for order {}.", short(&text("order_id"))),
-                data,
-            }
-        }
-        ("booking", "SeatsHeld") => {
-            let p: SeatsHeld = serde_json::from_value(payload)?;
-            let expires = p.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true);
-            data["expires_at"] = json!(expires);
-            Notice {
-                kind: "booking_pending_payment",
-                title: "Seats held: payment pending".into(),
-                body: format!(
-                    "Your {} seat(s) are held for booking {} ({}): pay before {expires}, or they are released.",
-                    context.get("quantity").and_then(Value::as_u64).unwrap_or(0),
-                    short(id),
-                    text("total")
-                ),
-                data,
-            }
-        }
-        ("booking", "BookingPaid") => {
-            let p: BookingPaid = serde_json::from_value(payload)?;
-            data["tickets"] = json!(p.tickets);
-            Notice {
-                kind: "tickets_issued",
-                title: "Your tickets are ready".into(),
-                body: format!("Payment received: {} ticket(s) issued for booking {}.", p.tickets.len(), short(id)),
-                data,
-            }
-        }
-        ("booking", "BookingExpired") => Notice {
-            kind: "booking_expired",
-            title: "Booking expired".into(),
-            body: format!("Booking {} was not paid in time; the seats have been released.", short(id)),
-            data,
-        },
-        _ => return Ok(None),
     };
-    Ok(Some(notice))
+    Some(notice)
 }
 
 /// Runs one stream's notifications: claims each event, writes the inbox entry, then mails it.
@@ -408,7 +349,8 @@ impl NotificationsHandler {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
-        if let Some(recipient) = recipient_of(event)? {
+        let decoded = NotifiedEvent::decode(event)?;
+        if let Some(recipient) = recipient_of(&decoded) {
             sqlx::query(
                 "INSERT INTO notification_recipients (aggregate_type, aggregate_id, user_id, data)
                  VALUES ($1, $2, $3, $4)
@@ -436,7 +378,7 @@ impl NotificationsHandler {
             // to tell anyone about.
             return Ok(());
         };
-        let Some(notice) = notice_for(event, &context)? else {
+        let Some(notice) = notice_for(&decoded, &context) else {
             return Ok(());
         };
         sqlx::query(
@@ -494,9 +436,7 @@ impl EventHandler for NotificationsHandler {
         let mut tx = self.pool.begin().await?;
         match claim(&mut tx, self.name, event).await? {
             Claim::Apply => {
-                self.apply(&mut tx, event)
-                    .await
-                    .map_err(HandlerError::Retry)?;
+                self.apply(&mut tx, event).await.map_err(apply_failure)?;
                 tx.commit().await?;
             }
             Claim::AlreadyApplied => tx.rollback().await?,
@@ -516,9 +456,20 @@ impl EventHandler for NotificationsHandler {
     }
 }
 
+/// An event that does not decode fails as its contract says (an unknown type or version is
+/// retried, then dead-lettered; a malformed one is dead-lettered at once); anything else is
+/// retried.
+fn apply_failure(err: anyhow::Error) -> HandlerError {
+    match err.downcast::<ContractError>() {
+        Ok(contract) => contract.into(),
+        Err(err) => HandlerError::Retry(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::SpoolMailer;
 
     fn event(aggregate_type: &str, event_type: &str, payload: Value) -> ReceivedEvent {
         ReceivedEvent {
@@ -540,18 +491,21 @@ mod tests {
         }
     }
 
+    fn notified(aggregate_type: &str, event_type: &str, payload: Value) -> NotifiedEvent {
+        NotifiedEvent::decode(&event(aggregate_type, event_type, payload)).unwrap()
+    }
+
     #[test]
     fn seats_held_warns_of_the_payment_deadline() {
         let context = json!({"quantity": 2, "total": "90.00 EUR"});
         let notice = notice_for(
-            &event(
+            &notified(
                 "booking",
                 "SeatsHeld",
                 json!({"expires_at": "2030-01-01T10:15:00Z"}),
             ),
             &context,
         )
-        .unwrap()
         .unwrap();
         assert_eq!(notice.kind, "booking_pending_payment");
         assert!(
@@ -564,15 +518,24 @@ mod tests {
 
     #[test]
     fn events_without_news_produce_no_notice() {
-        for (t, e) in [
-            ("order", "PaymentAttached"),
-            ("payment", "PaymentAuthorized"),
-            ("booking", "TicketCheckedIn"),
+        let id = "0b0f4d9e-8d7a-4c55-9f1e-3c2b1a000009";
+        for (t, e, payload) in [
+            ("order", "PaymentAttached", json!({"payment_id": id})),
+            (
+                "payment",
+                "PaymentAuthorized",
+                json!({"provider_ref": "p-1"}),
+            ),
+            ("booking", "TicketCheckedIn", json!({"ticket_id": id})),
         ] {
-            assert!(notice_for(&event(t, e, json!({})), &json!({}))
-                .unwrap()
-                .is_none());
+            assert!(notice_for(&notified(t, e, payload), &json!({})).is_none());
         }
+    }
+
+    #[test]
+    fn an_event_of_another_stream_does_not_decode() {
+        let err = NotifiedEvent::decode(&event("show", "ShowCreated", json!({}))).unwrap_err();
+        assert!(matches!(err, ContractError::WrongStream { .. }), "{err}");
     }
 
     #[test]

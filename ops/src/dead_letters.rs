@@ -3,12 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::state::AppState;
+use crate::OpsContext;
 
 /// Re-drives every dead letter of one aggregate (all consumers), each consumer's in order.
 /// Answers the DLQ sequences re-driven.
-pub async fn redrive_aggregate(state: &AppState, aggregate_id: &str) -> anyhow::Result<Vec<u64>> {
-    let letters = ordo_nats::dlq::list(&state.jetstream, &state.namespace, None).await?;
+pub async fn redrive_aggregate(ops: &OpsContext, aggregate_id: &str) -> anyhow::Result<Vec<u64>> {
+    let letters = ordo_nats::dlq::list(&ops.jetstream, &ops.namespace, None).await?;
     let mut first_per_consumer = BTreeSet::new();
     let mut firsts = Vec::new();
     for letter in letters.iter().filter(|l| l.aggregate_id == aggregate_id) {
@@ -19,8 +19,7 @@ pub async fn redrive_aggregate(state: &AppState, aggregate_id: &str) -> anyhow::
     let mut redriven = Vec::new();
     for sequence in firsts {
         let report =
-            ordo_nats::dlq::redrive(&state.jetstream, &state.pool, &state.namespace, sequence)
-                .await?;
+            ordo_nats::dlq::redrive(&ops.jetstream, &ops.pool, &ops.namespace, sequence).await?;
         redriven.extend(report.redriven);
     }
     Ok(redriven)

@@ -7,7 +7,9 @@ use ordo_aggregates::product::ProductCommand;
 use ordo_store::CommandMetadata;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use ordo_aggregates::inventory::InventoryItem;
+use ordo_aggregates::product::Product;
+use ordo_store::CommandBus;
 
 /// (sku, name, category, price in cents, stock)
 const PRODUCTS: &[(&str, &str, &str, &str, i64, i64)] = &[
@@ -54,7 +56,10 @@ const PRODUCTS: &[(&str, &str, &str, &str, i64, i64)] = &[
 ];
 
 /// Creates the demo products and gives each its stock, once.
-pub async fn load(state: &AppState) -> anyhow::Result<usize> {
+pub async fn load(
+    products: &CommandBus<Product>,
+    inventory: &CommandBus<InventoryItem>,
+) -> anyhow::Result<usize> {
     let usd = Currency::parse("USD").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut created = 0;
     for (sku, name, category, description, price, stock) in PRODUCTS {
@@ -67,12 +72,11 @@ pub async fn load(state: &AppState) -> anyhow::Result<usize> {
             );
             CommandMetadata::from_request(&id.to_string(), None)
         };
-        let (_, version) = state.products.load(sku.as_str()).await?;
+        let (_, version) = products.load(sku.as_str()).await?;
         if version > 0 {
             continue;
         }
-        state
-            .products
+        products
             .execute(
                 sku.as_str(),
                 ProductCommand::Create {
@@ -87,10 +91,9 @@ pub async fn load(state: &AppState) -> anyhow::Result<usize> {
             )
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (_, stock_version) = state.inventory.load(sku.as_str()).await?;
+        let (_, stock_version) = inventory.load(sku.as_str()).await?;
         if stock_version == 0 {
-            state
-                .inventory
+            inventory
                 .execute(
                     sku.as_str(),
                     InventoryCommand::Restock {

@@ -1,4 +1,4 @@
-//! The read side of the notification inbox: queries on `notifications`, and the
+//! The notification inbox as users read it: queries on `notifications`, and the
 //! [`InboxHub`] that turns Postgres `LISTEN ordo_notifications` into in-process broadcasts
 //! for the Server-Sent Events streams.
 //!
@@ -36,7 +36,7 @@ use tokio::sync::{broadcast, OnceCell};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use ordo_projections::notifications::NOTIFY_CHANNEL;
+use crate::notifications::NOTIFY_CHANNEL;
 
 /// One inbox entry as its owner sees it.
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
@@ -139,25 +139,6 @@ pub async fn last_seq(pool: &PgPool, user_id: Uuid) -> sqlx::Result<i64> {
         .bind(user_id)
         .fetch_one(pool)
         .await
-}
-
-/// The notifications consumers, one per stream, mailing to the runtime's spool.
-pub fn workers(
-    runtime: &crate::serve::Runtime,
-) -> Vec<(ordo_nats::ConsumerSpec, Arc<dyn ordo_nats::EventHandler>)> {
-    use ordo_projections::notifications::{NotificationsHandler, SpoolMailer};
-    let mail = Arc::new(SpoolMailer::new(runtime.mail_spool_dir.clone()));
-    NotificationsHandler::all(runtime.state.pool.clone(), mail)
-        .into_iter()
-        .map(|handler| {
-            let spec = crate::serve::consumer_spec(
-                handler.name(),
-                handler.aggregate_type(),
-                &runtime.namespace,
-            );
-            (spec, handler as Arc<dyn ordo_nats::EventHandler>)
-        })
-        .collect()
 }
 
 /// What the trigger announces.

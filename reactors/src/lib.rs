@@ -1,0 +1,13 @@
+//! Ordo's reactors: side effects driven by events, apart from the read models.
+//!
+//! # Layout
+//! - [`notifications`]: the consumers that turn order, payment and booking events into
+//!   inbox entries and their email copies.
+//! - [`mail`]: the [`mail::MailSender`] boundary and the spool directory sender.
+//! - [`inbox`]: what users read of their inbox (pages, marking read, the entries after a
+//!   cursor) and the [`inbox::InboxHub`] that feeds the live SSE streams.
+#![forbid(unsafe_code)]
+
+pub mod inbox;
+pub mod mail;
+pub mod notifications;
