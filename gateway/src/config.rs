@@ -115,6 +115,10 @@ pub struct Config {
     #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub booking_timeout: Duration,
 
+    /// Currency (ISO 4217) of a seat area whose request names none.
+    #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]
+    pub default_currency: String,
+
     /// Most seats (tickets) one booking may take.
     #[arg(long, env = "ORDO_MAX_TICKETS_PER_BOOKING", default_value_t = 6)]
     pub max_tickets_per_booking: u32,

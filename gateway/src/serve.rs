@@ -13,6 +13,7 @@ use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
+use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
 use tokio::task::JoinSet;
@@ -276,6 +277,8 @@ fn ticketing(
             max_per_booking: config.max_tickets_per_booking,
             ticket_secret,
             public_url: config.public_url(),
+            default_currency: ordo_aggregates::common::Currency::parse(&config.default_currency)
+                .map_err(|err| anyhow::anyhow!("ORDO_DEFAULT_CURRENCY: {err}"))?,
         },
     )))
 }
@@ -312,6 +315,10 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(BOOKING_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(booking.payments()),
     ));
+    consumers.push((
+        consumer_spec(SEAT_STOCK_CONSUMER, "show", &runtime.namespace),
+        ordo_sagas::SeatStockPolicy::new(state.pool.clone(), store_port(state)),
+    ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
@@ -324,16 +331,21 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     consumers
 }
 
-/// The checkout saga wired to the command buses and the payment provider.
-pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
-    let state = &runtime.state;
-    let port = Arc::new(StorePort {
+/// The command buses of the process as the sagas' and policies' port.
+fn store_port(state: &AppState) -> Arc<StorePort> {
+    Arc::new(StorePort {
         inventory: state.inventory.clone(),
         orders: state.orders.clone(),
         payments: state.payments.clone(),
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
-    });
+    })
+}
+
+/// The checkout saga wired to the command buses and the payment provider.
+pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
+    let state = &runtime.state;
+    let port = store_port(state);
     CheckoutSaga::new(
         state.pool.clone(),
         port,
