@@ -310,3 +310,66 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     Ok(Duration::from_secs(seconds))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Settings::try_parse_from(std::iter::once("ordo").chain(args.iter().copied()))
+            .expect("settings parse")
+            .config
+    }
+
+    fn sandbox_with(provider: &str) -> anyhow::Result<()> {
+        config(&[
+            "--sandbox-provider",
+            "true",
+            "--public-url",
+            "https://shop.example.com",
+            "--payment-provider-url",
+            provider,
+        ])
+        .check_sandbox()
+    }
+
+    #[test]
+    fn the_sandbox_is_off_by_default() {
+        assert!(!config(&[]).sandbox_provider);
+        assert!(
+            config(&["--payment-provider-url", "https://payments.example.com"])
+                .check_sandbox()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_sandbox_runs_beside_its_own_or_a_loopback_provider_only() {
+        for allowed in [
+            "https://shop.example.com/sandbox/provider",
+            "http://127.0.0.1:9000/provider",
+            "http://localhost:9000/",
+            "http://[::1]:9000/",
+        ] {
+            assert!(sandbox_with(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "https://payments.example.com/v1",
+            "https://shop.example.com.attacker.net/sandbox/provider",
+            "http://127.0.0.1.attacker.net/",
+            "not a url",
+        ] {
+            assert!(sandbox_with(refused).is_err(), "{refused}");
+        }
+        assert!(config(&["--sandbox-provider", "true"])
+            .check_sandbox()
+            .is_ok());
+    }
+}
