@@ -74,8 +74,9 @@ pub struct Config {
     #[arg(long, env = "ORDO_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true)]
     pub bootstrap_admin_password: Option<String>,
 
-    /// Secret shared with the payment provider to sign its callbacks (HMAC-SHA256).
-    /// Without it a random one is made at start (fine for one process with the sandbox).
+    /// Secret the payment provider signs its callbacks with (HMAC-SHA256 over a timestamp
+    /// and the body), as the provider issued it; at least 16 characters. Without it a
+    /// random one is made at start (fine for one process with the sandbox).
     #[arg(long, env = "ORDO_PAYMENT_SECRET", hide_env_values = true)]
     pub payment_secret: Option<String>,
 
@@ -89,13 +90,24 @@ pub struct Config {
     #[arg(long, env = "ORDO_PAYMENT_PROVIDER_URL")]
     pub payment_provider_url: Option<String>,
 
-    /// Serve the sandbox payment provider under /sandbox/provider.
-    #[arg(long, env = "ORDO_SANDBOX_PROVIDER", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Serve the sandbox payment provider under /sandbox/provider (demos and tests only;
+    /// off by default). Ordo refuses to start with it on and a provider URL that is
+    /// neither this gateway nor a loopback address.
+    #[arg(long, env = "ORDO_SANDBOX_PROVIDER", default_value_t = false, action = clap::ArgAction::Set)]
     pub sandbox_provider: bool,
+
+    /// The secret the sandbox provider signs its callbacks with; it must be the one Ordo
+    /// verifies them with (ORDO_PAYMENT_SECRET), which it defaults to.
+    #[arg(long, env = "ORDO_SANDBOX_SECRET", hide_env_values = true)]
+    pub sandbox_secret: Option<String>,
 
     /// How long the sandbox provider waits before answering a charge (e.g. 200ms, 0).
     #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = parse_duration)]
     pub sandbox_delay: Duration,
+
+    /// Most charges the sandbox provider remembers; the oldest are forgotten first.
+    #[arg(long, env = "ORDO_SANDBOX_MAX_CHARGES", default_value_t = 10_000)]
+    pub sandbox_max_charges: usize,
 
     /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
     /// it search is answered by Postgres.
@@ -197,6 +209,34 @@ impl Config {
         self.payment_provider_url
             .clone()
             .unwrap_or_else(|| format!("{}/sandbox/provider", self.public_url()))
+    }
+
+    /// Refuses a sandbox provider next to a real provider: with the sandbox on, the
+    /// provider URL must be this gateway's own or a loopback address, or a stand-in that
+    /// anyone may call could sit beside real payments.
+    pub fn check_sandbox(&self) -> anyhow::Result<()> {
+        let Some(url) = &self.payment_provider_url else {
+            return Ok(());
+        };
+        if !self.sandbox_provider || url.starts_with(&format!("{}/", self.public_url())) {
+            return Ok(());
+        }
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|err| anyhow::anyhow!("ORDO_PAYMENT_PROVIDER_URL {url}: {err}"))?;
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        anyhow::ensure!(
+            loopback,
+            "ORDO_SANDBOX_PROVIDER=true with ORDO_PAYMENT_PROVIDER_URL={url}: the sandbox provider may only run when the provider is this gateway or on a loopback address; turn the sandbox off next to a real provider"
+        );
+        Ok(())
     }
 
     /// Options of a NATS connection named `name`, with the configured credentials.
@@ -320,4 +360,67 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
     };
     Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Settings::try_parse_from(std::iter::once("ordo").chain(args.iter().copied()))
+            .expect("settings parse")
+            .config
+    }
+
+    fn sandbox_with(provider: &str) -> anyhow::Result<()> {
+        config(&[
+            "--sandbox-provider",
+            "true",
+            "--public-url",
+            "https://shop.example.com",
+            "--payment-provider-url",
+            provider,
+        ])
+        .check_sandbox()
+    }
+
+    #[test]
+    fn the_sandbox_is_off_by_default() {
+        assert!(!config(&[]).sandbox_provider);
+        assert!(
+            config(&["--payment-provider-url", "https://payments.example.com"])
+                .check_sandbox()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_sandbox_runs_beside_its_own_or_a_loopback_provider_only() {
+        for allowed in [
+            "https://shop.example.com/sandbox/provider",
+            "http://127.0.0.1:9000/provider",
+            "http://localhost:9000/",
+            "http://[::1]:9000/",
+        ] {
+            assert!(sandbox_with(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "https://payments.example.com/v1",
+            "https://shop.example.com.attacker.net/sandbox/provider",
+            "http://127.0.0.1.attacker.net/",
+            "not a url",
+        ] {
+            assert!(sandbox_with(refused).is_err(), "{refused}");
+        }
+        assert!(config(&["--sandbox-provider", "true"])
+            .check_sandbox()
+            .is_ok());
+    }
 }

@@ -159,13 +159,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             rand::random::<[u8; 32]>().to_vec()
         }
     };
-    let sandbox = config
-        .sandbox_provider
-        .then(|| ordo_payments::Sandbox::new(&payment_secret, config.sandbox_delay));
+    config.check_sandbox()?;
     let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
     let orders = Arc::new(CommandBus::new(pool.clone(), ()));
     let payments =
         Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
+    let sandbox = config
+        .sandbox_provider
+        .then(|| sandbox(config, &payment_secret, &payments))
+        .transpose()?;
     let ticketing = ticketing(config, &pool, &inventory, &orders, &payments)?;
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
         crate::rate_limit::Limit {
@@ -229,6 +231,66 @@ fn notification_workers(
             (spec, handler as Arc<dyn ordo_nats::EventHandler>)
         })
         .collect()
+}
+
+/// The sandbox payment provider, charging only the payments of the event store. It signs
+/// with its own secret, ORDO_SANDBOX_SECRET, which must be the one Ordo verifies callbacks
+/// with (ORDO_PAYMENT_SECRET) and defaults to it: the sandbox is then configured with Ordo's
+/// callback secret, as a real provider is.
+fn sandbox(
+    config: &Config,
+    payment_secret: &[u8],
+    payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+) -> anyhow::Result<ordo_payments::Sandbox> {
+    let secret = match &config.sandbox_secret {
+        Some(secret) if secret.as_bytes() != payment_secret => anyhow::bail!(
+            "ORDO_SANDBOX_SECRET differs from ORDO_PAYMENT_SECRET: Ordo would refuse every callback of the sandbox provider"
+        ),
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => payment_secret.to_vec(),
+    };
+    tracing::warn!(
+        "the sandbox payment provider is on (ORDO_SANDBOX_PROVIDER): payments are not real"
+    );
+    Ok(ordo_payments::Sandbox::new(
+        ordo_payments::SandboxSettings {
+            secret,
+            delay: config.sandbox_delay,
+            callback_base_url: config.public_url(),
+            max_charges: config.sandbox_max_charges,
+        },
+        Arc::new(RecordedPayments(Arc::clone(payments))),
+    ))
+}
+
+/// The payments of the event store, as the sandbox provider checks its charges.
+struct RecordedPayments(Arc<CommandBus<ordo_aggregates::payment::Payment>>);
+
+#[async_trait::async_trait]
+impl ordo_payments::PaymentRecords for RecordedPayments {
+    async fn recorded(
+        &self,
+        payment_id: ordo_aggregates::common::PaymentId,
+    ) -> Result<Option<ordo_payments::RecordedPayment>, String> {
+        use ordo_aggregates::payment::PaymentStatus;
+        let (payment, version) = self
+            .0
+            .load(&payment_id.to_string())
+            .await
+            .map_err(|err| err.to_string())?;
+        if version == 0 {
+            return Ok(None);
+        }
+        Ok(payment
+            .amount()
+            .map(|amount| ordo_payments::RecordedPayment {
+                amount: amount.clone(),
+                open: matches!(
+                    payment.status(),
+                    Some(PaymentStatus::Created | PaymentStatus::Authorized)
+                ),
+            }))
+    }
 }
 
 /// The ticketing side: show and booking buses, the booking saga (its port sharing the

@@ -42,6 +42,8 @@ pub struct OrderSnapshot {
     pub status: Option<OrderStatus>,
     /// The payment attached last.
     pub payment: Option<PaymentId>,
+    /// What it costs, once placed.
+    pub total: Option<Money>,
 }
 
 /// What the saga needs to know of a payment.
@@ -548,6 +550,7 @@ impl CheckoutPort for StorePort {
         Ok(OrderSnapshot {
             status: order.status(),
             payment: order.attached_payment(),
+            total: order.total().cloned(),
         })
     }
 }
