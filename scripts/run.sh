@@ -27,6 +27,9 @@ fi
 for name in $(compgen -e | grep '^ORDO_NATS_.*_PASSWORD$'); do unset "$name"; done
 export ORDO_HTTP_ADDR=${ORDO_HTTP_ADDR:-127.0.0.1:8080}
 export ORDO_BOOTSTRAP_ADMIN_EMAIL=${ORDO_BOOTSTRAP_ADMIN_EMAIL:-admin@ordo.local}
+# The demo pays with the sandbox provider Ordo serves itself; it signs with Ordo's
+# callback secret. A deployment with a real provider leaves it off.
+export ORDO_SANDBOX_PROVIDER=${ORDO_SANDBOX_PROVIDER:-true}
 
 cargo build --release -p ordo-gateway --bin ordo
 ordo=${CARGO_TARGET_DIR:-target}/release/ordo

@@ -46,6 +46,17 @@ impl Session {
     }
 }
 
+/// A session a command adds: its id, start and seat areas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSession {
+    /// The session's id, unique within the show.
+    pub session_id: SessionId,
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// Its seat areas: at least one, ids unique.
+    pub seat_areas: Vec<SeatArea>,
+}
+
 /// Commands accepted by a [`Show`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ShowCommand {
@@ -63,6 +74,10 @@ pub enum ShowCommand {
         venue: Venue,
         /// Longer description.
         description: Description,
+        /// Sessions added with it, in order (each recorded as its own `SessionAdded`).
+        /// Repeating the creation with the same fields adds the sessions still missing.
+        #[serde(default)]
+        sessions: Vec<NewSession>,
     },
     /// Changes some of the show's fields; absent fields stay as they are.
     Update {
@@ -305,6 +320,43 @@ impl Show {
     pub fn seat_area(&self, session_id: &SessionId, area_id: &AreaId) -> Option<&SeatArea> {
         self.session(session_id).and_then(|s| s.area(area_id))
     }
+
+    /// The `SessionAdded` that adding `session` records, `None` when the same session is
+    /// there already.
+    fn session_added(&self, session: NewSession) -> Result<Option<ShowEvent>, ShowError> {
+        let NewSession {
+            session_id,
+            starts_at,
+            seat_areas,
+        } = session;
+        if self.details.is_none() {
+            return Err(ShowError::ShowNotFound);
+        }
+        if seat_areas.is_empty() {
+            return Err(ShowError::NoSeatAreas);
+        }
+        let mut seen = BTreeSet::new();
+        for area in &seat_areas {
+            if !seen.insert(&area.area_id) {
+                return Err(ShowError::DuplicateArea {
+                    area_id: area.area_id.clone(),
+                });
+            }
+            check_capacity(area.capacity)?;
+        }
+        if let Some(existing) = self.sessions.get(&session_id) {
+            return if existing.starts_at == starts_at && existing.seat_areas == seat_areas {
+                Ok(None)
+            } else {
+                Err(ShowError::SessionExists { session_id })
+            };
+        }
+        Ok(Some(ShowEvent::SessionAdded {
+            session_id,
+            starts_at,
+            seat_areas,
+        }))
+    }
 }
 
 /// Whether `sku` has the shape of a seat area's inventory id ([`seat_inventory_id`]):
@@ -376,18 +428,48 @@ impl Aggregate for Show {
                 city,
                 venue,
                 description,
+                sessions,
             } => {
-                if self.details.is_some() {
-                    return Err(ShowError::AlreadyExists);
-                }
-                ShowEvent::ShowCreated {
+                let details = ShowDetails {
                     show_id,
                     title,
                     category,
                     city,
                     venue,
                     description,
+                };
+                // Every event is decided on a draft first, so that a refused session
+                // leaves the show untouched.
+                let mut draft = self.clone();
+                let mut events = Vec::new();
+                match &self.details {
+                    Some(existing) if *existing != details || sessions.is_empty() => {
+                        return Err(ShowError::AlreadyExists)
+                    }
+                    Some(_) => {}
+                    None => {
+                        let created = ShowEvent::ShowCreated {
+                            show_id: details.show_id,
+                            title: details.title,
+                            category: details.category,
+                            city: details.city,
+                            venue: details.venue,
+                            description: details.description,
+                        };
+                        draft.apply(created.clone());
+                        events.push(created);
+                    }
                 }
+                for session in sessions {
+                    if let Some(added) = draft.session_added(session)? {
+                        draft.apply(added.clone());
+                        events.push(added);
+                    }
+                }
+                for event in events {
+                    sink.write(event, self).await;
+                }
+                return Ok(());
             }
             ShowCommand::Update {
                 title,
@@ -422,35 +504,14 @@ impl Aggregate for Show {
                 session_id,
                 starts_at,
                 seat_areas,
-            } => {
-                if self.details.is_none() {
-                    return Err(ShowError::ShowNotFound);
-                }
-                if seat_areas.is_empty() {
-                    return Err(ShowError::NoSeatAreas);
-                }
-                let mut seen = BTreeSet::new();
-                for area in &seat_areas {
-                    if !seen.insert(&area.area_id) {
-                        return Err(ShowError::DuplicateArea {
-                            area_id: area.area_id.clone(),
-                        });
-                    }
-                    check_capacity(area.capacity)?;
-                }
-                if let Some(existing) = self.sessions.get(&session_id) {
-                    return if existing.starts_at == starts_at && existing.seat_areas == seat_areas {
-                        Ok(())
-                    } else {
-                        Err(ShowError::SessionExists { session_id })
-                    };
-                }
-                ShowEvent::SessionAdded {
-                    session_id,
-                    starts_at,
-                    seat_areas,
-                }
-            }
+            } => match self.session_added(NewSession {
+                session_id,
+                starts_at,
+                seat_areas,
+            })? {
+                Some(added) => added,
+                None => return Ok(()),
+            },
             ShowCommand::ChangeSeatArea {
                 session_id,
                 area_id,
@@ -604,6 +665,7 @@ mod tests {
             city: City::parse("Lyon").unwrap(),
             venue: Venue::parse("Opera").unwrap(),
             description: Description::parse("").unwrap(),
+            sessions: vec![],
         }
     }
 
@@ -676,6 +738,78 @@ mod tests {
         assert_eq!(err, ShowError::AlreadyExists);
         assert_eq!(err.code(), "show_exists");
         assert_eq!(err.kind(), ErrorKind::Refused);
+    }
+
+    fn create_with_sessions(sessions: Vec<NewSession>) -> ShowCommand {
+        let ShowCommand::Create {
+            show_id,
+            title,
+            category,
+            city,
+            venue,
+            description,
+            ..
+        } = create()
+        else {
+            unreachable!()
+        };
+        ShowCommand::Create {
+            show_id,
+            title,
+            category,
+            city,
+            venue,
+            description,
+            sessions,
+        }
+    }
+
+    fn new_session(n: u128, areas: Vec<SeatArea>) -> NewSession {
+        NewSession {
+            session_id: s(n),
+            starts_at: at(),
+            seat_areas: areas,
+        }
+    }
+
+    #[test]
+    fn create_with_sessions_records_the_show_then_each_session() {
+        given(vec![])
+            .when(create_with_sessions(vec![new_session(
+                10,
+                vec![area("A", 100), area("B", 50)],
+            )]))
+            .then_expect_events(vec![created(), session_added()]);
+    }
+
+    #[test]
+    fn create_repeated_with_sessions_adds_only_the_missing_ones() {
+        given(vec![created(), session_added()])
+            .when(create_with_sessions(vec![
+                new_session(10, vec![area("A", 100), area("B", 50)]),
+                new_session(11, vec![area("C", 5)]),
+            ]))
+            .then_expect_events(vec![ShowEvent::SessionAdded {
+                session_id: s(11),
+                starts_at: at(),
+                seat_areas: vec![area("C", 5)],
+            }]);
+    }
+
+    #[test]
+    fn create_with_a_refused_session_records_nothing() {
+        given(vec![])
+            .when(create_with_sessions(vec![
+                new_session(10, vec![area("A", 1)]),
+                new_session(11, vec![]),
+            ]))
+            .then_expect_error(ShowError::NoSeatAreas);
+        given(vec![])
+            .when(create_with_sessions(vec![
+                new_session(10, vec![area("A", 1)]),
+                new_session(10, vec![area("B", 1)]),
+            ]))
+            .then_expect_error(ShowError::SessionExists { session_id: s(10) });
     }
 
     #[test]

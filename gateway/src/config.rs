@@ -64,7 +64,9 @@ pub struct Config {
     #[arg(long, env = "ORDO_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
-    /// Email of the admin created at start when missing.
+    /// Email of the admin created at start when missing. An existing admin with it is left
+    /// as it is; an existing account of another role stops the start (it is never
+    /// promoted).
     #[arg(long, env = "ORDO_BOOTSTRAP_ADMIN_EMAIL")]
     pub bootstrap_admin_email: Option<String>,
 
@@ -72,8 +74,9 @@ pub struct Config {
     #[arg(long, env = "ORDO_BOOTSTRAP_ADMIN_PASSWORD", hide_env_values = true)]
     pub bootstrap_admin_password: Option<String>,
 
-    /// Secret shared with the payment provider to sign its callbacks (HMAC-SHA256).
-    /// Without it a random one is made at start (fine for one process with the sandbox).
+    /// Secret the payment provider signs its callbacks with (HMAC-SHA256 over a timestamp
+    /// and the body), as the provider issued it; at least 16 characters. Without it a
+    /// random one is made at start (fine for one process with the sandbox).
     #[arg(long, env = "ORDO_PAYMENT_SECRET", hide_env_values = true)]
     pub payment_secret: Option<String>,
 
@@ -87,13 +90,24 @@ pub struct Config {
     #[arg(long, env = "ORDO_PAYMENT_PROVIDER_URL")]
     pub payment_provider_url: Option<String>,
 
-    /// Serve the sandbox payment provider under /sandbox/provider.
-    #[arg(long, env = "ORDO_SANDBOX_PROVIDER", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Serve the sandbox payment provider under /sandbox/provider (demos and tests only;
+    /// off by default). Ordo refuses to start with it on and a provider URL that is
+    /// neither this gateway nor a loopback address.
+    #[arg(long, env = "ORDO_SANDBOX_PROVIDER", default_value_t = false, action = clap::ArgAction::Set)]
     pub sandbox_provider: bool,
+
+    /// The secret the sandbox provider signs its callbacks with; it must be the one Ordo
+    /// verifies them with (ORDO_PAYMENT_SECRET), which it defaults to.
+    #[arg(long, env = "ORDO_SANDBOX_SECRET", hide_env_values = true)]
+    pub sandbox_secret: Option<String>,
 
     /// How long the sandbox provider waits before answering a charge (e.g. 200ms, 0).
     #[arg(long, env = "ORDO_SANDBOX_DELAY", default_value = "200ms", value_parser = parse_duration)]
     pub sandbox_delay: Duration,
+
+    /// Most charges the sandbox provider remembers; the oldest are forgotten first.
+    #[arg(long, env = "ORDO_SANDBOX_MAX_CHARGES", default_value_t = 10_000)]
+    pub sandbox_max_charges: usize,
 
     /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
     /// it search is answered by Postgres.
@@ -112,6 +126,10 @@ pub struct Config {
     /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
     #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub booking_timeout: Duration,
+
+    /// Currency (ISO 4217) of a seat area whose request names none.
+    #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]
+    pub default_currency: String,
 
     /// Most seats (tickets) one booking may take.
     #[arg(long, env = "ORDO_MAX_TICKETS_PER_BOOKING", default_value_t = 6)]
@@ -139,6 +157,27 @@ pub struct Config {
     /// Burst allowed per authenticated user above its rate.
     #[arg(long, env = "ORDO_RATE_LIMIT_PER_USER_BURST", default_value_t = 100)]
     pub rate_limit_per_user_burst: u32,
+
+    /// Password hashes (Argon2id, about 19 MiB each) computed at once; the number of cores
+    /// this process may use when unset.
+    #[arg(long, env = "ORDO_PASSWORD_HASHING_CONCURRENCY")]
+    pub password_hashing_concurrency: Option<usize>,
+
+    /// Registrations and logins that may wait for a hashing slot; beyond them, 503 with
+    /// `Retry-After`.
+    #[arg(long, env = "ORDO_PASSWORD_HASHING_QUEUE", default_value_t = 32)]
+    pub password_hashing_queue: usize,
+
+    /// Failed logins in a row an email address may have before it is locked (0 disables
+    /// the per-email back-off).
+    #[arg(long, env = "ORDO_LOGIN_FAILURES_BEFORE_BACKOFF", default_value_t = 5)]
+    pub login_failures_before_backoff: u32,
+
+    /// The first lock of an email address after those failures; each further failure
+    /// doubles it, up to 15 minutes. Logins for a locked address answer 429 with
+    /// `Retry-After`, even with the right password.
+    #[arg(long, env = "ORDO_LOGIN_BACKOFF", default_value = "1s", value_parser = parse_duration)]
+    pub login_backoff: Duration,
 
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`; `info` for
     /// `ordo serve` and `warn` for the other subcommands when unset.
@@ -172,6 +211,34 @@ impl Config {
             .unwrap_or_else(|| format!("{}/sandbox/provider", self.public_url()))
     }
 
+    /// Refuses a sandbox provider next to a real provider: with the sandbox on, the
+    /// provider URL must be this gateway's own or a loopback address, or a stand-in that
+    /// anyone may call could sit beside real payments.
+    pub fn check_sandbox(&self) -> anyhow::Result<()> {
+        let Some(url) = &self.payment_provider_url else {
+            return Ok(());
+        };
+        if !self.sandbox_provider || url.starts_with(&format!("{}/", self.public_url())) {
+            return Ok(());
+        }
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|err| anyhow::anyhow!("ORDO_PAYMENT_PROVIDER_URL {url}: {err}"))?;
+        let host = parsed
+            .host_str()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        anyhow::ensure!(
+            loopback,
+            "ORDO_SANDBOX_PROVIDER=true with ORDO_PAYMENT_PROVIDER_URL={url}: the sandbox provider may only run when the provider is this gateway or on a loopback address; turn the sandbox off next to a real provider"
+        );
+        Ok(())
+    }
+
     /// Options of a NATS connection named `name`, with the configured credentials.
     pub async fn nats_options(&self, name: &str) -> anyhow::Result<async_nats::ConnectOptions> {
         let options = if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
@@ -195,6 +262,21 @@ impl Config {
                 tracing::warn!(%error, "the NATS server reported an error");
             }
         }))
+    }
+
+    /// Token lifetimes and password-check limits of the identity service.
+    pub fn identity_config(&self) -> ordo_identity::IdentityConfig {
+        let defaults = ordo_identity::IdentityConfig::default();
+        ordo_identity::IdentityConfig {
+            hashing_permits: self
+                .password_hashing_concurrency
+                .unwrap_or(defaults.hashing_permits)
+                .max(1),
+            hashing_max_waiting: self.password_hashing_queue,
+            login_free_failures: self.login_failures_before_backoff,
+            login_first_lock: self.login_backoff,
+            ..defaults
+        }
     }
 
     /// The longest a client may ask to wait with `Prefer: wait=N`.
@@ -278,4 +360,67 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
     };
     Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn config(args: &[&str]) -> Config {
+        Settings::try_parse_from(std::iter::once("ordo").chain(args.iter().copied()))
+            .expect("settings parse")
+            .config
+    }
+
+    fn sandbox_with(provider: &str) -> anyhow::Result<()> {
+        config(&[
+            "--sandbox-provider",
+            "true",
+            "--public-url",
+            "https://shop.example.com",
+            "--payment-provider-url",
+            provider,
+        ])
+        .check_sandbox()
+    }
+
+    #[test]
+    fn the_sandbox_is_off_by_default() {
+        assert!(!config(&[]).sandbox_provider);
+        assert!(
+            config(&["--payment-provider-url", "https://payments.example.com"])
+                .check_sandbox()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_sandbox_runs_beside_its_own_or_a_loopback_provider_only() {
+        for allowed in [
+            "https://shop.example.com/sandbox/provider",
+            "http://127.0.0.1:9000/provider",
+            "http://localhost:9000/",
+            "http://[::1]:9000/",
+        ] {
+            assert!(sandbox_with(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "https://payments.example.com/v1",
+            "https://shop.example.com.attacker.net/sandbox/provider",
+            "http://127.0.0.1.attacker.net/",
+            "not a url",
+        ] {
+            assert!(sandbox_with(refused).is_err(), "{refused}");
+        }
+        assert!(config(&["--sandbox-provider", "true"])
+            .check_sandbox()
+            .is_ok());
+    }
 }

@@ -13,6 +13,7 @@ use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
+use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
 use tokio::task::JoinSet;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Role, ServeArgs};
 use crate::state::AppState;
-use ordo_identity::{Email, IdentityConfig, IdentityService, JwtKeys, Password};
+use ordo_identity::{Email, IdentityError, IdentityService, JwtKeys, Password};
 use ordo_ops::OpsContext;
 
 /// Everything a running process holds.
@@ -129,7 +130,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let identity = Arc::new(IdentityService::new(
         pool.clone(),
         keys,
-        IdentityConfig::default(),
+        config.identity_config(),
     ));
     if let (Some(email), Some(password)) = (
         &config.bootstrap_admin_email,
@@ -142,7 +143,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         identity
             .ensure_admin(&email, &password)
             .await
-            .map_err(|err| anyhow::anyhow!("creating the bootstrap admin failed: {err}"))?;
+            .map_err(|err| match err {
+                IdentityError::BootstrapAdminTaken { .. } => anyhow::anyhow!(
+                    "refusing to start: ORDO_BOOTSTRAP_ADMIN_EMAIL {err}; choose an address no account uses, or make that account admin by hand"
+                ),
+                err => anyhow::anyhow!("creating the bootstrap admin failed: {err}"),
+            })?;
         tracing::info!(email = %email, "bootstrap admin ready");
     }
     let payment_secret = match &config.payment_secret {
@@ -153,13 +159,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             rand::random::<[u8; 32]>().to_vec()
         }
     };
-    let sandbox = config
-        .sandbox_provider
-        .then(|| ordo_payments::Sandbox::new(&payment_secret, config.sandbox_delay));
+    config.check_sandbox()?;
     let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
     let orders = Arc::new(CommandBus::new(pool.clone(), ()));
     let payments =
         Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
+    let sandbox = config
+        .sandbox_provider
+        .then(|| sandbox(config, &payment_secret, &payments))
+        .transpose()?;
     let ticketing = ticketing(config, &pool, &inventory, &orders, &payments)?;
     let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
         crate::rate_limit::Limit {
@@ -225,6 +233,66 @@ fn notification_workers(
         .collect()
 }
 
+/// The sandbox payment provider, charging only the payments of the event store. It signs
+/// with its own secret, ORDO_SANDBOX_SECRET, which must be the one Ordo verifies callbacks
+/// with (ORDO_PAYMENT_SECRET) and defaults to it: the sandbox is then configured with Ordo's
+/// callback secret, as a real provider is.
+fn sandbox(
+    config: &Config,
+    payment_secret: &[u8],
+    payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+) -> anyhow::Result<ordo_payments::Sandbox> {
+    let secret = match &config.sandbox_secret {
+        Some(secret) if secret.as_bytes() != payment_secret => anyhow::bail!(
+            "ORDO_SANDBOX_SECRET differs from ORDO_PAYMENT_SECRET: Ordo would refuse every callback of the sandbox provider"
+        ),
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => payment_secret.to_vec(),
+    };
+    tracing::warn!(
+        "the sandbox payment provider is on (ORDO_SANDBOX_PROVIDER): payments are not real"
+    );
+    Ok(ordo_payments::Sandbox::new(
+        ordo_payments::SandboxSettings {
+            secret,
+            delay: config.sandbox_delay,
+            callback_base_url: config.public_url(),
+            max_charges: config.sandbox_max_charges,
+        },
+        Arc::new(RecordedPayments(Arc::clone(payments))),
+    ))
+}
+
+/// The payments of the event store, as the sandbox provider checks its charges.
+struct RecordedPayments(Arc<CommandBus<ordo_aggregates::payment::Payment>>);
+
+#[async_trait::async_trait]
+impl ordo_payments::PaymentRecords for RecordedPayments {
+    async fn recorded(
+        &self,
+        payment_id: ordo_aggregates::common::PaymentId,
+    ) -> Result<Option<ordo_payments::RecordedPayment>, String> {
+        use ordo_aggregates::payment::PaymentStatus;
+        let (payment, version) = self
+            .0
+            .load(&payment_id.to_string())
+            .await
+            .map_err(|err| err.to_string())?;
+        if version == 0 {
+            return Ok(None);
+        }
+        Ok(payment
+            .amount()
+            .map(|amount| ordo_payments::RecordedPayment {
+                amount: amount.clone(),
+                open: matches!(
+                    payment.status(),
+                    Some(PaymentStatus::Created | PaymentStatus::Authorized)
+                ),
+            }))
+    }
+}
+
 /// The ticketing side: show and booking buses, the booking saga (its port sharing the
 /// process's buses, so a hot seat area has one batching writer per process) and the ticket
 /// key.
@@ -271,6 +339,8 @@ fn ticketing(
             max_per_booking: config.max_tickets_per_booking,
             ticket_secret,
             public_url: config.public_url(),
+            default_currency: ordo_aggregates::common::Currency::parse(&config.default_currency)
+                .map_err(|err| anyhow::anyhow!("ORDO_DEFAULT_CURRENCY: {err}"))?,
         },
     )))
 }
@@ -307,6 +377,10 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(BOOKING_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(booking.payments()),
     ));
+    consumers.push((
+        consumer_spec(SEAT_STOCK_CONSUMER, "show", &runtime.namespace),
+        ordo_sagas::SeatStockPolicy::new(state.pool.clone(), store_port(state)),
+    ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
@@ -319,16 +393,21 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     consumers
 }
 
-/// The checkout saga wired to the command buses and the payment provider.
-pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
-    let state = &runtime.state;
-    let port = Arc::new(StorePort {
+/// The command buses of the process as the sagas' and policies' port.
+fn store_port(state: &AppState) -> Arc<StorePort> {
+    Arc::new(StorePort {
         inventory: state.inventory.clone(),
         orders: state.orders.clone(),
         payments: state.payments.clone(),
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
-    });
+    })
+}
+
+/// The checkout saga wired to the command buses and the payment provider.
+pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
+    let state = &runtime.state;
+    let port = store_port(state);
     CheckoutSaga::new(
         state.pool.clone(),
         port,

@@ -1,21 +1,22 @@
-//! What the ticketing routes share: the show and booking buses, the booking saga (whose
-//! reserve step the booking route runs inline), the ticket signer, and a short-lived
-//! cache of seat area prices so that a flash sale does not read the catalog once per fan.
+//! What the ticketing routes share: the show and booking buses, the booking saga (which
+//! prices a booking from the Show aggregate and whose reserve step the booking route runs
+//! inline), the ticket signer, and the short wait for a new session's seats to be opened
+//! by the seat stock policy.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ordo_aggregates::booking::Booking;
-use ordo_aggregates::common::{AreaId, Currency, Money, SessionId, ShowId, TicketId};
-use ordo_aggregates::show::Show;
+use ordo_aggregates::common::{Currency, SessionId, TicketId};
+use ordo_aggregates::inventory::InventoryItem;
+use ordo_aggregates::show::{seat_inventory_id, SeatArea, Show};
 use ordo_identity::tickets::TicketSigner;
 use ordo_sagas::BookingSaga;
 use ordo_store::CommandBus;
-use sqlx::PgPool;
 
-/// How long a seat area's price is served from memory before the catalog is read again.
-const AREA_CACHE_TTL: Duration = Duration::from_secs(2);
+/// How long adding a session waits for the seat stock policy to open its seats before it
+/// answers 202 instead of 201.
+pub const SEATS_OPEN_WAIT: Duration = Duration::from_secs(5);
 
 /// Settings of ticketing read from the environment.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct TicketingSettings {
     pub ticket_secret: Vec<u8>,
     /// Base URL of this gateway, for absolute QR image links.
     pub public_url: String,
+    /// Currency of a seat area whose request names none (`ORDO_DEFAULT_CURRENCY`).
+    pub default_currency: Currency,
 }
 
 /// The ticketing side of the gateway.
@@ -34,22 +37,12 @@ pub struct Ticketing {
     pub shows: Arc<CommandBus<Show>>,
     /// Bookings.
     pub bookings: Arc<CommandBus<Booking>>,
-    /// The booking saga, for its reserve step.
+    /// The booking saga, for its pricing and its reserve step.
     pub saga: Arc<BookingSaga>,
     /// Settings.
     pub settings: TicketingSettings,
     /// Signs and checks the tickets' QR payloads with the ticket key.
     pub signer: TicketSigner,
-    areas: Mutex<HashMap<(SessionId, AreaId), (Instant, SeatAreaInfo)>>,
-}
-
-/// What a booking needs to know of its seat area.
-#[derive(Debug, Clone)]
-pub struct SeatAreaInfo {
-    /// The show.
-    pub show_id: ShowId,
-    /// Price of one seat.
-    pub price: Money,
 }
 
 impl Ticketing {
@@ -66,45 +59,7 @@ impl Ticketing {
             saga,
             signer: TicketSigner::new(&settings.ticket_secret),
             settings,
-            areas: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The show and price of a seat area from the catalog read model, `None` when the
-    /// session or area is unknown.
-    pub async fn seat_area(
-        &self,
-        pool: &PgPool,
-        session_id: SessionId,
-        area_id: &AreaId,
-    ) -> anyhow::Result<Option<SeatAreaInfo>> {
-        let key = (session_id, area_id.clone());
-        if let Some((at, info)) = self.areas.lock().expect("area cache").get(&key) {
-            if at.elapsed() < AREA_CACHE_TTL {
-                return Ok(Some(info.clone()));
-            }
-        }
-        let row: Option<(uuid::Uuid, i64, String)> = sqlx::query_as(
-            "SELECT show_id, price_minor, currency FROM seat_areas
-             WHERE session_id = $1 AND area_id = $2",
-        )
-        .bind(session_id.as_uuid())
-        .bind(area_id.as_str())
-        .fetch_optional(pool)
-        .await?;
-        let Some((show_id, price_minor, currency)) = row else {
-            return Ok(None);
-        };
-        let info = SeatAreaInfo {
-            show_id: ShowId::from(show_id),
-            price: Money::new(price_minor, Currency::parse(&currency)?)?,
-        };
-        let mut areas = self.areas.lock().expect("area cache");
-        if areas.len() > 10_000 {
-            areas.retain(|_, (at, _)| at.elapsed() < AREA_CACHE_TTL);
-        }
-        areas.insert(key, (Instant::now(), info.clone()));
-        Ok(Some(info))
     }
 
     /// The absolute URL of a ticket's QR image.
@@ -113,5 +68,45 @@ impl Ticketing {
             "{}/api/v1/tickets/{ticket_id}/qr.png",
             self.settings.public_url.trim_end_matches('/')
         )
+    }
+}
+
+/// Waits up to `wait` until the seat stock policy opened the inventory item of every seat
+/// area of these sessions, as the write side has them. Answers whether they are all open.
+pub async fn await_seats_open(
+    inventory: &CommandBus<InventoryItem>,
+    sessions: &[(SessionId, Vec<SeatArea>)],
+    wait: Duration,
+) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    let mut waiting: Vec<String> = sessions
+        .iter()
+        .flat_map(|(session_id, areas)| {
+            areas
+                .iter()
+                .map(|area| seat_inventory_id(*session_id, &area.area_id).to_string())
+        })
+        .collect();
+    loop {
+        let mut still = Vec::new();
+        for item in waiting {
+            let (seats, _) = inventory
+                .load(&item)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if seats.sku().is_none() {
+                still.push(item);
+            }
+        }
+        if still.is_empty() {
+            return Ok(true);
+        }
+        if started.elapsed() >= wait {
+            return Ok(false);
+        }
+        waiting = still;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }

@@ -8,23 +8,30 @@
 //! - [`caller`]: [`Caller`], whoever a checked access token belongs to.
 //! - [`tokens`]: [`JwtKeys`] and the [`Claims`] of access and refresh tokens, with their
 //!   lifetimes in [`IdentityConfig`].
-//! - `passwords`: Argon2id hashing off the async runtime.
-//! - [`service`]: [`IdentityService`], which owns the `users` and `refresh_tokens` tables.
+//! - `passwords`: Argon2id hashing off the async runtime, a bounded number at once
+//!   ([`HasherBusy`] beyond the bound).
+//! - [`throttle`]: [`throttle::LoginThrottle`], the per-email back-off after failed logins.
+//! - [`service`]: [`IdentityService`], which owns the `users`, `refresh_tokens` and
+//!   `revoked_access_tokens` tables.
 //! - [`tickets`]: [`tickets::TicketSigner`], the HMAC-signed payloads of tickets' QR codes
 //!   and their images.
 //!
-//! Access tokens are short-lived; refresh tokens are recorded and spent on use, so a
-//! stolen one works at most once.
+//! Access tokens are short-lived and revocable by id; refresh tokens are recorded, spent on
+//! use and grouped in families, so that a stolen one works at most once and its reuse ends
+//! the session it came from.
 #![forbid(unsafe_code)]
 
 pub mod caller;
 pub mod domain;
 mod passwords;
 pub mod service;
+pub mod throttle;
 pub mod tickets;
 pub mod tokens;
 
 pub use caller::Caller;
 pub use domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
+pub use passwords::HasherBusy;
 pub use service::{IdentityError, IdentityService, Session};
+pub use throttle::LoginLocked;
 pub use tokens::{Claims, IdentityConfig, JwtKeys, TokenKind, WeakSecret, ISSUER};

@@ -1,8 +1,16 @@
-//! Accounts and sessions: registration, login, refresh-token rotation, the bootstrap
-//! admin, and checking access tokens. Passwords are hashed with Argon2id off the async
-//! runtime; neither they nor their hashes are ever logged.
+//! Accounts and sessions: registration, login, refresh-token rotation in families, logout,
+//! the bootstrap admin, and checking access tokens against the revocation list. Passwords
+//! are hashed with Argon2id off the async runtime, a bounded number at once; neither they
+//! nor their hashes are ever logged.
+//!
+//! A session is a family of refresh tokens: login or registration starts one, each refresh
+//! spends a token and adds the next. Presenting a spent token again means that two parties
+//! hold the family (a stolen token), so the whole family is revoked, with every access
+//! token it handed out. Logout revokes the family and the access token it is called with.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
@@ -12,11 +20,18 @@ use uuid::Uuid;
 
 use crate::caller::Caller;
 use crate::domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
-use crate::passwords;
+use crate::passwords::{HashError, HasherBusy, PasswordHasher};
+use crate::throttle::{LoginLocked, LoginThrottle};
 use crate::tokens::{Claims, IdentityConfig, JwtKeys, TokenKind};
 
 /// Name given to an admin account created by [`IdentityService::ensure_admin`].
 const BOOTSTRAP_ADMIN_NAME: &str = "Administrator";
+
+/// Expired rows deleted at most per table and sweep, so that a sweep stays short.
+const PRUNE_BATCH: i64 = 500;
+
+/// Writes between two sweeps of expired rows.
+const PRUNE_EVERY_WRITES: u32 = 32;
 
 /// Why an identity operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +51,39 @@ pub enum IdentityError {
     /// Unknown email or wrong password; deliberately indistinguishable.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// The token is malformed, forged, expired, of the wrong kind, or already used.
+    /// The token is malformed, forged, expired, of the wrong kind, already used, or
+    /// revoked.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// Too many failed logins for this email address; retry after the lock.
+    #[error(transparent)]
+    LoginLocked(#[from] LoginLocked),
+    /// Every password-hashing slot is taken and the waiting line is full.
+    #[error(transparent)]
+    Busy(#[from] HasherBusy),
+    /// The bootstrap admin's email address belongs to an account that is not an admin.
+    /// It is never promoted: whoever registered that address first would become admin.
+    #[error(
+        "{email} already belongs to a {role} account, and an existing account is never made admin at start"
+    )]
+    BootstrapAdminTaken {
+        /// The address.
+        email: String,
+        /// The role the account has.
+        role: Role,
+    },
     /// The database or the hasher failed.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<HashError> for IdentityError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy(busy) => IdentityError::Busy(busy),
+            HashError::Failed(cause) => IdentityError::Internal(cause),
+        }
+    }
 }
 
 impl From<sqlx::Error> for IdentityError {
@@ -57,7 +99,7 @@ pub struct Session {
     pub user_id: Uuid,
     /// Short-lived bearer token for API calls.
     pub access_token: String,
-    /// Single-use token for [`IdentityService::refresh`].
+    /// Single-use token for [`IdentityService::refresh`] and [`IdentityService::logout`].
     pub refresh_token: String,
 }
 
@@ -70,14 +112,18 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Registers users and issues, rotates and checks their tokens.
+/// Registers users and issues, rotates, revokes and checks their tokens.
 pub struct IdentityService {
     pool: PgPool,
     keys: JwtKeys,
     config: IdentityConfig,
+    hasher: PasswordHasher,
+    throttle: LoginThrottle,
     /// A hash verified against when the email is unknown, so that a login for a missing
     /// account takes as long as one with a wrong password.
     dummy_hash: OnceCell<String>,
+    /// Session writes since the last sweep of expired rows.
+    writes: AtomicU32,
 }
 
 impl fmt::Debug for IdentityService {
@@ -88,18 +134,33 @@ impl fmt::Debug for IdentityService {
     }
 }
 
+/// What the row of a presented refresh token says.
+#[derive(sqlx::FromRow)]
+struct RefreshRow {
+    family_id: Uuid,
+    spent: bool,
+    revoked: bool,
+    expired: bool,
+    email: String,
+    role: String,
+}
+
 impl IdentityService {
-    /// A service over the `users` and `refresh_tokens` tables of `pool`.
+    /// A service over the `users`, `refresh_tokens` and `revoked_access_tokens` tables of
+    /// `pool`.
     pub fn new(pool: PgPool, keys: JwtKeys, config: IdentityConfig) -> Self {
         IdentityService {
             pool,
             keys,
+            hasher: PasswordHasher::new(config.hashing_permits, config.hashing_max_waiting),
+            throttle: LoginThrottle::new(config.login_free_failures, config.login_first_lock),
             config,
             dummy_hash: OnceCell::new(),
+            writes: AtomicU32::new(0),
         }
     }
 
-    /// Token lifetimes in use.
+    /// Token lifetimes and limits in use.
     pub fn config(&self) -> &IdentityConfig {
         &self.config
     }
@@ -111,7 +172,7 @@ impl IdentityService {
         password: &Password,
         full_name: &FullName,
     ) -> Result<Session, IdentityError> {
-        let password_hash = passwords::hash(password.expose().to_owned()).await?;
+        let password_hash = self.hasher.hash(password.expose().to_owned()).await?;
         let user_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query_scalar::<_, Uuid>(
@@ -131,16 +192,19 @@ impl IdentityService {
             return Err(IdentityError::EmailTaken);
         }
         let session = self
-            .open_session(&mut tx, user_id, Role::Customer, email.as_str())
+            .open_session(&mut tx, user_id, Role::Customer, email.as_str(), None)
             .await?;
         tx.commit().await?;
         tracing::info!(%user_id, "user registered");
+        self.after_write().await;
         Ok(session)
     }
 
     /// Opens a session for the account with this email and password. An unknown email and
-    /// a wrong password fail alike, in about the same time.
+    /// a wrong password fail alike, in about the same time, and both count towards the
+    /// address's back-off: once locked, the address is refused before any hashing.
     pub async fn login(&self, email: &Email, password: &str) -> Result<Session, IdentityError> {
+        self.throttle.check(email.as_str(), Instant::now())?;
         let row = sqlx::query_as::<_, (Uuid, String, String)>(
             "SELECT user_id, password_hash, role FROM users WHERE email = $1",
         )
@@ -149,69 +213,152 @@ impl IdentityService {
         .await?;
         let Some((user_id, password_hash, role)) = row else {
             let dummy = self.dummy_hash().await?;
-            passwords::verify(password.to_owned(), dummy.to_owned()).await?;
+            self.hasher
+                .verify(password.to_owned(), dummy.to_owned())
+                .await?;
+            self.throttle.failed(email.as_str(), Instant::now());
             return Err(IdentityError::InvalidCredentials);
         };
-        if !passwords::verify(password.to_owned(), password_hash).await? {
+        if !self
+            .hasher
+            .verify(password.to_owned(), password_hash)
+            .await?
+        {
+            self.throttle.failed(email.as_str(), Instant::now());
             return Err(IdentityError::InvalidCredentials);
         }
+        self.throttle.succeeded(email.as_str());
         let role = parse_stored_role(&role)?;
         let mut tx = self.pool.begin().await?;
         let session = self
-            .open_session(&mut tx, user_id, role, email.as_str())
+            .open_session(&mut tx, user_id, role, email.as_str(), None)
             .await?;
         tx.commit().await?;
+        self.after_write().await;
         Ok(session)
     }
 
-    /// Exchanges a refresh token for a new pair. Each refresh token works once: a second
-    /// use, like a forged, expired or access token, is refused.
+    /// Exchanges a refresh token for a new pair of the same family. Each refresh token
+    /// works once. Presenting a spent one again revokes its whole family: every refresh
+    /// token and access token it issued stops working. A forged, expired, revoked or access
+    /// token is refused.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, IdentityError> {
-        let claims = self
-            .keys
-            .verify(refresh_token)
-            .map_err(|_| IdentityError::InvalidToken)?;
-        if claims.typ != TokenKind::Refresh {
-            return Err(IdentityError::InvalidToken);
-        }
+        let claims = self.verify_kind(refresh_token, TokenKind::Refresh)?;
         let mut tx = self.pool.begin().await?;
-        // One statement both checks and spends the token, so that two concurrent
-        // refreshes with the same token cannot both succeed. The role and email come from
-        // the account as it is now, not as it was when the token was issued.
-        let spent = sqlx::query_as::<_, (String, String)>(
-            "UPDATE refresh_tokens AS t SET used_at = now()
-             FROM users AS u
-             WHERE t.token_id = $1 AND t.user_id = $2 AND u.user_id = t.user_id
-               AND t.used_at IS NULL AND t.expires_at > now()
-             RETURNING u.email, u.role",
+        // The row lock makes two concurrent refreshes with one token take turns: the
+        // second sees the token spent. The role and email come from the account as it is
+        // now, not as it was when the token was issued.
+        let row = sqlx::query_as::<_, RefreshRow>(
+            "SELECT t.family_id, t.used_at IS NOT NULL AS spent,
+                    t.revoked_at IS NOT NULL AS revoked, t.expires_at <= now() AS expired,
+                    u.email, u.role
+             FROM refresh_tokens AS t JOIN users AS u ON u.user_id = t.user_id
+             WHERE t.token_id = $1 AND t.user_id = $2
+             FOR UPDATE OF t",
         )
         .bind(claims.jti)
         .bind(claims.sub)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((email, role)) = spent else {
-            tracing::info!(user_id = %claims.sub, "refused a used, expired or unknown refresh token");
+        let Some(row) = row else {
+            tracing::info!(user_id = %claims.sub, "refused an unknown refresh token");
             return Err(IdentityError::InvalidToken);
         };
-        let role = parse_stored_role(&role)?;
-        let session = self.open_session(&mut tx, claims.sub, role, &email).await?;
+        if row.revoked || row.expired {
+            tracing::info!(user_id = %claims.sub, "refused a revoked or expired refresh token");
+            return Err(IdentityError::InvalidToken);
+        }
+        if row.spent {
+            let revoked = revoke_family(&mut tx, row.family_id).await?;
+            tx.commit().await?;
+            tracing::warn!(
+                user_id = %claims.sub,
+                family_id = %row.family_id,
+                revoked_access_tokens = revoked,
+                "a spent refresh token was presented again: its session is revoked"
+            );
+            return Err(IdentityError::InvalidToken);
+        }
+        sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_id = $1")
+            .bind(claims.jti)
+            .execute(&mut *tx)
+            .await?;
+        let role = parse_stored_role(&row.role)?;
+        let session = self
+            .open_session(&mut tx, claims.sub, role, &row.email, Some(row.family_id))
+            .await?;
         tx.commit().await?;
+        self.after_write().await;
         Ok(session)
     }
 
+    /// Ends a session: revokes the access token it is called with (until it would have
+    /// expired), the refresh family that issued it, and the family of `refresh_token` when
+    /// one is given, which must be the same caller's (spent tokens included). Calling it
+    /// twice with the same refresh token is harmless; the access token is refused from the
+    /// first call on.
+    pub async fn logout(
+        &self,
+        access_token: &str,
+        refresh_token: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        let access = self.verify_kind(access_token, TokenKind::Access)?;
+        if self.is_revoked(access.jti).await? {
+            return Err(IdentityError::InvalidToken);
+        }
+        let refresh = refresh_token
+            .map(|token| self.verify_kind(token, TokenKind::Refresh))
+            .transpose()?;
+        if refresh.as_ref().is_some_and(|r| r.sub != access.sub) {
+            return Err(IdentityError::InvalidToken);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (token_id, user_id, expires_at)
+             VALUES ($1, $2, $3) ON CONFLICT (token_id) DO NOTHING",
+        )
+        .bind(access.jti)
+        .bind(access.sub)
+        .bind(timestamp(access.exp)?)
+        .execute(&mut *tx)
+        .await?;
+        let families = sqlx::query_scalar::<_, Uuid>(
+            "SELECT DISTINCT family_id FROM refresh_tokens
+             WHERE user_id = $1 AND (access_token_id = $2 OR token_id = $3)",
+        )
+        .bind(access.sub)
+        .bind(access.jti)
+        .bind(refresh.as_ref().map(|r| r.jti))
+        .fetch_all(&mut *tx)
+        .await?;
+        for family in &families {
+            revoke_family(&mut tx, *family).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(user_id = %access.sub, families = families.len(), "logged out");
+        self.sweep().await;
+        Ok(())
+    }
+
     /// Makes sure an admin account with this email exists: creates it with this password
-    /// if the email is unknown, otherwise promotes the existing account to admin and leaves
-    /// its password alone. Safe to run at every start, from several processes at once.
+    /// if the email is unknown, and leaves an existing admin as it is (its password too).
+    /// An existing account of another role is refused with
+    /// [`IdentityError::BootstrapAdminTaken`]: it is neither promoted nor given this
+    /// password. Safe to run at every start, from several processes at once.
     pub async fn ensure_admin(
         &self,
         email: &Email,
         password: &Password,
     ) -> Result<Uuid, IdentityError> {
-        let password_hash = passwords::hash(password.expose().to_owned()).await?;
-        let user_id = sqlx::query_scalar::<_, Uuid>(
+        if let Some(user_id) = self.existing_admin(email).await? {
+            tracing::info!(%user_id, "admin account exists");
+            return Ok(user_id);
+        }
+        let password_hash = self.hasher.hash(password.expose().to_owned()).await?;
+        let inserted = sqlx::query_scalar::<_, Uuid>(
             "INSERT INTO users (user_id, email, full_name, password_hash, role)
              VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (email) DO UPDATE SET role = EXCLUDED.role
+             ON CONFLICT (email) DO NOTHING
              RETURNING user_id",
         )
         .bind(Uuid::new_v4())
@@ -219,20 +366,57 @@ impl IdentityService {
         .bind(BOOTSTRAP_ADMIN_NAME)
         .bind(&password_hash)
         .bind(Role::Admin.as_str())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        tracing::info!(%user_id, "admin account ensured");
-        Ok(user_id)
+        if let Some(user_id) = inserted {
+            tracing::info!(%user_id, "admin account created");
+            return Ok(user_id);
+        }
+        // Someone else created the account in between: another process starting, or a
+        // registration. Judge it as it is now.
+        self.existing_admin(email)
+            .await?
+            .ok_or_else(|| IdentityError::Internal(anyhow!("the admin account vanished")))
     }
 
-    /// Checks an access token and returns who it belongs to. Access tokens are not looked
-    /// up in the database: they stay valid until they expire, which is why they are short.
+    /// The id of the admin account with this email; `None` when there is no account,
+    /// [`IdentityError::BootstrapAdminTaken`] when the account is not an admin.
+    async fn existing_admin(&self, email: &Email) -> Result<Option<Uuid>, IdentityError> {
+        let row =
+            sqlx::query_as::<_, (Uuid, String)>("SELECT user_id, role FROM users WHERE email = $1")
+                .bind(email.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            None => Ok(None),
+            Some((user_id, role)) => match parse_stored_role(&role)? {
+                Role::Admin => Ok(Some(user_id)),
+                role => Err(IdentityError::BootstrapAdminTaken {
+                    email: email.as_str().to_owned(),
+                    role,
+                }),
+            },
+        }
+    }
+
+    /// Checks an access token's signature, issuer, expiry and kind, and returns who it
+    /// belongs to, without asking the database: a revoked token passes. Good enough to key
+    /// a rate limit; to let a caller in, use [`IdentityService::authenticate`].
     pub fn verify_access(&self, token: &str) -> Result<Caller, IdentityError> {
-        let claims = self
-            .keys
-            .verify(token)
-            .map_err(|_| IdentityError::InvalidToken)?;
-        if claims.typ != TokenKind::Access {
+        let claims = self.verify_kind(token, TokenKind::Access)?;
+        Ok(Caller {
+            user_id: claims.sub,
+            email: claims.email,
+            role: claims.role,
+        })
+    }
+
+    /// Checks an access token as [`IdentityService::verify_access`] does and refuses it if
+    /// it was revoked (logout, or a reused refresh token of its family): one primary-key
+    /// probe of `revoked_access_tokens`.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, IdentityError> {
+        let claims = self.verify_kind(token, TokenKind::Access)?;
+        if self.is_revoked(claims.jti).await? {
             return Err(IdentityError::InvalidToken);
         }
         Ok(Caller {
@@ -242,14 +426,82 @@ impl IdentityService {
         })
     }
 
-    /// Signs a new access and refresh token and records the refresh token, inside the
-    /// caller's transaction so that it exists if and only if the caller's change commits.
+    /// Deletes refresh tokens and revocations whose tokens have expired (with a margin for
+    /// the clock leeway of token checks), at most a batch of each; answers how many rows
+    /// went. Runs by itself every few session writes and at every logout.
+    pub async fn prune_expired(&self) -> Result<u64, IdentityError> {
+        let revocations = sqlx::query(
+            "DELETE FROM revoked_access_tokens WHERE token_id IN (
+                 SELECT token_id FROM revoked_access_tokens
+                 WHERE expires_at < now() - interval '1 minute'
+                 LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(PRUNE_BATCH)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let refresh_tokens = sqlx::query(
+            "DELETE FROM refresh_tokens WHERE token_id IN (
+                 SELECT token_id FROM refresh_tokens
+                 WHERE expires_at < now() - interval '1 minute'
+                 LIMIT $1 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(PRUNE_BATCH)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(revocations + refresh_tokens)
+    }
+
+    /// Sweeps expired rows every [`PRUNE_EVERY_WRITES`] session writes.
+    async fn after_write(&self) {
+        if self
+            .writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY_WRITES)
+        {
+            self.sweep().await;
+        }
+    }
+
+    /// Sweeps expired rows. A failed sweep is logged, not the caller's problem: its own
+    /// change is committed, and the next sweep catches up.
+    async fn sweep(&self) {
+        if let Err(err) = self.prune_expired().await {
+            tracing::warn!(error = %err, "pruning expired tokens failed");
+        }
+    }
+
+    async fn is_revoked(&self, token_id: Uuid) -> Result<bool, IdentityError> {
+        Ok(sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE token_id = $1)",
+        )
+        .bind(token_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    fn verify_kind(&self, token: &str, kind: TokenKind) -> Result<Claims, IdentityError> {
+        let claims = self
+            .keys
+            .verify(token)
+            .map_err(|_| IdentityError::InvalidToken)?;
+        if claims.typ != kind {
+            return Err(IdentityError::InvalidToken);
+        }
+        Ok(claims)
+    }
+
+    /// Signs a new access and refresh token and records the refresh token in `family` (a
+    /// new family named after it when `None`), inside the caller's transaction so that it
+    /// exists if and only if the caller's change commits.
     async fn open_session(
         &self,
         conn: &mut PgConnection,
         user_id: Uuid,
         role: Role,
         email: &str,
+        family: Option<Uuid>,
     ) -> Result<Session, IdentityError> {
         let now = Utc::now().timestamp();
         let access = Claims::new(
@@ -269,13 +521,18 @@ impl IdentityService {
             self.config.refresh_ttl,
         );
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_id, user_id, issued_at, expires_at)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO refresh_tokens
+                 (token_id, family_id, user_id, issued_at, expires_at,
+                  access_token_id, access_expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(refresh.jti)
+        .bind(family.unwrap_or(refresh.jti))
         .bind(user_id)
         .bind(timestamp(refresh.iat)?)
         .bind(timestamp(refresh.exp)?)
+        .bind(access.jti)
+        .bind(timestamp(access.exp)?)
         .execute(&mut *conn)
         .await?;
         Ok(Session {
@@ -291,10 +548,30 @@ impl IdentityService {
     async fn dummy_hash(&self) -> Result<&str, IdentityError> {
         let hash = self
             .dummy_hash
-            .get_or_try_init(|| passwords::hash(Uuid::new_v4().to_string()))
+            .get_or_try_init(|| self.hasher.hash(Uuid::new_v4().to_string()))
             .await?;
         Ok(hash)
     }
+}
+
+/// Revokes every refresh token of `family` and every access token they were issued with
+/// that has not expired yet; answers how many access tokens were revoked.
+async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<u64, IdentityError> {
+    let revoked = sqlx::query(
+        "WITH family AS (
+             UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now())
+             WHERE family_id = $1
+             RETURNING user_id, access_token_id, access_expires_at)
+         INSERT INTO revoked_access_tokens (token_id, user_id, expires_at)
+         SELECT access_token_id, user_id, access_expires_at FROM family
+         WHERE access_token_id IS NOT NULL AND access_expires_at > now() - interval '1 minute'
+         ON CONFLICT (token_id) DO NOTHING",
+    )
+    .bind(family)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(revoked)
 }
 
 fn timestamp(secs: i64) -> Result<DateTime<Utc>, IdentityError> {

@@ -86,7 +86,8 @@ impl fmt::Debug for JwtKeys {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
-    /// Sent as `Authorization: Bearer` on every request; short-lived, never stored.
+    /// Sent as `Authorization: Bearer` on every request; short-lived, stored only when
+    /// revoked.
     Access,
     /// Exchanged once for a new pair; recorded in `refresh_tokens`.
     Refresh,
@@ -137,21 +138,45 @@ impl Claims {
     }
 }
 
-/// Lifetimes of the tokens a session is made of.
+/// Lifetimes of the tokens a session is made of, and the limits on password checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdentityConfig {
-    /// How long an access token is accepted. Short, because it cannot be revoked.
+    /// How long an access token is accepted unless revoked (logout). Short, because every
+    /// instance accepts it without asking anyone but the revocation list.
     pub access_ttl: Duration,
     /// How long a refresh token may be exchanged.
     pub refresh_ttl: Duration,
+    /// Password hashes computed at once; each takes a core and about 19 MiB.
+    pub hashing_permits: usize,
+    /// Callers that may wait for a hashing slot; beyond them, callers are told to retry.
+    pub hashing_max_waiting: usize,
+    /// Failed logins in a row an email address may have before it is locked; 0 turns the
+    /// per-email back-off off.
+    pub login_free_failures: u32,
+    /// The first lock after those failures; each further failure doubles it, up to
+    /// [`crate::throttle::MAX_LOCK`].
+    pub login_first_lock: Duration,
+}
+
+impl IdentityConfig {
+    /// One hashing slot per core this process may use.
+    pub fn default_hashing_permits() -> usize {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
 }
 
 impl Default for IdentityConfig {
-    /// 15 minutes for access tokens, 30 days for refresh tokens.
+    /// 15 minutes for access tokens, 30 days for refresh tokens; one hash per core at once
+    /// with 32 callers waiting at most; an address locked for 1 s after 5 failed logins in
+    /// a row, doubling with each further failure.
     fn default() -> Self {
         IdentityConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            hashing_permits: Self::default_hashing_permits(),
+            hashing_max_waiting: 32,
+            login_free_failures: 5,
+            login_first_lock: Duration::from_secs(1),
         }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ordo_identity::{
-    Claims, Email, FullName, IdentityConfig, IdentityError, IdentityService, JwtKeys, Password,
-    Role, Session, TokenKind,
+    Claims, Email, FullName, HasherBusy, IdentityConfig, IdentityError, IdentityService, JwtKeys,
+    Password, Role, Session, TokenKind,
 };
 use ordo_tests::TestDatabase;
 use sqlx::PgPool;
@@ -25,6 +25,10 @@ struct TestIdentity {
 
 impl TestIdentity {
     async fn new() -> Self {
+        Self::with_config(IdentityConfig::default()).await
+    }
+
+    async fn with_config(config: IdentityConfig) -> Self {
         let database = TestDatabase::create().await.expect("create a database");
         let pool = database.pool().await.expect("connect to it");
         ordo_schemas::MIGRATOR
@@ -32,11 +36,7 @@ impl TestIdentity {
             .await
             .expect("run the migrations");
         let keys = JwtKeys::random();
-        let identity = Arc::new(IdentityService::new(
-            pool.clone(),
-            keys.clone(),
-            IdentityConfig::default(),
-        ));
+        let identity = Arc::new(IdentityService::new(pool.clone(), keys.clone(), config));
         TestIdentity {
             pool,
             keys,
@@ -273,20 +273,238 @@ async fn refresh_carries_a_role_granted_since_login() {
 }
 
 #[tokio::test]
-async fn ensure_admin_promotes_an_existing_user_and_keeps_the_password() {
+async fn ensure_admin_refuses_an_existing_customer_and_changes_nothing() {
     let test = TestIdentity::new().await;
     let customer = test.register("ada@example.com").await;
     let email = Email::parse("ada@example.com").unwrap();
     let other_password = Password::parse("not her password 7", &email).unwrap();
 
-    let admin_id = test
+    let result = test.identity.ensure_admin(&email, &other_password).await;
+    let Err(IdentityError::BootstrapAdminTaken { role, .. }) = result else {
+        panic!("an existing customer must not become admin: {result:?}");
+    };
+    assert_eq!(role, Role::Customer);
+    assert_eq!(test.role_of(customer.user_id).await, "customer");
+    // Neither promoted nor re-keyed: her password still works, the configured one does not.
+    assert!(test.login("ada@example.com", PASSWORD).await.is_ok());
+    assert!(matches!(
+        test.login("ada@example.com", "not her password 7").await,
+        Err(IdentityError::InvalidCredentials)
+    ));
+}
+
+#[tokio::test]
+async fn ensure_admin_leaves_an_existing_admin_and_its_password_alone() {
+    let test = TestIdentity::new().await;
+    let (email, password) = admin_credentials();
+    let admin = test.identity.ensure_admin(&email, &password).await.unwrap();
+    let new_password = Password::parse("another admin password 2", &email).unwrap();
+
+    assert_eq!(
+        test.identity
+            .ensure_admin(&email, &new_password)
+            .await
+            .unwrap(),
+        admin
+    );
+    assert!(test
+        .login("root@example.com", "admin password 1")
+        .await
+        .is_ok());
+    assert!(test
+        .login("root@example.com", "another admin password 2")
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn reusing_a_spent_refresh_token_revokes_its_whole_family() {
+    let test = TestIdentity::new().await;
+    let first = test.register("ada@example.com").await;
+    let second = test.identity.refresh(&first.refresh_token).await.unwrap();
+    let third = test.identity.refresh(&second.refresh_token).await.unwrap();
+    // Another session of the same account, which the reuse must not touch.
+    let other = test.login("ada@example.com", PASSWORD).await.unwrap();
+    assert!(test
         .identity
-        .ensure_admin(&email, &other_password)
+        .authenticate(&third.access_token)
+        .await
+        .is_ok());
+
+    // The thief (or the victim) presents the spent first token again.
+    assert!(matches!(
+        test.identity.refresh(&first.refresh_token).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    // Every later token of that family is dead: refresh and access alike.
+    assert!(matches!(
+        test.identity.refresh(&third.refresh_token).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    for session in [&first, &second, &third] {
+        assert!(matches!(
+            test.identity.authenticate(&session.access_token).await,
+            Err(IdentityError::InvalidToken)
+        ));
+    }
+    assert!(test
+        .identity
+        .authenticate(&other.access_token)
+        .await
+        .is_ok());
+    assert!(test.identity.refresh(&other.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn logout_revokes_the_access_token_and_the_refresh_family() {
+    let test = TestIdentity::new().await;
+    let first = test.register("ada@example.com").await;
+    let second = test.identity.refresh(&first.refresh_token).await.unwrap();
+    let other = test.login("ada@example.com", PASSWORD).await.unwrap();
+
+    test.identity
+        .logout(&second.access_token, Some(&second.refresh_token))
         .await
         .unwrap();
-    assert_eq!(admin_id, customer.user_id);
-    assert_eq!(test.role_of(admin_id).await, "admin");
-    let session = test.login("ada@example.com", PASSWORD).await.unwrap();
-    let caller = test.identity.verify_access(&session.access_token).unwrap();
-    assert_eq!(caller.role, Role::Admin);
+
+    assert!(matches!(
+        test.identity.authenticate(&second.access_token).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    // The access token issued before the rotation belongs to the family too.
+    assert!(matches!(
+        test.identity.authenticate(&first.access_token).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    assert!(matches!(
+        test.identity.refresh(&second.refresh_token).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    // A revoked token cannot log out again; the other session lives on.
+    assert!(matches!(
+        test.identity.logout(&second.access_token, None).await,
+        Err(IdentityError::InvalidToken)
+    ));
+    assert!(test
+        .identity
+        .authenticate(&other.access_token)
+        .await
+        .is_ok());
+    // verify_access checks only the signature: it is for keying rate limits, not entry.
+    assert!(test.identity.verify_access(&second.access_token).is_ok());
+}
+
+#[tokio::test]
+async fn logout_refuses_another_accounts_refresh_token_and_changes_nothing() {
+    let test = TestIdentity::new().await;
+    let ada = test.register("ada@example.com").await;
+    let grace = test.register("grace@example.com").await;
+
+    assert!(matches!(
+        test.identity
+            .logout(&ada.access_token, Some(&grace.refresh_token))
+            .await,
+        Err(IdentityError::InvalidToken)
+    ));
+    assert!(test.identity.authenticate(&ada.access_token).await.is_ok());
+    assert!(test.identity.refresh(&grace.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn prune_deletes_only_expired_rows() {
+    let test = TestIdentity::new().await;
+    let old = test.register("ada@example.com").await;
+    let fresh = test.register("grace@example.com").await;
+    test.identity
+        .logout(&old.access_token, Some(&old.refresh_token))
+        .await
+        .unwrap();
+    test.identity
+        .logout(&fresh.access_token, Some(&fresh.refresh_token))
+        .await
+        .unwrap();
+    for table in ["refresh_tokens", "revoked_access_tokens"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET expires_at = now() - interval '1 hour' WHERE user_id = $1"
+        ))
+        .bind(old.user_id)
+        .execute(&test.pool)
+        .await
+        .unwrap();
+    }
+
+    assert_eq!(test.identity.prune_expired().await.unwrap(), 2);
+    assert_eq!(test.count("refresh_tokens").await, 1);
+    assert_eq!(test.count("revoked_access_tokens").await, 1);
+    // Grace's revocation is kept: her token has not expired yet.
+    assert!(test
+        .identity
+        .authenticate(&fresh.access_token)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_that_email_only() {
+    let test = TestIdentity::with_config(IdentityConfig {
+        login_free_failures: 3,
+        login_first_lock: Duration::from_secs(60),
+        ..IdentityConfig::default()
+    })
+    .await;
+    test.register("ada@example.com").await;
+    test.register("grace@example.com").await;
+
+    for _ in 0..3 {
+        assert!(matches!(
+            test.login("ada@example.com", "wrong horse 9").await,
+            Err(IdentityError::InvalidCredentials)
+        ));
+    }
+    // Locked now, even with the right password and in another spelling.
+    let Err(IdentityError::LoginLocked(locked)) = test.login("ADA@example.com", PASSWORD).await
+    else {
+        panic!("the address must be locked after three failures");
+    };
+    assert!((59..=60).contains(&locked.retry_after_secs()));
+    assert!(test.login("grace@example.com", PASSWORD).await.is_ok());
+
+    // Unknown addresses count the same way, so the lock tells nothing about accounts.
+    for _ in 0..3 {
+        let _ = test.login("nobody@example.com", PASSWORD).await;
+    }
+    assert!(matches!(
+        test.login("nobody@example.com", PASSWORD).await,
+        Err(IdentityError::LoginLocked(_))
+    ));
+}
+
+#[tokio::test]
+async fn hashing_beyond_the_slots_and_the_line_is_refused_as_busy() {
+    let test = TestIdentity::with_config(IdentityConfig {
+        hashing_permits: 1,
+        hashing_max_waiting: 0,
+        ..IdentityConfig::default()
+    })
+    .await;
+    let emails: Vec<Email> = (0..3)
+        .map(|i| Email::parse(&format!("user{i}@example.com")).unwrap())
+        .collect();
+    let name = FullName::parse("Someone").unwrap();
+    let passwords: Vec<Password> = emails
+        .iter()
+        .map(|email| Password::parse(PASSWORD, email).unwrap())
+        .collect();
+    let (a, b, c) = tokio::join!(
+        test.identity.register(&emails[0], &passwords[0], &name),
+        test.identity.register(&emails[1], &passwords[1], &name),
+        test.identity.register(&emails[2], &passwords[2], &name),
+    );
+    let results = [a, b, c];
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(IdentityError::Busy(HasherBusy))))
+        .count();
+    assert_eq!(busy, 2, "one hashes, nobody may wait: {results:?}");
+    assert_eq!(test.count("users").await, 1);
 }

@@ -92,6 +92,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/saga-booking-payments.json"),
     ),
     (
+        "policy-seat-stock.json",
+        include_str!("../consumers/policy-seat-stock.json"),
+    ),
+    (
         "notifications-orders.json",
         include_str!("../consumers/notifications-orders.json"),
     ),

@@ -4,9 +4,10 @@
 //!
 //! # Layout
 //! - [`client`]: [`HttpProvider`], the provider's REST API (charges, voids, refunds).
-//! - [`signature`]: signing and verifying callbacks (HMAC-SHA256).
+//! - [`signature`]: signing and verifying callbacks (HMAC-SHA256 over a timestamp and the
+//!   body, refused after five minutes).
 //! - [`sandbox`]: [`Sandbox`], a stand-in provider as an axum router, nested by the gateway
-//!   under `/sandbox/provider`.
+//!   under `/sandbox/provider` when asked for; it charges only payments Ordo recorded.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -14,4 +15,4 @@ pub mod sandbox;
 pub mod signature;
 
 pub use client::HttpProvider;
-pub use sandbox::Sandbox;
+pub use sandbox::{PaymentRecords, RecordedPayment, Sandbox, SandboxSettings};

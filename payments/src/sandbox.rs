@@ -1,6 +1,7 @@
 //! The sandbox payment provider: a stand-in for a real provider, served by Ordo itself
-//! under `/sandbox/provider`. It accepts charges and answers later by calling the charge's
-//! callback URL with an HMAC-SHA256 signed body, like a real provider. Outcomes by token:
+//! under `/sandbox/provider` when `ORDO_SANDBOX_PROVIDER=true` (off by default). It accepts
+//! charges and answers later by calling Ordo's callback endpoint with a signed body, like a
+//! real provider. Outcomes by token:
 //!
 //! | token           | outcome                                                    |
 //! |-----------------|------------------------------------------------------------|
@@ -10,34 +11,104 @@
 //! | `tok_duplicate` | captured, and the same callback is sent three times         |
 //! | anything else   | captured, as `tok_success`                                  |
 //!
+//! # Trust
+//! The sandbox is unauthenticated, so it must not be a way to pay without money:
+//! - it charges only payments that Ordo's event store holds (through [`PaymentRecords`]),
+//!   with the amount and currency recorded there; anything else is refused (422). A charge
+//!   of a payment that already has its outcome is accepted and sends nothing;
+//! - it calls back only to the configured public URL of Ordo
+//!   (`<public url>/api/v1/payments/<id>/callbacks`); a charge naming another
+//!   `callback_url` is refused with 422 and nothing is sent;
+//! - it signs with its own secret (`ORDO_SANDBOX_SECRET`), the one Ordo verifies callbacks
+//!   with (`ORDO_PAYMENT_SECRET`) as with any provider;
+//! - it remembers at most `max_charges` charges, forgetting the oldest first.
+//!
 //! Charges are idempotent by payment id; callbacks are retried until Ordo answers 2xx.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use ordo_aggregates::common::{Money, PaymentId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::signature::{sign, SIGNATURE_HEADER};
+use crate::signature::{self, sign, SIGNATURE_HEADER};
+
+/// What Ordo's event store holds of a payment, as the sandbox checks a charge against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedPayment {
+    /// The amount to charge.
+    pub amount: Money,
+    /// Whether it still waits for the provider (created or authorized).
+    pub open: bool,
+}
+
+/// The payments Ordo recorded: the sandbox charges only these.
+#[async_trait]
+pub trait PaymentRecords: Send + Sync + 'static {
+    /// The payment `payment_id` as recorded, `None` when there is none.
+    async fn recorded(&self, payment_id: PaymentId) -> Result<Option<RecordedPayment>, String>;
+}
+
+/// How the sandbox behaves.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// The secret callbacks are signed with.
+    pub secret: Vec<u8>,
+    /// How long before a charge's outcome is sent.
+    pub delay: Duration,
+    /// Ordo's public base URL: callbacks go to `<base>/api/v1/payments/<id>/callbacks`.
+    pub callback_base_url: String,
+    /// Most charges remembered; the oldest are forgotten first.
+    pub max_charges: usize,
+}
+
+impl SandboxSettings {
+    /// The charges remembered by default.
+    pub const DEFAULT_MAX_CHARGES: usize = 10_000;
+}
 
 /// The sandbox's settings and memory of charges.
 #[derive(Clone)]
 pub struct Sandbox {
-    secret: Arc<Vec<u8>>,
-    delay: Duration,
-    charges: Arc<Mutex<HashMap<Uuid, ChargeRecord>>>,
+    settings: Arc<SandboxSettings>,
+    records: Arc<dyn PaymentRecords>,
+    charges: Arc<Mutex<Charges>>,
     client: reqwest::Client,
+}
+
+/// The charges remembered, with their order of arrival for eviction.
+#[derive(Default)]
+struct Charges {
+    by_payment: HashMap<Uuid, ChargeRecord>,
+    arrival: VecDeque<Uuid>,
+}
+
+impl Charges {
+    /// Remembers a new charge, forgetting the oldest beyond `max`.
+    fn insert(&mut self, payment_id: Uuid, record: ChargeRecord, max: usize) {
+        if self.by_payment.insert(payment_id, record).is_none() {
+            self.arrival.push_back(payment_id);
+        }
+        while self.arrival.len() > max.max(1) {
+            if let Some(oldest) = self.arrival.pop_front() {
+                self.by_payment.remove(&oldest);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct ChargeRecord {
     amount: i64,
+    currency: String,
     /// Voided before its outcome was sent: the outcome is never sent.
     voided: bool,
     /// Refund id -> amount: a repeated refund request changes nothing.
@@ -50,7 +121,8 @@ struct Charge {
     amount: i64,
     currency: String,
     token: String,
-    callback_url: String,
+    /// Must be Ordo's own callback URL of this payment when given.
+    callback_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,15 +131,26 @@ struct Refund {
     amount: i64,
 }
 
+type Answer = (StatusCode, Json<serde_json::Value>);
+
+fn refusal(status: StatusCode, code: &str, detail: String) -> Answer {
+    (status, Json(json!({"error": code, "detail": detail})))
+}
+
 impl Sandbox {
-    /// A sandbox signing callbacks with `secret`, answering charges after `delay`.
-    pub fn new(secret: &[u8], delay: Duration) -> Self {
+    /// A sandbox charging the payments of `records`.
+    pub fn new(settings: SandboxSettings, records: Arc<dyn PaymentRecords>) -> Self {
         Self {
-            secret: Arc::new(secret.to_vec()),
-            delay,
-            charges: Arc::new(Mutex::new(HashMap::new())),
+            settings: Arc::new(SandboxSettings {
+                callback_base_url: settings.callback_base_url.trim_end_matches('/').to_string(),
+                ..settings
+            }),
+            records,
+            charges: Arc::new(Mutex::new(Charges::default())),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                // The callback URL is Ordo's own: a redirect elsewhere is not followed.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("HTTP client"),
         }
@@ -82,27 +165,43 @@ impl Sandbox {
             .with_state(self)
     }
 
-    fn send_callback(&self, payment_id: Uuid, url: String, body: serde_json::Value, times: usize) {
+    /// Where the outcome of `payment_id` is posted.
+    pub fn callback_url(&self, payment_id: Uuid) -> String {
+        format!(
+            "{}/api/v1/payments/{payment_id}/callbacks",
+            self.settings.callback_base_url
+        )
+    }
+
+    /// How many charges it remembers now.
+    pub fn remembered(&self) -> usize {
+        self.charges.lock().expect("charges lock").by_payment.len()
+    }
+
+    fn send_callback(&self, payment_id: Uuid, body: serde_json::Value, times: usize) {
         let sandbox = self.clone();
+        let url = self.callback_url(payment_id);
         tokio::spawn(async move {
-            if !sandbox.delay.is_zero() {
-                tokio::time::sleep(sandbox.delay).await;
+            if !sandbox.settings.delay.is_zero() {
+                tokio::time::sleep(sandbox.settings.delay).await;
             }
             let voided = sandbox
                 .charges
                 .lock()
                 .expect("charges lock")
+                .by_payment
                 .get(&payment_id)
                 .is_some_and(|c| c.voided);
             if voided {
                 return;
             }
             let bytes = serde_json::to_vec(&body).expect("json");
-            let signature = sign(&sandbox.secret, &bytes);
             for _ in 0..times {
-                // Like a real provider: retry with backoff until the merchant answers 2xx.
+                // Like a real provider: retry with backoff until the merchant answers 2xx,
+                // signing each attempt at the time it is sent.
                 let mut pause = Duration::from_millis(100);
                 for _ in 0..8 {
+                    let signature = sign(&sandbox.settings.secret, signature::now(), &bytes);
                     let sent = sandbox
                         .client
                         .post(&url)
@@ -129,21 +228,108 @@ impl Sandbox {
             }
         });
     }
+
+    /// Refuses a callback URL other than Ordo's own for the payment.
+    fn check_callback_url(&self, charge: &Charge) -> Result<(), Answer> {
+        match &charge.callback_url {
+            Some(url) if url.trim_end_matches('/') != self.callback_url(charge.payment_id) => {
+                Err(refusal(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "foreign_callback_url",
+                    "the sandbox calls back only Ordo's own callback URL of the payment".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks a charge against Ordo's records: `Err` is the refusal to answer; `Ok(false)`
+    /// a payment that already has its outcome (a repeated charge after the sandbox forgot
+    /// it), accepted with nothing sent.
+    async fn check(&self, charge: &Charge) -> Result<bool, Answer> {
+        let recorded = self
+            .records
+            .recorded(PaymentId::from(charge.payment_id))
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "sandbox could not read the payment");
+                refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the payment could not be read".into(),
+                )
+            })?;
+        let Some(recorded) = recorded else {
+            return Err(refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_payment",
+                format!("Ordo holds no payment {}", charge.payment_id),
+            ));
+        };
+        if recorded.amount.amount_minor() != charge.amount
+            || recorded.amount.currency().as_str() != charge.currency
+        {
+            return Err(refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "amount_mismatch",
+                format!("the payment is of {}", recorded.amount),
+            ));
+        }
+        Ok(recorded.open)
+    }
 }
 
-async fn charge(
-    State(sandbox): State<Sandbox>,
-    Json(charge): Json<Charge>,
-) -> (StatusCode, Json<serde_json::Value>) {
+async fn charge(State(sandbox): State<Sandbox>, Json(charge): Json<Charge>) -> Answer {
+    if let Err(refused) = sandbox.check_callback_url(&charge) {
+        return refused;
+    }
     let provider_ref = format!("sbx_{}", charge.payment_id.simple());
+    let remembered = sandbox
+        .charges
+        .lock()
+        .expect("charges lock")
+        .by_payment
+        .get(&charge.payment_id)
+        .map(|record| (record.amount, record.currency.clone()));
+    if let Some((amount, currency)) = remembered {
+        // A repeated charge: idempotent by payment id, for the same amount only.
+        if amount != charge.amount || currency != charge.currency {
+            return refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "amount_mismatch",
+                format!("the payment is of {amount} {currency} (minor units)"),
+            );
+        }
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"provider_ref": provider_ref})),
+        );
+    }
+    match sandbox.check(&charge).await {
+        Err(refused) => return refused,
+        Ok(false) => {
+            return (
+                StatusCode::ACCEPTED,
+                Json(json!({"provider_ref": provider_ref})),
+            )
+        }
+        Ok(true) => {}
+    }
     let first_time = {
         let mut charges = sandbox.charges.lock().expect("charges lock");
-        let first = !charges.contains_key(&charge.payment_id);
-        charges.entry(charge.payment_id).or_insert(ChargeRecord {
-            amount: charge.amount,
-            voided: false,
-            refunds: HashMap::new(),
-        });
+        let first = !charges.by_payment.contains_key(&charge.payment_id);
+        if first {
+            charges.insert(
+                charge.payment_id,
+                ChargeRecord {
+                    amount: charge.amount,
+                    currency: charge.currency.clone(),
+                    voided: false,
+                    refunds: HashMap::new(),
+                },
+                sandbox.settings.max_charges,
+            );
+        }
         first
     };
     if first_time {
@@ -155,15 +341,12 @@ async fn charge(
             "tok_timeout" => {}
             "tok_decline" => sandbox.send_callback(
                 charge.payment_id,
-                charge.callback_url.clone(),
                 json!({"payment_id": charge.payment_id, "provider_ref": provider_ref, "status": "failed",
                        "reason": "card_declined", "amount": charge.amount, "currency": charge.currency}),
                 1,
             ),
-            "tok_duplicate" => {
-                sandbox.send_callback(charge.payment_id, charge.callback_url.clone(), captured, 3)
-            }
-            _ => sandbox.send_callback(charge.payment_id, charge.callback_url.clone(), captured, 1),
+            "tok_duplicate" => sandbox.send_callback(charge.payment_id, captured, 3),
+            _ => sandbox.send_callback(charge.payment_id, captured, 1),
         }
     }
     (
@@ -178,6 +361,7 @@ async fn void(State(sandbox): State<Sandbox>, Path(payment_id): Path<Uuid>) -> S
         .charges
         .lock()
         .expect("charges lock")
+        .by_payment
         .get_mut(&payment_id)
     {
         charge.voided = true;
@@ -189,19 +373,21 @@ async fn refund(
     State(sandbox): State<Sandbox>,
     Path(payment_id): Path<Uuid>,
     Json(refund): Json<Refund>,
-) -> (StatusCode, Json<serde_json::Value>) {
+) -> Answer {
     let mut charges = sandbox.charges.lock().expect("charges lock");
-    let Some(record) = charges.get_mut(&payment_id) else {
-        // The sandbox keeps charges in memory only: after a restart it takes a refund of a
-        // charge it no longer remembers on trust, where a real provider would check it.
+    let Some(record) = charges.by_payment.get_mut(&payment_id) else {
+        // The sandbox keeps charges in memory only: after a restart (or once forgotten) it
+        // takes a refund of a charge it no longer remembers on trust, where a real provider
+        // would check it. A refund moves no money towards anyone but the payer.
         return (StatusCode::OK, Json(json!({"refunded": refund.amount})));
     };
     let refunded_before: i64 = record.refunds.values().sum();
     if !record.refunds.contains_key(&refund.refund_id) {
         if refunded_before + refund.amount > record.amount {
-            return (
+            return refusal(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(json!({"error": "refund exceeds the charge"})),
+                "refund_exceeds_charge",
+                "refund exceeds the charge".into(),
             );
         }
         record.refunds.insert(refund.refund_id, refund.amount);
@@ -210,4 +396,37 @@ async fn refund(
         StatusCode::OK,
         Json(json!({"refunded": record.refunds.values().sum::<i64>()})),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(amount: i64) -> ChargeRecord {
+        ChargeRecord {
+            amount,
+            currency: "EUR".into(),
+            voided: false,
+            refunds: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn charges_beyond_the_cap_forget_the_oldest_first() {
+        let mut charges = Charges::default();
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        for id in &ids {
+            charges.insert(*id, record(100), 3);
+        }
+        assert_eq!(charges.by_payment.len(), 3);
+        assert_eq!(charges.arrival.len(), 3);
+        assert!(!charges.by_payment.contains_key(&ids[0]));
+        assert!(!charges.by_payment.contains_key(&ids[1]));
+        assert!(ids[2..]
+            .iter()
+            .all(|id| charges.by_payment.contains_key(id)));
+        // Remembering one again does not count it twice.
+        charges.insert(ids[4], record(100), 3);
+        assert_eq!(charges.arrival.len(), 3);
+    }
 }

@@ -1,10 +1,13 @@
 //! The booking saga, one instance per booking of seats (its id is the booking id):
 //!
 //! ```text
+//! (request)        -> price the seats from the Show aggregate; none left -> sold out,
+//!                     nothing recorded
 //! BookingRequested -> reserve the seats on the area's inventory item -> hold them until
 //!                     the payment deadline (SeatsHeld); none left -> reject (sold_out)
 //! SeatsHeld        -> remember the deadline
-//! PaymentCreated   -> ask the provider to charge
+//! PaymentCreated   -> attach the payment to the booking, then ask the provider to charge;
+//!                     booking no longer payable -> void the payment, never charged
 //! PaymentCaptured  -> mark the booking paid with one ticket per seat
 //!                     booking no longer payable -> refund the capture
 //! BookingPaid      -> commit the seats; the booking completes 7 days after its session
@@ -14,31 +17,39 @@
 //! PaymentVoided / PaymentRefunded -> tell the provider
 //! ```
 //!
-//! The reserve step ([`BookingSaga::reserve_seats`]) is also what the HTTP gateway runs
-//! inline right after recording a request, so a fan racing for seats gets a definite answer
-//! without waiting for the event to travel through JetStream; the saga running the same
-//! idempotent step on `BookingRequested` only matters when the gateway crashed between the
-//! two or could not reserve. The booking aggregate arbitrates every race (paying, cancelling, expiring are
-//! transitions of one booking) and the inventory item guarantees that no more seats are
-//! held or sold than the area has.
+//! The HTTP gateway sends one command, the booking's `Request`, priced by
+//! [`BookingSaga::quote`] from the Show aggregate (write-side state: the session's show from
+//! [`crate::show_state`], the price from the Show itself, never from a read model). It then
+//! runs the reserve step ([`BookingSaga::reserve_seats`]) inline, so a fan racing for seats
+//! gets a definite answer without waiting for the event to travel through JetStream; the
+//! saga running the same idempotent step on `BookingRequested` only matters when the gateway
+//! crashed between the two or could not reserve. Paying is one command as well, the
+//! payment's `Create`: the saga attaches it and charges it. The booking aggregate
+//! arbitrates every race (paying, cancelling, expiring are transitions of one booking) and
+//! the inventory item guarantees that no more seats are held or sold than the area has.
+//!
+//! Every message is decoded once by the contracts of its stream (`ordo_contracts::booking`,
+//! `ordo_contracts::payment`) and matched on the typed event.
 //!
 //! The saga issues its commands through a [`BookingPort`]; the gateway gives it
 //! [`crate::StorePort`], the command buses.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordo_aggregates::booking::{BookingRequest, BookingStatus};
+use ordo_aggregates::booking::{BookingEvent, BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
-    AreaId, BookingId, PaymentId, Quantity, RefundId, SessionId, TicketId,
+    AreaId, BookingId, Money, PaymentId, Quantity, RefundId, SessionId, ShowId, TicketId,
 };
+use ordo_aggregates::payment::PaymentEvent;
 pub use ordo_aggregates::show::seat_inventory_id;
+use ordo_aggregates::show::SeatArea;
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_store::CommandMetadata;
-use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -48,6 +59,7 @@ use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failu
 use crate::port::{BookingPort, BookingSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
+use crate::show_state::SessionShows;
 
 /// Durable consumer name of the booking saga on the booking stream.
 pub const BOOKING_CONSUMER: &str = "saga-booking";
@@ -62,6 +74,10 @@ pub const SOLD_OUT: &str = "sold_out";
 /// The refusals of a reservation that mean the booking cannot have its seats: too few are
 /// left, or its reservation was given back already.
 const SEATS_UNAVAILABLE: [&str; 2] = ["insufficient_stock", "reservation_closed"];
+/// How long a seat area's price, read from the Show aggregate, is served from memory: in a
+/// flash sale the Show is loaded once per this time, not once per fan. A changed price
+/// applies to bookings requested this long after the change at the latest.
+const PRICE_TTL: Duration = Duration::from_secs(2);
 
 /// Settings of the booking saga.
 #[derive(Debug, Clone)]
@@ -97,6 +113,40 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
+/// A booking priced: the show of its session and the price of one seat, from the Show
+/// aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The show the session belongs to.
+    pub show_id: ShowId,
+    /// The price of one seat of the area.
+    pub unit_price: Money,
+}
+
+/// Why a booking could not be priced.
+#[derive(Debug, thiserror::Error)]
+pub enum QuoteError {
+    /// No show has that session, or the session has no such area.
+    #[error("no seat area {area_id} in session {session_id}")]
+    UnknownSeatArea {
+        /// The session asked for.
+        session_id: SessionId,
+        /// The area asked for.
+        area_id: AreaId,
+    },
+    /// Too few seats are left: the request is turned away before anything is recorded.
+    #[error("sold out: fewer than {quantity} seat(s) left in {area_id}")]
+    SoldOut {
+        /// The area asked for.
+        area_id: AreaId,
+        /// The seats asked for.
+        quantity: u32,
+    },
+    /// The store could not be read.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 /// Runs bookings. Feed it the booking stream through [`BookingSaga::bookings`] and the
 /// payment stream through [`BookingSaga::payments`]; run [`BookingSaga::run_deadlines`].
 pub struct BookingSaga {
@@ -104,7 +154,12 @@ pub struct BookingSaga {
     port: Arc<dyn BookingPort>,
     provider: Arc<dyn PaymentProvider>,
     settings: BookingSettings,
+    sessions: SessionShows,
+    prices: Mutex<HashMap<(SessionId, AreaId), PricedArea>>,
 }
+
+/// A seat area read from its Show, with when it was read.
+type PricedArea = (Instant, ShowId, SeatArea);
 
 #[derive(Clone, Copy)]
 enum Feed {
@@ -128,11 +183,85 @@ impl BookingSaga {
         settings: BookingSettings,
     ) -> Arc<Self> {
         Arc::new(Self {
+            sessions: SessionShows::new(pool.clone()),
             pool,
             port,
             provider,
             settings,
+            prices: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Prices a booking of `quantity` seats of an area from write-side state: the
+    /// session's show ([`crate::show_state`]) and the area's price in the Show aggregate.
+    /// A request for more seats than are left is turned away here, asking the area's
+    /// inventory item (a batch of such checks costs the hot item's single writer at most
+    /// one read), so a flash sale's late fans write nothing. A request that passes may
+    /// still be rejected by the reservation itself.
+    pub async fn quote(
+        &self,
+        session_id: SessionId,
+        area_id: &AreaId,
+        quantity: u32,
+        metadata: CommandMetadata,
+    ) -> Result<Quote, QuoteError> {
+        let unknown = || QuoteError::UnknownSeatArea {
+            session_id,
+            area_id: area_id.clone(),
+        };
+        let (show_id, area) = self
+            .seat_area(session_id, area_id)
+            .await?
+            .ok_or_else(unknown)?;
+        if let Ok(wanted) = Quantity::parse(i64::from(quantity)) {
+            let seats = seat_inventory_id(session_id, area_id);
+            if let Err(StepError::Refused { code, .. }) =
+                self.port.check_seats(&seats, wanted, metadata).await
+            {
+                if code == "insufficient_stock" {
+                    return Err(QuoteError::SoldOut {
+                        area_id: area_id.clone(),
+                        quantity,
+                    });
+                }
+            }
+        }
+        Ok(Quote {
+            show_id,
+            unit_price: area.price,
+        })
+    }
+
+    /// The show of a session and the seat area as the Show aggregate has it, served from
+    /// memory for [`PRICE_TTL`].
+    async fn seat_area(
+        &self,
+        session_id: SessionId,
+        area_id: &AreaId,
+    ) -> anyhow::Result<Option<(ShowId, SeatArea)>> {
+        let key = (session_id, area_id.clone());
+        if let Some((at, show_id, area)) = self.prices.lock().expect("prices").get(&key) {
+            if at.elapsed() < PRICE_TTL {
+                return Ok(Some((*show_id, area.clone())));
+            }
+        }
+        let Some(show_id) = self.sessions.show_of(session_id).await? else {
+            return Ok(None);
+        };
+        let Some(area) = self
+            .port
+            .seat_area(show_id, session_id, area_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+        else {
+            return Ok(None);
+        };
+        let mut prices = self.prices.lock().expect("prices");
+        if prices.len() > 10_000 {
+            prices.retain(|_, (at, _, _)| at.elapsed() < PRICE_TTL);
+        }
+        prices.insert(key, (Instant::now(), show_id, area.clone()));
+        Ok(Some((show_id, area)))
     }
 
     /// The handler for the booking stream.
@@ -318,26 +447,24 @@ impl BookingSaga {
         conn: &mut PgConnection,
         event: &ReceivedEvent,
     ) -> Result<(), HandlerError> {
-        let saga_id = aggregate_uuid(event)?;
-        let booking_id = BookingId::from(saga_id);
-        match event.event_type.as_str() {
-            "BookingRequested" => {
-                #[derive(Deserialize)]
-                struct Requested {
-                    customer_id: Uuid,
-                    show_id: Uuid,
-                    session_id: SessionId,
-                    area_id: AreaId,
-                    quantity: u32,
-                }
-                let requested: Requested = serde_json::from_value(event.payload.clone())
-                    .map_err(|e| HandlerError::Permanent(e.into()))?;
+        let decoded = ordo_contracts::booking(event)?;
+        let booking_id = decoded.id;
+        let saga_id = *booking_id.as_uuid();
+        match decoded.event {
+            BookingEvent::BookingRequested {
+                customer_id,
+                show_id,
+                session_id,
+                area_id,
+                quantity,
+                ..
+            } => {
                 let data = serde_json::json!({
-                    "customer_id": requested.customer_id,
-                    "show_id": requested.show_id,
-                    "session_id": requested.session_id,
-                    "area_id": requested.area_id,
-                    "quantity": requested.quantity,
+                    "customer_id": customer_id,
+                    "show_id": show_id,
+                    "session_id": session_id,
+                    "area_id": area_id,
+                    "quantity": quantity,
                 });
                 // Started outside the step's transaction: even if the step keeps failing,
                 // the saga exists, shows its error and can be marked stuck and resumed.
@@ -356,9 +483,9 @@ impl BookingSaga {
                     let decision = self
                         .reserve_seats(
                             booking_id,
-                            requested.session_id,
-                            &requested.area_id,
-                            requested.quantity,
+                            session_id,
+                            &area_id,
+                            quantity,
                             &event.correlation_id,
                             &event.event_id.to_string(),
                         )
@@ -373,55 +500,23 @@ impl BookingSaga {
                     .await?;
                 }
             }
-            "SeatsHeld" => {
-                #[derive(Deserialize)]
-                struct Held {
-                    expires_at: DateTime<Utc>,
-                }
-                let held: Held = serde_json::from_value(event.payload.clone())
-                    .map_err(|e| HandlerError::Permanent(e.into()))?;
-                repository::set_status(conn, saga_id, "awaiting_payment", Some(held.expires_at))
+            BookingEvent::SeatsHeld { expires_at } => {
+                repository::set_status(conn, saga_id, "awaiting_payment", Some(expires_at))
                     .await
                     .map_err(retry)?;
             }
-            "BookingRejected" => {
+            BookingEvent::BookingRejected { .. } => {
                 repository::set_status(conn, saga_id, "rejected", None)
                     .await
                     .map_err(retry)?;
             }
-            "BookingCancelled" | "BookingExpired" => {
-                let status = if event.event_type == "BookingCancelled" {
-                    "cancelled"
-                } else {
-                    "expired"
-                };
-                let booking = self.load(booking_id).await?;
-                let request = booking
-                    .request
-                    .as_ref()
-                    .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
-                self.port
-                    .release_seats(
-                        &seat_inventory_id(request.session_id, &request.area_id),
-                        booking_id,
-                        Self::metadata(event, saga_id, "release_seats"),
-                    )
-                    .await
-                    .map_err(step_failure)?;
-                log(conn, saga_id, "release_seats", None).await?;
-                // A cancelled booking stops its payment. An expired one does not: the fan
-                // may still complete it at the provider, and a late capture is refunded.
-                if status == "cancelled" {
-                    if let Some(payment_id) = booking.payment {
-                        self.settle_unwanted_payment(conn, event, saga_id, payment_id, status)
-                            .await?;
-                    }
-                }
-                repository::set_status(conn, saga_id, status, None)
-                    .await
-                    .map_err(retry)?;
+            BookingEvent::BookingCancelled { .. } => {
+                self.release(conn, event, booking_id, "cancelled").await?;
             }
-            "BookingPaid" => {
+            BookingEvent::BookingExpired {} => {
+                self.release(conn, event, booking_id, "expired").await?;
+            }
+            BookingEvent::BookingPaid { .. } => {
                 let request = self.request(booking_id).await?;
                 self.port
                     .commit_seats(
@@ -442,7 +537,7 @@ impl BookingSaga {
                     .await
                     .map_err(retry)?;
             }
-            "BookingRefunded" => {
+            BookingEvent::BookingRefunded { .. } => {
                 let booking = self.load(booking_id).await?;
                 let request = booking
                     .request
@@ -465,14 +560,52 @@ impl BookingSaga {
                     .await
                     .map_err(retry)?;
             }
-            "BookingCompleted" => {
+            BookingEvent::BookingCompleted {} => {
                 repository::set_status(conn, saga_id, "completed", None)
                     .await
                     .map_err(retry)?;
             }
-            _ => {}
+            // Attaching a payment is the saga's own step (on PaymentCreated); a ticket
+            // checked in changes nothing it drives.
+            BookingEvent::PaymentAttached { .. } | BookingEvent::TicketCheckedIn { .. } => {}
         }
         Ok(())
+    }
+
+    /// A booking cancelled or expired (`status`): its seats go back to sale. A cancelled
+    /// booking stops its payment. An expired one does not: the fan may still complete it
+    /// at the provider, and a late capture is refunded.
+    async fn release(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        booking_id: BookingId,
+        status: &str,
+    ) -> Result<(), HandlerError> {
+        let saga_id = *booking_id.as_uuid();
+        let booking = self.load(booking_id).await?;
+        let request = booking
+            .request
+            .as_ref()
+            .ok_or_else(|| retry(anyhow::anyhow!("booking {booking_id} not found")))?;
+        self.port
+            .release_seats(
+                &seat_inventory_id(request.session_id, &request.area_id),
+                booking_id,
+                Self::metadata(event, saga_id, "release_seats"),
+            )
+            .await
+            .map_err(step_failure)?;
+        log(conn, saga_id, "release_seats", None).await?;
+        if status == "cancelled" {
+            if let Some(payment_id) = booking.payment {
+                self.settle_unwanted_payment(conn, event, saga_id, payment_id, status)
+                    .await?;
+            }
+        }
+        repository::set_status(conn, saga_id, status, None)
+            .await
+            .map_err(retry)
     }
 
     /// Refunds the whole captured amount of a payment (one deterministic refund id).
@@ -554,7 +687,8 @@ impl BookingSaga {
         conn: &mut PgConnection,
         event: &ReceivedEvent,
     ) -> Result<(), HandlerError> {
-        let payment_id = PaymentId::from(aggregate_uuid(event)?);
+        let decoded = ordo_contracts::payment(event)?;
+        let payment_id = decoded.id;
         let payment = self.port.payment(payment_id).await.map_err(step_failure)?;
         let Some(saga_id) = payment.order_id else {
             return Err(retry(anyhow::anyhow!("payment {payment_id} not found")));
@@ -565,11 +699,41 @@ impl BookingSaga {
         let Some(request) = booking.request.as_ref() else {
             return Ok(());
         };
-        match event.event_type.as_str() {
-            "PaymentCreated" => {
-                let amount = payment.amount.clone().ok_or_else(|| {
-                    HandlerError::Permanent(anyhow::anyhow!("payment {payment_id} has no amount"))
-                })?;
+        match decoded.event {
+            PaymentEvent::PaymentCreated { amount, .. } => {
+                // Attach first: the provider charges only a payment the booking knows.
+                match self
+                    .port
+                    .attach_payment(
+                        booking_id,
+                        payment_id,
+                        Self::metadata(event, saga_id, &format!("attach_payment:{payment_id}")),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        log(
+                            conn,
+                            saga_id,
+                            "attach_payment",
+                            Some(payment_id.to_string()),
+                        )
+                        .await?
+                    }
+                    Err(StepError::Refused { detail, .. }) => {
+                        // Expired, cancelled or paid meanwhile: this payment is never
+                        // charged, and is voided.
+                        log(conn, saga_id, "payment_not_wanted", Some(detail)).await?;
+                        let why = booking
+                            .status
+                            .map(|s| s.as_str().to_string())
+                            .unwrap_or_else(|| "gone".into());
+                        return self
+                            .settle_unwanted_payment(conn, event, saga_id, payment_id, &why)
+                            .await;
+                    }
+                    Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+                }
                 let request = ChargeRequest {
                     payment_id,
                     amount,
@@ -592,7 +756,7 @@ impl BookingSaga {
                 )
                 .await?;
             }
-            "PaymentCaptured" => {
+            PaymentEvent::PaymentCaptured { .. } => {
                 let tickets = ticket_ids(booking_id, request.quantity);
                 match self
                     .port
@@ -619,7 +783,7 @@ impl BookingSaga {
                     Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
                 }
             }
-            "PaymentFailed" => {
+            PaymentEvent::PaymentFailed { .. } => {
                 // The seats stay held until the deadline: the fan may pay again.
                 log(
                     conn,
@@ -629,13 +793,30 @@ impl BookingSaga {
                 )
                 .await?;
             }
-            "PaymentVoided" | "PaymentRefunded" => {
-                let (step, detail) =
-                    crate::provider::forward_settlement(self.provider.as_ref(), event, payment_id)
-                        .await?;
-                log(conn, saga_id, step, Some(detail)).await?;
+            PaymentEvent::PaymentVoided { .. } => {
+                self.provider
+                    .void(payment_id)
+                    .await
+                    .map_err(provider_failure)?;
+                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
             }
-            _ => {}
+            PaymentEvent::PaymentRefunded {
+                refund_id, amount, ..
+            } => {
+                self.provider
+                    .refund(payment_id, refund_id, amount)
+                    .await
+                    .map_err(provider_failure)?;
+                log(
+                    conn,
+                    saga_id,
+                    "provider_refund",
+                    Some(refund_id.to_string()),
+                )
+                .await?;
+            }
+            // The provider's authorization changes nothing until the capture.
+            PaymentEvent::PaymentAuthorized { .. } => {}
         }
         Ok(())
     }
@@ -669,12 +850,6 @@ impl EventHandler for BookingHandler {
             .await;
         }
     }
-}
-
-fn aggregate_uuid(event: &ReceivedEvent) -> Result<Uuid, HandlerError> {
-    event.aggregate_id.parse().map_err(|_| {
-        HandlerError::Permanent(anyhow::anyhow!("{} is not a uuid", event.aggregate_id))
-    })
 }
 
 async fn log(

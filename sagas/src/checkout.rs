@@ -6,6 +6,8 @@
 //! PaymentCreated   -> ask the provider to charge
 //! PaymentCaptured  -> mark the order paid -> commit the stock of every line
 //!                     order no longer payable      -> refund the capture
+//!                     not captured in the store for this order with its total
+//!                                                  -> dead-lettered, nothing done
 //! PaymentFailed    -> release the stock, cancel the order (payment_declined)
 //! OrderCancelled   -> release the stock, void the attached payment
 //! OrderRefunded    -> refund the payment in full (an admin refunded a paid order)
@@ -36,7 +38,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failure};
-use crate::port::{CheckoutPort, StepError};
+use crate::port::{CheckoutPort, OrderSnapshot, PaymentSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
 
@@ -546,6 +548,10 @@ impl CheckoutSaga {
                 .await?;
             }
             PaymentEvent::PaymentCaptured { .. } => {
+                // The message may not be what the store holds (anyone who can publish on
+                // the bus can send one): act only on the payment as the event store has it.
+                let order = self.port.order(order_id).await.map_err(step_failure)?;
+                backed_capture(payment_id, order_id, &payment, &order)?;
                 match self
                     .port
                     .mark_order_paid(
@@ -681,6 +687,48 @@ impl EventHandler for CheckoutHandler {
             )
             .await;
         }
+    }
+}
+
+/// Checks that `payment`, as the event store holds it, is captured for `order_id` with the
+/// amount and currency of the order's total; anything else is dead-lettered (a permanent
+/// error), never acted on: a `PaymentCaptured` message the store does not back is forged
+/// or misrouted, and retrying it cannot make it true.
+pub fn backed_capture(
+    payment_id: PaymentId,
+    order_id: OrderId,
+    payment: &PaymentSnapshot,
+    order: &OrderSnapshot,
+) -> Result<(), HandlerError> {
+    let refuse = |why: String| {
+        Err(HandlerError::Permanent(anyhow::anyhow!(
+            "PaymentCaptured for payment {payment_id} not acted on: {why}"
+        )))
+    };
+    if !payment.status.is_some_and(|s| s.is_captured()) {
+        let status = payment
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "missing".into());
+        return refuse(format!(
+            "the event store holds the payment as {status}, not captured"
+        ));
+    }
+    if payment.order_id != Some(*order_id.as_uuid()) {
+        return refuse(format!("the payment is not for order {order_id}"));
+    }
+    let (Some(amount), Some(captured)) = (&payment.amount, &payment.captured) else {
+        return refuse("the payment records no captured amount".into());
+    };
+    if captured != amount {
+        return refuse(format!("the payment captured {captured} of its {amount}"));
+    }
+    match &order.total {
+        Some(total) if total == captured => Ok(()),
+        Some(total) => refuse(format!(
+            "the payment captured {captured} but order {order_id} totals {total}"
+        )),
+        None => refuse(format!("order {order_id} has no total")),
     }
 }
 

@@ -5,12 +5,16 @@
 //!
 //! The value is `<saga>:<step>`, such as `booking:commit_seats` or `checkout:commit_stock`;
 //! a bare step name (`commit_stock`) is a step of the checkout saga. The steps are the
-//! names of the saga's step log, plus three points of the booking saga outside it:
+//! names of the saga's step log, plus these points outside it:
 //!
+//! - `booking:requested`: in the booking route, after the booking's request is recorded
+//!   and before the reserve step runs inline;
 //! - `booking:seats_reserved`: in the reserve step, which the gateway runs inline, after
 //!   the seats are reserved and before the booking holds them;
 //! - `booking:expire` and `booking:complete`: in the deadline scan, after the booking
-//!   expired or completed and before its deadline is cleared.
+//!   expired or completed and before its deadline is cleared;
+//! - `seat_stock:seats_opened`: in the seat stock policy, after a new session's first
+//!   seat area is opened and before the others.
 
 use std::sync::OnceLock;
 

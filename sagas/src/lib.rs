@@ -12,8 +12,12 @@
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
 //!   reject, cancel, expire, void and refund.
-//! - [`booking`]: the booking of seats: reserve, hold until a deadline, pay, issue tickets,
-//!   commit, complete; or reject, cancel, expire, refund and return the seats.
+//! - [`booking`]: the booking of seats: price from the Show, request, reserve, hold until a
+//!   deadline, attach the payment and charge, issue tickets, commit, complete; or reject,
+//!   cancel, expire, refund and return the seats.
+//! - [`seat_stock`]: the seat stock policy, opening the seats of every session a show adds.
+//! - [`show_state`]: the show of each session, the processes' own state kept from the
+//!   shows' events.
 //!
 //! Every command a saga issues carries a deterministic id and targets an idempotent
 //! aggregate operation, so a step repeated after a crash or a redelivery is a no-op.
@@ -27,8 +31,11 @@ pub mod handling;
 pub mod port;
 pub mod provider;
 pub mod repository;
+pub mod seat_stock;
+pub mod show_state;
 
 pub use booking::BookingSaga;
 pub use checkout::CheckoutSaga;
 pub use port::{BookingPort, CheckoutPort, PaymentPort, StepError, StorePort};
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError};
+pub use seat_stock::{SeatStockPolicy, SeatStockPort};

@@ -5,7 +5,8 @@
 //! - [`PaymentPort`]: what both sagas do with payments (read, void, refund).
 //! - [`CheckoutPort`]: stock and orders, for the checkout saga.
 //! - [`BookingPort`]: seats, bookings and show sessions, for the booking saga.
-//! - [`StorePort`]: all three on the event store's command buses.
+//! - [`crate::SeatStockPort`]: opening seats, for the seat stock policy.
+//! - [`StorePort`]: all of them on the event store's command buses.
 
 use std::sync::Arc;
 
@@ -13,13 +14,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
-    BookingId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId,
+    AreaId, BookingId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId,
     SessionId, ShowId, Sku, TicketId,
 };
 use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
 use ordo_aggregates::order::{Order, OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{Payment, PaymentCommand, PaymentStatus};
-use ordo_aggregates::show::Show;
+use ordo_aggregates::show::{SeatArea, Show};
 use ordo_store::{CommandBus, CommandError, CommandMetadata};
 use uuid::Uuid;
 
@@ -41,6 +42,8 @@ pub struct OrderSnapshot {
     pub status: Option<OrderStatus>,
     /// The payment attached last.
     pub payment: Option<PaymentId>,
+    /// What it costs, once placed.
+    pub total: Option<Money>,
 }
 
 /// What the saga needs to know of a payment.
@@ -214,6 +217,30 @@ pub trait BookingPort: PaymentPort {
         booking_id: BookingId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+    /// Asks the item `seats` whether `quantity` seats are left, changing nothing. Refused
+    /// with `insufficient_stock` when they are not.
+    async fn check_seats(
+        &self,
+        seats: &Sku,
+        quantity: Quantity,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Attaches a payment just created to the booking (no-op when it is attached).
+    /// Refused when the booking no longer awaits payment.
+    async fn attach_payment(
+        &self,
+        booking_id: BookingId,
+        payment_id: PaymentId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// A seat area of a show's session as the Show aggregate has it now (its price and
+    /// capacity), `None` when the show has no such session or area.
+    async fn seat_area(
+        &self,
+        show_id: ShowId,
+        session_id: SessionId,
+        area_id: &AreaId,
+    ) -> Result<Option<SeatArea>, StepError>;
     /// Holds the booking's seats until `expires_at`: it now awaits payment. Answers whether
     /// this call held them, false when they were held already.
     async fn hold_seats(
@@ -523,6 +550,7 @@ impl CheckoutPort for StorePort {
         Ok(OrderSnapshot {
             status: order.status(),
             payment: order.attached_payment(),
+            total: order.total().cloned(),
         })
     }
 }
@@ -578,6 +606,44 @@ impl BookingPort for StorePort {
             reservation_id: seat_reservation(booking_id),
         };
         self.inventory(seats, command, metadata).await
+    }
+
+    async fn check_seats(
+        &self,
+        seats: &Sku,
+        quantity: Quantity,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.inventory(seats, InventoryCommand::Check { quantity }, metadata)
+            .await
+    }
+
+    async fn attach_payment(
+        &self,
+        booking_id: BookingId,
+        payment_id: PaymentId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.booking_command(
+            booking_id,
+            BookingCommand::AttachPayment { payment_id },
+            metadata,
+        )
+        .await
+    }
+
+    async fn seat_area(
+        &self,
+        show_id: ShowId,
+        session_id: SessionId,
+        area_id: &AreaId,
+    ) -> Result<Option<SeatArea>, StepError> {
+        let (show, _) = self
+            .shows
+            .load(&show_id.to_string())
+            .await
+            .map_err(step_error)?;
+        Ok(show.seat_area(&session_id, area_id).cloned())
     }
 
     async fn hold_seats(
@@ -667,6 +733,22 @@ impl BookingPort for StorePort {
             .await
             .map_err(step_error)?;
         Ok(show.session(&session_id).map(|session| session.starts_at))
+    }
+}
+
+#[async_trait]
+impl crate::SeatStockPort for StorePort {
+    async fn open_seats(
+        &self,
+        seats: &Sku,
+        capacity: Quantity,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = InventoryCommand::Open {
+            sku: seats.clone(),
+            quantity: capacity,
+        };
+        self.inventory(seats, command, metadata).await
     }
 }
 

@@ -1,6 +1,8 @@
 //! The payment provider as the sagas see it: a true external boundary, so a trait. Ordo
-//! ships a sandbox provider reached over HTTP (see the gateway); a real one implements the
-//! same trait without touching the sagas.
+//! reaches providers over HTTP and ships a sandbox provider (both in the payments crate); a
+//! real one implements the same trait without touching the sagas. What a provider reports
+//! is acted on only once it is recorded in the event store: the sagas read captures from
+//! the payment aggregate, never from the message alone.
 
 use async_trait::async_trait;
 use ordo_aggregates::common::{Money, PaymentId, RefundId};

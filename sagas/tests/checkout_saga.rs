@@ -58,6 +58,7 @@ struct Shop {
     stock: HashMap<Sku, u32>,
     order_status: Option<OrderStatus>,
     order_payment: Option<PaymentId>,
+    order_total: Option<Money>,
     payments: HashMap<PaymentId, PaymentSnapshot>,
     /// Every command issued, in order.
     issued: Vec<Command>,
@@ -227,6 +228,7 @@ impl CheckoutPort for InMemory {
         Ok(OrderSnapshot {
             status: shop.order_status,
             payment: shop.order_payment,
+            total: shop.order_total.clone(),
         })
     }
 }
@@ -436,6 +438,7 @@ impl Checkout {
 
     /// Given: placed for 2 hammers and 50 nails, reserved and confirmed.
     async fn awaiting_payment(&self) {
+        self.shop.shop().order_total = Some(eur(3500));
         self.given_order(self.placed(2, 50)).await;
         self.given_order(OrderEvent::OrderConfirmed {}).await;
     }
@@ -841,4 +844,93 @@ async fn an_order_event_this_build_does_not_know_is_retried_and_issues_nothing()
     );
     assert_eq!(checkout.issued(), vec![]);
     assert_eq!(checkout.saga_status().await.0, "awaiting_payment");
+}
+
+/// A capture the saga must not act on: dead-lettered (a permanent error), nothing issued,
+/// the order left as it was.
+async fn assert_dead_lettered(checkout: &Checkout, payment_id: PaymentId, expected: &str) {
+    let outcome = checkout.when_payment(payment_id, captured()).await;
+    match outcome {
+        Err(HandlerError::Permanent(err)) => {
+            let message = format!("{err:#}");
+            assert!(message.contains(expected), "{message}");
+        }
+        other => panic!("expected a dead letter, got {other:?}"),
+    }
+    assert_eq!(checkout.issued(), vec![]);
+    assert_eq!(
+        checkout.shop.shop().order_status,
+        Some(OrderStatus::AwaitingPayment)
+    );
+}
+
+#[tokio::test]
+async fn a_capture_the_event_store_does_not_hold_is_dead_lettered() {
+    let checkout = Checkout::new().await;
+    let payment_id = checkout.with_payment(PaymentStatus::Created).await;
+    checkout
+        .given_payment(payment_id, created(payment_id, checkout.order_id))
+        .await;
+    // A PaymentCaptured arrives (published by hand on the bus) while the store still
+    // holds the payment as created: the provider never captured it.
+    assert_dead_lettered(&checkout, payment_id, "as created, not captured").await;
+}
+
+#[tokio::test]
+async fn a_capture_of_a_failed_payment_is_dead_lettered() {
+    let checkout = Checkout::new().await;
+    let payment_id = checkout.with_payment(PaymentStatus::Failed).await;
+    assert_dead_lettered(&checkout, payment_id, "as failed, not captured").await;
+}
+
+#[tokio::test]
+async fn a_capture_of_another_amount_than_the_order_total_is_dead_lettered() {
+    let checkout = Checkout::new().await;
+    let payment_id = checkout.with_payment(PaymentStatus::Captured).await;
+    // The payment as stored is captured, but for less than the order costs.
+    checkout.shop.shop().payments.insert(
+        payment_id,
+        snapshot(
+            Some(PaymentStatus::Captured),
+            Some(*checkout.order_id.as_uuid()),
+            eur(100),
+        ),
+    );
+    assert_dead_lettered(&checkout, payment_id, "but order").await;
+}
+
+#[tokio::test]
+async fn a_capture_in_another_currency_than_the_order_total_is_dead_lettered() {
+    let checkout = Checkout::new().await;
+    let payment_id = checkout.with_payment(PaymentStatus::Captured).await;
+    checkout.shop.shop().order_total =
+        Some(Money::new(3500, Currency::parse("USD").unwrap()).unwrap());
+    assert_dead_lettered(&checkout, payment_id, "totals").await;
+}
+
+#[tokio::test]
+async fn a_capture_short_of_the_payment_amount_is_dead_lettered() {
+    let checkout = Checkout::new().await;
+    let payment_id = checkout.with_payment(PaymentStatus::Captured).await;
+    checkout
+        .shop
+        .shop()
+        .payments
+        .get_mut(&payment_id)
+        .unwrap()
+        .captured = Some(eur(1));
+    assert_dead_lettered(&checkout, payment_id, "captured").await;
+}
+
+#[tokio::test]
+async fn a_capture_of_a_payment_the_store_does_not_know_issues_nothing() {
+    let checkout = Checkout::new().await;
+    checkout.awaiting_payment().await;
+    let unknown = PaymentId::new_v4();
+    assert!(checkout.when_payment(unknown, captured()).await.is_err());
+    assert_eq!(checkout.issued(), vec![]);
+    assert_eq!(
+        checkout.shop.shop().order_status,
+        Some(OrderStatus::AwaitingPayment)
+    );
 }

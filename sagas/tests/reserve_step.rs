@@ -225,6 +225,28 @@ impl BookingPort for SeatsInMemory {
     ) -> Result<Option<DateTime<Utc>>, StepError> {
         Err(not_in_the_reserve_step())
     }
+
+    async fn check_seats(&self, _: &Sku, _: Quantity, _: CommandMetadata) -> Result<(), StepError> {
+        Err(not_in_the_reserve_step())
+    }
+
+    async fn attach_payment(
+        &self,
+        _: BookingId,
+        _: PaymentId,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        Err(not_in_the_reserve_step())
+    }
+
+    async fn seat_area(
+        &self,
+        _: ShowId,
+        _: SessionId,
+        _: &AreaId,
+    ) -> Result<Option<ordo_aggregates::show::SeatArea>, StepError> {
+        Err(not_in_the_reserve_step())
+    }
 }
 
 /// The reserve step charges nobody.

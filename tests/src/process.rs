@@ -87,6 +87,8 @@ fn base_env(database_url: &str, namespace: &str, port: u16) -> Vec<(String, Stri
         ("ORDO_RATE_LIMIT_PER_USER".into(), "0".into()),
         // Events in flight when a test kills the process come back quickly.
         ("ORDO_CONSUMER_ACK_WAIT".into(), "3s".into()),
+        // The sandbox payment provider is off unless asked for; the tests pay with it.
+        ("ORDO_SANDBOX_PROVIDER".into(), "true".into()),
         (
             "ORDO_LOG".into(),
             std::env::var("ORDO_TEST_LOG").unwrap_or_else(|_| "warn".into()),

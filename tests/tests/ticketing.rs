@@ -696,7 +696,12 @@ const HELD: Outcome = Outcome {
 const PAID: Outcome = Outcome {
     status: "paid",
     saga: "paid",
-    steps: &["charge_requested", "mark_paid", "commit_seats"],
+    steps: &[
+        "attach_payment",
+        "charge_requested",
+        "mark_paid",
+        "commit_seats",
+    ],
     events: &[
         "BookingRequested",
         "SeatsHeld",
@@ -869,7 +874,12 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     settled.push((reserved, &HELD));
 
     // Paying: one booking paid through a crash at each step.
-    for step in ["charge_requested", "mark_paid", "commit_seats"] {
+    for step in [
+        "attach_payment",
+        "charge_requested",
+        "mark_paid",
+        "commit_seats",
+    ] {
         let booking_id = book_held(&fan, &session_id).await;
         restart_crashing_after(&mut ordo, Some(step)).await;
         start_paying(&fan, &booking_id, "tok_success").await;
@@ -885,8 +895,10 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
         status: "paid",
         saga: "paid",
         steps: &[
+            "attach_payment",
             "charge_requested",
             "payment_failed",
+            "attach_payment",
             "charge_requested",
             "mark_paid",
             "commit_seats",
@@ -914,7 +926,7 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
         ordo.pool(),
         &declined,
         "awaiting_payment",
-        &["charge_requested", "payment_failed"],
+        &["attach_payment", "charge_requested", "payment_failed"],
     )
     .await;
     pay(&fan, &declined).await;
@@ -955,14 +967,14 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     restart_crashing_after(&mut ordo, None).await;
     assert_outcome(&ordo, &fan, &past_item, &completed, &COMPLETED).await;
 
-    // Each seat counted once: four bookings sold, one held.
+    // Each seat counted once: five bookings sold, one held.
     assert_seats(
         &ordo,
         &fan,
         &show_id,
         &item,
         CAPACITY,
-        4 * SEATS_PER_BOOKING,
+        5 * SEATS_PER_BOOKING,
         SEATS_PER_BOOKING,
     )
     .await;
@@ -990,6 +1002,7 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
         status: "cancelled",
         saga: "cancelled",
         steps: &[
+            "attach_payment",
             "charge_requested",
             "release_seats",
             "void_payment",
@@ -1016,6 +1029,7 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
         status: "expired",
         saga: "expired",
         steps: &[
+            "attach_payment",
             "charge_requested",
             "release_seats",
             "capture_not_wanted",
@@ -1050,7 +1064,7 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
             ordo.pool(),
             &booking_id,
             "awaiting_payment",
-            &["charge_requested"],
+            &["attach_payment", "charge_requested"],
         )
         .await;
         restart_crashing_after(&mut ordo, Some(step)).await;
@@ -1114,6 +1128,7 @@ async fn a_crash_at_each_step_of_a_refund_returns_the_seats_and_the_money_once()
         status: "refunded",
         saga: "refunded",
         steps: &[
+            "attach_payment",
             "charge_requested",
             "mark_paid",
             "commit_seats",

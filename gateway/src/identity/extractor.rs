@@ -65,7 +65,8 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_credential(parts)?;
         let identity = Arc::<IdentityService>::from_ref(state);
-        Ok(AuthUser(identity.verify_access(token)?))
+        // Checks the signature and expiry, then that the token was not revoked.
+        Ok(AuthUser(identity.authenticate(token).await?))
     }
 }
 

@@ -1,10 +1,11 @@
-//! The `/auth` endpoints: register, log in, refresh. Each handler parses its body into the
-//! domain newtypes and hands them to [`IdentityService`]; errors become problems through
-//! `From<IdentityError> for ApiError`.
+//! The `/auth` endpoints: register, log in, refresh, log out. Each handler parses its body
+//! into the domain newtypes and hands them to [`IdentityService`]; errors become problems
+//! through `From<IdentityError> for ApiError`.
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -45,6 +46,25 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// Body of `POST /auth/logout`. No `Debug`: it carries a credential.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct LogoutRequest {
+    /// The session's refresh token (spent or not); its whole family is revoked.
+    pub refresh_token: String,
+}
+
+/// The raw bearer token of a request, for the one route that acts on the token itself
+/// rather than on its caller. 401 when the header is missing or not a bearer credential.
+pub struct BearerToken(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        super::extractor::bearer_credential(parts).map(|token| BearerToken(token.to_owned()))
+    }
+}
+
 /// A new session: the answer to register, login and refresh.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionResponse {
@@ -77,6 +97,8 @@ impl From<Session> for SessionResponse {
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Email taken (`urn:ordo:problem:email_taken`)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or missing field", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "Too many password hashes at once (`urn:ordo:problem:unavailable`); see `Retry-After`", body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn register(
@@ -101,6 +123,10 @@ pub async fn register(
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "Invalid credentials", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Missing field", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this client, or too many failed logins for this email address in a row (`urn:ordo:problem:rate_limited`); see `Retry-After`", body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Too many password checks at once (`urn:ordo:problem:unavailable`); see `Retry-After`", body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
     )
 )]
 pub async fn login(
@@ -122,7 +148,7 @@ pub async fn login(
     responses(
         (status = 200, description = "New session", body = SessionResponse),
         (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 401, description = "Used, expired, forged or not a refresh token", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Used, expired, revoked, forged or not a refresh token. Presenting a used one again also revokes its whole session (every refresh and access token of its family)", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Missing field", body = ProblemDocument, content_type = "application/problem+json"),
     )
 )]
@@ -132,4 +158,30 @@ pub async fn refresh(
 ) -> Result<ApiJson<SessionResponse>, ApiError> {
     let session = identity.refresh(&body.refresh_token).await?;
     Ok(ApiJson(session.into()))
+}
+
+/// End a session: the bearer access token is refused from now on (until it would have
+/// expired), and so is every refresh and access token of the session's refresh family.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body = LogoutRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "Malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token; or a refresh token that is forged, expired, or another account's", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Missing field", body = ProblemDocument, content_type = "application/problem+json"),
+    )
+)]
+pub async fn logout(
+    State(identity): State<Arc<IdentityService>>,
+    BearerToken(access_token): BearerToken,
+    ApiJson(body): ApiJson<LogoutRequest>,
+) -> Result<StatusCode, ApiError> {
+    identity
+        .logout(&access_token, Some(&body.refresh_token))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -6,7 +6,8 @@
 //! - `extractor`: [`AuthUser`], the authenticated caller of a request, and [`Require`]
 //!   ([`AdminUser`], [`CustomerUser`]...), a caller with a route's role, checked before the
 //!   body is read.
-//! - `http`: the `/auth` handlers, mounted by [`router`] and described by [`openapi`].
+//! - `http`: the `/auth` handlers (register, login, refresh, logout), mounted by
+//!   [`router`] and described by [`openapi`].
 //! - `problem`: `From<IdentityError> for ApiError`, the one place identity's refusals
 //!   become HTTP statuses.
 //!
@@ -31,7 +32,7 @@ pub use extractor::{
     AdminRole, AdminUser, AuthUser, CustomerRole, CustomerUser, MerchantRole, MerchantUser,
     Require, RequiredRole,
 };
-pub use http::{LoginRequest, RefreshRequest, RegisterRequest, SessionResponse};
+pub use http::{LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, SessionResponse};
 use ordo_identity::IdentityService;
 /// The roles routes ask for, so that a route names its role where it names its caller.
 pub use ordo_identity::Role;
@@ -40,8 +41,8 @@ pub use ordo_identity::Role;
 /// with `security(("bearer" = []))`.
 pub const BEARER_SCHEME: &str = "bearer";
 
-/// The `/auth/register`, `/auth/login` and `/auth/refresh` routes, relative: the caller
-/// nests them under `/api/v1`.
+/// The `/auth/register`, `/auth/login`, `/auth/refresh` and `/auth/logout` routes,
+/// relative: the caller nests them under `/api/v1`.
 pub fn router<S>() -> Router<S>
 where
     Arc<IdentityService>: FromRef<S>,
@@ -51,15 +52,17 @@ where
         .route("/auth/register", post(http::register))
         .route("/auth/login", post(http::login))
         .route("/auth/refresh", post(http::refresh))
+        .route("/auth/logout", post(http::logout))
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(http::register, http::login, http::refresh),
+    paths(http::register, http::login, http::refresh, http::logout),
     components(schemas(
         RegisterRequest,
         LoginRequest,
         RefreshRequest,
+        LogoutRequest,
         SessionResponse,
         Role,
         crate::problem::ProblemDocument

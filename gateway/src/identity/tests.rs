@@ -333,14 +333,49 @@ async fn refresh_rotates_and_refuses_reuse() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(problem_type(&body), "urn:ordo:problem:unauthorized");
 
-    // The rotated token still works once.
+    // The reuse revoked the family: the rotated tokens stop working too.
     let (status, _) = app
         .post(
             "/auth/refresh",
             json!({"refresh_token": second.refresh_token}),
         )
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app.get("/me", Some(&bearer(&second.access_token))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn logout_asks_for_the_bearer_first_then_revokes_the_session() {
+    let app = TestApp::spawn().await;
+    let session = app.register("ada@example.com").await;
+
+    // No bearer: 401, even with a body that would not parse.
+    let (status, _) = app.post("/auth/logout", json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/logout")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, bearer(&session.access_token))
+        .body(Body::from(
+            json!({"refresh_token": session.refresh_token}).to_string(),
+        ))
+        .unwrap();
+    let (status, _, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    let (status, _) = app.get("/me", Some(&bearer(&session.access_token))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": session.refresh_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     app.cleanup().await;
 }
 

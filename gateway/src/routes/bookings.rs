@@ -1,10 +1,12 @@
 //! Bookings of seats and their tickets: fans book, pay, cancel and read their own; admins
 //! refund and check tickets in at the entrance.
 //!
-//! Booking runs the saga's reserve step inline, so the answer is the write side's
-//! decision (pending payment with its deadline, or rejected as sold out) without waiting
-//! for any read model: in a flash sale every fan gets a definite answer as soon as the hot
-//! seat area's batch commits.
+//! Booking sends one command, the booking's `Request`, priced by the booking saga from the
+//! Show aggregate, then runs the saga's reserve step inline, so the answer is the write
+//! side's decision (pending payment with its deadline, or sold out) without waiting for any
+//! read model: in a flash sale every fan gets a definite answer as soon as the hot seat
+//! area's batch commits. Paying sends one command, the payment's `Create`; the saga attaches
+//! the payment to the booking and charges it.
 
 use std::time::{Duration, Instant};
 
@@ -15,16 +17,15 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
-use ordo_aggregates::common::{
-    AreaId, BookingId, PaymentId, Quantity, SessionId, TicketId, UserId,
-};
-use ordo_aggregates::inventory::{InventoryCommand, InventoryError};
+use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
 use ordo_projections::queries::bookings;
 pub use ordo_projections::queries::bookings::BookingSummary;
 use ordo_projections::queries::page::PageRequest;
+use ordo_sagas::booking::{QuoteError, BOOKING_SAGA, SOLD_OUT};
+use ordo_sagas::crash_points::crash_after;
 use ordo_sagas::StepError;
-use ordo_store::{CommandError, CommandMetadata};
+use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -62,7 +63,8 @@ pub struct CreateBooking {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BookingAccepted {
     pub booking_id: Uuid,
-    /// pending_payment (seats held) or rejected; pending only if the decision is delayed.
+    /// pending_payment (seats held); pending only if the decision is delayed. A sold-out
+    /// area answers 409 `urn:ordo:problem:sold_out` instead.
     pub status: String,
     /// Total in minor units.
     pub total_amount: i64,
@@ -70,7 +72,7 @@ pub struct BookingAccepted {
     /// Payment deadline, when seats are held.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
-    /// Why it was rejected (sold_out).
+    /// Why it was rejected, should a delayed decision come to that.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -156,14 +158,17 @@ pub struct CheckedIn {
     pub status: String,
 }
 
-/// Books seats in one area of a session (customer). The seats are reserved before the
-/// answer: `pending_payment` with the payment deadline, or `rejected` with reason
-/// `sold_out`. `Prefer: wait=N` is accepted; the answer is decided either way.
+/// Books seats in one area of a session (customer), at the price the show has now. The
+/// seats are reserved before the answer: 202 `pending_payment` with the payment deadline,
+/// or 409 problem `urn:ordo:problem:sold_out` when too few seats are left (a booking
+/// refused by the reservation itself is kept as `rejected`, reason `sold_out`).
+/// `Prefer: wait=N` is accepted; the answer is decided either way.
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
            ("Prefer" = Option<String>, Header, description = "wait=N")),
     responses((status = 202, body = BookingAccepted),
+              (status = 409, description = "problem urn:ordo:problem:sold_out: too few seats left"),
               (status = 422, description = "unknown session or area, or too many tickets")))]
 pub async fn create_booking(
     State(state): State<AppState>,
@@ -179,44 +184,27 @@ pub async fn create_booking(
     let quantity = u32::try_from(body.quantity)
         .map_err(|_| ApiError::invalid("quantity", "quantity must be a positive number"))?;
     let session_id = SessionId::from(body.session_id);
-    let area = ticketing
-        .seat_area(&state.pool, session_id, &area_id)
-        .await
-        .map_err(ApiError::Internal)?
-        .ok_or_else(|| ApiError::Unprocessable {
-            code: "unknown_seat_area",
-            detail: format!("no seat area {area_id} in session {session_id}"),
-        })?;
     let booking_id = match idempotency_key(&headers)? {
         Some(key) => Uuid::new_v5(&user.user_id, format!("booking:{key}").as_bytes()),
         None => Uuid::new_v4(),
     };
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
-    // Sold out already? Ask the seat area's single writer first: a batch of such checks
-    // costs at most one read, so a flash sale turns its thousands of late buyers away
-    // without writing a booking for each. A booking that passes may still be refused by
-    // the reservation itself, which is recorded as a rejected booking.
-    if let Ok(wanted) = Quantity::parse(i64::from(quantity)) {
-        let seats = ordo_aggregates::show::seat_inventory_id(session_id, &area_id);
-        let check = state
-            .inventory
-            .execute(
-                seats.as_str(),
-                InventoryCommand::Check { quantity: wanted },
-                metadata.clone(),
-            )
-            .await;
-        if let Err(CommandError::Rejected(InventoryError::InsufficientStock {
-            available, ..
-        })) = check
-        {
-            return Err(ApiError::Refused {
-                code: "sold_out",
-                detail: format!("sold out: {available} seat(s) left in {area_id}"),
-            });
-        }
-    }
-
+    let sold_out = |detail: String| ApiError::Refused {
+        code: SOLD_OUT,
+        detail,
+    };
+    let quote = ticketing
+        .saga
+        .quote(session_id, &area_id, quantity, metadata.clone())
+        .await
+        .map_err(|err| match err {
+            QuoteError::UnknownSeatArea { .. } => ApiError::Unprocessable {
+                code: "unknown_seat_area",
+                detail: err.to_string(),
+            },
+            QuoteError::SoldOut { .. } => sold_out(err.to_string()),
+            QuoteError::Failed(err) => ApiError::Internal(err),
+        })?;
     let committed = ticketing
         .bookings
         .execute(
@@ -224,19 +212,21 @@ pub async fn create_booking(
             BookingCommand::Request {
                 booking_id: BookingId::from(booking_id),
                 customer_id: UserId::from(user.user_id),
-                show_id: area.show_id,
+                show_id: quote.show_id,
                 session_id,
                 area_id: area_id.clone(),
                 quantity,
-                unit_price: area.price.clone(),
+                unit_price: quote.unit_price.clone(),
                 max_per_booking: ticketing.settings.max_per_booking,
             },
             metadata,
         )
         .await
         .map_err(api_error)?;
-    let total = area
-        .price
+    // The request is recorded: from here on the saga finishes whatever is cut short.
+    crash_after(BOOKING_SAGA, "requested");
+    let total = quote
+        .unit_price
         .checked_mul(quantity)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("total overflow after acceptance")))?;
     let event_id = format!("{request_id}:{}", committed.version);
@@ -263,6 +253,13 @@ pub async fn create_booking(
             None
         }
     };
+    if let Some(decision) = &decision {
+        if decision.status == BookingStatus::Rejected {
+            return Err(sold_out(format!(
+                "sold out: fewer than {quantity} seat(s) left in {area_id}; booking {booking_id} is rejected"
+            )));
+        }
+    }
     let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/v1/bookings/{booking_id}"))],
@@ -375,8 +372,9 @@ pub async fn list_bookings(
     }))
 }
 
-/// Pays a booking whose seats are held (its owner). The provider answers later; the
-/// booking saga then marks it paid, commits the seats and issues the tickets. With
+/// Pays a booking whose seats are held (its owner). The booking saga attaches the payment
+/// and has the provider charge it; once the provider answers, the saga marks the booking
+/// paid, commits the seats and issues the tickets. With
 /// `Prefer: wait=N` the answer comes once the booking is paid (with its tickets) or the
 /// payment failed.
 #[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/pay", tag = "bookings", request_body = PayBooking,
@@ -415,19 +413,7 @@ pub async fn pay_booking(
         .request()
         .expect("an existing booking has its request");
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
-    // Attach first: a payment that exists is always one the booking knows about.
-    state
-        .ticketing
-        .bookings
-        .execute(
-            &booking_id.to_string(),
-            BookingCommand::AttachPayment {
-                payment_id: PaymentId::from(payment_id),
-            },
-            metadata.clone(),
-        )
-        .await
-        .map_err(api_error)?;
+    // One command: the booking saga attaches the payment to the booking, then charges it.
     crate::routes::payments::create_payment(
         &state,
         PaymentCommand::Create {

@@ -57,7 +57,8 @@ pub struct PaymentAccepted {
     pub order_status: String,
 }
 
-/// What the provider posts back (signed with `Ordo-Signature: sha256=<hex>`).
+/// What the provider posts back, signed with
+/// `Ordo-Signature: t=<unix seconds>,v1=<hex of HMAC-SHA256("<t>.<body>")>`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProviderCallback {
     pub payment_id: Uuid,
@@ -378,10 +379,11 @@ pub async fn get_payment(
         .ok_or_else(not_found)
 }
 
-/// The provider reports a payment's outcome. The body must be signed with the shared
-/// secret; a bad or missing signature changes nothing (401), a repeated callback is a no-op.
+/// The provider reports a payment's outcome. The timestamp and body must be signed with
+/// the provider's secret; a bad or missing signature, or one more than 5 minutes from now,
+/// changes nothing (401); a repeated callback is a no-op.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/callbacks", tag = "payments", request_body = ProviderCallback,
-    responses((status = 200, description = "applied (or already applied)"), (status = 401, description = "bad signature"),
+    responses((status = 200, description = "applied (or already applied)"), (status = 401, description = "bad, missing or expired signature"),
                (status = 404, description = "no such payment"), (status = 409, description = "refused by the payment")))]
 pub async fn payment_callback(
     State(state): State<AppState>,
@@ -390,15 +392,12 @@ pub async fn payment_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let signed = headers
+    let header = headers
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|sig| signature::verify(&state.payment_secret, &body, sig));
-    if !signed {
-        return Err(ApiError::Unauthorized(
-            "missing or invalid Ordo-Signature".into(),
-        ));
-    }
+        .unwrap_or_default();
+    signature::verify(&state.payment_secret, &body, header, signature::now())
+        .map_err(|err| ApiError::Unauthorized(err.to_string()))?;
     let callback: ProviderCallback =
         serde_json::from_slice(&body).map_err(|e| ApiError::Malformed(e.to_string()))?;
     let id: Uuid = payment_id

@@ -1,5 +1,10 @@
 //! Shows: admins create them with their sessions and seat areas; anyone browses them by
 //! city, category or text and sees each session's seats still available.
+//!
+//! Creating a show or adding a session is one command on the Show; the seat stock policy
+//! (`ordo_sagas::seat_stock`) opens each seat area's inventory from the `SessionAdded`
+//! events. The route waits a short while for that: 201 when the seats are open by the time
+//! it answers, 202 (the seats open shortly) otherwise.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -8,11 +13,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::common::{
-    AreaId, AreaName, Category, City, Currency, Description, Money, Quantity, SessionId, ShowId,
-    Title, Venue,
+    AreaId, AreaName, Category, City, Currency, Description, Money, SessionId, ShowId, Title, Venue,
 };
-use ordo_aggregates::inventory::InventoryCommand;
-use ordo_aggregates::show::{seat_inventory_id, SeatArea, ShowCommand};
+use ordo_aggregates::show::{SeatArea, ShowCommand};
 use ordo_projections::queries::page::PageRequest;
 use ordo_projections::queries::shows::{self, ShowListFilter};
 pub use ordo_projections::queries::shows::{SeatAreaView, SessionView, ShowSummary, ShowView};
@@ -71,7 +74,8 @@ pub struct NewSeatArea {
     pub name: String,
     /// Price of one seat in minor units.
     pub price: i64,
-    pub currency: String,
+    /// ISO 4217 code; ORDO_DEFAULT_CURRENCY (CNY) when absent.
+    pub currency: Option<String>,
     /// Number of seats, 1 to 100,000: the area's stock.
     pub capacity: i64,
 }
@@ -118,7 +122,8 @@ fn parse_session(
     session: &NewSession,
     show_id: Uuid,
     key: Option<&str>,
-) -> Result<(SessionId, DateTime<Utc>, Vec<SeatArea>), ApiError> {
+    default_currency: &Currency,
+) -> Result<ordo_aggregates::show::NewSession, ApiError> {
     let field = |f: &str| format!("sessions[{index}].{f}");
     if session.seat_areas.is_empty() {
         return Err(ApiError::invalid(
@@ -129,8 +134,11 @@ fn parse_session(
     let mut areas = Vec::with_capacity(session.seat_areas.len());
     for (i, area) in session.seat_areas.iter().enumerate() {
         let f = |name: &str| field(&format!("seat_areas[{i}].{name}"));
-        let currency = Currency::parse(&area.currency)
-            .map_err(|e| ApiError::invalid(f("currency"), e.to_string()))?;
+        let currency = match &area.currency {
+            Some(code) => Currency::parse(code)
+                .map_err(|e| ApiError::invalid(f("currency"), e.to_string()))?,
+            None => default_currency.clone(),
+        };
         areas.push(SeatArea {
             area_id: AreaId::parse(&area.area_id)
                 .map_err(|e| ApiError::invalid(f("area_id"), e.to_string()))?,
@@ -148,57 +156,60 @@ fn parse_session(
         (None, Some(key)) => Uuid::new_v5(&show_id, format!("session:{index}:{key}").as_bytes()),
         (None, None) => Uuid::new_v4(),
     };
-    Ok((SessionId::from(session_id), session.starts_at, areas))
+    Ok(ordo_aggregates::show::NewSession {
+        session_id: SessionId::from(session_id),
+        starts_at: session.starts_at,
+        seat_areas: areas,
+    })
 }
 
-/// Adds a session and opens the stock of each of its areas. Both steps are idempotent, so
-/// repeating the request (or retrying after a failure between the two) changes nothing.
-async fn add_one_session(
+/// The answer to a show created or a session added: 201 when the seat stock policy opened
+/// every new seat area by the time of the answer (waiting at most
+/// [`crate::ticketing::SEATS_OPEN_WAIT`]), 202 when the seats open shortly.
+async fn written(
     state: &AppState,
+    location: String,
     show_id: Uuid,
-    session: (SessionId, DateTime<Utc>, Vec<SeatArea>),
-    metadata: &CommandMetadata,
-) -> Result<i64, ApiError> {
-    let (session_id, starts_at, seat_areas) = session;
-    let committed = state
-        .ticketing
-        .shows
-        .execute(
-            &show_id.to_string(),
-            ShowCommand::AddSession {
-                session_id,
-                starts_at,
-                seat_areas: seat_areas.clone(),
-            },
-            metadata.clone(),
-        )
-        .await
-        .map_err(api_error)?;
-    for area in &seat_areas {
-        let sku = seat_inventory_id(session_id, &area.area_id);
-        let quantity = Quantity::parse(i64::from(area.capacity))
-            .map_err(|e| ApiError::invalid("capacity", e.to_string()))?;
-        state
-            .inventory
-            .execute(
-                sku.as_str(),
-                InventoryCommand::Open {
-                    sku: sku.clone(),
-                    quantity,
-                },
-                metadata.clone(),
-            )
-            .await
-            .map_err(api_error)?;
-    }
-    Ok(committed.version)
+    sessions: &[ordo_aggregates::show::NewSession],
+    version: i64,
+) -> Result<Response, ApiError> {
+    let areas: Vec<(SessionId, Vec<SeatArea>)> = sessions
+        .iter()
+        .map(|s| (s.session_id, s.seat_areas.clone()))
+        .collect();
+    let open = crate::ticketing::await_seats_open(
+        &state.inventory,
+        &areas,
+        crate::ticketing::SEATS_OPEN_WAIT,
+    )
+    .await
+    .map_err(ApiError::Internal)?;
+    let status = if open {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        ApiJson(ShowWritten {
+            show_id,
+            session_ids: sessions.iter().map(|s| *s.session_id.as_uuid()).collect(),
+            version,
+        }),
+    )
+        .into_response())
 }
 
-/// Creates a show, with its first sessions if given (admin).
+/// Creates a show, with its first sessions if given (admin). The seats of each session's
+/// areas are opened from its events: 201 when they are open by the time of the answer, 202
+/// (the seats open shortly) otherwise.
 #[utoipa::path(post, path = "/api/v1/shows", tag = "shows", request_body = CreateShow,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
-    responses((status = 201, body = ShowWritten), (status = 422, description = "invalid field")))]
+    responses((status = 201, body = ShowWritten, description = "created; the seats are open"),
+              (status = 202, body = ShowWritten, description = "created; the seats open shortly"),
+              (status = 422, description = "invalid field")))]
 pub async fn create_show(
     State(state): State<AppState>,
     user: AdminUser,
@@ -219,13 +230,16 @@ pub async fn create_show(
         Some(key) => Uuid::new_v5(&user.user_id, format!("show:{key}").as_bytes()),
         None => Uuid::new_v4(),
     };
+    let default_currency = &state.ticketing.settings.default_currency;
     let sessions = body
         .sessions
         .iter()
         .enumerate()
-        .map(|(i, s)| parse_session(i, s, show_id, key.as_deref()))
+        .map(|(i, s)| parse_session(i, s, show_id, key.as_deref(), default_currency))
         .collect::<Result<Vec<_>, _>>()?;
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
+    // One command: the show and its sessions. Repeated with the same fields (the same
+    // Idempotency-Key), it adds only the sessions still missing.
     let created = state
         .ticketing
         .shows
@@ -238,41 +252,38 @@ pub async fn create_show(
                 city,
                 venue,
                 description,
+                sessions: sessions.clone(),
             },
-            metadata.clone(),
+            metadata,
         )
         .await;
-    let mut version = match created {
+    let version = match created {
         Ok(c) => c.version,
-        // A repeated request with the same key: the show is there; add what is missing.
+        // A repeated request with the same key: the show is there.
         Err(ordo_store::CommandError::Rejected(
             ordo_aggregates::show::ShowError::AlreadyExists,
         )) if key.is_some() => 0,
         Err(err) => return Err(api_error(err)),
     };
-    let mut session_ids = Vec::new();
-    for session in sessions {
-        session_ids.push(*session.0.as_uuid());
-        version = version.max(add_one_session(&state, show_id, session, &metadata).await?);
-    }
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/v1/shows/{show_id}"))],
-        ApiJson(ShowWritten {
-            show_id,
-            session_ids,
-            version,
-        }),
+    written(
+        &state,
+        format!("/api/v1/shows/{show_id}"),
+        show_id,
+        &sessions,
+        version,
     )
-        .into_response())
+    .await
 }
 
 /// Adds a session with its seat areas to a show (admin); each area's capacity becomes its
-/// stock of seats.
+/// stock of seats, opened from the session's event: 201 when the seats are open by the
+/// time of the answer, 202 (the seats open shortly) otherwise.
 #[utoipa::path(post, path = "/api/v1/shows/{show_id}/sessions", tag = "shows", request_body = NewSession,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
-    responses((status = 201, body = ShowWritten), (status = 404, description = "no such show"),
+    responses((status = 201, body = ShowWritten, description = "added; the seats are open"),
+               (status = 202, body = ShowWritten, description = "added; the seats open shortly"),
+               (status = 404, description = "no such show"),
                (status = 409, description = "session id used with other content")))]
 pub async fn add_session(
     State(state): State<AppState>,
@@ -286,23 +297,36 @@ pub async fn add_session(
         .parse()
         .map_err(|_| ApiError::NotFound(format!("no show {show_id}")))?;
     let key = idempotency_key(&headers)?;
-    let session = parse_session(0, &body, show_id, key.as_deref())?;
-    let session_id = *session.0.as_uuid();
+    let session = parse_session(
+        0,
+        &body,
+        show_id,
+        key.as_deref(),
+        &state.ticketing.settings.default_currency,
+    )?;
     let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
-    let version = add_one_session(&state, show_id, session, &metadata).await?;
-    Ok((
-        StatusCode::CREATED,
-        [(
-            header::LOCATION,
-            format!("/api/v1/shows/{show_id}/sessions"),
-        )],
-        ApiJson(ShowWritten {
-            show_id,
-            session_ids: vec![session_id],
-            version,
-        }),
+    let committed = state
+        .ticketing
+        .shows
+        .execute(
+            &show_id.to_string(),
+            ShowCommand::AddSession {
+                session_id: session.session_id,
+                starts_at: session.starts_at,
+                seat_areas: session.seat_areas.clone(),
+            },
+            metadata,
+        )
+        .await
+        .map_err(api_error)?;
+    written(
+        &state,
+        format!("/api/v1/shows/{show_id}/sessions"),
+        show_id,
+        &[session],
+        committed.version,
     )
-        .into_response())
+    .await
 }
 
 /// Shows, newest first, filtered by city, category and words.

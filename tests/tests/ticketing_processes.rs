@@ -1,0 +1,404 @@
+//! End to end: the processes of ticketing killed between their steps. Adding a session is
+//! one command on the Show, and the seat stock policy opens each seat area's inventory
+//! from its event; booking is one command, priced from the Show, whose reserve step the
+//! gateway runs inline and the booking saga repeats from the event; paying is one command,
+//! the payment, which the saga attaches and charges. `ordo serve` aborts itself at a crash
+//! point (`ORDO_CRASH_AFTER_STEP`), is restarted, and every seat ends sellable, every
+//! booking held, paid or released, and nothing happened twice.
+
+use std::time::Duration;
+
+use ordo_tests::{
+    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
+};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
+
+struct World {
+    _db: TestDatabase,
+    ordo: OrdoProcess,
+    namespace: String,
+    pool: PgPool,
+}
+
+impl World {
+    async fn start() -> Self {
+        let db = TestDatabase::create().await.expect("database");
+        let namespace = unique_namespace();
+        let env = [
+            ("ORDO_SANDBOX_DELAY", "20ms"),
+            ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+            ("ORDO_CONSUMER_ACK_WAIT", "2s"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
+            .await
+            .expect("ordo serve starts");
+        let pool = db.pool().await.expect("pool");
+        Self {
+            _db: db,
+            ordo,
+            namespace,
+            pool,
+        }
+    }
+
+    /// Restarts the process so that it crashes at `point` (`<process>:<step>`), or never.
+    async fn restart_crashing_at(&mut self, point: Option<&str>) {
+        self.ordo
+            .set_env(CRASH_AFTER_STEP, point.unwrap_or_default());
+        if let Err(err) = self.ordo.restart().await {
+            // It may reach its crash point while it is still starting.
+            assert!(
+                point.is_some() && !self.ordo.is_running(),
+                "ordo restarts: {err}"
+            );
+        }
+    }
+
+    /// Waits until the process died at its crash point.
+    async fn wait_for_crash(&mut self, point: &str) {
+        let ordo = &mut self.ordo;
+        eventually(
+            &format!("the process crashed at {point}"),
+            Duration::from_secs(30),
+            || {
+                let alive = ordo.is_running();
+                async move { (!alive).then_some(()) }
+            },
+        )
+        .await;
+    }
+
+    async fn stop(mut self) {
+        self.pool.close().await;
+        self.ordo.kill().await;
+        delete_streams(&self.namespace).await;
+    }
+}
+
+/// The inventory item of a seat area whose id is uppercase and short (kept readable).
+fn seat_item(session_id: Uuid, area_id: &str) -> String {
+    format!(
+        "S{}-{area_id}",
+        session_id.simple().to_string().to_ascii_uppercase()
+    )
+}
+
+async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+         ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+/// The payments created for a booking, oldest first.
+async fn booking_payments(pool: &PgPool, booking_id: &str) -> Vec<String> {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT aggregate_id FROM events
+         WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'
+           AND payload::jsonb -> 'PaymentCreated' ->> 'order_id' = $1
+         ORDER BY position",
+    )
+    .bind(booking_id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.0)
+    .collect()
+}
+
+/// The booking requested last.
+async fn last_requested_booking(pool: &PgPool) -> String {
+    sqlx::query_as::<_, (String,)>(
+        "SELECT aggregate_id FROM events
+         WHERE aggregate_type = 'booking' AND event_type = 'BookingRequested'
+         ORDER BY position DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+    .0
+}
+
+/// Waits until the item's events are `expected` (and stay so: checked twice).
+async fn wait_events(pool: &PgPool, aggregate_type: &str, id: &str, expected: &[&str]) {
+    eventually(
+        &format!("{aggregate_type} {id}: {expected:?}"),
+        Duration::from_secs(30),
+        || async { (event_types(pool, aggregate_type, id).await == expected).then_some(()) },
+    )
+    .await;
+}
+
+/// The seats available in each area of the show's first session, by area id.
+async fn available(api: &Api, show_id: &str) -> Vec<(String, i64)> {
+    let sessions = api.get(&format!("/api/v1/shows/{show_id}/sessions")).await;
+    sessions.body["sessions"][0]["seat_areas"]
+        .as_array()
+        .map(|areas| {
+            areas
+                .iter()
+                .map(|a| {
+                    (
+                        a["area_id"].as_str().unwrap_or_default().to_string(),
+                        a["available"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_available(api: &Api, show_id: &str, expected: &[(&str, i64)]) {
+    let expected: Vec<(String, i64)> = expected.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+    eventually(
+        &format!("seats available: {expected:?}"),
+        Duration::from_secs(30),
+        || async { (available(api, show_id).await == expected).then_some(()) },
+    )
+    .await;
+}
+
+async fn booking(api: &Api, booking_id: &str, status: &str) -> Value {
+    eventually(
+        &format!("booking {booking_id} {status}"),
+        Duration::from_secs(30),
+        || async {
+            let body = api
+                .get(&format!("/api/v1/bookings/{booking_id}"))
+                .await
+                .body;
+            (body["status"] == status).then_some(body)
+        },
+    )
+    .await
+}
+
+fn session_body(session_id: Uuid, areas: &[(&str, i64)]) -> Value {
+    json!({
+        "session_id": session_id,
+        "starts_at": "2027-09-01T12:00:00Z",
+        // No currency: ORDO_DEFAULT_CURRENCY (CNY) applies.
+        "seat_areas": areas.iter().map(|(id, capacity)| json!({
+            "area_id": id, "name": id, "price": 880, "capacity": capacity
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_added_through_a_crash_opens_each_area_once() {
+    let mut world = World::start().await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let created = admin
+        .post(
+            "/api/v1/shows",
+            json!({"title": "Crash opera", "category": "opera", "city": "Beijing", "venue": "NCPA"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let show_id = created.body["show_id"].as_str().unwrap().to_string();
+    let session_id = Uuid::new_v4();
+    let body = session_body(session_id, &[("VIP", 3), ("STALLS", 5)]);
+    let (vip, stalls) = (
+        seat_item(session_id, "VIP"),
+        seat_item(session_id, "STALLS"),
+    );
+
+    // The policy dies after opening the first area, before the second.
+    world
+        .restart_crashing_at(Some("seat_stock:seats_opened"))
+        .await;
+    let answer = admin
+        .try_send(
+            Method::POST,
+            &format!("/api/v1/shows/{show_id}/sessions"),
+            Some(body.clone()),
+            &[],
+        )
+        .await;
+    assert!(answer.is_none(), "answered despite the crash: {answer:?}");
+    world.wait_for_crash("seat_stock:seats_opened").await;
+    assert_eq!(
+        event_types(&world.pool, "inventory", &vip).await,
+        ["Restocked"]
+    );
+    assert!(event_types(&world.pool, "inventory", &stalls)
+        .await
+        .is_empty());
+
+    // Started again, the policy takes the event up again and opens what is missing.
+    world.restart_crashing_at(None).await;
+    wait_events(&world.pool, "inventory", &stalls, &["Restocked"]).await;
+    wait_available(&admin, &show_id, &[("VIP", 3), ("STALLS", 5)]).await;
+
+    // Repeating the request changes nothing and answers 201: the seats are open.
+    let repeated = admin
+        .post(&format!("/api/v1/shows/{show_id}/sessions"), body)
+        .await;
+    assert_eq!(repeated.status, 201, "{:?}", repeated.body);
+    assert_eq!(repeated.body["session_ids"][0], session_id.to_string());
+    assert_eq!(
+        repeated.header("location").as_deref(),
+        Some(format!("/api/v1/shows/{show_id}/sessions").as_str())
+    );
+    for item in [&vip, &stalls] {
+        assert_eq!(
+            event_types(&world.pool, "inventory", item).await,
+            ["Restocked"],
+            "{item} opened once"
+        );
+    }
+
+    // The seats are sellable, in the default currency, and never more than the area has.
+    let (fan, _) = api.register("opener@example.com").await;
+    let booked = fan
+        .post(
+            "/api/v1/bookings",
+            json!({"session_id": session_id, "seat_area_id": "STALLS", "quantity": 5}),
+        )
+        .await;
+    assert_eq!(booked.status, 202, "{:?}", booked.body);
+    assert_eq!(booked.body["status"], "pending_payment");
+    assert_eq!(booked.body["currency"], "CNY");
+    assert_eq!(booked.body["total_amount"], 5 * 880);
+    let sold_out = fan
+        .post(
+            "/api/v1/bookings",
+            json!({"session_id": session_id, "seat_area_id": "STALLS", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(sold_out.status, 409, "{:?}", sold_out.body);
+    assert_eq!(sold_out.body["type"], "urn:ordo:problem:sold_out");
+    world.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_through_crashes_is_held_then_paid_once() {
+    let mut world = World::start().await;
+    let api = world.ordo.api();
+    let admin = api.admin().await;
+    let session_id = Uuid::new_v4();
+    let created = admin
+        .post(
+            "/api/v1/shows",
+            json!({"title": "Crash concert", "category": "concert", "city": "Shanghai",
+                   "venue": "Stadium", "sessions": [session_body(session_id, &[("VIP", 2)])]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let show_id = created.body["show_id"].as_str().unwrap().to_string();
+    let item = seat_item(session_id, "VIP");
+    let (fan, _) = api.register("survivor@example.com").await;
+    wait_available(&fan, &show_id, &[("VIP", 2)]).await;
+
+    // The gateway dies right after recording the request, before reserving any seat.
+    world.restart_crashing_at(Some("booking:requested")).await;
+    let answer = fan
+        .try_send(
+            Method::POST,
+            "/api/v1/bookings",
+            Some(json!({"session_id": session_id, "seat_area_id": "VIP", "quantity": 2})),
+            &[],
+        )
+        .await;
+    assert!(answer.is_none(), "answered despite the crash: {answer:?}");
+    world.wait_for_crash("booking:requested").await;
+    let booking_id = last_requested_booking(&world.pool).await;
+    assert_eq!(
+        event_types(&world.pool, "booking", &booking_id).await,
+        ["BookingRequested"]
+    );
+    assert_eq!(
+        event_types(&world.pool, "inventory", &item).await,
+        ["Restocked"]
+    );
+
+    // The saga reserves and holds the seats from the booking's event.
+    world.restart_crashing_at(None).await;
+    let held = booking(&fan, &booking_id, "pending_payment").await;
+    assert_eq!(held["total_amount"], 2 * 880);
+    assert_eq!(held["currency"], "CNY");
+    wait_events(
+        &world.pool,
+        "inventory",
+        &item,
+        &["Restocked", "StockReserved"],
+    )
+    .await;
+    // Every seat is taken: the next fan is told so at once.
+    let (late, _) = api.register("late@example.com").await;
+    let refused = late
+        .post(
+            "/api/v1/bookings",
+            json!({"session_id": session_id, "seat_area_id": "VIP", "quantity": 1}),
+        )
+        .await;
+    assert_eq!(refused.status, 409, "{:?}", refused.body);
+    assert_eq!(refused.body["type"], "urn:ordo:problem:sold_out");
+
+    // Paying: the saga dies after attaching the payment, before charging it.
+    world
+        .restart_crashing_at(Some("booking:attach_payment"))
+        .await;
+    let paying = fan
+        .try_send(
+            Method::POST,
+            &format!("/api/v1/bookings/{booking_id}/pay"),
+            Some(json!({"payment_method": "card", "payment_token": "tok_success"})),
+            &[],
+        )
+        .await;
+    if let Some(paying) = paying {
+        assert_eq!(paying.status, 202, "{:?}", paying.body);
+    }
+    world.wait_for_crash("booking:attach_payment").await;
+    world.restart_crashing_at(None).await;
+    let paid = booking(&fan, &booking_id, "paid").await;
+    assert_eq!(paid["tickets"].as_array().map(Vec::len), Some(2));
+    wait_events(
+        &world.pool,
+        "booking",
+        &booking_id,
+        &[
+            "BookingRequested",
+            "SeatsHeld",
+            "PaymentAttached",
+            "BookingPaid",
+        ],
+    )
+    .await;
+    wait_events(
+        &world.pool,
+        "inventory",
+        &item,
+        &["Restocked", "StockReserved", "StockCommitted"],
+    )
+    .await;
+    let payments = booking_payments(&world.pool, &booking_id).await;
+    assert_eq!(payments.len(), 1, "one payment: {payments:?}");
+    wait_events(
+        &world.pool,
+        "payment",
+        &payments[0],
+        &["PaymentCreated", "PaymentCaptured"],
+    )
+    .await;
+    world.stop().await;
+}
