@@ -1,7 +1,7 @@
 //! Every error answer of the API is a problem document (`application/problem+json`), also
 //! where the answer comes from the framework rather than a handler: a query string that does
-//! not parse, a body of the wrong media type, a method the route does not have, a body over
-//! the limit.
+//! not parse, a body of the wrong media type (400, as every malformed body), a method the
+//! route does not have, a body over the limit.
 
 use ordo_tests::TestOrdo;
 
@@ -42,7 +42,7 @@ async fn framework_rejections_are_problem_documents() {
                 .bearer_auth(&token)
                 .header("content-type", "text/plain")
                 .body("sku=1"),
-            415,
+            400,
         ),
         (
             "a method the route does not have",
