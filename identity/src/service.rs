@@ -242,6 +242,19 @@ impl IdentityService {
         })
     }
 
+    /// When a valid access token stops being accepted, in seconds since the Unix epoch
+    /// (what a stream opened with it lives until).
+    pub fn access_expires_at(&self, token: &str) -> Result<i64, IdentityError> {
+        let claims = self
+            .keys
+            .verify(token)
+            .map_err(|_| IdentityError::InvalidToken)?;
+        if claims.typ != TokenKind::Access {
+            return Err(IdentityError::InvalidToken);
+        }
+        Ok(claims.exp)
+    }
+
     /// Signs a new access and refresh token and records the refresh token, inside the
     /// caller's transaction so that it exists if and only if the caller's change commits.
     async fn open_session(
