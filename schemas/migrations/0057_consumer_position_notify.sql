@@ -6,6 +6,8 @@
 -- pg_notify and delivered when the consumer's transaction commits; no table is written and
 -- nothing is read. A payload that would not fit NOTIFY's 8000 bytes is not sent (the
 -- waiter then times out): the consumer's transaction never fails because of it.
+-- A projection rebuild's switch rewrites all of its positions in one statement and so
+-- announces each of them once, at its commit.
 CREATE FUNCTION consumer_positions_notify() RETURNS trigger
     LANGUAGE plpgsql AS
 $$

@@ -147,6 +147,8 @@ async fn notification_streams_are_capped_per_user_and_end_with_their_token() {
         lived + Duration::from_secs(2) >= token_lifetime,
         "the stream ended after {lived:?}, before its token expired"
     );
+    // The expired token opens no new stream.
+    assert_eq!(open_stream(&ada).await.status(), 401);
     drop(second);
     world.stop().await;
 }

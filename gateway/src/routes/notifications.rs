@@ -161,7 +161,12 @@ fn token_deadline(state: &AppState, headers: &HeaderMap) -> Result<tokio::time::
         .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
     let expires_at = state.identity.access_expires_at(token)?;
-    let left = u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0);
+    // A token past its expiry but within the verifier's leeway would open a stream that
+    // ends at once, and the client would reconnect in a loop: ask for a fresh token.
+    let left = u64::try_from(expires_at - Utc::now().timestamp())
+        .ok()
+        .filter(|left| *left > 0)
+        .ok_or_else(|| ApiError::Unauthorized("the access token has expired".into()))?;
     Ok(tokio::time::Instant::now() + Duration::from_secs(left))
 }
 
