@@ -1,7 +1,8 @@
 //! End to end: the limits on what one client can make `ordo serve` hold. Notification
 //! streams are capped per user (429 with Retry-After, while another user still streams)
-//! and end when the token that opened them expires; a user's concurrent `Prefer: wait`
-//! requests beyond the cap are answered at once; `X-Forwarded-For` from a peer that is not
+//! and end when the token that opened them expires; `Prefer: wait` is woken when the
+//! projection's position is written, and a user's concurrent waits beyond the cap are
+//! answered at once; `X-Forwarded-For` from a peer that is not
 //! a trusted proxy does not buy a fresh per-IP bucket; `/metrics` moves to its own address.
 
 use std::time::{Duration, Instant};
@@ -157,7 +158,7 @@ async fn notification_streams_are_capped_per_user_and_end_with_their_token() {
 const PRODUCT: &str = "/api/v1/products/WIDGET";
 
 #[tokio::test]
-async fn waits_beyond_a_users_cap_are_answered_at_once() {
+async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once() {
     let world = World::start(&[("ORDO_PREFER_WAIT_PER_USER", "1")]).await;
     let api = world.ordo.api();
     // A product to read, once its read model has it.
@@ -177,17 +178,70 @@ async fn waits_beyond_a_users_cap_are_answered_at_once() {
     )
     .await;
     let (ada, ada_id) = api.register(&email("ada")).await;
-    // A last write the product projection will never reach: a wait for it lasts its full
-    // time.
     let pool = world.db.pool().await.expect("pool");
-    sqlx::query(
-        "INSERT INTO last_writes (user_id, aggregate_type, aggregate_id, version)
-         VALUES ($1, 'product', 'WIDGET', 1000000)",
+    let ada_id = Uuid::parse_str(&ada_id).expect("a user id");
+    let last_write = |version: i64| {
+        sqlx::query(
+            "INSERT INTO last_writes (user_id, aggregate_type, aggregate_id, version)
+             VALUES ($1, 'product', 'WIDGET', $2)
+             ON CONFLICT (user_id) DO UPDATE SET version = $2",
+        )
+        .bind(ada_id)
+        .bind(version)
+        .execute(&pool)
+    };
+
+    // A wait is woken when the projection's position is written (whoever writes it): here
+    // the position is moved by hand once the process listens, and the wait ends long
+    // before its 20 seconds.
+    last_write(1_000_000).await.expect("last write recorded");
+    let woken = {
+        let ada = ada.clone();
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let answer = ada
+                .send(Method::GET, PRODUCT, None, &[("Prefer", "wait=20")])
+                .await;
+            (answer, sent.elapsed())
+        })
+    };
+    ordo_tests::eventually("the position listener", Duration::from_secs(20), || async {
+        let listening: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%ordo_consumer_positions%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity");
+        (listening > 0).then_some(())
+    })
+    .await;
+    let moved = sqlx::query(
+        "UPDATE consumer_positions SET last_sequence = 1000000
+         WHERE consumer = 'projection-products' AND aggregate_type = 'product'
+           AND aggregate_id = 'WIDGET'",
     )
-    .bind(Uuid::parse_str(&ada_id).expect("a user id"))
     .execute(&pool)
     .await
-    .expect("last write recorded");
+    .expect("position moved");
+    assert_eq!(
+        moved.rows_affected(),
+        1,
+        "the projection's position of WIDGET"
+    );
+    let (answer, took) = woken.await.expect("the woken request ends");
+    assert_eq!(
+        answer.header("preference-applied").as_deref(),
+        Some("wait=20")
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the wait was not woken: {took:?}"
+    );
+
+    // From here on a last write the product projection will never reach: a wait for it
+    // lasts its full time.
+    last_write(2_000_000).await.expect("last write recorded");
     pool.close().await;
 
     // The attack: one account holding many waiting requests. Three at once, one place:
