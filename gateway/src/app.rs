@@ -17,8 +17,21 @@ use crate::request_id::{self, MakeRequestIdOrKeep};
 use crate::routes;
 use crate::state::AppState;
 
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsEndpoint {
+    /// On the public address, beside the API.
+    Public,
+    /// On its own internal address (`ORDO_METRICS_ADDR`): the public router answers 404.
+    Internal,
+}
+
 /// The whole HTTP API.
-pub fn router(state: AppState, sandbox: Option<ordo_payments::Sandbox>) -> Router {
+pub fn router(
+    state: AppState,
+    sandbox: Option<ordo_payments::Sandbox>,
+    metrics: MetricsEndpoint,
+) -> Router {
     let api = Router::new()
         .merge(crate::identity::router())
         .merge(routes::products::router())
@@ -39,9 +52,10 @@ pub fn router(state: AppState, sandbox: Option<ordo_payments::Sandbox>) -> Route
     if let Some(sandbox) = sandbox {
         app = app.nest_service("/sandbox/provider", sandbox.router());
     }
-    app
-        .merge(routes::health::router())
-        .merge(crate::metrics::router())
+    if metrics == MetricsEndpoint::Public {
+        app = app.merge(crate::metrics::router());
+    }
+    app.merge(routes::health::router())
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())
         })

@@ -179,6 +179,40 @@ pub struct Config {
     #[arg(long, env = "ORDO_LOGIN_BACKOFF", default_value = "1s", value_parser = parse_duration)]
     pub login_backoff: Duration,
 
+    /// Proxies whose `X-Forwarded-For` names the client, comma separated (CIDR networks
+    /// or addresses, e.g. `10.0.0.0/8,192.0.2.1`). Without any, the header is ignored and
+    /// the peer address is the client.
+    #[arg(long, env = "ORDO_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = crate::rate_limit::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Notification streams (SSE) one user may hold open at once.
+    #[arg(long, env = "ORDO_SSE_PER_USER", default_value_t = 4)]
+    pub sse_per_user: usize,
+
+    /// Notification streams (SSE) this process holds open at once, all users together.
+    #[arg(long, env = "ORDO_SSE_MAX", default_value_t = 1000)]
+    pub sse_max: usize,
+
+    /// Requests with `Prefer: wait` one user may have waiting at once; beyond it a request
+    /// is answered at once, without waiting and without `Preference-Applied`.
+    #[arg(long, env = "ORDO_PREFER_WAIT_PER_USER", default_value_t = 4)]
+    pub prefer_wait_per_user: usize,
+
+    /// Requests with `Prefer: wait` this process has waiting at once, all users together.
+    #[arg(long, env = "ORDO_PREFER_WAIT_MAX", default_value_t = 1000)]
+    pub prefer_wait_max: usize,
+
+    /// How long an access token is accepted (e.g. 15m); an SSE stream ends when the token
+    /// that opened it expires.
+    #[arg(long, env = "ORDO_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// Address of a second listener serving only `/metrics` (e.g. `127.0.0.1:9090`); when
+    /// set, the public address does not serve `/metrics`.
+    #[arg(long, env = "ORDO_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `ordo=debug,info`; `info` for
     /// `ordo serve` and `warn` for the other subcommands when unset.
     #[arg(long, env = "ORDO_LOG")]
@@ -275,6 +309,7 @@ impl Config {
             hashing_max_waiting: self.password_hashing_queue,
             login_free_failures: self.login_failures_before_backoff,
             login_first_lock: self.login_backoff,
+            access_ttl: self.access_token_ttl,
             ..defaults
         }
     }

@@ -1,21 +1,50 @@
 //! Read-your-writes on demand. A command records the version it produced as the caller's
 //! last write; a query sent with `Prefer: wait=N` (RFC 7240) waits up to N seconds for the
 //! projection serving it to have applied that version.
+//!
+//! A waiting request does not poll: every write of a consumer's position is announced on
+//! the `ordo_consumer_positions` channel (migration 0057's trigger, one small NOTIFY per
+//! applied event, whichever process applied it), and one `LISTEN` connection per process
+//! wakes exactly the requests waiting for that consumer and aggregate. A waiter reads the
+//! position once when it starts and again only when the listener had to reconnect.
+//!
+//! Waits are bounded: at most [`WaitLimits::per_user`] requests of one user and
+//! [`WaitLimits::total`] in all wait at once; a request beyond that is answered at once,
+//! without waiting and without `Preference-Applied`.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderValue;
+use ordo_identity::IdentityService;
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
 use sqlx::PgPool;
+use tokio::sync::{watch, OnceCell};
 use uuid::Uuid;
 
 /// The longest wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// The `wait` preference of a request, if any.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PreferWait(pub Option<Duration>);
+/// The channel migration 0057's trigger announces consumer positions on.
+pub const POSITIONS_CHANNEL: &str = "ordo_consumer_positions";
+
+/// The `wait` preference of a request, if any, with its place under the wait caps. A
+/// request asking to wait beyond the caps has no preference: it is answered at once and
+/// without `Preference-Applied`.
+#[derive(Debug, Default)]
+pub struct PreferWait(
+    pub Option<Duration>,
+    #[expect(
+        dead_code,
+        reason = "held for the request's life; dropping it frees the place"
+    )]
+    Option<WaitPermit>,
+);
 
 impl PreferWait {
     /// The `Preference-Applied` header value to answer with, when a wait was asked for.
@@ -41,13 +70,113 @@ pub fn parse_prefer_wait<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> O
     None
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PreferWait {
+/// How many requests may wait at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitLimits {
+    /// Of one user.
+    pub per_user: usize,
+    /// Of all users together.
+    pub total: usize,
+}
+
+#[derive(Debug, Default)]
+struct WaitCounts {
+    users: HashMap<Uuid, usize>,
+    total: usize,
+}
+
+/// Counts the requests that wait, per user and in all.
+#[derive(Debug)]
+pub struct WaitGate {
+    counts: Mutex<WaitCounts>,
+    limits: WaitLimits,
+}
+
+/// One request's place under the caps, given back when it is dropped.
+#[derive(Debug)]
+pub struct WaitPermit {
+    gate: Arc<WaitGate>,
+    user_id: Uuid,
+}
+
+impl WaitGate {
+    /// A gate with these limits.
+    pub fn new(limits: WaitLimits) -> Arc<Self> {
+        Arc::new(Self {
+            counts: Mutex::new(WaitCounts::default()),
+            limits,
+        })
+    }
+
+    /// A place for one more waiting request of `user_id`, unless the caps are reached.
+    pub fn try_acquire(self: &Arc<Self>, user_id: Uuid) -> Option<WaitPermit> {
+        let mut counts = self.counts.lock().expect("the wait counts are sound");
+        if counts.total >= self.limits.total {
+            return None;
+        }
+        let waiting = counts.users.entry(user_id).or_insert(0);
+        if *waiting >= self.limits.per_user {
+            return None;
+        }
+        *waiting += 1;
+        counts.total += 1;
+        Some(WaitPermit {
+            gate: Arc::clone(self),
+            user_id,
+        })
+    }
+}
+
+impl Drop for WaitPermit {
+    fn drop(&mut self) {
+        let mut counts = self.gate.counts.lock().expect("the wait counts are sound");
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(waiting) = counts.users.get_mut(&self.user_id) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                counts.users.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// Reads `Prefer: wait=N`. The wait is kept only for a caller with a valid token who
+/// gets a place under the caps; an anonymous caller keeps it too (nothing waits for an
+/// anonymous caller, who has no last write).
+impl<S> FromRequestParts<S> for PreferWait
+where
+    S: Send + Sync,
+    Arc<WaitGate>: FromRef<S>,
+    Arc<IdentityService>: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PreferWait(parse_prefer_wait(
-            parts.headers.get_all("prefer").iter(),
-        )))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(wait) = parse_prefer_wait(parts.headers.get_all("prefer").iter()) else {
+            return Ok(PreferWait(None, None));
+        };
+        let user = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .and_then(|(_, token)| {
+                Arc::<IdentityService>::from_ref(state)
+                    .verify_access(token.trim())
+                    .ok()
+            })
+            .map(|caller| caller.user_id);
+        let Some(user_id) = user else {
+            return Ok(PreferWait(Some(wait), None));
+        };
+        match Arc::<WaitGate>::from_ref(state).try_acquire(user_id) {
+            Some(permit) => Ok(PreferWait(Some(wait), Some(permit))),
+            None => {
+                tracing::debug!(%user_id, "too many waiting requests: answering at once");
+                Ok(PreferWait(None, None))
+            }
+        }
     }
 }
 
@@ -121,26 +250,200 @@ pub async fn wait_for_version(
     version: i64,
     timeout: Duration,
 ) -> sqlx::Result<bool> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(5);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let watch = process_watch(pool).await?;
+    // Registered before the first read, so a position written after it is announced here.
+    let mut watching = watch.register((
+        consumer.to_owned(),
+        aggregate_type.to_owned(),
+        aggregate_id.to_owned(),
+    ));
+    let mut resyncs = watch.resyncs.subscribe();
     loop {
-        let applied: Option<(i64,)> = sqlx::query_as(
-            "SELECT last_sequence FROM consumer_positions
-             WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3",
-        )
-        .bind(consumer)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_optional(pool)
-        .await?;
-        if applied.is_some_and(|(seq,)| seq >= version) {
+        if applied_position(pool, consumer, aggregate_type, aggregate_id)
+            .await?
+            .is_some_and(|applied| applied >= version)
+        {
             return Ok(true);
         }
-        if started.elapsed() >= timeout {
-            return Ok(false);
+        tokio::select! {
+            reached = watching.reached(version) => return Ok(reached),
+            // The listener reconnected and may have missed announcements: read again.
+            _ = resyncs.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => return Ok(false),
         }
-        tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn applied_position(
+    pool: &PgPool,
+    consumer: &str,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT last_sequence FROM consumer_positions
+         WHERE consumer = $1 AND aggregate_type = $2 AND aggregate_id = $3",
+    )
+    .bind(consumer)
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A consumer, aggregate type and aggregate id.
+type PositionKey = (String, String, String);
+
+/// What the trigger announces: consumer, aggregate type and id, position.
+#[derive(Debug, Deserialize)]
+struct Announced {
+    c: String,
+    t: String,
+    i: String,
+    s: i64,
+}
+
+struct Watched {
+    /// The highest position announced since the first waiter registered.
+    applied: watch::Sender<i64>,
+    waiters: usize,
+}
+
+/// The positions some request waits for, fed by this process's listener.
+struct PositionWatch {
+    watched: Mutex<HashMap<PositionKey, Watched>>,
+    /// Bumped each time the listener had to listen again.
+    resyncs: watch::Sender<u64>,
+}
+
+/// A waiter's registration, removed when dropped.
+struct Watching<'a> {
+    watch: &'a PositionWatch,
+    key: PositionKey,
+    applied: watch::Receiver<i64>,
+}
+
+impl Watching<'_> {
+    /// Resolves with `true` once a position of at least `version` is announced.
+    async fn reached(&mut self, version: i64) -> bool {
+        loop {
+            let applied = *self.applied.borrow_and_update();
+            if applied >= version {
+                return true;
+            }
+            if self.applied.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        let mut watched = self.watch.watched.lock().expect("the watch table is sound");
+        if let Some(entry) = watched.get_mut(&self.key) {
+            entry.waiters = entry.waiters.saturating_sub(1);
+            if entry.waiters == 0 {
+                watched.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl PositionWatch {
+    fn register(&self, key: PositionKey) -> Watching<'_> {
+        let mut watched = self.watched.lock().expect("the watch table is sound");
+        let entry = watched.entry(key.clone()).or_insert_with(|| Watched {
+            applied: watch::channel(i64::MIN).0,
+            waiters: 0,
+        });
+        entry.waiters += 1;
+        let applied = entry.applied.subscribe();
+        Watching {
+            watch: self,
+            key,
+            applied,
+        }
+    }
+
+    /// Wakes the waiters of an announced position; nothing to do for the (usual) events
+    /// nobody waits for.
+    fn announce(&self, announced: Announced) {
+        let key = (announced.c, announced.t, announced.i);
+        let watched = self.watched.lock().expect("the watch table is sound");
+        if let Some(entry) = watched.get(&key) {
+            entry.applied.send_if_modified(|applied| {
+                let higher = announced.s > *applied;
+                if higher {
+                    *applied = announced.s;
+                }
+                higher
+            });
+        }
+    }
+}
+
+/// The process's one listener, started by the first wait (processes that never wait hold
+/// no extra connection). Waits are for the database of this pool; a process has one.
+static PROCESS_WATCH: OnceCell<Arc<PositionWatch>> = OnceCell::const_new();
+
+async fn process_watch(pool: &PgPool) -> sqlx::Result<&'static Arc<PositionWatch>> {
+    PROCESS_WATCH
+        .get_or_try_init(|| async {
+            let listener = listen_positions(pool).await?;
+            let watch = Arc::new(PositionWatch {
+                watched: Mutex::new(HashMap::new()),
+                resyncs: watch::channel(0).0,
+            });
+            tokio::spawn(forward_positions(
+                pool.clone(),
+                listener,
+                Arc::clone(&watch),
+            ));
+            Ok::<_, sqlx::Error>(watch)
+        })
+        .await
+}
+
+async fn listen_positions(pool: &PgPool) -> sqlx::Result<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(POSITIONS_CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn forward_positions(pool: PgPool, listener: PgListener, watch: Arc<PositionWatch>) {
+    let resync = || watch.resyncs.send_modify(|n| *n = n.wrapping_add(1));
+    let mut listener = Some(listener);
+    loop {
+        let Some(current) = listener.as_mut() else {
+            match listen_positions(&pool).await {
+                Ok(fresh) => {
+                    listener = Some(fresh);
+                    resync();
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "position listener cannot reconnect; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        match current.try_recv().await {
+            Ok(Some(notification)) => match serde_json::from_str(notification.payload()) {
+                Ok(announced) => watch.announce(announced),
+                Err(err) => tracing::warn!(error = %err, "unreadable position announcement"),
+            },
+            // Reconnected already (eager reconnect): announcements in between are lost.
+            Ok(None) => resync(),
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "position listener failed; reconnecting");
+                listener = None;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -161,6 +464,59 @@ mod tests {
     fn prefer_wait_is_capped() {
         let values = [HeaderValue::from_static("wait=3600")];
         assert_eq!(parse_prefer_wait(values.iter()), Some(MAX_WAIT));
+    }
+
+    #[test]
+    fn waits_are_capped_per_user_and_in_all() {
+        let gate = WaitGate::new(WaitLimits {
+            per_user: 2,
+            total: 3,
+        });
+        let (ada, bob, eve) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let first = gate.try_acquire(ada).expect("first wait");
+        let _second = gate.try_acquire(ada).expect("second wait");
+        assert!(gate.try_acquire(ada).is_none(), "a third wait of one user");
+        let _bob = gate.try_acquire(bob).expect("another user waits");
+        assert!(gate.try_acquire(eve).is_none(), "over the total");
+        drop(first);
+        assert!(
+            gate.try_acquire(ada).is_some(),
+            "a finished wait frees its place"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_announcement_wakes_only_the_waiters_of_its_position() {
+        let watch = PositionWatch {
+            watched: Mutex::new(HashMap::new()),
+            resyncs: watch::channel(0).0,
+        };
+        let key = |id: &str| {
+            (
+                "projection-orders".to_owned(),
+                "order".to_owned(),
+                id.to_owned(),
+            )
+        };
+        let mut waiting = watch.register(key("a"));
+        let announce = |id: &str, s: i64| {
+            watch.announce(Announced {
+                c: "projection-orders".into(),
+                t: "order".into(),
+                i: id.into(),
+                s,
+            })
+        };
+        announce("b", 9);
+        announce("a", 2);
+        let reached = tokio::time::timeout(Duration::from_millis(50), waiting.reached(3)).await;
+        assert!(reached.is_err(), "woken below the version waited for");
+        announce("a", 3);
+        assert!(waiting.reached(3).await);
+        // Positions nobody waits for are not kept.
+        assert_eq!(watch.watched.lock().unwrap().len(), 1);
+        drop(waiting);
+        assert!(watch.watched.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Prometheus metrics: the recorder (installed once per process), `GET /metrics`, the
+//! Prometheus metrics: the recorder (installed once per process), `GET /metrics` (on the
+//! public address, or alone on `ORDO_METRICS_ADDR`), the
 //! HTTP middleware that counts and times requests by route template, and the poller that
 //! refreshes the gauges read from Postgres and JetStream.
 //!
@@ -72,6 +73,12 @@ pub fn install() -> &'static PrometheusHandle {
 /// `GET /metrics`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))
+}
+
+/// `GET /metrics` alone, for its own internal address (`ORDO_METRICS_ADDR`); any other
+/// path is not found.
+pub fn internal_router() -> Router {
+    router().fallback(|| async { crate::problem::ApiError::NotFound("no such route".into()) })
 }
 
 /// The metrics in Prometheus' text format.

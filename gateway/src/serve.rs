@@ -169,16 +169,21 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         .then(|| sandbox(config, &payment_secret, &payments))
         .transpose()?;
     let ticketing = ticketing(config, &pool, &inventory, &orders, &payments)?;
-    let rate_limits = Arc::new(crate::rate_limit::RateLimits::new(
-        crate::rate_limit::Limit {
-            per_second: config.rate_limit_per_ip,
-            burst: config.rate_limit_per_ip_burst,
-        },
-        crate::rate_limit::Limit {
-            per_second: config.rate_limit_per_user,
-            burst: config.rate_limit_per_user_burst,
-        },
-    ));
+    let rate_limits = Arc::new(
+        crate::rate_limit::RateLimits::new(
+            crate::rate_limit::Limit {
+                per_second: config.rate_limit_per_ip,
+                burst: config.rate_limit_per_ip_burst,
+            },
+            crate::rate_limit::Limit {
+                per_second: config.rate_limit_per_user,
+                burst: config.rate_limit_per_user_burst,
+            },
+        )
+        .with_trusted_proxies(crate::rate_limit::TrustedProxies::new(
+            config.trusted_proxies.clone(),
+        )),
+    );
     let state = AppState {
         ticketing,
         rate_limits,
@@ -195,7 +200,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
         search,
-        inbox: ordo_reactors::inbox::InboxHub::new(),
+        inbox: ordo_reactors::inbox::InboxHub::new(ordo_reactors::inbox::StreamLimits {
+            per_user: config.sse_per_user,
+            total: config.sse_max,
+        }),
+        waits: crate::consistency::WaitGate::new(crate::consistency::WaitLimits {
+            per_user: config.prefer_wait_per_user,
+            total: config.prefer_wait_max,
+        }),
     };
     Ok(Runtime {
         state,
@@ -496,9 +508,37 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    // With its own address, /metrics is served there only, for the scraper's network.
+    let metrics_listener = match (roles.contains(&Role::Gateway), config.metrics_addr) {
+        (true, Some(addr)) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (ORDO_METRICS_ADDR)"))?,
+        ),
+        _ => None,
+    };
+    if let Some(metrics_listener) = metrics_listener {
+        let addr = metrics_listener.local_addr()?;
+        tracing::info!(%addr, "serving /metrics on http://{addr}");
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            axum::serve(metrics_listener, crate::metrics::internal_router())
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await
+                .context("metrics server failed")
+        });
+    }
     if let Some(listener) = listener {
-        let app = crate::app::router(runtime.state.clone(), runtime.sandbox.clone())
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let app = crate::app::router(
+            runtime.state.clone(),
+            runtime.sandbox.clone(),
+            if config.metrics_addr.is_some() {
+                crate::app::MetricsEndpoint::Internal
+            } else {
+                crate::app::MetricsEndpoint::Public
+            },
+        )
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let limits = runtime.state.rate_limits.clone();
         let token = shutdown.clone();
         tasks.spawn(async move {

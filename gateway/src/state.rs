@@ -46,6 +46,14 @@ pub struct AppState {
     pub ticketing: Arc<crate::ticketing::Ticketing>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The caps on requests waiting with `Prefer: wait`.
+    pub waits: Arc<crate::consistency::WaitGate>,
+}
+
+impl FromRef<AppState> for Arc<crate::consistency::WaitGate> {
+    fn from_ref(state: &AppState) -> Self {
+        state.waits.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<IdentityService> {

@@ -481,6 +481,12 @@ impl IdentityService {
         .await?)
     }
 
+    /// When a valid access token stops being accepted, in seconds since the Unix epoch
+    /// (what a stream opened with it lives until).
+    pub fn access_expires_at(&self, token: &str) -> Result<i64, IdentityError> {
+        Ok(self.verify_kind(token, TokenKind::Access)?.exp)
+    }
+
     fn verify_kind(&self, token: &str, kind: TokenKind) -> Result<Claims, IdentityError> {
         let claims = self
             .keys

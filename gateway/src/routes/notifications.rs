@@ -15,8 +15,6 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use ordo_projections::queries::PgPool;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -24,7 +22,9 @@ use crate::identity::AuthUser;
 use crate::problem::{ApiError, ApiJson, ProblemDocument};
 use crate::routes::{decode_cursor, encode_cursor};
 use crate::state::AppState;
-use ordo_reactors::inbox::{self, HubSignal, NotificationView, SequencedNotification};
+use ordo_reactors::inbox::{
+    self, HubSignal, NotificationView, SequencedNotification, SubscribeError, Subscription,
+};
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -149,6 +149,28 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(3);
 /// Entries read per query while a stream catches up.
 const CATCH_UP_BATCH: i64 = 100;
 
+/// The `Retry-After` of a stream refused for the caps: streams end at the latest when
+/// their token expires, most much sooner.
+const RETRY_FULL_AFTER_SECS: u64 = 30;
+
+/// When the access token of the request expires, as an instant of this process's clock.
+fn token_deadline(state: &AppState, headers: &HeaderMap) -> Result<tokio::time::Instant, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .map(|(_, token)| token.trim())
+        .ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let expires_at = state.identity.access_expires_at(token)?;
+    // A token past its expiry but within the verifier's leeway would open a stream that
+    // ends at once, and the client would reconnect in a loop: ask for a fresh token.
+    let left = u64::try_from(expires_at - Utc::now().timestamp())
+        .ok()
+        .filter(|left| *left > 0)
+        .ok_or_else(|| ApiError::Unauthorized("the access token has expired".into()))?;
+    Ok(tokio::time::Instant::now() + Duration::from_secs(left))
+}
+
 /// The stream position in a `Last-Event-ID`: `None` when empty (as the SSE spec has it for
 /// a client that never received an id), an error when it is not an id this API sent.
 fn parse_last_event_id(field: &str, text: &str) -> Result<Option<i64>, ApiError> {
@@ -195,7 +217,7 @@ fn resume_position(headers: &HeaderMap, params: &StreamParams) -> Result<Option<
 struct Follow {
     pool: PgPool,
     user_id: Uuid,
-    receiver: broadcast::Receiver<HubSignal>,
+    subscription: Subscription,
     /// The `seq` of the last entry sent (or skipped as already known to the client).
     last_sent: i64,
     /// Read, not sent yet, in order.
@@ -236,17 +258,17 @@ impl Follow {
                 }
                 continue;
             }
-            match self.receiver.recv().await {
-                Ok(HubSignal::Added(added)) if added.user_id == self.user_id => {
+            // The hub wakes this stream for its own user's entries only.
+            match self.subscription.recv().await {
+                Some(HubSignal::Added(added)) => {
                     // An entry already replayed is announced too: nothing to read for it.
                     if added.seq.is_none_or(|seq| seq > self.last_sent) {
                         self.behind = true;
                     }
                 }
-                Ok(HubSignal::Added(_)) => {}
                 // Announcements were dropped (a slow stream, a lost listener): read them.
-                Ok(HubSignal::Resync) | Err(RecvError::Lagged(_)) => self.behind = true,
-                Err(RecvError::Closed) => return None,
+                Some(HubSignal::Resync) => self.behind = true,
+                None => return None,
             }
         }
     }
@@ -262,6 +284,11 @@ impl Follow {
 /// it (header, or `last_event_id` for clients that cannot set headers), the entries after
 /// that id are sent first, in order, then new ones as they come, without duplicates or
 /// gaps. An id above the caller's newest entry starts from now.
+///
+/// The stream ends when the access token that opened it expires; the client reconnects
+/// with a fresh token and its last id. A user may hold a few streams at once and the
+/// server a bounded number in all (`ORDO_SSE_PER_USER`, `ORDO_SSE_MAX`): beyond that the
+/// answer is 429 with `Retry-After`.
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
     security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header,
@@ -271,7 +298,10 @@ impl Follow {
         (status = 200, description = "text/event-stream of notifications", content_type = "text/event-stream"),
         (status = 401, description = "no valid token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, description = "Last-Event-ID (or last_event_id) is not an id of this stream",
-            body = ProblemDocument, content_type = "application/problem+json")))]
+            body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 429, description = "the caller, or the server, holds as many streams as allowed",
+            body = ProblemDocument, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "seconds to wait before trying again")))))]
 pub async fn stream_notifications(
     State(state): State<AppState>,
     user: AuthUser,
@@ -279,14 +309,20 @@ pub async fn stream_notifications(
     Query(params): Query<StreamParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let resume = resume_position(&headers, &params)?;
+    let deadline = token_deadline(&state, &headers)?;
     // Subscribe before reading: whatever commits from here on is announced to this
-    // receiver, so the read below and the live part overlap instead of leaving a gap, and
-    // the overlap is dropped by number.
-    let receiver = state
+    // subscription, so the read below and the live part overlap instead of leaving a gap,
+    // and the overlap is dropped by number.
+    let subscription = state
         .inbox
-        .subscribe(&state.pool)
+        .subscribe(&state.pool, user.user_id)
         .await
-        .map_err(ApiError::Internal)?;
+        .map_err(|err| match err {
+            SubscribeError::UserLimit(_) | SubscribeError::TotalLimit(_) => ApiError::RateLimited {
+                retry_after_secs: RETRY_FULL_AFTER_SECS,
+            },
+            SubscribeError::Listen(err) => ApiError::Internal(err),
+        })?;
     let newest = inbox::last_seq(&state.pool, user.user_id)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
@@ -297,7 +333,7 @@ pub async fn stream_notifications(
     let follow = Follow {
         pool: state.pool.clone(),
         user_id: user.user_id,
-        receiver,
+        subscription,
         last_sent,
         pending: VecDeque::new(),
         behind: last_sent < newest,
@@ -310,7 +346,10 @@ pub async fn stream_notifications(
         let event = follow.next_event().await?;
         Some((Ok(event), follow))
     });
-    let stream = futures::stream::once(async move { Ok(opening) }).chain(entries);
+    // Dropping the stream (at the deadline, or when the client goes) frees its slot.
+    let stream = futures::stream::once(async move { Ok(opening) })
+        .chain(entries)
+        .take_until(tokio::time::sleep_until(deadline));
     Ok(Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
