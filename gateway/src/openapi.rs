@@ -86,7 +86,10 @@ pub fn declare_standard_answers(doc: &mut utoipa::openapi::OpenApi) {
             if path.contains('{') {
                 answers.push(("404", "no such resource, or not the caller's"));
             }
-            answers.push(("429", "rate limited: retry after the Retry-After header's seconds"));
+            answers.push((
+                "429",
+                "rate limited: retry after the Retry-After header's seconds",
+            ));
             for (status, description) in answers {
                 operation
                     .responses
@@ -129,7 +132,10 @@ mod tests {
                 assert!(answers.contains_key("429"), "{path}");
                 if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
                     secured += 1;
-                    assert!(answers.contains_key("401") && answers.contains_key("403"), "{path}");
+                    assert!(
+                        answers.contains_key("401") && answers.contains_key("403"),
+                        "{path}"
+                    );
                 }
                 if path.contains('{') {
                     assert!(answers.contains_key("404"), "{path}");
