@@ -78,6 +78,24 @@ package is too old for Ordo's dependencies."
   fi
 }
 
+# Schemathesis (from PyPI), which the OpenAPI contract test runs against a live Ordo: in a
+# virtual environment of its own under ORDO_STATE_DIR, installed once (python3 and its venv
+# module from Debian when missing). Exports ORDO_SCHEMATHESIS, the path of its `st` command.
+ORDO_SCHEMATHESIS_VERSION=${ORDO_SCHEMATHESIS_VERSION:-4.32.5}
+ensure_schemathesis() {
+  local venv=$ORDO_STATE_DIR/schemathesis
+  if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/st" --version 2>/dev/null | grep -q "$ORDO_SCHEMATHESIS_VERSION"; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    say "installing schemathesis $ORDO_SCHEMATHESIS_VERSION into $venv"
+    rm -rf "$venv"
+    mkdir -p "$ORDO_STATE_DIR"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$ORDO_SCHEMATHESIS_VERSION"
+  fi
+  export ORDO_SCHEMATHESIS=$venv/bin/st
+}
+
 # A random secret of 32 bytes as 43 URL-safe characters, without openssl.
 random_secret() {
   head -c 32 /dev/urandom | base64 | tr -d '=\n' | tr '+/' '-_'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of Ordo: installs what building and testing needs when missing (a C
-# compiler, procps for the tests that signal processes, PostgreSQL, NATS), starts the
-# servers, then runs the whole workspace's tests against them (each test makes its own
+# compiler, procps for the tests that signal processes, schemathesis for the OpenAPI
+# contract test, PostgreSQL, NATS), starts the servers, then runs the whole workspace's tests against them (each test makes its own
 # database and NATS namespace). Settings: README, "Settings of the scripts".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 ensure_build_tools
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || apt_install procps
+ensure_schemathesis
 # shellcheck source=scripts/services.sh
 . scripts/services.sh
 

@@ -49,33 +49,3 @@ pub trait PaymentProvider: Send + Sync + 'static {
         amount: Money,
     ) -> Result<(), ProviderError>;
 }
-
-/// Tells the provider about a void or a refund that a payment recorded (`PaymentVoided`,
-/// `PaymentRefunded`): the step both sagas take once the payment aggregate has decided.
-/// Answers the step name and detail to log.
-pub async fn forward_settlement(
-    provider: &dyn PaymentProvider,
-    event: &ordo_nats::envelope::ReceivedEvent,
-    payment_id: PaymentId,
-) -> Result<(&'static str, String), ordo_nats::consumer::HandlerError> {
-    use ordo_nats::consumer::HandlerError;
-    if event.event_type == "PaymentVoided" {
-        provider
-            .void(payment_id)
-            .await
-            .map_err(|e| HandlerError::Retry(e.into()))?;
-        return Ok(("provider_void", payment_id.to_string()));
-    }
-    #[derive(serde::Deserialize)]
-    struct Refunded {
-        refund_id: RefundId,
-        amount: Money,
-    }
-    let refunded: Refunded = serde_json::from_value(event.payload.clone())
-        .map_err(|e| HandlerError::Permanent(e.into()))?;
-    provider
-        .refund(payment_id, refunded.refund_id, refunded.amount)
-        .await
-        .map_err(|e| HandlerError::Retry(e.into()))?;
-    Ok(("provider_refund", refunded.refund_id.to_string()))
-}

@@ -3,7 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::process::{ADMIN_EMAIL, ADMIN_PASSWORD};
+/// Admin credentials every spawned Ordo bootstraps.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// The admin's password.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// The password of every customer the tests register.
 pub const CUSTOMER_PASSWORD: &str = "Secure-pass-123";

@@ -23,10 +23,10 @@ pub mod wait;
 use std::future::Future;
 
 pub use database::{admin_database_url, database_url, TestDatabase};
-pub use http::{Answer, Api, CUSTOMER_PASSWORD};
+pub use http::{Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};
 pub use ordo::{Customer, TestOrdo, TestOrdoBuilder};
-pub use process::{ordo_binary, OrdoProcess, SpawnOptions, ADMIN_EMAIL, ADMIN_PASSWORD};
+pub use process::{ordo_binary, OrdoProcess, SpawnOptions};
 pub use wait::eventually;
 
 /// Runs `work` to completion on a runtime of its own in a plain thread: cleanup from `Drop`,

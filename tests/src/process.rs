@@ -10,13 +10,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
-use crate::http::Api;
+use crate::http::{Api, ADMIN_EMAIL, ADMIN_PASSWORD};
 use crate::nats::nats_url;
-
-/// Admin credentials every spawned Ordo bootstraps.
-pub const ADMIN_EMAIL: &str = "admin@example.com";
-/// The admin's password.
-pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
 /// How long a process has to answer `/readyz`, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,7 +1,7 @@
 //! Every error answer of the API is a problem document (`application/problem+json`), also
 //! where the answer comes from the framework rather than a handler: a query string that does
 //! not parse, a body of the wrong media type (400, as every malformed body), a method the
-//! route does not have, a body over the limit.
+//! route does not have.
 
 use ordo_tests::TestOrdo;
 
@@ -48,15 +48,6 @@ async fn framework_rejections_are_problem_documents() {
             "a method the route does not have",
             client.delete(url("/api/v1/products")).bearer_auth(&token),
             405,
-        ),
-        (
-            "a body over the limit",
-            client
-                .post(url("/api/v1/products"))
-                .bearer_auth(&token)
-                .header("content-type", "application/json")
-                .body(vec![b' '; 2 * 1024 * 1024]),
-            413,
         ),
     ];
     for (what, request, expected) in cases {
