@@ -757,6 +757,15 @@ impl BookingSaga {
                 .await?;
             }
             PaymentEvent::PaymentCaptured { .. } => {
+                // Only a capture the event store backs, in full and for the booking's
+                // total, pays the booking: anything else is dead-lettered, never acted on.
+                payment
+                    .backs_capture_of("booking", *booking_id.as_uuid(), Some(&request.total))
+                    .map_err(|why| {
+                        HandlerError::Permanent(anyhow::anyhow!(
+                            "PaymentCaptured for payment {payment_id} not acted on: {why}"
+                        ))
+                    })?;
                 let tickets = ticket_ids(booking_id, request.quantity);
                 match self
                     .port

@@ -700,36 +700,13 @@ pub fn backed_capture(
     payment: &PaymentSnapshot,
     order: &OrderSnapshot,
 ) -> Result<(), HandlerError> {
-    let refuse = |why: String| {
-        Err(HandlerError::Permanent(anyhow::anyhow!(
-            "PaymentCaptured for payment {payment_id} not acted on: {why}"
-        )))
-    };
-    if !payment.status.is_some_and(|s| s.is_captured()) {
-        let status = payment
-            .status
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|| "missing".into());
-        return refuse(format!(
-            "the event store holds the payment as {status}, not captured"
-        ));
-    }
-    if payment.order_id != Some(*order_id.as_uuid()) {
-        return refuse(format!("the payment is not for order {order_id}"));
-    }
-    let (Some(amount), Some(captured)) = (&payment.amount, &payment.captured) else {
-        return refuse("the payment records no captured amount".into());
-    };
-    if captured != amount {
-        return refuse(format!("the payment captured {captured} of its {amount}"));
-    }
-    match &order.total {
-        Some(total) if total == captured => Ok(()),
-        Some(total) => refuse(format!(
-            "the payment captured {captured} but order {order_id} totals {total}"
-        )),
-        None => refuse(format!("order {order_id} has no total")),
-    }
+    payment
+        .backs_capture_of("order", *order_id.as_uuid(), order.total.as_ref())
+        .map_err(|why| {
+            HandlerError::Permanent(anyhow::anyhow!(
+                "PaymentCaptured for payment {payment_id} not acted on: {why}"
+            ))
+        })
 }
 
 /// The saga an event belongs to: the order id for order events; for payment events the

@@ -66,6 +66,43 @@ pub struct PaymentSnapshot {
 }
 
 impl PaymentSnapshot {
+    /// Whether this payment, as the event store holds it, is captured for `owner` (the
+    /// `owner_kind` order or booking) in full and for exactly `total`; the error says what differs.
+    /// The sagas act on a `PaymentCaptured` message only when this holds, so a forged or
+    /// misrouted message changes nothing.
+    pub fn backs_capture_of(
+        &self,
+        owner_kind: &str,
+        owner: Uuid,
+        total: Option<&Money>,
+    ) -> Result<(), String> {
+        if !self.status.is_some_and(|s| s.is_captured()) {
+            let status = self
+                .status
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "missing".into());
+            return Err(format!(
+                "the event store holds the payment as {status}, not captured"
+            ));
+        }
+        if self.order_id != Some(owner) {
+            return Err(format!("the payment is not for {owner_kind} {owner}"));
+        }
+        let (Some(amount), Some(captured)) = (&self.amount, &self.captured) else {
+            return Err("the payment records no captured amount".into());
+        };
+        if captured != amount {
+            return Err(format!("the payment captured {captured} of its {amount}"));
+        }
+        match total {
+            Some(total) if total == captured => Ok(()),
+            Some(total) => Err(format!(
+                "the payment captured {captured} but {owner_kind} {owner} totals {total}"
+            )),
+            None => Err(format!("{owner_kind} {owner} has no total")),
+        }
+    }
+
     /// What can still be refunded: the captured amount less what was refunded already
     /// (by the saga or by hand); `None` when the payment was not captured or nothing is left.
     pub fn refundable(&self) -> Option<Money> {

@@ -18,7 +18,7 @@ use ordo_aggregates::common::{
 };
 use ordo_aggregates::payment::{PaymentEvent, PaymentStatus};
 use ordo_aggregates::show::SeatArea;
-use ordo_nats::consumer::EventHandler;
+use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_sagas::booking::{ticket_ids, BookingSettings, BOOKING_SAGA};
 use ordo_sagas::port::{BookingSnapshot, PaymentSnapshot};
@@ -789,4 +789,45 @@ fn captured() -> PaymentEvent {
         provider_ref: "sandbox-1".into(),
         amount: cny(5000),
     }
+}
+
+/// When a capture the event store does not back arrives, the saga refuses it for good.
+async fn when_payment_refused(world: &World, event: PaymentEvent) -> String {
+    let message = message("payment", &payment_id().to_string(), &event);
+    match world.saga.payments().handle(&message).await {
+        Err(HandlerError::Permanent(err)) => err.to_string(),
+        other => panic!("expected a permanent refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_capture_the_event_store_does_not_hold_pays_nothing() {
+    // A forged `PaymentCaptured`: the payment aggregate was never captured.
+    let world = World::start(
+        Given::booking(BookingStatus::PendingPayment).with_payment(PaymentStatus::Created),
+    )
+    .await
+    .saga_in("awaiting_payment", None)
+    .await;
+    let why = when_payment_refused(&world, captured()).await;
+    assert!(why.contains("not captured"), "{why}");
+    world.then_issued(&[]);
+    world.then_saga("awaiting_payment", false).await;
+}
+
+#[tokio::test]
+async fn a_capture_of_another_amount_than_the_bookings_total_pays_nothing() {
+    let given = Given::booking(BookingStatus::PendingPayment).with_payment(PaymentStatus::Captured);
+    {
+        let mut payment = given.payment.lock().unwrap();
+        payment.amount = Some(cny(100));
+        payment.captured = Some(cny(100));
+    }
+    let world = World::start(given)
+        .await
+        .saga_in("awaiting_payment", None)
+        .await;
+    let why = when_payment_refused(&world, captured()).await;
+    assert!(why.contains("totals"), "{why}");
+    world.then_issued(&[]);
 }
