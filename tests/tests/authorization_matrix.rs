@@ -1,0 +1,314 @@
+//! The authorization matrix, generated from the served OpenAPI document: every operation
+//! it lists is called by an anonymous caller, by customer A (who owns the resources in the
+//! paths), by customer B (to whom they are foreign) and by an admin, and each answer is held
+//! against the operation's rule:
+//!
+//! - `public`: nobody is refused for who they are (no 401, no 403);
+//! - `signed`: the caller is the payment provider, proving itself by signature: an unsigned
+//!   call is 401 whoever sends it;
+//! - `any`: a bearer token is needed (401 without); owned resources answer 404 to a
+//!   customer they are foreign to;
+//! - `customer`: as `any`, and only customers (and admins) may;
+//! - `personal`: as `any`, and the resource is foreign to everyone but its owner, admins
+//!   included (a user's inbox);
+//! - `admin`: 401 without a token, 403 for a customer.
+//!
+//! Bodies are empty JSON objects, except where a valid body is needed for the ownership
+//! check to be what decides (paying): an invalid body is refused alike for every resource,
+//! foreign or not, so it tells nothing either way.
+//!
+//! Every operation of the document must have a rule here, so a route added without one fails
+//! this test until its rule is written down.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ordo_tests::{eventually, Api, TestOrdo};
+use reqwest::Method;
+use serde_json::json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Public,
+    Signed,
+    Any,
+    Customer,
+    Personal,
+    Admin,
+}
+
+/// Each operation's rule, and whether its path names a resource of customer A.
+fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
+    use Rule::*;
+    BTreeMap::from([
+        ("GET /api/v1/admin/sagas/{saga_id}", (Admin, false)),
+        ("POST /api/v1/admin/sagas/{saga_id}/resume", (Admin, false)),
+        ("POST /api/v1/auth/login", (Public, false)),
+        ("POST /api/v1/auth/logout", (Any, false)),
+        ("POST /api/v1/auth/refresh", (Public, false)),
+        ("POST /api/v1/auth/register", (Public, false)),
+        ("GET /api/v1/bookings", (Any, false)),
+        ("POST /api/v1/bookings", (Customer, false)),
+        ("GET /api/v1/bookings/{booking_id}", (Any, true)),
+        ("POST /api/v1/bookings/{booking_id}/cancel", (Any, true)),
+        ("POST /api/v1/bookings/{booking_id}/pay", (Any, true)),
+        ("POST /api/v1/bookings/{booking_id}/refund", (Admin, false)),
+        ("GET /api/v1/inventory/{sku}", (Public, false)),
+        ("POST /api/v1/inventory/{sku}/restock", (Admin, false)),
+        ("GET /api/v1/notifications", (Any, false)),
+        ("GET /api/v1/notifications/stream", (Any, false)),
+        ("POST /api/v1/notifications/{id}/read", (Personal, true)),
+        ("GET /api/v1/orders", (Any, false)),
+        ("POST /api/v1/orders", (Customer, false)),
+        ("GET /api/v1/orders/{order_id}", (Any, true)),
+        ("POST /api/v1/orders/{order_id}/cancel", (Any, true)),
+        ("POST /api/v1/orders/{order_id}/pay", (Any, true)),
+        ("POST /api/v1/orders/{order_id}/refund", (Admin, false)),
+        ("GET /api/v1/payments/{payment_id}", (Any, true)),
+        (
+            "POST /api/v1/payments/{payment_id}/callbacks",
+            (Signed, false),
+        ),
+        ("GET /api/v1/products", (Public, false)),
+        ("POST /api/v1/products", (Admin, false)),
+        ("GET /api/v1/products/{sku}", (Public, false)),
+        ("PATCH /api/v1/products/{sku}", (Admin, false)),
+        ("GET /api/v1/search", (Public, false)),
+        ("GET /api/v1/shows", (Public, false)),
+        ("POST /api/v1/shows", (Admin, false)),
+        ("GET /api/v1/shows/{show_id}", (Public, false)),
+        ("GET /api/v1/shows/{show_id}/sessions", (Public, false)),
+        ("POST /api/v1/shows/{show_id}/sessions", (Admin, false)),
+        ("POST /api/v1/tickets/{ticket_id}/check-in", (Admin, false)),
+        ("GET /api/v1/tickets/{ticket_id}/qr.png", (Any, true)),
+    ])
+}
+
+/// What customer A owns, and the catalog around it.
+struct Fixture {
+    params: BTreeMap<&'static str, String>,
+}
+
+async fn fixture(admin: &Api, a: &Api) -> Fixture {
+    let created = admin
+        .post(
+            "/api/v1/products",
+            json!({"sku": "MATRIX-1", "name": "Matrix", "category": "test", "price": 500, "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let restocked = admin
+        .post(
+            "/api/v1/inventory/MATRIX-1/restock",
+            json!({"quantity": 10}),
+        )
+        .await;
+    assert_eq!(restocked.status, 200, "{:?}", restocked.body);
+    let show = admin
+        .post(
+            "/api/v1/shows",
+            json!({
+                "title": "Matrix live", "category": "concert", "city": "Berlin", "venue": "Hall",
+                "description": "d",
+                "sessions": [{"starts_at": "2027-08-15T11:30:00Z", "seat_areas": [
+                    {"area_id": "a", "name": "A", "price": 1000, "currency": "EUR", "capacity": 10}
+                ]}]
+            }),
+        )
+        .await;
+    assert!(show.status == 201 || show.status == 202, "{:?}", show.body);
+    let show_id = show.body["show_id"].as_str().unwrap().to_owned();
+    let session_id = show.body["session_ids"][0].as_str().unwrap().to_owned();
+
+    let placed = a
+        .send(
+            Method::POST,
+            "/api/v1/orders",
+            Some(json!({"items": [{"sku": "MATRIX-1", "quantity": 1}]})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let paid = a
+        .send(
+            Method::POST,
+            &format!("/api/v1/orders/{order_id}/pay"),
+            Some(json!({"payment_method": "card", "payment_token": "tok_success"})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(paid.status, 202, "{:?}", paid.body);
+    let payment_id = paid.body["payment_id"].as_str().unwrap().to_owned();
+
+    let booked = eventually("a booking is taken", Duration::from_secs(20), || async {
+        let booked = a
+            .send(
+                Method::POST,
+                "/api/v1/bookings",
+                Some(json!({"session_id": session_id, "seat_area_id": "a", "quantity": 1})),
+                &[("prefer", "wait=10")],
+            )
+            .await;
+        (booked.status == 202).then_some(booked.body)
+    })
+    .await;
+    let booking_id = booked["booking_id"].as_str().unwrap().to_owned();
+    let paid = a
+        .send(
+            Method::POST,
+            &format!("/api/v1/bookings/{booking_id}/pay"),
+            Some(json!({"payment_method": "alipay", "payment_token": "tok_success"})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(paid.status, 202, "{:?}", paid.body);
+    let ticket_id = eventually("the booking is paid", Duration::from_secs(20), || async {
+        let body = a.get(&format!("/api/v1/bookings/{booking_id}")).await.body;
+        body["tickets"][0]["ticket_id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let notification_id = eventually("a notification", Duration::from_secs(20), || async {
+        let body = a.get("/api/v1/notifications").await.body;
+        body["notifications"][0]["notification_id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    Fixture {
+        params: BTreeMap::from([
+            ("saga_id", order_id.clone()),
+            ("order_id", order_id),
+            ("payment_id", payment_id),
+            ("booking_id", booking_id),
+            ("ticket_id", ticket_id),
+            ("id", notification_id),
+            ("sku", "MATRIX-1".to_owned()),
+            ("show_id", show_id),
+        ]),
+    }
+}
+
+/// The path with its parameters filled in from the fixture.
+fn fill(template: &str, fixture: &Fixture) -> String {
+    let mut path = template.to_owned();
+    for (name, value) in &fixture.params {
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    assert!(
+        !path.contains('{'),
+        "no fixture value for a parameter of {template}"
+    );
+    path
+}
+
+/// Calls one operation as `token`'s owner (anonymous without) with an empty JSON body,
+/// answering the status only (a stream's body is never read).
+async fn status_of(ordo: &TestOrdo, method: &str, path: &str, token: Option<&str>) -> u16 {
+    let body = if path.ends_with("/pay") {
+        json!({"payment_method": "card", "payment_token": "tok_success"})
+    } else {
+        json!({})
+    };
+    let client = reqwest::Client::new();
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client
+        .request(method.clone(), format!("{}{path}", ordo.base_url()))
+        .timeout(Duration::from_secs(20));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if method != Method::GET {
+        request = request.json(&body);
+    }
+    request
+        .send()
+        .await
+        .expect("ordo answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn every_operation_answers_each_caller_by_its_rule() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    let a = ordo.customer("matrix-a@example.com").await;
+    let b = ordo.customer("matrix-b@example.com").await;
+    let fixture = fixture(&admin, &a).await;
+
+    let document = ordo.api().get("/api/v1/openapi.json").await.body;
+    let rules = rules();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, _) in item.as_object().expect("an operation map") {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                operations.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    let documented: Vec<&str> = operations.iter().map(String::as_str).collect();
+    let ruled: Vec<&str> = rules.keys().copied().collect();
+    assert_eq!(
+        {
+            let mut d = documented.clone();
+            d.sort();
+            d
+        },
+        ruled,
+        "every documented operation has a rule, and every rule an operation"
+    );
+
+    let tokens = [
+        ("anonymous", None),
+        ("customer A", a.token.clone()),
+        ("customer B", b.token.clone()),
+        ("admin", admin.token.clone()),
+    ];
+    let mut wrong = Vec::new();
+    for operation in &operations {
+        let (rule, owned) = rules[operation.as_str()];
+        let (method, template) = operation.split_once(' ').unwrap();
+        // Logging out would end the callers' sessions: its rule is checked anonymously.
+        if operation == "POST /api/v1/auth/logout" {
+            let status = status_of(&ordo, method, template, None).await;
+            if status != 401 {
+                wrong.push(format!("{operation} as anonymous: {status}, expected 401"));
+            }
+            continue;
+        }
+        let path = fill(template, &fixture);
+        for (caller, token) in &tokens {
+            let status = status_of(&ordo, method, &path, token.as_deref()).await;
+            let expected: Result<u16, &str> = match (rule, *caller) {
+                (Rule::Signed, _) => Ok(401),
+                (Rule::Public, _) => Err("neither 401 nor 403"),
+                (_, "anonymous") => Ok(401),
+                (Rule::Admin, "customer A" | "customer B") => Ok(403),
+                (Rule::Any | Rule::Customer | Rule::Personal, "customer B") if owned => Ok(404),
+                (Rule::Personal, "admin") if owned => Ok(404),
+                _ => Err("neither 401 nor 403 nor 404"),
+            };
+            let fine = match expected {
+                Ok(code) => status == code,
+                Err("neither 401 nor 403") => status != 401 && status != 403,
+                Err(_) => ![401, 403, 404].contains(&status),
+            };
+            if !fine {
+                wrong.push(format!(
+                    "{operation} as {caller}: {status}, expected {}",
+                    match expected {
+                        Ok(code) => code.to_string(),
+                        Err(what) => what.to_owned(),
+                    }
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "answers against the rules:\n{}",
+        wrong.join("\n")
+    );
+    ordo.stop().await;
+}
