@@ -86,9 +86,10 @@ fn main() -> std::process::ExitCode {
                 ordo_gateway::cli_ops::streams(&ops, command).await
             }
             Command::DemoData => {
-                let runtime = serve::connect(&cli.config).await?;
-                let created =
-                    ordo_ops::demo::load(&runtime.state.products, &runtime.state.inventory).await?;
+                let ops = serve::connect_ops(&cli.config).await?;
+                let products = ordo_store::CommandBus::new(ops.pool.clone(), ());
+                let inventory = ordo_store::CommandBus::new(ops.pool.clone(), ());
+                let created = ordo_ops::demo::load(&products, &inventory).await?;
                 println!("demo data ready ({created} products created)");
                 Ok(())
             }
