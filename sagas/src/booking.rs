@@ -378,13 +378,12 @@ impl BookingSaga {
     /// booking whose session is a week over. Returns how many bookings it moved. Safe to
     /// run from several processes at once: both transitions are idempotent.
     pub async fn run_overdue(&self) -> anyhow::Result<usize> {
-        let overdue: Vec<(Uuid, String)> = sqlx::query_as(
-            "SELECT saga_id, status FROM sagas
-             WHERE saga_type = $1 AND status IN ('awaiting_payment', 'paid') AND deadline <= now()
-             ORDER BY deadline LIMIT 500",
+        let overdue = crate::repository::overdue(
+            &self.pool,
+            BOOKING_SAGA,
+            &["awaiting_payment", "paid"],
+            500,
         )
-        .bind(BOOKING_SAGA)
-        .fetch_all(&self.pool)
         .await?;
         let mut moved = 0;
         for (saga_id, status) in overdue {
@@ -414,14 +413,7 @@ impl BookingSaga {
                 Err(StepError::Failed(err)) => return Err(err),
             }
             // The deadline is handled; the resulting event drives what follows.
-            sqlx::query(
-                "UPDATE sagas SET deadline = NULL, updated_at = now()
-                 WHERE saga_id = $1 AND status = $2",
-            )
-            .bind(saga_id)
-            .bind(&status)
-            .execute(&self.pool)
-            .await?;
+            crate::repository::clear_deadline(&self.pool, saga_id, &status).await?;
         }
         Ok(moved)
     }

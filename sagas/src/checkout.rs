@@ -128,16 +128,11 @@ impl CheckoutSaga {
     /// Expires every checkout whose payment deadline has passed. Returns how many orders
     /// it expired. Safe to run from several processes at once: expiring is idempotent.
     pub async fn expire_overdue(&self) -> anyhow::Result<usize> {
-        let overdue: Vec<(Uuid,)> = sqlx::query_as(
-            "SELECT saga_id FROM sagas
-             WHERE saga_type = $1 AND status = 'awaiting_payment' AND deadline <= now()
-             ORDER BY deadline LIMIT 200",
-        )
-        .bind(CHECKOUT_SAGA)
-        .fetch_all(&self.pool)
-        .await?;
+        let overdue =
+            crate::repository::overdue(&self.pool, CHECKOUT_SAGA, &["awaiting_payment"], 200)
+                .await?;
         let mut expired = 0;
-        for (saga_id,) in overdue {
+        for (saga_id, _) in overdue {
             let metadata = CommandMetadata::caused_by(
                 &saga_id.to_string(),
                 &format!("deadline:{saga_id}"),
@@ -154,10 +149,7 @@ impl CheckoutSaga {
                 Err(StepError::Failed(err)) => return Err(err),
             }
             // The deadline is handled; the OrderExpired event drives the compensation.
-            sqlx::query("UPDATE sagas SET deadline = NULL, updated_at = now() WHERE saga_id = $1 AND status = 'awaiting_payment'")
-                .bind(saga_id)
-                .execute(&self.pool)
-                .await?;
+            crate::repository::clear_deadline(&self.pool, saga_id, "awaiting_payment").await?;
         }
         Ok(expired)
     }
@@ -183,13 +175,10 @@ impl CheckoutSaga {
         conn: &mut PgConnection,
         saga_id: Uuid,
     ) -> Result<Vec<(Sku, Quantity)>, HandlerError> {
-        let row: Option<(serde_json::Value,)> =
-            sqlx::query_as("SELECT data FROM sagas WHERE saga_id = $1")
-                .bind(saga_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(retry)?;
-        let Some((data,)) = row else {
+        let row = crate::repository::data(&mut *conn, saga_id)
+            .await
+            .map_err(retry)?;
+        let Some(data) = row else {
             return Err(HandlerError::Retry(anyhow::anyhow!(
                 "checkout {saga_id} has not started yet"
             )));
@@ -510,13 +499,10 @@ impl CheckoutSaga {
             )));
         };
         // Payments of other sagas (bookings) share the stream.
-        let saga_type: Option<(String,)> =
-            sqlx::query_as("SELECT saga_type FROM sagas WHERE saga_id = $1")
-                .bind(saga_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(retry)?;
-        if saga_type.as_ref().map(|t| t.0.as_str()) != Some(CHECKOUT_SAGA) {
+        let saga_type = crate::repository::saga_type(&mut *conn, saga_id)
+            .await
+            .map_err(retry)?;
+        if saga_type.as_deref() != Some(CHECKOUT_SAGA) {
             return Ok(());
         }
         let order_id = OrderId::from(saga_id);

@@ -173,3 +173,59 @@ pub async fn find(pool: &PgPool, saga_id: Uuid) -> sqlx::Result<Option<SagaView>
         .collect();
     Ok(Some(saga))
 }
+
+/// Sagas of `saga_type` in one of `statuses` whose deadline has passed, earliest first, at
+/// most `limit`: their ids and statuses.
+pub async fn overdue(
+    pool: &PgPool,
+    saga_type: &str,
+    statuses: &[&str],
+    limit: i64,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as(
+        "SELECT saga_id, status FROM sagas
+         WHERE saga_type = $1 AND status = ANY($2) AND deadline <= now()
+         ORDER BY deadline LIMIT $3",
+    )
+    .bind(saga_type)
+    .bind(statuses)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Clears the deadline of a saga still in `status`: the deadline was handled, and the event
+/// that follows drives what comes next.
+pub async fn clear_deadline(pool: &PgPool, saga_id: Uuid, status: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sagas SET deadline = NULL, updated_at = now()
+         WHERE saga_id = $1 AND status = $2",
+    )
+    .bind(saga_id)
+    .bind(status)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A saga's data, read inside the caller's transaction; `None` before it started.
+pub async fn data(
+    conn: &mut sqlx::PgConnection,
+    saga_id: Uuid,
+) -> sqlx::Result<Option<serde_json::Value>> {
+    sqlx::query_scalar("SELECT data FROM sagas WHERE saga_id = $1")
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A saga's type, read inside the caller's transaction; `None` when there is no such saga.
+pub async fn saga_type(
+    conn: &mut sqlx::PgConnection,
+    saga_id: Uuid,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT saga_type FROM sagas WHERE saga_id = $1")
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await
+}
