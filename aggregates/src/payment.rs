@@ -76,8 +76,9 @@ pub enum PaymentCommand {
         amount: Money,
         /// Payment method, e.g. "card" (1 to 50 characters).
         method: String,
-        /// The provider's token for the customer's means of payment (1 to 200 characters).
-        token: String,
+        /// The provider's token for the customer's means of payment, sealed by the gateway
+        /// (1 to 600 characters): the token itself never enters an event.
+        sealed_token: String,
     },
     /// The provider authorized the payment.
     Authorize {
@@ -127,8 +128,9 @@ pub enum PaymentEvent {
         amount: Money,
         /// Payment method.
         method: String,
-        /// The provider's token for the means of payment.
-        token: String,
+        /// The provider's token for the means of payment, sealed (version 2; version 1
+        /// carried the token itself, as `token`).
+        sealed_token: String,
     },
     /// The provider authorized the payment.
     PaymentAuthorized {
@@ -180,12 +182,13 @@ impl DomainEvent for PaymentEvent {
     }
 
     /// "2" for [`PaymentEvent::PaymentRefunded`], whose version 1 carried neither
-    /// `total_refunded` nor `reason` (the event store upcasts those on load); "1" otherwise.
+    /// `total_refunded` nor `reason`, and for [`PaymentEvent::PaymentCreated`], whose
+    /// version 1 carried the token in the clear (the event store upcasts both on load); "1"
+    /// otherwise.
     fn event_version(&self) -> String {
         match self {
-            PaymentEvent::PaymentRefunded { .. } => "2",
-            PaymentEvent::PaymentCreated { .. }
-            | PaymentEvent::PaymentAuthorized { .. }
+            PaymentEvent::PaymentRefunded { .. } | PaymentEvent::PaymentCreated { .. } => "2",
+            PaymentEvent::PaymentAuthorized { .. }
             | PaymentEvent::PaymentCaptured { .. }
             | PaymentEvent::PaymentFailed { .. }
             | PaymentEvent::PaymentVoided { .. } => "1",
@@ -203,8 +206,8 @@ pub enum PaymentError {
     /// The method is empty or longer than 50 characters.
     #[error("method must be 1 to 50 characters")]
     InvalidMethod,
-    /// The token is empty or longer than 200 characters.
-    #[error("token must be 1 to 200 characters")]
+    /// The sealed token is empty or longer than 600 characters.
+    #[error("the sealed token must be 1 to 600 characters")]
     InvalidToken,
     /// The payment already exists with other content.
     #[error("payment already exists")]
@@ -303,8 +306,20 @@ pub struct PaymentDetails {
     pub amount: Money,
     /// Payment method.
     pub method: String,
-    /// The provider's token for the means of payment.
-    pub token: String,
+    /// The provider's token for the means of payment, sealed.
+    pub sealed_token: String,
+}
+
+impl PaymentDetails {
+    /// Whether `other` asks for the same payment: every field but the sealed token, which
+    /// differs each time the same token is sealed (so a repeated request is recognised).
+    fn same_payment(&self, other: &PaymentDetails) -> bool {
+        self.payment_id == other.payment_id
+            && self.order_id == other.order_id
+            && self.customer_id == other.customer_id
+            && self.amount == other.amount
+            && self.method == other.method
+    }
 }
 
 /// One payment.
@@ -402,7 +417,7 @@ impl Aggregate for Payment {
                 customer_id,
                 amount,
                 method,
-                token,
+                sealed_token,
             } => {
                 if amount.is_zero() {
                     return Err(PaymentError::InvalidAmount);
@@ -410,7 +425,7 @@ impl Aggregate for Payment {
                 if !bounded(&method, 50) {
                     return Err(PaymentError::InvalidMethod);
                 }
-                if !bounded(&token, 200) {
+                if !bounded(&sealed_token, 600) {
                     return Err(PaymentError::InvalidToken);
                 }
                 let details = PaymentDetails {
@@ -419,10 +434,10 @@ impl Aggregate for Payment {
                     customer_id,
                     amount,
                     method,
-                    token,
+                    sealed_token,
                 };
                 if let Some(existing) = &self.details {
-                    return if *existing == details {
+                    return if existing.same_payment(&details) {
                         Ok(())
                     } else {
                         Err(PaymentError::AlreadyExists)
@@ -434,7 +449,7 @@ impl Aggregate for Payment {
                     customer_id: details.customer_id,
                     amount: details.amount,
                     method: details.method,
-                    token: details.token,
+                    sealed_token: details.sealed_token,
                 }
             }
             PaymentCommand::Authorize { provider_ref } => match self.created()?.1 {
@@ -535,7 +550,7 @@ impl Aggregate for Payment {
                 customer_id,
                 amount,
                 method,
-                token,
+                sealed_token,
             } => {
                 self.details = Some(PaymentDetails {
                     payment_id,
@@ -543,7 +558,7 @@ impl Aggregate for Payment {
                     customer_id,
                     amount,
                     method,
-                    token,
+                    sealed_token,
                 });
                 self.status = Some(PaymentStatus::Created);
             }
@@ -600,14 +615,14 @@ mod tests {
         TestFramework::<Payment>::with(()).given(events)
     }
 
-    fn create_with(amount: Money, method: &str, token: &str) -> PaymentCommand {
+    fn create_with(amount: Money, method: &str, sealed_token: &str) -> PaymentCommand {
         PaymentCommand::Create {
             payment_id: id(1),
             order_id: Uuid::from_u128(2),
             customer_id: id(3),
             amount,
             method: method.into(),
-            token: token.into(),
+            sealed_token: sealed_token.into(),
         }
     }
 
@@ -622,7 +637,7 @@ mod tests {
             customer_id: id(3),
             amount: eur(1000),
             method: "card".into(),
-            token: "tok_123".into(),
+            sealed_token: "tok_123".into(),
         }]
     }
 
@@ -725,13 +740,24 @@ mod tests {
             .when(create_with(eur(1), "card", ""))
             .then_expect_error(PaymentError::InvalidToken);
         given(vec![])
-            .when(create_with(eur(1), "card", &"t".repeat(201)))
+            .when(create_with(eur(1), "card", &"t".repeat(601)))
             .then_expect_error(PaymentError::InvalidToken);
     }
 
     #[test]
     fn create_repeated_identically_is_a_no_op() {
         given(captured()).when(create()).then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn create_repeated_with_the_token_sealed_again_is_a_no_op() {
+        // Sealing the same token twice gives two texts (a fresh nonce each time).
+        given(created())
+            .when(create_with(eur(1000), "card", "sealed:v1:another"))
+            .then_expect_events(vec![]);
+        given(created())
+            .when(create_with(eur(999), "card", "tok_123"))
+            .then_expect_error(PaymentError::AlreadyExists);
     }
 
     #[test]
@@ -1017,7 +1043,11 @@ mod tests {
         for e in captured() {
             let json = serde_json::to_value(&e).unwrap();
             assert!(json.get(e.event_type()).is_some(), "{json}");
-            assert_eq!(e.event_version(), "1");
+            let expected = match e {
+                PaymentEvent::PaymentCreated { .. } => "2",
+                _ => "1",
+            };
+            assert_eq!(e.event_version(), expected);
         }
     }
 

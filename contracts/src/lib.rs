@@ -317,7 +317,7 @@ pub const ORDER: Contract = Contract {
 pub const PAYMENT: Contract = Contract {
     aggregate_type: <Payment as Aggregate>::TYPE,
     events: &[
-        ("PaymentCreated", "1"),
+        ("PaymentCreated", "2"),
         ("PaymentAuthorized", "1"),
         ("PaymentCaptured", "1"),
         ("PaymentFailed", "1"),

@@ -155,7 +155,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
         Some(_) => anyhow::bail!("ORDO_PAYMENT_SECRET must be at least 16 characters"),
         None => {
-            tracing::warn!("ORDO_PAYMENT_SECRET is not set: using a random secret; provider callbacks only verify within this process");
+            tracing::warn!("ORDO_PAYMENT_SECRET is not set: using a random secret; provider callbacks only verify within this process, and payment tokens sealed before a restart cannot be opened after it");
             rand::random::<[u8; 32]>().to_vec()
         }
     };
@@ -168,7 +168,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         .sandbox_provider
         .then(|| sandbox(config, &payment_secret, &payments))
         .transpose()?;
-    let ticketing = ticketing(config, &pool, &inventory, &orders, &payments)?;
+    let token_seal = ordo_payments::TokenSeal::from_secret(&payment_secret);
+    let ticketing = ticketing(config, &pool, &inventory, &orders, &payments, &token_seal)?;
     let rate_limits = Arc::new(
         crate::rate_limit::RateLimits::new(
             crate::rate_limit::Limit {
@@ -196,6 +197,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         payments,
 
         payment_secret: Arc::new(payment_secret),
+        token_seal,
         jetstream: jetstream.clone(),
         namespace: namespace.clone(),
         max_wait: config.max_prefer_wait(),
@@ -306,14 +308,15 @@ impl ordo_payments::PaymentRecords for RecordedPayments {
 }
 
 /// The ticketing side: show and booking buses, the booking saga (its port sharing the
-/// process's buses, so a hot seat area has one batching writer per process) and the ticket
-/// key.
+/// process's buses, so a hot seat area has one batching writer per process; its provider
+/// opens payment tokens with `token_seal`) and the ticket key.
 fn ticketing(
     config: &Config,
     pool: &sqlx::PgPool,
     inventory: &Arc<CommandBus<ordo_aggregates::inventory::InventoryItem>>,
     orders: &Arc<CommandBus<ordo_aggregates::order::Order>>,
     payments: &Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+    token_seal: &ordo_payments::TokenSeal,
 ) -> anyhow::Result<Arc<crate::ticketing::Ticketing>> {
     let ticket_secret = match &config.ticket_secret {
         Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
@@ -337,6 +340,7 @@ fn ticketing(
         port,
         Arc::new(ordo_payments::HttpProvider::new(
             &config.payment_provider_url(),
+            token_seal.clone(),
         )),
         ordo_sagas::booking::BookingSettings {
             booking_timeout: config.booking_timeout,
@@ -423,7 +427,10 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
     CheckoutSaga::new(
         state.pool.clone(),
         port,
-        Arc::new(ordo_payments::HttpProvider::new(&runtime.provider_url)),
+        Arc::new(ordo_payments::HttpProvider::new(
+            &runtime.provider_url,
+            state.token_seal.clone(),
+        )),
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
             callback_base_url: runtime.public_url.clone(),

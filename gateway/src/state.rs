@@ -32,6 +32,8 @@ pub struct AppState {
     pub payments: Arc<CommandBus<Payment>>,
     /// Secret the payment provider signs its callbacks with.
     pub payment_secret: Arc<Vec<u8>>,
+    /// Seals the customers' payment tokens before they enter a payment's events.
+    pub token_seal: ordo_payments::TokenSeal,
     /// JetStream, for operator actions on streams and dead letters.
     pub jetstream: async_nats::jetstream::Context,
     /// The streams' namespace.

@@ -1,5 +1,6 @@
 //! [`HttpProvider`]: the payment provider reached over HTTP with its REST API (charges,
 //! voids, refunds; every call idempotent by Ordo's ids). The sandbox provider speaks it.
+//! It alone opens the customer's sealed payment token, to send it to the provider.
 
 use std::time::Duration;
 
@@ -8,16 +9,20 @@ use ordo_aggregates::common::{Money, PaymentId, RefundId};
 use ordo_sagas::{ChargeRequest, PaymentProvider, ProviderError};
 use serde_json::json;
 
+use crate::TokenSeal;
+
 /// A provider at `base_url` (e.g. `http://127.0.0.1:8080/sandbox/provider`).
 pub struct HttpProvider {
     base_url: String,
     client: reqwest::Client,
+    seal: TokenSeal,
 }
 
 impl HttpProvider {
-    /// A client of the provider at `base_url`.
-    pub fn new(base_url: &str) -> Self {
+    /// A client of the provider at `base_url`, opening payment tokens with `seal`.
+    pub fn new(base_url: &str, seal: TokenSeal) -> Self {
         Self {
+            seal,
             base_url: base_url.trim_end_matches('/').to_string(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -51,6 +56,10 @@ impl HttpProvider {
 #[async_trait]
 impl PaymentProvider for HttpProvider {
     async fn charge(&self, request: ChargeRequest) -> Result<(), ProviderError> {
+        let token = self
+            .seal
+            .open(&request.sealed_token)
+            .map_err(|err| ProviderError::Refused(err.to_string()))?;
         self.post(
             "/charges",
             json!({
@@ -58,7 +67,7 @@ impl PaymentProvider for HttpProvider {
                 "amount": request.amount.amount_minor(),
                 "currency": request.amount.currency().to_string(),
                 "method": request.method,
-                "token": request.token,
+                "token": token,
                 "callback_url": request.callback_url,
             }),
         )

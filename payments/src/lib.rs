@@ -6,6 +6,8 @@
 //! - [`client`]: [`HttpProvider`], the provider's REST API (charges, voids, refunds).
 //! - [`signature`]: signing and verifying callbacks (HMAC-SHA256 over a timestamp and the
 //!   body, refused after five minutes).
+//! - [`token_seal`]: [`TokenSeal`], the customer's payment token sealed for events and
+//!   opened only to call the provider.
 //! - [`sandbox`]: [`Sandbox`], a stand-in provider as an axum router, nested by the gateway
 //!   under `/sandbox/provider` when asked for; it charges only payments Ordo recorded.
 #![forbid(unsafe_code)]
@@ -13,6 +15,8 @@
 pub mod client;
 pub mod sandbox;
 pub mod signature;
+pub mod token_seal;
 
 pub use client::HttpProvider;
 pub use sandbox::{PaymentRecords, RecordedPayment, Sandbox, SandboxSettings};
+pub use token_seal::{SealError, TokenSeal};

@@ -515,7 +515,7 @@ impl CheckoutSaga {
                     payment_id,
                     amount,
                     method: payment.method.clone(),
-                    token: payment.token.clone(),
+                    sealed_token: payment.sealed_token.clone(),
                     callback_url: format!(
                         "{}/api/v1/payments/{payment_id}/callbacks",
                         self.settings.callback_base_url.trim_end_matches('/')

@@ -59,10 +59,10 @@ pub struct PaymentSnapshot {
     pub captured: Option<Money>,
     /// The total refunded so far, once refunded.
     pub refunded: Option<Money>,
-    /// The method and token the customer gave.
+    /// The method the customer gave.
     pub method: String,
-    /// The customer's payment token.
-    pub token: String,
+    /// The customer's payment token, sealed.
+    pub sealed_token: String,
 }
 
 impl PaymentSnapshot {
@@ -439,9 +439,9 @@ impl PaymentPort for StorePort {
                 .details()
                 .map(|d| d.method.clone())
                 .unwrap_or_default(),
-            token: payment
+            sealed_token: payment
                 .details()
-                .map(|d| d.token.clone())
+                .map(|d| d.sealed_token.clone())
                 .unwrap_or_default(),
         })
     }
@@ -812,7 +812,7 @@ mod tests {
             captured: captured.map(eur),
             refunded: refunded.map(eur),
             method: "card".into(),
-            token: "tok".into(),
+            sealed_token: "tok".into(),
         }
     }
 

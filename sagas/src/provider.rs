@@ -16,8 +16,9 @@ pub struct ChargeRequest {
     pub amount: Money,
     /// The customer's payment method (`card`, `alipay`...).
     pub method: String,
-    /// The token the customer's payment method produced.
-    pub token: String,
+    /// The token the customer's payment method produced, sealed (only the provider's
+    /// adapter holds the key that opens it).
+    pub sealed_token: String,
     /// Where the provider posts the outcome.
     pub callback_url: String,
 }

@@ -93,7 +93,7 @@ impl Given {
                 captured: None,
                 refunded: None,
                 method: "card".into(),
-                token: "tok_success".into(),
+                sealed_token: "tok_success".into(),
             }),
             seats_left: 10,
             refusing: HashSet::new(),
@@ -780,7 +780,7 @@ fn created() -> PaymentEvent {
         customer_id: UserId::from(Uuid::from_u128(0xC0)),
         amount: cny(5000),
         method: "card".into(),
-        token: "tok_success".into(),
+        sealed_token: "tok_success".into(),
     }
 }
 

@@ -279,7 +279,7 @@ fn snapshot(
         captured,
         refunded: None,
         method: "card".into(),
-        token: "tok_visa".into(),
+        sealed_token: "tok_visa".into(),
     }
 }
 
@@ -475,7 +475,7 @@ fn created(payment_id: PaymentId, order_id: OrderId) -> PaymentEvent {
         customer_id: UserId::new_v4(),
         amount: eur(3500),
         method: "card".into(),
-        token: "tok_visa".into(),
+        sealed_token: "tok_visa".into(),
     }
 }
 

@@ -26,7 +26,8 @@
 //!   `ORDO_DLQ`), every message with its payload schema and headers, and the operations
 //!   of the outbox relay (send) and of the consumers (receive).
 //! - [`upcasters`]: the `EventUpcaster`s to give to the event store, which rewrite an
-//!   older version as it is loaded (today `PaymentRefunded` version 1 to 2).
+//!   older version as it is loaded (today `PaymentRefunded` and `PaymentCreated`, version 1
+//!   to 2).
 //!
 //! # Changing an event
 //!

@@ -10,7 +10,10 @@ use serde_json::{Map, Value};
 
 /// Every upcaster of Ordo's events, in the order they must run (oldest version first).
 pub fn all() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(PaymentRefundedV1ToV2)]
+    vec![
+        Box::new(PaymentRefundedV1ToV2),
+        Box::new(PaymentCreatedV1ToV2),
+    ]
 }
 
 /// The `reason` given to a version 1 refund, which did not record one.
@@ -77,6 +80,44 @@ impl EventUpcaster for PaymentRefundedV1ToV2 {
         if let Some(fields) = fields {
             Self::upcast_fields(fields);
             event.event_version = Self::TO.to_owned();
+        }
+        event
+    }
+}
+
+/// Turns a `payment` `PaymentCreated` of version "1" into version "2".
+///
+/// Version 1 carried the customer's payment token in the clear as `token`; version 2
+/// carries only `sealed_token`, the token sealed with a key held outside the event store.
+/// An upcaster holds no key, so a version 1 token is moved to `sealed_token` as it was
+/// recorded, and the provider adapter opens a value without the sealed prefix as such a
+/// legacy token: payments created before the upgrade can still be charged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaymentCreatedV1ToV2;
+
+impl EventUpcaster for PaymentCreatedV1ToV2 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "PaymentCreated" && event_version == "1"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if event.aggregate_type != "payment" {
+            return event;
+        }
+        let fields = match &mut event.payload {
+            Value::Object(outer) if outer.len() == 1 && outer.contains_key("PaymentCreated") => {
+                outer
+                    .get_mut("PaymentCreated")
+                    .and_then(Value::as_object_mut)
+            }
+            Value::Object(inner) => Some(inner),
+            _ => None,
+        };
+        if let Some(fields) = fields {
+            if let Some(token) = fields.remove("token") {
+                fields.entry("sealed_token").or_insert(token);
+            }
+            event.event_version = "2".to_owned();
         }
         event
     }

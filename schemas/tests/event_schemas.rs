@@ -269,7 +269,8 @@ fn payment_samples() -> Vec<Sample> {
                 customer_id: customer_id(),
                 amount: eur(3299),
                 method: "card".into(),
-                token: "tok_visa_4242".into(),
+                sealed_token: "sealed:v1:00112233445566778899aabb0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+                    .into(),
             },
             PaymentEvent::PaymentAuthorized {
                 provider_ref: "auth_8f2k1".into(),
@@ -563,15 +564,30 @@ fn schema_files() -> Vec<SchemaFile> {
 
 /// Stored payloads of the older event versions still described under `events/`.
 fn older_version_samples() -> Vec<(&'static str, &'static str, &'static str, Value)> {
-    vec![(
-        "payment",
-        "PaymentRefunded",
-        "1",
-        json!({"PaymentRefunded": {
-            "refund_id": "8d3b4f50-6e72-4091-b223-4d5e6f708192",
-            "amount": {"amount_minor": 3299, "currency": "EUR"},
-        }}),
-    )]
+    vec![
+        (
+            "payment",
+            "PaymentRefunded",
+            "1",
+            json!({"PaymentRefunded": {
+                "refund_id": "8d3b4f50-6e72-4091-b223-4d5e6f708192",
+                "amount": {"amount_minor": 3299, "currency": "EUR"},
+            }}),
+        ),
+        (
+            "payment",
+            "PaymentCreated",
+            "1",
+            json!({"PaymentCreated": {
+                "payment_id": "5d68f490-60ed-400b-8de6-399db7cfd3a8",
+                "order_id": "20c84e9c-a0f3-41f6-ac77-a18cc140ba3a",
+                "customer_id": "4f1c2b3a-5d6e-4f70-8192-a3b4c5d6e7f8",
+                "amount": {"amount_minor": 3299, "currency": "EUR"},
+                "method": "card",
+                "token": "tok_visa_4242",
+            }}),
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ fn base_env(database_url: &str, namespace: &str, port: u16) -> Vec<(String, Stri
             "ORDO_JWT_SECRET".into(),
             "test-secret-test-secret-test-secret-0123".into(),
         ),
+        // A restarted process must open the payment tokens its predecessor sealed.
+        (
+            "ORDO_PAYMENT_SECRET".into(),
+            "test-payment-secret-0123456789".into(),
+        ),
         ("ORDO_BOOTSTRAP_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()),
         (
             "ORDO_BOOTSTRAP_ADMIN_PASSWORD".into(),

@@ -904,3 +904,50 @@ async fn a_saga_whose_step_keeps_failing_is_stuck_and_resumes_after_the_fix() {
     assert_eq!(stock(ordo.pool(), "WIDGET").await, (10, 1), "reserved once");
     ordo.stop().await;
 }
+
+/// The customer's payment token is sealed before it enters an event: neither the event
+/// store nor the payment stream shows it, and the payment is still charged with it (the
+/// sandbox's outcome follows the token).
+#[tokio::test]
+async fn the_payment_token_never_enters_an_event_in_the_clear() {
+    let ordo = TestOrdo::start().await;
+    let (_admin, customer) = shop(&ordo.api()).await;
+    let token = "tok_success";
+    let order_id = place(&customer).await;
+    pay(&customer, &order_id, token, false).await;
+    wait_order_status(&customer, &order_id, "paid").await;
+
+    let created: Vec<(Value,)> = sqlx::query_as(
+        "SELECT payload FROM events WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'",
+    )
+    .fetch_all(ordo.pool())
+    .await
+    .unwrap();
+    assert_eq!(created.len(), 1);
+    let sealed = created[0].0["PaymentCreated"]["sealed_token"]
+        .as_str()
+        .expect("a sealed token")
+        .to_owned();
+    assert!(sealed.starts_with("sealed:v1:"), "{sealed}");
+    let clear: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE payload::text LIKE $1")
+        .bind(format!("%{token}%"))
+        .fetch_one(ordo.pool())
+        .await
+        .unwrap();
+    assert_eq!(clear, 0, "the token stands in the event store in the clear");
+
+    // What a consumer of the payment stream reads holds the sealed form only.
+    let (ok, replayed, err) = ordo
+        .cli(&[
+            "replay",
+            "--source",
+            "jetstream",
+            "--aggregate-type",
+            "payment",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    assert!(replayed.contains(&sealed), "{replayed}");
+    assert!(!replayed.contains(token), "{replayed}");
+    ordo.stop().await;
+}

@@ -422,7 +422,10 @@ pub async fn pay_booking(
             customer_id: request.customer_id,
             amount: request.total.clone(),
             method: method.to_string(),
-            token: token.to_string(),
+            sealed_token: state
+                .token_seal
+                .seal(token)
+                .map_err(|err| ApiError::invalid("payment_token", err.to_string()))?,
         },
         metadata,
     )

@@ -228,7 +228,10 @@ pub async fn pay_order(
             customer_id: UserId::from(*customer.as_uuid()),
             amount,
             method: method.to_string(),
-            token: token.to_string(),
+            sealed_token: state
+                .token_seal
+                .seal(token)
+                .map_err(|err| ApiError::invalid("payment_token", err.to_string()))?,
         },
         metadata,
     )
