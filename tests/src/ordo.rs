@@ -287,6 +287,29 @@ impl TestOrdo {
             .expect("ordo serve starts")
     }
 
+    /// Runs another `ordo serve` on the same database and namespace, on a free port, with
+    /// only `env` beside those (none of the harness's defaults), and waits up to a minute for
+    /// it to exit: for a test that must see Ordo refuse to start. Panics if it keeps serving.
+    pub async fn serve_until_exit(&self, env: &[(&str, &str)]) -> std::process::Output {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let serve = tokio::process::Command::new(crate::process::ordo_binary())
+            .arg("serve")
+            .env("ORDO_DATABASE_URL", &self.database.url)
+            .env("ORDO_NATS_URL", &self.nats_url)
+            .env("ORDO_NATS_NAMESPACE", &self.namespace)
+            .env("ORDO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(std::time::Duration::from_secs(60), serve)
+            .await
+            .expect("ordo serve refuses to start instead of serving")
+            .expect("ordo runs")
+    }
+
     fn env_with(&self, env: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut all = self.env.clone();
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
