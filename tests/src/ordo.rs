@@ -266,6 +266,17 @@ impl TestOrdo {
 
     /// Like [`Self::spawn_another`], with more variables (which win over the test's).
     pub async fn spawn_another_with(&self, env: &[(&str, &str)]) -> OrdoProcess {
+        self.try_spawn_another_with(env)
+            .await
+            .expect("another ordo serve starts")
+    }
+
+    /// Like [`Self::spawn_another_with`], answering the error when the process does not
+    /// become ready: for a test that must see Ordo refuse to start with some settings.
+    pub async fn try_spawn_another_with(
+        &self,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<OrdoProcess> {
         OrdoProcess::spawn(
             &self.database.url,
             &self.namespace,
@@ -274,7 +285,6 @@ impl TestOrdo {
             },
         )
         .await
-        .expect("another ordo serve starts")
     }
 
     /// Starts `ordo serve` with `roles` that serve no HTTP API (`relay`, `workers`) on the
