@@ -266,6 +266,17 @@ impl TestOrdo {
 
     /// Like [`Self::spawn_another`], with more variables (which win over the test's).
     pub async fn spawn_another_with(&self, env: &[(&str, &str)]) -> OrdoProcess {
+        self.try_spawn_another_with(env)
+            .await
+            .expect("another ordo serve starts")
+    }
+
+    /// Like [`Self::spawn_another_with`], answering the error when the process does not
+    /// become ready: for a test that must see Ordo refuse to start with some settings.
+    pub async fn try_spawn_another_with(
+        &self,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<OrdoProcess> {
         OrdoProcess::spawn(
             &self.database.url,
             &self.namespace,
@@ -274,7 +285,6 @@ impl TestOrdo {
             },
         )
         .await
-        .expect("another ordo serve starts")
     }
 
     /// Starts `ordo serve` with `roles` that serve no HTTP API (`relay`, `workers`) on the
@@ -285,6 +295,29 @@ impl TestOrdo {
         OrdoProcess::spawn_without_http(&self.database.url, &self.namespace, SpawnOptions { env })
             .await
             .expect("ordo serve starts")
+    }
+
+    /// Runs another `ordo serve` on the same database and namespace, on a free port, with
+    /// only `env` beside those (none of the harness's defaults), and waits up to a minute for
+    /// it to exit: for a test that must see Ordo refuse to start. Panics if it keeps serving.
+    pub async fn serve_until_exit(&self, env: &[(&str, &str)]) -> std::process::Output {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let serve = tokio::process::Command::new(crate::process::ordo_binary())
+            .arg("serve")
+            .env("ORDO_DATABASE_URL", &self.database.url)
+            .env("ORDO_NATS_URL", &self.nats_url)
+            .env("ORDO_NATS_NAMESPACE", &self.namespace)
+            .env("ORDO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .kill_on_drop(true)
+            .output();
+        tokio::time::timeout(std::time::Duration::from_secs(60), serve)
+            .await
+            .expect("ordo serve refuses to start instead of serving")
+            .expect("ordo runs")
     }
 
     fn env_with(&self, env: &[(&str, &str)]) -> Vec<(String, String)> {

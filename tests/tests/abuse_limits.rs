@@ -8,44 +8,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use ordo_tests::{delete_streams, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase};
+use ordo_tests::{Api, TestOrdo};
 use reqwest::Method;
 use uuid::Uuid;
-
-struct World {
-    db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-}
-
-impl World {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, options(env))
-            .await
-            .expect("ordo serve starts");
-        Self {
-            db,
-            ordo,
-            namespace,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
-}
-
-fn options(env: &[(&str, &str)]) -> SpawnOptions {
-    SpawnOptions {
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    }
-}
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -92,8 +57,9 @@ async fn opened(body: &mut futures::stream::BoxStream<'static, String>) {
 #[tokio::test]
 async fn notification_streams_are_capped_per_user_and_end_with_their_token() {
     let token_lifetime = Duration::from_secs(8);
-    let world = World::start(&[("ORDO_SSE_PER_USER", "2"), ("ORDO_ACCESS_TOKEN_TTL", "8s")]).await;
-    let api = world.ordo.api();
+    let ordo =
+        TestOrdo::with_env(&[("ORDO_SSE_PER_USER", "2"), ("ORDO_ACCESS_TOKEN_TTL", "8s")]).await;
+    let api = ordo.api();
     let (ada, _) = api.register(&email("ada")).await;
     let issued = Instant::now();
 
@@ -151,7 +117,7 @@ async fn notification_streams_are_capped_per_user_and_end_with_their_token() {
     // The expired token opens no new stream.
     assert_eq!(open_stream(&ada).await.status(), 401);
     drop(second);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// What the wait test reads: a product, answered with `Preference-Applied` when it waited.
@@ -159,8 +125,8 @@ const PRODUCT: &str = "/api/v1/products/WIDGET";
 
 #[tokio::test]
 async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once() {
-    let world = World::start(&[("ORDO_PREFER_WAIT_PER_USER", "1")]).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(&[("ORDO_PREFER_WAIT_PER_USER", "1")]).await;
+    let api = ordo.api();
     // A product to read, once its read model has it.
     let admin = api.admin().await;
     let created = admin
@@ -178,7 +144,7 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
     )
     .await;
     let (ada, ada_id) = api.register(&email("ada")).await;
-    let pool = world.db.pool().await.expect("pool");
+    let pool = ordo.pool();
     let ada_id = Uuid::parse_str(&ada_id).expect("a user id");
     let last_write = |version: i64| {
         sqlx::query(
@@ -188,7 +154,7 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
         )
         .bind(ada_id)
         .bind(version)
-        .execute(&pool)
+        .execute(pool)
     };
 
     // A wait is woken when the projection's position is written (whoever writes it): here
@@ -210,7 +176,7 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
             "SELECT count(*) FROM pg_stat_activity
              WHERE datname = current_database() AND query ILIKE 'LISTEN%ordo_consumer_positions%'",
         )
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .expect("pg_stat_activity");
         (listening > 0).then_some(())
@@ -221,7 +187,7 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
          WHERE consumer = 'projection-products' AND aggregate_type = 'product'
            AND aggregate_id = 'WIDGET'",
     )
-    .execute(&pool)
+    .execute(pool)
     .await
     .expect("position moved");
     assert_eq!(
@@ -242,7 +208,6 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
     // From here on a last write the product projection will never reach: a wait for it
     // lasts its full time.
     last_write(2_000_000).await.expect("last write recorded");
-    pool.close().await;
 
     // The attack: one account holding many waiting requests. Three at once, one place:
     // one waits its full time, the others are answered at once and say they did not wait.
@@ -285,7 +250,7 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
         answer.header("preference-applied").as_deref(),
         Some("wait=2")
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// Sends `count` health probes, each claiming another client in `X-Forwarded-For`;
@@ -316,9 +281,9 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
         ("ORDO_RATE_LIMIT_PER_IP", "1"),
         ("ORDO_RATE_LIMIT_PER_IP_BURST", "3"),
     ];
-    let world = World::start(&limits).await;
+    let ordo = TestOrdo::with_env(&limits).await;
     // The attack: every request names a new client, hoping for a fresh bucket each time.
-    let refused = refused_with_forged_clients(&world.ordo.api(), 10).await;
+    let refused = refused_with_forged_clients(&ordo.api(), 10).await;
     assert!(
         refused >= 5,
         "only {refused} of 10 refused: X-Forwarded-For from an untrusted peer was believed"
@@ -331,13 +296,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
         ("ORDO_TRUSTED_PROXIES", "127.0.0.1/32"),
         ("ORDO_ROLES", "gateway"),
     ];
-    let mut proxied = OrdoProcess::spawn(
-        &world.ordo.database_url,
-        &world.namespace,
-        options(&trusted),
-    )
-    .await
-    .expect("a gateway behind a proxy starts");
+    let mut proxied = ordo.spawn_another_with(&trusted).await;
     assert_eq!(refused_with_forged_clients(&proxied.api(), 10).await, 0);
     // And one forwarded client is still limited.
     let api = proxied.api();
@@ -358,15 +317,15 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
         "one forwarded client got {refused_same} refusals of 10"
     );
     proxied.kill().await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_move_to_their_own_address() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let world = World::start(&[("ORDO_METRICS_ADDR", &addr)]).await;
-    let api = world.ordo.api();
+    let ordo = TestOrdo::with_env(&[("ORDO_METRICS_ADDR", &addr)]).await;
+    let api = ordo.api();
     assert_eq!(api.get("/healthz").await.status, 200);
     assert_eq!(api.get("/metrics").await.status, 404);
 
@@ -384,5 +343,5 @@ async fn metrics_move_to_their_own_address() {
         .await
         .expect("answered");
     assert_eq!(other.status(), 404);
-    world.stop().await;
+    ordo.stop().await;
 }

@@ -4,49 +4,17 @@
 
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Answer, Api, OrdoProcess, SpawnOptions,
-    TestDatabase,
-};
+use ordo_tests::{eventually, Answer, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-struct World {
-    db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-}
-
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions::default())
-            .await
-            .expect("ordo serve starts");
-        Self {
-            db,
-            ordo,
-            namespace,
-        }
-    }
-
-    /// How many events the event store holds: a refused request adds none.
-    async fn event_count(&self) -> i64 {
-        let pool = self.db.pool().await.expect("pool");
-        let count = sqlx::query_scalar("SELECT count(*) FROM events")
-            .fetch_one(&pool)
-            .await
-            .expect("count events");
-        pool.close().await;
-        count
-    }
-
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
+/// How many events the event store holds: a refused request adds none.
+async fn event_count(ordo: &TestOrdo) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(ordo.pool())
+        .await
+        .expect("count events")
 }
 
 /// A request with an invalid body, and what the route answers a caller who may send it.
@@ -112,8 +80,8 @@ async fn read_models(api: &Api, sku: &str, show_id: &str) -> Value {
 
 #[tokio::test]
 async fn admin_routes_refuse_strangers_and_customers_before_reading_the_body() {
-    let world = World::start().await;
-    let anonymous = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let anonymous = ordo.api();
     let admin = anonymous.admin().await;
     let (customer, _) = anonymous.register("authz-customer@example.com").await;
 
@@ -161,7 +129,7 @@ async fn admin_routes_refuse_strangers_and_customers_before_reading_the_body() {
         },
     )
     .await;
-    let events_before = world.event_count().await;
+    let events_before = event_count(&ordo).await;
     let read_before = read_models(&anonymous, sku, &show_id).await;
 
     let nowhere = Uuid::new_v4();
@@ -271,10 +239,10 @@ async fn admin_routes_refuse_strangers_and_customers_before_reading_the_body() {
     }
 
     assert_eq!(
-        world.event_count().await,
+        event_count(&ordo).await,
         events_before,
         "a refused request wrote events"
     );
     assert_eq!(read_models(&anonymous, sku, &show_id).await, read_before);
-    world.stop().await;
+    ordo.stop().await;
 }

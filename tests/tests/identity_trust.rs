@@ -2,83 +2,41 @@
 //! stops: taking over the bootstrap admin by registering its email first, reusing a stolen
 //! refresh token, using tokens after logout, and guessing one account's password.
 
-use std::time::Duration;
-
-use ordo_tests::{
-    delete_streams, nats_url, ordo_binary, unique_namespace, Api, OrdoProcess, SpawnOptions,
-    TestDatabase,
-};
+use ordo_tests::{Api, TestOrdo};
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 /// The password `Api::register` gives every customer.
 const CUSTOMER_PASSWORD: &str = "Secure-pass-123";
 
-/// A running Ordo on a database and namespace of its own.
-struct World {
-    ordo: OrdoProcess,
-    db: TestDatabase,
+/// Registers a customer; answers the register body (user_id and both tokens).
+async fn register(ordo: &TestOrdo, email: &str) -> Value {
+    let answer = ordo
+        .api()
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": email, "password": CUSTOMER_PASSWORD, "full_name": "Test Customer"}),
+        )
+        .await;
+    assert_eq!(answer.status, 201, "register: {:?}", answer.body);
+    answer.body
 }
 
-impl World {
-    async fn start(env: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let options = SpawnOptions {
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        let ordo = OrdoProcess::spawn(&db.url, &unique_namespace(), options)
-            .await
-            .expect("ordo serve starts");
-        World { ordo, db }
-    }
+async fn refresh_with(ordo: &TestOrdo, refresh_token: &str) -> ordo_tests::Answer {
+    ordo.api()
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": refresh_token}),
+        )
+        .await
+}
 
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.ordo.namespace).await;
-    }
-
-    fn api(&self) -> Api {
-        self.ordo.api()
-    }
-
-    /// Registers a customer; answers the register body (user_id and both tokens).
-    async fn register(&self, email: &str) -> Value {
-        let answer = self
-            .api()
-            .post(
-                "/api/v1/auth/register",
-                json!({"email": email, "password": CUSTOMER_PASSWORD, "full_name": "Test Customer"}),
-            )
-            .await;
-        assert_eq!(answer.status, 201, "register: {:?}", answer.body);
-        answer.body
-    }
-
-    async fn refresh(&self, refresh_token: &str) -> ordo_tests::Answer {
-        self.api()
-            .post(
-                "/api/v1/auth/refresh",
-                json!({"refresh_token": refresh_token}),
-            )
-            .await
-    }
-
-    async fn login(&self, email: &str, password: &str) -> ordo_tests::Answer {
-        self.api()
-            .post(
-                "/api/v1/auth/login",
-                json!({"email": email, "password": password}),
-            )
-            .await
-    }
-
-    /// The status of an authenticated read with this access token.
-    async fn status_with(&self, access_token: &str) -> u16 {
-        status_with(&self.api(), access_token).await
-    }
+async fn login(ordo: &TestOrdo, email: &str, password: &str) -> ordo_tests::Answer {
+    ordo.api()
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+        )
+        .await
 }
 
 /// The status of an authenticated read with this access token on `api`'s process.
@@ -97,35 +55,23 @@ fn token(body: &Value, name: &str) -> String {
 
 #[tokio::test]
 async fn bootstrap_admin_email_registered_first_stops_the_start_and_stays_a_customer() {
-    let world = World::start(&[]).await;
+    let ordo = TestOrdo::start().await;
     // The attacker registers the address the operator is about to make admin.
-    let attacker = world.register("boss@example.com").await;
+    let attacker = register(&ordo, "boss@example.com").await;
     let user_id = token(&attacker, "user_id");
 
     // The operator starts Ordo with that address as bootstrap admin.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let start = Command::new(ordo_binary())
-        .arg("serve")
-        .env("ORDO_DATABASE_URL", &world.db.url)
-        .env("ORDO_NATS_URL", nats_url())
-        .env("ORDO_NATS_NAMESPACE", &world.ordo.namespace)
-        .env("ORDO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "ORDO_JWT_SECRET",
-            "test-secret-test-secret-test-secret-0123",
-        )
-        .env("ORDO_BOOTSTRAP_ADMIN_EMAIL", "Boss@Example.com")
-        .env("ORDO_BOOTSTRAP_ADMIN_PASSWORD", "operator-password-1")
-        .env("ORDO_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), start)
-        .await
-        .expect("ordo serve refuses to start instead of serving")
-        .expect("ordo runs");
+    let output = ordo
+        .serve_until_exit(&[
+            (
+                "ORDO_JWT_SECRET",
+                "test-secret-test-secret-test-secret-0123",
+            ),
+            ("ORDO_BOOTSTRAP_ADMIN_EMAIL", "Boss@Example.com"),
+            ("ORDO_BOOTSTRAP_ADMIN_PASSWORD", "operator-password-1"),
+            ("ORDO_LOG", "warn"),
+        ])
+        .await;
     assert!(!output.status.success(), "ordo serve must not start");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let reasons: Vec<&str> = stderr
@@ -142,23 +88,22 @@ async fn bootstrap_admin_email_registered_first_stops_the_start_and_stays_a_cust
     );
 
     // The account is still a customer with the attacker's password, not the operator's.
-    let pool = world.db.pool().await.expect("pool");
+    let pool = ordo.pool();
     let role: String = sqlx::query_scalar("SELECT role FROM users WHERE user_id = $1::uuid")
         .bind(&user_id)
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .expect("the account");
     assert_eq!(role, "customer");
     assert_eq!(
-        world
-            .login("boss@example.com", "operator-password-1")
+        login(&ordo, "boss@example.com", "operator-password-1")
             .await
             .status,
         401
     );
-    let login = world.login("boss@example.com", CUSTOMER_PASSWORD).await;
+    let login = login(&ordo, "boss@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(login.status, 200, "{:?}", login.body);
-    let mut attacker_api = world.api();
+    let mut attacker_api = ordo.api();
     attacker_api.token = Some(token(&login.body, "access_token"));
     assert_eq!(
         attacker_api
@@ -168,79 +113,73 @@ async fn bootstrap_admin_email_registered_first_stops_the_start_and_stays_a_cust
         403,
         "a customer's token opens no admin route"
     );
-    pool.close().await;
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
-    let world = World::start(&[]).await;
-    let first = world.register("ada@example.com").await;
+    let ordo = TestOrdo::start().await;
+    let first = register(&ordo, "ada@example.com").await;
     let stolen = token(&first, "refresh_token");
 
     // The victim keeps refreshing; the thief holds the first refresh token.
-    let second = world.refresh(&stolen).await;
+    let second = refresh_with(&ordo, &stolen).await;
     assert_eq!(second.status, 200, "{:?}", second.body);
-    let third = world.refresh(&token(&second.body, "refresh_token")).await;
+    let third = refresh_with(&ordo, &token(&second.body, "refresh_token")).await;
     assert_eq!(third.status, 200, "{:?}", third.body);
     let latest_access = token(&third.body, "access_token");
     let latest_refresh = token(&third.body, "refresh_token");
-    assert_eq!(world.status_with(&latest_access).await, 200);
-    let other_session = world.login("ada@example.com", CUSTOMER_PASSWORD).await;
+    assert_eq!(status_with(&ordo.api(), &latest_access).await, 200);
+    let other_session = login(&ordo, "ada@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(other_session.status, 200);
 
     // The thief presents the spent token: refused, and the family is revoked.
-    assert_eq!(world.refresh(&stolen).await.status, 401);
-    assert_eq!(world.refresh(&latest_refresh).await.status, 401);
-    assert_eq!(world.status_with(&latest_access).await, 401);
-    assert_eq!(world.status_with(&token(&first, "access_token")).await, 401);
+    assert_eq!(refresh_with(&ordo, &stolen).await.status, 401);
+    assert_eq!(refresh_with(&ordo, &latest_refresh).await.status, 401);
+    assert_eq!(status_with(&ordo.api(), &latest_access).await, 401);
+    assert_eq!(
+        status_with(&ordo.api(), &token(&first, "access_token")).await,
+        401
+    );
     // Another session of the same account is not part of that family.
     assert_eq!(
-        world
-            .status_with(&token(&other_session.body, "access_token"))
-            .await,
+        status_with(&ordo.api(), &token(&other_session.body, "access_token")).await,
         200
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn logout_kills_the_access_token_and_the_refresh_family() {
-    let world = World::start(&[]).await;
-    let session = world.register("ada@example.com").await;
-    let rotated = world.refresh(&token(&session, "refresh_token")).await;
+    let ordo = TestOrdo::start().await;
+    let session = register(&ordo, "ada@example.com").await;
+    let rotated = refresh_with(&ordo, &token(&session, "refresh_token")).await;
     assert_eq!(rotated.status, 200);
     let access = token(&rotated.body, "access_token");
     let refresh = token(&rotated.body, "refresh_token");
-    let other_session = world.login("ada@example.com", CUSTOMER_PASSWORD).await;
+    let other_session = login(&ordo, "ada@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(other_session.status, 200);
-    assert_eq!(world.status_with(&access).await, 200);
+    assert_eq!(status_with(&ordo.api(), &access).await, 200);
     // A second instance on the same database, which must honour a logout made on the first.
-    let mut second_instance = OrdoProcess::spawn(
-        &world.db.url,
-        &world.ordo.namespace,
-        SpawnOptions::default(),
-    )
-    .await
-    .expect("a second ordo serve starts");
+    let mut second_instance = ordo.spawn_another().await;
     assert_eq!(status_with(&second_instance.api(), &access).await, 200);
 
     // Without a bearer token, logout is refused and nothing changes.
-    let anonymous = world
+    let anonymous = ordo
         .api()
         .post("/api/v1/auth/logout", json!({"refresh_token": refresh}))
         .await;
     assert_eq!(anonymous.status, 401);
-    assert_eq!(world.status_with(&access).await, 200);
+    assert_eq!(status_with(&ordo.api(), &access).await, 200);
 
-    let mut api = world.api();
+    let mut api = ordo.api();
     api.token = Some(access.clone());
     let logout = api
         .post("/api/v1/auth/logout", json!({"refresh_token": refresh}))
         .await;
     assert_eq!(logout.status, 204, "{:?}", logout.body);
 
-    assert_eq!(world.status_with(&access).await, 401);
+    assert_eq!(status_with(&ordo.api(), &access).await, 401);
     assert_eq!(
         status_with(&second_instance.api(), &access).await,
         401,
@@ -248,42 +187,40 @@ async fn logout_kills_the_access_token_and_the_refresh_family() {
     );
     second_instance.kill().await;
     assert_eq!(
-        world.status_with(&token(&session, "access_token")).await,
+        status_with(&ordo.api(), &token(&session, "access_token")).await,
         401,
         "the access token issued before the rotation belongs to the family"
     );
-    assert_eq!(world.refresh(&refresh).await.status, 401);
+    assert_eq!(refresh_with(&ordo, &refresh).await.status, 401);
     let again = api
         .post("/api/v1/auth/logout", json!({"refresh_token": refresh}))
         .await;
     assert_eq!(again.status, 401, "a revoked token cannot log out again");
     assert_eq!(
-        world
-            .status_with(&token(&other_session.body, "access_token"))
-            .await,
+        status_with(&ordo.api(), &token(&other_session.body, "access_token")).await,
         200,
         "other sessions live on"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test]
 async fn failed_logins_for_one_email_back_off_with_retry_after_while_others_log_in() {
     // A long first lock, so that the test cannot outlive it.
-    let world = World::start(&[
+    let ordo = TestOrdo::with_env(&[
         ("ORDO_LOGIN_FAILURES_BEFORE_BACKOFF", "3"),
         ("ORDO_LOGIN_BACKOFF", "60s"),
     ])
     .await;
-    world.register("ada@example.com").await;
-    world.register("grace@example.com").await;
+    register(&ordo, "ada@example.com").await;
+    register(&ordo, "grace@example.com").await;
 
     for attempt in 1..=3 {
-        let answer = world.login("ada@example.com", "guess-number-1").await;
+        let answer = login(&ordo, "ada@example.com", "guess-number-1").await;
         assert_eq!(answer.status, 401, "attempt {attempt}: {:?}", answer.body);
     }
     // Locked: even the right password is refused, with a wait.
-    let locked = world.login("ada@example.com", CUSTOMER_PASSWORD).await;
+    let locked = login(&ordo, "ada@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(locked.status, 429, "{:?}", locked.body);
     let retry_after: u64 = locked
         .header("retry-after")
@@ -294,7 +231,7 @@ async fn failed_logins_for_one_email_back_off_with_retry_after_while_others_log_
     assert_eq!(locked.body["type"], "urn:ordo:problem:rate_limited");
 
     // Another email, from the same client, still logs in.
-    let grace = world.login("grace@example.com", CUSTOMER_PASSWORD).await;
+    let grace = login(&ordo, "grace@example.com", CUSTOMER_PASSWORD).await;
     assert_eq!(grace.status, 200, "{:?}", grace.body);
-    world.stop().await;
+    ordo.stop().await;
 }

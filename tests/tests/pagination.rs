@@ -3,37 +3,9 @@
 
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-}
-
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions::default())
-            .await
-            .expect("ordo serve starts");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
-}
 
 /// Every page of `path` (which already has a query string) at `limit` rows a page: the
 /// rows of the `items` field of each page, page by page.
@@ -96,8 +68,8 @@ async fn create_show(admin: &Api, body: Value) -> String {
 
 #[tokio::test]
 async fn products_and_shows_page_in_their_order_and_filter_as_asked() {
-    let world = World::start().await;
-    let anonymous = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let anonymous = ordo.api();
     let admin = anonymous.admin().await;
 
     for sku in ["PG-4", "PG-1", "PG-5", "PG-3", "PG-2"] {
@@ -204,7 +176,7 @@ async fn products_and_shows_page_in_their_order_and_filter_as_asked() {
             refused.body
         );
     }
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// A cursor of the product list (a SKU), which no newest-first list accepts.
@@ -218,8 +190,8 @@ async fn products_cursor(api: &Api) -> String {
 
 #[tokio::test]
 async fn a_customers_orders_and_bookings_page_newest_first_and_only_their_own() {
-    let world = World::start().await;
-    let anonymous = world.ordo.api();
+    let ordo = TestOrdo::start().await;
+    let anonymous = ordo.api();
     let admin = anonymous.admin().await;
     let (customer, _) = anonymous.register("pager@example.com").await;
     let (someone_else, _) = anonymous.register("other-pager@example.com").await;
@@ -337,5 +309,5 @@ async fn a_customers_orders_and_bookings_page_newest_first_and_only_their_own() 
     let refused = customer.get("/api/v1/orders?cursor=zz").await;
     assert_eq!(refused.status, 422, "{:?}", refused.body);
     assert_eq!(refused.body["field"], "cursor");
-    world.stop().await;
+    ordo.stop().await;
 }

@@ -12,52 +12,22 @@ use chrono::{DateTime, Utc};
 use ordo_nats::envelope::{EventRow, OutgoingEvent};
 use ordo_nats::subjects::Namespace;
 use ordo_payments::signature::{self, SIGNATURE_HEADER};
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 const PAYMENT_SECRET: &str = "payments-trust-test-secret-0123456789";
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
-}
-
-impl World {
-    async fn start(extra: &[(&str, &str)]) -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let mut env = vec![
-            (
-                "ORDO_PAYMENT_SECRET".to_string(),
-                PAYMENT_SECRET.to_string(),
-            ),
-            ("ORDO_SANDBOX_DELAY".into(), "50ms".into()),
-            ("ORDO_CONSUMER_ACK_WAIT".into(), "2s".into()),
-        ];
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-        }
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
+/// Starts Ordo with the payment secret, a short sandbox delay and ack wait, and `extra`.
+async fn start(extra: &[(&str, &str)]) -> TestOrdo {
+    TestOrdo::builder()
+        .env("ORDO_PAYMENT_SECRET", PAYMENT_SECRET)
+        .env("ORDO_SANDBOX_DELAY", "50ms")
+        .env("ORDO_CONSUMER_ACK_WAIT", "2s")
+        .envs(extra)
+        .start()
+        .await
 }
 
 /// A catalog of one product (WIDGET at 5.00 EUR, 10 in stock) and a customer.
@@ -159,8 +129,8 @@ async fn counting_listener() -> (String, Arc<AtomicUsize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_is_off_unless_asked_for_and_charges_only_recorded_payments() {
-    let mut world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let mut ordo = start(&[]).await;
+    let api = ordo.api();
     let charge = json!({
         "payment_id": uuid::Uuid::new_v4(), "amount": 1000, "currency": "EUR",
         "method": "card", "token": "tok_success",
@@ -170,17 +140,17 @@ async fn the_sandbox_is_off_unless_asked_for_and_charges_only_recorded_payments(
     assert_eq!(unknown.status, 422, "{:?}", unknown.body);
     assert_eq!(unknown.body["error"], "unknown_payment");
     // Not asked for: the route does not exist.
-    world.ordo.set_env("ORDO_SANDBOX_PROVIDER", "");
-    world.ordo.restart().await.expect("ordo restarts");
+    ordo.set_env("ORDO_SANDBOX_PROVIDER", "");
+    ordo.restart().await.expect("ordo restarts");
     let off = api.post("/sandbox/provider/charges", charge).await;
     assert_eq!(off.status, 404, "{:?}", off.body);
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_charge_with_a_foreign_callback_url_or_amount_is_refused_and_nothing_is_called() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let customer = shop(&api).await;
     let admin = api.admin().await;
     let (foreign_url, hits) = counting_listener().await;
@@ -193,10 +163,7 @@ async fn a_sandbox_charge_with_a_foreign_callback_url_or_amount_is_refused_and_n
             "method": "card", "token": "tok_success", "callback_url": callback_url,
         })
     };
-    let own_url = format!(
-        "{}/api/v1/payments/{payment_id}/callbacks",
-        world.ordo.base_url
-    );
+    let own_url = format!("{}/api/v1/payments/{payment_id}/callbacks", ordo.base_url());
     let foreign = api
         .post(
             "/sandbox/provider/charges",
@@ -224,11 +191,11 @@ async fn a_sandbox_charge_with_a_foreign_callback_url_or_amount_is_refused_and_n
     .await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the foreign URL was called");
     assert_eq!(
-        event_types(&world.pool, "payment", &payment_id).await,
+        event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// A provider callback of `payment_id` reporting a capture of `amount` EUR, signed at `at`.
@@ -256,8 +223,8 @@ async fn callback(api: &Api, payment_id: &str, amount: i64, at: i64) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_signed_more_than_five_minutes_ago_is_refused_and_the_order_stays_unpaid() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let customer = shop(&api).await;
     let order_id = place(&customer).await;
     let payment_id = pay(&customer, &order_id, "tok_timeout").await;
@@ -266,11 +233,11 @@ async fn a_callback_signed_more_than_five_minutes_ago_is_refused_and_the_order_s
     assert_eq!(callback(&api, &payment_id, 1000, now - 6 * 60).await, 401);
     assert_eq!(callback(&api, &payment_id, 1000, now + 6 * 60).await, 401);
     assert_eq!(
-        event_types(&world.pool, "payment", &payment_id).await,
+        event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
-    assert!(!event_types(&world.pool, "order", &order_id)
+    assert!(!event_types(ordo.pool(), "order", &order_id)
         .await
         .contains(&"OrderPaid".to_string()));
     // The same callback signed now is the provider's answer: it pays the order, and its
@@ -282,15 +249,15 @@ async fn a_callback_signed_more_than_five_minutes_ago_is_refused_and_the_order_s
     })
     .await;
     assert_eq!(
-        event_types(&world.pool, "payment", &payment_id).await,
+        event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated", "PaymentCaptured"]
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 /// The dead letters as `ordo dlq list --json` prints them.
-async fn dead_letters(world: &World) -> Vec<Value> {
-    let (ok, stdout, stderr) = world.ordo.cli(&["dlq", "list", "--json"]).await;
+async fn dead_letters(ordo: &TestOrdo) -> Vec<Value> {
+    let (ok, stdout, stderr) = ordo.cli(&["dlq", "list", "--json"]).await;
     assert!(ok, "ordo dlq list failed: {stderr}");
     stdout
         .lines()
@@ -300,8 +267,8 @@ async fn dead_letters(world: &World) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
-    let world = World::start(&[]).await;
-    let api = world.ordo.api();
+    let ordo = start(&[]).await;
+    let api = ordo.api();
     let customer = shop(&api).await;
     let admin = api.admin().await;
     let order_id = place(&customer).await;
@@ -316,11 +283,11 @@ async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
          WHERE aggregate_type = 'payment' AND aggregate_id = $1 AND sequence = 1",
     )
     .bind(&payment_id)
-    .fetch_one(&world.pool)
+    .fetch_one(ordo.pool())
     .await
     .unwrap();
     let forged = OutgoingEvent::from_row(
-        &Namespace::parse(&world.namespace).unwrap(),
+        &Namespace::parse(ordo.namespace()).unwrap(),
         &EventRow {
             position: 0,
             aggregate_type: "payment".into(),
@@ -346,7 +313,7 @@ async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
         "the forged capture dead-lettered by the checkout saga",
         Duration::from_secs(30),
         || async {
-            dead_letters(&world).await.into_iter().find(|l| {
+            dead_letters(&ordo).await.into_iter().find(|l| {
                 l["aggregate_id"] == payment_id.as_str()
                     && l["consumer"] == "saga-checkout-payments"
             })
@@ -357,59 +324,40 @@ async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
     let error = letter["error"].as_str().unwrap_or_default();
     assert!(error.contains("not captured"), "{letter:?}");
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
-    assert!(!event_types(&world.pool, "order", &order_id)
+    assert!(!event_types(ordo.pool(), "order", &order_id)
         .await
         .contains(&"OrderPaid".to_string()));
     assert_eq!(
-        event_types(&world.pool, "payment", &payment_id).await,
+        event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(
-        event_types(&world.pool, "inventory", "WIDGET")
+        event_types(ordo.pool(), "inventory", "WIDGET")
             .await
             .last()
             .map(String::as_str),
         Some("StockReserved"),
         "no stock committed"
     );
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordo_refuses_to_start_with_the_sandbox_next_to_a_real_provider() {
-    let db = TestDatabase::create().await.expect("database");
-    let namespace = unique_namespace();
-    let env = |pairs: &[(&str, &str)]| SpawnOptions {
-        env: pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    };
-    let refused = OrdoProcess::spawn(
-        &db.url,
-        &namespace,
-        env(&[(
+    // A real provider with the sandbox off starts.
+    let ordo = TestOrdo::builder()
+        .env(
             "ORDO_PAYMENT_PROVIDER_URL",
             "https://payments.example.com/v1",
-        )]),
-    )
-    .await;
+        )
+        .env("ORDO_SANDBOX_PROVIDER", "false")
+        .start()
+        .await;
+    // The same provider with the sandbox on is refused.
+    let refused = ordo
+        .try_spawn_another_with(&[("ORDO_SANDBOX_PROVIDER", "true")])
+        .await;
     let error = refused.err().expect("ordo serve refuses to start");
     assert!(error.to_string().contains("exited early"), "{error:#}");
-    // The same provider with the sandbox off starts.
-    let mut real = OrdoProcess::spawn(
-        &db.url,
-        &namespace,
-        env(&[
-            (
-                "ORDO_PAYMENT_PROVIDER_URL",
-                "https://payments.example.com/v1",
-            ),
-            ("ORDO_SANDBOX_PROVIDER", "false"),
-        ]),
-    )
-    .await
-    .expect("ordo serve starts with a real provider and no sandbox");
-    real.kill().await;
-    delete_streams(&namespace).await;
+    ordo.stop().await;
 }

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use ordo_tests::{
-    delete_streams, eventually, unique_namespace, Api, OrdoProcess, SpawnOptions, TestDatabase,
-};
+use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -18,69 +16,40 @@ use uuid::Uuid;
 
 const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
 
-struct World {
-    _db: TestDatabase,
-    ordo: OrdoProcess,
-    namespace: String,
-    pool: PgPool,
+/// Starts Ordo with short delays, deadline scans and ack waits, so that crashed steps are
+/// picked up again quickly.
+async fn start() -> TestOrdo {
+    TestOrdo::with_env(&[
+        ("ORDO_SANDBOX_DELAY", "20ms"),
+        ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
+        ("ORDO_CONSUMER_ACK_WAIT", "2s"),
+    ])
+    .await
 }
 
-impl World {
-    async fn start() -> Self {
-        let db = TestDatabase::create().await.expect("database");
-        let namespace = unique_namespace();
-        let env = [
-            ("ORDO_SANDBOX_DELAY", "20ms"),
-            ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
-            ("ORDO_CONSUMER_ACK_WAIT", "2s"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let ordo = OrdoProcess::spawn(&db.url, &namespace, SpawnOptions { env })
-            .await
-            .expect("ordo serve starts");
-        let pool = db.pool().await.expect("pool");
-        Self {
-            _db: db,
-            ordo,
-            namespace,
-            pool,
-        }
+/// Restarts the process so that it crashes at `point` (`<process>:<step>`), or never.
+async fn restart_crashing_at(ordo: &mut TestOrdo, point: Option<&str>) {
+    ordo.set_env(CRASH_AFTER_STEP, point.unwrap_or_default());
+    if let Err(err) = ordo.restart().await {
+        // It may reach its crash point while it is still starting.
+        assert!(
+            point.is_some() && !ordo.is_running(),
+            "ordo restarts: {err}"
+        );
     }
+}
 
-    /// Restarts the process so that it crashes at `point` (`<process>:<step>`), or never.
-    async fn restart_crashing_at(&mut self, point: Option<&str>) {
-        self.ordo
-            .set_env(CRASH_AFTER_STEP, point.unwrap_or_default());
-        if let Err(err) = self.ordo.restart().await {
-            // It may reach its crash point while it is still starting.
-            assert!(
-                point.is_some() && !self.ordo.is_running(),
-                "ordo restarts: {err}"
-            );
-        }
-    }
-
-    /// Waits until the process died at its crash point.
-    async fn wait_for_crash(&mut self, point: &str) {
-        let ordo = &mut self.ordo;
-        eventually(
-            &format!("the process crashed at {point}"),
-            Duration::from_secs(30),
-            || {
-                let alive = ordo.is_running();
-                async move { (!alive).then_some(()) }
-            },
-        )
-        .await;
-    }
-
-    async fn stop(mut self) {
-        self.pool.close().await;
-        self.ordo.kill().await;
-        delete_streams(&self.namespace).await;
-    }
+/// Waits until the process died at its crash point.
+async fn wait_for_crash(ordo: &mut TestOrdo, point: &str) {
+    eventually(
+        &format!("the process crashed at {point}"),
+        Duration::from_secs(30),
+        || {
+            let alive = ordo.is_running();
+            async move { (!alive).then_some(()) }
+        },
+    )
+    .await;
 }
 
 /// The inventory item of a seat area whose id is uppercase and short (kept readable).
@@ -203,8 +172,8 @@ fn session_body(session_id: Uuid, areas: &[(&str, i64)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_added_through_a_crash_opens_each_area_once() {
-    let mut world = World::start().await;
-    let api = world.ordo.api();
+    let mut ordo = start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let created = admin
         .post(
@@ -222,9 +191,7 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
     );
 
     // The policy dies after opening the first area, before the second.
-    world
-        .restart_crashing_at(Some("seat_stock:seats_opened"))
-        .await;
+    restart_crashing_at(&mut ordo, Some("seat_stock:seats_opened")).await;
     let answer = admin
         .try_send(
             Method::POST,
@@ -234,18 +201,18 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
         )
         .await;
     assert!(answer.is_none(), "answered despite the crash: {answer:?}");
-    world.wait_for_crash("seat_stock:seats_opened").await;
+    wait_for_crash(&mut ordo, "seat_stock:seats_opened").await;
     assert_eq!(
-        event_types(&world.pool, "inventory", &vip).await,
+        event_types(ordo.pool(), "inventory", &vip).await,
         ["Restocked"]
     );
-    assert!(event_types(&world.pool, "inventory", &stalls)
+    assert!(event_types(ordo.pool(), "inventory", &stalls)
         .await
         .is_empty());
 
     // Started again, the policy takes the event up again and opens what is missing.
-    world.restart_crashing_at(None).await;
-    wait_events(&world.pool, "inventory", &stalls, &["Restocked"]).await;
+    restart_crashing_at(&mut ordo, None).await;
+    wait_events(ordo.pool(), "inventory", &stalls, &["Restocked"]).await;
     wait_available(&admin, &show_id, &[("VIP", 3), ("STALLS", 5)]).await;
 
     // Repeating the request changes nothing and answers 201: the seats are open.
@@ -260,7 +227,7 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
     );
     for item in [&vip, &stalls] {
         assert_eq!(
-            event_types(&world.pool, "inventory", item).await,
+            event_types(ordo.pool(), "inventory", item).await,
             ["Restocked"],
             "{item} opened once"
         );
@@ -286,13 +253,13 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
         .await;
     assert_eq!(sold_out.status, 409, "{:?}", sold_out.body);
     assert_eq!(sold_out.body["type"], "urn:ordo:problem:sold_out");
-    world.stop().await;
+    ordo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_booking_through_crashes_is_held_then_paid_once() {
-    let mut world = World::start().await;
-    let api = world.ordo.api();
+    let mut ordo = start().await;
+    let api = ordo.api();
     let admin = api.admin().await;
     let session_id = Uuid::new_v4();
     let created = admin
@@ -309,7 +276,7 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     wait_available(&fan, &show_id, &[("VIP", 2)]).await;
 
     // The gateway dies right after recording the request, before reserving any seat.
-    world.restart_crashing_at(Some("booking:requested")).await;
+    restart_crashing_at(&mut ordo, Some("booking:requested")).await;
     let answer = fan
         .try_send(
             Method::POST,
@@ -319,24 +286,24 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
         )
         .await;
     assert!(answer.is_none(), "answered despite the crash: {answer:?}");
-    world.wait_for_crash("booking:requested").await;
-    let booking_id = last_requested_booking(&world.pool).await;
+    wait_for_crash(&mut ordo, "booking:requested").await;
+    let booking_id = last_requested_booking(ordo.pool()).await;
     assert_eq!(
-        event_types(&world.pool, "booking", &booking_id).await,
+        event_types(ordo.pool(), "booking", &booking_id).await,
         ["BookingRequested"]
     );
     assert_eq!(
-        event_types(&world.pool, "inventory", &item).await,
+        event_types(ordo.pool(), "inventory", &item).await,
         ["Restocked"]
     );
 
     // The saga reserves and holds the seats from the booking's event.
-    world.restart_crashing_at(None).await;
+    restart_crashing_at(&mut ordo, None).await;
     let held = booking(&fan, &booking_id, "pending_payment").await;
     assert_eq!(held["total_amount"], 2 * 880);
     assert_eq!(held["currency"], "CNY");
     wait_events(
-        &world.pool,
+        ordo.pool(),
         "inventory",
         &item,
         &["Restocked", "StockReserved"],
@@ -354,9 +321,7 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     assert_eq!(refused.body["type"], "urn:ordo:problem:sold_out");
 
     // Paying: the saga dies after attaching the payment, before charging it.
-    world
-        .restart_crashing_at(Some("booking:attach_payment"))
-        .await;
+    restart_crashing_at(&mut ordo, Some("booking:attach_payment")).await;
     let paying = fan
         .try_send(
             Method::POST,
@@ -368,12 +333,12 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     if let Some(paying) = paying {
         assert_eq!(paying.status, 202, "{:?}", paying.body);
     }
-    world.wait_for_crash("booking:attach_payment").await;
-    world.restart_crashing_at(None).await;
+    wait_for_crash(&mut ordo, "booking:attach_payment").await;
+    restart_crashing_at(&mut ordo, None).await;
     let paid = booking(&fan, &booking_id, "paid").await;
     assert_eq!(paid["tickets"].as_array().map(Vec::len), Some(2));
     wait_events(
-        &world.pool,
+        ordo.pool(),
         "booking",
         &booking_id,
         &[
@@ -385,20 +350,20 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     )
     .await;
     wait_events(
-        &world.pool,
+        ordo.pool(),
         "inventory",
         &item,
         &["Restocked", "StockReserved", "StockCommitted"],
     )
     .await;
-    let payments = booking_payments(&world.pool, &booking_id).await;
+    let payments = booking_payments(ordo.pool(), &booking_id).await;
     assert_eq!(payments.len(), 1, "one payment: {payments:?}");
     wait_events(
-        &world.pool,
+        ordo.pool(),
         "payment",
         &payments[0],
         &["PaymentCreated", "PaymentCaptured"],
     )
     .await;
-    world.stop().await;
+    ordo.stop().await;
 }
