@@ -55,7 +55,10 @@ use uuid::Uuid;
 
 use crate::crash_points::crash_after;
 use crate::deadlines::step_id;
-use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failure};
+use crate::handling::{
+    begin_claimed, finish, log_step, provider_failure, retry, step_failure, tell_provider_refund,
+    tell_provider_void,
+};
 use crate::port::{BookingPort, BookingSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
@@ -795,24 +798,26 @@ impl BookingSaga {
                 .await?;
             }
             PaymentEvent::PaymentVoided { .. } => {
-                self.provider
-                    .void(payment_id)
-                    .await
-                    .map_err(provider_failure)?;
-                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
+                tell_provider_void(
+                    self.provider.as_ref(),
+                    conn,
+                    BOOKING_SAGA,
+                    saga_id,
+                    payment_id,
+                )
+                .await?;
             }
             PaymentEvent::PaymentRefunded {
                 refund_id, amount, ..
             } => {
-                self.provider
-                    .refund(payment_id, refund_id, amount)
-                    .await
-                    .map_err(provider_failure)?;
-                log(
+                tell_provider_refund(
+                    self.provider.as_ref(),
                     conn,
+                    BOOKING_SAGA,
                     saga_id,
-                    "provider_refund",
-                    Some(refund_id.to_string()),
+                    payment_id,
+                    refund_id,
+                    amount,
                 )
                 .await?;
             }
@@ -859,11 +864,7 @@ async fn log(
     step: &str,
     detail: Option<String>,
 ) -> Result<(), HandlerError> {
-    repository::log_step(conn, saga_id, step, detail)
-        .await
-        .map_err(retry)?;
-    crash_after(BOOKING_SAGA, step);
-    Ok(())
+    log_step(conn, BOOKING_SAGA, saga_id, step, detail).await
 }
 
 /// The booking saga an event of a booking belongs to (its id is the booking's).

@@ -37,7 +37,10 @@ use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::handling::{begin_claimed, finish, provider_failure, retry, step_failure};
+use crate::handling::{
+    begin_claimed, finish, log_step, provider_failure, retry, step_failure, tell_provider_refund,
+    tell_provider_void,
+};
 use crate::port::{CheckoutPort, OrderSnapshot, PaymentSnapshot, StepError};
 use crate::provider::{ChargeRequest, PaymentProvider};
 use crate::repository;
@@ -605,24 +608,26 @@ impl CheckoutSaga {
             }
             // The payment aggregate decided; the provider is told.
             PaymentEvent::PaymentVoided { .. } => {
-                self.provider
-                    .void(payment_id)
-                    .await
-                    .map_err(provider_failure)?;
-                log(conn, saga_id, "provider_void", Some(payment_id.to_string())).await?;
+                tell_provider_void(
+                    self.provider.as_ref(),
+                    conn,
+                    CHECKOUT_SAGA,
+                    saga_id,
+                    payment_id,
+                )
+                .await?;
             }
             PaymentEvent::PaymentRefunded {
                 refund_id, amount, ..
             } => {
-                self.provider
-                    .refund(payment_id, refund_id, amount)
-                    .await
-                    .map_err(provider_failure)?;
-                log(
+                tell_provider_refund(
+                    self.provider.as_ref(),
                     conn,
+                    CHECKOUT_SAGA,
                     saga_id,
-                    "provider_refund",
-                    Some(refund_id.to_string()),
+                    payment_id,
+                    refund_id,
+                    amount,
                 )
                 .await?;
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
@@ -723,11 +728,7 @@ async fn log(
     step: &str,
     detail: Option<String>,
 ) -> Result<(), HandlerError> {
-    repository::log_step(conn, saga_id, step, detail)
-        .await
-        .map_err(retry)?;
-    crate::crash_points::crash_after(CHECKOUT_SAGA, step);
-    Ok(())
+    log_step(conn, CHECKOUT_SAGA, saga_id, step, detail).await
 }
 
 pub use crate::deadlines::step_id;

@@ -1,6 +1,7 @@
 //! What both sagas' event handlers share: the transaction that claims an event (so a
 //! repeat changes nothing and a gap waits), its commit or the error recorded on the saga,
-//! and the mapping of step and provider failures to retries.
+//! the log of a step taken, the provider told of a void or refund the payment recorded, and
+//! the mapping of step and provider failures to retries.
 
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::HandlerError;
@@ -8,8 +9,11 @@ use ordo_nats::envelope::ReceivedEvent;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use ordo_aggregates::common::{Money, PaymentId, RefundId};
+use sqlx::PgConnection;
+
 use crate::port::StepError;
-use crate::provider::ProviderError;
+use crate::provider::{PaymentProvider, ProviderError};
 use crate::repository;
 
 /// Opens the transaction handling `event` for `consumer` and claims the event in it:
@@ -77,4 +81,63 @@ pub fn step_failure(err: StepError) -> HandlerError {
 /// The payment provider could not be reached or answered an error: retried.
 pub fn provider_failure(err: ProviderError) -> HandlerError {
     HandlerError::Retry(err.into())
+}
+
+/// Records that saga `saga_id` (of `saga_type`) took `step`, in the handling transaction,
+/// then passes the step's crash point.
+pub async fn log_step(
+    conn: &mut PgConnection,
+    saga_type: &str,
+    saga_id: Uuid,
+    step: &str,
+    detail: Option<String>,
+) -> Result<(), HandlerError> {
+    repository::log_step(conn, saga_id, step, detail)
+        .await
+        .map_err(retry)?;
+    crate::crash_points::crash_after(saga_type, step);
+    Ok(())
+}
+
+/// Tells the provider of a void the payment aggregate recorded, and logs the step.
+pub async fn tell_provider_void(
+    provider: &dyn PaymentProvider,
+    conn: &mut PgConnection,
+    saga_type: &str,
+    saga_id: Uuid,
+    payment_id: PaymentId,
+) -> Result<(), HandlerError> {
+    provider.void(payment_id).await.map_err(provider_failure)?;
+    log_step(
+        conn,
+        saga_type,
+        saga_id,
+        "provider_void",
+        Some(payment_id.to_string()),
+    )
+    .await
+}
+
+/// Tells the provider of a refund the payment aggregate recorded, and logs the step.
+pub async fn tell_provider_refund(
+    provider: &dyn PaymentProvider,
+    conn: &mut PgConnection,
+    saga_type: &str,
+    saga_id: Uuid,
+    payment_id: PaymentId,
+    refund_id: RefundId,
+    amount: Money,
+) -> Result<(), HandlerError> {
+    provider
+        .refund(payment_id, refund_id, amount)
+        .await
+        .map_err(provider_failure)?;
+    log_step(
+        conn,
+        saga_type,
+        saga_id,
+        "provider_refund",
+        Some(refund_id.to_string()),
+    )
+    .await
 }
