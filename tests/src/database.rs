@@ -81,3 +81,31 @@ fn url_with_database(url: &str, database: &str) -> String {
         None => format!("{base}/{database}"),
     }
 }
+
+/// The event types stored for one aggregate, in order: what a test reads to see what a
+/// command or a saga recorded.
+pub async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
+         ORDER BY sequence",
+    )
+    .bind(aggregate_type)
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .expect("the events table answers")
+}
+
+/// The payments created for a booking (or an order), oldest first.
+pub async fn payments_of(pool: &PgPool, owner_id: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+         WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'
+           AND payload::jsonb -> 'PaymentCreated' ->> 'order_id' = $1
+         ORDER BY position",
+    )
+    .bind(owner_id)
+    .fetch_all(pool)
+    .await
+    .expect("the events table answers")
+}

@@ -163,20 +163,6 @@ async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
     (on_hand, reserved)
 }
 
-async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paid_order_commits_its_stock() {
     let ordo = TestOrdo::with_env(FAST).await;
@@ -274,7 +260,7 @@ async fn an_admin_refund_of_a_paid_order_refunds_its_payment() {
         202
     );
     eventually("one refund only", Duration::from_secs(10), || async {
-        let types = event_types(ordo.pool(), "payment", &payment_id).await;
+        let types = ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await;
         (types == ["PaymentCreated", "PaymentCaptured", "PaymentRefunded"]).then_some(())
     })
     .await;
@@ -405,12 +391,12 @@ async fn duplicate_callbacks_capture_once() {
     // The sandbox sends the capture three times; give the repeats time to arrive by waiting
     // for their effect on nothing: the payment's events stay Created, Captured.
     eventually("callbacks applied", Duration::from_secs(10), || async {
-        let types = event_types(ordo.pool(), "payment", &payment_id).await;
+        let types = ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await;
         (types == ["PaymentCreated", "PaymentCaptured"]).then_some(())
     })
     .await;
     assert_eq!(
-        event_types(ordo.pool(), "order", &order_id).await,
+        ordo_tests::event_types(ordo.pool(), "order", &order_id).await,
         [
             "OrderPlaced",
             "OrderConfirmed",
@@ -447,7 +433,7 @@ async fn callbacks_with_a_bad_signature_change_nothing() {
         .await;
     assert_eq!(forged.status, 401);
     assert_eq!(
-        event_types(ordo.pool(), "payment", &payment_id).await,
+        ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(
@@ -572,7 +558,7 @@ async fn a_crash_at_each_saga_step_still_ends_every_checkout_correctly() {
     .await;
     for payment_id in &payment_ids {
         assert_eq!(
-            event_types(ordo.pool(), "payment", payment_id).await,
+            ordo_tests::event_types(ordo.pool(), "payment", payment_id).await,
             ["PaymentCreated", "PaymentCaptured"]
         );
     }

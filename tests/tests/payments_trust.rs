@@ -15,7 +15,6 @@ use ordo_payments::signature::{self, SIGNATURE_HEADER};
 use ordo_tests::{eventually, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 
 const PAYMENT_SECRET: &str = "payments-trust-test-secret-0123456789";
 
@@ -84,20 +83,6 @@ async fn order_status(customer: &Api, order_id: &str) -> Value {
         .await
         .body["status"]
         .clone()
-}
-
-async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
 }
 
 /// Waits until the charge of `payment_id` was asked of the provider by the saga.
@@ -191,7 +176,7 @@ async fn a_sandbox_charge_with_a_foreign_callback_url_or_amount_is_refused_and_n
     .await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "the foreign URL was called");
     assert_eq!(
-        event_types(ordo.pool(), "payment", &payment_id).await,
+        ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
@@ -233,11 +218,11 @@ async fn a_callback_signed_more_than_five_minutes_ago_is_refused_and_the_order_s
     assert_eq!(callback(&api, &payment_id, 1000, now - 6 * 60).await, 401);
     assert_eq!(callback(&api, &payment_id, 1000, now + 6 * 60).await, 401);
     assert_eq!(
-        event_types(ordo.pool(), "payment", &payment_id).await,
+        ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
-    assert!(!event_types(ordo.pool(), "order", &order_id)
+    assert!(!ordo_tests::event_types(ordo.pool(), "order", &order_id)
         .await
         .contains(&"OrderPaid".to_string()));
     // The same callback signed now is the provider's answer: it pays the order, and its
@@ -249,7 +234,7 @@ async fn a_callback_signed_more_than_five_minutes_ago_is_refused_and_the_order_s
     })
     .await;
     assert_eq!(
-        event_types(ordo.pool(), "payment", &payment_id).await,
+        ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated", "PaymentCaptured"]
     );
     ordo.stop().await;
@@ -324,15 +309,15 @@ async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
     let error = letter["error"].as_str().unwrap_or_default();
     assert!(error.contains("not captured"), "{letter:?}");
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
-    assert!(!event_types(ordo.pool(), "order", &order_id)
+    assert!(!ordo_tests::event_types(ordo.pool(), "order", &order_id)
         .await
         .contains(&"OrderPaid".to_string()));
     assert_eq!(
-        event_types(ordo.pool(), "payment", &payment_id).await,
+        ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         ["PaymentCreated"]
     );
     assert_eq!(
-        event_types(ordo.pool(), "inventory", "WIDGET")
+        ordo_tests::event_types(ordo.pool(), "inventory", "WIDGET")
             .await
             .last()
             .map(String::as_str),

@@ -588,38 +588,6 @@ async fn reservation_events(pool: &PgPool, item: &str, booking_id: &str) -> Vec<
     .collect()
 }
 
-async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
-         ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
-}
-
-/// The payments created for a booking, oldest first.
-async fn booking_payments(pool: &PgPool, booking_id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT aggregate_id FROM events
-         WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'
-           AND payload::jsonb -> 'PaymentCreated' ->> 'order_id' = $1
-         ORDER BY position",
-    )
-    .bind(booking_id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
-}
-
 /// The booking requested last.
 async fn last_requested_booking(pool: &PgPool) -> String {
     sqlx::query_as::<_, (String,)>(
@@ -751,7 +719,7 @@ async fn assert_outcome(
     let booking = booking_status(fan, booking_id, outcome.status).await;
     wait_saga(pool, booking_id, outcome.saga, outcome.steps).await;
     assert_eq!(
-        event_types(pool, "booking", booking_id).await,
+        ordo_tests::event_types(pool, "booking", booking_id).await,
         outcome.events,
         "booking {booking_id}'s events"
     );
@@ -760,7 +728,7 @@ async fn assert_outcome(
         outcome.seats,
         "booking {booking_id}'s seats"
     );
-    let payments = booking_payments(pool, booking_id).await;
+    let payments = ordo_tests::payments_of(pool, booking_id).await;
     assert_eq!(
         payments.len(),
         outcome.payments.len(),
@@ -768,7 +736,7 @@ async fn assert_outcome(
     );
     for (payment_id, events) in payments.iter().zip(outcome.payments) {
         assert_eq!(
-            event_types(pool, "payment", payment_id).await,
+            ordo_tests::event_types(pool, "payment", payment_id).await,
             *events,
             "booking {booking_id}'s payment {payment_id}"
         );
@@ -853,7 +821,7 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
         ["StockReserved"]
     );
     assert_eq!(
-        event_types(ordo.pool(), "booking", &reserved).await,
+        ordo_tests::event_types(ordo.pool(), "booking", &reserved).await,
         ["BookingRequested"]
     );
     // The saga takes the step over from BookingRequested, and dies after holding the seats,
@@ -864,7 +832,7 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     }
     wait_for_crash(&mut ordo, "reserve_seats").await;
     assert_eq!(
-        event_types(ordo.pool(), "booking", &reserved).await,
+        ordo_tests::event_types(ordo.pool(), "booking", &reserved).await,
         ["BookingRequested", "SeatsHeld"]
     );
     assert_cut_before_recording(ordo.pool(), &reserved, "reserve_seats").await;
@@ -958,7 +926,7 @@ async fn a_crash_at_each_step_of_booking_and_paying_sells_each_seat_once() {
     start_paying(&fan, &completed, "tok_success").await;
     wait_for_crash(&mut ordo, "complete").await;
     assert_eq!(
-        event_types(ordo.pool(), "booking", &completed)
+        ordo_tests::event_types(ordo.pool(), "booking", &completed)
             .await
             .last()
             .map(String::as_str),
@@ -1089,7 +1057,7 @@ async fn a_crash_at_each_step_of_cancelling_or_expiring_gives_the_seats_back_onc
     let expired = book_held(&fan, &session_id).await;
     wait_for_crash(&mut ordo, "expire").await;
     assert_eq!(
-        event_types(ordo.pool(), "booking", &expired).await,
+        ordo_tests::event_types(ordo.pool(), "booking", &expired).await,
         EXPIRED.events
     );
     ordo.set_env("ORDO_BOOKING_TIMEOUT", "");

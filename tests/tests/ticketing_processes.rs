@@ -60,38 +60,6 @@ fn seat_item(session_id: Uuid, area_id: &str) -> String {
     )
 }
 
-async fn event_types(pool: &PgPool, aggregate_type: &str, id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT event_type FROM events WHERE aggregate_type = $1 AND aggregate_id = $2
-         ORDER BY sequence",
-    )
-    .bind(aggregate_type)
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
-}
-
-/// The payments created for a booking, oldest first.
-async fn booking_payments(pool: &PgPool, booking_id: &str) -> Vec<String> {
-    sqlx::query_as::<_, (String,)>(
-        "SELECT aggregate_id FROM events
-         WHERE aggregate_type = 'payment' AND event_type = 'PaymentCreated'
-           AND payload::jsonb -> 'PaymentCreated' ->> 'order_id' = $1
-         ORDER BY position",
-    )
-    .bind(booking_id)
-    .fetch_all(pool)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|r| r.0)
-    .collect()
-}
-
 /// The booking requested last.
 async fn last_requested_booking(pool: &PgPool) -> String {
     sqlx::query_as::<_, (String,)>(
@@ -110,7 +78,9 @@ async fn wait_events(pool: &PgPool, aggregate_type: &str, id: &str, expected: &[
     eventually(
         &format!("{aggregate_type} {id}: {expected:?}"),
         Duration::from_secs(30),
-        || async { (event_types(pool, aggregate_type, id).await == expected).then_some(()) },
+        || async {
+            (ordo_tests::event_types(pool, aggregate_type, id).await == expected).then_some(())
+        },
     )
     .await;
 }
@@ -203,10 +173,10 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
     assert!(answer.is_none(), "answered despite the crash: {answer:?}");
     wait_for_crash(&mut ordo, "seat_stock:seats_opened").await;
     assert_eq!(
-        event_types(ordo.pool(), "inventory", &vip).await,
+        ordo_tests::event_types(ordo.pool(), "inventory", &vip).await,
         ["Restocked"]
     );
-    assert!(event_types(ordo.pool(), "inventory", &stalls)
+    assert!(ordo_tests::event_types(ordo.pool(), "inventory", &stalls)
         .await
         .is_empty());
 
@@ -227,7 +197,7 @@ async fn a_session_added_through_a_crash_opens_each_area_once() {
     );
     for item in [&vip, &stalls] {
         assert_eq!(
-            event_types(ordo.pool(), "inventory", item).await,
+            ordo_tests::event_types(ordo.pool(), "inventory", item).await,
             ["Restocked"],
             "{item} opened once"
         );
@@ -289,11 +259,11 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     wait_for_crash(&mut ordo, "booking:requested").await;
     let booking_id = last_requested_booking(ordo.pool()).await;
     assert_eq!(
-        event_types(ordo.pool(), "booking", &booking_id).await,
+        ordo_tests::event_types(ordo.pool(), "booking", &booking_id).await,
         ["BookingRequested"]
     );
     assert_eq!(
-        event_types(ordo.pool(), "inventory", &item).await,
+        ordo_tests::event_types(ordo.pool(), "inventory", &item).await,
         ["Restocked"]
     );
 
@@ -356,7 +326,7 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
         &["Restocked", "StockReserved", "StockCommitted"],
     )
     .await;
-    let payments = booking_payments(ordo.pool(), &booking_id).await;
+    let payments = ordo_tests::payments_of(ordo.pool(), &booking_id).await;
     assert_eq!(payments.len(), 1, "one payment: {payments:?}");
     wait_events(
         ordo.pool(),
