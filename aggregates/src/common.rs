@@ -610,6 +610,10 @@ uuid_id!(
     CategoryId
 );
 uuid_id!(
+    /// Identifies a shopping cart (a customer's, or a guest's).
+    CartId
+);
+uuid_id!(
     /// Identifies one refund of a payment.
     RefundId
 );

@@ -5,7 +5,7 @@
 //! and nowhere else.
 //!
 //! # Layout
-//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`show`], [`booking`]: one
+//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`], [`booking`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -51,8 +51,11 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
 use ordo_aggregates::booking::{Booking, BookingEvent};
+use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
-use ordo_aggregates::common::{BookingId, CategoryId, OrderId, PaymentId, ProductId, ShowId, Sku};
+use ordo_aggregates::common::{
+    BookingId, CartId, CategoryId, OrderId, PaymentId, ProductId, ShowId, Sku,
+};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
@@ -109,6 +112,8 @@ pub type InventoryMessage = Decoded<Sku, InventoryEvent>;
 pub type ProductMessage = Decoded<ProductId, ProductEvent>;
 /// A decoded category event.
 pub type CategoryMessage = Decoded<CategoryId, CategoryEvent>;
+/// A decoded cart event.
+pub type CartMessage = Decoded<CartId, CartEvent>;
 /// A decoded show event.
 pub type ShowMessage = Decoded<ShowId, ShowEvent>;
 /// A decoded booking event.
@@ -365,6 +370,16 @@ pub const CATEGORY: Contract = Contract {
     ],
 };
 
+/// The cart stream's contract.
+pub const CART: Contract = Contract {
+    aggregate_type: <Cart as Aggregate>::TYPE,
+    events: &[
+        ("CartOpened", "1"),
+        ("CartLineSet", "1"),
+        ("GuestCartMerged", "1"),
+    ],
+};
+
 /// The show stream's contract.
 pub const SHOW: Contract = Contract {
     aggregate_type: <Show as Aggregate>::TYPE,
@@ -394,8 +409,8 @@ pub const BOOKING: Contract = Contract {
 };
 
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 7] = [
-    &ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &CATEGORY, &SHOW, &BOOKING,
+pub const CONTRACTS: [&Contract; 8] = [
+    &ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &CATEGORY, &CART, &SHOW, &BOOKING,
 ];
 
 /// Decodes a message of the order stream.
@@ -418,6 +433,11 @@ pub fn product(message: &ReceivedEvent) -> Result<ProductMessage, ContractError>
     PRODUCT.decode(message, |raw| {
         ProductId::parse(raw).map_err(|err| err.to_string())
     })
+}
+
+/// Decodes a message of the cart stream.
+pub fn cart(message: &ReceivedEvent) -> Result<CartMessage, ContractError> {
+    CART.decode(message, uuid_id::<CartId>)
 }
 
 /// Decodes a message of the category stream.

@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, categories, inventory, notifications, orders, payments, products, search,
-    shows,
+    admin, bookings, carts, categories, inventory, notifications, orders, payments, products,
+    search, shows,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,7 @@ use crate::routes::{
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
         products::delist_sku, products::list_sku,
+        carts::create_guest_cart, carts::get_cart, carts::set_item, carts::remove_item, carts::merge_cart,
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
@@ -34,6 +35,7 @@ use crate::routes::{
         ProblemDocument,
         products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
+        carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
@@ -44,7 +46,7 @@ use crate::routes::{
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 

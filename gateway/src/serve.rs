@@ -195,6 +195,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
         ),
         categories: Arc::new(CommandBus::new(pool.clone(), ())),
+        carts: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory,
         orders,
         payments,

@@ -49,6 +49,7 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_CATEGORY.json",
         include_str!("../streams/ORDO_CATEGORY.json"),
     ),
+    ("ORDO_CART.json", include_str!("../streams/ORDO_CART.json")),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 

@@ -17,6 +17,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "booking",
     "show",
     "category",
+    "cart",
 ];
 
 /// The namespace every stream name and subject starts with.
