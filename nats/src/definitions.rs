@@ -45,6 +45,10 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         include_str!("../streams/ORDO_BOOKING.json"),
     ),
     ("ORDO_SHOW.json", include_str!("../streams/ORDO_SHOW.json")),
+    (
+        "ORDO_CUSTOMER.json",
+        include_str!("../streams/ORDO_CUSTOMER.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
