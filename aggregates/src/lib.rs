@@ -5,6 +5,7 @@
 //!
 //! - [`common`]: value types parsed at the edge (SKUs, quantities, money, ids, texts) and
 //!   [`common::ErrorKind`], the class every aggregate error maps to.
+//! - [`customer`]: a customer's profile and postal addresses, all personal data.
 //! - [`inventory`]: stock of one SKU or one seat area; reserve, release, commit, return.
 //! - [`product`]: catalog products (SPUs) with their SKUs, prices, listing and limits.
 //! - [`category`]: the catalog's category tree.
@@ -23,6 +24,7 @@ pub mod booking;
 pub mod cart;
 pub mod category;
 pub mod common;
+pub mod customer;
 pub mod inventory;
 pub mod order;
 pub mod payment;

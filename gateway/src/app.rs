@@ -45,6 +45,7 @@ pub fn router(
         .merge(routes::notifications::router())
         .merge(routes::shows::router())
         .merge(routes::bookings::router())
+        .merge(routes::users::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),

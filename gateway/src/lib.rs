@@ -10,7 +10,9 @@
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
-//!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
+//!   signatures and QR images); [`profiles`]: what the profile, address and erasure routes
+//!   share (the customer bus sealing personal data, opened reads, address snapshots);
+//!   [`rate_limit`]: per-IP and per-user limits.
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
 //!   `ordo-ops` crate answers (projection status and rebuilds, stream refills, dead letters).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
@@ -27,6 +29,7 @@ pub mod identity;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod profiles;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

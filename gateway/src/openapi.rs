@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, inventory, notifications, orders, payments, products,
-    search, shows,
+    search, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -30,6 +30,8 @@ use crate::routes::{
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
         bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
+        users::get_profile, users::update_profile, users::erase_me, users::list_addresses, users::add_address,
+        users::update_address, users::remove_address, users::admin_get_user, users::admin_erase_user,
     ),
     components(schemas(
         ProblemDocument,
@@ -45,8 +47,10 @@ use crate::routes::{
         shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
+        users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
+        users::NewAddress, users::AddressChange,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"))
 )]
 struct ApiDoc;
 

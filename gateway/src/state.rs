@@ -52,6 +52,8 @@ pub struct AppState {
     pub inbox: ordo_reactors::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
+    /// Customers' profiles and addresses, and the personal-data vault.
+    pub profiles: Arc<crate::profiles::Profiles>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.

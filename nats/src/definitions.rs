@@ -50,6 +50,10 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         include_str!("../streams/ORDO_CATEGORY.json"),
     ),
     ("ORDO_CART.json", include_str!("../streams/ORDO_CART.json")),
+    (
+        "ORDO_CUSTOMER.json",
+        include_str!("../streams/ORDO_CUSTOMER.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 

@@ -18,6 +18,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "show",
     "category",
     "cart",
+    "customer",
 ];
 
 /// The namespace every stream name and subject starts with.

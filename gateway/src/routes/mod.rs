@@ -14,6 +14,7 @@ pub mod payments;
 pub mod products;
 pub mod search;
 pub mod shows;
+pub mod users;
 
 use ordo_projections::queries::{page, InvalidParameter, QueryError};
 
