@@ -657,3 +657,71 @@ async fn a_product_stored_before_products_had_several_skus_still_reads_and_sells
         .body;
     assert_eq!(order["total_amount"], 1600, "{order:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_products_created_at_once_with_one_sku_cannot_both_have_it() {
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
+    let admin = ordo.admin().await;
+    let attempts = (0..4).map(|n| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post(
+                    "/api/v1/products",
+                    json!({"product_id": format!("RACE-{n}"), "name": "Race", "category": "race",
+                           "skus": [tee("RACE-SKU", "M", 100, None)]}),
+                )
+                .await
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let created: Vec<&ordo_tests::Answer> = answers.iter().filter(|a| a.status == 201).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for refused in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(refused.status, 409, "{:?}", refused.body);
+    }
+    let owner = created[0].body["product_id"].as_str().unwrap().to_owned();
+    let (owners,): (i64,) = sqlx::query_as(
+        "SELECT count(DISTINCT aggregate_id) FROM events
+         WHERE aggregate_type = 'product' AND event_type = 'ProductCreated'",
+    )
+    .fetch_one(ordo.pool())
+    .await
+    .unwrap();
+    assert_eq!(owners, 1, "a SKU was committed in two products");
+    let sku = product_when(&api, "RACE-SKU", "the winner in the read model", |_| true).await;
+    assert_eq!(sku["product_id"], owner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_moves_at_once_cannot_together_make_a_cycle() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    for _ in 0..3 {
+        let a = create_category(&admin, "A", None).await;
+        let b = create_category(&admin, "B", None).await;
+        let (under_b, under_a) = futures::future::join(
+            patch(
+                &admin,
+                &format!("/api/v1/categories/{a}"),
+                json!({"parent_id": b}),
+            ),
+            patch(
+                &admin,
+                &format!("/api/v1/categories/{b}"),
+                json!({"parent_id": a}),
+            ),
+        )
+        .await;
+        let mut statuses = [under_b.status, under_a.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "{:?} {:?}",
+            under_b.body,
+            under_a.body
+        );
+    }
+}
