@@ -20,7 +20,7 @@ use ordo_aggregates::product::{ProductCommand, SkuPrice, SkuSpec};
 use ordo_projections::queries::page::PageRequest;
 use ordo_projections::queries::products;
 pub use ordo_projections::queries::products::ProductView;
-use ordo_store::catalog;
+use ordo_store::catalog::{self, WriteLock};
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -303,6 +303,35 @@ pub async fn create_product(
         .map(|m| MediaUrl::parse(m))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::invalid("media", e.to_string()))?;
+    // Filing under a tree category holds the tree's lock until the product commits, so the
+    // category cannot be deleted between the check and the commit.
+    let tree_lock = match body.category_id {
+        Some(_) => Some(
+            WriteLock::category_tree(&state.pool)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
+    let created = create_checked(&state, &user, &request_id, body, product_id, skus, media).await;
+    if let Some(lock) = tree_lock {
+        lock.release()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    created
+}
+
+/// Checks what the new product refers to on the write side, then creates it.
+async fn create_checked(
+    state: &AppState,
+    user: &AdminUser,
+    request_id: &str,
+    body: CreateProduct,
+    product_id: ProductId,
+    skus: Vec<SkuSpec>,
+    media: Vec<MediaUrl>,
+) -> Result<Response, ApiError> {
     if let Some(id) = body.category_id {
         let known = catalog::category_path(&state.pool, id)
             .await
@@ -349,7 +378,7 @@ pub async fn create_product(
         .execute(
             product_id.as_str(),
             command,
-            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+            CommandMetadata::from_request(request_id, Some(user.user_id)),
         )
         .await
         .map_err(api_error)?;
