@@ -125,6 +125,22 @@ async fn a_product_with_several_skus_is_browsed_per_sku_with_its_spec_media_and_
         ["ProductCreated"]
     );
 
+    // The media are replaced as a whole, in their new order.
+    let reordered = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-L",
+            Some(json!({"media": ["https://img.example/tee-back.jpg", "https://img.example/tee-front.jpg"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(reordered.status, 200, "{:?}", reordered.body);
+    let medium = product_when(&api, "TEE-BLK-M", "the new media order", |p| {
+        p["media"][0] == "https://img.example/tee-back.jpg"
+    })
+    .await;
+    assert_eq!(medium["media"].as_array().unwrap().len(), 2);
+
     // A SKU may not be in two products, nor twice in one; prices are above zero; the two
     // forms do not mix; and none of it writes anything.
     let before = event_count(&ordo).await;
@@ -391,6 +407,45 @@ async fn the_purchase_limit_counts_earlier_orders_that_were_not_cancelled() {
     assert_eq!(after.status, 202, "{:?}", after.body);
     assert_problem(&place(&alice, "TEE-BLK-M", 1).await, 409, "purchase_limit");
 
+    // The admin raises the limit, then lifts it; each change is an event of its own.
+    let raised = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-M",
+            Some(json!({"max_per_customer": 5})),
+            &[],
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{:?}", raised.body);
+    assert_eq!(place(&alice, "TEE-BLK-M", 2).await.status, 202);
+    assert_problem(&place(&alice, "TEE-BLK-M", 1).await, 409, "purchase_limit");
+    let lifted = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-M",
+            Some(json!({"max_per_customer": null})),
+            &[],
+        )
+        .await;
+    assert_eq!(lifted.status, 200, "{:?}", lifted.body);
+    assert_eq!(place(&alice, "TEE-BLK-M", 10).await.status, 202);
+    assert_problem(
+        &admin
+            .send(
+                Method::PATCH,
+                "/api/v1/products/TEE-BLK-M",
+                Some(json!({"max_per_customer": 0})),
+                &[],
+            )
+            .await,
+        422,
+        "validation_failed",
+    );
+    assert_eq!(
+        event_types(ordo.pool(), "product", "TEE-CLASSIC").await,
+        ["ProductCreated", "SkuLimitChanged", "SkuLimitChanged"]
+    );
+
     // Repeating a placed order with its idempotency key is not counted against itself.
     let keyed = |key: &'static str| {
         let bob = bob.clone();
@@ -582,7 +637,11 @@ async fn categories_form_a_tree_that_refuses_cycles_and_deleting_what_is_not_emp
     );
     let tree = eventually("the tree follows", WAIT, || async {
         let body = api.get("/api/v1/categories").await.body;
-        (body["categories"].as_array()?.len() == 3).then_some(body)
+        let moved = body["categories"]
+            .as_array()?
+            .iter()
+            .any(|c| c["category_id"] == tops && c["parent_id"] == kitchen.as_str());
+        (body["categories"].as_array()?.len() == 3 && moved).then_some(body)
     })
     .await;
     assert_eq!(parent_of(&tree, &tops), Some(json!(kitchen)));

@@ -16,7 +16,7 @@ use ordo_aggregates::common::{
     Category, CategoryId, Currency, Description, MediaUrl, Money, ProductId, ProductName, Quantity,
     Sku, SpecName, SpecValue,
 };
-use ordo_aggregates::product::{ProductCommand, SkuPrice, SkuSpec};
+use ordo_aggregates::product::{ProductCommand, SkuLimit, SkuPrice, SkuSpec};
 use ordo_projections::queries::page::PageRequest;
 use ordo_projections::queries::products;
 pub use ordo_projections::queries::products::ProductView;
@@ -112,12 +112,28 @@ pub struct NewSku {
 /// Changes to a product; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProduct {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub category: Option<String>,
-    /// New price in minor units, with `currency`.
+    /// New price of this SKU in minor units, above zero, with `currency`.
+    #[schema(minimum = 1)]
     pub price: Option<i64>,
     pub currency: Option<String>,
+    /// The product's new media (the whole list, in display order).
+    #[schema(max_items = 20)]
+    pub media: Option<Vec<String>>,
+    /// This SKU's new purchase limit per customer; `null` lifts it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
+    pub max_per_customer: Option<Option<i64>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// A page of products.
@@ -448,8 +464,8 @@ async fn run(
     })
 }
 
-/// Changes the product of a SKU: its name, description or category, and the SKU's price
-/// (admin).
+/// Changes the product of a SKU: its name, description, category or media, and the SKU's
+/// price or purchase limit (admin).
 #[utoipa::path(patch, path = "/api/v1/products/{sku}", tag = "products", request_body = UpdateProduct,
     security(("bearer" = [])),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product"),
@@ -478,6 +494,31 @@ pub async fn update_product(
             ))
         }
     };
+    let media = match &body.media {
+        Some(media) if media.len() > ordo_aggregates::product::MAX_MEDIA => {
+            return Err(ApiError::invalid("media", "a product has at most 20 media"))
+        }
+        Some(media) => Some(
+            media
+                .iter()
+                .map(|m| MediaUrl::parse(m))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::invalid("media", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let limit = body
+        .max_per_customer
+        .map(|limit| {
+            let max_per_customer = limit.map(Quantity::parse).transpose().map_err(|_| {
+                ApiError::invalid("max_per_customer", "max_per_customer must be 1 to 1000000")
+            })?;
+            Ok::<_, ApiError>(SkuLimit {
+                sku: sku.clone(),
+                max_per_customer,
+            })
+        })
+        .transpose()?;
     let command = ProductCommand::Update {
         name: body
             .name
@@ -498,6 +539,8 @@ pub async fn update_product(
             .transpose()
             .map_err(|e| ApiError::invalid("category", e.to_string()))?,
         price,
+        media,
+        limit,
     };
     run(&state, user.user_id, &request_id, sku, product_id, command)
         .await
