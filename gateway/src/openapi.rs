@@ -10,7 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, inventory, notifications, orders, payments, products, search, shows,
+    admin, bookings, categories, inventory, notifications, orders, payments, products, search,
+    shows,
 };
 
 #[derive(OpenApi)]
@@ -18,6 +19,8 @@ use crate::routes::{
     info(title = "Ordo", description = "Event-sourced commerce and ticketing API. Errors are application/problem+json (RFC 9457); commands that start long work answer 202 with Location; any GET accepts `Prefer: wait=N` to read the caller's last write."),
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
+        products::delist_sku, products::list_sku,
+        categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
@@ -29,7 +32,8 @@ use crate::routes::{
     ),
     components(schemas(
         ProblemDocument,
-        products::CreateProduct, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
@@ -40,7 +44,7 @@ use crate::routes::{
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 
