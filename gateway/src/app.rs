@@ -44,6 +44,8 @@ pub fn router(
         .merge(routes::notifications::router())
         .merge(routes::shows::router())
         .merge(routes::bookings::router())
+        .merge(routes::promotions::router())
+        .merge(routes::coupons::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),

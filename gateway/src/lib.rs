@@ -11,6 +11,8 @@
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
 //!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
+//! - [`offers`]: promotions and coupons for pricing and checkout (active promotions, quotes,
+//!   and the coupon's lock, redeem and release around an order).
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
 //!   `ordo-ops` crate answers (projection status and rebuilds, stream refills, dead letters).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
@@ -25,6 +27,7 @@ pub mod config;
 pub mod consistency;
 pub mod identity;
 pub mod metrics;
+pub mod offers;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;

@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, categories, inventory, notifications, orders, payments, products, search,
-    shows,
+    admin, bookings, categories, coupons, inventory, notifications, orders, payments, products,
+    promotions, search, shows,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,9 @@ use crate::routes::{
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
         products::delist_sku, products::list_sku,
+        promotions::create_promotion, promotions::list_promotions, promotions::end_promotion,
+        promotions::create_coupon_batch, promotions::list_coupon_batches,
+        coupons::claim_coupon, coupons::list_coupons, coupons::quote,
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
@@ -33,6 +36,11 @@ use crate::routes::{
     components(schemas(
         ProblemDocument,
         products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        promotions::PromotionKind, promotions::CreatePromotion, promotions::CouponKind, promotions::CreateCouponBatch,
+        promotions::PromotionWritten, promotions::CouponBatchWritten, promotions::PromotionPage, promotions::CouponBatchPage,
+        promotions::PromotionView, promotions::CouponBatchView,
+        coupons::ClaimCoupon, coupons::CouponClaimed, coupons::CouponPage, coupons::CouponView,
+        coupons::QuoteCart, coupons::QuoteItem, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
@@ -44,7 +52,7 @@ use crate::routes::{
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "promotions"), (name = "coupons"))
 )]
 struct ApiDoc;
 

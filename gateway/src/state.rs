@@ -49,6 +49,8 @@ pub struct AppState {
     pub inbox: ordo_reactors::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
+    /// Promotions and coupon batches.
+    pub offers: Arc<crate::offers::Offers>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.

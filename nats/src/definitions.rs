@@ -49,6 +49,14 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_CATEGORY.json",
         include_str!("../streams/ORDO_CATEGORY.json"),
     ),
+    (
+        "ORDO_PROMOTION.json",
+        include_str!("../streams/ORDO_PROMOTION.json"),
+    ),
+    (
+        "ORDO_COUPON_BATCH.json",
+        include_str!("../streams/ORDO_COUPON_BATCH.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -62,6 +70,14 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-categories.json",
         include_str!("../consumers/projection-categories.json"),
+    ),
+    (
+        "projection-promotions.json",
+        include_str!("../consumers/projection-promotions.json"),
+    ),
+    (
+        "projection-coupons.json",
+        include_str!("../consumers/projection-coupons.json"),
     ),
     (
         "projection-inventory.json",

@@ -13,12 +13,15 @@
 //! - [`catalog`]: the facts about other aggregates that catalog and order commands read on
 //!   the write side (SKU owners, the category tree, units ordered), and the locks that keep
 //!   such decisions from racing.
+//! - [`offers`]: the facts pricing reads on the write side: which promotions are still open,
+//!   and which batch a coupon belongs to.
 #![forbid(unsafe_code)]
 
 pub mod bus;
 pub mod catalog;
 pub mod database;
 pub mod metadata;
+pub mod offers;
 
 pub use bus::{CommandBus, CommandError, Committed};
 pub use metadata::CommandMetadata;

@@ -5,12 +5,14 @@
 pub mod admin;
 pub mod bookings;
 pub mod categories;
+pub mod coupons;
 pub mod health;
 pub mod inventory;
 pub mod notifications;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod promotions;
 pub mod search;
 pub mod shows;
 
