@@ -367,3 +367,144 @@ async fn the_coupon_list_filters_by_status_and_shows_only_the_callers_coupons() 
     );
     ordo.stop().await;
 }
+
+/// A lock, redeem or release from one process: `Ok(version)` or the refusal's code.
+fn outcome(
+    result: Result<
+        ordo_store::Committed<ordo_aggregates::coupon::CouponEvent>,
+        ordo_store::CommandError<ordo_aggregates::coupon::CouponError>,
+    >,
+) -> Result<i64, String> {
+    match result {
+        Ok(committed) => Ok(committed.version),
+        Err(ordo_store::CommandError::Rejected(err)) => Err(err.code().to_owned()),
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn of_orders_racing_for_one_coupon_exactly_one_locks_it_and_redeem_and_release_follow_it() {
+    use ordo_aggregates::common::{CouponId, OrderId, UserId};
+    use ordo_gateway::offers::Offers;
+    use ordo_store::CommandMetadata;
+
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    let shopper = ordo.customer("race@example.com").await;
+    let other = ordo.customer("race-other@example.com").await;
+    let batch_id = create_batch(&admin, batch(5, 1)).await;
+    let claimed = claim(&shopper, &batch_id, None).await;
+    assert_eq!(claimed.status, 201, "{:?}", claimed.body);
+    let coupon =
+        CouponId::from(uuid::Uuid::parse_str(claimed.body["coupon_id"].as_str().unwrap()).unwrap());
+    let owner = UserId::from(uuid::Uuid::parse_str(&shopper.user_id).unwrap());
+    let meta = || CommandMetadata::from_request("coupon-race", None);
+    let now = chrono::Utc::now();
+
+    // Two checkouts in two processes (two buses, each with its own cached state), four
+    // orders each, all locking the same coupon at once.
+    let first = Offers::new(ordo.pool().clone());
+    let second = Offers::new(ordo.pool().clone());
+    let orders: Vec<OrderId> = (0..8).map(|_| OrderId::new_v4()).collect();
+    let attempts = orders.iter().enumerate().map(|(n, order)| {
+        let offers = if n % 2 == 0 { &first } else { &second };
+        async move {
+            (
+                *order,
+                outcome(offers.lock_coupon(coupon, *order, owner, now, meta()).await),
+            )
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let winners: Vec<OrderId> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(o, _)| *o)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .all(|(_, r)| r.as_ref().unwrap_err() == "coupon_in_use"),
+        "{results:?}"
+    );
+    let winner = winners[0];
+    let loser = *orders.iter().find(|o| **o != winner).unwrap();
+    let locked_at = outcome(first.lock_coupon(coupon, winner, owner, now, meta()).await);
+    let again = outcome(second.lock_coupon(coupon, winner, owner, now, meta()).await);
+    assert_eq!(
+        locked_at, again,
+        "locking again for the same order is a no-op"
+    );
+
+    let status_is = |status: &'static str, order: Option<OrderId>| {
+        let shopper = &shopper;
+        async move {
+            eventually(&format!("the coupon {status}"), WAIT, || async {
+                let listed = shopper
+                    .get(&format!("/api/v1/coupons?status={status}"))
+                    .await;
+                let rows = listed.body["coupons"].as_array()?.clone();
+                let expected = order.map(|o| json!(o.to_string())).unwrap_or(Value::Null);
+                (rows.len() == 1 && rows[0]["order_id"] == expected).then_some(())
+            })
+            .await
+        }
+    };
+    status_is("locked", Some(winner)).await;
+    assert!(coupons(&shopper, "?status=claimed").await.is_empty());
+
+    // Someone else's coupon cannot be locked; a release by an order not holding it is a no-op.
+    let stranger = UserId::from(uuid::Uuid::parse_str(&other.user_id).unwrap());
+    assert_eq!(
+        outcome(
+            first
+                .lock_coupon(coupon, loser, stranger, now, meta())
+                .await
+        ),
+        Err("coupon_not_found".into())
+    );
+    assert_eq!(
+        outcome(first.release_coupon(coupon, loser, meta()).await),
+        again
+    );
+    assert_eq!(
+        outcome(first.redeem_coupon(coupon, loser, meta()).await),
+        Err("coupon_not_locked".into())
+    );
+
+    // The winner gives it back (rejected, cancelled or expired); another order takes it and
+    // is paid: redeemed for good.
+    outcome(second.release_coupon(coupon, winner, meta()).await).unwrap();
+    status_is("claimed", None).await;
+    outcome(first.lock_coupon(coupon, loser, owner, now, meta()).await).unwrap();
+    let redeemed = outcome(second.redeem_coupon(coupon, loser, meta()).await).unwrap();
+    assert_eq!(
+        outcome(first.redeem_coupon(coupon, loser, meta()).await),
+        Ok(redeemed)
+    );
+    assert_eq!(
+        outcome(first.release_coupon(coupon, loser, meta()).await),
+        Ok(redeemed),
+        "a redeemed coupon stays redeemed"
+    );
+    assert_eq!(
+        outcome(second.lock_coupon(coupon, winner, owner, now, meta()).await),
+        Err("coupon_redeemed".into())
+    );
+    status_is("redeemed", Some(loser)).await;
+    let events = ordo_tests::event_types(ordo.pool(), "coupon_batch", &batch_id).await;
+    assert_eq!(
+        events,
+        [
+            "CouponBatchCreated",
+            "CouponClaimed",
+            "CouponLocked",
+            "CouponReleased",
+            "CouponLocked",
+            "CouponRedeemed"
+        ]
+    );
+    ordo.stop().await;
+}
