@@ -1,6 +1,7 @@
 //! Value types shared by every aggregate: identifiers, SKUs, quantities, money and
 //! bounded texts, each parsed once at the edge so that business rules only ever see
-//! values that are already valid. Also the [`ErrorKind`] every aggregate error maps to.
+//! values that are already valid. Also the [`ErrorKind`] every aggregate error maps to,
+//! and [`PersonalText`], the form personal data takes inside events (crypto-shredding).
 
 use std::fmt;
 use std::str::FromStr;
@@ -610,6 +611,10 @@ uuid_id!(
     CategoryId
 );
 uuid_id!(
+    /// Identifies a shopping cart (a customer's, or a guest's).
+    CartId
+);
+uuid_id!(
     /// Identifies one refund of a payment.
     RefundId
 );
@@ -660,6 +665,157 @@ impl TryFrom<i64> for Percent {
 impl From<Percent> for u8 {
     fn from(value: Percent) -> Self {
         value.0
+    }
+}
+
+uuid_id!(
+    /// Identifies one postal address of a customer.
+    AddressId
+);
+
+/// The JSON key that marks a personal value inside an event payload.
+pub const PERSONAL_KEY: &str = "$personal";
+
+/// A piece of personal data (a name, a phone number, an address line, free text a user
+/// wrote) belonging to one data subject (a user), as it travels inside events.
+///
+/// It is written into events as `{"$personal": {"subject": "<user id>", ...}}` with one of:
+/// - `"clear": "<text>"`: the value itself. Only ever in memory: the command bus seals every
+///   clear value before an event is stored, and refuses to store one it cannot seal.
+/// - `"sealed": "<hex>"`: the value encrypted with the subject's own key, which lives
+///   outside the event store. This is what the `events` table and JetStream hold.
+/// - `"erased": true`: the subject's key was deleted (right to erasure), so the value is
+///   gone for good; opening a sealed value after that gives this.
+///
+/// Aggregates never base a decision on a personal value, so their state may hold any of
+/// the three forms (after a load, the sealed one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PersonalText {
+    /// The readable value.
+    Clear {
+        /// Whose data it is.
+        subject: UserId,
+        /// The text.
+        value: String,
+    },
+    /// The value encrypted with the subject's key.
+    Sealed {
+        /// Whose data it is.
+        subject: UserId,
+        /// Hex of the nonce and ciphertext.
+        sealed: String,
+    },
+    /// The value was erased with the subject's key.
+    Erased {
+        /// Whose data it was.
+        subject: UserId,
+    },
+}
+
+impl PersonalText {
+    /// A readable value of `subject`.
+    pub fn clear(subject: UserId, value: impl Into<String>) -> Self {
+        PersonalText::Clear {
+            subject,
+            value: value.into(),
+        }
+    }
+
+    /// Whose data it is.
+    pub fn subject(&self) -> UserId {
+        match self {
+            PersonalText::Clear { subject, .. }
+            | PersonalText::Sealed { subject, .. }
+            | PersonalText::Erased { subject } => *subject,
+        }
+    }
+
+    /// The text, when it is readable.
+    pub fn clear_value(&self) -> Option<&str> {
+        match self {
+            PersonalText::Clear { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// True once the value was erased.
+    pub fn is_erased(&self) -> bool {
+        matches!(self, PersonalText::Erased { .. })
+    }
+
+    /// Parses a readable value of `subject` as a bounded text (see the text types): trimmed,
+    /// `min..=max` characters, on one line when `single_line`.
+    pub fn parse_text(
+        subject: UserId,
+        raw: &str,
+        field: &'static str,
+        min: usize,
+        max: usize,
+        single_line: bool,
+    ) -> Result<Self, ParseError> {
+        bounded_text(raw, field, min, max, single_line).map(|value| Self::clear(subject, value))
+    }
+}
+
+/// The inner object of the JSON form of a [`PersonalText`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonalFields {
+    subject: UserId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clear: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    erased: Option<bool>,
+}
+
+/// The JSON form of a [`PersonalText`]: `{"$personal": {...}}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonalWire {
+    #[serde(rename = "$personal")]
+    personal: PersonalFields,
+}
+
+impl Serialize for PersonalText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let personal = match self {
+            PersonalText::Clear { subject, value } => PersonalFields {
+                subject: *subject,
+                clear: Some(value.clone()),
+                sealed: None,
+                erased: None,
+            },
+            PersonalText::Sealed { subject, sealed } => PersonalFields {
+                subject: *subject,
+                clear: None,
+                sealed: Some(sealed.clone()),
+                erased: None,
+            },
+            PersonalText::Erased { subject } => PersonalFields {
+                subject: *subject,
+                clear: None,
+                sealed: None,
+                erased: Some(true),
+            },
+        };
+        PersonalWire { personal }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for PersonalText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let PersonalWire { personal } = PersonalWire::deserialize(deserializer)?;
+        let subject = personal.subject;
+        match (personal.clear, personal.sealed, personal.erased) {
+            (Some(value), None, None) => Ok(PersonalText::Clear { subject, value }),
+            (None, Some(sealed), None) => Ok(PersonalText::Sealed { subject, sealed }),
+            (None, None, Some(true)) => Ok(PersonalText::Erased { subject }),
+            _ => Err(serde::de::Error::custom(
+                "a personal value has exactly one of clear, sealed or erased: true",
+            )),
+        }
     }
 }
 
@@ -973,6 +1129,46 @@ mod tests {
         assert!(serde_json::from_str::<Percent>("0").is_err());
         assert!(CampaignName::parse("Summer sale").is_ok());
         assert!(CampaignName::parse(&"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn personal_text_round_trips_in_each_form_and_refuses_mixed_forms() {
+        let subject = UserId::from(Uuid::from_u128(9));
+        for value in [
+            PersonalText::clear(subject, "Ada"),
+            PersonalText::Sealed {
+                subject,
+                sealed: "00ff".into(),
+            },
+            PersonalText::Erased { subject },
+        ] {
+            let json = serde_json::to_value(&value).unwrap();
+            assert_eq!(json[PERSONAL_KEY]["subject"], subject.to_string());
+            assert_eq!(serde_json::from_value::<PersonalText>(json).unwrap(), value);
+            assert_eq!(value.subject(), subject);
+        }
+        assert_eq!(
+            serde_json::to_value(PersonalText::clear(subject, "Ada")).unwrap(),
+            serde_json::json!({"$personal": {"subject": subject.to_string(), "clear": "Ada"}})
+        );
+        assert_eq!(
+            PersonalText::clear(subject, "Ada").clear_value(),
+            Some("Ada")
+        );
+        assert!(PersonalText::Erased { subject }.is_erased());
+        let subject = subject.to_string();
+        for bad in [
+            serde_json::json!({"$personal": {"subject": subject, "clear": "a", "sealed": "b"}}),
+            serde_json::json!({"$personal": {"subject": subject}}),
+            serde_json::json!({"$personal": {"subject": subject, "erased": false}}),
+            serde_json::json!({"$personal": {"subject": subject, "clear": "a", "x": 1}}),
+            serde_json::json!("Ada"),
+        ] {
+            assert!(
+                serde_json::from_value::<PersonalText>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

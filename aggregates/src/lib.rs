@@ -5,9 +5,11 @@
 //!
 //! - [`common`]: value types parsed at the edge (SKUs, quantities, money, ids, texts) and
 //!   [`common::ErrorKind`], the class every aggregate error maps to.
+//! - [`customer`]: a customer's profile and postal addresses, all personal data.
 //! - [`inventory`]: stock of one SKU or one seat area; reserve, release, commit, return.
 //! - [`product`]: catalog products (SPUs) with their SKUs, prices, listing and limits.
 //! - [`category`]: the catalog's category tree.
+//! - [`cart`]: shopping carts of customers and guests, their merge, and their pricing seam.
 //! - [`order`]: orders of goods, from placement to payment, cancellation or refund.
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`show`]: shows, their sessions and seat areas.
@@ -23,9 +25,11 @@
 #![forbid(unsafe_code)]
 
 pub mod booking;
+pub mod cart;
 pub mod category;
 pub mod common;
 pub mod coupon;
+pub mod customer;
 pub mod inventory;
 pub mod order;
 pub mod payment;

@@ -5,8 +5,8 @@
 //! and nowhere else.
 //!
 //! # Layout
-//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`show`], [`booking`],
-//!   [`promotion`], [`coupon_batch`]: one
+//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
+//!   [`booking`], [`promotion`], [`coupon_batch`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -52,9 +52,11 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
 use ordo_aggregates::booking::{Booking, BookingEvent};
+use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    BookingId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId, ShowId, Sku,
+    BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
+    ShowId, Sku,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
@@ -118,6 +120,8 @@ pub type CategoryMessage = Decoded<CategoryId, CategoryEvent>;
 pub type PromotionMessage = Decoded<PromotionId, PromotionEvent>;
 /// A decoded coupon batch event.
 pub type CouponBatchMessage = Decoded<CouponBatchId, CouponEvent>;
+/// A decoded cart event.
+pub type CartMessage = Decoded<CartId, CartEvent>;
 /// A decoded show event.
 pub type ShowMessage = Decoded<ShowId, ShowEvent>;
 /// A decoded booking event.
@@ -374,6 +378,16 @@ pub const CATEGORY: Contract = Contract {
     ],
 };
 
+/// The cart stream's contract.
+pub const CART: Contract = Contract {
+    aggregate_type: <Cart as Aggregate>::TYPE,
+    events: &[
+        ("CartOpened", "1"),
+        ("CartLineSet", "1"),
+        ("GuestCartMerged", "1"),
+    ],
+};
+
 /// The show stream's contract.
 pub const SHOW: Contract = Contract {
     aggregate_type: <Show as Aggregate>::TYPE,
@@ -421,12 +435,13 @@ pub const COUPON_BATCH: Contract = Contract {
 };
 
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 9] = [
+pub const CONTRACTS: [&Contract; 10] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
     &PRODUCT,
     &CATEGORY,
+    &CART,
     &SHOW,
     &BOOKING,
     &PROMOTION,
@@ -453,6 +468,11 @@ pub fn product(message: &ReceivedEvent) -> Result<ProductMessage, ContractError>
     PRODUCT.decode(message, |raw| {
         ProductId::parse(raw).map_err(|err| err.to_string())
     })
+}
+
+/// Decodes a message of the cart stream.
+pub fn cart(message: &ReceivedEvent) -> Result<CartMessage, ContractError> {
+    CART.decode(message, uuid_id::<CartId>)
 }
 
 /// Decodes a message of the category stream.

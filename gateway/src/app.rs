@@ -36,6 +36,7 @@ pub fn router(
         .merge(crate::identity::router())
         .merge(routes::products::router())
         .merge(routes::categories::router())
+        .merge(routes::carts::router())
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())
@@ -46,6 +47,7 @@ pub fn router(
         .merge(routes::bookings::router())
         .merge(routes::promotions::router())
         .merge(routes::coupons::router())
+        .merge(routes::users::router())
         .route(
             "/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),

@@ -10,7 +10,9 @@
 //! - [`problem`]: errors as problem+json; [`commands`]: write-side errors mapped to it.
 //! - [`consistency`]: `Prefer: wait=N` read-your-writes.
 //! - [`ticketing`]: what the show and booking routes share (buses, reserve step, ticket
-//!   signatures and QR images); [`rate_limit`]: per-IP and per-user limits.
+//!   signatures and QR images); [`profiles`]: what the profile, address and erasure routes
+//!   share (the customer bus sealing personal data, opened reads, address snapshots);
+//!   [`rate_limit`]: per-IP and per-user limits.
 //! - [`offers`]: promotions and coupons for pricing and checkout (active promotions, quotes,
 //!   and the coupon's lock, redeem and release around an order).
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
@@ -30,6 +32,7 @@ pub mod metrics;
 pub mod offers;
 pub mod openapi;
 pub mod problem;
+pub mod profiles;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, categories, coupons, inventory, notifications, orders, payments, products,
-    promotions, search, shows,
+    admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
+    products, promotions, search, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::routes::{
         promotions::create_promotion, promotions::list_promotions, promotions::end_promotion,
         promotions::create_coupon_batch, promotions::list_coupon_batches,
         coupons::claim_coupon, coupons::list_coupons, coupons::quote,
+        carts::create_guest_cart, carts::get_cart, carts::set_item, carts::remove_item, carts::merge_cart,
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
@@ -32,6 +33,8 @@ use crate::routes::{
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
         bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
+        users::get_profile, users::update_profile, users::erase_me, users::list_addresses, users::add_address,
+        users::update_address, users::remove_address, users::admin_get_user, users::admin_erase_user,
     ),
     components(schemas(
         ProblemDocument,
@@ -42,6 +45,7 @@ use crate::routes::{
         coupons::ClaimCoupon, coupons::CouponClaimed, coupons::CouponPage, coupons::CouponView,
         coupons::QuoteCart, coupons::QuoteItem, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
+        carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
@@ -51,8 +55,10 @@ use crate::routes::{
         shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
+        users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
+        users::NewAddress, users::AddressChange,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "promotions"), (name = "coupons"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
 )]
 struct ApiDoc;
 

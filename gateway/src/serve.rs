@@ -185,7 +185,15 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             config.trusted_proxies.clone(),
         )),
     );
+    // Personal-data keys are wrapped with a key derived from the payment secret when one is
+    // configured (a random one would make them unreadable after a restart).
+    let vault = Arc::new(ordo_identity::PersonalDataVault::new(
+        pool.clone(),
+        config.payment_secret.as_deref().map(str::as_bytes),
+    ));
+    let profiles = Arc::new(crate::profiles::Profiles::new(pool.clone(), vault));
     let state = AppState {
+        profiles,
         ticketing,
         offers: Arc::new(crate::offers::Offers::new(pool.clone())),
         rate_limits,
@@ -196,6 +204,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
         ),
         categories: Arc::new(CommandBus::new(pool.clone(), ())),
+        carts: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory,
         orders,
         payments,

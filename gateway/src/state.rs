@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ordo_aggregates::cart::Cart;
 use ordo_aggregates::category::CategoryNode;
 use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub products: Arc<CommandBus<Product>>,
     /// Categories of the catalog's tree.
     pub categories: Arc<CommandBus<CategoryNode>>,
+    /// Shopping carts.
+    pub carts: Arc<CommandBus<Cart>>,
     /// Inventory items.
     pub inventory: Arc<CommandBus<InventoryItem>>,
     /// Orders.
@@ -51,6 +54,8 @@ pub struct AppState {
     pub ticketing: Arc<crate::ticketing::Ticketing>,
     /// Promotions and coupon batches.
     pub offers: Arc<crate::offers::Offers>,
+    /// Customers' profiles and addresses, and the personal-data vault.
+    pub profiles: Arc<crate::profiles::Profiles>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.

@@ -13,6 +13,8 @@
 //! - [`throttle`]: [`throttle::LoginThrottle`], the per-email back-off after failed logins.
 //! - [`service`]: [`IdentityService`], which owns the `users`, `refresh_tokens` and
 //!   `revoked_access_tokens` tables.
+//! - [`personal_data`]: [`PersonalDataVault`], the per-user keys personal data in events
+//!   is sealed with (crypto-shredding); [`IdentityService::erase_user`] deletes one.
 //! - [`tickets`]: [`tickets::TicketSigner`], the HMAC-signed payloads of tickets' QR codes
 //!   and their images.
 //!
@@ -24,6 +26,7 @@
 pub mod caller;
 pub mod domain;
 mod passwords;
+pub mod personal_data;
 pub mod service;
 pub mod throttle;
 pub mod tickets;
@@ -32,6 +35,7 @@ pub mod tokens;
 pub use caller::Caller;
 pub use domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
 pub use passwords::HasherBusy;
-pub use service::{IdentityError, IdentityService, Session};
+pub use personal_data::PersonalDataVault;
+pub use service::{AccountName, IdentityError, IdentityService, Session};
 pub use throttle::LoginLocked;
 pub use tokens::{Claims, IdentityConfig, JwtKeys, TokenKind, WeakSecret, ISSUER};

@@ -58,6 +58,9 @@ pub enum IdentityError {
     /// Too many failed logins for this email address; retry after the lock.
     #[error(transparent)]
     LoginLocked(#[from] LoginLocked),
+    /// No account has this id.
+    #[error("no such user")]
+    UnknownUser,
     /// Every password-hashing slot is taken and the waiting line is full.
     #[error(transparent)]
     Busy(#[from] HasherBusy),
@@ -110,6 +113,15 @@ impl fmt::Debug for Session {
             .field("user_id", &self.user_id)
             .finish_non_exhaustive()
     }
+}
+
+/// The name of an account, as [`IdentityService::account_name`] answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountName {
+    /// The full name given at registration; empty once erased.
+    pub full_name: String,
+    /// True once the account was erased.
+    pub erased: bool,
 }
 
 /// Registers users and issues, rotates, revokes and checks their tokens.
@@ -206,7 +218,7 @@ impl IdentityService {
     pub async fn login(&self, email: &Email, password: &str) -> Result<Session, IdentityError> {
         self.throttle.check(email.as_str(), Instant::now())?;
         let row = sqlx::query_as::<_, (Uuid, String, String)>(
-            "SELECT user_id, password_hash, role FROM users WHERE email = $1",
+            "SELECT user_id, password_hash, role FROM users WHERE email = $1 AND erased_at IS NULL",
         )
         .bind(email.as_str())
         .fetch_optional(&self.pool)
@@ -338,6 +350,52 @@ impl IdentityService {
         tracing::info!(user_id = %access.sub, families = families.len(), "logged out");
         self.sweep().await;
         Ok(())
+    }
+
+    /// Erases an account (right to erasure) in one transaction: deletes its personal-data
+    /// key, so that every personal value sealed in events for it is unreadable for good;
+    /// anonymises its row (email `erased-<id>@invalid`, empty name, a password hash that
+    /// matches nothing, `erased_at` set), so it can no longer log in; and revokes every
+    /// session, with the access tokens they issued. Repeating it changes nothing more.
+    /// [`IdentityError::UnknownUser`] when no account has this id.
+    pub async fn erase_user(&self, user_id: Uuid) -> Result<(), IdentityError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query_scalar::<_, Uuid>(
+            "UPDATE users SET email = 'erased-' || user_id::text || '@invalid', full_name = '',
+                 password_hash = '!erased', erased_at = coalesce(erased_at, now())
+             WHERE user_id = $1 RETURNING user_id",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Err(IdentityError::UnknownUser);
+        }
+        crate::personal_data::erase_key(&mut tx, user_id).await?;
+        let families = sqlx::query_scalar::<_, Uuid>(
+            "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for family in &families {
+            revoke_family(&mut tx, *family).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(%user_id, sessions = families.len(), "user erased");
+        Ok(())
+    }
+
+    /// The full name an account registered with, and whether it was erased (the name is
+    /// then empty); `None` when no account has this id.
+    pub async fn account_name(&self, user_id: Uuid) -> Result<Option<AccountName>, IdentityError> {
+        let row = sqlx::query_as::<_, (String, bool)>(
+            "SELECT full_name, erased_at IS NOT NULL FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(full_name, erased)| AccountName { full_name, erased }))
     }
 
     /// Makes sure an admin account with this email exists: creates it with this password

@@ -57,6 +57,11 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_COUPON_BATCH.json",
         include_str!("../streams/ORDO_COUPON_BATCH.json"),
     ),
+    ("ORDO_CART.json", include_str!("../streams/ORDO_CART.json")),
+    (
+        "ORDO_CUSTOMER.json",
+        include_str!("../streams/ORDO_CUSTOMER.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 

@@ -19,6 +19,8 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "category",
     "promotion",
     "coupon_batch",
+    "cart",
+    "customer",
 ];
 
 /// The namespace every stream name and subject starts with.

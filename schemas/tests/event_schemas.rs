@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, DomainEvent};
 use ordo_aggregates::booking::{Booking, BookingEvent};
+use ordo_aggregates::cart::{Cart, CartEvent, CartOwner, MergedLine};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
@@ -241,6 +242,39 @@ fn product_required_field(event: &ProductEvent) -> Option<&'static str> {
         ProductEvent::SkuPriceChanged { .. } => Some("price"),
         ProductEvent::SkuDelisted { .. } | ProductEvent::SkuListed { .. } => Some("sku"),
     }
+}
+
+fn cart_samples() -> Vec<Sample> {
+    samples_of::<Cart>(
+        vec![
+            CartEvent::CartOpened {
+                owner: CartOwner::Customer(customer_id()),
+            },
+            CartEvent::CartOpened {
+                owner: CartOwner::Guest,
+            },
+            CartEvent::CartLineSet {
+                sku: sku("mug-blue"),
+                quantity: 3,
+            },
+            CartEvent::CartLineSet {
+                sku: sku("mug-blue"),
+                quantity: 0,
+            },
+            CartEvent::GuestCartMerged {
+                guest_cart_id: uuid("2b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into(),
+                lines: vec![MergedLine {
+                    sku: sku("tee-black-m"),
+                    quantity: 2,
+                }],
+            },
+        ],
+        |event| match event {
+            CartEvent::CartOpened { .. } => Some("owner"),
+            CartEvent::CartLineSet { .. } => Some("quantity"),
+            CartEvent::GuestCartMerged { .. } => Some("guest_cart_id"),
+        },
+    )
 }
 
 fn category_samples() -> Vec<Sample> {
@@ -597,6 +631,7 @@ fn all_samples() -> Vec<Sample> {
         category_samples(),
         promotion_samples(),
         coupon_batch_samples(),
+        cart_samples(),
         order_samples(),
         payment_samples(),
         show_samples(),
@@ -618,6 +653,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<CategoryNode>(),
         of::<Promotion>(),
         of::<CouponBatch>(),
+        of::<Cart>(),
         of::<Order>(),
         of::<Payment>(),
         of::<Show>(),

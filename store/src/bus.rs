@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use tokio::sync::{oneshot, Mutex};
 
 use crate::metadata::CommandMetadata;
+use crate::personal::{has_clear_values, PersonalDataSealer};
 
 /// How many times a batch is re-run after losing a race to another process.
 const MAX_CONFLICT_RETRIES: u32 = 12;
@@ -90,6 +91,9 @@ pub struct CommandBus<A: Aggregate> {
     pool: PgPool,
     services: A::Services,
     slots: StdMutex<HashMap<String, Arc<Slot<A>>>>,
+    /// Seals personal values before events are stored; without it, an event holding a
+    /// clear personal value is refused.
+    sealer: Option<Arc<dyn PersonalDataSealer>>,
 }
 
 impl<A> CommandBus<A>
@@ -106,7 +110,14 @@ where
             pool,
             services,
             slots: StdMutex::new(HashMap::new()),
+            sealer: None,
         }
+    }
+
+    /// Seals the personal values of every event with `sealer` before it is stored.
+    pub fn with_personal_data_sealer(mut self, sealer: Arc<dyn PersonalDataSealer>) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Adds upcasters that turn stored events of older versions into the current shape.
@@ -280,11 +291,12 @@ where
             }
             return Ok(outcomes);
         }
-        let serialized = envelopes
+        let mut serialized = envelopes
             .iter()
             .map(SerializedEvent::try_from)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| BatchFailure::Store(format!("serialising events: {err}")))?;
+        self.seal_personal_data(&mut serialized).await?;
         match self.repo.persist::<A>(&serialized, None).await {
             Ok(()) => {
                 *state = Some(Cached {
@@ -298,6 +310,31 @@ where
                 other => Err(BatchFailure::Store(other.to_string())),
             },
         }
+    }
+
+    /// Seals the clear personal values of `events`, so that none reaches the events table
+    /// (nor, through the outbox, JetStream); refuses when there is no sealer to do it.
+    async fn seal_personal_data(&self, events: &mut [SerializedEvent]) -> Result<(), BatchFailure> {
+        for event in events.iter_mut().filter(|e| has_clear_values(&e.payload)) {
+            let Some(sealer) = &self.sealer else {
+                return Err(BatchFailure::Store(format!(
+                    "refusing to store {} {} with personal data in the clear: no personal data sealer",
+                    A::TYPE, event.event_type
+                )));
+            };
+            sealer
+                .seal(&mut event.payload)
+                .await
+                .map_err(|err| BatchFailure::Store(format!("sealing personal data: {err}")))?;
+            if has_clear_values(&event.payload) {
+                return Err(BatchFailure::Store(format!(
+                    "the sealer left personal data of {} {} in the clear",
+                    A::TYPE,
+                    event.event_type
+                )));
+            }
+        }
+        Ok(())
     }
 
     async fn stored_sequence(&self, aggregate_id: &str) -> Result<usize, BatchFailure> {

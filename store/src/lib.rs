@@ -9,19 +9,26 @@
 //!   one aggregate are serialised in-process and the state is cached, so a hot aggregate is
 //!   not reloaded for every command; writers in other processes are caught by the store's
 //!   optimistic lock and the command is retried on fresh state.
+//! - [`personal`]: [`PersonalDataSealer`], which the bus uses to seal every personal value
+//!   of an event before it is stored (it refuses to store one in the clear), and the
+//!   functions that find personal values in payloads.
 //! - [`database`]: connecting and migrating.
 //! - [`catalog`]: the facts about other aggregates that catalog and order commands read on
 //!   the write side (SKU owners, the category tree, units ordered), and the locks that keep
 //!   such decisions from racing.
 //! - [`offers`]: the facts pricing reads on the write side: which promotions are still open,
 //!   and which batch a coupon belongs to.
+//! - [`carts`]: the guest carts merged (retired) into customers' carts.
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod carts;
 pub mod catalog;
 pub mod database;
 pub mod metadata;
 pub mod offers;
+pub mod personal;
 
 pub use bus::{CommandBus, CommandError, Committed};
 pub use metadata::CommandMetadata;
+pub use personal::{PersonalDataError, PersonalDataSealer};

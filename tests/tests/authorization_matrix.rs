@@ -6,7 +6,8 @@
 //! - `public`: nobody is refused for who they are (no 401, no 403);
 //! - `signed`: the caller is the payment provider, proving itself by signature: an unsigned
 //!   call is 401 whoever sends it;
-//! - `any`: a bearer token is needed (401 without); owned resources answer 404 to a
+//! - `any`: a bearer token is needed (401 without; a cart route takes a guest cart header
+//!   instead, which this matrix does not send); owned resources answer 404 to a
 //!   customer they are foreign to;
 //! - `customer`: as `any`, and only customers (and admins) may;
 //! - `personal`: as `any`, and the resource is foreign to everyone but its owner, admins
@@ -61,6 +62,11 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/bookings/{booking_id}/cancel", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/pay", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/refund", (Admin, false)),
+        ("GET /api/v1/cart", (Any, false)),
+        ("PUT /api/v1/cart/items/{sku}", (Any, false)),
+        ("DELETE /api/v1/cart/items/{sku}", (Any, false)),
+        ("POST /api/v1/cart/merge", (Customer, false)),
+        ("POST /api/v1/carts", (Public, false)),
         ("GET /api/v1/categories", (Public, false)),
         ("POST /api/v1/categories", (Admin, false)),
         ("PATCH /api/v1/categories/{category_id}", (Admin, false)),

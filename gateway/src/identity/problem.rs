@@ -21,6 +21,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::LoginLocked(locked) => ApiError::RateLimited {
                 retry_after_secs: locked.retry_after_secs(),
             },
+            IdentityError::UnknownUser => ApiError::NotFound(err.to_string()),
             IdentityError::Busy(busy) => ApiError::Unavailable {
                 detail: busy.to_string(),
                 retry_after_secs: 1,

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bookings;
+pub mod carts;
 pub mod categories;
 pub mod coupons;
 pub mod health;
@@ -15,6 +16,7 @@ pub mod products;
 pub mod promotions;
 pub mod search;
 pub mod shows;
+pub mod users;
 
 use ordo_projections::queries::{page, InvalidParameter, QueryError};
 

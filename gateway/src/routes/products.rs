@@ -91,7 +91,8 @@ pub struct NewSku {
     /// Stock keeping unit: letters, digits, '-' or '_' (stored upper-case).
     #[schema(min_length = 1, max_length = 64)]
     pub sku: String,
-    /// Specification values, such as `{"colour": "black", "size": "M"}` (at most 10).
+    /// Specification values, such as `{"colour": "black", "size": "M"}` (at most 10; names
+    /// 1 to 40 characters, values 1 to 100).
     #[serde(default)]
     pub spec: BTreeMap<String, String>,
     /// Price in minor units (cents), above zero.

@@ -1,0 +1,252 @@
+//! Erasure of personal data by crypto-shredding, against a real `ordo serve`: a customer's
+//! profile and address values are sealed in every event from the start (the raw `events`
+//! table never holds them), opened for the customer while their key exists, and gone
+//! everywhere once the customer or an admin erases the account: no table of the database
+//! holds them, the events still load (shown as erased), replays show no trace, the account
+//! cannot log in and its tokens stop working.
+
+use ordo_tests::{Api, TestOrdo};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+/// The distinctive personal values the tests write, to be searched for afterwards.
+const NAME: &str = "Zephyrine Quillfeather";
+const PHONE: &str = "+33 6 98 76 54 32";
+const RECIPIENT: &str = "Xanthippe Marlowe";
+const CITY: &str = "Vireloup-sur-Brume";
+const DETAIL: &str = "17 Rue des Glycines Oubliees";
+const POSTAL_CODE: &str = "73915";
+
+fn values() -> [&'static str; 6] {
+    [NAME, PHONE, RECIPIENT, CITY, DETAIL, POSTAL_CODE]
+}
+
+async fn send(api: &Api, method: Method, path: &str, body: Option<Value>) -> ordo_tests::Answer {
+    api.send(method, path, body, &[]).await
+}
+
+/// Sets a profile and an address with the distinctive values; answers the address id.
+async fn write_personal_data(api: &Api) -> String {
+    let profile = send(
+        api,
+        Method::PATCH,
+        "/api/v1/users/me",
+        Some(json!({"full_name": NAME, "phone": PHONE})),
+    )
+    .await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    let address = api
+        .post(
+            "/api/v1/users/me/addresses",
+            json!({"recipient": RECIPIENT, "phone": PHONE, "province": "Savoie", "city": CITY,
+                   "detail": DETAIL, "postal_code": POSTAL_CODE}),
+        )
+        .await;
+    assert_eq!(address.status, 201, "{:?}", address.body);
+    address.body["address_id"].as_str().unwrap().to_owned()
+}
+
+/// Every stored payload of the `events` table, as text.
+async fn raw_events(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT payload::text FROM events ORDER BY position")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Every row of every table of the database, as text, one table per entry.
+async fn every_table(pool: &PgPool) -> Vec<(String, String)> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let text: String = sqlx::query_scalar(&format!(
+            "SELECT coalesce(string_agg(t::text, E'\\n'), '') FROM \"{table}\" t"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.push((table, text));
+    }
+    out
+}
+
+/// The places among `haystacks` that hold one of `needles`.
+fn traces(haystacks: &[(String, String)], needles: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (place, text) in haystacks {
+        for needle in needles {
+            if text.contains(needle) {
+                found.push(format!("{needle:?} in {place}"));
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
+    let ordo = TestOrdo::start().await;
+    let email = "zephyrine@example.com";
+    let customer = ordo.customer(email).await;
+    let api = &customer.api;
+    let address_id = write_personal_data(api).await;
+
+    // Sealed from the start: the events hold neither the values nor any clear form.
+    let events = raw_events(ordo.pool()).await;
+    assert!(
+        events.len() >= 3,
+        "profile, address and default: {events:?}"
+    );
+    let stored: Vec<(String, String)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("event {i}"), e.clone()))
+        .collect();
+    assert_eq!(traces(&stored, &values()), Vec::<String>::new());
+    let customer_events: Vec<&String> = events.iter().filter(|e| e.contains("$personal")).collect();
+    assert!(!customer_events.is_empty());
+    assert!(customer_events
+        .iter()
+        .all(|e| e.contains("\"sealed\"") && !e.contains("\"clear\"")));
+
+    // The customer reads them back in the clear.
+    let profile = api.get("/api/v1/users/me").await;
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.body["full_name"], NAME);
+    assert_eq!(profile.body["phone"], PHONE);
+    assert_eq!(profile.body["erased"], false);
+    let addresses = api.get("/api/v1/users/me/addresses").await;
+    assert_eq!(addresses.body["addresses"][0]["address_id"], address_id);
+    assert_eq!(addresses.body["addresses"][0]["recipient"], RECIPIENT);
+    assert_eq!(addresses.body["addresses"][0]["city"], CITY);
+    assert_eq!(addresses.body["addresses"][0]["is_default"], true);
+
+    // Erasure.
+    let erased = send(api, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(erased.status, 204, "{:?}", erased.body);
+
+    // The token stops working and the account cannot log in.
+    assert_eq!(api.get("/api/v1/users/me").await.status, 401);
+    let login = ordo
+        .api()
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": ordo_tests::CUSTOMER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status, 401, "{:?}", login.body);
+
+    // No table of the database holds a value, nor the email: not the events, not the
+    // keys, not the users, not a read model.
+    let mut needles = values().to_vec();
+    needles.push(email);
+    assert_eq!(
+        traces(&every_table(ordo.pool()).await, &needles),
+        Vec::<String>::new()
+    );
+    let key: (Option<Vec<u8>>, bool) = sqlx::query_as(
+        "SELECT key, erased_at IS NOT NULL FROM personal_data_keys WHERE subject_id = $1::uuid",
+    )
+    .bind(&customer.user_id)
+    .fetch_one(ordo.pool())
+    .await
+    .unwrap();
+    assert_eq!(key, (None, true), "the key is deleted");
+    assert_eq!(
+        raw_events(ordo.pool()).await,
+        events,
+        "events are kept as they were"
+    );
+
+    // The events still load: the admin sees the profile and address as erased.
+    let admin = ordo.admin().await;
+    let view = admin
+        .get(&format!("/api/v1/admin/users/{}", customer.user_id))
+        .await;
+    assert_eq!(view.status, 200, "{:?}", view.body);
+    assert_eq!(view.body["profile"]["erased"], true);
+    assert_eq!(view.body["profile"]["full_name"], Value::Null);
+    assert_eq!(view.body["profile"]["phone"], Value::Null);
+    let address = &view.body["addresses"][0];
+    assert_eq!(address["address_id"], address_id);
+    assert_eq!(address["recipient"], Value::Null);
+    assert_eq!(address["city"], Value::Null);
+    assert_eq!(address["is_default"], true);
+
+    // A replay of the customer's events shows them, without a trace of the values.
+    let (ok, out, err) = ordo.cli(&["replay", "--aggregate-type", "customer"]).await;
+    assert!(ok, "{err}");
+    assert!(out.lines().count() >= 3, "{out}");
+    assert!(out.contains("AddressAdded"), "{out}");
+    assert_eq!(
+        traces(&[("replay".into(), out)], &values()),
+        Vec::<String>::new()
+    );
+
+    // Erasing again is harmless.
+    let again = send(
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{}", customer.user_id),
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 204, "{:?}", again.body);
+    ordo.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_erases_another_user_and_a_customer_cannot() {
+    let ordo = TestOrdo::start().await;
+    let victim = ordo.customer("victim@example.com").await;
+    let other = ordo.customer("other@example.com").await;
+    write_personal_data(&victim.api).await;
+    let victim_path = format!("/api/v1/admin/users/{}", victim.user_id);
+
+    // A customer may neither erase nor view another user.
+    let refused = send(&other.api, Method::DELETE, &victim_path, None).await;
+    assert_eq!(refused.status, 403, "{:?}", refused.body);
+    assert_eq!(other.api.get(&victim_path).await.status, 403);
+    assert_eq!(
+        victim.api.get("/api/v1/users/me").await.body["full_name"],
+        NAME
+    );
+
+    // An admin may; an unknown user is 404.
+    let admin = ordo.admin().await;
+    let unknown = send(
+        &admin,
+        Method::DELETE,
+        "/api/v1/admin/users/6a1f0c3e-0000-4000-8000-000000000001",
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+    assert_eq!(unknown.body["type"], "urn:ordo:problem:not_found");
+    let erased = send(&admin, Method::DELETE, &victim_path, None).await;
+    assert_eq!(erased.status, 204, "{:?}", erased.body);
+    assert_eq!(victim.api.get("/api/v1/users/me").await.status, 401);
+    let view = admin.get(&victim_path).await;
+    assert_eq!(view.body["profile"]["erased"], true);
+    assert_eq!(view.body["addresses"][0]["recipient"], Value::Null);
+
+    // The other customer's data is untouched.
+    write_personal_data(&other.api).await;
+    assert_eq!(
+        other.api.get("/api/v1/users/me").await.body["full_name"],
+        NAME
+    );
+    let other_view = admin
+        .get(&format!("/api/v1/admin/users/{}", other.user_id))
+        .await;
+    assert_eq!(other_view.body["profile"]["erased"], false);
+    assert_eq!(other_view.body["addresses"][0]["recipient"], RECIPIENT);
+    ordo.stop().await;
+}
