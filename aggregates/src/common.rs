@@ -619,6 +619,56 @@ uuid_id!(
     RefundId
 );
 uuid_id!(
+    /// Identifies a promotion (a price rule applied to every cart it fits).
+    PromotionId
+);
+uuid_id!(
+    /// Identifies a batch of coupons (its terms, quota and claims).
+    CouponBatchId
+);
+uuid_id!(
+    /// Identifies one coupon claimed by one customer from a batch.
+    CouponId
+);
+
+/// A whole percentage from 1 to 100, as in "10 % off".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "u8")]
+pub struct Percent(u8);
+
+impl Percent {
+    /// Parses a percentage; anything outside 1..=100 is refused.
+    pub fn parse(raw: i64) -> Result<Percent, ParseError> {
+        if (1..=100).contains(&raw) {
+            Ok(Percent(raw as u8))
+        } else {
+            Err(ParseError::new(
+                "percent_off",
+                "percent_off must be a whole number from 1 to 100",
+            ))
+        }
+    }
+
+    /// The percentage.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Percent {
+    type Error = ParseError;
+    fn try_from(value: i64) -> Result<Self, Self::Error> {
+        Percent::parse(value)
+    }
+}
+
+impl From<Percent> for u8 {
+    fn from(value: Percent) -> Self {
+        value.0
+    }
+}
+
+uuid_id!(
     /// Identifies one postal address of a customer.
     AddressId
 );
@@ -888,6 +938,10 @@ text!(
     /// Display name of a seat area: 1 to 100 characters on one line.
     AreaName, "area_name", 1, 100, true
 );
+text!(
+    /// Name of a promotion or of a coupon batch: 1 to 200 characters on one line.
+    CampaignName, "name", 1, 200, true
+);
 
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -1063,6 +1117,18 @@ mod tests {
         assert!(AreaName::parse("Stalls").is_ok());
         assert!(AreaName::parse(&"x".repeat(101)).is_err());
         assert!(serde_json::from_str::<Title>("\"\"").is_err());
+    }
+
+    #[test]
+    fn percent_is_one_to_a_hundred() {
+        assert_eq!(Percent::parse(1).unwrap().get(), 1);
+        assert_eq!(Percent::parse(100).unwrap().get(), 100);
+        for bad in [0, -5, 101] {
+            assert_eq!(Percent::parse(bad).unwrap_err().field(), "percent_off");
+        }
+        assert!(serde_json::from_str::<Percent>("0").is_err());
+        assert!(CampaignName::parse("Summer sale").is_ok());
+        assert!(CampaignName::parse(&"x".repeat(201)).is_err());
     }
 
     #[test]

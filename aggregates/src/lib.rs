@@ -14,6 +14,10 @@
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
+//! - [`promotion`]: price rules applied by themselves within a time window.
+//! - [`coupon`]: batches of coupons with their quota, and each claimed coupon's life
+//!   (claimed, locked by an order, redeemed, released).
+//! - [`pricing`]: the pure pricing engine stacking promotions and coupons on a cart.
 //!
 //! Every aggregate uses `()` as its services, names its events after their variants
 //! (version "1"), and treats the repeat of a transition that already happened as a
@@ -24,9 +28,12 @@ pub mod booking;
 pub mod cart;
 pub mod category;
 pub mod common;
+pub mod coupon;
 pub mod customer;
 pub mod inventory;
 pub mod order;
 pub mod payment;
+pub mod pricing;
 pub mod product;
+pub mod promotion;
 pub mod show;

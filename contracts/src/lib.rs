@@ -5,7 +5,8 @@
 //! and nowhere else.
 //!
 //! # Layout
-//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`], [`booking`]: one
+//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
+//!   [`booking`], [`promotion`], [`coupon_batch`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -54,12 +55,15 @@ use ordo_aggregates::booking::{Booking, BookingEvent};
 use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    BookingId, CartId, CategoryId, OrderId, PaymentId, ProductId, ShowId, Sku,
+    BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
+    ShowId, Sku,
 };
+use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
+use ordo_aggregates::promotion::{Promotion, PromotionEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
 use ordo_nats::consumer::HandlerError;
 use ordo_nats::envelope::{decode_payload, ReceivedEvent};
@@ -112,6 +116,10 @@ pub type InventoryMessage = Decoded<Sku, InventoryEvent>;
 pub type ProductMessage = Decoded<ProductId, ProductEvent>;
 /// A decoded category event.
 pub type CategoryMessage = Decoded<CategoryId, CategoryEvent>;
+/// A decoded promotion event.
+pub type PromotionMessage = Decoded<PromotionId, PromotionEvent>;
+/// A decoded coupon batch event.
+pub type CouponBatchMessage = Decoded<CouponBatchId, CouponEvent>;
 /// A decoded cart event.
 pub type CartMessage = Decoded<CartId, CartEvent>;
 /// A decoded show event.
@@ -410,9 +418,36 @@ pub const BOOKING: Contract = Contract {
     ],
 };
 
+/// The promotion stream's contract.
+pub const PROMOTION: Contract = Contract {
+    aggregate_type: <Promotion as Aggregate>::TYPE,
+    events: &[("PromotionCreated", "1"), ("PromotionEnded", "1")],
+};
+
+/// The coupon batch stream's contract.
+pub const COUPON_BATCH: Contract = Contract {
+    aggregate_type: <CouponBatch as Aggregate>::TYPE,
+    events: &[
+        ("CouponBatchCreated", "1"),
+        ("CouponClaimed", "1"),
+        ("CouponLocked", "1"),
+        ("CouponRedeemed", "1"),
+        ("CouponReleased", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 8] = [
-    &ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &CATEGORY, &CART, &SHOW, &BOOKING,
+pub const CONTRACTS: [&Contract; 10] = [
+    &ORDER,
+    &PAYMENT,
+    &INVENTORY,
+    &PRODUCT,
+    &CATEGORY,
+    &CART,
+    &SHOW,
+    &BOOKING,
+    &PROMOTION,
+    &COUPON_BATCH,
 ];
 
 /// Decodes a message of the order stream.
@@ -455,6 +490,16 @@ pub fn show(message: &ReceivedEvent) -> Result<ShowMessage, ContractError> {
 /// Decodes a message of the booking stream.
 pub fn booking(message: &ReceivedEvent) -> Result<BookingMessage, ContractError> {
     BOOKING.decode(message, uuid_id::<BookingId>)
+}
+
+/// Decodes a message of the promotion stream.
+pub fn promotion(message: &ReceivedEvent) -> Result<PromotionMessage, ContractError> {
+    PROMOTION.decode(message, uuid_id::<PromotionId>)
+}
+
+/// Decodes a message of the coupon batch stream.
+pub fn coupon_batch(message: &ReceivedEvent) -> Result<CouponBatchMessage, ContractError> {
+    COUPON_BATCH.decode(message, uuid_id::<CouponBatchId>)
 }
 
 #[cfg(test)]

@@ -327,6 +327,8 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (CART.aggregate_type, variant_names::<CartEvent>()),
         (SHOW.aggregate_type, variant_names::<ShowEvent>()),
         (BOOKING.aggregate_type, variant_names::<BookingEvent>()),
+        (PROMOTION.aggregate_type, variant_names::<PromotionEvent>()),
+        (COUPON_BATCH.aggregate_type, variant_names::<CouponEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {

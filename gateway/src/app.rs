@@ -45,6 +45,8 @@ pub fn router(
         .merge(routes::notifications::router())
         .merge(routes::shows::router())
         .merge(routes::bookings::router())
+        .merge(routes::promotions::router())
+        .merge(routes::coupons::router())
         .merge(routes::users::router())
         .route(
             "/openapi.json",

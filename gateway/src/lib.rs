@@ -13,6 +13,8 @@
 //!   signatures and QR images); [`profiles`]: what the profile, address and erasure routes
 //!   share (the customer bus sealing personal data, opened reads, address snapshots);
 //!   [`rate_limit`]: per-IP and per-user limits.
+//! - [`offers`]: promotions and coupons for pricing and checkout (active promotions, quotes,
+//!   and the coupon's lock, redeem and release around an order).
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
 //!   `ordo-ops` crate answers (projection status and rebuilds, stream refills, dead letters).
 //! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
@@ -27,6 +29,7 @@ pub mod config;
 pub mod consistency;
 pub mod identity;
 pub mod metrics;
+pub mod offers;
 pub mod openapi;
 pub mod problem;
 pub mod profiles;

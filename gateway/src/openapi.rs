@@ -10,8 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, carts, categories, inventory, notifications, orders, payments, products,
-    search, shows, users,
+    admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
+    products, promotions, search, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -20,6 +20,9 @@ use crate::routes::{
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
         products::delist_sku, products::list_sku,
+        promotions::create_promotion, promotions::list_promotions, promotions::end_promotion,
+        promotions::create_coupon_batch, promotions::list_coupon_batches,
+        coupons::claim_coupon, coupons::list_coupons, coupons::quote,
         carts::create_guest_cart, carts::get_cart, carts::set_item, carts::remove_item, carts::merge_cart,
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
@@ -36,6 +39,11 @@ use crate::routes::{
     components(schemas(
         ProblemDocument,
         products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        promotions::PromotionKind, promotions::CreatePromotion, promotions::CouponKind, promotions::CreateCouponBatch,
+        promotions::PromotionWritten, promotions::CouponBatchWritten, promotions::PromotionPage, promotions::CouponBatchPage,
+        promotions::PromotionView, promotions::CouponBatchView,
+        coupons::ClaimCoupon, coupons::CouponClaimed, coupons::CouponPage, coupons::CouponView,
+        coupons::QuoteCart, coupons::QuoteItem, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
@@ -50,7 +58,7 @@ use crate::routes::{
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
 )]
 struct ApiDoc;
 

@@ -195,6 +195,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
     let state = AppState {
         profiles,
         ticketing,
+        offers: Arc::new(crate::offers::Offers::new(pool.clone())),
         rate_limits,
         pool: pool.clone(),
         nats,

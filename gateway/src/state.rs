@@ -52,6 +52,8 @@ pub struct AppState {
     pub inbox: ordo_reactors::inbox::InboxHub,
     /// Shows, bookings and tickets.
     pub ticketing: Arc<crate::ticketing::Ticketing>,
+    /// Promotions and coupon batches.
+    pub offers: Arc<crate::offers::Offers>,
     /// Customers' profiles and addresses, and the personal-data vault.
     pub profiles: Arc<crate::profiles::Profiles>,
     /// Per-client rate limits.

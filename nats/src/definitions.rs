@@ -49,6 +49,14 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_CATEGORY.json",
         include_str!("../streams/ORDO_CATEGORY.json"),
     ),
+    (
+        "ORDO_PROMOTION.json",
+        include_str!("../streams/ORDO_PROMOTION.json"),
+    ),
+    (
+        "ORDO_COUPON_BATCH.json",
+        include_str!("../streams/ORDO_COUPON_BATCH.json"),
+    ),
     ("ORDO_CART.json", include_str!("../streams/ORDO_CART.json")),
     (
         "ORDO_CUSTOMER.json",
@@ -67,6 +75,14 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-categories.json",
         include_str!("../consumers/projection-categories.json"),
+    ),
+    (
+        "projection-promotions.json",
+        include_str!("../consumers/projection-promotions.json"),
+    ),
+    (
+        "projection-coupons.json",
+        include_str!("../consumers/projection-coupons.json"),
     ),
     (
         "projection-inventory.json",

@@ -17,6 +17,8 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "booking",
     "show",
     "category",
+    "promotion",
+    "coupon_batch",
     "cart",
     "customer",
 ];

@@ -6,6 +6,7 @@
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`categories`]: the catalog's category tree.
+//! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -18,11 +19,13 @@
 #![forbid(unsafe_code)]
 
 pub mod categories;
+pub mod coupons;
 pub mod delivery_lock;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
 pub mod products;
+pub mod promotions;
 pub mod queries;
 pub mod rebuild;
 pub mod search;
@@ -38,6 +41,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(products::ProductsProjection),
         Arc::new(categories::CategoriesProjection),
+        Arc::new(promotions::PromotionsProjection),
+        Arc::new(coupons::CouponsProjection),
         Arc::new(inventory::InventoryProjection),
         Arc::new(orders::OrdersProjection),
         Arc::new(payments::PaymentsProjection),

@@ -20,14 +20,16 @@ use ordo_aggregates::booking::{Booking, BookingEvent};
 use ordo_aggregates::cart::{Cart, CartEvent, CartOwner, MergedLine};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    AreaId, AreaName, BookingId, Category, CategoryName, City, Currency, Description, MediaUrl,
-    Money, OrderId, PaymentId, ProductId, ProductName, Quantity, RefundId, ReservationId,
-    SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
+    AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
+    MediaUrl, Money, OrderId, PaymentId, Percent, ProductId, ProductName, Quantity, RefundId,
+    ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
 };
+use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
+use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
 use ordo_aggregates::show::{SeatArea, Show, ShowEvent};
 use ordo_nats::consumer::dlq_header;
 use ordo_nats::envelope::{header, untag_payload};
@@ -316,6 +318,103 @@ fn category_samples() -> Vec<Sample> {
     )
 }
 
+fn promotion_samples() -> Vec<Sample> {
+    let created = |rule, exclusive| PromotionEvent::PromotionCreated {
+        promotion_id: uuid("2c8f4a3b-2d5e-4f60-9bac-1d2e3f4a5b6c").into(),
+        name: CampaignName::parse("Spring sale").unwrap(),
+        currency: Currency::parse("EUR").unwrap(),
+        rule,
+        starts_at: at("2026-03-01T00:00:00Z"),
+        ends_at: at("2026-04-01T00:00:00Z"),
+        priority: 10,
+        exclusive,
+    };
+    samples_of::<Promotion>(
+        vec![
+            created(
+                PromotionRule::ThresholdAmountOff {
+                    threshold: eur(10_000),
+                    amount_off: eur(1_500),
+                },
+                false,
+            ),
+            created(
+                PromotionRule::ThresholdPercentOff {
+                    threshold: eur(5_000),
+                    percent_off: Percent::parse(10).unwrap(),
+                },
+                true,
+            ),
+            created(
+                PromotionRule::DirectPriceCut {
+                    skus: vec![sku("mug-blue"), sku("TEA_EARL-GREY")],
+                    amount_off: eur(200),
+                },
+                false,
+            ),
+            PromotionEvent::PromotionEnded {
+                ended_at: at("2026-03-15T09:30:00Z"),
+            },
+        ],
+        |event| match event {
+            PromotionEvent::PromotionCreated { .. } => Some("rule"),
+            PromotionEvent::PromotionEnded { .. } => Some("ended_at"),
+        },
+    )
+}
+
+fn coupon_batch_samples() -> Vec<Sample> {
+    let coupon_id = || uuid("3d9a5b4c-3e6f-4071-8cbd-2e3f4a5b6c7d").into();
+    let terms = |discount| BatchTerms {
+        batch_id: uuid("4eab6c5d-4f70-4182-9dce-3f4a5b6c7d8e").into(),
+        name: CampaignName::parse("Welcome coupons").unwrap(),
+        discount,
+        min_spend: eur(3_000),
+        quota: 100,
+        per_user_limit: 2,
+        valid_from: at("2026-06-01T00:00:00Z"),
+        valid_until: at("2026-07-01T00:00:00Z"),
+    };
+    samples_of::<CouponBatch>(
+        vec![
+            CouponEvent::CouponBatchCreated {
+                terms: terms(CouponDiscount::AmountOff {
+                    amount_off: eur(500),
+                }),
+            },
+            CouponEvent::CouponBatchCreated {
+                terms: terms(CouponDiscount::PercentOff {
+                    percent_off: Percent::parse(15).unwrap(),
+                }),
+            },
+            CouponEvent::CouponClaimed {
+                coupon_id: coupon_id(),
+                user_id: customer_id(),
+                claimed_at: at("2026-06-02T08:00:00Z"),
+            },
+            CouponEvent::CouponLocked {
+                coupon_id: coupon_id(),
+                order_id: order_id(),
+            },
+            CouponEvent::CouponRedeemed {
+                coupon_id: coupon_id(),
+                order_id: order_id(),
+            },
+            CouponEvent::CouponReleased {
+                coupon_id: coupon_id(),
+                order_id: order_id(),
+            },
+        ],
+        |event| match event {
+            CouponEvent::CouponBatchCreated { .. } => Some("terms"),
+            CouponEvent::CouponClaimed { .. } => Some("user_id"),
+            CouponEvent::CouponLocked { .. } => Some("order_id"),
+            CouponEvent::CouponRedeemed { .. } => Some("coupon_id"),
+            CouponEvent::CouponReleased { .. } => Some("order_id"),
+        },
+    )
+}
+
 fn order_samples() -> Vec<Sample> {
     let lines = vec![
         OrderLine {
@@ -543,6 +642,8 @@ fn all_samples() -> Vec<Sample> {
         inventory_samples(),
         product_samples(),
         category_samples(),
+        promotion_samples(),
+        coupon_batch_samples(),
         cart_samples(),
         order_samples(),
         payment_samples(),
@@ -563,6 +664,8 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<InventoryItem>(),
         of::<Product>(),
         of::<CategoryNode>(),
+        of::<Promotion>(),
+        of::<CouponBatch>(),
         of::<Cart>(),
         of::<Order>(),
         of::<Payment>(),

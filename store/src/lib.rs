@@ -16,6 +16,8 @@
 //! - [`catalog`]: the facts about other aggregates that catalog and order commands read on
 //!   the write side (SKU owners, the category tree, units ordered), and the locks that keep
 //!   such decisions from racing.
+//! - [`offers`]: the facts pricing reads on the write side: which promotions are still open,
+//!   and which batch a coupon belongs to.
 //! - [`carts`]: the guest carts merged (retired) into customers' carts.
 #![forbid(unsafe_code)]
 
@@ -24,6 +26,7 @@ pub mod carts;
 pub mod catalog;
 pub mod database;
 pub mod metadata;
+pub mod offers;
 pub mod personal;
 
 pub use bus::{CommandBus, CommandError, Committed};

@@ -42,6 +42,14 @@ enum Rule {
 fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
     use Rule::*;
     BTreeMap::from([
+        ("GET /api/v1/admin/coupon-batches", (Admin, false)),
+        ("POST /api/v1/admin/coupon-batches", (Admin, false)),
+        ("GET /api/v1/admin/promotions", (Admin, false)),
+        ("POST /api/v1/admin/promotions", (Admin, false)),
+        (
+            "POST /api/v1/admin/promotions/{promotion_id}/end",
+            (Admin, false),
+        ),
         ("GET /api/v1/admin/sagas/{saga_id}", (Admin, false)),
         ("POST /api/v1/admin/sagas/{saga_id}/resume", (Admin, false)),
         ("POST /api/v1/auth/login", (Public, false)),
@@ -63,6 +71,8 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/categories", (Admin, false)),
         ("PATCH /api/v1/categories/{category_id}", (Admin, false)),
         ("DELETE /api/v1/categories/{category_id}", (Admin, false)),
+        ("GET /api/v1/coupons", (Any, false)),
+        ("POST /api/v1/coupons/claim", (Customer, false)),
         ("GET /api/v1/inventory/{sku}", (Public, false)),
         ("POST /api/v1/inventory/{sku}/restock", (Admin, false)),
         ("GET /api/v1/notifications", (Any, false)),
@@ -79,6 +89,7 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             "POST /api/v1/payments/{payment_id}/callbacks",
             (Signed, false),
         ),
+        ("POST /api/v1/pricing/quote", (Customer, false)),
         ("GET /api/v1/products", (Public, false)),
         ("POST /api/v1/products", (Admin, false)),
         ("GET /api/v1/products/{sku}", (Public, false)),
@@ -200,8 +211,19 @@ async fn fixture(admin: &Api, a: &Api) -> Fixture {
             .map(str::to_owned)
     })
     .await;
+    let promotion = admin
+        .post(
+            "/api/v1/admin/promotions",
+            json!({"name": "Matrix promotion", "kind": "threshold_amount_off", "currency": "EUR",
+                   "starts_at": "2020-01-01T00:00:00Z", "ends_at": "2099-01-01T00:00:00Z",
+                   "priority": 0, "threshold": 0, "amount_off": 1}),
+        )
+        .await;
+    assert_eq!(promotion.status, 201, "{:?}", promotion.body);
+    let promotion_id = promotion.body["promotion_id"].as_str().unwrap().to_owned();
     Fixture {
         params: BTreeMap::from([
+            ("promotion_id", promotion_id),
             ("saga_id", order_id.clone()),
             ("order_id", order_id),
             ("payment_id", payment_id),

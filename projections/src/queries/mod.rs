@@ -9,6 +9,7 @@
 //! - [`orders`], [`payments`]: orders with their lines, and payments, as their owners see them.
 //! - [`shows`], [`bookings`]: shows with their sessions and seats available, the bookings
 //!   list and who holds a ticket.
+//! - [`offers`]: promotions, coupon batches and a customer's coupons.
 //! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
@@ -18,6 +19,7 @@
 pub mod bookings;
 pub mod categories;
 pub mod inventory;
+pub mod offers;
 pub mod orders;
 pub mod page;
 pub mod payments;
