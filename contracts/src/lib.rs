@@ -5,7 +5,7 @@
 //! and nowhere else.
 //!
 //! # Layout
-//! - [`order`], [`payment`], [`inventory`], [`product`], [`show`], [`booking`]: one
+//! - [`order`], [`payment`], [`inventory`], [`product`], [`show`], [`booking`], [`customer`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -51,7 +51,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
 use ordo_aggregates::booking::{Booking, BookingEvent};
-use ordo_aggregates::common::{BookingId, OrderId, PaymentId, ShowId, Sku};
+use ordo_aggregates::common::{BookingId, OrderId, PaymentId, ShowId, Sku, UserId};
+use ordo_aggregates::customer::{Customer, CustomerEvent};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
@@ -109,6 +110,9 @@ pub type ProductMessage = Decoded<Sku, ProductEvent>;
 pub type ShowMessage = Decoded<ShowId, ShowEvent>;
 /// A decoded booking event.
 pub type BookingMessage = Decoded<BookingId, BookingEvent>;
+/// A decoded customer event (the id is the user's). Its personal values arrive sealed:
+/// a consumer opens them with the personal-data vault before writing them anywhere.
+pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
@@ -372,8 +376,22 @@ pub const BOOKING: Contract = Contract {
     ],
 };
 
+/// The customer stream's contract.
+pub const CUSTOMER: Contract = Contract {
+    aggregate_type: <Customer as Aggregate>::TYPE,
+    events: &[
+        ("ProfileChanged", "1"),
+        ("AddressAdded", "1"),
+        ("AddressChanged", "1"),
+        ("AddressRemoved", "1"),
+        ("DefaultAddressChosen", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 6] = [&ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &SHOW, &BOOKING];
+pub const CONTRACTS: [&Contract; 7] = [
+    &ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &SHOW, &BOOKING, &CUSTOMER,
+];
 
 /// Decodes a message of the order stream.
 pub fn order(message: &ReceivedEvent) -> Result<OrderMessage, ContractError> {
@@ -403,6 +421,11 @@ pub fn show(message: &ReceivedEvent) -> Result<ShowMessage, ContractError> {
 /// Decodes a message of the booking stream.
 pub fn booking(message: &ReceivedEvent) -> Result<BookingMessage, ContractError> {
     BOOKING.decode(message, uuid_id::<BookingId>)
+}
+
+/// Decodes a message of the customer stream.
+pub fn customer(message: &ReceivedEvent) -> Result<CustomerMessage, ContractError> {
+    CUSTOMER.decode(message, uuid_id::<UserId>)
 }
 
 #[cfg(test)]

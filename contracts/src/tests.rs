@@ -325,6 +325,7 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (PRODUCT.aggregate_type, variant_names::<ProductEvent>()),
         (SHOW.aggregate_type, variant_names::<ShowEvent>()),
         (BOOKING.aggregate_type, variant_names::<BookingEvent>()),
+        (CUSTOMER.aggregate_type, variant_names::<CustomerEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {
