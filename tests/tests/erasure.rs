@@ -219,8 +219,11 @@ async fn an_admin_erases_another_user_and_a_customer_cannot() {
         NAME
     );
 
-    // An admin may; an unknown user is 404.
+    // An admin may; an unknown user is 404. An admin's own account is not erased by itself.
     let admin = ordo.admin().await;
+    let own = send(&admin, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(own.status, 403, "{:?}", own.body);
+    assert_eq!(admin.get("/api/v1/users/me").await.status, 200);
     let unknown = send(
         &admin,
         Method::DELETE,

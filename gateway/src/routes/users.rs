@@ -267,13 +267,18 @@ pub async fn update_profile(
 /// Erases the caller's personal data (right to erasure): the key their personal values in
 /// events are sealed with is deleted, the account is anonymised and every session ends.
 /// The account cannot log in again. Repeating it with a still valid token is refused (401).
+/// An admin's own account is not erased this way (403): another admin erases it.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "users",
     security(("bearer" = [])),
-    responses((status = 204, description = "erased")))]
+    responses((status = 204, description = "erased"),
+               (status = 403, description = "an admin account: erased by another admin only")))]
 pub async fn erase_me(
     State(state): State<AppState>,
     user: CustomerUser,
 ) -> Result<StatusCode, ApiError> {
+    if user.is_admin() {
+        return Err(ApiError::Forbidden("customer"));
+    }
     profiles::erase_user(&state.identity, UserId::from(user.user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
