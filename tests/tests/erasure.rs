@@ -128,6 +128,21 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
     assert_eq!(addresses.body["addresses"][0]["city"], CITY);
     assert_eq!(addresses.body["addresses"][0]["is_default"], true);
 
+    // A replay keeps them sealed, or opens them when asked to.
+    let (ok, out, err) = ordo.cli(&["replay", "--aggregate-type", "customer"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"sealed\"") && !out.contains(NAME), "{out}");
+    let (ok, out, err) = ordo
+        .cli(&[
+            "replay",
+            "--aggregate-type",
+            "customer",
+            "--open-personal-data",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    assert!(out.contains(NAME) && out.contains(CITY), "{out}");
+
     // Erasure.
     let erased = send(api, Method::DELETE, "/api/v1/users/me", None).await;
     assert_eq!(erased.status, 204, "{:?}", erased.body);
