@@ -5,6 +5,8 @@
 //! holds them, the events still load (shown as erased), replays show no trace, the account
 //! cannot log in and its tokens stop working.
 
+use std::time::Duration;
+
 use ordo_tests::{Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -77,6 +79,32 @@ async fn every_table(pool: &PgPool) -> Vec<(String, String)> {
     out
 }
 
+/// The payloads of the customer stream, once it holds `count` messages.
+async fn stream_payloads(ordo: &TestOrdo, count: usize) -> Vec<(String, String)> {
+    let js = async_nats::jetstream::new(ordo.nats().await);
+    let name = ordo.stream_name("CUSTOMER");
+    ordo_tests::eventually(
+        "the customer events are published",
+        Duration::from_secs(20),
+        || async {
+            let mut stream = js.get_stream(&name).await.ok()?;
+            let messages = stream.info().await.ok()?.state.messages;
+            (messages as usize >= count).then_some(())
+        },
+    )
+    .await;
+    let stream = js.get_stream(&name).await.unwrap();
+    let mut out = Vec::new();
+    for sequence in 1..=count as u64 {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        out.push((
+            format!("stream message {sequence}"),
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        ));
+    }
+    out
+}
+
 /// The places among `haystacks` that hold one of `needles`.
 fn traces(haystacks: &[(String, String)], needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
@@ -115,6 +143,14 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
     assert!(customer_events
         .iter()
         .all(|e| e.contains("\"sealed\"") && !e.contains("\"clear\"")));
+
+    // JetStream carries what the events table holds: sealed values only.
+    let published = stream_payloads(&ordo, customer_events.len()).await;
+    assert_eq!(traces(&published, &values()), Vec::<String>::new());
+    assert!(
+        published.iter().all(|(_, p)| p.contains("sealed")),
+        "{published:?}"
+    );
 
     // The customer reads them back in the clear.
     let profile = api.get("/api/v1/users/me").await;
