@@ -356,9 +356,15 @@ impl IdentityService {
     /// key, so that every personal value sealed in events for it is unreadable for good;
     /// anonymises its row (email `erased-<id>@invalid`, empty name, a password hash that
     /// matches nothing, `erased_at` set), so it can no longer log in; and revokes every
-    /// session, with the access tokens they issued. Repeating it changes nothing more.
-    /// [`IdentityError::UnknownUser`] when no account has this id.
-    pub async fn erase_user(&self, user_id: Uuid) -> Result<(), IdentityError> {
+    /// session, with the access tokens they issued; and runs `read_model_scrubs` (SQL
+    /// statements whose `$1` is the user's id) after the key is gone, so that read models
+    /// holding the user's opened values lose them in the same transaction. Repeating it
+    /// changes nothing more. [`IdentityError::UnknownUser`] when no account has this id.
+    pub async fn erase_user(
+        &self,
+        user_id: Uuid,
+        read_model_scrubs: &[&str],
+    ) -> Result<(), IdentityError> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query_scalar::<_, Uuid>(
             "UPDATE users SET email = 'erased-' || user_id::text || '@invalid', full_name = '',
@@ -372,6 +378,9 @@ impl IdentityService {
             return Err(IdentityError::UnknownUser);
         }
         crate::personal_data::erase_key(&mut tx, user_id).await?;
+        for scrub in read_model_scrubs {
+            sqlx::query(scrub).bind(user_id).execute(&mut *tx).await?;
+        }
         let families = sqlx::query_scalar::<_, Uuid>(
             "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1",
         )

@@ -60,6 +60,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/projection-products.json"),
     ),
     (
+        "projection-customers.json",
+        include_str!("../consumers/projection-customers.json"),
+    ),
+    (
         "projection-inventory.json",
         include_str!("../consumers/projection-inventory.json"),
     ),

@@ -5,6 +5,9 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`customers`]: the customer directory, whose personal values are opened through the
+//!   personal-data vault ([`customers::install_vault`]) and scrubbed on erasure
+//!   ([`ERASURE_SCRUBS`]).
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -16,6 +19,7 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod customers;
 pub mod delivery_lock;
 pub mod inventory;
 pub mod orders;
@@ -40,8 +44,13 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(payments::PaymentsProjection),
         Arc::new(ticketing::ShowsProjection),
         Arc::new(ticketing::BookingsProjection),
+        Arc::new(customers::CustomersProjection),
     ]
 }
+
+/// What erasing a user does to the read models, in the erasure's own transaction: SQL
+/// statements whose `$1` is the user's id, setting every personal column of theirs to NULL.
+pub const ERASURE_SCRUBS: &[&str] = &[customers::ERASURE_SCRUB];
 
 /// Every projection, ready to be run by consumers.
 pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {

@@ -105,6 +105,26 @@ async fn stream_payloads(ordo: &TestOrdo, count: usize) -> Vec<(String, String)>
     out
 }
 
+/// The customer's row of `customer_directory`: full name, phone, address count; waits for
+/// it to hold a name when `named`.
+async fn directory_row(
+    ordo: &TestOrdo,
+    user_id: &str,
+    named: bool,
+) -> (Option<String>, Option<String>, i32) {
+    ordo_tests::eventually("the customer directory row", Duration::from_secs(20), || async {
+        let row: Option<(Option<String>, Option<String>, i32)> = sqlx::query_as(
+            "SELECT full_name, phone, address_count FROM customer_directory WHERE user_id = $1::uuid",
+        )
+        .bind(user_id)
+        .fetch_optional(ordo.pool())
+        .await
+        .unwrap();
+        row.filter(|r| !named || (r.0.is_some() && r.2 > 0))
+    })
+    .await
+}
+
 /// The places among `haystacks` that hold one of `needles`.
 fn traces(haystacks: &[(String, String)], needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
@@ -163,6 +183,13 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
     assert_eq!(addresses.body["addresses"][0]["recipient"], RECIPIENT);
     assert_eq!(addresses.body["addresses"][0]["city"], CITY);
     assert_eq!(addresses.body["addresses"][0]["is_default"], true);
+
+    // The customer directory read model holds them, opened through the vault.
+    let directory = directory_row(&ordo, &customer.user_id, true).await;
+    assert_eq!(
+        directory,
+        (Some(NAME.to_owned()), Some(PHONE.to_owned()), 1)
+    );
 
     // A replay keeps them sealed, or opens them when asked to.
     let (ok, out, err) = ordo.cli(&["replay", "--aggregate-type", "customer"]).await;
@@ -238,6 +265,18 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
     assert!(out.contains("AddressAdded"), "{out}");
     assert_eq!(
         traces(&[("replay".into(), out)], &values()),
+        Vec::<String>::new()
+    );
+
+    // A rebuild of the directory from the events writes them as erased.
+    let (ok, out, err) = ordo.cli(&["projections", "rebuild", "customers"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        directory_row(&ordo, &customer.user_id, false).await,
+        (None, None, 1)
+    );
+    assert_eq!(
+        traces(&every_table(ordo.pool()).await, &needles),
         Vec::<String>::new()
     );
 
