@@ -571,6 +571,11 @@ where
         ordo_store::database::migrate(&target).await?;
         let handlers = ordo_projections::all(target.clone());
         ensure_fresh(&target, &handlers).await?;
+        // The customer directory opens personal values with the event store's keys.
+        if let Some(factory) = sources.personal_data {
+            let keys = ordo_store::database::connect(&sources.database_url, 2).await?;
+            ordo_projections::customers::install_vault(factory(keys));
+        }
         let mut applied = 0u64;
         while let Some(item) = events.next().await {
             let (_, event) = item?;
