@@ -7,7 +7,9 @@
 //!   [`common::ErrorKind`], the class every aggregate error maps to.
 //! - [`customer`]: a customer's profile and postal addresses, all personal data.
 //! - [`inventory`]: stock of one SKU or one seat area; reserve, release, commit, return.
-//! - [`product`]: catalog entries.
+//! - [`product`]: catalog products (SPUs) with their SKUs, prices, listing and limits.
+//! - [`category`]: the catalog's category tree.
+//! - [`cart`]: shopping carts of customers and guests, their merge, and their pricing seam.
 //! - [`order`]: orders of goods, from placement to payment, cancellation or refund.
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`show`]: shows, their sessions and seat areas.
@@ -19,6 +21,8 @@
 #![forbid(unsafe_code)]
 
 pub mod booking;
+pub mod cart;
+pub mod category;
 pub mod common;
 pub mod customer;
 pub mod inventory;

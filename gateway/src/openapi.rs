@@ -10,7 +10,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, inventory, notifications, orders, payments, products, search, shows, users,
+    admin, bookings, carts, categories, inventory, notifications, orders, payments, products,
+    search, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -18,6 +19,9 @@ use crate::routes::{
     info(title = "Ordo", description = "Event-sourced commerce and ticketing API. Errors are application/problem+json (RFC 9457); commands that start long work answer 202 with Location; any GET accepts `Prefer: wait=N` to read the caller's last write."),
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
+        products::delist_sku, products::list_sku,
+        carts::create_guest_cart, carts::get_cart, carts::set_item, carts::remove_item, carts::merge_cart,
+        categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
@@ -31,7 +35,9 @@ use crate::routes::{
     ),
     components(schemas(
         ProblemDocument,
-        products::CreateProduct, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
+        carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
@@ -44,7 +50,7 @@ use crate::routes::{
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"))
 )]
 struct ApiDoc;
 

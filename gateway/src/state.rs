@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ordo_aggregates::cart::Cart;
+use ordo_aggregates::category::CategoryNode;
 use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
 use ordo_aggregates::payment::Payment;
@@ -24,6 +26,10 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Catalog products.
     pub products: Arc<CommandBus<Product>>,
+    /// Categories of the catalog's tree.
+    pub categories: Arc<CommandBus<CategoryNode>>,
+    /// Shopping carts.
+    pub carts: Arc<CommandBus<Cart>>,
     /// Inventory items.
     pub inventory: Arc<CommandBus<InventoryItem>>,
     /// Orders.

@@ -46,6 +46,11 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
     ),
     ("ORDO_SHOW.json", include_str!("../streams/ORDO_SHOW.json")),
     (
+        "ORDO_CATEGORY.json",
+        include_str!("../streams/ORDO_CATEGORY.json"),
+    ),
+    ("ORDO_CART.json", include_str!("../streams/ORDO_CART.json")),
+    (
         "ORDO_CUSTOMER.json",
         include_str!("../streams/ORDO_CUSTOMER.json"),
     ),
@@ -62,6 +67,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-customers.json",
         include_str!("../consumers/projection-customers.json"),
+    ),
+    (
+        "projection-categories.json",
+        include_str!("../consumers/projection-categories.json"),
     ),
     (
         "projection-inventory.json",

@@ -16,6 +16,8 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "product",
     "booking",
     "show",
+    "category",
+    "cart",
     "customer",
 ];
 

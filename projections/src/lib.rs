@@ -5,6 +5,7 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`categories`]: the catalog's category tree.
 //! - [`customers`]: the customer directory, whose personal values are opened through the
 //!   personal-data vault ([`customers::install_vault`]) and scrubbed on erasure
 //!   ([`ERASURE_SCRUBS`]).
@@ -19,6 +20,7 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod categories;
 pub mod customers;
 pub mod delivery_lock;
 pub mod inventory;
@@ -39,6 +41,7 @@ use std::sync::Arc;
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(products::ProductsProjection),
+        Arc::new(categories::CategoriesProjection),
         Arc::new(inventory::InventoryProjection),
         Arc::new(orders::OrdersProjection),
         Arc::new(payments::PaymentsProjection),

@@ -13,9 +13,15 @@
 //!   of an event before it is stored (it refuses to store one in the clear), and the
 //!   functions that find personal values in payloads.
 //! - [`database`]: connecting and migrating.
+//! - [`catalog`]: the facts about other aggregates that catalog and order commands read on
+//!   the write side (SKU owners, the category tree, units ordered), and the locks that keep
+//!   such decisions from racing.
+//! - [`carts`]: the guest carts merged (retired) into customers' carts.
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod carts;
+pub mod catalog;
 pub mod database;
 pub mod metadata;
 pub mod personal;

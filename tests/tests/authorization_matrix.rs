@@ -6,7 +6,8 @@
 //! - `public`: nobody is refused for who they are (no 401, no 403);
 //! - `signed`: the caller is the payment provider, proving itself by signature: an unsigned
 //!   call is 401 whoever sends it;
-//! - `any`: a bearer token is needed (401 without); owned resources answer 404 to a
+//! - `any`: a bearer token is needed (401 without; a cart route takes a guest cart header
+//!   instead, which this matrix does not send); owned resources answer 404 to a
 //!   customer they are foreign to;
 //! - `customer`: as `any`, and only customers (and admins) may;
 //! - `personal`: as `any`, and the resource is foreign to everyone but its owner, admins
@@ -53,6 +54,15 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/bookings/{booking_id}/cancel", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/pay", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/refund", (Admin, false)),
+        ("GET /api/v1/cart", (Any, false)),
+        ("PUT /api/v1/cart/items/{sku}", (Any, false)),
+        ("DELETE /api/v1/cart/items/{sku}", (Any, false)),
+        ("POST /api/v1/cart/merge", (Customer, false)),
+        ("POST /api/v1/carts", (Public, false)),
+        ("GET /api/v1/categories", (Public, false)),
+        ("POST /api/v1/categories", (Admin, false)),
+        ("PATCH /api/v1/categories/{category_id}", (Admin, false)),
+        ("DELETE /api/v1/categories/{category_id}", (Admin, false)),
         ("GET /api/v1/inventory/{sku}", (Public, false)),
         ("POST /api/v1/inventory/{sku}/restock", (Admin, false)),
         ("GET /api/v1/notifications", (Any, false)),
@@ -73,6 +83,8 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/products", (Admin, false)),
         ("GET /api/v1/products/{sku}", (Public, false)),
         ("PATCH /api/v1/products/{sku}", (Admin, false)),
+        ("POST /api/v1/products/{sku}/delist", (Admin, false)),
+        ("POST /api/v1/products/{sku}/list", (Admin, false)),
         ("GET /api/v1/search", (Public, false)),
         ("GET /api/v1/shows", (Public, false)),
         ("POST /api/v1/shows", (Admin, false)),
@@ -128,6 +140,19 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
         )
         .await;
     assert_eq!(restocked.status, 200, "{:?}", restocked.body);
+    let category = admin
+        .post("/api/v1/categories", json!({"name": "Matrix"}))
+        .await;
+    assert_eq!(category.status, 201, "{:?}", category.body);
+    let category_id = category.body["category_id"].as_str().unwrap().to_owned();
+    // A subcategory keeps the admin's DELETE from removing the category the other calls use.
+    let child = admin
+        .post(
+            "/api/v1/categories",
+            json!({"name": "Matrix child", "parent_id": category_id}),
+        )
+        .await;
+    assert_eq!(child.status, 201, "{:?}", child.body);
     let show = admin
         .post(
             "/api/v1/shows",
@@ -208,6 +233,7 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
             ("ticket_id", ticket_id),
             ("id", notification_id),
             ("sku", "MATRIX-1".to_owned()),
+            ("category_id", category_id),
             ("show_id", show_id),
             ("address_id", address_id),
             // The admin's erasure is tried on a user of its own, so that A and B stay.

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod bookings;
+pub mod carts;
+pub mod categories;
 pub mod health;
 pub mod inventory;
 pub mod notifications;
