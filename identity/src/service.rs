@@ -61,6 +61,9 @@ pub enum IdentityError {
     /// No account has this id.
     #[error("no such user")]
     UnknownUser,
+    /// Admin accounts are not erased (they hold no customer data); change the role first.
+    #[error("an admin account is not erased; change its role first")]
+    AdminNotErasable,
     /// Every password-hashing slot is taken and the waiting line is full.
     #[error(transparent)]
     Busy(#[from] HasherBusy),
@@ -352,7 +355,7 @@ impl IdentityService {
         Ok(())
     }
 
-    /// Erases an account (right to erasure) in one transaction: deletes its personal-data
+    /// Erases a customer or merchant account (right to erasure) in one transaction: deletes its personal-data
     /// key, so that every personal value sealed in events for it is unreadable for good;
     /// anonymises its row (email `erased-<id>@invalid`, empty name, a password hash that
     /// matches nothing, `erased_at` set), so it can no longer log in; and revokes every
@@ -366,6 +369,16 @@ impl IdentityService {
         read_model_scrubs: &[&str],
     ) -> Result<(), IdentityError> {
         let mut tx = self.pool.begin().await?;
+        let role =
+            sqlx::query_scalar::<_, String>("SELECT role FROM users WHERE user_id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match role.as_deref().map(parse_stored_role).transpose()? {
+            None => return Err(IdentityError::UnknownUser),
+            Some(Role::Admin) => return Err(IdentityError::AdminNotErasable),
+            Some(_) => {}
+        }
         let found = sqlx::query_scalar::<_, Uuid>(
             "UPDATE users SET email = 'erased-' || user_id::text || '@invalid', full_name = '',
                  password_hash = '!erased', erased_at = coalesce(erased_at, now())

@@ -313,6 +313,22 @@ async fn an_admin_erases_another_user_and_a_customer_cannot() {
     let admin = ordo.admin().await;
     let own = send(&admin, Method::DELETE, "/api/v1/users/me", None).await;
     assert_eq!(own.status, 403, "{:?}", own.body);
+    let admin_id = admin.get("/api/v1/users/me").await.body["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_erased = send(
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{admin_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(admin_erased.status, 409, "{:?}", admin_erased.body);
+    assert_eq!(
+        admin_erased.body["type"],
+        "urn:ordo:problem:admin_not_erasable"
+    );
     assert_eq!(admin.get("/api/v1/users/me").await.status, 200);
     let unknown = send(
         &admin,

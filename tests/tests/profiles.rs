@@ -206,6 +206,12 @@ async fn foreign_addresses_are_not_found_bad_input_changes_nothing_and_twenty_is
         let refused = patch(&owner.api, &path, json!({ field: "" })).await;
         assert_eq!(refused.status, 422, "{field}: {:?}", refused.body);
     }
+    let array = patch(&owner.api, "/api/v1/users/me", json!([null, null])).await;
+    assert_eq!(
+        array.status, 422,
+        "a body that is not an object: {:?}",
+        array.body
+    );
     let missing = add(&owner.api, json!({"recipient": "No city"})).await;
     assert_eq!(missing.status, 422, "{:?}", missing.body);
     assert_eq!(addresses(&owner.api).await.len(), 1, "nothing was added");
