@@ -64,6 +64,15 @@ pub struct SkuPrice {
     pub price: Money,
 }
 
+/// A purchase limit given to one SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuLimit {
+    /// The SKU.
+    pub sku: Sku,
+    /// Most units per customer; `None` lifts the limit.
+    pub max_per_customer: Option<Quantity>,
+}
+
 /// Commands accepted by a [`Product`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ProductCommand {
@@ -96,6 +105,10 @@ pub enum ProductCommand {
         category: Option<Category>,
         /// New price of one SKU.
         price: Option<SkuPrice>,
+        /// New media, in order (replacing the old list).
+        media: Option<Vec<MediaUrl>>,
+        /// New purchase limit of one SKU.
+        limit: Option<SkuLimit>,
     },
     /// Takes a SKU off sale: it can no longer be ordered or put in a cart.
     Delist {
@@ -156,6 +169,18 @@ pub enum ProductEvent {
         /// Its new unit price.
         price: Money,
     },
+    /// The product's media changed (the whole list, in order).
+    ProductMediaChanged {
+        /// The new media.
+        media: Vec<MediaUrl>,
+    },
+    /// The purchase limit of one SKU changed.
+    SkuLimitChanged {
+        /// The SKU.
+        sku: Sku,
+        /// Most units per customer; `None`: no limit.
+        max_per_customer: Option<Quantity>,
+    },
     /// A SKU was taken off sale.
     SkuDelisted {
         /// The SKU.
@@ -174,6 +199,8 @@ impl DomainEvent for ProductEvent {
             ProductEvent::ProductCreated { .. } => "ProductCreated",
             ProductEvent::ProductUpdated { .. } => "ProductUpdated",
             ProductEvent::SkuPriceChanged { .. } => "SkuPriceChanged",
+            ProductEvent::ProductMediaChanged { .. } => "ProductMediaChanged",
+            ProductEvent::SkuLimitChanged { .. } => "SkuLimitChanged",
             ProductEvent::SkuDelisted { .. } => "SkuDelisted",
             ProductEvent::SkuListed { .. } => "SkuListed",
         }
@@ -417,6 +444,8 @@ impl Aggregate for Product {
                 description,
                 category,
                 price,
+                media,
+                limit,
             } => {
                 let current = self.details.as_ref().ok_or(ProductError::NotFound)?;
                 let name = changed(&current.name, name);
@@ -439,6 +468,30 @@ impl Aggregate for Product {
                     }
                     if state.spec.price != price {
                         events.push(ProductEvent::SkuPriceChanged { sku, price });
+                    }
+                }
+                if let Some(media) = media {
+                    if media.len() > MAX_MEDIA {
+                        return Err(ProductError::OutOfBounds("a product has at most 20 media"));
+                    }
+                    let current = self.details.as_ref().map(|d| &d.media);
+                    if current != Some(&media) {
+                        events.push(ProductEvent::ProductMediaChanged { media });
+                    }
+                }
+                if let Some(SkuLimit {
+                    sku,
+                    max_per_customer,
+                }) = limit
+                {
+                    let state = self
+                        .sku(&sku)
+                        .ok_or_else(|| ProductError::SkuNotFound { sku: sku.clone() })?;
+                    if state.spec.max_per_customer != max_per_customer {
+                        events.push(ProductEvent::SkuLimitChanged {
+                            sku,
+                            max_per_customer,
+                        });
                     }
                 }
             }
@@ -515,6 +568,19 @@ impl Aggregate for Product {
                     s.spec.price = price;
                 }
             }
+            ProductEvent::ProductMediaChanged { media } => {
+                if let Some(d) = self.details.as_mut() {
+                    d.media = media;
+                }
+            }
+            ProductEvent::SkuLimitChanged {
+                sku,
+                max_per_customer,
+            } => {
+                if let Some(s) = self.sku_mut(&sku) {
+                    s.spec.max_per_customer = max_per_customer;
+                }
+            }
             ProductEvent::SkuDelisted { sku } => {
                 if let Some(s) = self.sku_mut(&sku) {
                     s.on_sale = false;
@@ -587,6 +653,8 @@ mod tests {
             description: None,
             category: None,
             price: None,
+            media: None,
+            limit: None,
         }
     }
 
@@ -683,6 +751,8 @@ mod tests {
                     sku: sku("TEE-L"),
                     price: eur(2500),
                 }),
+                media: None,
+                limit: None,
             })
             .then_expect_events(vec![
                 ProductEvent::ProductUpdated {
@@ -709,6 +779,8 @@ mod tests {
                     sku: sku("TEE-M"),
                     price: eur(2000),
                 }),
+                media: None,
+                limit: None,
             })
             .then_expect_events(vec![]);
         given(vec![created()])
@@ -727,6 +799,8 @@ mod tests {
                     sku: sku("TEE-M"),
                     price: eur(0),
                 }),
+                media: None,
+                limit: None,
             })
             .then_expect_error(ProductError::PriceNotPositive { sku: sku("TEE-M") });
         given(vec![created()])
@@ -738,8 +812,62 @@ mod tests {
                     sku: sku("MUG"),
                     price: eur(10),
                 }),
+                media: None,
+                limit: None,
             })
             .then_expect_error(ProductError::SkuNotFound { sku: sku("MUG") });
+    }
+
+    #[test]
+    fn update_changes_media_and_a_limit_and_repeats_are_no_ops() {
+        let media = vec![MediaUrl::parse("https://img.example/new.jpg").unwrap()];
+        let limited = SkuLimit {
+            sku: sku("TEE-L"),
+            max_per_customer: Some(qty(5)),
+        };
+        given(vec![created()])
+            .when(change(Some(media.clone()), Some(limited.clone())))
+            .then_expect_events(vec![
+                ProductEvent::ProductMediaChanged {
+                    media: media.clone(),
+                },
+                ProductEvent::SkuLimitChanged {
+                    sku: sku("TEE-L"),
+                    max_per_customer: Some(qty(5)),
+                },
+            ]);
+        given(vec![
+            created(),
+            ProductEvent::ProductMediaChanged {
+                media: media.clone(),
+            },
+            ProductEvent::SkuLimitChanged {
+                sku: sku("TEE-L"),
+                max_per_customer: Some(qty(5)),
+            },
+        ])
+        .when(change(Some(media), Some(limited)))
+        .then_expect_events(vec![]);
+        given(vec![created()])
+            .when(change(
+                None,
+                Some(SkuLimit {
+                    sku: sku("MUG"),
+                    max_per_customer: None,
+                }),
+            ))
+            .then_expect_error(ProductError::SkuNotFound { sku: sku("MUG") });
+    }
+
+    fn change(media: Option<Vec<MediaUrl>>, limit: Option<SkuLimit>) -> ProductCommand {
+        ProductCommand::Update {
+            name: None,
+            description: None,
+            category: None,
+            price: None,
+            media,
+            limit,
+        }
     }
 
     #[test]

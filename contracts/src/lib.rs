@@ -362,6 +362,8 @@ pub const PRODUCT: Contract = Contract {
         ("ProductCreated", "2"),
         ("ProductUpdated", "1"),
         ("SkuPriceChanged", "1"),
+        ("ProductMediaChanged", "1"),
+        ("SkuLimitChanged", "1"),
         ("SkuDelisted", "1"),
         ("SkuListed", "1"),
     ],

@@ -107,6 +107,27 @@ impl Projection for ProductsProjection {
                 .execute(&mut *tx)
                 .await?;
             }
+            ProductEvent::ProductMediaChanged { media } => {
+                let media: Vec<String> = media.into_iter().map(String::from).collect();
+                sqlx::query("UPDATE products SET media = $2 WHERE product_id = $1")
+                    .bind(id.as_str())
+                    .bind(&media)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            ProductEvent::SkuLimitChanged {
+                sku,
+                max_per_customer,
+            } => {
+                sqlx::query(
+                    "UPDATE products SET max_per_customer = $3 WHERE product_id = $1 AND sku = $2",
+                )
+                .bind(id.as_str())
+                .bind(sku.as_str())
+                .bind(max_per_customer.map(|q| i64::from(q.get())))
+                .execute(&mut *tx)
+                .await?;
+            }
             ProductEvent::SkuDelisted { sku } => set_on_sale(tx, &id, &sku, false).await?,
             ProductEvent::SkuListed { sku } => set_on_sale(tx, &id, &sku, true).await?,
         }

@@ -223,6 +223,17 @@ fn product_samples() -> Vec<Sample> {
                 sku: sku("tee-black-m"),
                 price: eur(1790),
             },
+            ProductEvent::ProductMediaChanged {
+                media: vec![MediaUrl::parse("https://img.example/tee-side.jpg").unwrap()],
+            },
+            ProductEvent::SkuLimitChanged {
+                sku: sku("tee-black-m"),
+                max_per_customer: Some(Quantity::parse(4).unwrap()),
+            },
+            ProductEvent::SkuLimitChanged {
+                sku: sku("tee-black-m"),
+                max_per_customer: None,
+            },
             ProductEvent::SkuDelisted {
                 sku: sku("tee-black-m"),
             },
@@ -240,6 +251,8 @@ fn product_required_field(event: &ProductEvent) -> Option<&'static str> {
         // Every field is optional: a product update names only what changed.
         ProductEvent::ProductUpdated { .. } => None,
         ProductEvent::SkuPriceChanged { .. } => Some("price"),
+        ProductEvent::ProductMediaChanged { .. } => Some("media"),
+        ProductEvent::SkuLimitChanged { .. } => Some("max_per_customer"),
         ProductEvent::SkuDelisted { .. } | ProductEvent::SkuListed { .. } => Some("sku"),
     }
 }

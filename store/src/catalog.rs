@@ -12,8 +12,8 @@
 //!
 //! Decisions that read these facts and then commit take a [`WriteLock`] around both, so two
 //! racing commands cannot both decide on the same stale fact: the whole category tree has
-//! one lock (its changes are rare admin work), and each customer has one for placing orders
-//! of SKUs with a purchase limit.
+//! one lock (taken by its changes and by filing a new product under a category: rare admin
+//! work), and each customer has one for placing orders of SKUs with a purchase limit.
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};

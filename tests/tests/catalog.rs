@@ -125,6 +125,22 @@ async fn a_product_with_several_skus_is_browsed_per_sku_with_its_spec_media_and_
         ["ProductCreated"]
     );
 
+    // The media are replaced as a whole, in their new order.
+    let reordered = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-L",
+            Some(json!({"media": ["https://img.example/tee-back.jpg", "https://img.example/tee-front.jpg"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(reordered.status, 200, "{:?}", reordered.body);
+    let medium = product_when(&api, "TEE-BLK-M", "the new media order", |p| {
+        p["media"][0] == "https://img.example/tee-back.jpg"
+    })
+    .await;
+    assert_eq!(medium["media"].as_array().unwrap().len(), 2);
+
     // A SKU may not be in two products, nor twice in one; prices are above zero; the two
     // forms do not mix; and none of it writes anything.
     let before = event_count(&ordo).await;
@@ -391,6 +407,45 @@ async fn the_purchase_limit_counts_earlier_orders_that_were_not_cancelled() {
     assert_eq!(after.status, 202, "{:?}", after.body);
     assert_problem(&place(&alice, "TEE-BLK-M", 1).await, 409, "purchase_limit");
 
+    // The admin raises the limit, then lifts it; each change is an event of its own.
+    let raised = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-M",
+            Some(json!({"max_per_customer": 5})),
+            &[],
+        )
+        .await;
+    assert_eq!(raised.status, 200, "{:?}", raised.body);
+    assert_eq!(place(&alice, "TEE-BLK-M", 2).await.status, 202);
+    assert_problem(&place(&alice, "TEE-BLK-M", 1).await, 409, "purchase_limit");
+    let lifted = admin
+        .send(
+            Method::PATCH,
+            "/api/v1/products/TEE-BLK-M",
+            Some(json!({"max_per_customer": null})),
+            &[],
+        )
+        .await;
+    assert_eq!(lifted.status, 200, "{:?}", lifted.body);
+    assert_eq!(place(&alice, "TEE-BLK-M", 10).await.status, 202);
+    assert_problem(
+        &admin
+            .send(
+                Method::PATCH,
+                "/api/v1/products/TEE-BLK-M",
+                Some(json!({"max_per_customer": 0})),
+                &[],
+            )
+            .await,
+        422,
+        "validation_failed",
+    );
+    assert_eq!(
+        event_types(ordo.pool(), "product", "TEE-CLASSIC").await,
+        ["ProductCreated", "SkuLimitChanged", "SkuLimitChanged"]
+    );
+
     // Repeating a placed order with its idempotency key is not counted against itself.
     let keyed = |key: &'static str| {
         let bob = bob.clone();
@@ -582,7 +637,11 @@ async fn categories_form_a_tree_that_refuses_cycles_and_deleting_what_is_not_emp
     );
     let tree = eventually("the tree follows", WAIT, || async {
         let body = api.get("/api/v1/categories").await.body;
-        (body["categories"].as_array()?.len() == 3).then_some(body)
+        let moved = body["categories"]
+            .as_array()?
+            .iter()
+            .any(|c| c["category_id"] == tops && c["parent_id"] == kitchen.as_str());
+        (body["categories"].as_array()?.len() == 3 && moved).then_some(body)
     })
     .await;
     assert_eq!(parent_of(&tree, &tops), Some(json!(kitchen)));
@@ -656,4 +715,72 @@ async fn a_product_stored_before_products_had_several_skus_still_reads_and_sells
         .await
         .body;
     assert_eq!(order["total_amount"], 1600, "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_products_created_at_once_with_one_sku_cannot_both_have_it() {
+    let ordo = TestOrdo::start().await;
+    let api = ordo.api();
+    let admin = ordo.admin().await;
+    let attempts = (0..4).map(|n| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post(
+                    "/api/v1/products",
+                    json!({"product_id": format!("RACE-{n}"), "name": "Race", "category": "race",
+                           "skus": [tee("RACE-SKU", "M", 100, None)]}),
+                )
+                .await
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let created: Vec<&ordo_tests::Answer> = answers.iter().filter(|a| a.status == 201).collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    for refused in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(refused.status, 409, "{:?}", refused.body);
+    }
+    let owner = created[0].body["product_id"].as_str().unwrap().to_owned();
+    let (owners,): (i64,) = sqlx::query_as(
+        "SELECT count(DISTINCT aggregate_id) FROM events
+         WHERE aggregate_type = 'product' AND event_type = 'ProductCreated'",
+    )
+    .fetch_one(ordo.pool())
+    .await
+    .unwrap();
+    assert_eq!(owners, 1, "a SKU was committed in two products");
+    let sku = product_when(&api, "RACE-SKU", "the winner in the read model", |_| true).await;
+    assert_eq!(sku["product_id"], owner);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_moves_at_once_cannot_together_make_a_cycle() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    for _ in 0..3 {
+        let a = create_category(&admin, "A", None).await;
+        let b = create_category(&admin, "B", None).await;
+        let (under_b, under_a) = futures::future::join(
+            patch(
+                &admin,
+                &format!("/api/v1/categories/{a}"),
+                json!({"parent_id": b}),
+            ),
+            patch(
+                &admin,
+                &format!("/api/v1/categories/{b}"),
+                json!({"parent_id": a}),
+            ),
+        )
+        .await;
+        let mut statuses = [under_b.status, under_a.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "{:?} {:?}",
+            under_b.body,
+            under_a.body
+        );
+    }
 }

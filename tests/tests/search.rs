@@ -368,6 +368,32 @@ async fn elasticsearch_search_behaves_like_postgres_and_rebuilds_by_swapping_ali
     check_search(&api).await;
     check_show_search(&api, &ids).await;
 
+    // A delisted SKU leaves the index, and comes back once listed again.
+    let admin = api.admin().await;
+    let found = |present: bool| {
+        let api = api.clone();
+        async move {
+            eventually(
+                "the index follows the listing",
+                Duration::from_secs(30),
+                || {
+                    let api = api.clone();
+                    async move {
+                        let page = search(&api, "q=usb%20cable").await;
+                        (self::ids(&page).contains(&"CB-1".to_owned()) == present).then_some(())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let delisted = admin.post("/api/v1/products/CB-1/delist", json!({})).await;
+    assert_eq!(delisted.status, 200, "{:?}", delisted.body);
+    found(false).await;
+    let listed = admin.post("/api/v1/products/CB-1/list", json!({})).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    found(true).await;
+
     // By name: clusters refuse wildcard deletes by default (action.destructive_requires_name).
     let _ = http
         .delete(format!(

@@ -4,7 +4,9 @@
 //! The facts a tree command needs about other categories (the new parent's path to the
 //! root, what is filed under a category) are read from the write side's category tree
 //! (`ordo_store::catalog`) while the tree's lock is held, and the lock is released after
-//! the command commits, so two moves racing cannot together make a cycle.
+//! the command commits, so two moves racing cannot together make a cycle, and a product
+//! filed under a category while it is deleted (product creation takes the same lock) cannot
+//! be left under a deleted category.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};

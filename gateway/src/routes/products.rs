@@ -16,11 +16,11 @@ use ordo_aggregates::common::{
     Category, CategoryId, Currency, Description, MediaUrl, Money, ProductId, ProductName, Quantity,
     Sku, SpecName, SpecValue,
 };
-use ordo_aggregates::product::{ProductCommand, SkuPrice, SkuSpec};
+use ordo_aggregates::product::{ProductCommand, SkuLimit, SkuPrice, SkuSpec};
 use ordo_projections::queries::page::PageRequest;
 use ordo_projections::queries::products;
 pub use ordo_projections::queries::products::ProductView;
-use ordo_store::catalog;
+use ordo_store::catalog::{self, WriteLock};
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -112,12 +112,28 @@ pub struct NewSku {
 /// Changes to a product; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProduct {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     pub category: Option<String>,
-    /// New price in minor units, with `currency`.
+    /// New price of this SKU in minor units, above zero, with `currency`.
+    #[schema(minimum = 1)]
     pub price: Option<i64>,
     pub currency: Option<String>,
+    /// The product's new media (the whole list, in display order).
+    #[schema(max_items = 20)]
+    pub media: Option<Vec<String>>,
+    /// This SKU's new purchase limit per customer; `null` lifts it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1_000_000)]
+    pub max_per_customer: Option<Option<i64>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// A page of products.
@@ -303,6 +319,35 @@ pub async fn create_product(
         .map(|m| MediaUrl::parse(m))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::invalid("media", e.to_string()))?;
+    // Filing under a tree category holds the tree's lock until the product commits, so the
+    // category cannot be deleted between the check and the commit.
+    let tree_lock = match body.category_id {
+        Some(_) => Some(
+            WriteLock::category_tree(&state.pool)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
+    let created = create_checked(&state, &user, &request_id, body, product_id, skus, media).await;
+    if let Some(lock) = tree_lock {
+        lock.release()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    created
+}
+
+/// Checks what the new product refers to on the write side, then creates it.
+async fn create_checked(
+    state: &AppState,
+    user: &AdminUser,
+    request_id: &str,
+    body: CreateProduct,
+    product_id: ProductId,
+    skus: Vec<SkuSpec>,
+    media: Vec<MediaUrl>,
+) -> Result<Response, ApiError> {
     if let Some(id) = body.category_id {
         let known = catalog::category_path(&state.pool, id)
             .await
@@ -349,7 +394,7 @@ pub async fn create_product(
         .execute(
             product_id.as_str(),
             command,
-            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+            CommandMetadata::from_request(request_id, Some(user.user_id)),
         )
         .await
         .map_err(api_error)?;
@@ -419,8 +464,8 @@ async fn run(
     })
 }
 
-/// Changes the product of a SKU: its name, description or category, and the SKU's price
-/// (admin).
+/// Changes the product of a SKU: its name, description, category or media, and the SKU's
+/// price or purchase limit (admin).
 #[utoipa::path(patch, path = "/api/v1/products/{sku}", tag = "products", request_body = UpdateProduct,
     security(("bearer" = [])),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product"),
@@ -449,6 +494,31 @@ pub async fn update_product(
             ))
         }
     };
+    let media = match &body.media {
+        Some(media) if media.len() > ordo_aggregates::product::MAX_MEDIA => {
+            return Err(ApiError::invalid("media", "a product has at most 20 media"))
+        }
+        Some(media) => Some(
+            media
+                .iter()
+                .map(|m| MediaUrl::parse(m))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ApiError::invalid("media", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let limit = body
+        .max_per_customer
+        .map(|limit| {
+            let max_per_customer = limit.map(Quantity::parse).transpose().map_err(|_| {
+                ApiError::invalid("max_per_customer", "max_per_customer must be 1 to 1000000")
+            })?;
+            Ok::<_, ApiError>(SkuLimit {
+                sku: sku.clone(),
+                max_per_customer,
+            })
+        })
+        .transpose()?;
     let command = ProductCommand::Update {
         name: body
             .name
@@ -469,6 +539,8 @@ pub async fn update_product(
             .transpose()
             .map_err(|e| ApiError::invalid("category", e.to_string()))?,
         price,
+        media,
+        limit,
     };
     run(&state, user.user_id, &request_id, sku, product_id, command)
         .await

@@ -286,9 +286,16 @@ pub struct BulkOutcome {
 pub fn bulk_outcome(answer: &Value) -> anyhow::Result<BulkOutcome> {
     let mut outcome = BulkOutcome::default();
     for item in answer["items"].as_array().into_iter().flatten() {
-        let result = &item["index"];
+        let deletion = item.get("delete").is_some();
+        let result = if deletion {
+            &item["delete"]
+        } else {
+            &item["index"]
+        };
         match result["status"].as_u64() {
             Some(200..=299) => outcome.written += 1,
+            // A delisted product that was never indexed, or is already gone.
+            Some(404) if deletion => outcome.written += 1,
             Some(409) => outcome.stale += 1,
             _ => anyhow::bail!("bulk item failed: {}", result["error"]),
         }
@@ -299,6 +306,45 @@ pub fn bulk_outcome(answer: &Value) -> anyhow::Result<BulkOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deletions_of_absent_documents_succeed_and_older_ones_are_stale() {
+        let answer = serde_json::json!({"items": [
+            {"delete": {"status": 200}},
+            {"delete": {"status": 404, "result": "not_found"}},
+            {"delete": {"status": 409}},
+            {"index": {"status": 201}},
+        ]});
+        let outcome = bulk_outcome(&answer).unwrap();
+        assert_eq!((outcome.written, outcome.stale), (3, 1));
+        let failed =
+            serde_json::json!({"items": [{"index": {"status": 404, "error": "no index"}}]});
+        assert!(bulk_outcome(&failed).is_err());
+    }
+
+    #[test]
+    fn delisted_products_are_deleted_with_their_external_version() {
+        let doc = ProductDocument {
+            sku: "TEE-M".into(),
+            name: "Tee".into(),
+            description: String::new(),
+            category: "apparel".into(),
+            price_minor: 100,
+            currency: "EUR".into(),
+            available: 0,
+            on_sale: false,
+            product_version: 3,
+            inventory_version: 0,
+            updated_at: chrono::Utc::now(),
+        };
+        let [line] = delete_lines("ordo-products", &doc);
+        assert_eq!(line["delete"]["_id"], "TEE-M");
+        assert_eq!(line["delete"]["version_type"], "external");
+        assert_eq!(
+            line["delete"]["version"],
+            document_version(doc.product_version, doc.inventory_version)
+        );
+    }
 
     #[test]
     fn prefixes_must_be_valid_index_names() {
