@@ -5,6 +5,11 @@
 //! so the document says everything the code can answer: 401 and 403 where a bearer token is
 //! required, 400 and 422 where a body or parameters are read, 404 where a path names a
 //! resource, and 429 everywhere (the rate limits).
+//!
+//! The bounds a handler enforces are stated where its types are declared (`pattern`,
+//! lengths, `minimum`/`maximum`), so that any request the document allows is one the code
+//! takes; [`state_cross_field_bounds`] adds the rules that span fields, and
+//! [`served_document`] those that come from the configuration.
 
 use utoipa::OpenApi;
 
@@ -49,7 +54,104 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::identity::openapi());
     declare_standard_answers(&mut doc);
+    state_cross_field_bounds(&mut doc);
+    headers_are_text(&mut doc);
     doc
+}
+
+/// An optional header is absent or text, never JSON's `null`: the `Option` of a header
+/// parameter makes it optional, not nullable.
+pub fn headers_are_text(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if !matches!(parameter.parameter_in, ParameterIn::Header) {
+                    continue;
+                }
+                if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+                    if let SchemaType::Array(types) = &schema.schema_type {
+                        let text: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        if let [only] = text.as_slice() {
+                            schema.schema_type = SchemaType::Type(only.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document as this process serves it: [`document`] with the bounds its configuration
+/// sets (the most seats one booking may have).
+pub fn served_document(max_tickets_per_booking: u32) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let mut doc = document();
+    if let Some(RefOr::T(Schema::Object(booking))) = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("CreateBooking"))
+    {
+        if let Some(RefOr::T(Schema::Object(quantity))) = booking.properties.get_mut("quantity") {
+            quantity.maximum = Some(utoipa::Number::UInt(max_tickets_per_booking as usize));
+        }
+    }
+    doc
+}
+
+/// States the bounds that span fields: a product's new `price` and `currency` come
+/// together or not at all; the lines of an order, and the seat areas of a session, are
+/// not repeated.
+pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{
+        AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let schemas = &mut components.schemas;
+    if let Some(update) = schemas.remove("UpdateProduct") {
+        let neither = ObjectBuilder::new()
+            .property("price", ObjectBuilder::new().schema_type(Type::Null))
+            .property("currency", ObjectBuilder::new().schema_type(Type::Null));
+        let both = ObjectBuilder::new()
+            .property("price", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("currency", ObjectBuilder::new().schema_type(Type::String))
+            .required("price")
+            .required("currency");
+        let together = AnyOfBuilder::new()
+            .item(neither)
+            .item(both)
+            .description(Some("`price` and `currency` together, or neither"));
+        schemas.insert(
+            "UpdateProduct".into(),
+            AllOfBuilder::new().item(update).item(together).into(),
+        );
+    }
+    for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
+        if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
+            if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(array) {
+                if !matches!(items.items, ArrayItems::False) {
+                    items.unique_items = true;
+                }
+            }
+        }
+    }
 }
 
 /// Adds to every operation the problem answers the gateway gives on every route of its kind,

@@ -2,13 +2,15 @@
 //! requests to every operation, as an admin, and no answer may be a server error or
 //! contradict the document (an undeclared status, content type or header, a body off its
 //! schema, an invalid request accepted, a missing required header or an unsupported method
-//! not refused).
+//! not refused, or a valid request refused).
+//!
+//! Every check runs, `positive_data_acceptance` too: a request the document allows must
+//! not be refused as invalid (400 or 422), so the document states every bound the handlers
+//! enforce (patterns of texts, SKUs and cursors, lengths, ranges), and a well-formed request
+//! naming something that does not exist is answered 404.
 //!
 //! `scripts/test.sh` installs schemathesis and names its `st` command in
-//! `ORDO_SCHEMATHESIS`; without it, `st` is looked for on the PATH. One check is left out:
-//! `positive_data_acceptance` (a schema-valid request must be accepted), because the
-//! document does not yet state every bound the handlers enforce (non-empty strings,
-//! cursors this API gave out), so schema-valid but meaningless values are refused with 422.
+//! `ORDO_SCHEMATHESIS`; without it, `st` is looked for on the PATH.
 
 use ordo_tests::TestOrdo;
 
@@ -26,8 +28,6 @@ async fn the_served_openapi_document_says_what_the_code_answers() {
             &format!("Authorization: Bearer {token}"),
             "--checks",
             "all",
-            "--exclude-checks",
-            "positive_data_acceptance",
             "--phases",
             "examples,coverage,fuzzing",
             "--max-examples",

@@ -31,29 +31,66 @@ pub fn router() -> Router<AppState> {
 /// A new product.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProduct {
-    /// Stock keeping unit: letters, digits, '-' or '_' (stored upper-case).
+    /// Stock keeping unit: 1 to 64 letters, digits, '-' or '_' (stored upper-case).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
-    /// Display name.
+    /// Display name: 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// Longer description.
+    /// Longer description: at most 5,000 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
-    /// Category, used for browsing.
+    /// Category, used for browsing: 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub category: String,
     /// Price in minor units (cents).
+    #[schema(minimum = 0)]
     pub price: i64,
-    /// ISO 4217 currency code.
+    /// ISO 4217 currency code (3 letters).
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: String,
 }
 
 /// Changes to a product; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProduct {
+    /// 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
+    /// At most 5,000 characters.
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: Option<String>,
+    /// 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub category: Option<String>,
     /// New price in minor units, with `currency`.
+    #[schema(minimum = 0)]
     pub price: Option<i64>,
+    /// ISO 4217 currency code (3 letters), with `price`.
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: Option<String>,
 }
 
@@ -79,6 +116,7 @@ pub struct ProductFilter {
     /// Only this category.
     pub category: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^([2-6][0-9a-f]|7[0-9a-e])+$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -145,6 +183,7 @@ pub async fn create_product(
 /// Changes a product (admin).
 #[utoipa::path(patch, path = "/api/v1/products/{sku}", tag = "products", request_body = UpdateProduct,
     security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product")))]
 pub async fn update_product(
     State(state): State<AppState>,
@@ -211,6 +250,7 @@ pub async fn update_product(
 
 /// One product.
 #[utoipa::path(get, path = "/api/v1/products/{sku}", tag = "products",
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductView), (status = 404, description = "no such product")))]
 pub async fn get_product(
     State(state): State<AppState>,
