@@ -186,6 +186,113 @@ impl From<AreaId> for String {
     }
 }
 
+/// Identifies a product (an SPU, the thing shoppers see, which has one or more SKUs): spelled
+/// like a SKU, 1 to 64 ASCII letters, digits, '-' or '_', stored in uppercase. A product
+/// created with a single SKU and no id of its own is identified by that SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProductId(String);
+
+impl ProductId {
+    /// Parses a product id, trimming surrounding whitespace and normalising to uppercase.
+    pub fn parse(raw: &str) -> Result<ProductId, ParseError> {
+        let s = raw.trim();
+        if is_token(s) {
+            Ok(ProductId(s.to_ascii_uppercase()))
+        } else {
+            Err(ParseError::new(
+                "product_id",
+                "product_id must be 1 to 64 letters, digits, '-' or '_'",
+            ))
+        }
+    }
+
+    /// The id of the product whose only SKU is `sku` and that has no id of its own.
+    pub fn of_single_sku(sku: &Sku) -> ProductId {
+        ProductId(sku.as_str().to_owned())
+    }
+
+    /// The normalised id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProductId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ProductId {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProductId::parse(s)
+    }
+}
+
+impl TryFrom<String> for ProductId {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ProductId::parse(&value)
+    }
+}
+
+impl From<ProductId> for String {
+    fn from(value: ProductId) -> Self {
+        value.0
+    }
+}
+
+/// A link to a picture or video of a product: an `http` or `https` URL of at most 2000
+/// characters, without whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MediaUrl(String);
+
+impl MediaUrl {
+    /// Longest URL accepted.
+    pub const MAX_LEN: usize = 2000;
+
+    /// Parses a media URL.
+    pub fn parse(raw: &str) -> Result<MediaUrl, ParseError> {
+        let s = raw.trim();
+        let scheme_ok = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .is_some_and(|rest| !rest.is_empty());
+        if scheme_ok
+            && s.chars().count() <= Self::MAX_LEN
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            Ok(MediaUrl(s.to_owned()))
+        } else {
+            Err(ParseError::new(
+                "media",
+                "media must be http(s) URLs of at most 2000 characters without spaces",
+            ))
+        }
+    }
+
+    /// The URL.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MediaUrl {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        MediaUrl::parse(&value)
+    }
+}
+
+impl From<MediaUrl> for String {
+    fn from(value: MediaUrl) -> Self {
+        value.0
+    }
+}
+
 /// A number of units of one item: 1 to 1,000,000.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "u32")]
@@ -499,6 +606,10 @@ uuid_id!(
     TicketId
 );
 uuid_id!(
+    /// Identifies a category of the catalog's tree.
+    CategoryId
+);
+uuid_id!(
     /// Identifies one refund of a payment.
     RefundId
 );
@@ -538,7 +649,7 @@ fn bounded_text(
 macro_rules! text {
     ($(#[$doc:meta])* $name:ident, $field:literal, $min:expr, $max:expr, $single:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -593,6 +704,18 @@ text!(
 text!(
     /// Category of a product or a show: 1 to 100 characters on one line.
     Category, "category", 1, 100, true
+);
+text!(
+    /// Name of a category of the catalog's tree: 1 to 100 characters on one line.
+    CategoryName, "name", 1, 100, true
+);
+text!(
+    /// Name of a specification of a SKU, such as "colour": 1 to 40 characters on one line.
+    SpecName, "spec", 1, 40, true
+);
+text!(
+    /// Value of a specification of a SKU, such as "black": 1 to 100 characters on one line.
+    SpecValue, "spec", 1, 100, true
 );
 text!(
     /// City where a show takes place: 1 to 100 characters on one line.

@@ -6,7 +6,8 @@
 //! - [`common`]: value types parsed at the edge (SKUs, quantities, money, ids, texts) and
 //!   [`common::ErrorKind`], the class every aggregate error maps to.
 //! - [`inventory`]: stock of one SKU or one seat area; reserve, release, commit, return.
-//! - [`product`]: catalog entries.
+//! - [`product`]: catalog products (SPUs) with their SKUs, prices, listing and limits.
+//! - [`category`]: the catalog's category tree.
 //! - [`order`]: orders of goods, from placement to payment, cancellation or refund.
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`show`]: shows, their sessions and seat areas.
@@ -18,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod booking;
+pub mod category;
 pub mod common;
 pub mod inventory;
 pub mod order;

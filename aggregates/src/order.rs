@@ -65,6 +65,22 @@ pub struct OrderLine {
     pub unit_price: Money,
 }
 
+/// What the catalog's write side says of one ordered SKU when the order is placed: read by
+/// the caller from the product aggregate (on sale, limit) and from the purchase ledger kept
+/// in the same transaction as the order events (units the customer already has on orders
+/// that were not cancelled, rejected or expired; see `ordo_store::catalog`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleFacts {
+    /// The SKU.
+    pub sku: Sku,
+    /// False when the SKU is delisted.
+    pub on_sale: bool,
+    /// Most units one customer may have on orders, when limited.
+    pub max_per_customer: Option<Quantity>,
+    /// Units of it on the customer's other orders that count towards the limit.
+    pub already_ordered: u64,
+}
+
 /// Commands accepted by an [`Order`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderCommand {
@@ -76,6 +92,9 @@ pub enum OrderCommand {
         customer_id: UserId,
         /// What is ordered.
         lines: Vec<OrderLine>,
+        /// The catalog's facts of the SKUs ordered; a line without facts is taken as on
+        /// sale without limit.
+        sale_facts: Vec<SaleFacts>,
     },
     /// All stock is reserved: the order now waits for payment.
     Confirm,
@@ -221,6 +240,24 @@ pub enum OrderError {
     /// The order was never placed.
     #[error("order not found")]
     OrderNotFound,
+    /// A SKU ordered is delisted.
+    #[error("{sku} is not on sale")]
+    NotOnSale {
+        /// The SKU.
+        sku: Sku,
+    },
+    /// A line would take the customer beyond the SKU's purchase limit.
+    #[error(
+        "{sku} is limited to {limit} per customer, and {already} are already on earlier orders"
+    )]
+    PurchaseLimit {
+        /// The SKU.
+        sku: Sku,
+        /// Its limit per customer.
+        limit: u32,
+        /// Units already on the customer's orders that count.
+        already: u64,
+    },
 }
 
 impl OrderError {
@@ -235,6 +272,8 @@ impl OrderError {
             OrderError::InvalidTransition { .. } => "invalid_transition",
             OrderError::PaymentMismatch { .. } => "payment_mismatch",
             OrderError::OrderNotFound => "order_not_found",
+            OrderError::NotOnSale { .. } => "not_on_sale",
+            OrderError::PurchaseLimit { .. } => "purchase_limit",
         }
     }
 
@@ -247,7 +286,9 @@ impl OrderError {
             | OrderError::AmountOverflow => ErrorKind::Invalid,
             OrderError::AlreadyPlaced
             | OrderError::InvalidTransition { .. }
-            | OrderError::PaymentMismatch { .. } => ErrorKind::Refused,
+            | OrderError::PaymentMismatch { .. }
+            | OrderError::NotOnSale { .. }
+            | OrderError::PurchaseLimit { .. } => ErrorKind::Refused,
             OrderError::OrderNotFound => ErrorKind::NotFound,
         }
     }
@@ -283,6 +324,30 @@ pub fn order_total(lines: &[OrderLine]) -> Result<Money, OrderError> {
         })?;
     }
     Ok(total)
+}
+
+/// Checks every line against the catalog's facts of its SKU.
+pub fn check_sale(lines: &[OrderLine], facts: &[SaleFacts]) -> Result<(), OrderError> {
+    for line in lines {
+        let Some(fact) = facts.iter().find(|f| f.sku == line.sku) else {
+            continue;
+        };
+        if !fact.on_sale {
+            return Err(OrderError::NotOnSale {
+                sku: line.sku.clone(),
+            });
+        }
+        if let Some(limit) = fact.max_per_customer {
+            if fact.already_ordered + u64::from(line.quantity.get()) > u64::from(limit.get()) {
+                return Err(OrderError::PurchaseLimit {
+                    sku: line.sku.clone(),
+                    limit: limit.get(),
+                    already: fact.already_ordered,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An order of goods.
@@ -373,6 +438,7 @@ impl Aggregate for Order {
                 order_id,
                 customer_id,
                 lines,
+                sale_facts,
             } => {
                 let total = order_total(&lines)?;
                 if self.status.is_some() {
@@ -385,6 +451,7 @@ impl Aggregate for Order {
                         return Err(OrderError::AlreadyPlaced);
                     }
                 } else {
+                    check_sale(&lines, &sale_facts)?;
                     Step::Emit(OrderEvent::OrderPlaced {
                         order_id,
                         customer_id,
@@ -526,6 +593,7 @@ mod tests {
             order_id: id(1),
             customer_id: id(2),
             lines,
+            sale_facts: vec![],
         }
     }
 
@@ -654,6 +722,71 @@ mod tests {
             .then_expect_events(vec![]);
     }
 
+    fn facts(sku_code: &str, on_sale: bool, limit: Option<i64>, already: u64) -> SaleFacts {
+        SaleFacts {
+            sku: sku(sku_code),
+            on_sale,
+            max_per_customer: limit.map(qty),
+            already_ordered: already,
+        }
+    }
+
+    fn place_with(sale_facts: Vec<SaleFacts>) -> OrderCommand {
+        OrderCommand::Place {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            sale_facts,
+        }
+    }
+
+    #[test]
+    fn place_refuses_a_delisted_sku() {
+        let err = given(vec![])
+            .when(place_with(vec![facts("PLATE", false, None, 0)]))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err, OrderError::NotOnSale { sku: sku("PLATE") });
+        assert_eq!(err.code(), "not_on_sale");
+        assert_eq!(err.kind(), ErrorKind::Refused);
+    }
+
+    #[test]
+    fn place_refuses_more_than_the_purchase_limit_counting_earlier_orders() {
+        // MUG is ordered twice: a limit of 3 with 2 already ordered is exceeded.
+        let err = given(vec![])
+            .when(place_with(vec![facts("MUG", true, Some(3), 2)]))
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            OrderError::PurchaseLimit {
+                sku: sku("MUG"),
+                limit: 3,
+                already: 2
+            }
+        );
+        assert_eq!(err.code(), "purchase_limit");
+    }
+
+    #[test]
+    fn place_up_to_the_purchase_limit_is_accepted() {
+        given(vec![])
+            .when(place_with(vec![
+                facts("MUG", true, Some(3), 1),
+                facts("PLATE", true, None, 50),
+            ]))
+            .then_expect_events(vec![placed()]);
+    }
+
+    #[test]
+    fn a_repeated_placement_is_not_checked_again() {
+        // The order itself now counts as an earlier order of the customer.
+        given(vec![placed()])
+            .when(place_with(vec![facts("MUG", true, Some(2), 2)]))
+            .then_expect_events(vec![]);
+    }
+
     #[test]
     fn place_with_other_content_is_refused() {
         let err = given(vec![placed()])
@@ -667,6 +800,7 @@ mod tests {
                 order_id: id(1),
                 customer_id: id(3),
                 lines: lines(),
+                sale_facts: vec![],
             })
             .then_expect_error(OrderError::AlreadyPlaced);
     }

@@ -5,7 +5,7 @@
 //! and nowhere else.
 //!
 //! # Layout
-//! - [`order`], [`payment`], [`inventory`], [`product`], [`show`], [`booking`]: one
+//! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`show`], [`booking`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -51,7 +51,8 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
 use ordo_aggregates::booking::{Booking, BookingEvent};
-use ordo_aggregates::common::{BookingId, OrderId, PaymentId, ShowId, Sku};
+use ordo_aggregates::category::{CategoryEvent, CategoryNode};
+use ordo_aggregates::common::{BookingId, CategoryId, OrderId, PaymentId, ProductId, ShowId, Sku};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
@@ -103,8 +104,11 @@ pub type OrderMessage = Decoded<OrderId, OrderEvent>;
 pub type PaymentMessage = Decoded<PaymentId, PaymentEvent>;
 /// A decoded inventory event (the item id is a SKU, or a session's seat area).
 pub type InventoryMessage = Decoded<Sku, InventoryEvent>;
-/// A decoded product event.
-pub type ProductMessage = Decoded<Sku, ProductEvent>;
+/// A decoded product event (the id is the product's, which for a single-SKU product is
+/// its SKU).
+pub type ProductMessage = Decoded<ProductId, ProductEvent>;
+/// A decoded category event.
+pub type CategoryMessage = Decoded<CategoryId, CategoryEvent>;
 /// A decoded show event.
 pub type ShowMessage = Decoded<ShowId, ShowEvent>;
 /// A decoded booking event.
@@ -341,7 +345,24 @@ pub const INVENTORY: Contract = Contract {
 /// The product stream's contract.
 pub const PRODUCT: Contract = Contract {
     aggregate_type: <Product as Aggregate>::TYPE,
-    events: &[("ProductCreated", "1"), ("ProductUpdated", "1")],
+    events: &[
+        ("ProductCreated", "2"),
+        ("ProductUpdated", "1"),
+        ("SkuPriceChanged", "1"),
+        ("SkuDelisted", "1"),
+        ("SkuListed", "1"),
+    ],
+};
+
+/// The category stream's contract.
+pub const CATEGORY: Contract = Contract {
+    aggregate_type: <CategoryNode as Aggregate>::TYPE,
+    events: &[
+        ("CategoryCreated", "1"),
+        ("CategoryRenamed", "1"),
+        ("CategoryMoved", "1"),
+        ("CategoryDeleted", "1"),
+    ],
 };
 
 /// The show stream's contract.
@@ -373,7 +394,9 @@ pub const BOOKING: Contract = Contract {
 };
 
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 6] = [&ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &SHOW, &BOOKING];
+pub const CONTRACTS: [&Contract; 7] = [
+    &ORDER, &PAYMENT, &INVENTORY, &PRODUCT, &CATEGORY, &SHOW, &BOOKING,
+];
 
 /// Decodes a message of the order stream.
 pub fn order(message: &ReceivedEvent) -> Result<OrderMessage, ContractError> {
@@ -392,7 +415,14 @@ pub fn inventory(message: &ReceivedEvent) -> Result<InventoryMessage, ContractEr
 
 /// Decodes a message of the product stream.
 pub fn product(message: &ReceivedEvent) -> Result<ProductMessage, ContractError> {
-    PRODUCT.decode(message, sku_id)
+    PRODUCT.decode(message, |raw| {
+        ProductId::parse(raw).map_err(|err| err.to_string())
+    })
+}
+
+/// Decodes a message of the category stream.
+pub fn category(message: &ReceivedEvent) -> Result<CategoryMessage, ContractError> {
+    CATEGORY.decode(message, uuid_id::<CategoryId>)
 }
 
 /// Decodes a message of the show stream.

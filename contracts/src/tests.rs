@@ -323,6 +323,7 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (PAYMENT.aggregate_type, variant_names::<PaymentEvent>()),
         (INVENTORY.aggregate_type, variant_names::<InventoryEvent>()),
         (PRODUCT.aggregate_type, variant_names::<ProductEvent>()),
+        (CATEGORY.aggregate_type, variant_names::<CategoryEvent>()),
         (SHOW.aggregate_type, variant_names::<ShowEvent>()),
         (BOOKING.aggregate_type, variant_names::<BookingEvent>()),
     ]);

@@ -36,6 +36,7 @@ pub fn router(
     let api = Router::new()
         .merge(crate::identity::router())
         .merge(routes::products::router())
+        .merge(routes::categories::router())
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())

@@ -15,7 +15,8 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, inventory, notifications, orders, payments, products, search, shows,
+    admin, bookings, categories, inventory, notifications, orders, payments, products, search,
+    shows,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +24,8 @@ use crate::routes::{
     info(title = "Ordo", description = "Event-sourced commerce and ticketing API. Errors are application/problem+json (RFC 9457); commands that start long work answer 202 with Location; any GET accepts `Prefer: wait=N` to read the caller's last write."),
     paths(
         products::create_product, products::update_product, products::get_product, products::list_products,
+        products::delist_sku, products::list_sku,
+        categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
@@ -34,7 +37,8 @@ use crate::routes::{
     ),
     components(schemas(
         ProblemDocument,
-        products::CreateProduct, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        products::CreateProduct, products::NewSku, products::UpdateProduct, products::ProductView, products::ProductPage, products::ProductWritten,
+        categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, orders::OrderItem, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
@@ -45,7 +49,7 @@ use crate::routes::{
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
     )),
-    tags((name = "auth"), (name = "products"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"))
 )]
 struct ApiDoc;
 
@@ -113,12 +117,19 @@ pub fn served_document(max_tickets_per_booking: u32) -> utoipa::openapi::OpenApi
     doc
 }
 
-/// States the bounds that span fields: a product's new `price` and `currency` come
+/// Text of one line: 1 or more characters, none a control character, not all spaces.
+const ONE_LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$";
+
+/// An http(s) URL without spaces or control characters.
+const MEDIA_URL: &str =
+    r"^https?://[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$";
+
+/// States the bounds that span fields, or that lie on the items of collections: a product's new `price` and `currency` come
 /// together or not at all; the lines of an order, and the seat areas of a session, are
 /// not repeated.
 pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::schema::{
-        AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, Type,
+        AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, Type,
     };
     use utoipa::openapi::RefOr;
     let Some(components) = doc.components.as_mut() else {
@@ -141,6 +152,69 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
         schemas.insert(
             "UpdateProduct".into(),
             AllOfBuilder::new().item(update).item(together).into(),
+        );
+    }
+    // The items of collections: media URLs, and a SKU's specification names and values.
+    let line = |most: usize| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(most))
+            .pattern(Some(ONE_LINE))
+            .into()
+    };
+    if let Some(RefOr::T(Schema::Object(create))) = schemas.get_mut("CreateProduct") {
+        if let Some(RefOr::T(Schema::Array(media))) = create.properties.get_mut("media") {
+            if let ArrayItems::RefOrSchema(item) = &mut media.items {
+                if let RefOr::T(Schema::Object(url)) = item.as_mut() {
+                    url.pattern = Some(MEDIA_URL.into());
+                    url.max_length = Some(2000);
+                }
+            }
+        }
+    }
+    if let Some(RefOr::T(Schema::Object(sku))) = schemas.get_mut("NewSku") {
+        if let Some(RefOr::T(Schema::Object(spec))) = sku.properties.get_mut("spec") {
+            spec.max_properties = Some(10);
+            spec.property_names = Some(Box::new(line(40)));
+            spec.additional_properties =
+                Some(Box::new(AdditionalProperties::RefOr(RefOr::T(line(100)))));
+        }
+    }
+    if let Some(create) = schemas.remove("CreateProduct") {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let single = ObjectBuilder::new()
+            .property("sku", text())
+            .property("price", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("currency", text())
+            .property("skus", null())
+            .required("sku")
+            .required("price")
+            .required("currency");
+        let mut several = ObjectBuilder::new()
+            .property("skus", ObjectBuilder::new().schema_type(Type::Array))
+            .property("product_id", text())
+            .required("skus")
+            .required("product_id");
+        for field in [
+            "sku",
+            "price",
+            "currency",
+            "weight_grams",
+            "max_per_customer",
+        ] {
+            several = several.property(field, null());
+        }
+        let forms = AnyOfBuilder::new()
+            .item(single)
+            .item(several)
+            .description(Some(
+                "one SKU (`sku`, `price`, `currency`) or `skus` with a `product_id`, not both",
+            ));
+        schemas.insert(
+            "CreateProduct".into(),
+            AllOfBuilder::new().item(create).item(forms).into(),
         );
     }
     for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {

@@ -228,6 +228,13 @@ where
                 })
             }
         };
+        // Every body of this API is an object; serde would also read a struct from an array.
+        if !body.is_object() {
+            return Err(ApiError::Invalid {
+                field: None,
+                detail: "the body must be a JSON object".into(),
+            });
+        }
         whole_numbers_as_integers(&mut body);
         serde_path_to_error::deserialize(body)
             .map(ApiJson)

@@ -191,7 +191,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         pool: pool.clone(),
         nats,
         identity,
-        products: Arc::new(CommandBus::new(pool.clone(), ())),
+        products: Arc::new(
+            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
+        ),
+        categories: Arc::new(CommandBus::new(pool.clone(), ())),
         inventory,
         orders,
         payments,

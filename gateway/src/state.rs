@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ordo_aggregates::category::CategoryNode;
 use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
 use ordo_aggregates::payment::Payment;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub identity: Arc<IdentityService>,
     /// Catalog products.
     pub products: Arc<CommandBus<Product>>,
+    /// Categories of the catalog's tree.
+    pub categories: Arc<CommandBus<CategoryNode>>,
     /// Inventory items.
     pub inventory: Arc<CommandBus<InventoryItem>>,
     /// Orders.

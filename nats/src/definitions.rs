@@ -45,6 +45,10 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         include_str!("../streams/ORDO_BOOKING.json"),
     ),
     ("ORDO_SHOW.json", include_str!("../streams/ORDO_SHOW.json")),
+    (
+        "ORDO_CATEGORY.json",
+        include_str!("../streams/ORDO_CATEGORY.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -54,6 +58,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-products.json",
         include_str!("../consumers/projection-products.json"),
+    ),
+    (
+        "projection-categories.json",
+        include_str!("../consumers/projection-categories.json"),
     ),
     (
         "projection-inventory.json",

@@ -16,6 +16,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "product",
     "booking",
     "show",
+    "category",
 ];
 
 /// The namespace every stream name and subject starts with.

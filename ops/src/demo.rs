@@ -1,9 +1,11 @@
 //! `ordo demo-data`: a small demo catalog with stock, loaded through the same commands an
 //! admin would send. Running it again changes nothing.
 
-use ordo_aggregates::common::{Category, Currency, Description, Money, ProductName, Quantity, Sku};
+use ordo_aggregates::common::{
+    Category, Currency, Description, Money, ProductId, ProductName, Quantity, Sku,
+};
 use ordo_aggregates::inventory::InventoryCommand;
-use ordo_aggregates::product::ProductCommand;
+use ordo_aggregates::product::{ProductCommand, SkuSpec};
 use ordo_store::CommandMetadata;
 use uuid::Uuid;
 
@@ -80,12 +82,21 @@ pub async fn load(
             .execute(
                 sku.as_str(),
                 ProductCommand::Create {
-                    sku: sku.clone(),
+                    product_id: ProductId::of_single_sku(&sku),
                     name: ProductName::parse(name).map_err(|e| anyhow::anyhow!("{e}"))?,
                     description: Description::parse(description)
                         .map_err(|e| anyhow::anyhow!("{e}"))?,
                     category: Category::parse(category).map_err(|e| anyhow::anyhow!("{e}"))?,
-                    price: Money::new(*price, usd.clone()).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    category_id: None,
+                    media: vec![],
+                    skus: vec![SkuSpec {
+                        sku: sku.clone(),
+                        spec: Default::default(),
+                        price: Money::new(*price, usd.clone())
+                            .map_err(|e| anyhow::anyhow!("{e}"))?,
+                        weight_grams: None,
+                        max_per_customer: None,
+                    }],
                 },
                 metadata("create"),
             )

@@ -5,6 +5,7 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`categories`]: the catalog's category tree.
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -16,6 +17,7 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod categories;
 pub mod delivery_lock;
 pub mod inventory;
 pub mod orders;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 pub fn projections() -> Vec<Arc<dyn Projection>> {
     vec![
         Arc::new(products::ProductsProjection),
+        Arc::new(categories::CategoriesProjection),
         Arc::new(inventory::InventoryProjection),
         Arc::new(orders::OrdersProjection),
         Arc::new(payments::PaymentsProjection),

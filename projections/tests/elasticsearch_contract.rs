@@ -43,6 +43,7 @@ fn query(pairs: &[(&str, &str)]) -> SearchQuery {
 
 fn doc(product_version: i64, inventory_version: i64) -> ProductDocument {
     ProductDocument {
+        on_sale: true,
         sku: "HP-1".into(),
         name: "Headphones".into(),
         description: "Closed-back".into(),

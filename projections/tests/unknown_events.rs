@@ -227,7 +227,7 @@ async fn an_unknown_version_is_retried_then_dead_lettered_and_a_malformed_event_
             "SKU-C",
             1,
             "ProductCreated",
-            "2",
+            "3",
             json!({"sku": "SKU-C", "title": "Drill"}),
         )
         .await;
@@ -246,7 +246,7 @@ async fn an_unknown_version_is_retried_then_dead_lettered_and_a_malformed_event_
     let newer = world.dead_letter("SKU-C", 1).await;
     assert_eq!(newer.attempts, ATTEMPTS, "retried before it was given up");
     assert!(
-        newer.error.contains("version 2") && newer.error.contains("upgrade this consumer"),
+        newer.error.contains("version 3") && newer.error.contains("upgrade this consumer"),
         "{}",
         newer.error
     );

@@ -13,6 +13,7 @@ pub fn all() -> Vec<Box<dyn EventUpcaster>> {
     vec![
         Box::new(PaymentRefundedV1ToV2),
         Box::new(PaymentCreatedV1ToV2),
+        Box::new(ProductCreatedV1ToV2),
     ]
 }
 
@@ -123,6 +124,53 @@ impl EventUpcaster for PaymentCreatedV1ToV2 {
     }
 }
 
+/// Turns a `product` `ProductCreated` of version "1" into version "2".
+///
+/// Version 1 was a product with exactly one SKU, identified by it: `{sku, name,
+/// description, category, price}`. Version 2 is a product with its own id and a list of
+/// SKUs: the id is the SKU (the aggregate id such a product has always had), the one SKU
+/// keeps its price and has no specification, weight or purchase limit, and the product has
+/// no tree category and no media.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProductCreatedV1ToV2;
+
+impl EventUpcaster for ProductCreatedV1ToV2 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "ProductCreated" && event_version == "1"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if event.aggregate_type != "product" {
+            return event;
+        }
+        let fields = match &mut event.payload {
+            Value::Object(outer) if outer.len() == 1 && outer.contains_key("ProductCreated") => {
+                outer
+                    .get_mut("ProductCreated")
+                    .and_then(Value::as_object_mut)
+            }
+            Value::Object(inner) => Some(inner),
+            _ => None,
+        };
+        if let Some(fields) = fields {
+            let sku = fields.remove("sku").unwrap_or(Value::Null);
+            let price = fields.remove("price").unwrap_or(Value::Null);
+            fields.insert("product_id".to_owned(), sku.clone());
+            fields.insert("category_id".to_owned(), Value::Null);
+            fields.insert("media".to_owned(), Value::Array(vec![]));
+            let mut only = Map::new();
+            only.insert("sku".to_owned(), sku);
+            only.insert("spec".to_owned(), Value::Object(Map::new()));
+            only.insert("price".to_owned(), price);
+            only.insert("weight_grams".to_owned(), Value::Null);
+            only.insert("max_per_customer".to_owned(), Value::Null);
+            fields.insert("skus".to_owned(), Value::Array(vec![Value::Object(only)]));
+            event.event_version = "2".to_owned();
+        }
+        event
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cqrs_es::DomainEvent;
@@ -221,6 +269,43 @@ mod tests {
         ));
         assert_eq!(v2.event_version, "2");
         assert_eq!(v2.payload["total_refunded"], money(1));
+    }
+
+    #[test]
+    fn version_1_product_becomes_a_product_with_its_one_sku() {
+        let v1 = SerializedEvent::new(
+            "MUG".to_owned(),
+            1,
+            "product".to_owned(),
+            "ProductCreated".to_owned(),
+            "1".to_owned(),
+            json!({"ProductCreated": {
+                "sku": "MUG", "name": "Mug", "description": "", "category": "Kitchen",
+                "price": money(1200),
+            }}),
+            json!({}),
+        );
+        let v2 = run(v1);
+        assert_eq!(v2.event_version, "2");
+        let event: ordo_aggregates::product::ProductEvent =
+            serde_json::from_value(v2.payload).unwrap();
+        let ordo_aggregates::product::ProductEvent::ProductCreated {
+            product_id,
+            skus,
+            media,
+            category_id,
+            ..
+        } = &event
+        else {
+            panic!("not a creation: {event:?}");
+        };
+        assert_eq!(product_id.as_str(), "MUG");
+        assert_eq!(skus.len(), 1);
+        assert_eq!(skus[0].sku.as_str(), "MUG");
+        assert_eq!(skus[0].price.amount_minor(), 1200);
+        assert!(skus[0].max_per_customer.is_none() && skus[0].spec.is_empty());
+        assert!(media.is_empty() && category_id.is_none());
+        assert_eq!(event.event_version(), "2");
     }
 
     #[test]

@@ -17,15 +17,16 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, DomainEvent};
 use ordo_aggregates::booking::{Booking, BookingEvent};
+use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    AreaId, AreaName, BookingId, Category, City, Currency, Description, Money, OrderId, PaymentId,
-    ProductName, Quantity, RefundId, ReservationId, SessionId, ShowId, Sku, TicketId, Title,
-    UserId, Venue,
+    AreaId, AreaName, BookingId, Category, CategoryName, City, Currency, Description, MediaUrl,
+    Money, OrderId, PaymentId, ProductId, ProductName, Quantity, RefundId, ReservationId,
+    SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
 };
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
-use ordo_aggregates::product::{Product, ProductEvent};
+use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
 use ordo_aggregates::show::{SeatArea, Show, ShowEvent};
 use ordo_nats::consumer::dlq_header;
 use ordo_nats::envelope::{header, untag_payload};
@@ -167,14 +168,41 @@ fn inventory_required_field(event: &InventoryEvent) -> Option<&'static str> {
 }
 
 fn product_samples() -> Vec<Sample> {
+    let tee = |code: &str, limit: Option<i64>| SkuSpec {
+        sku: sku(code),
+        spec: std::collections::BTreeMap::from([(
+            SpecName::parse("colour").unwrap(),
+            SpecValue::parse("black").unwrap(),
+        )]),
+        price: eur(1990),
+        weight_grams: Some(180),
+        max_per_customer: limit.map(|n| Quantity::parse(n).unwrap()),
+    };
     samples_of::<Product>(
         vec![
             ProductEvent::ProductCreated {
-                sku: sku("mug-blue"),
+                product_id: ProductId::parse("tee-classic").unwrap(),
+                name: ProductName::parse("Classic tee").unwrap(),
+                description: Description::parse("Cotton.\nMachine washable.").unwrap(),
+                category: Category::parse("Apparel").unwrap(),
+                category_id: Some(uuid("0b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into()),
+                media: vec![MediaUrl::parse("https://img.example/tee.jpg").unwrap()],
+                skus: vec![tee("tee-black-m", Some(2)), tee("tee-black-l", None)],
+            },
+            ProductEvent::ProductCreated {
+                product_id: ProductId::parse("mug-blue").unwrap(),
                 name: ProductName::parse("Blue mug").unwrap(),
-                description: Description::parse("Stoneware, 35 cl.\nDishwasher safe.").unwrap(),
+                description: Description::parse("").unwrap(),
                 category: Category::parse("Kitchen").unwrap(),
-                price: eur(1250),
+                category_id: None,
+                media: vec![],
+                skus: vec![SkuSpec {
+                    sku: sku("mug-blue"),
+                    spec: Default::default(),
+                    price: eur(1250),
+                    weight_grams: None,
+                    max_per_customer: None,
+                }],
             },
             ProductEvent::ProductUpdated {
                 name: None,
@@ -186,7 +214,17 @@ fn product_samples() -> Vec<Sample> {
                 name: Some(ProductName::parse("Blue mug, large").unwrap()),
                 description: Some(Description::parse("").unwrap()),
                 category: Some(Category::parse("Tableware").unwrap()),
-                price: Some(eur(0)),
+                price: None,
+            },
+            ProductEvent::SkuPriceChanged {
+                sku: sku("tee-black-m"),
+                price: eur(1790),
+            },
+            ProductEvent::SkuDelisted {
+                sku: sku("tee-black-m"),
+            },
+            ProductEvent::SkuListed {
+                sku: sku("tee-black-m"),
             },
         ],
         product_required_field,
@@ -195,10 +233,40 @@ fn product_samples() -> Vec<Sample> {
 
 fn product_required_field(event: &ProductEvent) -> Option<&'static str> {
     match event {
-        ProductEvent::ProductCreated { .. } => Some("price"),
+        ProductEvent::ProductCreated { .. } => Some("skus"),
         // Every field is optional: a product update names only what changed.
         ProductEvent::ProductUpdated { .. } => None,
+        ProductEvent::SkuPriceChanged { .. } => Some("price"),
+        ProductEvent::SkuDelisted { .. } | ProductEvent::SkuListed { .. } => Some("sku"),
     }
+}
+
+fn category_samples() -> Vec<Sample> {
+    samples_of::<CategoryNode>(
+        vec![
+            CategoryEvent::CategoryCreated {
+                category_id: uuid("0b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into(),
+                name: CategoryName::parse("Apparel").unwrap(),
+                parent_id: None,
+            },
+            CategoryEvent::CategoryCreated {
+                category_id: uuid("1b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into(),
+                name: CategoryName::parse("Tees").unwrap(),
+                parent_id: Some(uuid("0b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into()),
+            },
+            CategoryEvent::CategoryRenamed {
+                name: CategoryName::parse("T-shirts").unwrap(),
+            },
+            CategoryEvent::CategoryMoved { parent_id: None },
+            CategoryEvent::CategoryDeleted {},
+        ],
+        |event| match event {
+            CategoryEvent::CategoryCreated { .. } => Some("name"),
+            CategoryEvent::CategoryRenamed { .. } => Some("name"),
+            CategoryEvent::CategoryMoved { .. } => Some("parent_id"),
+            CategoryEvent::CategoryDeleted {} => None,
+        },
+    )
 }
 
 fn order_samples() -> Vec<Sample> {
@@ -427,6 +495,7 @@ fn all_samples() -> Vec<Sample> {
     [
         inventory_samples(),
         product_samples(),
+        category_samples(),
         order_samples(),
         payment_samples(),
         show_samples(),
@@ -445,6 +514,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     BTreeMap::from([
         of::<InventoryItem>(),
         of::<Product>(),
+        of::<CategoryNode>(),
         of::<Order>(),
         of::<Payment>(),
         of::<Show>(),
@@ -585,6 +655,18 @@ fn older_version_samples() -> Vec<(&'static str, &'static str, &'static str, Val
                 "amount": {"amount_minor": 3299, "currency": "EUR"},
                 "method": "card",
                 "token": "tok_visa_4242",
+            }}),
+        ),
+        (
+            "product",
+            "ProductCreated",
+            "1",
+            json!({"ProductCreated": {
+                "sku": "MUG-BLUE",
+                "name": "Blue mug",
+                "description": "Stoneware",
+                "category": "Kitchen",
+                "price": {"amount_minor": 1250, "currency": "EUR"},
             }}),
         ),
     ]
@@ -883,7 +965,12 @@ fn older_versions_validate_and_upcast_to_the_current_schema() {
         let payload = untag_payload(event_type, &stored);
         assert_eq!(errors(&old, &payload), Vec::<String>::new());
         let mut without_amount = payload.clone();
-        without_amount.as_object_mut().unwrap().remove("amount");
+        let required = if payload.get("amount").is_some() {
+            "amount"
+        } else {
+            "price"
+        };
+        without_amount.as_object_mut().unwrap().remove(required);
         assert!(!old.is_valid(&without_amount));
 
         let event = SerializedEvent::new(
@@ -909,8 +996,15 @@ fn older_versions_validate_and_upcast_to_the_current_schema() {
         )));
         let payload = untag_payload(event_type, &upcast.payload);
         assert_eq!(errors(&current, &payload), Vec::<String>::new());
-        let decoded: PaymentEvent = serde_json::from_value(upcast.payload).unwrap();
-        assert_eq!(decoded.event_version(), upcast.event_version);
+        let decoded_version = match aggregate_type {
+            "product" => serde_json::from_value::<ProductEvent>(upcast.payload)
+                .unwrap()
+                .event_version(),
+            _ => serde_json::from_value::<PaymentEvent>(upcast.payload)
+                .unwrap()
+                .event_version(),
+        };
+        assert_eq!(decoded_version, upcast.event_version);
     }
 }
 

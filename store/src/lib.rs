@@ -10,9 +10,13 @@
 //!   not reloaded for every command; writers in other processes are caught by the store's
 //!   optimistic lock and the command is retried on fresh state.
 //! - [`database`]: connecting and migrating.
+//! - [`catalog`]: the facts about other aggregates that catalog and order commands read on
+//!   the write side (SKU owners, the category tree, units ordered), and the locks that keep
+//!   such decisions from racing.
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod catalog;
 pub mod database;
 pub mod metadata;
 

@@ -53,6 +53,10 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/bookings/{booking_id}/cancel", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/pay", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/refund", (Admin, false)),
+        ("GET /api/v1/categories", (Public, false)),
+        ("POST /api/v1/categories", (Admin, false)),
+        ("PATCH /api/v1/categories/{category_id}", (Admin, false)),
+        ("DELETE /api/v1/categories/{category_id}", (Admin, false)),
         ("GET /api/v1/inventory/{sku}", (Public, false)),
         ("POST /api/v1/inventory/{sku}/restock", (Admin, false)),
         ("GET /api/v1/notifications", (Any, false)),
@@ -73,6 +77,8 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/products", (Admin, false)),
         ("GET /api/v1/products/{sku}", (Public, false)),
         ("PATCH /api/v1/products/{sku}", (Admin, false)),
+        ("POST /api/v1/products/{sku}/delist", (Admin, false)),
+        ("POST /api/v1/products/{sku}/list", (Admin, false)),
         ("GET /api/v1/search", (Public, false)),
         ("GET /api/v1/shows", (Public, false)),
         ("POST /api/v1/shows", (Admin, false)),
@@ -104,6 +110,19 @@ async fn fixture(admin: &Api, a: &Api) -> Fixture {
         )
         .await;
     assert_eq!(restocked.status, 200, "{:?}", restocked.body);
+    let category = admin
+        .post("/api/v1/categories", json!({"name": "Matrix"}))
+        .await;
+    assert_eq!(category.status, 201, "{:?}", category.body);
+    let category_id = category.body["category_id"].as_str().unwrap().to_owned();
+    // A subcategory keeps the admin's DELETE from removing the category the other calls use.
+    let child = admin
+        .post(
+            "/api/v1/categories",
+            json!({"name": "Matrix child", "parent_id": category_id}),
+        )
+        .await;
+    assert_eq!(child.status, 201, "{:?}", child.body);
     let show = admin
         .post(
             "/api/v1/shows",
@@ -184,6 +203,7 @@ async fn fixture(admin: &Api, a: &Api) -> Fixture {
             ("ticket_id", ticket_id),
             ("id", notification_id),
             ("sku", "MATRIX-1".to_owned()),
+            ("category_id", category_id),
             ("show_id", show_id),
         ]),
     }

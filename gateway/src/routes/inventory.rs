@@ -61,8 +61,10 @@ pub async fn restock(
     let quantity =
         Quantity::parse(body.quantity).map_err(|e| ApiError::invalid("quantity", e.to_string()))?;
     // Stock only exists for products of the catalog; the write side is the authority.
-    let (_, product_version) = state.products.load(sku.as_str()).await.map_err(api_error)?;
-    if product_version == 0 {
+    let owner = ordo_store::catalog::product_of_sku(&state.pool, sku.as_str())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if owner.is_none() {
         return Err(ApiError::NotFound(format!("no product {sku}")));
     }
     let committed = state

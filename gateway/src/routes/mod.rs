@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bookings;
+pub mod categories;
 pub mod health;
 pub mod inventory;
 pub mod notifications;

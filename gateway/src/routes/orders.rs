@@ -1,4 +1,13 @@
 //! Orders: customers place them and read their own; the checkout saga decides them.
+//!
+//! Placing an order reads the catalog's write side, never a read model: the SKU index
+//! (`ordo_store::catalog`) names the product of each SKU, the product aggregate gives its
+//! price, whether it is on sale and its purchase limit, and the purchase ledger (kept by a
+//! trigger in the same transaction as the order events) gives the units the customer
+//! already has on orders that were not cancelled, rejected or expired. The order aggregate
+//! decides with those facts ([`SaleFacts`]). When a SKU has a limit, the customer's purchase
+//! lock is held from reading the ledger until the order commits, so two orders placed at
+//! once by one customer cannot both slip under the limit.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -6,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use ordo_aggregates::common::{OrderId, Quantity, Sku, UserId};
-use ordo_aggregates::order::{OrderCommand, OrderLine};
+use ordo_aggregates::order::{OrderCommand, OrderLine, SaleFacts};
 use ordo_projections::queries::orders;
 pub use ordo_projections::queries::orders::{OrderLineView, OrderView};
 use ordo_projections::queries::page::PageRequest;
+use ordo_store::catalog::{self, WriteLock};
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -84,6 +94,7 @@ pub struct OrderPaging {
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
                (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 409, description = "a SKU is not on sale, or beyond its purchase limit"),
                (status = 422, description = "invalid items")))]
 pub async fn place_order(
     State(state): State<AppState>,
@@ -102,7 +113,15 @@ pub async fn place_order(
     if body.items.len() > 100 {
         return Err(ApiError::invalid("items", "an order has at most 100 items"));
     }
+    let order_id = match idempotency_key(&headers)? {
+        // The same key from the same customer always names the same order, so a repeated
+        // request is a no-op on the aggregate (and a different body with it is refused).
+        Some(key) => Uuid::new_v5(&user.user_id, key.as_bytes()),
+        None => Uuid::new_v4(),
+    };
+    let internal = |e: sqlx::Error| ApiError::Internal(e.into());
     let mut lines = Vec::with_capacity(body.items.len());
+    let mut sale_facts = Vec::with_capacity(body.items.len());
     for (index, item) in body.items.iter().enumerate() {
         let sku = Sku::parse(&item.sku)
             .map_err(|e| ApiError::invalid(format!("items[{index}].sku"), e.to_string()))?;
@@ -114,43 +133,68 @@ pub async fn place_order(
                 format!("{sku} appears twice; put the whole quantity on one line"),
             ));
         }
+        let unknown = || ApiError::UnknownReference {
+            code: "unknown_sku",
+            detail: format!("no product {sku} in the catalog"),
+        };
         // The catalog's write side is the authority on prices at placement.
-        let (product, version) = state.products.load(sku.as_str()).await.map_err(api_error)?;
-        if version == 0 {
-            return Err(ApiError::UnknownReference {
-                code: "unknown_sku",
-                detail: format!("no product {sku} in the catalog"),
-            });
-        }
-        let unit_price = product
-            .price()
-            .cloned()
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("product {sku} has no price")))?;
+        let product_id = catalog::product_of_sku(&state.pool, sku.as_str())
+            .await
+            .map_err(internal)?
+            .ok_or_else(unknown)?;
+        let (product, _) = state.products.load(&product_id).await.map_err(api_error)?;
+        let offer = product.sku(&sku).ok_or_else(unknown)?;
         lines.push(OrderLine {
-            sku,
+            sku: sku.clone(),
             quantity,
-            unit_price,
+            unit_price: offer.spec.price.clone(),
+        });
+        sale_facts.push(SaleFacts {
+            sku,
+            on_sale: offer.on_sale,
+            max_per_customer: offer.spec.max_per_customer,
+            already_ordered: 0,
         });
     }
-    let order_id = match idempotency_key(&headers)? {
-        // The same key from the same customer always names the same order, so a repeated
-        // request is a no-op on the aggregate (and a different body with it is refused).
-        Some(key) => Uuid::new_v5(&user.user_id, key.as_bytes()),
-        None => Uuid::new_v4(),
-    };
-    let committed = state
-        .orders
-        .execute(
-            &order_id.to_string(),
-            OrderCommand::Place {
-                order_id: OrderId::from(order_id),
-                customer_id: UserId::from(user.user_id),
-                lines,
-            },
-            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+    let limited = sale_facts.iter().any(|f| f.max_per_customer.is_some());
+    let lock = if limited {
+        Some(
+            WriteLock::customer_purchases(&state.pool, user.user_id)
+                .await
+                .map_err(internal)?,
         )
-        .await
-        .map_err(api_error)?;
+    } else {
+        None
+    };
+    let placed = async {
+        for facts in sale_facts.iter_mut() {
+            if facts.max_per_customer.is_some() {
+                facts.already_ordered =
+                    catalog::units_ordered(&state.pool, user.user_id, facts.sku.as_str(), order_id)
+                        .await
+                        .map_err(internal)?;
+            }
+        }
+        state
+            .orders
+            .execute(
+                &order_id.to_string(),
+                OrderCommand::Place {
+                    order_id: OrderId::from(order_id),
+                    customer_id: UserId::from(user.user_id),
+                    lines,
+                    sale_facts,
+                },
+                CommandMetadata::from_request(&request_id, Some(user.user_id)),
+            )
+            .await
+            .map_err(api_error)
+    }
+    .await;
+    if let Some(lock) = lock {
+        lock.release().await.map_err(internal)?;
+    }
+    let committed = placed?;
     consistency::record_write(
         &state.pool,
         user.user_id,

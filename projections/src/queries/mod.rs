@@ -4,7 +4,8 @@
 //! for reads.
 //!
 //! - [`page`]: page sizes and the opaque cursors of every paginated list (search's too).
-//! - [`products`], [`inventory`]: the catalog and its stock levels.
+//! - [`products`], [`categories`], [`inventory`]: the catalog, its category tree and its
+//!   stock levels.
 //! - [`orders`], [`payments`]: orders with their lines, and payments, as their owners see them.
 //! - [`shows`], [`bookings`]: shows with their sessions and seats available, the bookings
 //!   list and who holds a ticket.
@@ -15,6 +16,7 @@
 //! Functions answer what is there: who may see it is the caller's decision.
 
 pub mod bookings;
+pub mod categories;
 pub mod inventory;
 pub mod orders;
 pub mod page;

@@ -15,7 +15,8 @@ use sqlx::PgPool;
 use super::{Facets, ItemType, SearchCursor, SearchHit, SearchPage, SearchQuery};
 
 /// The products' contribution. Parameters: $1 text, $4 min price, $5 max price,
-/// $6 available only. Products have no city: a city filter leaves them out.
+/// $6 available only. Products have no city: a city filter leaves them out. Delisted SKUs
+/// are not found.
 const PRODUCTS_SOURCE: &str = "
     SELECT 'product'::text AS item_type, p.sku AS id, p.name AS title, p.category,
            NULL::text AS city, p.price_minor AS price, p.currency,
@@ -28,7 +29,7 @@ const PRODUCTS_SOURCE: &str = "
     FROM products p
     LEFT JOIN inventory_levels i ON i.sku = p.sku
     CROSS JOIN input
-    WHERE ($1 = '' OR p.search @@ input.tsq OR input.raw <% lower(p.name))
+    WHERE p.on_sale AND ($1 = '' OR p.search @@ input.tsq OR input.raw <% lower(p.name))
       AND ($4::bigint IS NULL OR p.price_minor >= $4)
       AND ($5::bigint IS NULL OR p.price_minor <= $5)
       AND (NOT $6 OR coalesce(i.available, 0) > 0)";

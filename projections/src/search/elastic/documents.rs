@@ -152,6 +152,8 @@ pub struct ProductDocument {
     pub currency: String,
     /// Units available now.
     pub available: i64,
+    /// False once delisted: the document is then deleted from the index.
+    pub on_sale: bool,
     /// The products row's version.
     pub product_version: i64,
     /// The inventory_levels row's version (0 without stock).
@@ -213,6 +215,17 @@ pub fn bulk_lines(index: &str, doc: &ProductDocument) -> [Value; 2] {
             "updated_at": doc.updated_at,
         }),
     ]
+}
+
+/// The NDJSON line of a bulk `delete` action for one delisted product, with the external
+/// version it would have had, so an older `index` arriving late cannot bring it back.
+pub fn delete_lines(index: &str, doc: &ProductDocument) -> [Value; 1] {
+    [json!({"delete": {
+        "_index": index,
+        "_id": doc.sku,
+        "version": document_version(doc.product_version, doc.inventory_version),
+        "version_type": "external",
+    }})]
 }
 
 /// The two NDJSON lines of a bulk `index` action for one show.

@@ -13,7 +13,9 @@ use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use sqlx::PgPool;
 
-use super::documents::{bulk_lines, show_bulk_lines, ProductDocument, SearchIndex, ShowDocument};
+use super::documents::{
+    bulk_lines, delete_lines, show_bulk_lines, ProductDocument, SearchIndex, ShowDocument,
+};
 use super::EsSearch;
 
 /// The consumer indexing product changes.
@@ -32,7 +34,7 @@ pub const CONSUMERS: [(&str, &str, SearchIndex); 3] = [
 
 const PRODUCT_SELECT: &str = "
     SELECT p.sku, p.name, p.description, p.category, p.price_minor, p.currency,
-           coalesce(i.available, 0) AS available, p.version AS product_version,
+           coalesce(i.available, 0) AS available, p.on_sale, p.version AS product_version,
            coalesce(i.version, 0) AS inventory_version,
            greatest(p.updated_at, coalesce(i.updated_at, p.updated_at)) AS updated_at
     FROM products p LEFT JOIN inventory_levels i ON i.sku = p.sku";
@@ -64,14 +66,27 @@ pub async fn load_product(pool: &PgPool, sku: &str) -> sqlx::Result<Option<Produ
         .await
 }
 
-/// Up to `limit` products after the SKU `after`, in SKU order.
+/// Every SKU of the product `product_id` as it is now.
+pub async fn load_product_skus(
+    pool: &PgPool,
+    product_id: &str,
+) -> sqlx::Result<Vec<ProductDocument>> {
+    sqlx::query_as(&format!(
+        "{PRODUCT_SELECT} WHERE p.product_id = $1 ORDER BY p.sku"
+    ))
+    .bind(product_id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Up to `limit` SKUs on sale after the SKU `after`, in SKU order.
 pub async fn products_after(
     pool: &PgPool,
     after: &str,
     limit: i64,
 ) -> sqlx::Result<Vec<ProductDocument>> {
     sqlx::query_as(&format!(
-        "{PRODUCT_SELECT} WHERE p.sku > $1 ORDER BY p.sku LIMIT $2"
+        "{PRODUCT_SELECT} WHERE p.sku > $1 AND p.on_sale ORDER BY p.sku LIMIT $2"
     ))
     .bind(after)
     .bind(limit)
@@ -123,24 +138,40 @@ impl SearchIndexer {
     }
 
     async fn index_product(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
-        let Some(doc) = load_product(&self.pool, &event.aggregate_id).await? else {
-            if self.aggregate_type == "product" {
+        // A product event names the product, whose every SKU is a document; a stock event
+        // names one SKU.
+        let docs = if self.aggregate_type == "product" {
+            let docs = load_product_skus(&self.pool, &event.aggregate_id).await?;
+            if docs.is_empty() {
                 return Err(not_yet(event, "is not in the read model yet"));
             }
-            // Stock of a SKU that is not in the catalog: nothing to index; the product's
-            // creation will index it with its stock.
-            return Ok(());
+            docs
+        } else {
+            match load_product(&self.pool, &event.aggregate_id).await? {
+                Some(doc) => vec![doc],
+                // Stock of a SKU that is not in the catalog: nothing to index; the
+                // product's creation will index it with its stock.
+                None => return Ok(()),
+            }
         };
-        let reached = match self.aggregate_type {
-            "product" => doc.product_version >= event.sequence,
-            _ => doc.inventory_version >= event.sequence,
-        };
-        if !reached {
-            return Err(not_yet(event, "is at an older version in the read model"));
-        }
+        let mut lines = Vec::new();
         let alias = self.es.names().alias(SearchIndex::Products);
+        for doc in &docs {
+            let reached = match self.aggregate_type {
+                "product" => doc.product_version >= event.sequence,
+                _ => doc.inventory_version >= event.sequence,
+            };
+            if !reached {
+                return Err(not_yet(event, "is at an older version in the read model"));
+            }
+            if doc.on_sale {
+                lines.extend(bulk_lines(&alias, doc));
+            } else {
+                lines.extend(delete_lines(&alias, doc));
+            }
+        }
         self.es
-            .bulk(bulk_lines(&alias, &doc).to_vec())
+            .bulk(lines)
             .await
             .map(drop)
             .map_err(HandlerError::Retry)
