@@ -42,15 +42,19 @@ pub fn router() -> Router<AppState> {
 /// A new order.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceOrder {
-    /// The lines: each SKU at most once.
+    /// The lines, 1 to 100: each SKU at most once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderItem>,
 }
 
 /// One line of a new order.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OrderItem {
+    /// 1 to 64 letters, digits, '-' or '_' (case does not matter).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
     /// 1 to 1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -74,6 +78,8 @@ pub struct OrderPage {
 /// Paging of the order list.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct OrderPaging {
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -84,11 +90,12 @@ pub struct OrderPaging {
 /// the checkout saga. With `Idempotency-Key`, repeating the request places nothing new.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrder,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
                (status = 409, description = "a SKU is not on sale, or beyond its purchase limit"),
-               (status = 422, description = "invalid items or unknown SKU")))]
+               (status = 422, description = "invalid items")))]
 pub async fn place_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -126,7 +133,7 @@ pub async fn place_order(
                 format!("{sku} appears twice; put the whole quantity on one line"),
             ));
         }
-        let unknown = || ApiError::Unprocessable {
+        let unknown = || ApiError::UnknownReference {
             code: "unknown_sku",
             detail: format!("no product {sku} in the catalog"),
         };
