@@ -142,11 +142,15 @@ pub struct ShowPage {
 /// Filters of the show list.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ShowFilter {
-    /// Exact city, case-insensitive.
+    /// Exact city, case-insensitive (at most 200 characters, no control characters).
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub city: Option<String>,
-    /// Exact category, case-insensitive.
+    /// Exact category, case-insensitive (at most 200 characters, no control characters).
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub category: Option<String>,
-    /// Words in the title, venue or description.
+    /// Words in the title, venue or description (at most 200 characters, no control
+    /// characters).
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub q: Option<String>,
     /// From `next_cursor` of the previous page.
     #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
@@ -383,6 +387,13 @@ pub async fn list_shows(
     Query(filter): Query<ShowFilter>,
 ) -> Result<ApiJson<ShowPage>, ApiError> {
     let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
+    for (field, value) in [
+        ("city", &filter.city),
+        ("category", &filter.category),
+        ("q", &filter.q),
+    ] {
+        check_filter_text(field, value.as_deref())?;
+    }
     let criteria = ShowListFilter {
         city: filter.city.as_deref(),
         category: filter.category.as_deref(),
@@ -423,4 +434,23 @@ pub async fn list_sessions(
         .await?
         .ok_or_else(not_found)?;
     Ok(ApiJson(SessionList { sessions }))
+}
+
+/// Refuses a filter text the document does not allow: over 200 characters or holding a
+/// control character (Postgres text cannot even hold a NUL).
+fn check_filter_text(field: &'static str, value: Option<&str>) -> Result<(), ApiError> {
+    let Some(value) = value else { return Ok(()) };
+    if value.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most 200 characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
 }

@@ -62,7 +62,7 @@ impl ItemType {
 pub struct SearchParams {
     /// Words to look for (web search syntax: `"exact phrase"`, `-excluded`, `or`), at
     /// most 200 characters.
-    #[param(max_length = 200)]
+    #[param(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")]
     pub q: Option<String>,
     /// `product` or `show`; both when absent.
     #[serde(rename = "type")]
@@ -191,6 +191,12 @@ impl SearchQuery {
             return Err(InvalidParameter::new(
                 "q",
                 "q must be at most 200 characters",
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(InvalidParameter::new(
+                "q",
+                "q must not contain control characters",
             ));
         }
         let item_type = non_empty(params.item_type)
