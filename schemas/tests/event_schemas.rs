@@ -435,6 +435,8 @@ fn order_samples() -> Vec<Sample> {
                 customer_id: customer_id(),
                 lines,
                 total: eur(3299),
+                pricing: None,
+                delivery_address: None,
             },
             OrderEvent::OrderConfirmed {},
             OrderEvent::OrderRejected {
