@@ -418,3 +418,122 @@ async fn a_quote_whose_prices_changed_is_refused_with_the_new_quote() {
     let order = wait_order(&gus.api, order_id, "awaiting_payment").await;
     assert_eq!(order["total_amount"], 1800, "{order:?}");
 }
+
+/// Units of `sku` in stock and reserved, as the inventory list shows them.
+async fn reserved(admin: &Api, sku: &str) -> i64 {
+    let answer = admin
+        .send(
+            Method::GET,
+            &format!("/api/v1/inventory/{sku}"),
+            None,
+            &[("prefer", "wait=10")],
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    answer.body["reserved"].as_i64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_orders_racing_for_one_coupon_exactly_one_gets_it_and_the_other_is_rejected() {
+    let ordo = TestOrdo::with_env(FAST).await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    let hal = ordo.customer("hal@example.com").await;
+    let coupon_id = coupon(&admin, &hal.api, 300, 0).await;
+    let body = json!({"items": [{"sku": "MUG", "quantity": 2}], "coupon_ids": [coupon_id]});
+    // Both are placed (the coupon is claimed when each is priced); the saga locks it once.
+    let (first, second) = tokio::join!(place(&hal.api, body.clone()), place(&hal.api, body));
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_eq!(second.status, 202, "{:?}", second.body);
+    let ids = [
+        first.body["order_id"].as_str().unwrap().to_owned(),
+        second.body["order_id"].as_str().unwrap().to_owned(),
+    ];
+    let mut statuses = Vec::new();
+    for id in &ids {
+        let decided = eventually(&format!("order {id} decided"), WAIT, || async {
+            let body = hal.api.get(&format!("/api/v1/orders/{id}")).await.body;
+            (body["status"] != "pending").then_some(body)
+        })
+        .await;
+        statuses.push(decided);
+    }
+    let winners: Vec<&Value> = statuses
+        .iter()
+        .filter(|o| o["status"] == "awaiting_payment")
+        .collect();
+    let losers: Vec<&Value> = statuses
+        .iter()
+        .filter(|o| o["status"] == "rejected")
+        .collect();
+    assert_eq!((winners.len(), losers.len()), (1, 1), "{statuses:?}");
+    assert_eq!(losers[0]["reason"], "coupon_in_use", "{:?}", losers[0]);
+    wait_coupon(&hal.api, &coupon_id, "locked").await;
+    // The loser's stock went back: only the winner's two units are reserved.
+    eventually("only the winner's stock reserved", WAIT, || async {
+        (reserved(&admin, "MUG").await == 2).then_some(())
+    })
+    .await;
+
+    // Cancelling the winner gives the coupon back.
+    let winner = winners[0]["order_id"].as_str().unwrap();
+    let cancelled = hal
+        .api
+        .post(&format!("/api/v1/orders/{winner}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
+    wait_coupon(&hal.api, &coupon_id, "claimed").await;
+}
+
+/// Waits until the process died (it aborts itself at the crash point).
+async fn wait_for_crash(ordo: &mut TestOrdo) {
+    eventually("the process crashed at its crash point", WAIT, || {
+        let alive = ordo.is_running();
+        async move { (!alive).then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_locking_or_releasing_a_coupon_leaves_none_locked_for_a_dead_order() {
+    let mut ordo = TestOrdo::with_env(FAST).await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    let ivy = ordo.customer("ivy@example.com").await;
+    let coupon_id = coupon(&admin, &ivy.api, 300, 0).await;
+
+    // The process dies right after the coupon is locked, before the saga records it.
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "lock_coupon");
+    ordo.restart().await.unwrap();
+    let placed = ivy
+        .api
+        .post(
+            "/api/v1/orders",
+            json!({"items": [{"sku": "MUG", "quantity": 1}], "coupon_ids": [coupon_id]}),
+        )
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    wait_for_crash(&mut ordo).await;
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    ordo.restart().await.unwrap();
+    // The repeated step finds the coupon already locked by this order and goes on.
+    wait_order(&ivy.api, &order_id, "awaiting_payment").await;
+    wait_coupon(&ivy.api, &coupon_id, "locked").await;
+
+    // The process dies again while the cancelled order gives its coupon back.
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "release_coupon");
+    ordo.restart().await.unwrap();
+    let cancelled = ivy
+        .api
+        .post(&format!("/api/v1/orders/{order_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
+    wait_for_crash(&mut ordo).await;
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    ordo.restart().await.unwrap();
+    wait_order(&ivy.api, &order_id, "cancelled").await;
+    wait_coupon(&ivy.api, &coupon_id, "claimed").await;
+    assert!(coupons_with(&ivy.api, "locked").await.is_empty());
+    ordo.stop().await;
+}
