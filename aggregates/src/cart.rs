@@ -16,8 +16,8 @@
 //! merged guest carts from those events (`ordo_store::carts`), and a retired guest cart
 //! answers as gone.
 //!
-//! Discounts: [`price_lines`] takes a [`DiscountPolicy`]; today's is [`NoDiscounts`], the
-//! seam a pricing engine plugs into.
+//! Discounts: [`price_lines`] takes a [`DiscountPolicy`]: [`NoDiscounts`], or the pricing
+//! engine's promotions ([`crate::pricing::PromotionsPolicy`]), which the cart routes use.
 
 use std::collections::BTreeMap;
 

@@ -37,6 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cart::{Discount as CartDiscount, DiscountPolicy, PricedLine};
 use crate::common::{CouponBatchId, CouponId, Currency, Money, OrderId, Quantity, Sku, UserId};
 use crate::coupon::{CouponDiscount, CouponOffer, CouponStatus};
 use crate::promotion::{PromotionRule, PromotionTerms};
@@ -336,6 +337,64 @@ pub fn quote(request: QuoteRequest<'_>) -> Result<Quote, PricingError> {
         refusals,
         currency,
     })
+}
+
+/// The pricing engine behind the cart's discount seam ([`crate::cart::DiscountPolicy`]):
+/// the promotions active at `now`, stacked by the rules above; a cart holds no coupon, so
+/// none is applied. Each discount is labelled with its promotion's name.
+#[derive(Debug, Clone, Copy)]
+pub struct PromotionsPolicy<'a> {
+    /// The promotions to consider.
+    pub promotions: &'a [PromotionTerms],
+    /// The instant to price at.
+    pub now: DateTime<Utc>,
+}
+
+impl DiscountPolicy for PromotionsPolicy<'_> {
+    fn discounts(&self, lines: &[PricedLine]) -> Vec<CartDiscount> {
+        let lines: Option<Vec<PriceLine>> = lines
+            .iter()
+            .map(|line| {
+                Quantity::parse(i64::from(line.quantity))
+                    .ok()
+                    .map(|quantity| PriceLine {
+                        sku: line.sku.clone(),
+                        quantity,
+                        unit_price: line.unit_price.clone(),
+                    })
+            })
+            .collect();
+        let Some(lines) = lines else {
+            return Vec::new();
+        };
+        let Ok(quote) = quote(QuoteRequest {
+            customer: UserId::from(Uuid::nil()),
+            order_id: None,
+            lines: &lines,
+            promotions: self.promotions,
+            coupons: &[],
+            now: self.now,
+        }) else {
+            return Vec::new();
+        };
+        quote
+            .discounts
+            .into_iter()
+            .filter(|d| !d.amount.is_zero())
+            .filter_map(|d| {
+                let name = self
+                    .promotions
+                    .iter()
+                    .find(|p| p.promotion_id.as_uuid() == &d.id)?
+                    .name
+                    .to_string();
+                Some(CartDiscount {
+                    label: name,
+                    amount: d.amount,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The promotions that take part, in priority order, after exclusivity.
@@ -1009,6 +1068,35 @@ mod tests {
         assert_eq!(q.lines[1].discount, eur(500));
         assert_eq!(q.lines[0].line_total, eur(0));
         assert_eq!(q.total, eur(500));
+    }
+
+    #[test]
+    fn the_cart_seam_gets_the_promotions_discounts_labelled_by_name() {
+        let promotions = [
+            promotion(1, 0, false, cut(&["A"], 100)),
+            promotion(2, 0, false, amount_off(1_000, 50)),
+        ];
+        let policy = PromotionsPolicy {
+            promotions: &promotions,
+            now: now(),
+        };
+        let priced = crate::cart::price_lines(
+            vec![(sku("A"), 2, eur(600)), (sku("B"), 1, eur(100))],
+            eur(0).currency().clone(),
+            &policy,
+        );
+        let amounts: Vec<(String, i64)> = priced
+            .discounts
+            .iter()
+            .map(|d| (d.label.clone(), d.amount.amount_minor()))
+            .collect();
+        assert_eq!(
+            amounts,
+            vec![("Promo".to_owned(), 200), ("Promo".to_owned(), 50)]
+        );
+        assert_eq!(priced.total, eur(1_050));
+        let empty = crate::cart::price_lines(vec![], eur(0).currency().clone(), &policy);
+        assert!(empty.discounts.is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
-//!   [`booking`], [`promotion`], [`coupon_batch`]: one
+//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -56,9 +56,10 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ShowId, Sku,
+    ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
+use ordo_aggregates::customer::{Customer, CustomerEvent};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
@@ -126,6 +127,9 @@ pub type CartMessage = Decoded<CartId, CartEvent>;
 pub type ShowMessage = Decoded<ShowId, ShowEvent>;
 /// A decoded booking event.
 pub type BookingMessage = Decoded<BookingId, BookingEvent>;
+/// A decoded customer event (the id is the user's). Its personal values arrive sealed:
+/// a consumer opens them with the personal-data vault before writing them anywhere.
+pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
@@ -436,8 +440,20 @@ pub const COUPON_BATCH: Contract = Contract {
     ],
 };
 
+/// The customer stream's contract.
+pub const CUSTOMER: Contract = Contract {
+    aggregate_type: <Customer as Aggregate>::TYPE,
+    events: &[
+        ("ProfileChanged", "1"),
+        ("AddressAdded", "1"),
+        ("AddressChanged", "1"),
+        ("AddressRemoved", "1"),
+        ("DefaultAddressChosen", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 10] = [
+pub const CONTRACTS: [&Contract; 11] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -448,6 +464,7 @@ pub const CONTRACTS: [&Contract; 10] = [
     &BOOKING,
     &PROMOTION,
     &COUPON_BATCH,
+    &CUSTOMER,
 ];
 
 /// Decodes a message of the order stream.
@@ -500,6 +517,11 @@ pub fn promotion(message: &ReceivedEvent) -> Result<PromotionMessage, ContractEr
 /// Decodes a message of the coupon batch stream.
 pub fn coupon_batch(message: &ReceivedEvent) -> Result<CouponBatchMessage, ContractError> {
     COUPON_BATCH.decode(message, uuid_id::<CouponBatchId>)
+}
+
+/// Decodes a message of the customer stream.
+pub fn customer(message: &ReceivedEvent) -> Result<CustomerMessage, ContractError> {
+    CUSTOMER.decode(message, uuid_id::<UserId>)
 }
 
 #[cfg(test)]

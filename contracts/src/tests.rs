@@ -331,6 +331,7 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (BOOKING.aggregate_type, variant_names::<BookingEvent>()),
         (PROMOTION.aggregate_type, variant_names::<PromotionEvent>()),
         (COUPON_BATCH.aggregate_type, variant_names::<CouponEvent>()),
+        (CUSTOMER.aggregate_type, variant_names::<CustomerEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {

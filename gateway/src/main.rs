@@ -1,5 +1,7 @@
 //! The `ordo` binary: one executable for every role and every operator task.
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
 use ordo_gateway::config::Config;
 use ordo_gateway::config::ServeArgs;
@@ -66,7 +68,14 @@ fn main() -> std::process::ExitCode {
             }
             Command::Replay(args) => {
                 let config = &cli.config;
+                let secret = config.payment_secret.clone();
                 let sources = ordo_ops::replay::ReplaySources {
+                    personal_data: Some(Box::new(move |pool| {
+                        Arc::new(ordo_identity::PersonalDataVault::new(
+                            pool,
+                            secret.as_deref().map(str::as_bytes),
+                        )) as Arc<dyn ordo_store::PersonalDataSealer>
+                    })),
                     database_url: config.database_url.clone(),
                     namespace: config.nats_namespace.clone(),
                     connect_nats: async || serve::connect_nats(config, "ordo-replay").await,

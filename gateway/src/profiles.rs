@@ -121,12 +121,14 @@ fn snapshot(address: &PostalAddress) -> Option<AddressSnapshot> {
     })
 }
 
-/// Erases a user (right to erasure): their personal-data key, their account row and their
-/// sessions, in one transaction (see [`IdentityService::erase_user`]). No read model holds
-/// their personal values (profiles are read from the aggregate), so nothing else is kept.
+/// Erases a user (right to erasure): their personal-data key, their account row, their
+/// sessions and their opened values in read models ([`ordo_projections::ERASURE_SCRUBS`]),
+/// in one transaction (see [`IdentityService::erase_user`]).
 pub async fn erase_user(
     identity: &IdentityService,
     user_id: UserId,
 ) -> Result<(), ordo_identity::IdentityError> {
-    identity.erase_user(*user_id.as_uuid()).await
+    identity
+        .erase_user(*user_id.as_uuid(), ordo_projections::ERASURE_SCRUBS)
+        .await
 }

@@ -73,6 +73,11 @@ pub async fn connect_ops(config: &Config) -> anyhow::Result<OpsContext> {
     let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
         .await?;
     ordo_store::database::migrate(&pool).await?;
+    // The customer directory opens personal values wherever it is applied or rebuilt.
+    ordo_projections::customers::install_vault(Arc::new(ordo_identity::PersonalDataVault::new(
+        pool.clone(),
+        config.payment_secret.as_deref().map(str::as_bytes),
+    )));
     let nats = connect_nats(config, "ordo").await?;
     let jetstream = async_nats::jetstream::new(nats.clone());
 

@@ -61,6 +61,9 @@ pub enum IdentityError {
     /// No account has this id.
     #[error("no such user")]
     UnknownUser,
+    /// Admin accounts are not erased (they hold no customer data); change the role first.
+    #[error("an admin account is not erased; change its role first")]
+    AdminNotErasable,
     /// Every password-hashing slot is taken and the waiting line is full.
     #[error(transparent)]
     Busy(#[from] HasherBusy),
@@ -352,14 +355,30 @@ impl IdentityService {
         Ok(())
     }
 
-    /// Erases an account (right to erasure) in one transaction: deletes its personal-data
+    /// Erases a customer or merchant account (right to erasure) in one transaction: deletes its personal-data
     /// key, so that every personal value sealed in events for it is unreadable for good;
     /// anonymises its row (email `erased-<id>@invalid`, empty name, a password hash that
     /// matches nothing, `erased_at` set), so it can no longer log in; and revokes every
-    /// session, with the access tokens they issued. Repeating it changes nothing more.
-    /// [`IdentityError::UnknownUser`] when no account has this id.
-    pub async fn erase_user(&self, user_id: Uuid) -> Result<(), IdentityError> {
+    /// session, with the access tokens they issued; and runs `read_model_scrubs` (SQL
+    /// statements whose `$1` is the user's id) after the key is gone, so that read models
+    /// holding the user's opened values lose them in the same transaction. Repeating it
+    /// changes nothing more. [`IdentityError::UnknownUser`] when no account has this id.
+    pub async fn erase_user(
+        &self,
+        user_id: Uuid,
+        read_model_scrubs: &[&str],
+    ) -> Result<(), IdentityError> {
         let mut tx = self.pool.begin().await?;
+        let role =
+            sqlx::query_scalar::<_, String>("SELECT role FROM users WHERE user_id = $1 FOR UPDATE")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match role.as_deref().map(parse_stored_role).transpose()? {
+            None => return Err(IdentityError::UnknownUser),
+            Some(Role::Admin) => return Err(IdentityError::AdminNotErasable),
+            Some(_) => {}
+        }
         let found = sqlx::query_scalar::<_, Uuid>(
             "UPDATE users SET email = 'erased-' || user_id::text || '@invalid', full_name = '',
                  password_hash = '!erased', erased_at = coalesce(erased_at, now())
@@ -372,6 +391,9 @@ impl IdentityService {
             return Err(IdentityError::UnknownUser);
         }
         crate::personal_data::erase_key(&mut tx, user_id).await?;
+        for scrub in read_model_scrubs {
+            sqlx::query(scrub).bind(user_id).execute(&mut *tx).await?;
+        }
         let families = sqlx::query_scalar::<_, Uuid>(
             "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1",
         )

@@ -73,6 +73,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/projection-products.json"),
     ),
     (
+        "projection-customers.json",
+        include_str!("../consumers/projection-customers.json"),
+    ),
+    (
         "projection-categories.json",
         include_str!("../consumers/projection-categories.json"),
     ),

@@ -8,6 +8,11 @@
 //! identically (only `position` versus `stream_sequence` differ). The `payload` is the
 //! event as published: its own object, without the enum tag of the `events` table.
 //!
+//! Personal values (crypto-shredding) stay sealed as stored, and show as
+//! `{"$personal": {"subject": ..., "erased": true}}` once their user was erased; with
+//! `--open-personal-data` they are opened through the personal-data vault (clear while the
+//! user's key exists). A replay never shows an erased value in the clear.
+//!
 //! All input is checked before anything is opened or written, and refused with one line.
 
 use std::collections::BTreeSet;
@@ -24,6 +29,8 @@ use ordo_nats::envelope::{EventRow, OutgoingEvent, ReceivedEvent};
 use ordo_nats::subjects::{Namespace, AGGREGATE_TYPES};
 use ordo_nats::EventHandler;
 use ordo_projections::ProjectionHandler;
+use ordo_store::personal::personal_values_mut;
+use ordo_store::PersonalDataSealer;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -63,6 +70,10 @@ pub struct ReplayArgs {
     /// to its read models with the projections' own code. The database must be fresh.
     #[arg(long, value_name = "DATABASE_URL")]
     pub into_read_model: Option<String>,
+    /// Show personal values in the clear, for those allowed to read them (without it they
+    /// stay sealed). Erased values show as erased either way.
+    #[arg(long)]
+    pub open_personal_data: bool,
 }
 
 /// Where events come from.
@@ -472,9 +483,58 @@ async fn ensure_fresh(pool: &PgPool, handlers: &[Arc<ProjectionHandler>]) -> any
     Ok(())
 }
 
+/// Makes the personal-data vault over the event store's database.
+pub type PersonalDataVaultFactory = Box<dyn FnOnce(PgPool) -> Arc<dyn PersonalDataSealer> + Send>;
+
+/// Shows the personal values of replayed payloads as the replay may: erased ones as erased,
+/// the others sealed as stored, or opened when asked to. The vault is connected on the
+/// first payload with personal values.
+struct PersonalDataView {
+    database_url: String,
+    factory: Option<PersonalDataVaultFactory>,
+    vault: Option<Arc<dyn PersonalDataSealer>>,
+    open: bool,
+}
+
+impl PersonalDataView {
+    async fn show(&mut self, payload: &mut Value) -> anyhow::Result<()> {
+        if personal_values_mut(payload).is_empty() {
+            return Ok(());
+        }
+        if self.vault.is_none() {
+            let factory = self.factory.take().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "this replay has no personal-data vault to show personal values with"
+                )
+            })?;
+            let pool = ordo_store::database::connect(&self.database_url, 2).await?;
+            self.vault = Some(factory(pool));
+        }
+        let vault = self.vault.as_ref().expect("vault connected");
+        let mut opened = payload.clone();
+        vault.open(&mut opened).await?;
+        if self.open {
+            *payload = opened;
+            return Ok(());
+        }
+        // The same structure, so the values come in the same order.
+        for (stored, opened) in personal_values_mut(payload)
+            .into_iter()
+            .zip(personal_values_mut(&mut opened))
+        {
+            if opened.contains_key("erased") {
+                *stored = opened.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where `ordo replay` reads from: the event store's database, the streams' namespace, and
 /// a way to connect to NATS (asked for only when the source is JetStream).
 pub struct ReplaySources<Connect> {
+    /// Makes the personal-data vault (asked for only when a payload holds personal values).
+    pub personal_data: Option<PersonalDataVaultFactory>,
     /// The event store's database URL.
     pub database_url: String,
     /// The streams' namespace (`ORDO_NATS_NAMESPACE`).
@@ -511,6 +571,11 @@ where
         ordo_store::database::migrate(&target).await?;
         let handlers = ordo_projections::all(target.clone());
         ensure_fresh(&target, &handlers).await?;
+        // The customer directory opens personal values with the event store's keys.
+        if let Some(factory) = sources.personal_data {
+            let keys = ordo_store::database::connect(&sources.database_url, 2).await?;
+            ordo_projections::customers::install_vault(factory(keys));
+        }
         let mut applied = 0u64;
         while let Some(item) = events.next().await {
             let (_, event) = item?;
@@ -550,12 +615,20 @@ where
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let mut writer = Writer::new(plan.format, plan.source, out)?;
+    let mut personal = PersonalDataView {
+        database_url: sources.database_url.clone(),
+        factory: sources.personal_data,
+        vault: None,
+        open: args.open_personal_data,
+    };
     let mut written = 0u64;
     while let Some(item) = events.next().await {
         let (order, event) = item?;
         bar.inc(1);
         if plan.accepts(&event) {
-            writer.write(plan.source, &record(plan.source, order, &event))?;
+            let mut record = record(plan.source, order, &event);
+            personal.show(&mut record["payload"]).await?;
+            writer.write(plan.source, &record)?;
             written += 1;
         }
     }
@@ -583,6 +656,7 @@ mod tests {
             since: None,
             until: None,
             into_read_model: None,
+            open_personal_data: false,
         }
     }
 

@@ -7,6 +7,9 @@
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`categories`]: the catalog's category tree.
 //! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
+//! - [`customers`]: the customer directory, whose personal values are opened through the
+//!   personal-data vault ([`customers::install_vault`]) and scrubbed on erasure
+//!   ([`ERASURE_SCRUBS`]).
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -20,6 +23,7 @@
 
 pub mod categories;
 pub mod coupons;
+pub mod customers;
 pub mod delivery_lock;
 pub mod inventory;
 pub mod orders;
@@ -48,8 +52,13 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(payments::PaymentsProjection),
         Arc::new(ticketing::ShowsProjection),
         Arc::new(ticketing::BookingsProjection),
+        Arc::new(customers::CustomersProjection),
     ]
 }
+
+/// What erasing a user does to the read models, in the erasure's own transaction: SQL
+/// statements whose `$1` is the user's id, setting every personal column of theirs to NULL.
+pub const ERASURE_SCRUBS: &[&str] = &[customers::ERASURE_SCRUB];
 
 /// Every projection, ready to be run by consumers.
 pub fn all(pool: sqlx::PgPool) -> Vec<Arc<ProjectionHandler>> {

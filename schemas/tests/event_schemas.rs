@@ -21,10 +21,12 @@ use ordo_aggregates::cart::{Cart, CartEvent, CartOwner, MergedLine};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
-    MediaUrl, Money, OrderId, PaymentId, Percent, ProductId, ProductName, Quantity, RefundId,
-    ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
+    MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId, ProductName, Quantity,
+    RefundId, ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId,
+    Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
+use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
 use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
@@ -639,6 +641,66 @@ fn booking_required_field(event: &BookingEvent) -> Option<&'static str> {
     }
 }
 
+/// A personal value as stored: sealed (its hex is of no real key here).
+fn sealed(n: u8) -> PersonalText {
+    PersonalText::Sealed {
+        subject: customer_id(),
+        sealed: format!("{n:02x}").repeat(40),
+    }
+}
+
+fn customer_samples() -> Vec<Sample> {
+    let address_id = || uuid("3c4d5e6f-7081-4923-a4b5-c6d7e8f90a1b").into();
+    samples_of::<Customer>(
+        vec![
+            CustomerEvent::ProfileChanged {
+                full_name: Some(sealed(1)),
+                phone: None,
+            },
+            CustomerEvent::AddressAdded {
+                address_id: address_id(),
+                address: PostalAddress {
+                    recipient: sealed(2),
+                    phone: sealed(3),
+                    province: sealed(4),
+                    city: sealed(5),
+                    district: None,
+                    detail: sealed(6),
+                    postal_code: Some(PersonalText::Erased {
+                        subject: customer_id(),
+                    }),
+                },
+            },
+            CustomerEvent::AddressChanged {
+                address_id: address_id(),
+                changes: AddressChanges {
+                    city: Some(sealed(7)),
+                    ..AddressChanges::default()
+                },
+            },
+            CustomerEvent::AddressRemoved {
+                address_id: address_id(),
+            },
+            CustomerEvent::DefaultAddressChosen {
+                address_id: address_id(),
+            },
+        ],
+        customer_required_field,
+    )
+}
+
+fn customer_required_field(event: &CustomerEvent) -> Option<&'static str> {
+    match event {
+        // Every field is optional: a profile change names only what changed.
+        CustomerEvent::ProfileChanged { .. } => None,
+        CustomerEvent::AddressAdded { .. } => Some("address"),
+        CustomerEvent::AddressChanged { .. } => Some("changes"),
+        CustomerEvent::AddressRemoved { .. } | CustomerEvent::DefaultAddressChosen { .. } => {
+            Some("address_id")
+        }
+    }
+}
+
 fn all_samples() -> Vec<Sample> {
     [
         inventory_samples(),
@@ -651,6 +713,7 @@ fn all_samples() -> Vec<Sample> {
         payment_samples(),
         show_samples(),
         booking_samples(),
+        customer_samples(),
     ]
     .into_iter()
     .flatten()
@@ -673,6 +736,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<Payment>(),
         of::<Show>(),
         of::<Booking>(),
+        of::<Customer>(),
     ])
 }
 
@@ -897,6 +961,7 @@ fn published_payloads_decode_back_into_their_events() {
     check::<Payment>(payment_samples());
     check::<Show>(show_samples());
     check::<Booking>(booking_samples());
+    check::<Customer>(customer_samples());
 }
 
 #[test]

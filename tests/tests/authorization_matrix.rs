@@ -105,6 +105,21 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/shows/{show_id}/sessions", (Admin, false)),
         ("POST /api/v1/tickets/{ticket_id}/check-in", (Admin, false)),
         ("GET /api/v1/tickets/{ticket_id}/qr.png", (Any, true)),
+        ("GET /api/v1/users/me", (Customer, false)),
+        ("PATCH /api/v1/users/me", (Customer, false)),
+        ("DELETE /api/v1/users/me", (Customer, false)),
+        ("GET /api/v1/users/me/addresses", (Customer, false)),
+        ("POST /api/v1/users/me/addresses", (Customer, false)),
+        (
+            "PATCH /api/v1/users/me/addresses/{address_id}",
+            (Personal, true),
+        ),
+        (
+            "DELETE /api/v1/users/me/addresses/{address_id}",
+            (Personal, true),
+        ),
+        ("GET /api/v1/admin/users/{user_id}", (Admin, false)),
+        ("DELETE /api/v1/admin/users/{user_id}", (Admin, false)),
     ])
 }
 
@@ -113,7 +128,16 @@ struct Fixture {
     params: BTreeMap<&'static str, String>,
 }
 
-async fn fixture(admin: &Api, a: &Api) -> Fixture {
+async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
+    let address = a
+        .post(
+            "/api/v1/users/me/addresses",
+            json!({"recipient": "A", "phone": "+49 30 1234567", "province": "Berlin",
+                   "city": "Berlin", "detail": "Hauptstr. 1"}),
+        )
+        .await;
+    assert_eq!(address.status, 201, "{:?}", address.body);
+    let address_id = address.body["address_id"].as_str().unwrap().to_owned();
     let created = admin
         .post(
             "/api/v1/products",
@@ -234,6 +258,9 @@ async fn fixture(admin: &Api, a: &Api) -> Fixture {
             ("sku", "MATRIX-1".to_owned()),
             ("category_id", category_id),
             ("show_id", show_id),
+            ("address_id", address_id),
+            // The admin's erasure is tried on a user of its own, so that A and B stay.
+            ("user_id", erasable_user_id.to_owned()),
         ]),
     }
 }
@@ -284,7 +311,8 @@ async fn every_operation_answers_each_caller_by_its_rule() {
     let admin = ordo.admin().await;
     let a = ordo.customer("matrix-a@example.com").await;
     let b = ordo.customer("matrix-b@example.com").await;
-    let fixture = fixture(&admin, &a).await;
+    let erasable = ordo.customer("matrix-c@example.com").await;
+    let fixture = fixture(&admin, &a, &erasable.user_id).await;
 
     let document = ordo.api().get("/api/v1/openapi.json").await.body;
     let rules = rules();
@@ -318,8 +346,9 @@ async fn every_operation_answers_each_caller_by_its_rule() {
     for operation in &operations {
         let (rule, owned) = rules[operation.as_str()];
         let (method, template) = operation.split_once(' ').unwrap();
-        // Logging out would end the callers' sessions: its rule is checked anonymously.
-        if operation == "POST /api/v1/auth/logout" {
+        // Logging out or erasing oneself would end the callers' sessions: their rule is
+        // checked anonymously (the erasure tests check the rest).
+        if operation == "POST /api/v1/auth/logout" || operation == "DELETE /api/v1/users/me" {
             let status = status_of(&ordo, method, template, None).await;
             if status != 401 {
                 wrong.push(format!("{operation} as anonymous: {status}, expected 401"));
@@ -328,6 +357,12 @@ async fn every_operation_answers_each_caller_by_its_rule() {
         }
         let path = fill(template, &fixture);
         for (caller, token) in &tokens {
+            // A's own address is removed only once the others have been refused.
+            if operation == "DELETE /api/v1/users/me/addresses/{address_id}"
+                && *caller == "customer A"
+            {
+                continue;
+            }
             let status = status_of(&ordo, method, &path, token.as_deref()).await;
             let expected: Result<u16, &str> = match (rule, *caller) {
                 (Rule::Signed, _) => Ok(401),

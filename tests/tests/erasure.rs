@@ -5,6 +5,8 @@
 //! holds them, the events still load (shown as erased), replays show no trace, the account
 //! cannot log in and its tokens stop working.
 
+use std::time::Duration;
+
 use ordo_tests::{Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -77,6 +79,52 @@ async fn every_table(pool: &PgPool) -> Vec<(String, String)> {
     out
 }
 
+/// The payloads of the customer stream, once it holds `count` messages.
+async fn stream_payloads(ordo: &TestOrdo, count: usize) -> Vec<(String, String)> {
+    let js = async_nats::jetstream::new(ordo.nats().await);
+    let name = ordo.stream_name("CUSTOMER");
+    ordo_tests::eventually(
+        "the customer events are published",
+        Duration::from_secs(20),
+        || async {
+            let mut stream = js.get_stream(&name).await.ok()?;
+            let messages = stream.info().await.ok()?.state.messages;
+            (messages as usize >= count).then_some(())
+        },
+    )
+    .await;
+    let stream = js.get_stream(&name).await.unwrap();
+    let mut out = Vec::new();
+    for sequence in 1..=count as u64 {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        out.push((
+            format!("stream message {sequence}"),
+            String::from_utf8_lossy(&message.payload).into_owned(),
+        ));
+    }
+    out
+}
+
+/// The customer's row of `customer_directory`: full name, phone, address count; waits for
+/// it to hold a name when `named`.
+async fn directory_row(
+    ordo: &TestOrdo,
+    user_id: &str,
+    named: bool,
+) -> (Option<String>, Option<String>, i32) {
+    ordo_tests::eventually("the customer directory row", Duration::from_secs(20), || async {
+        let row: Option<(Option<String>, Option<String>, i32)> = sqlx::query_as(
+            "SELECT full_name, phone, address_count FROM customer_directory WHERE user_id = $1::uuid",
+        )
+        .bind(user_id)
+        .fetch_optional(ordo.pool())
+        .await
+        .unwrap();
+        row.filter(|r| !named || (r.0.is_some() && r.2 > 0))
+    })
+    .await
+}
+
 /// The places among `haystacks` that hold one of `needles`.
 fn traces(haystacks: &[(String, String)], needles: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
@@ -116,6 +164,14 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
         .iter()
         .all(|e| e.contains("\"sealed\"") && !e.contains("\"clear\"")));
 
+    // JetStream carries what the events table holds: sealed values only.
+    let published = stream_payloads(&ordo, customer_events.len()).await;
+    assert_eq!(traces(&published, &values()), Vec::<String>::new());
+    assert!(
+        published.iter().all(|(_, p)| p.contains("sealed")),
+        "{published:?}"
+    );
+
     // The customer reads them back in the clear.
     let profile = api.get("/api/v1/users/me").await;
     assert_eq!(profile.status, 200);
@@ -127,6 +183,28 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
     assert_eq!(addresses.body["addresses"][0]["recipient"], RECIPIENT);
     assert_eq!(addresses.body["addresses"][0]["city"], CITY);
     assert_eq!(addresses.body["addresses"][0]["is_default"], true);
+
+    // The customer directory read model holds them, opened through the vault.
+    let directory = directory_row(&ordo, &customer.user_id, true).await;
+    assert_eq!(
+        directory,
+        (Some(NAME.to_owned()), Some(PHONE.to_owned()), 1)
+    );
+
+    // A replay keeps them sealed, or opens them when asked to.
+    let (ok, out, err) = ordo.cli(&["replay", "--aggregate-type", "customer"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("\"sealed\"") && !out.contains(NAME), "{out}");
+    let (ok, out, err) = ordo
+        .cli(&[
+            "replay",
+            "--aggregate-type",
+            "customer",
+            "--open-personal-data",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    assert!(out.contains(NAME) && out.contains(CITY), "{out}");
 
     // Erasure.
     let erased = send(api, Method::DELETE, "/api/v1/users/me", None).await;
@@ -190,6 +268,18 @@ async fn a_customer_erases_their_personal_data_and_no_trace_is_left() {
         Vec::<String>::new()
     );
 
+    // A rebuild of the directory from the events writes them as erased.
+    let (ok, out, err) = ordo.cli(&["projections", "rebuild", "customers"]).await;
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(
+        directory_row(&ordo, &customer.user_id, false).await,
+        (None, None, 1)
+    );
+    assert_eq!(
+        traces(&every_table(ordo.pool()).await, &needles),
+        Vec::<String>::new()
+    );
+
     // Erasing again is harmless.
     let again = send(
         &admin,
@@ -219,8 +309,27 @@ async fn an_admin_erases_another_user_and_a_customer_cannot() {
         NAME
     );
 
-    // An admin may; an unknown user is 404.
+    // An admin may; an unknown user is 404. An admin's own account is not erased by itself.
     let admin = ordo.admin().await;
+    let own = send(&admin, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(own.status, 403, "{:?}", own.body);
+    let admin_id = admin.get("/api/v1/users/me").await.body["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin_erased = send(
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/admin/users/{admin_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(admin_erased.status, 409, "{:?}", admin_erased.body);
+    assert_eq!(
+        admin_erased.body["type"],
+        "urn:ordo:problem:admin_not_erasable"
+    );
+    assert_eq!(admin.get("/api/v1/users/me").await.status, 200);
     let unknown = send(
         &admin,
         Method::DELETE,

@@ -220,6 +220,31 @@ async fn a_cart_gets_direct_cuts_then_thresholds_in_priority_order_then_coupons(
     assert!(refusals(&big).is_empty());
     assert_eq!(big["currency"], "EUR");
 
+    // The shopper's cart shows the same promotions (coupons are chosen at checkout).
+    for sku in ["MUG", "TEA"] {
+        let put = shopper
+            .send(
+                Method::PUT,
+                &format!("/api/v1/cart/items/{sku}"),
+                Some(json!({"quantity": 2})),
+                &[],
+            )
+            .await;
+        assert_eq!(put.status, 200, "{:?}", put.body);
+    }
+    let cart = shopper.get("/api/v1/cart").await;
+    assert_eq!(cart.status, 200, "{:?}", cart.body);
+    assert_eq!(cart.body["subtotal"], 7000);
+    assert_eq!(
+        cart.body["discounts"],
+        json!([
+            {"label": "direct_price_cut 1", "amount": 400},
+            {"label": "threshold_percent_off 9", "amount": 660},
+            {"label": "threshold_amount_off 5", "amount": 500},
+        ])
+    );
+    assert_eq!(cart.body["total"], 5440);
+
     // Ended, the percentage no longer applies, and the list says when it ended.
     let ended = admin
         .post(

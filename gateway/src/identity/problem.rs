@@ -22,6 +22,10 @@ impl From<IdentityError> for ApiError {
                 retry_after_secs: locked.retry_after_secs(),
             },
             IdentityError::UnknownUser => ApiError::NotFound(err.to_string()),
+            IdentityError::AdminNotErasable => ApiError::Refused {
+                code: "admin_not_erasable",
+                detail: err.to_string(),
+            },
             IdentityError::Busy(busy) => ApiError::Unavailable {
                 detail: busy.to_string(),
                 retry_after_secs: 1,

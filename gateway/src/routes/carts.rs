@@ -11,8 +11,9 @@
 //! Every answer is the cart as it now is, priced from the catalog's write side (the product
 //! aggregates' current prices and listing, the inventory items' stock), so it reflects the
 //! command just run with no lag. `available` is the units of the SKU in stock now: a cart
-//! may hold more, and shows it. Discounts are empty until a pricing engine is plugged into
-//! [`ordo_aggregates::cart::DiscountPolicy`] (today [`NoDiscounts`]).
+//! may hold more, and shows it. Discounts are those of the promotions active now, by the
+//! pricing engine ([`ordo_aggregates::pricing::PromotionsPolicy`] behind the cart's
+//! [`ordo_aggregates::cart::DiscountPolicy`]); coupons are chosen at checkout, not in a cart.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -21,10 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::Router;
 use ordo_aggregates::cart::{
-    price_lines, Cart, CartCommand, CartOwner, MergeLine, NoDiscounts, SkuAdmission,
-    MAX_LINE_QUANTITY,
+    price_lines, Cart, CartCommand, CartOwner, MergeLine, SkuAdmission, MAX_LINE_QUANTITY,
 };
 use ordo_aggregates::common::{CartId, Currency, Sku, UserId};
+use ordo_aggregates::pricing::PromotionsPolicy;
 use ordo_aggregates::product::SkuState;
 use ordo_store::{carts, catalog, CommandMetadata};
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,17 @@ async fn view(state: &AppState, cart: &Cart) -> Result<CartView, ApiError> {
         facts.push((name, item.available(), offer.on_sale));
     }
     let currency = Currency::parse(EMPTY_CART_CURRENCY).map_err(internal)?;
-    let priced = price_lines(lines.clone(), currency, &NoDiscounts);
+    let now = chrono::Utc::now();
+    let promotions = state
+        .offers
+        .active_promotions(now)
+        .await
+        .map_err(internal)?;
+    let policy = PromotionsPolicy {
+        promotions: &promotions,
+        now,
+    };
+    let priced = price_lines(lines.clone(), currency, &policy);
     let items = priced
         .lines
         .iter()

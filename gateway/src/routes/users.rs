@@ -140,6 +140,16 @@ pub struct AddressChange {
     pub is_default: Option<bool>,
 }
 
+/// A body read as a JSON object first: serde would also take a struct from an array.
+fn object_body<T: serde::de::DeserializeOwned>(
+    body: serde_json::Map<String, serde_json::Value>,
+) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::Object(body)).map_err(|e| ApiError::Invalid {
+        field: None,
+        detail: e.to_string(),
+    })
+}
+
 fn invalid(err: ParseError) -> ApiError {
     ApiError::invalid(err.field(), err.message())
 }
@@ -249,8 +259,9 @@ pub async fn update_profile(
     State(state): State<AppState>,
     user: CustomerUser,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<UpdateProfile>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<ApiJson<ProfileView>, ApiError> {
+    let body: UpdateProfile = object_body(body)?;
     let subject = UserId::from(user.user_id);
     let command = CustomerCommand::ChangeProfile {
         full_name: parse_optional(body.full_name.as_deref(), |raw| {
@@ -267,13 +278,18 @@ pub async fn update_profile(
 /// Erases the caller's personal data (right to erasure): the key their personal values in
 /// events are sealed with is deleted, the account is anonymised and every session ends.
 /// The account cannot log in again. Repeating it with a still valid token is refused (401).
+/// An admin's own account is not erased this way (403): another admin erases it.
 #[utoipa::path(delete, path = "/api/v1/users/me", tag = "users",
     security(("bearer" = [])),
-    responses((status = 204, description = "erased")))]
+    responses((status = 204, description = "erased"),
+               (status = 403, description = "an admin account: erased by another admin only")))]
 pub async fn erase_me(
     State(state): State<AppState>,
     user: CustomerUser,
 ) -> Result<StatusCode, ApiError> {
+    if user.is_admin() {
+        return Err(ApiError::Forbidden("customer"));
+    }
     profiles::erase_user(&state.identity, UserId::from(user.user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -301,8 +317,9 @@ pub async fn add_address(
     State(state): State<AppState>,
     user: CustomerUser,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<NewAddress>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
+    let body: NewAddress = object_body(body)?;
     let subject = UserId::from(user.user_id);
     let address = PostalAddress {
         recipient: customer::parse_name(subject, &body.recipient, "recipient").map_err(invalid)?,
@@ -360,9 +377,10 @@ pub async fn update_address(
     user: CustomerUser,
     Path(address_id): Path<String>,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<AddressChange>,
+    ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<ApiJson<AddressView>, ApiError> {
     let address_id = parse_address_id(&address_id)?;
+    let body: AddressChange = object_body(body)?;
     let subject = UserId::from(user.user_id);
     let changes = AddressChanges {
         recipient: parse_optional(body.recipient.as_deref(), |raw| {
@@ -442,11 +460,12 @@ pub async fn admin_get_user(
 }
 
 /// Erases a user's personal data (admin), as `DELETE /users/me` does; repeating it is a
-/// harmless 204.
+/// harmless 204. Admin accounts are not erased (409 `urn:ordo:problem:admin_not_erasable`).
 #[utoipa::path(delete, path = "/api/v1/admin/users/{user_id}", tag = "admin",
     params(("user_id" = Uuid, Path, description = "the user")),
     security(("bearer" = [])),
-    responses((status = 204, description = "erased"), (status = 404, description = "no such user")))]
+    responses((status = 204, description = "erased"), (status = 404, description = "no such user"),
+               (status = 409, description = "an admin account (`urn:ordo:problem:admin_not_erasable`)")))]
 pub async fn admin_erase_user(
     State(state): State<AppState>,
     _admin: AdminUser,
