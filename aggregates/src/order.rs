@@ -1225,4 +1225,80 @@ mod tests {
         let json = serde_json::to_value(OrderEvent::OrderConfirmed {}).unwrap();
         assert_eq!(json, serde_json::json!({"OrderConfirmed": {}}));
     }
+
+    fn breakdown(discount: i64, shipping: i64) -> OrderPricing {
+        OrderPricing {
+            quote_id: None,
+            subtotal: eur(2900),
+            line_discounts: vec![LineDiscount {
+                sku: sku("MUG"),
+                discount: eur(discount),
+            }],
+            discounts: vec![OrderDiscount {
+                source: DiscountSource::Coupon,
+                id: uuid::Uuid::from_u128(9),
+                amount: eur(discount),
+            }],
+            shipping_fee: eur(shipping),
+        }
+    }
+
+    fn place_priced(pricing: OrderPricing) -> OrderCommand {
+        OrderCommand::Place {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            sale_facts: vec![],
+            pricing: Some(pricing),
+            delivery_address: None,
+        }
+    }
+
+    #[test]
+    fn a_priced_order_totals_the_subtotal_less_its_discounts_plus_shipping() {
+        given(vec![])
+            .when(place_priced(breakdown(500, 300)))
+            .then_expect_events(vec![OrderEvent::OrderPlaced {
+                order_id: id(1),
+                customer_id: id(2),
+                lines: lines(),
+                total: eur(2700),
+                pricing: Some(breakdown(500, 300)),
+                delivery_address: None,
+            }]);
+        assert_eq!(
+            breakdown(500, 0).coupons(),
+            vec![CouponId::from(uuid::Uuid::from_u128(9))]
+        );
+    }
+
+    #[test]
+    fn a_breakdown_that_does_not_add_up_with_the_lines_is_refused() {
+        let mut wrong_subtotal = breakdown(500, 0);
+        wrong_subtotal.subtotal = eur(2800);
+        given(vec![])
+            .when(place_priced(wrong_subtotal))
+            .then_expect_error(OrderError::PricingMismatch);
+        given(vec![])
+            .when(place_priced(breakdown(3000, 0)))
+            .then_expect_error(OrderError::PricingMismatch);
+    }
+
+    #[test]
+    fn placing_again_with_another_breakdown_is_refused() {
+        let placed = OrderEvent::OrderPlaced {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            total: eur(2400),
+            pricing: Some(breakdown(500, 0)),
+            delivery_address: None,
+        };
+        given(vec![placed.clone()])
+            .when(place_priced(breakdown(500, 0)))
+            .then_expect_events(vec![]);
+        given(vec![placed])
+            .when(place_priced(breakdown(400, 0)))
+            .then_expect_error(OrderError::AlreadyPlaced);
+    }
 }
