@@ -537,3 +537,49 @@ async fn a_crash_while_locking_or_releasing_a_coupon_leaves_none_locked_for_a_de
     assert!(coupons_with(&ivy.api, "locked").await.is_empty());
     ordo.stop().await;
 }
+
+#[tokio::test]
+async fn erasing_the_customer_erases_the_address_an_order_recorded() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    let jo = ordo.customer("jo@example.com").await;
+    let address_id = address(&jo.api).await;
+    let placed = place(
+        &jo.api,
+        json!({"items": [{"sku": "MUG", "quantity": 1}], "address_id": address_id}),
+    )
+    .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+
+    let erased = jo
+        .api
+        .send(Method::DELETE, "/api/v1/users/me", None, &[])
+        .await;
+    assert_eq!(erased.status, 204, "{:?}", erased.body);
+
+    // The order's address was sealed with the customer's key, which is gone.
+    let (payload,): (Value,) = sqlx::query_as(
+        "SELECT payload FROM events WHERE aggregate_type = 'order' AND aggregate_id = $1
+           AND event_type = 'OrderPlaced'",
+    )
+    .bind(&order_id)
+    .fetch_one(ordo.pool())
+    .await
+    .unwrap();
+    let detail = &payload["OrderPlaced"]["delivery_address"]["detail"]["$personal"];
+    assert_eq!(detail["subject"], jo.user_id.as_str(), "{payload}");
+    assert!(detail["sealed"].is_string(), "{payload}");
+    assert!(!payload.to_string().contains("rue de la Paix"), "{payload}");
+    let (key,): (Option<Vec<u8>>,) =
+        sqlx::query_as("SELECT key FROM personal_data_keys WHERE subject_id = $1::uuid")
+            .bind(&jo.user_id)
+            .fetch_one(ordo.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        key, None,
+        "the key that sealed the order's address is deleted"
+    );
+}
