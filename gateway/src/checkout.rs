@@ -436,18 +436,22 @@ pub async fn load_quote(
     customer: Uuid,
     quote_id: Uuid,
 ) -> Result<StoredQuote, ApiError> {
-    let row: Option<(serde_json::Value, serde_json::Value)> = sqlx::query_as(
-        "SELECT request, quoted FROM checkout_quotes WHERE quote_id = $1 AND customer_id = $2",
+    let row: Option<(serde_json::Value, serde_json::Value, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT request, quoted, expires_at FROM checkout_quotes
+          WHERE quote_id = $1 AND customer_id = $2",
     )
     .bind(quote_id)
     .bind(customer)
     .fetch_optional(pool)
     .await
     .map_err(internal)?;
-    let (request, quoted) =
+    let (request, quoted, expires_at) =
         row.ok_or_else(|| ApiError::NotFound(format!("no quote {quote_id}")))?;
+    let mut quoted: CheckoutQuote = serde_json::from_value(quoted).map_err(internal)?;
+    // The column is the authority on expiry.
+    quoted.expires_at = expires_at;
     Ok(StoredQuote {
         request: serde_json::from_value(request).map_err(internal)?,
-        quoted: serde_json::from_value(quoted).map_err(internal)?,
+        quoted,
     })
 }

@@ -583,3 +583,30 @@ async fn erasing_the_customer_erases_the_address_an_order_recorded() {
         "the key that sealed the order's address is deleted"
     );
 }
+
+#[tokio::test]
+async fn an_expired_quote_is_refused_with_a_fresh_one() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    let kim = ordo.customer("kim@example.com").await;
+    let preview = prepare(&kim.api, json!({"items": [{"sku": "MUG", "quantity": 1}]})).await;
+    assert_eq!(preview.status, 200, "{:?}", preview.body);
+    let quote_id = preview.body["quote_id"].as_str().unwrap().to_owned();
+    // Fifteen minutes pass.
+    sqlx::query(
+        "UPDATE checkout_quotes SET expires_at = now() - interval '1 second'
+          WHERE quote_id = $1::uuid",
+    )
+    .bind(&quote_id)
+    .execute(ordo.pool())
+    .await
+    .unwrap();
+    let refused = place(&kim.api, json!({"quote_id": quote_id})).await;
+    assert_problem(&refused, 409, "price_changed");
+    let fresh = &refused.body["new_quote"];
+    assert_eq!(fresh["total"], 1000);
+    assert_ne!(fresh["quote_id"].as_str(), Some(quote_id.as_str()));
+    let placed = place(&kim.api, json!({"quote_id": fresh["quote_id"]})).await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+}
