@@ -263,7 +263,7 @@ impl MediaUrl {
             .or_else(|| s.strip_prefix("http://"))
             .is_some_and(|rest| !rest.is_empty());
         if scheme_ok
-            && s.len() <= Self::MAX_LEN
+            && s.chars().count() <= Self::MAX_LEN
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
         {
             Ok(MediaUrl(s.to_owned()))

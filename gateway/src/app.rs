@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::http::{HeaderName, Request};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -50,7 +51,11 @@ pub fn router(
         .merge(routes::users::router())
         .route(
             "/openapi.json",
-            get(|| async { Json(crate::openapi::document()) }),
+            get(|State(state): State<AppState>| async move {
+                Json(crate::openapi::served_document(
+                    state.ticketing.settings.max_per_booking,
+                ))
+            }),
         );
     let request_id_header = HeaderName::from_static("x-request-id");
     let mut app = Router::new().nest("/api/v1", api);

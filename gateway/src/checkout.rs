@@ -45,9 +45,11 @@ pub fn shipping_fee(subtotal_after_discounts: &Money, _address: Option<&PostalAd
 /// One line of a checkout.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckoutItem {
+    /// 1 to 64 letters, digits, '-' or '_' (case does not matter).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
     /// 1 to 1,000,000.
-    #[schema(minimum = 1, maximum = 1000000)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -57,7 +59,7 @@ pub struct CheckoutItem {
 pub struct CheckoutRequest {
     /// The lines: each SKU at most once, 1 to 100 (absent with `from_cart`).
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Option<Vec<CheckoutItem>>,
     /// Take the lines from the caller's cart.
     #[serde(default)]
@@ -271,7 +273,7 @@ pub async fn price(
                 format!("{sku} appears twice; put the whole quantity on one line"),
             ));
         }
-        let unknown = || ApiError::Unprocessable {
+        let unknown = || ApiError::UnknownReference {
             code: "unknown_sku",
             detail: format!("no product {sku} in the catalog"),
         };

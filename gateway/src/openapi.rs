@@ -5,6 +5,11 @@
 //! so the document says everything the code can answer: 401 and 403 where a bearer token is
 //! required, 400 and 422 where a body or parameters are read, 404 where a path names a
 //! resource, and 429 everywhere (the rate limits).
+//!
+//! The bounds a handler enforces are stated where its types are declared (`pattern`,
+//! lengths, `minimum`/`maximum`), so that any request the document allows is one the code
+//! takes; [`state_cross_field_bounds`] adds the rules that span fields, and
+//! [`served_document`] those that come from the configuration.
 
 use utoipa::OpenApi;
 
@@ -67,7 +72,174 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::identity::openapi());
     declare_standard_answers(&mut doc);
+    state_cross_field_bounds(&mut doc);
+    headers_are_text(&mut doc);
     doc
+}
+
+/// An optional header is absent or text, never JSON's `null`: the `Option` of a header
+/// parameter makes it optional, not nullable.
+pub fn headers_are_text(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if !matches!(parameter.parameter_in, ParameterIn::Header) {
+                    continue;
+                }
+                if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut() {
+                    if let SchemaType::Array(types) = &schema.schema_type {
+                        let text: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        if let [only] = text.as_slice() {
+                            schema.schema_type = SchemaType::Type(only.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document as this process serves it: [`document`] with the bounds its configuration
+/// sets (the most seats one booking may have).
+pub fn served_document(max_tickets_per_booking: u32) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+    let mut doc = document();
+    if let Some(RefOr::T(Schema::Object(booking))) = doc
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("CreateBooking"))
+    {
+        if let Some(RefOr::T(Schema::Object(quantity))) = booking.properties.get_mut("quantity") {
+            quantity.maximum = Some(utoipa::Number::UInt(max_tickets_per_booking as usize));
+        }
+    }
+    doc
+}
+
+/// Text of one line: 1 or more characters, none a control character, not all spaces.
+const ONE_LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$";
+
+/// An http(s) URL without spaces or control characters.
+const MEDIA_URL: &str =
+    r"^https?://[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$";
+
+/// States the bounds that span fields, or that lie on the items of collections: a product's new `price` and `currency` come
+/// together or not at all; the lines of an order, and the seat areas of a session, are
+/// not repeated.
+pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, AllOfBuilder, AnyOfBuilder, ArrayItems, ObjectBuilder, Schema, Type,
+    };
+    use utoipa::openapi::RefOr;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let schemas = &mut components.schemas;
+    if let Some(update) = schemas.remove("UpdateProduct") {
+        let neither = ObjectBuilder::new()
+            .property("price", ObjectBuilder::new().schema_type(Type::Null))
+            .property("currency", ObjectBuilder::new().schema_type(Type::Null));
+        let both = ObjectBuilder::new()
+            .property("price", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("currency", ObjectBuilder::new().schema_type(Type::String))
+            .required("price")
+            .required("currency");
+        let together = AnyOfBuilder::new()
+            .item(neither)
+            .item(both)
+            .description(Some("`price` and `currency` together, or neither"));
+        schemas.insert(
+            "UpdateProduct".into(),
+            AllOfBuilder::new().item(update).item(together).into(),
+        );
+    }
+    // The items of collections: media URLs, and a SKU's specification names and values.
+    let line = |most: usize| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(most))
+            .pattern(Some(ONE_LINE))
+            .into()
+    };
+    if let Some(RefOr::T(Schema::Object(create))) = schemas.get_mut("CreateProduct") {
+        if let Some(RefOr::T(Schema::Array(media))) = create.properties.get_mut("media") {
+            if let ArrayItems::RefOrSchema(item) = &mut media.items {
+                if let RefOr::T(Schema::Object(url)) = item.as_mut() {
+                    url.pattern = Some(MEDIA_URL.into());
+                    url.max_length = Some(2000);
+                }
+            }
+        }
+    }
+    if let Some(RefOr::T(Schema::Object(sku))) = schemas.get_mut("NewSku") {
+        if let Some(RefOr::T(Schema::Object(spec))) = sku.properties.get_mut("spec") {
+            spec.max_properties = Some(10);
+            spec.property_names = Some(Box::new(line(40)));
+            spec.additional_properties =
+                Some(Box::new(AdditionalProperties::RefOr(RefOr::T(line(100)))));
+        }
+    }
+    if let Some(create) = schemas.remove("CreateProduct") {
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let single = ObjectBuilder::new()
+            .property("sku", text())
+            .property("price", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("currency", text())
+            .property("skus", null())
+            .required("sku")
+            .required("price")
+            .required("currency");
+        let mut several = ObjectBuilder::new()
+            .property("skus", ObjectBuilder::new().schema_type(Type::Array))
+            .property("product_id", text())
+            .required("skus")
+            .required("product_id");
+        for field in [
+            "sku",
+            "price",
+            "currency",
+            "weight_grams",
+            "max_per_customer",
+        ] {
+            several = several.property(field, null());
+        }
+        let forms = AnyOfBuilder::new()
+            .item(single)
+            .item(several)
+            .description(Some(
+                "one SKU (`sku`, `price`, `currency`) or `skus` with a `product_id`, not both",
+            ));
+        schemas.insert(
+            "CreateProduct".into(),
+            AllOfBuilder::new().item(create).item(forms).into(),
+        );
+    }
+    for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
+        if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
+            if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(array) {
+                if !matches!(items.items, ArrayItems::False) {
+                    items.unique_items = true;
+                }
+            }
+        }
+    }
 }
 
 /// Adds to every operation the problem answers the gateway gives on every route of its kind,

@@ -32,6 +32,10 @@ pub enum ApiError {
     /// Nothing here (or nothing the caller may see).
     #[error("{0}")]
     NotFound(String),
+    /// The request names (in its body) something that does not exist (HTTP 404), with a
+    /// business code.
+    #[error("{detail}")]
+    UnknownReference { code: &'static str, detail: String },
     /// A business rule refused the command (HTTP 409).
     #[error("{detail}")]
     Refused { code: &'static str, detail: String },
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::UnknownReference { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::Refused { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
@@ -211,16 +216,52 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(match rejection {
-                JsonRejection::JsonDataError(err) => ApiError::Invalid {
-                    field: None,
-                    detail: err.body_text(),
-                },
-                other => ApiError::Malformed(other.body_text()),
-            }),
+        let mut body = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(body)) => body,
+            Err(rejection) => {
+                return Err(match rejection {
+                    JsonRejection::JsonDataError(err) => ApiError::Invalid {
+                        field: None,
+                        detail: err.body_text(),
+                    },
+                    other => ApiError::Malformed(other.body_text()),
+                })
+            }
+        };
+        // Every body of this API is an object; serde would also read a struct from an array.
+        if !body.is_object() {
+            return Err(ApiError::Invalid {
+                field: None,
+                detail: "the body must be a JSON object".into(),
+            });
         }
+        whole_numbers_as_integers(&mut body);
+        serde_path_to_error::deserialize(body)
+            .map(ApiJson)
+            .map_err(|err| ApiError::Invalid {
+                field: None,
+                detail: format!("Failed to deserialize the JSON body into the target type: {err}"),
+            })
+    }
+}
+
+/// Makes every number without a fraction (`5.0`) that fits an `i64` an integer (`5`): the
+/// API document's `integer` is JSON Schema's, which counts such numbers in.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            // i64::MIN is -2^63 exactly; every whole float below 2^63 fits.
+            if let Some(float) = number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+            {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
     }
 }
 

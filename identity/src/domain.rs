@@ -30,8 +30,8 @@ pub enum EmailError {
     /// The part after the `@` is empty, has no dot, or starts or ends with one.
     #[error("the email address needs a domain with a dot after the '@', such as example.com")]
     Domain,
-    /// Whitespace inside the address.
-    #[error("the email address must not contain spaces")]
+    /// Whitespace or a control character inside the address.
+    #[error("the email address must not contain spaces or control characters")]
     Whitespace,
 }
 
@@ -50,7 +50,7 @@ impl Email {
         if email.chars().count() > EMAIL_MAX_LEN {
             return Err(EmailError::TooLong);
         }
-        if email.chars().any(char::is_whitespace) {
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(EmailError::Whitespace);
         }
         let mut parts = email.split('@');
@@ -155,6 +155,9 @@ pub enum FullNameError {
     /// More than [`FULL_NAME_MAX_CHARS`] characters.
     #[error("the full name must have at most {FULL_NAME_MAX_CHARS} characters")]
     TooLong,
+    /// A control character (a line break, a NUL...) inside the name.
+    #[error("the full name must be one line without control characters")]
+    ControlCharacter,
 }
 
 /// A person's name as they wish to be addressed, trimmed.
@@ -170,6 +173,9 @@ impl FullName {
         }
         if name.chars().count() > FULL_NAME_MAX_CHARS {
             return Err(FullNameError::TooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(FullNameError::ControlCharacter);
         }
         Ok(FullName(name.to_owned()))
     }
@@ -247,6 +253,10 @@ mod tests {
         assert_eq!(Email::parse("ada@"), Err(EmailError::Domain));
         assert_eq!(
             Email::parse("a da@example.com"),
+            Err(EmailError::Whitespace)
+        );
+        assert_eq!(
+            Email::parse("ada@\u{0}.example.com"),
             Err(EmailError::Whitespace)
         );
         let long = format!("{}@example.com", "a".repeat(250));

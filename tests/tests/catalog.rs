@@ -539,7 +539,7 @@ async fn categories_form_a_tree_that_refuses_cycles_and_deleting_what_is_not_emp
     let nowhere = "00000000-0000-4000-8000-000000000000";
     assert_problem(
         &patch(&admin, &path, json!({"parent_id": nowhere})).await,
-        422,
+        404,
         "unknown_category",
     );
     assert_problem(
@@ -549,7 +549,7 @@ async fn categories_form_a_tree_that_refuses_cycles_and_deleting_what_is_not_emp
                 json!({"name": "Orphan", "parent_id": nowhere}),
             )
             .await,
-        422,
+        404,
         "unknown_category",
     );
     assert_problem(
@@ -594,7 +594,7 @@ async fn categories_form_a_tree_that_refuses_cycles_and_deleting_what_is_not_emp
                        "category_id": nowhere, "price": 1500, "currency": "EUR"}),
             )
             .await,
-        422,
+        404,
         "unknown_category",
     );
     let by_tree = eventually("the product is browsed by category", WAIT, || async {

@@ -316,7 +316,7 @@ async fn every_checkout_refusal_is_a_problem_and_places_nothing() {
         ),
         (
             json!({"items": [{"sku": "NOPE", "quantity": 1}]}),
-            422,
+            404,
             "unknown_sku",
         ),
         (

@@ -189,7 +189,8 @@ async fn scenario_one_browse_book_pay_and_check_in_once() {
             )}),
         )
         .await;
-    assert_eq!(forged.status, 422, "{:?}", forged.body);
+    assert_eq!(forged.status, 404, "{:?}", forged.body);
+    assert_eq!(forged.body["type"], "urn:ordo:problem:invalid_ticket");
     let first = admin.post(&path, json!({"qr_payload": payload})).await;
     assert_eq!(first.status, 200, "{:?}", first.body);
     let second = admin.post(&path, json!({"qr_payload": payload})).await;
@@ -346,7 +347,8 @@ async fn a_booking_of_more_than_six_seats_is_refused() {
             json!({"session_id": session_id, "seat_area_id": "nope", "quantity": 1}),
         )
         .await;
-    assert_eq!(unknown.status, 422);
+    assert_eq!(unknown.status, 404, "{:?}", unknown.body);
+    assert_eq!(unknown.body["type"], "urn:ordo:problem:unknown_seat_area");
     assert_eq!(available(&fan, &show_id).await, 10);
     ordo.stop().await;
 }

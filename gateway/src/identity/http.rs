@@ -17,14 +17,29 @@ use crate::problem::{ApiError, ApiJson, ProblemDocument};
 /// Body of `POST /auth/register`. No `Debug`: it carries a password.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
-    /// Email address; compared case-insensitively.
-    #[schema(example = "ada@example.com")]
+    /// Email address; compared case-insensitively: at most 254 characters, no spaces or
+    /// control characters, one `@`, a domain with a dot inside.
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = r"^[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.][^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\.[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000.]$"
+    )]
     pub email: String,
-    /// 8 to 128 characters with at least one letter and one digit.
-    #[schema(example = "correct horse 9")]
+    /// 8 to 128 characters with at least one letter and one digit, other than the
+    /// email's local part.
+    #[schema(
+        example = "correct horse 9",
+        min_length = 8,
+        max_length = 128,
+        pattern = r"[A-Za-z][\s\S]*[0-9]|[0-9][\s\S]*[A-Za-z]"
+    )]
     pub password: String,
-    /// 1 to 100 characters.
-    #[schema(example = "Ada Lovelace")]
+    /// 1 to 100 characters on one line (surrounding spaces are dropped).
+    #[schema(
+        example = "Ada Lovelace",
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: String,
 }
 

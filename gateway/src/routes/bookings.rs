@@ -53,9 +53,16 @@ pub fn router() -> Router<AppState> {
 /// A booking request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateBooking {
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub session_id: Uuid,
+    /// 1 to 64 letters, digits, '-' or '_'.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub seat_area_id: String,
-    /// 1 to the most seats per booking (ORDO_MAX_TICKETS_PER_BOOKING, 6 by default).
+    /// 1 to the most seats per booking (ORDO_MAX_TICKETS_PER_BOOKING, 6 by default; the
+    /// served document states the configured maximum).
+    #[schema(minimum = 1, maximum = 6)]
     pub quantity: i64,
 }
 
@@ -122,6 +129,8 @@ pub struct BookingPage {
 /// Paging of the booking list.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct BookingPaging {
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -131,9 +140,18 @@ pub struct BookingPaging {
 /// How the fan pays.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PayBooking {
-    /// `card`, `alipay`...
+    /// `card`, `alipay`...: 1 to 50 characters (surrounding spaces are dropped).
+    #[schema(
+        max_length = 50,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_method: String,
-    /// The payment method's token (sandbox: tok_success, tok_decline, tok_timeout...).
+    /// The payment method's token (sandbox: tok_success, tok_decline, tok_timeout...): 1
+    /// to 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_token: String,
 }
 
@@ -146,7 +164,10 @@ pub struct RefundBooking {
 /// A scanned ticket.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CheckIn {
-    /// The payload read from the QR code.
+    /// The payload read from the QR code: `<ticket id>|<booking id>|<session id>|<signature>`.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\|[0-9a-fA-F]{64}$"
+    )]
     pub qr_payload: String,
 }
 
@@ -165,11 +186,12 @@ pub struct CheckedIn {
 /// `Prefer: wait=N` is accepted; the answer is decided either way.
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N")),
     responses((status = 202, body = BookingAccepted),
               (status = 409, description = "problem urn:ordo:problem:sold_out: too few seats left"),
-              (status = 422, description = "unknown session or area, or too many tickets")))]
+              (status = 404, description = "problem urn:ordo:problem:unknown_seat_area: no such session or seat area"),
+              (status = 422, description = "too many tickets")))]
 pub async fn create_booking(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -198,7 +220,7 @@ pub async fn create_booking(
         .quote(session_id, &area_id, quantity, metadata.clone())
         .await
         .map_err(|err| match err {
-            QuoteError::UnknownSeatArea { .. } => ApiError::Unprocessable {
+            QuoteError::UnknownSeatArea { .. } => ApiError::UnknownReference {
                 code: "unknown_seat_area",
                 detail: err.to_string(),
             },
@@ -379,7 +401,7 @@ pub async fn list_bookings(
 /// payment failed.
 #[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/pay", tag = "bookings", request_body = PayBooking,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once paid or failed")),
     responses((status = 202, body = BookingView), (status = 404, description = "no such booking"),
               (status = 409, description = "not pending payment, or a payment is in progress")))]
@@ -614,7 +636,7 @@ pub async fn ticket_qr(
 #[utoipa::path(post, path = "/api/v1/tickets/{ticket_id}/check-in", tag = "bookings",
     request_body = CheckIn, security(("bearer" = [])),
     responses((status = 200, body = CheckedIn),
-              (status = 422, description = "forged or malformed QR payload"),
+              (status = 404, description = "problem urn:ordo:problem:invalid_ticket: the QR payload is not this ticket's, as this system issued it"),
               (status = 409, description = "already checked in, or the booking is not paid")))]
 pub async fn check_in(
     State(state): State<AppState>,
@@ -623,7 +645,7 @@ pub async fn check_in(
     Path(ticket_id): Path<String>,
     ApiJson(body): ApiJson<CheckIn>,
 ) -> Result<ApiJson<CheckedIn>, ApiError> {
-    let forged = || ApiError::Unprocessable {
+    let forged = || ApiError::UnknownReference {
         code: "invalid_ticket",
         detail: "the QR payload is not a ticket this system issued".into(),
     };

@@ -43,22 +43,33 @@ pub fn router() -> Router<AppState> {
 /// A new category.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCategory {
-    /// Its name.
-    #[schema(min_length = 1, max_length = 100)]
+    /// Its name: 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Its parent; absent or null for a root.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub parent_id: Option<Uuid>,
 }
 
 /// Changes to a category; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangeCategory {
-    /// A new name.
-    #[schema(min_length = 1, max_length = 100)]
+    /// A new name: 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// A new parent; `null` makes the category a root.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Uuid>)]
+    #[schema(value_type = Option<Uuid>, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     pub parent_id: Option<Option<Uuid>>,
 }
 
@@ -90,7 +101,7 @@ async fn parent_path(state: &AppState, parent: Uuid) -> Result<ParentPath, ApiEr
     let path = catalog::category_path(&state.pool, parent)
         .await
         .map_err(internal)?
-        .ok_or_else(|| ApiError::Unprocessable {
+        .ok_or_else(|| ApiError::UnknownReference {
             code: "unknown_category",
             detail: format!("no category {parent}"),
         })?;
@@ -143,7 +154,8 @@ async fn with_tree_lock<T>(
     security(("bearer" = [])),
     responses((status = 201, body = CategoryWritten),
                (status = 409, description = "the tree would be too deep"),
-               (status = 422, description = "invalid name or unknown parent")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_category: no such parent"),
+               (status = 422, description = "invalid name")))]
 pub async fn create_category(
     State(state): State<AppState>,
     user: AdminUser,
@@ -182,7 +194,8 @@ pub async fn create_category(
     request_body = ChangeCategory, security(("bearer" = [])),
     responses((status = 200, body = CategoryWritten), (status = 404, description = "no such category"),
                (status = 409, description = "the move would make a cycle or too deep a tree"),
-               (status = 422, description = "invalid name or unknown parent")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_category: no such parent"),
+               (status = 422, description = "invalid name")))]
 pub async fn change_category(
     State(state): State<AppState>,
     user: AdminUser,

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Restock {
     /// How many units arrive (1 to 1,000,000).
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: i64,
 }
 
@@ -46,6 +47,7 @@ pub struct Restocked {
 /// Adds stock to a product (admin).
 #[utoipa::path(post, path = "/api/v1/inventory/{sku}/restock", tag = "inventory", request_body = Restock,
     security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = Restocked), (status = 404, description = "no such product"),
                (status = 422, description = "invalid quantity")))]
 pub async fn restock(
@@ -100,6 +102,7 @@ pub async fn restock(
 
 /// Stock of one SKU.
 #[utoipa::path(get, path = "/api/v1/inventory/{sku}", tag = "inventory",
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = InventoryView), (status = 404, description = "no such product")))]
 pub async fn get_inventory(
     State(state): State<AppState>,

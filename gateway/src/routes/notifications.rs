@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
+use ordo_projections::queries::page::{NewestFirst, Position};
 use ordo_projections::queries::PgPool;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -38,10 +39,13 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct InboxFilter {
     /// `true`: only unread entries.
+    #[param(value_type = Option<bool>)]
     pub unread: Option<String>,
     /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -54,15 +58,9 @@ pub struct NotificationPage {
 }
 
 fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let raw = decode_cursor(text)?;
-    let bad = || ApiError::invalid("cursor", "cursor is not one this API gave out");
-    let (at, id) = raw.split_once('|').ok_or_else(bad)?;
-    Ok((
-        DateTime::parse_from_rfc3339(at)
-            .map_err(|_| bad())?
-            .with_timezone(&Utc),
-        id.parse().map_err(|_| bad())?,
-    ))
+    let position = NewestFirst::from_text(&decode_cursor(text)?)
+        .ok_or_else(|| ApiError::invalid("cursor", "cursor is not one this API gave out"))?;
+    Ok((position.at, position.id))
 }
 
 /// The caller's notifications, newest first.
@@ -95,12 +93,11 @@ pub async fn list_notifications(
     let next_cursor = if notifications.len() as i64 > limit {
         notifications.truncate(limit as usize);
         notifications.last().map(|n| {
-            encode_cursor(&format!(
-                "{}|{}",
-                n.created_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                n.notification_id
-            ))
+            let position = NewestFirst {
+                at: n.created_at,
+                id: n.notification_id,
+            };
+            encode_cursor(&position.to_text())
         })
     } else {
         None
@@ -136,6 +133,7 @@ pub async fn mark_read(
 pub struct StreamParams {
     /// The `id:` of the last event received, like the `Last-Event-ID` header (for
     /// EventSource polyfills that cannot set headers); the header wins when both are set.
+    #[param(pattern = r"^[0-9]{0,18}$")]
     pub last_event_id: Option<String>,
 }
 
@@ -291,7 +289,7 @@ impl Follow {
 /// answer is 429 with `Retry-After`.
 #[utoipa::path(get, path = "/api/v1/notifications/stream", tag = "notifications",
     security(("bearer" = [])),
-    params(("Last-Event-ID" = Option<String>, Header,
+    params(("Last-Event-ID" = Option<String>, Header, pattern = r"^[0-9]{0,18}$",
                 description = "the `id:` of the last event received: the stream resumes after it"),
            StreamParams),
     responses(

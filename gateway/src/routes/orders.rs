@@ -74,6 +74,8 @@ pub struct OrderPage {
 /// Paging of the order list.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct OrderPaging {
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -87,12 +89,12 @@ pub struct OrderPaging {
 /// checkout saga. With `Idempotency-Key`, repeating the request places nothing new.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrder,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
-               (status = 404, description = "no such quote"),
+               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, a coupon does not apply, or the quote's prices changed (price_changed, with new_quote)"),
-               (status = 422, description = "invalid items, unknown SKU or unknown address")))]
+               (status = 422, description = "invalid items or unknown address")))]
 pub async fn place_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -258,7 +260,8 @@ fn price_changed(new_quote: CheckoutQuote) -> Response {
     security(("bearer" = [])),
     responses((status = 200, body = CheckoutQuote),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, or the cart is empty"),
-               (status = 422, description = "invalid items, unknown SKU or unknown address")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 422, description = "invalid items or unknown address")))]
 pub async fn prepare_order(
     State(state): State<AppState>,
     user: CustomerUser,

@@ -40,10 +40,18 @@ pub fn router() -> Router<AppState> {
 /// How the customer pays.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PayOrder {
-    /// `card`, `alipay`...
+    /// `card`, `alipay`...: 1 to 50 characters (surrounding spaces are dropped).
+    #[schema(
+        max_length = 50,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_method: String,
     /// The token the payment method produced (sandbox: tok_success, tok_decline,
-    /// tok_timeout, tok_duplicate).
+    /// tok_timeout, tok_duplicate): 1 to 200 characters.
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_token: String,
 }
 
@@ -97,14 +105,14 @@ pub(crate) fn payment_details<'a>(
     token: &'a str,
 ) -> Result<(&'a str, &'a str), ApiError> {
     let method = method.trim();
-    if method.is_empty() || method.len() > 50 {
+    if method.is_empty() || method.chars().count() > 50 {
         return Err(ApiError::invalid(
             "payment_method",
             "payment_method must be 1 to 50 characters",
         ));
     }
     let token = token.trim();
-    if token.is_empty() || token.len() > 200 {
+    if token.is_empty() || token.chars().count() > 200 {
         return Err(ApiError::invalid(
             "payment_token",
             "payment_token must be 1 to 200 characters",
@@ -176,7 +184,7 @@ pub(crate) async fn create_payment(
 /// checkout saga then marks the order paid and commits its stock.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/pay", tag = "payments", request_body = PayOrder,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is paid or no longer payable")),
     responses((status = 202, body = PaymentAccepted), (status = 404, description = "no such order"),
                (status = 409, description = "order not awaiting payment, or a payment is in progress")))]

@@ -48,31 +48,47 @@ pub fn router() -> Router<AppState> {
 pub struct CreateProduct {
     /// The product's id (letters, digits, '-' or '_', stored upper-case); defaults to the
     /// SKU in the single-SKU form, required with `skus`.
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub product_id: Option<String>,
-    /// Single-SKU form: the stock keeping unit (letters, digits, '-' or '_').
-    #[schema(min_length = 1, max_length = 64)]
+    /// Single-SKU form: the stock keeping unit (1 to 64 letters, digits, '-' or '_').
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: Option<String>,
-    /// Display name.
-    #[schema(min_length = 1, max_length = 200)]
+    /// Display name: 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
-    /// Longer description.
+    /// Longer description: at most 5,000 characters.
     #[serde(default)]
-    #[schema(max_length = 5000)]
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
-    /// Category label, used for browsing.
-    #[schema(min_length = 1, max_length = 100)]
+    /// Category label, used for browsing: 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub category: String,
     /// The category of the tree to file the product under.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub category_id: Option<Uuid>,
-    /// Picture and video URLs (http or https), in display order.
+    /// Picture and video URLs (http or https, at most 2,000 characters, no spaces), in
+    /// display order.
     #[serde(default)]
     #[schema(max_items = 20)]
     pub media: Vec<String>,
     /// Single-SKU form: price in minor units (cents), above zero.
     #[schema(minimum = 1)]
     pub price: Option<i64>,
-    /// Single-SKU form: ISO 4217 currency code.
+    /// Single-SKU form: ISO 4217 currency code (3 letters).
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Single-SKU form: weight in grams.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
@@ -88,8 +104,8 @@ pub struct CreateProduct {
 /// One SKU of a new product.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSku {
-    /// Stock keeping unit: letters, digits, '-' or '_' (stored upper-case).
-    #[schema(min_length = 1, max_length = 64)]
+    /// Stock keeping unit: 1 to 64 letters, digits, '-' or '_' (stored upper-case).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
     /// Specification values, such as `{"colour": "black", "size": "M"}` (at most 10; names
     /// 1 to 40 characters, values 1 to 100).
@@ -98,7 +114,8 @@ pub struct NewSku {
     /// Price in minor units (cents), above zero.
     #[schema(minimum = 1)]
     pub price: i64,
-    /// ISO 4217 currency code.
+    /// ISO 4217 currency code (3 letters).
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: String,
     /// Weight in grams.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
@@ -112,15 +129,31 @@ pub struct NewSku {
 /// Changes to a product; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProduct {
-    #[schema(min_length = 1, max_length = 200)]
+    /// 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
-    #[schema(max_length = 5000)]
+    /// At most 5,000 characters.
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    /// 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub category: Option<String>,
     /// New price of this SKU in minor units, above zero, with `currency`.
     #[schema(minimum = 1)]
     pub price: Option<i64>,
+    /// ISO 4217 currency code (3 letters), with `price`.
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// The product's new media (the whole list, in display order).
     #[schema(max_items = 20)]
@@ -161,8 +194,12 @@ pub struct ProductFilter {
     /// Only this category label.
     pub category: Option<String>,
     /// Only this category of the tree.
+    #[param(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub category_id: Option<Uuid>,
     /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^([2-6][0-9a-f]|7[0-9a-e])+$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -301,8 +338,9 @@ fn parse_skus(body: &mut CreateProduct) -> Result<(ProductId, Vec<SkuSpec>), Api
 #[utoipa::path(post, path = "/api/v1/products", tag = "products", request_body = CreateProduct,
     security(("bearer" = [])),
     responses((status = 201, body = ProductWritten),
+               (status = 404, description = "problem urn:ordo:problem:unknown_category: no such category"),
                (status = 409, description = "product or SKU exists"),
-               (status = 422, description = "invalid field, duplicate SKU or unknown category")))]
+               (status = 422, description = "invalid field or duplicate SKU")))]
 pub async fn create_product(
     State(state): State<AppState>,
     user: AdminUser,
@@ -353,7 +391,7 @@ async fn create_checked(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         if known.is_none() {
-            return Err(ApiError::Unprocessable {
+            return Err(ApiError::UnknownReference {
                 code: "unknown_category",
                 detail: format!("no category {id}"),
             });
@@ -468,6 +506,7 @@ async fn run(
 /// price or purchase limit (admin).
 #[utoipa::path(patch, path = "/api/v1/products/{sku}", tag = "products", request_body = UpdateProduct,
     security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such product"),
                (status = 422, description = "invalid field")))]
 pub async fn update_product(
@@ -551,6 +590,7 @@ pub async fn update_product(
 /// out. Delisting a delisted SKU changes nothing.
 #[utoipa::path(post, path = "/api/v1/products/{sku}/delist", tag = "products",
     security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such SKU")))]
 pub async fn delist_sku(
     State(state): State<AppState>,
@@ -568,6 +608,7 @@ pub async fn delist_sku(
 /// Puts a delisted SKU on sale again (admin). Listing a listed SKU changes nothing.
 #[utoipa::path(post, path = "/api/v1/products/{sku}/list", tag = "products",
     security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductWritten), (status = 404, description = "no such SKU")))]
 pub async fn list_sku(
     State(state): State<AppState>,
@@ -584,6 +625,7 @@ pub async fn list_sku(
 
 /// One product.
 #[utoipa::path(get, path = "/api/v1/products/{sku}", tag = "products",
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = ProductView), (status = 404, description = "no such product")))]
 pub async fn get_product(
     State(state): State<AppState>,

@@ -45,12 +45,40 @@ pub fn router() -> Router<AppState> {
 /// A new show.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateShow {
+    /// 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
-    /// e.g. "concert", "演唱会".
+    /// e.g. "concert", "演唱会": 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub category: String,
+    /// 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: String,
+    /// 1 to 200 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub venue: String,
+    /// At most 5,000 characters.
     #[serde(default)]
+    #[schema(
+        max_length = 5000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
     /// Sessions to add at once.
     #[serde(default)]
@@ -61,8 +89,13 @@ pub struct CreateShow {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSession {
     /// Optional id chosen by the client, which makes repeating the request harmless.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub session_id: Option<Uuid>,
     pub starts_at: DateTime<Utc>,
+    /// At least one; each area id once.
+    #[schema(min_items = 1)]
     pub seat_areas: Vec<NewSeatArea>,
 }
 
@@ -70,13 +103,23 @@ pub struct NewSession {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewSeatArea {
     /// 1 to 64 letters, digits, '-' or '_', unique in the session.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub area_id: String,
+    /// 1 to 100 characters on one line.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// Price of one seat in minor units.
+    #[schema(minimum = 0)]
     pub price: i64,
-    /// ISO 4217 code; ORDO_DEFAULT_CURRENCY (CNY) when absent.
+    /// ISO 4217 code (3 letters); ORDO_DEFAULT_CURRENCY (CNY) when absent.
+    #[schema(pattern = r"^[A-Za-z]{3}$")]
     pub currency: Option<String>,
     /// Number of seats, 1 to 100,000: the area's stock.
+    #[schema(minimum = 1, maximum = 100_000)]
     pub capacity: i64,
 }
 
@@ -105,6 +148,8 @@ pub struct ShowFilter {
     pub category: Option<String>,
     /// Words in the title, venue or description.
     pub q: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -206,9 +251,10 @@ async fn written(
 /// (the seats open shortly) otherwise.
 #[utoipa::path(post, path = "/api/v1/shows", tag = "shows", request_body = CreateShow,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = ShowWritten, description = "created; the seats are open"),
               (status = 202, body = ShowWritten, description = "created; the seats open shortly"),
+              (status = 409, description = "a session id already used with other content"),
               (status = 422, description = "invalid field")))]
 pub async fn create_show(
     State(state): State<AppState>,
@@ -280,7 +326,7 @@ pub async fn create_show(
 /// time of the answer, 202 (the seats open shortly) otherwise.
 #[utoipa::path(post, path = "/api/v1/shows/{show_id}/sessions", tag = "shows", request_body = NewSession,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = ShowWritten, description = "added; the seats are open"),
                (status = 202, body = ShowWritten, description = "added; the seats open shortly"),
                (status = 404, description = "no such show"),

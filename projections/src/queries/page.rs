@@ -1,5 +1,7 @@
 //! Pagination shared by every list: page sizes (1 to 100, 20 by default) and cursors,
-//! which are opaque to clients (hex of a position the query alone reads back).
+//! which are opaque to clients (lower-case hex of a position the query alone reads back,
+//! printable ASCII text), so that the API document can state the exact shape of a cursor
+//! of each list as a pattern: every text of that shape is a position.
 //!
 //! A list query takes a [`PageRequest`] (the size and where the previous page ended),
 //! reads one row more than it answers, and [`Page::cut`] turns that into the page and the
@@ -33,10 +35,14 @@ pub fn encode_cursor(position: &str) -> String {
     hex::encode(position)
 }
 
-/// The position in a cursor made by [`encode_cursor`].
+/// The position in a cursor made by [`encode_cursor`]: lower-case hex of printable ASCII.
 pub fn decode_cursor(cursor: &str) -> Result<String, InvalidParameter> {
+    if cursor.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(foreign_cursor());
+    }
     hex::decode(cursor)
         .ok()
+        .filter(|bytes| !bytes.is_empty() && bytes.iter().all(|b| (0x20..0x7f).contains(b)))
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(foreign_cursor)
 }
@@ -65,7 +71,9 @@ impl Position for String {
     }
 }
 
-/// The position in a list ordered newest first by a time, ties broken by id (descending).
+/// The position in a list ordered newest first by a time, ties broken by id (descending):
+/// as text, the time in microseconds since 1970 (1 to 18 digits), `|` and the id as 32
+/// lower-case hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewestFirst {
     /// The time of the last row of the page.
@@ -76,13 +84,21 @@ pub struct NewestFirst {
 
 impl Position for NewestFirst {
     fn to_text(&self) -> String {
-        format!("{}|{}", self.at.to_rfc3339(), self.id)
+        format!("{}|{}", self.at.timestamp_micros(), self.id.simple())
     }
 
     fn from_text(text: &str) -> Option<Self> {
-        let (at, id) = text.split_once('|')?;
+        let (micros, id) = text.split_once('|')?;
+        let digits = |s: &str, most: usize, hex: bool| {
+            (1..=most).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (hex && (b'a'..=b'f').contains(&b)))
+        };
+        if !digits(micros, 18, false) || id.len() != 32 || !digits(id, 32, true) {
+            return None;
+        }
         Some(Self {
-            at: at.parse().ok()?,
+            at: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
             id: id.parse().ok()?,
         })
     }
@@ -163,6 +179,11 @@ mod tests {
         );
         assert_eq!(decode_cursor("zz").unwrap_err().field, "cursor");
         assert_eq!(decode_cursor("ff").unwrap_err().field, "cursor");
+        // Upper-case hex, control characters and the empty text are not cursors.
+        assert_eq!(decode_cursor("4A").unwrap_err().field, "cursor");
+        assert_eq!(decode_cursor("0a").unwrap_err().field, "cursor");
+        assert_eq!(decode_cursor("").unwrap_err().field, "cursor");
+        assert_eq!(decode_cursor("4a7e").unwrap(), "J~");
     }
 
     #[test]
@@ -172,16 +193,31 @@ mod tests {
             id: Uuid::from_u128(7),
         };
         let cursor = encode_cursor(&position.to_text());
+        assert_eq!(
+            position.to_text(),
+            "1714557600000000|00000000000000000000000000000007"
+        );
         let request = PageRequest::<NewestFirst>::parse(Some(&cursor), None).unwrap();
         assert_eq!(request.after, Some(position));
         assert_eq!(request.limit, 20);
-        let not_a_position = encode_cursor("SKU-1");
-        assert_eq!(
-            PageRequest::<NewestFirst>::parse(Some(&not_a_position), None)
-                .unwrap_err()
-                .field,
-            "cursor"
-        );
+        let largest = format!("{}|{}", "9".repeat(18), "f".repeat(32));
+        assert!(PageRequest::<NewestFirst>::parse(Some(&encode_cursor(&largest)), None).is_ok());
+        for not_a_position in [
+            "SKU-1",
+            "2024-05-01T10:00:00+00:00|00000000-0000-0000-0000-000000000007",
+            "+1|00000000000000000000000000000007",
+            "1|0000000000000000000000000000000F",
+            "1|0000000000000000000000000000007",
+            "1234567890123456789|00000000000000000000000000000007",
+        ] {
+            assert_eq!(
+                PageRequest::<NewestFirst>::parse(Some(&encode_cursor(not_a_position)), None)
+                    .unwrap_err()
+                    .field,
+                "cursor",
+                "{not_a_position}"
+            );
+        }
         assert_eq!(
             PageRequest::<NewestFirst>::parse(Some("zz"), Some(500))
                 .unwrap_err()

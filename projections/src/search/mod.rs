@@ -60,28 +60,40 @@ impl ItemType {
 /// value is answered as a problem document naming its field).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct SearchParams {
-    /// Words to look for (web search syntax: `"exact phrase"`, `-excluded`, `or`).
+    /// Words to look for (web search syntax: `"exact phrase"`, `-excluded`, `or`), at
+    /// most 200 characters.
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// `product` or `show`; both when absent.
     #[serde(rename = "type")]
+    #[param(value_type = Option<ItemType>)]
     pub item_type: Option<String>,
     /// Only items in this city (shows).
     pub city: Option<String>,
     /// Only items of this category.
     pub category: Option<String>,
-    /// Lowest price, minor units.
+    /// Lowest price, minor units (above `max_price`, nothing matches).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub min_price: Option<String>,
     /// Highest price, minor units.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub max_price: Option<String>,
     /// Only items that can be bought now (`true`/`false`).
+    #[param(value_type = Option<bool>)]
     pub available_only: Option<String>,
-    /// From `next_cursor` of the previous page.
+    /// From `next_cursor` of the previous page (empty: the first page).
+    #[param(
+        pattern = r"^((2d)?(3[0-9]){1,308}(2e(3[0-9]){1,400})?7c(70726f64756374|73686f77)7c(2d|3[0-9]|4[1-9a-f]|5[0-9af]|6[1-9a-f]|7[0-9a]){1,64})?$"
+    )]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
-/// Where the previous page ended: the last hit's score and id.
+/// Where the previous page ended: the last hit's score and id, in a cursor as the text
+/// `<score>|<type>|<id>` (a decimal score without exponent, `product` or `show`, and 1 to 64
+/// letters, digits, '-' or '_'), made opaque by [`page::encode_cursor`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SearchCursor {
     /// Its score.
@@ -96,12 +108,36 @@ pub struct SearchCursor {
 impl SearchCursor {
     /// The opaque text handed to clients.
     pub fn encode(&self) -> String {
-        page::encode_cursor(&serde_json::to_string(self).unwrap_or_default())
+        page::encode_cursor(&format!("{}|{}|{}", self.score, self.item_type, self.id))
     }
 
     fn decode(text: &str) -> Result<Self, InvalidParameter> {
-        let json = page::decode_cursor(text)?;
-        serde_json::from_str(&json).map_err(|_| page::foreign_cursor())
+        let text = page::decode_cursor(text)?;
+        Self::from_text(&text).ok_or_else(page::foreign_cursor)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(3, '|');
+        let (score, item_type, id) = (parts.next()?, parts.next()?, parts.next()?);
+        let digits = score.strip_prefix('-').unwrap_or(score);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "1"));
+        let decimal = |part: &str, most: usize| {
+            (1..=most).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !decimal(whole, 308) || !decimal(fraction, 400) {
+            return None;
+        }
+        let score: f64 = score.parse().ok().filter(|s: &f64| s.is_finite())?;
+        let item_type = ItemType::parse(item_type).ok()?.as_str().to_string();
+        let id_ok = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        id_ok.then(|| Self {
+            score,
+            item_type,
+            id: id.to_string(),
+        })
     }
 }
 
@@ -162,15 +198,8 @@ impl SearchQuery {
             .map(ItemType::parse)
             .transpose()?;
         let min_price = parse_price("min_price", params.min_price.as_deref())?;
+        // A minimum above the maximum is an empty range: nothing matches.
         let max_price = parse_price("max_price", params.max_price.as_deref())?;
-        if let (Some(min), Some(max)) = (min_price, max_price) {
-            if min > max {
-                return Err(InvalidParameter::new(
-                    "min_price",
-                    "min_price must not be greater than max_price",
-                ));
-            }
-        }
         let available_only = match non_empty(params.available_only).as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
@@ -376,10 +405,36 @@ mod tests {
     }
 
     #[test]
-    fn min_price_above_max_price_is_refused() {
-        let err =
-            SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")])).unwrap_err();
-        assert_eq!(err.field, "min_price");
+    fn min_price_above_max_price_is_an_empty_range() {
+        let query =
+            SearchQuery::parse(params(&[("min_price", "500"), ("max_price", "100")])).unwrap();
+        assert_eq!((query.min_price, query.max_price), (Some(500), Some(100)));
+    }
+
+    #[test]
+    fn cursors_are_a_decimal_score_a_type_and_an_id() {
+        let cursor = |text: &str| page::encode_cursor(text);
+        for text in [
+            "0.0607927|product|TEE-BLACK-M",
+            "-3|show|0f3c-aa_1",
+            "12.5|show|x",
+        ] {
+            assert!(SearchCursor::decode(&cursor(text)).is_ok(), "{text}");
+        }
+        for text in [
+            "1e5|product|A",
+            "0.5|concert|A",
+            "0.5|product|",
+            "0.5|product|A B",
+            ".5|product|A",
+            "5.|product|A",
+            "NaN|product|A",
+            "{\"score\":1.0,\"t\":\"product\",\"id\":\"A\"}",
+        ] {
+            assert!(SearchCursor::decode(&cursor(text)).is_err(), "{text}");
+        }
+        let huge = format!("{}|product|A", "9".repeat(309));
+        assert!(SearchCursor::decode(&cursor(&huge)).is_err());
     }
 
     #[test]
