@@ -10,8 +10,10 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku, UserId,
+    CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku, UserId,
 };
+use crate::customer::PostalAddress;
+use crate::pricing::DiscountSource;
 
 /// Where an order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -65,6 +67,79 @@ pub struct OrderLine {
     pub unit_price: Money,
 }
 
+/// One line's share of the order's discounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDiscount {
+    /// The SKU of the line.
+    pub sku: Sku,
+    /// What the discounts took off the line.
+    pub discount: Money,
+}
+
+/// One discount applied to an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDiscount {
+    /// Promotion or coupon.
+    pub source: DiscountSource,
+    /// The promotion's or the coupon's id.
+    pub id: uuid::Uuid,
+    /// What it took off.
+    pub amount: Money,
+}
+
+/// The price breakdown of an order as its checkout quoted it: the payable total is
+/// `subtotal` less every discount plus `shipping_fee`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPricing {
+    /// The quote the order was placed from, if any.
+    #[serde(default)]
+    pub quote_id: Option<uuid::Uuid>,
+    /// Sum of quantity times unit price over all lines.
+    pub subtotal: Money,
+    /// Each line's share of the discounts (lines without a discount may be absent).
+    pub line_discounts: Vec<LineDiscount>,
+    /// Every discount applied, in the order applied.
+    pub discounts: Vec<OrderDiscount>,
+    /// The delivery fee.
+    pub shipping_fee: Money,
+}
+
+impl OrderPricing {
+    /// The coupons the order uses, in order.
+    pub fn coupons(&self) -> Vec<CouponId> {
+        self.discounts
+            .iter()
+            .filter(|d| d.source == DiscountSource::Coupon)
+            .map(|d| CouponId::from(d.id))
+            .collect()
+    }
+
+    /// Checks the breakdown against the lines' subtotal and returns the payable total.
+    pub fn payable(&self, subtotal: &Money) -> Result<Money, OrderError> {
+        if &self.subtotal != subtotal {
+            return Err(OrderError::PricingMismatch);
+        }
+        let mut discounted = 0i64;
+        for discount in &self.discounts {
+            if discount.amount.currency() != subtotal.currency() {
+                return Err(OrderError::MixedCurrencies);
+            }
+            discounted = discounted
+                .checked_add(discount.amount.amount_minor())
+                .ok_or(OrderError::AmountOverflow)?;
+        }
+        if discounted > subtotal.amount_minor()
+            || self.shipping_fee.currency() != subtotal.currency()
+        {
+            return Err(OrderError::PricingMismatch);
+        }
+        let payable = (subtotal.amount_minor() - discounted)
+            .checked_add(self.shipping_fee.amount_minor())
+            .ok_or(OrderError::AmountOverflow)?;
+        Money::new(payable, subtotal.currency().clone()).map_err(|_| OrderError::AmountOverflow)
+    }
+}
+
 /// What the catalog's write side says of one ordered SKU when the order is placed: read by
 /// the caller from the product aggregate (on sale, limit) and from the purchase ledger kept
 /// in the same transaction as the order events (units the customer already has on orders
@@ -95,6 +170,10 @@ pub enum OrderCommand {
         /// The catalog's facts of the SKUs ordered; a line without facts is taken as on
         /// sale without limit.
         sale_facts: Vec<SaleFacts>,
+        /// The price breakdown (discounts, shipping); without it the lines' sum is paid.
+        pricing: Option<OrderPricing>,
+        /// Where to deliver: a snapshot of one of the customer's addresses.
+        delivery_address: Option<Box<PostalAddress>>,
     },
     /// All stock is reserved: the order now waits for payment.
     Confirm,
@@ -142,8 +221,15 @@ pub enum OrderEvent {
         customer_id: UserId,
         /// What was ordered.
         lines: Vec<OrderLine>,
-        /// Sum of quantity times unit price over all lines.
+        /// What the customer pays: the lines' sum, less the discounts of `pricing` plus its
+        /// shipping fee when the order has one.
         total: Money,
+        /// The price breakdown the order was placed with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pricing: Option<OrderPricing>,
+        /// Where to deliver (personal data, sealed with the customer's key).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delivery_address: Option<Box<PostalAddress>>,
     },
     /// All stock was reserved; the order waits for payment.
     OrderConfirmed {},
@@ -240,6 +326,9 @@ pub enum OrderError {
     /// The order was never placed.
     #[error("order not found")]
     OrderNotFound,
+    /// The price breakdown does not add up with the lines.
+    #[error("the price breakdown does not match the lines")]
+    PricingMismatch,
     /// A SKU ordered is delisted.
     #[error("{sku} is not on sale")]
     NotOnSale {
@@ -272,6 +361,7 @@ impl OrderError {
             OrderError::InvalidTransition { .. } => "invalid_transition",
             OrderError::PaymentMismatch { .. } => "payment_mismatch",
             OrderError::OrderNotFound => "order_not_found",
+            OrderError::PricingMismatch => "pricing_mismatch",
             OrderError::NotOnSale { .. } => "not_on_sale",
             OrderError::PurchaseLimit { .. } => "purchase_limit",
         }
@@ -283,6 +373,7 @@ impl OrderError {
             OrderError::EmptyOrder
             | OrderError::DuplicateSku { .. }
             | OrderError::MixedCurrencies
+            | OrderError::PricingMismatch
             | OrderError::AmountOverflow => ErrorKind::Invalid,
             OrderError::AlreadyPlaced
             | OrderError::InvalidTransition { .. }
@@ -361,9 +452,24 @@ pub struct Order {
     attached_payment: Option<PaymentId>,
     reason: Option<String>,
     short_skus: Vec<Sku>,
+    #[serde(default)]
+    pricing: Option<OrderPricing>,
 }
 
 impl Order {
+    /// The price breakdown, when the order was placed with one.
+    pub fn pricing(&self) -> Option<&OrderPricing> {
+        self.pricing.as_ref()
+    }
+
+    /// The coupons the order uses.
+    pub fn coupons(&self) -> Vec<CouponId> {
+        self.pricing
+            .as_ref()
+            .map(OrderPricing::coupons)
+            .unwrap_or_default()
+    }
+
     /// The order's id, once placed.
     pub fn order_id(&self) -> Option<OrderId> {
         self.order_id
@@ -411,8 +517,14 @@ impl Order {
 
 /// Outcome of checking a transition: emit the event, or do nothing because it already happened.
 enum Step {
-    Emit(OrderEvent),
+    Emit(Box<OrderEvent>),
     AlreadyDone,
+}
+
+impl Step {
+    fn emit(event: OrderEvent) -> Step {
+        Step::Emit(Box::new(event))
+    }
 }
 
 fn refuse(from: OrderStatus, action: &'static str) -> Result<Step, OrderError> {
@@ -439,12 +551,19 @@ impl Aggregate for Order {
                 customer_id,
                 lines,
                 sale_facts,
+                pricing,
+                delivery_address,
             } => {
-                let total = order_total(&lines)?;
+                let subtotal = order_total(&lines)?;
+                let total = match &pricing {
+                    Some(pricing) => pricing.payable(&subtotal)?,
+                    None => subtotal,
+                };
                 if self.status.is_some() {
                     let same = self.order_id == Some(order_id)
                         && self.customer_id == Some(customer_id)
-                        && self.lines == lines;
+                        && self.lines == lines
+                        && self.pricing == pricing;
                     if same {
                         Step::AlreadyDone
                     } else {
@@ -452,21 +571,23 @@ impl Aggregate for Order {
                     }
                 } else {
                     check_sale(&lines, &sale_facts)?;
-                    Step::Emit(OrderEvent::OrderPlaced {
+                    Step::emit(OrderEvent::OrderPlaced {
                         order_id,
                         customer_id,
                         lines,
                         total,
+                        pricing,
+                        delivery_address,
                     })
                 }
             }
             OrderCommand::Confirm => match self.placed_status()? {
-                S::Pending => Step::Emit(OrderEvent::OrderConfirmed {}),
+                S::Pending => Step::emit(OrderEvent::OrderConfirmed {}),
                 S::AwaitingPayment => Step::AlreadyDone,
                 from => refuse(from, "confirm")?,
             },
             OrderCommand::Reject { reason, short_skus } => match self.placed_status()? {
-                S::Pending => Step::Emit(OrderEvent::OrderRejected { reason, short_skus }),
+                S::Pending => Step::emit(OrderEvent::OrderRejected { reason, short_skus }),
                 S::Rejected => Step::AlreadyDone,
                 from => refuse(from, "reject")?,
             },
@@ -474,12 +595,12 @@ impl Aggregate for Order {
                 S::AwaitingPayment | S::Paid if self.attached_payment == Some(payment_id) => {
                     Step::AlreadyDone
                 }
-                S::AwaitingPayment => Step::Emit(OrderEvent::PaymentAttached { payment_id }),
+                S::AwaitingPayment => Step::emit(OrderEvent::PaymentAttached { payment_id }),
                 from => refuse(from, "attach a payment to")?,
             },
             OrderCommand::MarkPaid { payment_id } => match self.placed_status()? {
                 S::AwaitingPayment if self.attached_payment == Some(payment_id) => {
-                    Step::Emit(OrderEvent::OrderPaid { payment_id })
+                    Step::emit(OrderEvent::OrderPaid { payment_id })
                 }
                 S::AwaitingPayment => {
                     return Err(OrderError::PaymentMismatch {
@@ -492,13 +613,13 @@ impl Aggregate for Order {
             },
             OrderCommand::Cancel { reason } => match self.placed_status()? {
                 S::Pending | S::AwaitingPayment => {
-                    Step::Emit(OrderEvent::OrderCancelled { reason })
+                    Step::emit(OrderEvent::OrderCancelled { reason })
                 }
                 S::Cancelled => Step::AlreadyDone,
                 from => refuse(from, "cancel")?,
             },
             OrderCommand::Expire => match self.placed_status()? {
-                S::AwaitingPayment => Step::Emit(OrderEvent::OrderExpired {}),
+                S::AwaitingPayment => Step::emit(OrderEvent::OrderExpired {}),
                 S::Expired => Step::AlreadyDone,
                 from => refuse(from, "expire")?,
             },
@@ -513,14 +634,14 @@ impl Aggregate for Order {
                     });
                 }
                 match status {
-                    S::Paid => Step::Emit(OrderEvent::OrderRefunded { payment_id, reason }),
+                    S::Paid => Step::emit(OrderEvent::OrderRefunded { payment_id, reason }),
                     S::Refunded => Step::AlreadyDone,
                     from => refuse(from, "refund")?,
                 }
             }
         };
         if let Step::Emit(event) = step {
-            sink.write(event, self).await;
+            sink.write(*event, self).await;
         }
         Ok(())
     }
@@ -532,7 +653,10 @@ impl Aggregate for Order {
                 customer_id,
                 lines,
                 total,
+                pricing,
+                ..
             } => {
+                self.pricing = pricing;
                 self.order_id = Some(order_id);
                 self.customer_id = Some(customer_id);
                 self.lines = lines;
@@ -594,6 +718,8 @@ mod tests {
             customer_id: id(2),
             lines,
             sale_facts: vec![],
+            pricing: None,
+            delivery_address: None,
         }
     }
 
@@ -603,6 +729,8 @@ mod tests {
             customer_id: id(2),
             lines: lines(),
             total: eur(2900),
+            pricing: None,
+            delivery_address: None,
         }
     }
 
@@ -737,6 +865,8 @@ mod tests {
             customer_id: id(2),
             lines: lines(),
             sale_facts,
+            pricing: None,
+            delivery_address: None,
         }
     }
 
@@ -801,6 +931,8 @@ mod tests {
                 customer_id: id(3),
                 lines: lines(),
                 sale_facts: vec![],
+                pricing: None,
+                delivery_address: None,
             })
             .then_expect_error(OrderError::AlreadyPlaced);
     }
@@ -1092,5 +1224,81 @@ mod tests {
         assert_eq!(OrderEvent::OrderConfirmed {}.event_type(), "OrderConfirmed");
         let json = serde_json::to_value(OrderEvent::OrderConfirmed {}).unwrap();
         assert_eq!(json, serde_json::json!({"OrderConfirmed": {}}));
+    }
+
+    fn breakdown(discount: i64, shipping: i64) -> OrderPricing {
+        OrderPricing {
+            quote_id: None,
+            subtotal: eur(2900),
+            line_discounts: vec![LineDiscount {
+                sku: sku("MUG"),
+                discount: eur(discount),
+            }],
+            discounts: vec![OrderDiscount {
+                source: DiscountSource::Coupon,
+                id: uuid::Uuid::from_u128(9),
+                amount: eur(discount),
+            }],
+            shipping_fee: eur(shipping),
+        }
+    }
+
+    fn place_priced(pricing: OrderPricing) -> OrderCommand {
+        OrderCommand::Place {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            sale_facts: vec![],
+            pricing: Some(pricing),
+            delivery_address: None,
+        }
+    }
+
+    #[test]
+    fn a_priced_order_totals_the_subtotal_less_its_discounts_plus_shipping() {
+        given(vec![])
+            .when(place_priced(breakdown(500, 300)))
+            .then_expect_events(vec![OrderEvent::OrderPlaced {
+                order_id: id(1),
+                customer_id: id(2),
+                lines: lines(),
+                total: eur(2700),
+                pricing: Some(breakdown(500, 300)),
+                delivery_address: None,
+            }]);
+        assert_eq!(
+            breakdown(500, 0).coupons(),
+            vec![CouponId::from(uuid::Uuid::from_u128(9))]
+        );
+    }
+
+    #[test]
+    fn a_breakdown_that_does_not_add_up_with_the_lines_is_refused() {
+        let mut wrong_subtotal = breakdown(500, 0);
+        wrong_subtotal.subtotal = eur(2800);
+        given(vec![])
+            .when(place_priced(wrong_subtotal))
+            .then_expect_error(OrderError::PricingMismatch);
+        given(vec![])
+            .when(place_priced(breakdown(3000, 0)))
+            .then_expect_error(OrderError::PricingMismatch);
+    }
+
+    #[test]
+    fn placing_again_with_another_breakdown_is_refused() {
+        let placed = OrderEvent::OrderPlaced {
+            order_id: id(1),
+            customer_id: id(2),
+            lines: lines(),
+            total: eur(2400),
+            pricing: Some(breakdown(500, 0)),
+            delivery_address: None,
+        };
+        given(vec![placed.clone()])
+            .when(place_priced(breakdown(500, 0)))
+            .then_expect_events(vec![]);
+        given(vec![placed])
+            .when(place_priced(breakdown(400, 0)))
+            .then_expect_error(OrderError::AlreadyPlaced);
     }
 }

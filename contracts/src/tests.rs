@@ -88,6 +88,8 @@ fn placed() -> OrderEvent {
             unit_price: eur(500),
         }],
         total: eur(1000),
+        pricing: None,
+        delivery_address: None,
     }
 }
 

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod checkout;
 pub mod cli_dlq;
 pub mod cli_ops;
 pub mod commands;

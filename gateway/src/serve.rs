@@ -352,6 +352,8 @@ fn ticketing(
         payments: Arc::clone(payments),
         bookings: Arc::clone(&bookings),
         shows: Arc::clone(&shows),
+        coupons: Arc::new(CommandBus::new(pool.clone(), ())),
+        pool: pool.clone(),
     });
     let saga = ordo_sagas::BookingSaga::new(
         pool.clone(),
@@ -435,6 +437,8 @@ fn store_port(state: &AppState) -> Arc<StorePort> {
         payments: state.payments.clone(),
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
+        coupons: state.offers.coupons.clone(),
+        pool: state.pool.clone(),
     })
 }
 

@@ -35,6 +35,7 @@ impl Projection for OrdersProjection {
                 customer_id,
                 lines,
                 total,
+                ..
             } => {
                 sqlx::query(
                     "INSERT INTO orders (order_id, customer_id, status, total_minor, currency, version, placed_at, updated_at)

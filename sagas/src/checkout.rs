@@ -1,17 +1,21 @@
 //! The checkout saga for goods, one instance per order (its id is the order id):
 //!
 //! ```text
-//! OrderPlaced      -> reserve stock for every line -> confirm (awaiting payment, deadline)
-//!                     any line short               -> release every line, reject
+//! OrderPlaced      -> reserve stock for every line, lock every coupon of its price
+//!                     breakdown -> confirm (awaiting payment, deadline)
+//!                     any line short, or a coupon another order holds
+//!                                                  -> release every line and coupon, reject
 //! PaymentCreated   -> ask the provider to charge
-//! PaymentCaptured  -> mark the order paid -> commit the stock of every line
+//! PaymentCaptured  -> mark the order paid -> commit the stock of every line, redeem
+//!                     every coupon
 //!                     order no longer payable      -> refund the capture
 //!                     not captured in the store for this order with its total
 //!                                                  -> dead-lettered, nothing done
 //! PaymentFailed    -> release the stock, cancel the order (payment_declined)
-//! OrderCancelled   -> release the stock, void the attached payment
+//! OrderCancelled   -> release the stock and the coupons, void the attached payment
 //! OrderRefunded    -> refund the payment in full (an admin refunded a paid order)
-//! deadline passed  -> expire the order; OrderExpired -> release the stock (a capture
+//! deadline passed  -> expire the order; OrderExpired -> release the stock and the
+//!                     coupons (a capture
 //!                     that still arrives is refunded)
 //! PaymentVoided / PaymentRefunded -> tell the provider
 //! ```
@@ -26,7 +30,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ordo_aggregates::common::{OrderId, PaymentId, Quantity, RefundId, Sku, UserId};
+use ordo_aggregates::common::{CouponId, OrderId, PaymentId, Quantity, RefundId, Sku, UserId};
 use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
 use ordo_aggregates::payment::PaymentEvent;
 use ordo_contracts::{OrderMessage, PaymentMessage};
@@ -71,6 +75,9 @@ struct LinePayload {
 #[derive(Debug, Deserialize)]
 struct SagaData {
     lines: Vec<LinePayload>,
+    /// The coupons the order uses (none on orders placed without a price breakdown).
+    #[serde(default)]
+    coupons: Vec<Uuid>,
 }
 
 /// Runs checkouts. Feed it the order stream through [`CheckoutSaga::orders`] and the
@@ -203,9 +210,11 @@ impl CheckoutSaga {
                 order_id,
                 customer_id,
                 lines,
+                pricing,
                 ..
             } => {
-                self.on_order_placed(conn, event, order_id, customer_id, &lines)
+                let coupons = pricing.map(|p| p.coupons()).unwrap_or_default();
+                self.on_order_placed(conn, event, order_id, customer_id, &lines, &coupons)
                     .await
             }
             OrderEvent::OrderCancelled { .. } => {
@@ -234,6 +243,7 @@ impl CheckoutSaga {
         order_id: OrderId,
         customer_id: UserId,
         placed_lines: &[OrderLine],
+        coupons: &[CouponId],
     ) -> Result<(), HandlerError> {
         let saga_id = *order_id.as_uuid();
         let lines: Vec<(Sku, Quantity)> = placed_lines
@@ -247,7 +257,8 @@ impl CheckoutSaga {
                 quantity: i64::from(line.quantity.get()),
             })
             .collect();
-        let data = serde_json::json!({ "customer_id": customer_id, "lines": kept });
+        let data =
+            serde_json::json!({ "customer_id": customer_id, "lines": kept, "coupons": coupons });
         // Started outside the step's transaction: even if the step keeps failing, the saga
         // exists and shows its error.
         repository::start(
@@ -298,7 +309,40 @@ impl CheckoutSaga {
             }
         }
 
+        // The coupons are locked with the stock: one another order holds rejects this one.
         if short.is_empty() {
+            for coupon_id in coupons {
+                let step = format!("lock_coupon:{coupon_id}");
+                match self
+                    .port
+                    .lock_coupon(
+                        *coupon_id,
+                        order_id,
+                        customer_id,
+                        Self::metadata(event, saga_id, &step),
+                    )
+                    .await
+                {
+                    Ok(()) => {
+                        log(conn, saga_id, "lock_coupon", Some(coupon_id.to_string())).await?
+                    }
+                    Err(StepError::Refused { code, detail }) => {
+                        log(
+                            conn,
+                            saga_id,
+                            "lock_coupon_refused",
+                            Some(format!("{coupon_id}: {detail}")),
+                        )
+                        .await?;
+                        refusal = Some(code);
+                        break;
+                    }
+                    Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+                }
+            }
+        }
+
+        if short.is_empty() && refusal.is_none() {
             self.port
                 .confirm_order(order_id, Self::metadata(event, saga_id, "confirm_order"))
                 .await
@@ -317,8 +361,11 @@ impl CheckoutSaga {
                 .await
                 .map_err(retry)?;
         } else {
-            // Compensate every line, also one an earlier attempt may have reserved before a crash.
+            // Compensate every line and coupon, also one an earlier attempt may have taken
+            // before a crash.
             self.release_all(conn, event, saga_id, order_id, &lines)
+                .await?;
+            self.release_coupons(conn, event, saga_id, order_id, coupons)
                 .await?;
             let reason = refusal.unwrap_or_else(|| "insufficient_stock".into());
             self.port
@@ -360,6 +407,50 @@ impl CheckoutSaga {
         Ok(())
     }
 
+    async fn release_coupons(
+        &self,
+        conn: &mut PgConnection,
+        event: &ReceivedEvent,
+        saga_id: Uuid,
+        order_id: OrderId,
+        coupons: &[CouponId],
+    ) -> Result<(), HandlerError> {
+        for coupon_id in coupons {
+            match self
+                .port
+                .release_coupon(
+                    *coupon_id,
+                    order_id,
+                    Self::metadata(event, saga_id, &format!("release_coupon:{coupon_id}")),
+                )
+                .await
+            {
+                // Releasing is a no-op unless this order holds the coupon; a coupon that no
+                // longer exists has nothing to give back.
+                Ok(()) | Err(StepError::Refused { .. }) => {}
+                Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+            }
+            log(conn, saga_id, "release_coupon", Some(coupon_id.to_string())).await?;
+        }
+        Ok(())
+    }
+
+    async fn coupons(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+    ) -> Result<Vec<CouponId>, HandlerError> {
+        let row = crate::repository::data(&mut *conn, saga_id)
+            .await
+            .map_err(retry)?;
+        let Some(data) = row else {
+            return Ok(Vec::new());
+        };
+        let data: SagaData =
+            serde_json::from_value(data).map_err(|e| HandlerError::Permanent(e.into()))?;
+        Ok(data.coupons.into_iter().map(CouponId::from).collect())
+    }
+
     /// The order was cancelled or expired: give the stock back and stop the payment.
     async fn on_order_closed(
         &self,
@@ -371,6 +462,9 @@ impl CheckoutSaga {
         let saga_id = *order_id.as_uuid();
         let lines = self.lines(conn, saga_id).await?;
         self.release_all(conn, event, saga_id, order_id, &lines)
+            .await?;
+        let coupons = self.coupons(conn, saga_id).await?;
+        self.release_coupons(conn, event, saga_id, order_id, &coupons)
             .await?;
         // A cancelled order stops its payment. An expired one does not: the customer may
         // still complete it at the provider, and a capture arriving late is refunded.
@@ -462,6 +556,17 @@ impl CheckoutSaga {
                 .await
                 .map_err(step_failure)?;
             log(conn, saga_id, "commit_stock", Some(sku.to_string())).await?;
+        }
+        for coupon_id in self.coupons(conn, saga_id).await? {
+            self.port
+                .redeem_coupon(
+                    coupon_id,
+                    order_id,
+                    Self::metadata(event, saga_id, &format!("redeem_coupon:{coupon_id}")),
+                )
+                .await
+                .map_err(step_failure)?;
+            log(conn, saga_id, "redeem_coupon", Some(coupon_id.to_string())).await?;
         }
         repository::set_status(conn, saga_id, "paid", None)
             .await

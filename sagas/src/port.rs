@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
-    AreaId, BookingId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId,
-    SessionId, ShowId, Sku, TicketId,
+    AreaId, BookingId, CouponId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId,
+    ReservationId, SessionId, ShowId, Sku, TicketId, UserId,
 };
+use ordo_aggregates::coupon::{CouponBatch, CouponCommand};
 use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
 use ordo_aggregates::order::{Order, OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{Payment, PaymentCommand, PaymentStatus};
@@ -202,6 +203,29 @@ pub trait CheckoutPort: PaymentPort {
     ) -> Result<(), StepError>;
     /// The order's current state on the write side.
     async fn order(&self, order_id: OrderId) -> Result<OrderSnapshot, StepError>;
+    /// Locks `coupon_id` of `customer` for the order (refused, `coupon_in_use`, when
+    /// another order holds it; a no-op when this order already does).
+    async fn lock_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        customer: UserId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// The order holding the coupon was paid: the coupon is used.
+    async fn redeem_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// The order no longer needs the coupon: claimed again (a no-op unless this order holds it).
+    async fn release_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
 }
 
 /// What the booking saga needs to know of a booking.
@@ -335,6 +359,10 @@ pub struct StorePort {
     pub bookings: Arc<CommandBus<Booking>>,
     /// Shows and their sessions.
     pub shows: Arc<CommandBus<Show>>,
+    /// Coupon batches and their coupons.
+    pub coupons: Arc<CommandBus<CouponBatch>>,
+    /// The store, to find the batch of a coupon.
+    pub pool: sqlx::PgPool,
 }
 
 fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
@@ -352,6 +380,23 @@ fn done<T, E: DomainError>(result: Result<T, CommandError<E>>) -> Result<(), Ste
 }
 
 impl StorePort {
+    async fn coupon_command(
+        &self,
+        coupon_id: CouponId,
+        command: CouponCommand,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let batch = ordo_store::offers::coupon_owner(&self.pool, *coupon_id.as_uuid())
+            .await
+            .map_err(|e| StepError::Failed(e.into()))?
+            .map(|(batch_id, _)| batch_id.to_string())
+            .ok_or_else(|| StepError::Refused {
+                code: "coupon_not_found".into(),
+                detail: format!("no coupon {coupon_id}"),
+            })?;
+        done(self.coupons.execute(&batch, command, metadata).await)
+    }
+
     async fn inventory(
         &self,
         sku: &Sku,
@@ -576,6 +621,48 @@ impl CheckoutPort for StorePort {
     ) -> Result<(), StepError> {
         self.order_command(order_id, OrderCommand::MarkPaid { payment_id }, metadata)
             .await
+    }
+
+    async fn lock_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        customer: UserId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = CouponCommand::Lock {
+            coupon_id,
+            order_id,
+            user_id: customer,
+            at: Utc::now(),
+        };
+        self.coupon_command(coupon_id, command, metadata).await
+    }
+
+    async fn redeem_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = CouponCommand::Redeem {
+            coupon_id,
+            order_id,
+        };
+        self.coupon_command(coupon_id, command, metadata).await
+    }
+
+    async fn release_coupon(
+        &self,
+        coupon_id: CouponId,
+        order_id: OrderId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = CouponCommand::Release {
+            coupon_id,
+            order_id,
+        };
+        self.coupon_command(coupon_id, command, metadata).await
     }
 
     async fn order(&self, order_id: OrderId) -> Result<OrderSnapshot, StepError> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::common::{
-    Currency, Money, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
+    CouponId, Currency, Money, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
 };
 use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
 use ordo_aggregates::payment::{PaymentEvent, PaymentStatus};
@@ -231,6 +231,35 @@ impl CheckoutPort for InMemory {
             total: shop.order_total.clone(),
         })
     }
+
+    // Orders of these tests use no coupon.
+    async fn lock_coupon(
+        &self,
+        _: CouponId,
+        _: OrderId,
+        _: UserId,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        unreachable!("no order of these tests uses a coupon")
+    }
+
+    async fn redeem_coupon(
+        &self,
+        _: CouponId,
+        _: OrderId,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        unreachable!("no order of these tests uses a coupon")
+    }
+
+    async fn release_coupon(
+        &self,
+        _: CouponId,
+        _: OrderId,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        unreachable!("no order of these tests uses a coupon")
+    }
 }
 
 #[async_trait]
@@ -433,6 +462,8 @@ impl Checkout {
             customer_id: UserId::new_v4(),
             lines: vec![line(HAMMER, hammers, 1500), line(NAILS, nails, 10)],
             total: eur(1500 * i64::from(hammers) + 10 * i64::from(nails)),
+            pricing: None,
+            delivery_address: None,
         }
     }
 

@@ -417,6 +417,24 @@ fn coupon_batch_samples() -> Vec<Sample> {
     )
 }
 
+/// An address as the event store holds it: every value sealed with the customer's key.
+fn sealed_address() -> ordo_aggregates::customer::PostalAddress {
+    let sealed = |text: &str| ordo_aggregates::common::PersonalText::Sealed {
+        subject: customer_id(),
+        // Nonce and ciphertext in hex: 12 + 16 bytes of nonce and tag, then the text.
+        sealed: format!("{}{}", "ab".repeat(28), "cd".repeat(text.len())),
+    };
+    ordo_aggregates::customer::PostalAddress {
+        recipient: sealed("recipient"),
+        phone: sealed("phone"),
+        province: sealed("province"),
+        city: sealed("city"),
+        district: None,
+        detail: sealed("detail"),
+        postal_code: Some(sealed("postal code")),
+    }
+}
+
 fn order_samples() -> Vec<Sample> {
     let lines = vec![
         OrderLine {
@@ -437,6 +455,33 @@ fn order_samples() -> Vec<Sample> {
                 customer_id: customer_id(),
                 lines,
                 total: eur(3299),
+                pricing: None,
+                delivery_address: None,
+            },
+            OrderEvent::OrderPlaced {
+                order_id: order_id(),
+                customer_id: customer_id(),
+                lines: vec![OrderLine {
+                    sku: sku("mug-blue"),
+                    quantity: Quantity::parse(2).unwrap(),
+                    unit_price: eur(1250),
+                }],
+                total: eur(2300),
+                pricing: Some(ordo_aggregates::order::OrderPricing {
+                    quote_id: Some(uuid::Uuid::from_u128(41)),
+                    subtotal: eur(2500),
+                    line_discounts: vec![ordo_aggregates::order::LineDiscount {
+                        sku: sku("mug-blue"),
+                        discount: eur(500),
+                    }],
+                    discounts: vec![ordo_aggregates::order::OrderDiscount {
+                        source: ordo_aggregates::pricing::DiscountSource::Coupon,
+                        id: uuid::Uuid::from_u128(42),
+                        amount: eur(500),
+                    }],
+                    shipping_fee: eur(300),
+                }),
+                delivery_address: Some(Box::new(sealed_address())),
             },
             OrderEvent::OrderConfirmed {},
             OrderEvent::OrderRejected {

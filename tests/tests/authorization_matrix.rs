@@ -80,6 +80,7 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/notifications/{id}/read", (Personal, true)),
         ("GET /api/v1/orders", (Any, false)),
         ("POST /api/v1/orders", (Customer, false)),
+        ("POST /api/v1/orders/prepare", (Customer, false)),
         ("GET /api/v1/orders/{order_id}", (Any, true)),
         ("POST /api/v1/orders/{order_id}/cancel", (Any, true)),
         ("POST /api/v1/orders/{order_id}/pay", (Any, true)),

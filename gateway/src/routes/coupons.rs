@@ -184,7 +184,7 @@ pub struct QuoteItem {
 }
 
 /// One line of a quote; amounts in minor units.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuoteLineView {
     pub sku: String,
     pub quantity: u32,
@@ -196,7 +196,7 @@ pub struct QuoteLineView {
 }
 
 /// One discount applied.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DiscountView {
     /// `promotion` or `coupon`.
     pub source: String,
@@ -205,7 +205,7 @@ pub struct DiscountView {
 }
 
 /// A promotion or coupon not applied.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RefusalView {
     /// `promotion` or `coupon`.
     pub source: String,

@@ -12,10 +12,11 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use ordo_aggregates::common::{OrderId, Quantity, Sku, UserId};
-use ordo_aggregates::order::{OrderCommand, OrderLine, SaleFacts};
+use ordo_aggregates::cart::{CartCommand, CartOwner, SkuAdmission};
+use ordo_aggregates::common::{OrderId, UserId};
+use ordo_aggregates::order::OrderCommand;
 use ordo_projections::queries::orders;
 pub use ordo_projections::queries::orders::{OrderLineView, OrderView};
 use ordo_projections::queries::page::PageRequest;
@@ -25,37 +26,32 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::checkout::{self as pricing, CheckoutQuote, CheckoutRequest};
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
 use crate::identity::{AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
+use crate::routes::carts::customer_cart_id;
 use crate::state::AppState;
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders", get(list_orders).post(place_order))
+        .route("/orders/prepare", post(prepare_order))
         .route("/orders/{order_id}", get(get_order))
 }
 
-/// A new order.
+/// A new order: the same body as a checkout preview, or the `quote_id` of one.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceOrder {
-    /// The lines, 1 to 100: each SKU at most once.
-    #[schema(min_items = 1, max_items = 100)]
-    pub items: Vec<OrderItem>,
-}
-
-/// One line of a new order.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct OrderItem {
-    /// 1 to 64 letters, digits, '-' or '_' (case does not matter).
-    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
-    pub sku: String,
-    /// 1 to 1,000,000.
-    #[schema(minimum = 1, maximum = 1_000_000)]
-    pub quantity: i64,
+    /// A preview to order exactly (the other fields are then ignored).
+    #[serde(default)]
+    pub quote_id: Option<Uuid>,
+    /// What to order, as for a preview.
+    #[serde(flatten)]
+    pub checkout: CheckoutRequest,
 }
 
 /// The answer to a placed order.
@@ -86,16 +82,19 @@ pub struct OrderPaging {
     pub limit: Option<i64>,
 }
 
-/// Places an order (customer). Prices are taken from the catalog now; stock is reserved by
-/// the checkout saga. With `Idempotency-Key`, repeating the request places nothing new.
+/// Places an order (customer) from items, the cart (`from_cart: true`, whose ordered lines
+/// are then removed) or a preview's `quote_id`. Prices are taken from the catalog now, with
+/// the promotions and coupons that apply; an order from a quote whose prices changed is
+/// refused with `price_changed` and a new quote. Stock and coupons are locked by the
+/// checkout saga. With `Idempotency-Key`, repeating the request places nothing new.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrder,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
-               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
-               (status = 409, description = "a SKU is not on sale, or beyond its purchase limit"),
-               (status = 422, description = "invalid items")))]
+               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 409, description = "a SKU is not on sale, beyond its purchase limit, a coupon does not apply, or the quote's prices changed (price_changed, with new_quote)"),
+               (status = 422, description = "invalid items or unknown address")))]
 pub async fn place_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -104,15 +103,6 @@ pub async fn place_order(
     headers: HeaderMap,
     ApiJson(body): ApiJson<PlaceOrder>,
 ) -> Result<Response, ApiError> {
-    if body.items.is_empty() {
-        return Err(ApiError::invalid(
-            "items",
-            "an order needs at least one item",
-        ));
-    }
-    if body.items.len() > 100 {
-        return Err(ApiError::invalid("items", "an order has at most 100 items"));
-    }
     let order_id = match idempotency_key(&headers)? {
         // The same key from the same customer always names the same order, so a repeated
         // request is a no-op on the aggregate (and a different body with it is refused).
@@ -120,42 +110,27 @@ pub async fn place_order(
         None => Uuid::new_v4(),
     };
     let internal = |e: sqlx::Error| ApiError::Internal(e.into());
-    let mut lines = Vec::with_capacity(body.items.len());
-    let mut sale_facts = Vec::with_capacity(body.items.len());
-    for (index, item) in body.items.iter().enumerate() {
-        let sku = Sku::parse(&item.sku)
-            .map_err(|e| ApiError::invalid(format!("items[{index}].sku"), e.to_string()))?;
-        let quantity = Quantity::parse(item.quantity)
-            .map_err(|e| ApiError::invalid(format!("items[{index}].quantity"), e.to_string()))?;
-        if lines.iter().any(|line: &OrderLine| line.sku == sku) {
-            return Err(ApiError::invalid(
-                format!("items[{index}].sku"),
-                format!("{sku} appears twice; put the whole quantity on one line"),
-            ));
+    let now = chrono::Utc::now();
+    let (request, shown) = match body.quote_id {
+        Some(quote_id) => {
+            let stored = pricing::load_quote(&state.pool, user.user_id, quote_id).await?;
+            (stored.request, Some(stored.quoted))
         }
-        let unknown = || ApiError::UnknownReference {
-            code: "unknown_sku",
-            detail: format!("no product {sku} in the catalog"),
-        };
-        // The catalog's write side is the authority on prices at placement.
-        let product_id = catalog::product_of_sku(&state.pool, sku.as_str())
-            .await
-            .map_err(internal)?
-            .ok_or_else(unknown)?;
-        let (product, _) = state.products.load(&product_id).await.map_err(api_error)?;
-        let offer = product.sku(&sku).ok_or_else(unknown)?;
-        lines.push(OrderLine {
-            sku: sku.clone(),
-            quantity,
-            unit_price: offer.spec.price.clone(),
-        });
-        sale_facts.push(SaleFacts {
-            sku,
-            on_sale: offer.on_sale,
-            max_per_customer: offer.spec.max_per_customer,
-            already_ordered: 0,
-        });
+        None => (body.checkout, None),
+    };
+    let priced = pricing::price(&state, user.user_id, &request, now).await?;
+    if let Some(shown) = &shown {
+        let fresh = priced.view(shown.quote_id, shown.expires_at);
+        if !fresh.same_prices(shown) || shown.expires_at <= now {
+            let new_quote =
+                pricing::store_quote(&state.pool, user.user_id, &request, &priced, now).await?;
+            return Ok(price_changed(new_quote));
+        }
     }
+    pricing::require_coupons(&priced, &request)?;
+    let order_pricing = priced.pricing(shown.as_ref().map(|q| q.quote_id));
+    let lines = priced.lines.clone();
+    let mut sale_facts = priced.sale_facts.clone();
     let limited = sale_facts.iter().any(|f| f.max_per_customer.is_some());
     let lock = if limited {
         Some(
@@ -184,6 +159,8 @@ pub async fn place_order(
                     customer_id: UserId::from(user.user_id),
                     lines,
                     sale_facts,
+                    pricing: Some(order_pricing),
+                    delivery_address: priced.address.clone().map(Box::new),
                 },
                 CommandMetadata::from_request(&request_id, Some(user.user_id)),
             )
@@ -195,6 +172,9 @@ pub async fn place_order(
         lock.release().await.map_err(internal)?;
     }
     let committed = placed?;
+    if priced.from_cart {
+        remove_from_cart(&state, user.user_id, &priced.lines, &request_id).await?;
+    }
     consistency::record_write(
         &state.pool,
         user.user_id,
@@ -222,6 +202,75 @@ pub async fn place_order(
         response.headers_mut().insert("preference-applied", applied);
     }
     Ok(response)
+}
+
+/// The ordered lines leave the customer's cart (a line whose quantity changed since the
+/// cart was read is left as it is).
+async fn remove_from_cart(
+    state: &AppState,
+    user_id: Uuid,
+    lines: &[ordo_aggregates::order::OrderLine],
+    request_id: &str,
+) -> Result<(), ApiError> {
+    let cart_id = customer_cart_id(user_id).to_string();
+    let (cart, _) = state.carts.load(&cart_id).await.map_err(api_error)?;
+    for line in lines {
+        if cart.lines().get(&line.sku).copied() != Some(line.quantity.get()) {
+            continue;
+        }
+        state
+            .carts
+            .execute(
+                &cart_id,
+                CartCommand::SetQuantity {
+                    owner: CartOwner::Customer(UserId::from(user_id)),
+                    sku: line.sku.clone(),
+                    quantity: 0,
+                    admission: SkuAdmission::Admitted,
+                },
+                CommandMetadata::from_request(request_id, Some(user_id)),
+            )
+            .await
+            .map_err(api_error)?;
+    }
+    Ok(())
+}
+
+/// `409 urn:ordo:problem:price_changed` with the new quote to order from.
+fn price_changed(new_quote: CheckoutQuote) -> Response {
+    let body = serde_json::json!({
+        "type": "urn:ordo:problem:price_changed",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "the prices of the quote changed; order from the new quote",
+        "new_quote": new_quote,
+    });
+    let mut response = (StatusCode::CONFLICT, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    response
+}
+
+/// Previews a checkout (customer): the lines at catalog prices, the promotions and coupons
+/// that apply (and those that do not, with why), shipping and the total, kept as a quote
+/// for 15 minutes. Delisted SKUs and lines beyond a purchase limit are refused.
+#[utoipa::path(post, path = "/api/v1/orders/prepare", tag = "orders", request_body = CheckoutRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = CheckoutQuote),
+               (status = 409, description = "a SKU is not on sale, beyond its purchase limit, or the cart is empty"),
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 422, description = "invalid items or unknown address")))]
+pub async fn prepare_order(
+    State(state): State<AppState>,
+    user: CustomerUser,
+    ApiJson(body): ApiJson<CheckoutRequest>,
+) -> Result<ApiJson<CheckoutQuote>, ApiError> {
+    let now = chrono::Utc::now();
+    let priced = pricing::price(&state, user.user_id, &body, now).await?;
+    let quote = pricing::store_quote(&state.pool, user.user_id, &body, &priced, now).await?;
+    Ok(ApiJson(quote))
 }
 
 /// Waits until the order's read model shows a status other than `pending`.
