@@ -28,6 +28,9 @@ async fn insert_interleaved(env: &TestEnv, per_aggregate: i64) -> i64 {
     per_aggregate * aggregates.len() as i64
 }
 
+/// A real order id (the event store's write-side triggers read order ids as uuids).
+const EXPIRED_ORDER: &str = "00000000-0000-4000-8000-000000000003";
+
 #[tokio::test]
 async fn relay_publishes_every_event_once_in_order_with_headers() {
     let env = TestEnv::new().await;
@@ -35,7 +38,7 @@ async fn relay_publishes_every_event_once_in_order_with_headers() {
     // A unit variant, and metadata without a uuid correlation id.
     env.insert_event(
         "order",
-        "o-3",
+        EXPIRED_ORDER,
         1,
         "OrderExpired",
         json!("OrderExpired"),
@@ -63,7 +66,7 @@ async fn relay_publishes_every_event_once_in_order_with_headers() {
     let counts = assert_exactly_once_in_order(&orders);
     assert_eq!(counts["o-1"], 5);
     assert_eq!(counts["o-2"], 5);
-    assert_eq!(counts["o-3"], 1);
+    assert_eq!(counts[EXPIRED_ORDER], 1);
     assert_eq!(assert_exactly_once_in_order(&inventory)["sku-2"], 5);
 
     let first = &orders[0];
@@ -101,7 +104,10 @@ async fn relay_publishes_every_event_once_in_order_with_headers() {
         "{tp}"
     );
 
-    let expired = orders.iter().find(|e| e.aggregate_id == "o-3").unwrap();
+    let expired = orders
+        .iter()
+        .find(|e| e.aggregate_id == EXPIRED_ORDER)
+        .unwrap();
     assert_eq!(expired.payload, json!({}));
     assert_eq!(expired.correlation_id, "req-1");
     let raw = stream
