@@ -135,3 +135,21 @@ impl Api {
         api
     }
 }
+
+/// Asserts that `answer` is a problem document (RFC 9457) with `status` and the type
+/// `urn:ordo:problem:<code>`.
+pub fn assert_problem(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{:?}", answer.body);
+    assert_eq!(
+        answer.header("content-type").as_deref(),
+        Some("application/problem+json"),
+        "{:?}",
+        answer.body
+    );
+    assert_eq!(
+        answer.body["type"],
+        format!("urn:ordo:problem:{code}"),
+        "{:?}",
+        answer.body
+    );
+}

@@ -23,7 +23,7 @@ pub mod wait;
 use std::future::Future;
 
 pub use database::{admin_database_url, database_url, event_types, payments_of, TestDatabase};
-pub use http::{Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
+pub use http::{assert_problem, Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};
 pub use ordo::{Customer, TestOrdo, TestOrdoBuilder};
 pub use process::{ordo_binary, OrdoProcess, SpawnOptions};

@@ -3,25 +3,9 @@
 //! bounds, another's cart), quantities above stock shown with what is available, and the
 //! merge of a guest cart after login, capped by stock and purchase limits, done once.
 
-use ordo_tests::{event_types, Answer, Api, TestOrdo};
+use ordo_tests::{assert_problem, event_types, Answer, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
-
-fn assert_problem(answer: &Answer, status: u16, code: &str) {
-    assert_eq!(answer.status, status, "{:?}", answer.body);
-    assert_eq!(
-        answer.header("content-type").as_deref(),
-        Some("application/problem+json"),
-        "{:?}",
-        answer.body
-    );
-    assert_eq!(
-        answer.body["type"],
-        format!("urn:ordo:problem:{code}"),
-        "{:?}",
-        answer.body
-    );
-}
 
 /// A catalog of three SKUs: a mug (5 in stock), a tee limited to 2 per customer (10 in
 /// stock), and a lamp priced in dollars.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ordo_tests::{eventually, Answer, Api, TestOrdo};
+use ordo_tests::{assert_problem, eventually, Answer, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -16,22 +16,6 @@ const FAST: &[(&str, &str)] = &[
     ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
     ("ORDO_CONSUMER_ACK_WAIT", "2s"),
 ];
-
-fn assert_problem(answer: &Answer, status: u16, code: &str) {
-    assert_eq!(answer.status, status, "{:?}", answer.body);
-    assert_eq!(
-        answer.header("content-type").as_deref(),
-        Some("application/problem+json"),
-        "{:?}",
-        answer.body
-    );
-    assert_eq!(
-        answer.body["type"],
-        format!("urn:ordo:problem:{code}"),
-        "{:?}",
-        answer.body
-    );
-}
 
 /// A product `sku` at `price` EUR with `stock` units.
 async fn product(admin: &Api, sku: &str, price: i64, stock: i64) {

@@ -5,27 +5,11 @@
 
 use std::time::Duration;
 
-use ordo_tests::{eventually, Answer, Api, TestOrdo};
+use ordo_tests::{assert_problem, eventually, Answer, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn assert_problem(answer: &Answer, status: u16, code: &str) {
-    assert_eq!(answer.status, status, "{:?}", answer.body);
-    assert_eq!(
-        answer.header("content-type").as_deref(),
-        Some("application/problem+json"),
-        "{:?}",
-        answer.body
-    );
-    assert_eq!(
-        answer.body["type"],
-        format!("urn:ordo:problem:{code}"),
-        "{:?}",
-        answer.body
-    );
-}
 
 fn batch(quota: i64, per_user_limit: i64) -> Value {
     json!({
