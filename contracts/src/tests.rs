@@ -332,6 +332,11 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (PROMOTION.aggregate_type, variant_names::<PromotionEvent>()),
         (COUPON_BATCH.aggregate_type, variant_names::<CouponEvent>()),
         (CUSTOMER.aggregate_type, variant_names::<CustomerEvent>()),
+        (PROVIDER.aggregate_type, variant_names::<ProviderEvent>()),
+        (
+            SERVICE_ORDER.aggregate_type,
+            variant_names::<ServiceOrderEvent>(),
+        ),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {
