@@ -519,7 +519,14 @@ async fn provider_step(
     raw: &str,
     command: fn(UserId) -> ServiceOrderCommand,
 ) -> Result<ApiJson<ServiceOrderView>, ApiError> {
-    let (order_id, _, _) = visible(state, user, raw).await?;
+    let (order_id, order, _) = visible(state, user, raw).await?;
+    if order.provider_id() != Some(UserId::from(user.user_id)) {
+        // An admin sees the order but does not do the work.
+        return Err(ApiError::Refused {
+            code: "not_the_provider",
+            detail: "only the provider who accepted the order starts and completes the work".into(),
+        });
+    }
     execute(
         state,
         order_id,
@@ -535,7 +542,7 @@ async fn provider_step(
 #[utoipa::path(post, path = "/api/v1/service-orders/{service_order_id}/start", tag = "marketplace",
     params(("service_order_id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = ServiceOrderView), (status = 404, description = "no such order, or not the caller's"),
-              (status = 409, description = "not paid (`urn:ordo:problem:transition_not_allowed`)")))]
+              (status = 409, description = "not paid (`urn:ordo:problem:transition_not_allowed`), or the caller is an admin, not the accepting provider (`not_the_provider`)")))]
 pub async fn start_service_order(
     State(state): State<AppState>,
     user: ProviderUser,
@@ -553,7 +560,7 @@ pub async fn start_service_order(
 #[utoipa::path(post, path = "/api/v1/service-orders/{service_order_id}/complete", tag = "marketplace",
     params(("service_order_id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = ServiceOrderView), (status = 404, description = "no such order, or not the caller's"),
-              (status = 409, description = "not in progress (`urn:ordo:problem:transition_not_allowed`)")))]
+              (status = 409, description = "not in progress (`urn:ordo:problem:transition_not_allowed`), or the caller is an admin, not the accepting provider (`not_the_provider`)")))]
 pub async fn complete_service_order(
     State(state): State<AppState>,
     user: ProviderUser,
