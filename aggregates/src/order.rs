@@ -10,7 +10,8 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku, UserId,
+    CartId, CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku,
+    UserId,
 };
 use crate::customer::PostalAddress;
 use crate::pricing::DiscountSource;
@@ -174,6 +175,8 @@ pub enum OrderCommand {
         pricing: Option<OrderPricing>,
         /// Where to deliver: a snapshot of one of the customer's addresses.
         delivery_address: Option<Box<PostalAddress>>,
+        /// The customer's cart the lines were ordered from, which then gives them up.
+        from_cart: Option<CartId>,
     },
     /// All stock is reserved: the order now waits for payment.
     Confirm,
@@ -226,10 +229,13 @@ pub enum OrderEvent {
         total: Money,
         /// The price breakdown the order was placed with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pricing: Option<OrderPricing>,
+        pricing: Option<Box<OrderPricing>>,
         /// Where to deliver (personal data, sealed with the customer's key).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery_address: Option<Box<PostalAddress>>,
+        /// The cart the lines were ordered from: its ordered units leave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_cart: Option<CartId>,
     },
     /// All stock was reserved; the order waits for payment.
     OrderConfirmed {},
@@ -553,6 +559,7 @@ impl Aggregate for Order {
                 sale_facts,
                 pricing,
                 delivery_address,
+                from_cart,
             } => {
                 let subtotal = order_total(&lines)?;
                 let total = match &pricing {
@@ -576,8 +583,9 @@ impl Aggregate for Order {
                         customer_id,
                         lines,
                         total,
-                        pricing,
+                        pricing: pricing.map(Box::new),
                         delivery_address,
+                        from_cart,
                     })
                 }
             }
@@ -656,7 +664,7 @@ impl Aggregate for Order {
                 pricing,
                 ..
             } => {
-                self.pricing = pricing;
+                self.pricing = pricing.map(|p| *p);
                 self.order_id = Some(order_id);
                 self.customer_id = Some(customer_id);
                 self.lines = lines;
@@ -720,6 +728,7 @@ mod tests {
             sale_facts: vec![],
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -731,6 +740,7 @@ mod tests {
             total: eur(2900),
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -867,6 +877,7 @@ mod tests {
             sale_facts,
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -933,6 +944,7 @@ mod tests {
                 sale_facts: vec![],
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             })
             .then_expect_error(OrderError::AlreadyPlaced);
     }
@@ -1251,6 +1263,7 @@ mod tests {
             sale_facts: vec![],
             pricing: Some(pricing),
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -1263,8 +1276,9 @@ mod tests {
                 customer_id: id(2),
                 lines: lines(),
                 total: eur(2700),
-                pricing: Some(breakdown(500, 300)),
+                pricing: Some(Box::new(breakdown(500, 300))),
                 delivery_address: None,
+                from_cart: None,
             }]);
         assert_eq!(
             breakdown(500, 0).coupons(),
@@ -1291,8 +1305,9 @@ mod tests {
             customer_id: id(2),
             lines: lines(),
             total: eur(2400),
-            pricing: Some(breakdown(500, 0)),
+            pricing: Some(Box::new(breakdown(500, 0))),
             delivery_address: None,
+            from_cart: None,
         };
         given(vec![placed.clone()])
             .when(place_priced(breakdown(500, 0)))

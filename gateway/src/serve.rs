@@ -353,6 +353,7 @@ fn ticketing(
         bookings: Arc::clone(&bookings),
         shows: Arc::clone(&shows),
         coupons: Arc::new(CommandBus::new(pool.clone(), ())),
+        carts: Arc::new(CommandBus::new(pool.clone(), ())),
         pool: pool.clone(),
     });
     let saga = ordo_sagas::BookingSaga::new(
@@ -438,6 +439,7 @@ fn store_port(state: &AppState) -> Arc<StorePort> {
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
         coupons: state.offers.coupons.clone(),
+        carts: state.carts.clone(),
         pool: state.pool.clone(),
     })
 }

@@ -43,8 +43,6 @@ use crate::state::AppState;
 pub const CART_HEADER: &str = "ordo-cart";
 /// The currency an empty cart is shown in.
 const EMPTY_CART_CURRENCY: &str = "EUR";
-/// Namespace of the ids of customers' carts (UUID v5 of the user id).
-const CUSTOMER_CART_NAMESPACE: Uuid = Uuid::from_u128(0x6f72646f_6361_7274_8000_637573746f6d);
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -57,7 +55,7 @@ pub fn router() -> Router<AppState> {
 
 /// The id of a customer's cart.
 pub fn customer_cart_id(user_id: Uuid) -> Uuid {
-    Uuid::new_v5(&CUSTOMER_CART_NAMESPACE, user_id.as_bytes())
+    *ordo_aggregates::cart::customer_cart_id(UserId::from(user_id)).as_uuid()
 }
 
 /// The id of the guest cart a token opens.
