@@ -14,7 +14,7 @@
 //! | `ordo_commands_total` | counter | aggregate_type, outcome (accepted, rejected, conflict, error) |
 //! | `ordo_events_appended_total` | counter | aggregate_type |
 //! | `ordo_relay_events_published_total` | counter | |
-//! | `ordo_relay_leader` | gauge | |
+//! | `ordo_relay_leader` | gauge (1 on the leading relay, 0 on one standing by) | |
 //! | `ordo_outbox_depth` | gauge | |
 //! | `ordo_relay_lag_seconds` | gauge | |
 //! | `ordo_consumer_pending` | gauge | consumer |
