@@ -1,5 +1,5 @@
 //! Prometheus metrics: the recorder (installed once per process), `GET /metrics` (on the
-//! public address, or alone on `ORDO_METRICS_ADDR`), the
+//! public address, or with the probes alone on `ORDO_METRICS_ADDR`), the
 //! HTTP middleware that counts and times requests by route template, and the poller that
 //! refreshes the gauges read from Postgres and JetStream.
 //!
@@ -75,10 +75,14 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))
 }
 
-/// `GET /metrics` alone, for its own internal address (`ORDO_METRICS_ADDR`); any other
-/// path is not found.
-pub fn internal_router() -> Router {
-    router().fallback(|| async { crate::problem::ApiError::NotFound("no such route".into()) })
+/// The internal address (`ORDO_METRICS_ADDR`), which every process serves whatever its
+/// roles: `GET /metrics` and the probes `/healthz` and `/readyz`, so that relay and worker
+/// processes (which serve no API) are scraped and probed too; any other path is not found.
+pub fn internal_router(state: crate::state::AppState) -> Router {
+    router()
+        .merge(crate::routes::health::router())
+        .with_state(state)
+        .fallback(|| async { crate::problem::ApiError::NotFound("no such route".into()) })
 }
 
 /// The metrics in Prometheus' text format.
