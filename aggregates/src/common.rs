@@ -633,6 +633,10 @@ uuid_id!(
     /// Identifies one coupon claimed by one customer from a batch.
     CouponId
 );
+uuid_id!(
+    /// Identifies a shipment: one parcel of an order's goods on its way to the customer.
+    ShipmentId
+);
 
 /// A whole percentage from 1 to 100, as in "10 % off".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, search, shows, users,
+    products, promotions, search, shipments, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +33,8 @@ use crate::routes::{
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::prepare_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
+        shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
+        shipments::tracking_update, shipments::confirm_receipt,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
@@ -54,6 +56,8 @@ use crate::routes::{
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, ordo_projections::queries::orders::OrderDiscountView, ordo_projections::queries::orders::OrderAddressView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
+        shipments::ShipmentView, shipments::TrackingView,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -63,7 +67,7 @@ use crate::routes::{
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
 )]
 struct ApiDoc;
 

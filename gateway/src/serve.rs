@@ -13,6 +13,10 @@ use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
+use ordo_sagas::fulfilment::{
+    FulfilmentSaga, FulfilmentSettings, FulfilmentStore, FULFILMENT_CONSUMER,
+    FULFILMENT_SHIPMENTS_CONSUMER,
+};
 use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
@@ -40,6 +44,8 @@ pub struct Runtime {
     pub public_url: String,
     /// Where notification emails are spooled.
     pub mail_spool_dir: std::path::PathBuf,
+    /// The carriers the fulfilment process asks to follow parcels.
+    pub carriers: Arc<ordo_payments::Carriers>,
 }
 
 /// Connects to NATS with the configured credentials under the connection name `name`, and
@@ -213,7 +219,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         inventory,
         orders,
         payments,
-
+        shipments: Arc::new(CommandBus::new(pool.clone(), ())),
+        carrier_secret: Arc::new(match &config.carrier_secret {
+            Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("ORDO_CARRIER_SECRET must be at least 16 characters"),
+            None => payment_secret.clone(),
+        }),
         payment_secret: Arc::new(payment_secret),
         token_seal,
         jetstream: jetstream.clone(),
@@ -229,7 +240,18 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             total: config.prefer_wait_max,
         }),
     };
+    // The sandbox carrier signs with the secret Ordo verifies carrier updates with.
+    let carriers = Arc::new(ordo_payments::Carriers::new(config.sandbox_provider.then(
+        || {
+            ordo_payments::SandboxCarrier::new(ordo_payments::SandboxCarrierSettings {
+                secret: state.carrier_secret.to_vec(),
+                delay: config.sandbox_carrier_delay,
+                public_url: config.public_url(),
+            })
+        },
+    )));
     Ok(Runtime {
+        carriers,
         state,
         jetstream,
         namespace,
@@ -423,6 +445,19 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
         Arc::new(saga.orders()),
     ));
+    let fulfilment = fulfilment_saga(runtime, args);
+    consumers.push((
+        consumer_spec(FULFILMENT_CONSUMER, "order", &runtime.namespace),
+        Arc::new(fulfilment.orders()),
+    ));
+    consumers.push((
+        consumer_spec(
+            FULFILMENT_SHIPMENTS_CONSUMER,
+            "shipment",
+            &runtime.namespace,
+        ),
+        Arc::new(fulfilment.shipments()),
+    ));
     consumers.push((
         consumer_spec(CHECKOUT_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(saga.payments()),
@@ -458,6 +493,23 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
             callback_base_url: runtime.public_url.clone(),
+        },
+    )
+}
+
+/// The fulfilment process wired to the order and shipment buses and the carriers.
+pub fn fulfilment_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<FulfilmentSaga> {
+    let state = &runtime.state;
+    FulfilmentSaga::new(
+        state.pool.clone(),
+        Arc::new(FulfilmentStore {
+            orders: state.orders.clone(),
+            shipments: state.shipments.clone(),
+        }),
+        runtime.carriers.clone(),
+        FulfilmentSettings {
+            auto_confirm_after: args.auto_confirm_after,
+            tracking_base_url: runtime.public_url.clone(),
         },
     )
 }
@@ -506,6 +558,12 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let token = shutdown.clone();
         tasks.spawn(async move {
             bookings.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let fulfilment = fulfilment_saga(&runtime, &args);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            fulfilment.run_deadlines(every, token).await;
             Ok(())
         });
         for (mut spec, handler) in workers(&runtime, &args) {
