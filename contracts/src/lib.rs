@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
 //!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
-//!   [`service_order`]: one
+//!   [`service_order`], [`shipment`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -57,7 +57,7 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ServiceOrderId, ShowId, Sku, UserId,
+    ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -68,6 +68,7 @@ use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
 use ordo_aggregates::provider::{Provider, ProviderEvent};
 use ordo_aggregates::service_order::{ServiceOrder, ServiceOrderEvent};
+use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
 use ordo_nats::consumer::HandlerError;
 use ordo_nats::envelope::{decode_payload, ReceivedEvent};
@@ -137,6 +138,8 @@ pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
 pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
 /// A decoded service order event; personal values sealed.
 pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
+/// A decoded shipment event.
+pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
@@ -338,6 +341,9 @@ pub const ORDER: Contract = Contract {
         ("OrderCancelled", "1"),
         ("OrderExpired", "1"),
         ("OrderRefunded", "1"),
+        ("OrderShipped", "1"),
+        ("OrderDelivered", "1"),
+        ("OrderCompleted", "1"),
     ],
 };
 
@@ -398,6 +404,7 @@ pub const CART: Contract = Contract {
         ("CartOpened", "1"),
         ("CartLineSet", "1"),
         ("GuestCartMerged", "1"),
+        ("OrderedLinesRemoved", "1"),
     ],
 };
 
@@ -491,8 +498,19 @@ pub const SERVICE_ORDER: Contract = Contract {
     ],
 };
 
+/// The shipment stream's contract.
+pub const SHIPMENT: Contract = Contract {
+    aggregate_type: <Shipment as Aggregate>::TYPE,
+    events: &[
+        ("ShipmentCreated", "1"),
+        ("ShipmentPicked", "1"),
+        ("ShipmentShipped", "1"),
+        ("TrackingUpdated", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 13] = [
+pub const CONTRACTS: [&Contract; 14] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -506,6 +524,7 @@ pub const CONTRACTS: [&Contract; 13] = [
     &CUSTOMER,
     &PROVIDER,
     &SERVICE_ORDER,
+    &SHIPMENT,
 ];
 
 /// Decodes a message of the order stream.
@@ -558,6 +577,11 @@ pub fn promotion(message: &ReceivedEvent) -> Result<PromotionMessage, ContractEr
 /// Decodes a message of the coupon batch stream.
 pub fn coupon_batch(message: &ReceivedEvent) -> Result<CouponBatchMessage, ContractError> {
     COUPON_BATCH.decode(message, uuid_id::<CouponBatchId>)
+}
+
+/// Decodes a message of the shipment stream.
+pub fn shipment(message: &ReceivedEvent) -> Result<ShipmentMessage, ContractError> {
+    SHIPMENT.decode(message, uuid_id::<ShipmentId>)
 }
 
 /// Decodes a message of the customer stream.

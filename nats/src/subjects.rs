@@ -23,6 +23,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "customer",
     "provider",
     "service_order",
+    "shipment",
 ];
 
 /// The namespace every stream name and subject starts with.

@@ -22,13 +22,13 @@ use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
     MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId, ProductName, Quantity,
-    Reason, RefundId, ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title,
-    UserId, Venue,
+    Reason, RefundId, ReservationId, SessionId, ShipmentId, ShowId, Sku, SpecName, SpecValue,
+    TicketId, Title, UserId, Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
-use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
+use ordo_aggregates::order::{CompletedBy, Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
@@ -38,6 +38,10 @@ use ordo_aggregates::provider::{
 use ordo_aggregates::service_order::{
     CancelledBy, Payout, Review, ReviewDimensions, ServiceOrder, ServiceOrderEvent, ServiceRequest,
     Stars,
+};
+use ordo_aggregates::shipment::{
+    CarrierCode, Shipment, ShipmentEvent, ShipmentLine, ShipmentStatus, TrackingNumber,
+    TrackingStatus,
 };
 use ordo_aggregates::show::{SeatArea, Show, ShowEvent};
 use ordo_nats::consumer::dlq_header;
@@ -290,11 +294,25 @@ fn cart_samples() -> Vec<Sample> {
                     quantity: 2,
                 }],
             },
+            CartEvent::OrderedLinesRemoved {
+                order_id: order_id(),
+                lines: vec![
+                    MergedLine {
+                        sku: sku("tee-black-m"),
+                        quantity: 0,
+                    },
+                    MergedLine {
+                        sku: sku("mug-blue"),
+                        quantity: 1,
+                    },
+                ],
+            },
         ],
         |event| match event {
             CartEvent::CartOpened { .. } => Some("owner"),
             CartEvent::CartLineSet { .. } => Some("quantity"),
             CartEvent::GuestCartMerged { .. } => Some("guest_cart_id"),
+            CartEvent::OrderedLinesRemoved { .. } => Some("order_id"),
         },
     )
 }
@@ -464,6 +482,7 @@ fn order_samples() -> Vec<Sample> {
                 total: eur(3299),
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             },
             OrderEvent::OrderPlaced {
                 order_id: order_id(),
@@ -474,7 +493,7 @@ fn order_samples() -> Vec<Sample> {
                     unit_price: eur(1250),
                 }],
                 total: eur(2300),
-                pricing: Some(ordo_aggregates::order::OrderPricing {
+                pricing: Some(Box::new(ordo_aggregates::order::OrderPricing {
                     quote_id: Some(uuid::Uuid::from_u128(41)),
                     subtotal: eur(2500),
                     line_discounts: vec![ordo_aggregates::order::LineDiscount {
@@ -487,8 +506,9 @@ fn order_samples() -> Vec<Sample> {
                         amount: eur(500),
                     }],
                     shipping_fee: eur(300),
-                }),
+                })),
                 delivery_address: Some(Box::new(sealed_address())),
+                from_cart: Some(uuid("3b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into()),
             },
             OrderEvent::OrderConfirmed {},
             OrderEvent::OrderRejected {
@@ -509,6 +529,16 @@ fn order_samples() -> Vec<Sample> {
                 payment_id: payment_id(),
                 reason: "damaged on delivery".into(),
             },
+            OrderEvent::OrderShipped {
+                shipment_id: shipment_id(),
+            },
+            OrderEvent::OrderDelivered {
+                shipment_id: shipment_id(),
+                delivered_at: at("2026-05-03T09:30:00Z"),
+            },
+            OrderEvent::OrderCompleted {
+                by: CompletedBy::AutoConfirm,
+            },
         ],
         order_required_field,
     )
@@ -524,6 +554,49 @@ fn order_required_field(event: &OrderEvent) -> Option<&'static str> {
         OrderEvent::OrderCancelled { .. } => Some("reason"),
         OrderEvent::OrderExpired {} => None,
         OrderEvent::OrderRefunded { .. } => Some("payment_id"),
+        OrderEvent::OrderShipped { .. } => Some("shipment_id"),
+        OrderEvent::OrderDelivered { .. } => Some("delivered_at"),
+        OrderEvent::OrderCompleted { .. } => Some("by"),
+    }
+}
+
+fn shipment_id() -> ShipmentId {
+    uuid("5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d").into()
+}
+
+fn shipment_samples() -> Vec<Sample> {
+    samples_of::<Shipment>(
+        vec![
+            ShipmentEvent::ShipmentCreated {
+                shipment_id: shipment_id(),
+                order_id: order_id(),
+                customer_id: customer_id(),
+                lines: vec![ShipmentLine {
+                    sku: sku("mug-blue"),
+                    quantity: Quantity::parse(2).unwrap(),
+                }],
+            },
+            ShipmentEvent::ShipmentPicked {},
+            ShipmentEvent::ShipmentShipped {
+                carrier: CarrierCode::parse("sandbox").unwrap(),
+                tracking_no: TrackingNumber::parse("SBX-5A6B7C8D").unwrap(),
+            },
+            ShipmentEvent::TrackingUpdated {
+                status: TrackingStatus::InTransit,
+                at: at("2026-05-02T18:05:00Z"),
+                shipment_status: ShipmentStatus::InTransit,
+            },
+        ],
+        shipment_required_field,
+    )
+}
+
+fn shipment_required_field(event: &ShipmentEvent) -> Option<&'static str> {
+    match event {
+        ShipmentEvent::ShipmentCreated { .. } => Some("lines"),
+        ShipmentEvent::ShipmentPicked {} => None,
+        ShipmentEvent::ShipmentShipped { .. } => Some("tracking_no"),
+        ShipmentEvent::TrackingUpdated { .. } => Some("status"),
     }
 }
 
@@ -885,6 +958,7 @@ fn all_samples() -> Vec<Sample> {
         customer_samples(),
         provider_samples(),
         service_order_samples(),
+        shipment_samples(),
     ]
     .into_iter()
     .flatten()
@@ -910,6 +984,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<Customer>(),
         of::<Provider>(),
         of::<ServiceOrder>(),
+        of::<Shipment>(),
     ])
 }
 
@@ -1137,6 +1212,7 @@ fn published_payloads_decode_back_into_their_events() {
     check::<Customer>(customer_samples());
     check::<Provider>(provider_samples());
     check::<ServiceOrder>(service_order_samples());
+    check::<Shipment>(shipment_samples());
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod promotions;
 pub mod providers;
 pub mod search;
 pub mod service_orders;
+pub mod shipments;
 pub mod shows;
 pub mod users;
 
