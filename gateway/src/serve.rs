@@ -430,6 +430,16 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumers.push((spec, projection));
     }
     consumers.extend(notification_workers(runtime));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::marketplace::SERVICE_ORDER_NOTIFICATIONS,
+            "service_order",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::marketplace::ServiceOrderNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
     consumers.extend(
         state
             .search

@@ -121,6 +121,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/projection-service-orders.json"),
     ),
     (
+        "notifications-service-orders.json",
+        include_str!("../consumers/notifications-service-orders.json"),
+    ),
+    (
         "saga-service-order.json",
         include_str!("../consumers/saga-service-order.json"),
     ),

@@ -3,7 +3,8 @@
 //! the customer pays into escrow, the work is done and confirmed (or confirms itself), the
 //! provider is paid out and reviewed, and the provider's rating shows it, also after a
 //! rebuild of the read model. Unverified and non-matching providers are refused with
-//! problems; a cancelled paid order is refunded; and `ordo serve` killed at each step of the
+//! problems; every party is told of each step in their inbox; a cancelled paid order is
+//! refunded; and `ordo serve` killed at each step of the
 //! payment and release flow loses nothing and pays nothing twice.
 
 use std::time::Duration;
@@ -111,6 +112,22 @@ async fn status_of(api: &Api, order_id: &str, status: &str) -> Value {
         b["status"] == status
     })
     .await
+}
+
+/// Waits until `api`'s inbox holds an entry of `kind`.
+async fn inbox_has(api: &Api, kind: &str) {
+    eventually(
+        &format!("a {kind} notification"),
+        Duration::from_secs(20),
+        || async {
+            let body = api.get("/api/v1/notifications?limit=100").await.body;
+            body["notifications"]
+                .as_array()
+                .is_some_and(|all| all.iter().any(|n| n["kind"] == kind))
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 async fn pay(customer: &Api, order_id: &str) {
@@ -259,6 +276,17 @@ async fn twenty_providers_race_one_wins_and_is_paid_out_reviewed_and_rated() {
     }
     let winner = &racers[won[0]];
     let loser = &racers[(won[0] + 1) % RACERS];
+    // The matching providers were told of the order; the customer and the winner of its
+    // acceptance.
+    for (who, kind) in [
+        (&loser.api, "service_order_available"),
+        (&winner.api, "service_order_won"),
+        (&customer.api, "service_order_accepted"),
+    ] {
+        inbox_has(who, kind).await;
+    }
+    let told = unverified.get("/api/v1/notifications").await;
+    assert_eq!(told.body["notifications"], json!([]), "{:?}", told.body);
     assert_eq!(answers[won[0]].body["provider_id"], winner.user_id.as_str());
     // The order is the customer's and the winner's: 404 for everyone else.
     for other in [&stranger.api, &loser.api] {
@@ -323,6 +351,14 @@ async fn twenty_providers_race_one_wins_and_is_paid_out_reviewed_and_rated() {
         .post(&format!("/api/v1/service-orders/{order_id}/review"), review)
         .await;
     assert_problem(&again, 409, "already_reviewed");
+    for kind in [
+        "service_order_escrowed",
+        "service_order_paid_out",
+        "service_order_reviewed",
+    ] {
+        inbox_has(winner, kind).await;
+    }
+    inbox_has(&customer, "service_order_paid").await;
     let expected_rating = json!({
         "average_rating": 4.0, "total_reviews": 1,
         "rating_distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0},
