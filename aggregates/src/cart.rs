@@ -229,10 +229,11 @@ impl CartError {
     /// Broad class of the refusal.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CartError::UnknownSku { .. } | CartError::QuantityTooLarge => ErrorKind::Invalid,
+            CartError::QuantityTooLarge => ErrorKind::Invalid,
             CartError::NotOnSale { .. }
             | CartError::MixedCurrencies { .. }
             | CartError::TooManyLines => ErrorKind::Refused,
+            CartError::UnknownSku { .. } => ErrorKind::UnknownReference,
             CartError::WrongOwner => ErrorKind::NotFound,
         }
     }

@@ -12,6 +12,8 @@
 //! - [`cart`]: shopping carts of customers and guests, their merge, and their pricing seam.
 //! - [`order`]: orders of goods, from placement to payment, cancellation or refund.
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
+//! - [`shipment`]: parcels of paid orders: created, picked, shipped with a carrier and a
+//!   tracking number, then tracked in transit to delivery (or an exception).
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
@@ -36,4 +38,5 @@ pub mod payment;
 pub mod pricing;
 pub mod product;
 pub mod promotion;
+pub mod shipment;
 pub mod show;

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
-//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`]: one
+//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`shipment`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -56,7 +56,7 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ShowId, Sku, UserId,
+    ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -65,6 +65,7 @@ use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
+use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
 use ordo_nats::consumer::HandlerError;
 use ordo_nats::envelope::{decode_payload, ReceivedEvent};
@@ -130,6 +131,8 @@ pub type BookingMessage = Decoded<BookingId, BookingEvent>;
 /// A decoded customer event (the id is the user's). Its personal values arrive sealed:
 /// a consumer opens them with the personal-data vault before writing them anywhere.
 pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
+/// A decoded shipment event.
+pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +334,9 @@ pub const ORDER: Contract = Contract {
         ("OrderCancelled", "1"),
         ("OrderExpired", "1"),
         ("OrderRefunded", "1"),
+        ("OrderShipped", "1"),
+        ("OrderDelivered", "1"),
+        ("OrderCompleted", "1"),
     ],
 };
 
@@ -453,8 +459,19 @@ pub const CUSTOMER: Contract = Contract {
     ],
 };
 
+/// The shipment stream's contract.
+pub const SHIPMENT: Contract = Contract {
+    aggregate_type: <Shipment as Aggregate>::TYPE,
+    events: &[
+        ("ShipmentCreated", "1"),
+        ("ShipmentPicked", "1"),
+        ("ShipmentShipped", "1"),
+        ("TrackingUpdated", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 11] = [
+pub const CONTRACTS: [&Contract; 12] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -466,6 +483,7 @@ pub const CONTRACTS: [&Contract; 11] = [
     &PROMOTION,
     &COUPON_BATCH,
     &CUSTOMER,
+    &SHIPMENT,
 ];
 
 /// Decodes a message of the order stream.
@@ -518,6 +536,11 @@ pub fn promotion(message: &ReceivedEvent) -> Result<PromotionMessage, ContractEr
 /// Decodes a message of the coupon batch stream.
 pub fn coupon_batch(message: &ReceivedEvent) -> Result<CouponBatchMessage, ContractError> {
     COUPON_BATCH.decode(message, uuid_id::<CouponBatchId>)
+}
+
+/// Decodes a message of the shipment stream.
+pub fn shipment(message: &ReceivedEvent) -> Result<ShipmentMessage, ContractError> {
+    SHIPMENT.decode(message, uuid_id::<ShipmentId>)
 }
 
 /// Decodes a message of the customer stream.

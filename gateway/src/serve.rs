@@ -13,6 +13,10 @@ use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
+use ordo_sagas::fulfilment::{
+    FulfilmentSaga, FulfilmentSettings, FulfilmentStore, FULFILMENT_CONSUMER,
+    FULFILMENT_SHIPMENTS_CONSUMER,
+};
 use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
@@ -40,6 +44,8 @@ pub struct Runtime {
     pub public_url: String,
     /// Where notification emails are spooled.
     pub mail_spool_dir: std::path::PathBuf,
+    /// The carriers the fulfilment process asks to follow parcels.
+    pub carriers: Arc<ordo_payments::Carriers>,
 }
 
 /// Connects to NATS with the configured credentials under the connection name `name`, and
@@ -213,7 +219,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         inventory,
         orders,
         payments,
-
+        shipments: Arc::new(CommandBus::new(pool.clone(), ())),
+        carrier_secret: Arc::new(match &config.carrier_secret {
+            Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("ORDO_CARRIER_SECRET must be at least 16 characters"),
+            None => payment_secret.clone(),
+        }),
         payment_secret: Arc::new(payment_secret),
         token_seal,
         jetstream: jetstream.clone(),
@@ -230,7 +241,18 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         }),
         guest_cart_max: config.guest_cart_max,
     };
+    // The sandbox carrier signs with the secret Ordo verifies carrier updates with.
+    let carriers = Arc::new(ordo_payments::Carriers::new(config.sandbox_provider.then(
+        || {
+            ordo_payments::SandboxCarrier::new(ordo_payments::SandboxCarrierSettings {
+                secret: state.carrier_secret.to_vec(),
+                delay: config.sandbox_carrier_delay,
+                public_url: config.public_url(),
+            })
+        },
+    )));
     Ok(Runtime {
+        carriers,
         state,
         jetstream,
         namespace,
@@ -424,6 +446,19 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
         Arc::new(saga.orders()),
     ));
+    let fulfilment = fulfilment_saga(runtime, args);
+    consumers.push((
+        consumer_spec(FULFILMENT_CONSUMER, "order", &runtime.namespace),
+        Arc::new(fulfilment.orders()),
+    ));
+    consumers.push((
+        consumer_spec(
+            FULFILMENT_SHIPMENTS_CONSUMER,
+            "shipment",
+            &runtime.namespace,
+        ),
+        Arc::new(fulfilment.shipments()),
+    ));
     consumers.push((
         consumer_spec(CHECKOUT_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(saga.payments()),
@@ -503,6 +538,23 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
     )
 }
 
+/// The fulfilment process wired to the order and shipment buses and the carriers.
+pub fn fulfilment_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<FulfilmentSaga> {
+    let state = &runtime.state;
+    FulfilmentSaga::new(
+        state.pool.clone(),
+        Arc::new(FulfilmentStore {
+            orders: state.orders.clone(),
+            shipments: state.shipments.clone(),
+        }),
+        runtime.carriers.clone(),
+        FulfilmentSettings {
+            auto_confirm_after: args.auto_confirm_after,
+            tracking_base_url: runtime.public_url.clone(),
+        },
+    )
+}
+
 /// Runs `ordo serve` until shutdown.
 pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let roles: BTreeSet<Role> = args.roles.iter().copied().collect();
@@ -556,6 +608,12 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             run_pruning(pool, prune_every, guest_cart_idle, token).await;
             Ok(())
         });
+        let fulfilment = fulfilment_saga(&runtime, &args);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            fulfilment.run_deadlines(every, token).await;
+            Ok(())
+        });
         for (mut spec, handler) in workers(&runtime, &args) {
             if let Some(max_deliver) = args.consumer_max_deliver {
                 spec.max_deliver = max_deliver;
@@ -587,21 +645,23 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    // With its own address, /metrics is served there only, for the scraper's network.
-    let metrics_listener = match (roles.contains(&Role::Gateway), config.metrics_addr) {
-        (true, Some(addr)) => Some(
+    // With its own address, /metrics is served there only, for the scraper's network, with
+    // the probes: every role serves it, also those without the HTTP API.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (ORDO_METRICS_ADDR)"))?,
         ),
-        _ => None,
+        None => None,
     };
     if let Some(metrics_listener) = metrics_listener {
         let addr = metrics_listener.local_addr()?;
-        tracing::info!(%addr, "serving /metrics on http://{addr}");
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz on http://{addr}");
+        let internal = crate::metrics::internal_router(runtime.state.clone());
         let token = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(metrics_listener, crate::metrics::internal_router())
+            axum::serve(metrics_listener, internal)
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await
                 .context("metrics server failed")

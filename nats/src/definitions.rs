@@ -62,6 +62,10 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_CUSTOMER.json",
         include_str!("../streams/ORDO_CUSTOMER.json"),
     ),
+    (
+        "ORDO_SHIPMENT.json",
+        include_str!("../streams/ORDO_SHIPMENT.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -151,6 +155,18 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-search-es-shows.json",
         include_str!("../consumers/projection-search-es-shows.json"),
+    ),
+    (
+        "projection-shipments.json",
+        include_str!("../consumers/projection-shipments.json"),
+    ),
+    (
+        "saga-fulfilment.json",
+        include_str!("../consumers/saga-fulfilment.json"),
+    ),
+    (
+        "saga-fulfilment-shipments.json",
+        include_str!("../consumers/saga-fulfilment-shipments.json"),
     ),
 ];
 

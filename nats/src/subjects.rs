@@ -21,6 +21,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "coupon_batch",
     "cart",
     "customer",
+    "shipment",
 ];
 
 /// The namespace every stream name and subject starts with.

@@ -5,6 +5,7 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`shipments`]: the shipments of orders and their tracking updates.
 //! - [`categories`]: the catalog's category tree.
 //! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
 //! - [`customers`]: the customer directory, whose personal values are opened through the
@@ -33,6 +34,7 @@ pub mod promotions;
 pub mod queries;
 pub mod rebuild;
 pub mod search;
+pub mod shipments;
 pub mod ticketing;
 pub mod worker;
 
@@ -53,6 +55,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(ticketing::ShowsProjection),
         Arc::new(ticketing::BookingsProjection),
         Arc::new(customers::CustomersProjection),
+        Arc::new(shipments::ShipmentsProjection),
     ]
 }
 

@@ -154,6 +154,15 @@ impl Projection for OrdersProjection {
             OrderEvent::OrderRefunded { reason, .. } => {
                 set_status(tx, order_id, &facts, "refunded", Some(reason)).await?
             }
+            OrderEvent::OrderShipped { .. } => {
+                set_status(tx, order_id, &facts, "shipped", None).await?
+            }
+            OrderEvent::OrderDelivered { .. } => {
+                set_status(tx, order_id, &facts, "delivered", None).await?
+            }
+            OrderEvent::OrderCompleted { .. } => {
+                set_status(tx, order_id, &facts, "completed", None).await?
+            }
         }
         Ok(())
     }

@@ -252,6 +252,10 @@ impl CheckoutSaga {
             OrderEvent::OrderConfirmed {}
             | OrderEvent::OrderRejected { .. }
             | OrderEvent::PaymentAttached { .. } => Ok(()),
+            // Fulfilment follows a paid order (sagas/src/fulfilment.rs).
+            OrderEvent::OrderShipped { .. }
+            | OrderEvent::OrderDelivered { .. }
+            | OrderEvent::OrderCompleted { .. } => Ok(()),
         }
     }
 

@@ -12,6 +12,9 @@
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
 //!   reject, cancel, expire, void and refund.
+//! - [`fulfilment`]: the fulfilment of a paid order: create its shipment, mark it shipped
+//!   and delivered as the admin and the carrier report, complete it after the auto-confirm
+//!   period; with [`fulfilment::Carrier`], the carrier boundary.
 //! - [`booking`]: the booking of seats: price from the Show, request, reserve, hold until a
 //!   deadline, attach the payment and charge, issue tickets, commit, complete; or reject,
 //!   cancel, expire, refund and return the seats.
@@ -27,6 +30,7 @@ pub mod booking;
 pub mod checkout;
 pub mod crash_points;
 pub mod deadlines;
+pub mod fulfilment;
 pub mod handling;
 pub mod port;
 pub mod provider;

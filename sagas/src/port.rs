@@ -378,7 +378,8 @@ pub struct StorePort {
     pub pool: sqlx::PgPool,
 }
 
-fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
+/// A command's failure as a step's: a refusal of the aggregate, or anything else failing.
+pub(crate) fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
     match err {
         CommandError::Rejected(err) => StepError::Refused {
             code: err.code().to_string(),

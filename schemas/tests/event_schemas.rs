@@ -22,16 +22,20 @@ use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
     MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId, ProductName, Quantity,
-    RefundId, ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId,
-    Venue,
+    RefundId, ReservationId, SessionId, ShipmentId, ShowId, Sku, SpecName, SpecValue, TicketId,
+    Title, UserId, Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
-use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
+use ordo_aggregates::order::{CompletedBy, Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
+use ordo_aggregates::shipment::{
+    CarrierCode, Shipment, ShipmentEvent, ShipmentLine, ShipmentStatus, TrackingNumber,
+    TrackingStatus,
+};
 use ordo_aggregates::show::{SeatArea, Show, ShowEvent};
 use ordo_nats::consumer::dlq_header;
 use ordo_nats::envelope::{header, untag_payload};
@@ -518,6 +522,16 @@ fn order_samples() -> Vec<Sample> {
                 payment_id: payment_id(),
                 reason: "damaged on delivery".into(),
             },
+            OrderEvent::OrderShipped {
+                shipment_id: shipment_id(),
+            },
+            OrderEvent::OrderDelivered {
+                shipment_id: shipment_id(),
+                delivered_at: at("2026-05-03T09:30:00Z"),
+            },
+            OrderEvent::OrderCompleted {
+                by: CompletedBy::AutoConfirm,
+            },
         ],
         order_required_field,
     )
@@ -533,6 +547,49 @@ fn order_required_field(event: &OrderEvent) -> Option<&'static str> {
         OrderEvent::OrderCancelled { .. } => Some("reason"),
         OrderEvent::OrderExpired {} => None,
         OrderEvent::OrderRefunded { .. } => Some("payment_id"),
+        OrderEvent::OrderShipped { .. } => Some("shipment_id"),
+        OrderEvent::OrderDelivered { .. } => Some("delivered_at"),
+        OrderEvent::OrderCompleted { .. } => Some("by"),
+    }
+}
+
+fn shipment_id() -> ShipmentId {
+    uuid("5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d").into()
+}
+
+fn shipment_samples() -> Vec<Sample> {
+    samples_of::<Shipment>(
+        vec![
+            ShipmentEvent::ShipmentCreated {
+                shipment_id: shipment_id(),
+                order_id: order_id(),
+                customer_id: customer_id(),
+                lines: vec![ShipmentLine {
+                    sku: sku("mug-blue"),
+                    quantity: Quantity::parse(2).unwrap(),
+                }],
+            },
+            ShipmentEvent::ShipmentPicked {},
+            ShipmentEvent::ShipmentShipped {
+                carrier: CarrierCode::parse("sandbox").unwrap(),
+                tracking_no: TrackingNumber::parse("SBX-5A6B7C8D").unwrap(),
+            },
+            ShipmentEvent::TrackingUpdated {
+                status: TrackingStatus::InTransit,
+                at: at("2026-05-02T18:05:00Z"),
+                shipment_status: ShipmentStatus::InTransit,
+            },
+        ],
+        shipment_required_field,
+    )
+}
+
+fn shipment_required_field(event: &ShipmentEvent) -> Option<&'static str> {
+    match event {
+        ShipmentEvent::ShipmentCreated { .. } => Some("lines"),
+        ShipmentEvent::ShipmentPicked {} => None,
+        ShipmentEvent::ShipmentShipped { .. } => Some("tracking_no"),
+        ShipmentEvent::TrackingUpdated { .. } => Some("status"),
     }
 }
 
@@ -773,6 +830,7 @@ fn all_samples() -> Vec<Sample> {
         show_samples(),
         booking_samples(),
         customer_samples(),
+        shipment_samples(),
     ]
     .into_iter()
     .flatten()
@@ -796,6 +854,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<Show>(),
         of::<Booking>(),
         of::<Customer>(),
+        of::<Shipment>(),
     ])
 }
 
@@ -1021,6 +1080,7 @@ fn published_payloads_decode_back_into_their_events() {
     check::<Show>(show_samples());
     check::<Booking>(booking_samples());
     check::<Customer>(customer_samples());
+    check::<Shipment>(shipment_samples());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! against the operation's rule:
 //!
 //! - `public`: nobody is refused for who they are (no 401, no 403);
-//! - `signed`: the caller is the payment provider, proving itself by signature: an unsigned
+//! - `signed`: the caller is the payment provider or a carrier, proving itself by signature: an unsigned
 //!   call is 401 whoever sends it;
 //! - `any`: a bearer token is needed (401 without; a cart route takes a guest cart header
 //!   instead, which this matrix does not send); owned resources answer 404 to a
@@ -51,6 +51,19 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Admin, false),
         ),
         ("GET /api/v1/admin/sagas/{saga_id}", (Admin, false)),
+        (
+            "POST /api/v1/admin/shipments/{shipment_id}/pick",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/shipments/{shipment_id}/ship",
+            (Admin, false),
+        ),
+        ("GET /api/v1/shipments/{shipment_id}", (Any, true)),
+        (
+            "POST /api/v1/shipments/{shipment_id}/tracking",
+            (Signed, false),
+        ),
         ("POST /api/v1/admin/sagas/{saga_id}/resume", (Admin, false)),
         ("POST /api/v1/auth/login", (Public, false)),
         ("POST /api/v1/auth/logout", (Any, false)),
@@ -83,6 +96,10 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/orders/prepare", (Customer, false)),
         ("GET /api/v1/orders/{order_id}", (Any, true)),
         ("POST /api/v1/orders/{order_id}/cancel", (Any, true)),
+        (
+            "POST /api/v1/orders/{order_id}/confirm-receipt",
+            (Personal, true),
+        ),
         ("POST /api/v1/orders/{order_id}/pay", (Any, true)),
         ("POST /api/v1/orders/{order_id}/refund", (Admin, false)),
         ("GET /api/v1/payments/{payment_id}", (Any, true)),
@@ -201,6 +218,14 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
         .await;
     assert_eq!(paid.status, 202, "{:?}", paid.body);
     let payment_id = paid.body["payment_id"].as_str().unwrap().to_owned();
+    // Once paid, the fulfilment process creates the order's shipment.
+    let shipment_id = eventually("the order's shipment", Duration::from_secs(20), || async {
+        let body = a.get(&format!("/api/v1/orders/{order_id}")).await.body;
+        body["shipments"][0]["shipment_id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
 
     let booked = eventually("a booking is taken", Duration::from_secs(20), || async {
         let booked = a
@@ -252,6 +277,7 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
             ("saga_id", order_id.clone()),
             ("order_id", order_id),
             ("payment_id", payment_id),
+            ("shipment_id", shipment_id),
             ("booking_id", booking_id),
             ("ticket_id", ticket_id),
             ("id", notification_id),

@@ -344,7 +344,7 @@ async fn every_checkout_refusal_is_a_problem_and_places_nothing() {
         (json!({"from_cart": true}), 409, "empty_cart"),
         (
             json!({"items": mug, "address_id": uuid::Uuid::new_v4()}),
-            422,
+            404,
             "unknown_address",
         ),
     ];

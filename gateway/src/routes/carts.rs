@@ -403,11 +403,13 @@ async fn set_quantity(
 /// Sets how many units of a SKU the cart holds; 0 removes the line. Unknown and delisted
 /// SKUs are refused; more than the stock is accepted.
 #[utoipa::path(put, path = "/api/v1/cart/items/{sku}", tag = "carts", request_body = SetQuantity,
-    params(("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
     security((), ("bearer" = [])),
-    responses((status = 200, body = CartView), (status = 404, description = "no such guest cart"),
+    responses((status = 200, body = CartView),
+               (status = 404, description = "no such guest cart, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
                (status = 409, description = "not on sale, another currency, or the cart is full"),
-               (status = 422, description = "unknown SKU or quantity out of range")))]
+               (status = 422, description = "quantity out of range")))]
 pub async fn set_item(
     State(state): State<AppState>,
     caller: CartCaller,
@@ -424,7 +426,8 @@ pub async fn set_item(
 
 /// Removes a SKU from the cart.
 #[utoipa::path(delete, path = "/api/v1/cart/items/{sku}", tag = "carts",
-    params(("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
     security((), ("bearer" = [])),
     responses((status = 200, body = CartView), (status = 404, description = "no such guest cart")))]
 pub async fn remove_item(

@@ -62,7 +62,10 @@ pub struct CouponPage {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CouponFilter {
     /// Only coupons with this status: `claimed`, `locked` or `redeemed`.
+    #[param(pattern = "^(claimed|locked|redeemed)$")]
     pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -73,7 +76,7 @@ pub struct CouponFilter {
 /// coupon and claims nothing new.
 #[utoipa::path(post, path = "/api/v1/coupons/claim", tag = "coupons", request_body = ClaimCoupon,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = CouponClaimed),
                (status = 404, description = "no such batch"),
                (status = 409, description = "coupons_exhausted, coupon_limit_reached or coupon_batch_expired")))]

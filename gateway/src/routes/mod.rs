@@ -15,6 +15,7 @@ pub mod payments;
 pub mod products;
 pub mod promotions;
 pub mod search;
+pub mod shipments;
 pub mod shows;
 pub mod users;
 

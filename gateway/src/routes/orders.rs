@@ -92,9 +92,9 @@ pub struct OrderPaging {
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
-               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku (a SKU not in the catalog) or unknown_address (not one of the caller's addresses)"),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, a coupon does not apply, or the quote's prices changed (price_changed, with new_quote)"),
-               (status = 422, description = "invalid items or unknown address")))]
+               (status = 422, description = "invalid items")))]
 pub async fn place_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -229,8 +229,8 @@ fn price_changed(new_quote: CheckoutQuote) -> Response {
     security(("bearer" = [])),
     responses((status = 200, body = CheckoutQuote),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, or the cart is empty"),
-               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
-               (status = 422, description = "invalid items or unknown address")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku (a SKU not in the catalog) or unknown_address (not one of the caller's addresses)"),
+               (status = 422, description = "invalid items")))]
 pub async fn prepare_order(
     State(state): State<AppState>,
     user: CustomerUser,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::page::{NewestFirst, Page, PageRequest};
+use super::shipments::{self, ShipmentView};
 use super::{PgPool, QueryResult};
 
 /// An order as its customer sees it.
@@ -18,7 +19,8 @@ use super::{PgPool, QueryResult};
 pub struct OrderView {
     pub order_id: Uuid,
     pub customer_id: Uuid,
-    /// pending, awaiting_payment, paid, rejected, cancelled, expired or refunded.
+    /// pending, awaiting_payment, paid, shipped, delivered, completed, rejected, cancelled,
+    /// expired or refunded.
     pub status: String,
     pub items: Vec<OrderLineView>,
     /// Sum of quantity times unit price over the lines, in minor units.
@@ -52,6 +54,8 @@ pub struct OrderView {
     pub updated_at: DateTime<Utc>,
     /// The order's version in this read model.
     pub version: i64,
+    /// Its shipments once paid, with their tracking.
+    pub shipments: Vec<ShipmentView>,
 }
 
 /// One line of an order; amounts in minor units.
@@ -224,6 +228,7 @@ async fn load(
     .bind(&ids)
     .fetch_all(pool)
     .await?;
+    let shipments = shipments::of_orders(pool, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| OrderView {
@@ -263,6 +268,11 @@ async fn load(
             placed_at: r.placed_at,
             updated_at: r.updated_at,
             version: r.version,
+            shipments: shipments
+                .iter()
+                .filter(|s| s.order_id == r.order_id)
+                .cloned()
+                .collect(),
         })
         .collect())
 }
