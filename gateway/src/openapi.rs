@@ -346,7 +346,12 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             order.items.push(forms.into());
         }
     }
-    for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
+    for (schema, array) in [
+        ("PlaceOrder", "items"),
+        ("CheckoutRequest", "items"),
+        ("QuoteCart", "items"),
+        ("NewSession", "seat_areas"),
+    ] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
             if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(array) {
                 if !matches!(items.items, ArrayItems::False) {
