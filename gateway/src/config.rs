@@ -216,6 +216,11 @@ pub struct Config {
     #[arg(long, env = "ORDO_PREFER_WAIT_MAX", default_value_t = 1000)]
     pub prefer_wait_max: usize,
 
+    /// Guest carts kept at most, all guests together; beyond it a new guest cart is refused
+    /// (503 `guest_carts_full`) until idle ones are pruned.
+    #[arg(long, env = "ORDO_GUEST_CART_MAX", default_value_t = 100_000)]
+    pub guest_cart_max: i64,
+
     /// How long an access token is accepted (e.g. 15m); an SSE stream ends when the token
     /// that opened it expires.
     #[arg(long, env = "ORDO_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
@@ -389,6 +394,14 @@ pub struct ServeArgs {
 
     #[arg(long, env = "ORDO_DEADLINE_SCAN_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub deadline_scan_interval: Duration,
+
+    /// How long a guest cart nobody changes is kept before it is pruned (e.g. 168h).
+    #[arg(long, env = "ORDO_GUEST_CART_IDLE", default_value = "168h", value_parser = parse_duration)]
+    pub guest_cart_idle: Duration,
+
+    /// How often expired checkout quotes and idle guest carts are pruned.
+    #[arg(long, env = "ORDO_PRUNE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub prune_interval: Duration,
 
     /// How often the gauges of /metrics (outbox, consumer lag, sagas, dead letters) are
     /// sampled.

@@ -56,7 +56,7 @@ use crate::routes::{
         promotions::PromotionWritten, promotions::CouponBatchWritten, promotions::PromotionPage, promotions::CouponBatchPage,
         promotions::PromotionView, promotions::CouponBatchView,
         coupons::ClaimCoupon, coupons::CouponClaimed, coupons::CouponPage, coupons::CouponView,
-        coupons::QuoteCart, coupons::QuoteItem, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
+        coupons::QuoteCart, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
@@ -360,7 +360,12 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             order.items.push(forms.into());
         }
     }
-    for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
+    for (schema, array) in [
+        ("PlaceOrder", "items"),
+        ("CheckoutRequest", "items"),
+        ("QuoteCart", "items"),
+        ("NewSession", "seat_areas"),
+    ] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {
             if let Some(RefOr::T(Schema::Array(items))) = object.properties.get_mut(array) {
                 if !matches!(items.items, ArrayItems::False) {

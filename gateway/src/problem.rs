@@ -54,6 +54,14 @@ pub enum ApiError {
         detail: String,
         retry_after_secs: u64,
     },
+    /// Ordo holds as many of something as it will (HTTP 503 with a business code); the
+    /// client may try again later.
+    #[error("{detail}")]
+    AtCapacity {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// Anything else: logged with its cause, answered opaquely.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -82,6 +90,7 @@ impl ApiError {
             ApiError::Conflict => (StatusCode::CONFLICT, "concurrent_modification"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::AtCapacity { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -135,6 +144,9 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             ApiError::Unavailable {
+                retry_after_secs, ..
+            }
+            | ApiError::AtCapacity {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::Conflict => Some(1),

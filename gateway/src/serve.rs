@@ -251,6 +251,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             per_user: config.prefer_wait_per_user,
             total: config.prefer_wait_max,
         }),
+        guest_cart_max: config.guest_cart_max,
     };
     // The sandbox carrier signs with the secret Ordo verifies carrier updates with.
     let carriers = Arc::new(ordo_payments::Carriers::new(config.sandbox_provider.then(
@@ -501,6 +502,46 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     consumers
 }
 
+/// Rows pruned per transaction.
+const PRUNE_BATCH: i64 = 500;
+/// How long an expired checkout quote is kept: an order from it is answered with a fresh
+/// quote until then.
+const EXPIRED_QUOTE_KEPT: chrono::Duration = chrono::Duration::hours(1);
+
+/// Prunes expired checkout quotes and guest carts idle for `guest_cart_idle`, every
+/// `every`, in batches of [`PRUNE_BATCH`] until none is left, until shutdown.
+async fn run_pruning(
+    pool: sqlx::PgPool,
+    every: Duration,
+    guest_cart_idle: Duration,
+    shutdown: CancellationToken,
+) {
+    let idle = chrono::Duration::from_std(guest_cart_idle).unwrap_or(chrono::Duration::days(7));
+    ordo_sagas::deadlines::run_every(every, shutdown, "pruning quotes and guest carts", || {
+        let pool = pool.clone();
+        async move {
+            let mut pruned = 0;
+            loop {
+                let now = chrono::Utc::now();
+                let quotes = ordo_store::pruning::prune_expired_quotes(
+                    &pool,
+                    now - EXPIRED_QUOTE_KEPT,
+                    PRUNE_BATCH,
+                )
+                .await?;
+                let carts =
+                    ordo_store::pruning::prune_idle_guest_carts(&pool, now - idle, PRUNE_BATCH)
+                        .await?;
+                pruned += (quotes + carts) as usize;
+                if quotes < PRUNE_BATCH as u64 && carts < PRUNE_BATCH as u64 {
+                    return Ok(pruned);
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// The command buses of the process as the sagas' and policies' port.
 fn store_port(state: &AppState) -> Arc<StorePort> {
     Arc::new(StorePort {
@@ -620,6 +661,13 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let token = shutdown.clone();
         tasks.spawn(async move {
             service_orders.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let pool = runtime.state.pool.clone();
+        let token = shutdown.clone();
+        let (prune_every, guest_cart_idle) = (args.prune_interval, args.guest_cart_idle);
+        tasks.spawn(async move {
+            run_pruning(pool, prune_every, guest_cart_idle, token).await;
             Ok(())
         });
         let fulfilment = fulfilment_saga(&runtime, &args);

@@ -67,6 +67,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.
     pub waits: Arc<crate::consistency::WaitGate>,
+    /// Guest carts kept at most.
+    pub guest_cart_max: i64,
 }
 
 impl FromRef<AppState> for Arc<crate::consistency::WaitGate> {

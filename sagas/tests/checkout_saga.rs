@@ -879,7 +879,7 @@ async fn an_order_event_this_build_does_not_know_is_retried_and_issues_nothing()
     let checkout = Checkout::new().await;
     checkout.awaiting_payment().await;
     let mut unknown = checkout.order_event(&OrderEvent::OrderConfirmed {});
-    unknown.event_type = "OrderShipped".into();
+    unknown.event_type = "OrderTeleported".into();
     let err = checkout.saga.orders().handle(&unknown).await.unwrap_err();
     assert!(
         matches!(&err, HandlerError::Retry(e) if e.to_string().contains("upgrade this consumer")),

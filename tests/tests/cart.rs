@@ -1,9 +1,12 @@
 //! End to end: shopping carts on a real `ordo serve` against real Postgres and NATS. A
 //! customer's cart, guest carts reached by their token, the refusals (unknown, delisted,
 //! bounds, another's cart), quantities above stock shown with what is available, and the
-//! merge of a guest cart after login, capped by stock and purchase limits, done once.
+//! merge of a guest cart after login, capped by stock and purchase limits, done once; the
+//! cap on guest carts and the pruning of idle and merged ones, and of expired quotes.
 
-use ordo_tests::{assert_problem, event_types, Answer, Api, TestOrdo};
+use std::time::Duration;
+
+use ordo_tests::{assert_problem, event_types, eventually, Answer, Api, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -367,4 +370,152 @@ async fn a_guest_cart_merges_into_the_customer_cart_capped_and_only_once() {
         401,
         "unauthorized",
     );
+}
+
+/// The id of the guest cart opened first that is still kept.
+async fn oldest_guest_cart(pool: &sqlx::PgPool) -> uuid::Uuid {
+    sqlx::query_scalar("SELECT cart_id FROM guest_carts ORDER BY opened_at LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn cart_events(pool: &sqlx::PgPool, cart_id: uuid::Uuid) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'cart' AND aggregate_id = $1",
+    )
+    .bind(cart_id.to_string())
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_carts_are_capped_and_idle_or_merged_ones_and_expired_quotes_are_pruned() {
+    let ordo = TestOrdo::with_env(&[
+        ("ORDO_GUEST_CART_MAX", "2"),
+        ("ORDO_GUEST_CART_IDLE", "1h"),
+        ("ORDO_PRUNE_INTERVAL", "200ms"),
+    ])
+    .await;
+    let admin = ordo.admin().await;
+    catalog(&admin).await;
+    let guest = ordo.api();
+    let idle = guest_cart(&guest).await;
+    let idle_id = oldest_guest_cart(ordo.pool()).await;
+    let kept = guest_cart(&guest).await;
+    assert_eq!(
+        put_item(&guest, Some(&idle), "MUG", json!(1)).await.status,
+        200
+    );
+    assert_eq!(
+        put_item(&guest, Some(&kept), "TEE", json!(1)).await.status,
+        200
+    );
+
+    // At the cap, a new guest cart is refused, with when to try again.
+    let refused = guest.post("/api/v1/carts", json!({})).await;
+    assert_problem(&refused, 503, "guest_carts_full");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "{:?}",
+        refused.headers
+    );
+
+    // An hour passes without a change to the first cart: it is pruned with its events,
+    // and its token answers as gone; the other cart stays.
+    sqlx::query(
+        "UPDATE guest_carts SET last_active_at = now() - interval '61 minutes'
+          WHERE cart_id = $1",
+    )
+    .bind(idle_id)
+    .execute(ordo.pool())
+    .await
+    .unwrap();
+    eventually(
+        "the idle guest cart pruned",
+        Duration::from_secs(20),
+        || async { (get_cart(&guest, Some(&idle)).await.status == 404).then_some(()) },
+    )
+    .await;
+    assert_eq!(cart_events(ordo.pool(), idle_id).await, 0);
+    let still = get_cart(&guest, Some(&kept)).await;
+    assert_eq!(still.status, 200, "{:?}", still.body);
+    assert_eq!(quantities(&still.body), vec![("TEE".to_owned(), 1)]);
+    // Below the cap again.
+    let reopened = guest_cart(&guest).await;
+
+    // A merged guest cart is retired: pruned at once; the customer keeps its lines.
+    let kept_id = oldest_guest_cart(ordo.pool()).await;
+    let zoe = ordo.customer("zoe@example.com").await;
+    let merged = zoe
+        .api
+        .post("/api/v1/cart/merge", json!({"cart_token": kept}))
+        .await;
+    assert_eq!(merged.status, 200, "{:?}", merged.body);
+    eventually(
+        "the merged guest cart pruned",
+        Duration::from_secs(20),
+        || async { (cart_events(ordo.pool(), kept_id).await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        quantities(&get_cart(&zoe.api, None).await.body),
+        vec![("TEE".to_owned(), 1)]
+    );
+    assert_eq!(get_cart(&guest, Some(&reopened)).await.status, 200);
+
+    // A quote expired an hour ago is pruned; one that just expired is kept (an order from
+    // it is answered with a fresh quote).
+    let mut quotes = Vec::new();
+    for _ in 0..2 {
+        let preview = zoe
+            .api
+            .post(
+                "/api/v1/orders/prepare",
+                json!({"items": [{"sku": "MUG", "quantity": 1}]}),
+            )
+            .await;
+        assert_eq!(preview.status, 200, "{:?}", preview.body);
+        quotes.push(preview.body["quote_id"].as_str().unwrap().to_owned());
+    }
+    for (quote_id, ago) in quotes.iter().zip(["61 minutes", "1 second"]) {
+        sqlx::query(&format!(
+            "UPDATE checkout_quotes SET expires_at = now() - interval '{ago}'
+              WHERE quote_id = $1::uuid"
+        ))
+        .bind(quote_id)
+        .execute(ordo.pool())
+        .await
+        .unwrap();
+    }
+    let quote_kept = |id: String| {
+        let pool = ordo.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM checkout_quotes WHERE quote_id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 1
+        }
+    };
+    eventually("the old quote pruned", Duration::from_secs(20), || async {
+        (!quote_kept(quotes[0].clone()).await).then_some(())
+    })
+    .await;
+    assert!(quote_kept(quotes[1].clone()).await);
+    let gone = zoe
+        .api
+        .post("/api/v1/orders", json!({"quote_id": quotes[0]}))
+        .await;
+    assert_problem(&gone, 404, "not_found");
+    let renewed = zoe
+        .api
+        .post("/api/v1/orders", json!({"quote_id": quotes[1]}))
+        .await;
+    assert_problem(&renewed, 409, "price_changed");
+    ordo.stop().await;
 }

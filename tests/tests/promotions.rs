@@ -390,6 +390,26 @@ async fn every_reason_a_coupon_is_not_applied_is_told() {
         )
         .await;
     assert_problem(&unknown_sku, 404, "unknown_sku");
+    // A quote prices lines exactly as the checkout preview does, and refuses alike.
+    let unknown_preview = ann
+        .post(
+            "/api/v1/orders/prepare",
+            json!({"items": [{"sku": "NOPE", "quantity": 1}]}),
+        )
+        .await;
+    assert_problem(&unknown_preview, 404, "unknown_sku");
+    let items = json!([{"sku": "BOOK", "quantity": 2}]);
+    let priced = quote(&ann, items.clone(), json!([anns])).await;
+    let preview = ann
+        .post(
+            "/api/v1/orders/prepare",
+            json!({"items": items, "coupon_ids": [anns]}),
+        )
+        .await;
+    assert_eq!(preview.status, 200, "{:?}", preview.body);
+    for field in ["lines", "subtotal", "discounts", "refusals", "currency"] {
+        assert_eq!(priced[field], preview.body[field], "{field}");
+    }
     let empty = ann
         .post("/api/v1/pricing/quote", json!({"items": []}))
         .await;

@@ -297,13 +297,26 @@ async fn execute(
     view(state, &cart).await.map(ApiJson)
 }
 
-/// Opens a guest cart (anyone).
+/// Opens a guest cart (anyone). Guest carts are capped in all (`ORDO_GUEST_CART_MAX`):
+/// at the cap a new one is refused until idle ones are pruned (a guest cart nobody changed
+/// for `ORDO_GUEST_CART_IDLE` is pruned, and its token answers as gone).
 #[utoipa::path(post, path = "/api/v1/carts", tag = "carts",
-    responses((status = 201, body = GuestCartCreated)))]
+    responses((status = 201, body = GuestCartCreated),
+              (status = 503, description = "problem urn:ordo:problem:guest_carts_full: as many guest carts are kept as Ordo holds; retry after Retry-After seconds, or log in")))]
 pub async fn create_guest_cart(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
 ) -> Result<Response, ApiError> {
+    let kept = ordo_store::pruning::guest_carts(&state.pool)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if kept >= state.guest_cart_max {
+        return Err(ApiError::AtCapacity {
+            code: "guest_carts_full",
+            detail: "as many guest carts are open as Ordo keeps; try again later, or log in".into(),
+            retry_after_secs: 60,
+        });
+    }
     let token = hex::encode(rand::random::<[u8; 32]>());
     let cart_id = guest_cart_id(&token);
     state

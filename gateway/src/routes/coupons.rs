@@ -7,22 +7,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use ordo_aggregates::common::{CouponId, Quantity, Sku, UserId};
+use ordo_aggregates::common::{CouponId, UserId};
 use ordo_aggregates::coupon::CouponCommand;
-use ordo_aggregates::pricing::{DiscountSource, PriceLine, RefusalReason};
 use ordo_projections::queries::offers;
 pub use ordo_projections::queries::offers::CouponView;
 use ordo_projections::queries::page::PageRequest;
-use ordo_store::catalog;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::checkout::{self, CheckoutItem, CheckoutRequest};
 use crate::commands::api_error;
 use crate::consistency::{self, PreferWait};
 use crate::identity::{AuthUser, CustomerUser};
-use crate::offers::OffersError;
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
 use crate::routes::orders::idempotency_key;
@@ -171,21 +169,11 @@ pub async fn list_coupons(
 pub struct QuoteCart {
     /// The lines: each SKU at most once, 1 to 100 lines.
     #[schema(min_items = 1, max_items = 100)]
-    pub items: Vec<QuoteItem>,
+    pub items: Vec<CheckoutItem>,
     /// The coupons to apply, in order (at most 10).
     #[serde(default)]
     #[schema(max_items = 10)]
     pub coupon_ids: Vec<Uuid>,
-}
-
-/// One line of a cart.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct QuoteItem {
-    /// 1 to 64 letters, digits, '-' or '_' (case does not matter).
-    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
-    pub sku: String,
-    #[schema(minimum = 1, maximum = 1000000)]
-    pub quantity: i64,
 }
 
 /// One line of a quote; amounts in minor units.
@@ -233,112 +221,38 @@ pub struct QuoteView {
     pub priced_at: DateTime<Utc>,
 }
 
-fn name_of<T: Serialize>(value: T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// Prices a cart now (customer): catalog prices, the promotions that apply, then the coupons
-/// chosen. Direct cuts first, thresholds in priority order judged after them (an exclusive
-/// promotion that applies excludes the others), then coupons; percentages round down.
+/// Prices a cart now (customer), as a checkout prices it (one pricing of lines for both):
+/// catalog prices, the promotions that apply, then the coupons chosen. Direct cuts first,
+/// thresholds in priority order judged after them (an exclusive promotion that applies
+/// excludes the others), then coupons; percentages round down. Shipping is left out: the
+/// checkout preview adds it for an address.
 #[utoipa::path(post, path = "/api/v1/pricing/quote", tag = "coupons", request_body = QuoteCart,
     security(("bearer" = [])),
     responses((status = 200, body = QuoteView),
                (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
-               (status = 422, description = "invalid items, or lines in several currencies")))]
+               (status = 409, description = "a SKU is not on sale, or beyond its purchase limit"),
+               (status = 422, description = "invalid items, or lines in several currencies (unpriceable_cart)")))]
 pub async fn quote(
     State(state): State<AppState>,
     user: CustomerUser,
     ApiJson(body): ApiJson<QuoteCart>,
 ) -> Result<ApiJson<QuoteView>, ApiError> {
-    if body.items.is_empty() || body.items.len() > 100 {
-        return Err(ApiError::invalid("items", "a cart has 1 to 100 items"));
-    }
-    if body.coupon_ids.len() > 10 {
-        return Err(ApiError::invalid("coupon_ids", "at most 10 coupons"));
-    }
-    let internal = |e: sqlx::Error| ApiError::Internal(e.into());
-    let mut lines: Vec<PriceLine> = Vec::with_capacity(body.items.len());
-    for (index, item) in body.items.iter().enumerate() {
-        let sku = Sku::parse(&item.sku)
-            .map_err(|e| ApiError::invalid(format!("items[{index}].sku"), e.to_string()))?;
-        let quantity = Quantity::parse(item.quantity)
-            .map_err(|e| ApiError::invalid(format!("items[{index}].quantity"), e.to_string()))?;
-        if lines.iter().any(|line| line.sku == sku) {
-            return Err(ApiError::invalid(
-                format!("items[{index}].sku"),
-                format!("{sku} appears twice; put the whole quantity on one line"),
-            ));
-        }
-        let unknown = || ApiError::UnknownReference {
-            code: "unknown_sku",
-            detail: format!("no product {sku} in the catalog"),
-        };
-        let product_id = catalog::product_of_sku(&state.pool, sku.as_str())
-            .await
-            .map_err(internal)?
-            .ok_or_else(unknown)?;
-        let (product, _) = state.products.load(&product_id).await.map_err(api_error)?;
-        let offer = product.sku(&sku).ok_or_else(unknown)?;
-        lines.push(PriceLine {
-            sku: sku.clone(),
-            quantity,
-            unit_price: offer.spec.price.clone(),
-        });
-    }
-    let coupon_ids: Vec<CouponId> = body
-        .coupon_ids
-        .iter()
-        .map(|id| CouponId::from(*id))
-        .collect();
+    let request = CheckoutRequest {
+        items: Some(body.items),
+        from_cart: false,
+        coupon_ids: body.coupon_ids,
+        address_id: None,
+    };
     let now = Utc::now();
-    let quote = state
-        .offers
-        .quote(UserId::from(user.user_id), None, &lines, &coupon_ids, now)
-        .await
-        .map_err(|err| match err {
-            OffersError::Pricing(err) => ApiError::Unprocessable {
-                code: "unpriceable_cart",
-                detail: err.to_string(),
-            },
-            other => ApiError::Internal(other.into()),
-        })?;
+    let priced = checkout::price(&state, user.user_id, &request, now).await?;
+    let shown = priced.view(Uuid::nil(), now);
     Ok(ApiJson(QuoteView {
-        currency: quote.currency.to_string(),
-        lines: quote
-            .lines
-            .iter()
-            .map(|l| QuoteLineView {
-                sku: l.sku.to_string(),
-                quantity: l.quantity.get(),
-                unit_price: l.unit_price.amount_minor(),
-                subtotal: l.subtotal.amount_minor(),
-                discount: l.discount.amount_minor(),
-                line_total: l.line_total.amount_minor(),
-            })
-            .collect(),
-        subtotal: quote.subtotal.amount_minor(),
-        discounts: quote
-            .discounts
-            .iter()
-            .map(|d| DiscountView {
-                source: name_of::<DiscountSource>(d.source),
-                id: d.id,
-                amount: d.amount.amount_minor(),
-            })
-            .collect(),
-        total: quote.total.amount_minor(),
-        refusals: quote
-            .refusals
-            .iter()
-            .map(|r| RefusalView {
-                source: name_of::<DiscountSource>(r.source),
-                id: r.id,
-                reason: name_of::<RefusalReason>(r.reason),
-            })
-            .collect(),
+        currency: shown.currency,
+        lines: shown.lines,
+        subtotal: shown.subtotal,
+        discounts: shown.discounts,
+        total: priced.quote.total.amount_minor(),
+        refusals: shown.refusals,
         priced_at: now,
     }))
 }
