@@ -96,6 +96,38 @@ ensure_schemathesis() {
   export ORDO_SCHEMATHESIS=$venv/bin/st
 }
 
+# kubernetes-validate (from PyPI), which checks the Kubernetes manifests of deploy/kubernetes
+# against the Kubernetes API schemas offline (they ship inside the package): in a virtual
+# environment of its own under ORDO_STATE_DIR, installed once. Exports
+# ORDO_KUBERNETES_VALIDATE, the path of its `kubernetes-validate` command.
+ORDO_KUBERNETES_VALIDATE_VERSION=${ORDO_KUBERNETES_VALIDATE_VERSION:-1.37.0}
+ensure_kubernetes_validate() {
+  local venv=$ORDO_STATE_DIR/kubernetes-validate
+  if [ ! -x "$venv/bin/kubernetes-validate" ] || ! "$venv/bin/pip" show kubernetes-validate 2>/dev/null | grep -q "^Version: $ORDO_KUBERNETES_VALIDATE_VERSION\$"; then
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    say "installing kubernetes-validate $ORDO_KUBERNETES_VALIDATE_VERSION into $venv"
+    rm -rf "$venv"
+    mkdir -p "$ORDO_STATE_DIR"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$ORDO_KUBERNETES_VALIDATE_VERSION"
+  fi
+  export ORDO_KUBERNETES_VALIDATE=$venv/bin/kubernetes-validate
+}
+
+# Prometheus and promtool (Debian package prometheus), which the tests of the alert and
+# recording rules run: `promtool check rules`, `promtool test rules`, and a Prometheus that
+# scrapes a live Ordo. The package's own service is not started (the tests run their own
+# server on a free port). Exports ORDO_PROMETHEUS and ORDO_PROMTOOL, the paths of both.
+ensure_prometheus() {
+  if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus
+  fi
+  ORDO_PROMETHEUS=$(command -v prometheus)
+  ORDO_PROMTOOL=$(command -v promtool)
+  export ORDO_PROMETHEUS ORDO_PROMTOOL
+}
+
 # A random secret of 32 bytes as 43 URL-safe characters, without openssl.
 random_secret() {
   head -c 32 /dev/urandom | base64 | tr -d '=\n' | tr '+/' '-_'

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Invalid,
     /// The aggregate the command addresses does not exist (HTTP 404).
     NotFound,
+    /// The command names something else that does not exist, such as an unknown SKU in a
+    /// cart line (HTTP 404, with the error's own code).
+    UnknownReference,
 }
 
 /// Common surface of every aggregate error, so that callers can map any of them the same way.

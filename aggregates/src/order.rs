@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use crate::common::{
-    CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, ShipmentId,
-    Sku, UserId,
+    CartId, CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity,
+    ShipmentId, Sku, UserId,
 };
 use crate::customer::PostalAddress;
 use crate::pricing::DiscountSource;
@@ -208,6 +208,8 @@ pub enum OrderCommand {
         pricing: Option<OrderPricing>,
         /// Where to deliver: a snapshot of one of the customer's addresses.
         delivery_address: Option<Box<PostalAddress>>,
+        /// The customer's cart the lines were ordered from, which then gives them up.
+        from_cart: Option<CartId>,
     },
     /// All stock is reserved: the order now waits for payment.
     Confirm,
@@ -279,10 +281,13 @@ pub enum OrderEvent {
         total: Money,
         /// The price breakdown the order was placed with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pricing: Option<OrderPricing>,
+        pricing: Option<Box<OrderPricing>>,
         /// Where to deliver (personal data, sealed with the customer's key).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery_address: Option<Box<PostalAddress>>,
+        /// The cart the lines were ordered from: its ordered units leave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_cart: Option<CartId>,
     },
     /// All stock was reserved; the order waits for payment.
     OrderConfirmed {},
@@ -640,6 +645,7 @@ impl Aggregate for Order {
                 sale_facts,
                 pricing,
                 delivery_address,
+                from_cart,
             } => {
                 let subtotal = order_total(&lines)?;
                 let total = match &pricing {
@@ -663,8 +669,9 @@ impl Aggregate for Order {
                         customer_id,
                         lines,
                         total,
-                        pricing,
+                        pricing: pricing.map(Box::new),
                         delivery_address,
+                        from_cart,
                     })
                 }
             }
@@ -785,7 +792,7 @@ impl Aggregate for Order {
                 pricing,
                 ..
             } => {
-                self.pricing = pricing;
+                self.pricing = pricing.map(|p| *p);
                 self.order_id = Some(order_id);
                 self.customer_id = Some(customer_id);
                 self.lines = lines;
@@ -858,6 +865,7 @@ mod tests {
             sale_facts: vec![],
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -869,6 +877,7 @@ mod tests {
             total: eur(2900),
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -1005,6 +1014,7 @@ mod tests {
             sale_facts,
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -1071,6 +1081,7 @@ mod tests {
                 sale_facts: vec![],
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             })
             .then_expect_error(OrderError::AlreadyPlaced);
     }
@@ -1540,6 +1551,7 @@ mod tests {
             sale_facts: vec![],
             pricing: Some(pricing),
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -1552,8 +1564,9 @@ mod tests {
                 customer_id: id(2),
                 lines: lines(),
                 total: eur(2700),
-                pricing: Some(breakdown(500, 300)),
+                pricing: Some(Box::new(breakdown(500, 300))),
                 delivery_address: None,
+                from_cart: None,
             }]);
         assert_eq!(
             breakdown(500, 0).coupons(),
@@ -1580,8 +1593,9 @@ mod tests {
             customer_id: id(2),
             lines: lines(),
             total: eur(2400),
-            pricing: Some(breakdown(500, 0)),
+            pricing: Some(Box::new(breakdown(500, 0))),
             delivery_address: None,
+            from_cart: None,
         };
         given(vec![placed.clone()])
             .when(place_priced(breakdown(500, 0)))

@@ -397,6 +397,7 @@ pub const CART: Contract = Contract {
         ("CartOpened", "1"),
         ("CartLineSet", "1"),
         ("GuestCartMerged", "1"),
+        ("OrderedLinesRemoved", "1"),
     ],
 };
 

@@ -90,6 +90,7 @@ fn placed() -> OrderEvent {
         total: eur(1000),
         pricing: None,
         delivery_address: None,
+        from_cart: None,
     }
 }
 

@@ -217,8 +217,9 @@ pub struct Config {
     #[arg(long, env = "ORDO_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
     pub access_token_ttl: Duration,
 
-    /// Address of a second listener serving only `/metrics` (e.g. `127.0.0.1:9090`); when
-    /// set, the public address does not serve `/metrics`.
+    /// Address of an internal listener serving only `/metrics`, `/healthz` and `/readyz`
+    /// (e.g. `127.0.0.1:9464`), in every role, also relay and workers without the HTTP API;
+    /// when set, the public address does not serve `/metrics`.
     #[arg(long, env = "ORDO_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
 

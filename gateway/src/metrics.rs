@@ -1,5 +1,5 @@
 //! Prometheus metrics: the recorder (installed once per process), `GET /metrics` (on the
-//! public address, or alone on `ORDO_METRICS_ADDR`), the
+//! public address, or with the probes alone on `ORDO_METRICS_ADDR`), the
 //! HTTP middleware that counts and times requests by route template, and the poller that
 //! refreshes the gauges read from Postgres and JetStream.
 //!
@@ -14,7 +14,7 @@
 //! | `ordo_commands_total` | counter | aggregate_type, outcome (accepted, rejected, conflict, error) |
 //! | `ordo_events_appended_total` | counter | aggregate_type |
 //! | `ordo_relay_events_published_total` | counter | |
-//! | `ordo_relay_leader` | gauge | |
+//! | `ordo_relay_leader` | gauge (1 on the leading relay, 0 on one standing by) | |
 //! | `ordo_outbox_depth` | gauge | |
 //! | `ordo_relay_lag_seconds` | gauge | |
 //! | `ordo_consumer_pending` | gauge | consumer |
@@ -75,10 +75,14 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/metrics", get(render))
 }
 
-/// `GET /metrics` alone, for its own internal address (`ORDO_METRICS_ADDR`); any other
-/// path is not found.
-pub fn internal_router() -> Router {
-    router().fallback(|| async { crate::problem::ApiError::NotFound("no such route".into()) })
+/// The internal address (`ORDO_METRICS_ADDR`), which every process serves whatever its
+/// roles: `GET /metrics` and the probes `/healthz` and `/readyz`, so that relay and worker
+/// processes (which serve no API) are scraped and probed too; any other path is not found.
+pub fn internal_router(state: crate::state::AppState) -> Router {
+    router()
+        .merge(crate::routes::health::router())
+        .with_state(state)
+        .fallback(|| async { crate::problem::ApiError::NotFound("no such route".into()) })
 }
 
 /// The metrics in Prometheus' text format.

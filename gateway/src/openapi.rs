@@ -54,7 +54,7 @@ use crate::routes::{
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
-        orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
+        orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, ordo_projections::queries::orders::OrderDiscountView, ordo_projections::queries::orders::OrderAddressView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
         shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
         shipments::ShipmentView, shipments::TrackingView,
@@ -78,7 +78,61 @@ pub fn document() -> utoipa::openapi::OpenApi {
     declare_standard_answers(&mut doc);
     state_cross_field_bounds(&mut doc);
     headers_are_text(&mut doc);
+    uuids_have_their_pattern(&mut doc);
     doc
+}
+
+/// A UUID is written in its hyphenated form: a `format: uuid` string that states no pattern
+/// gets that form's pattern, so that a client (or a generator of requests) reading the
+/// pattern alone knows an empty or other text is refused.
+pub fn uuids_have_their_pattern(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayItems, KnownFormat, Schema, SchemaFormat};
+    use utoipa::openapi::RefOr;
+    const UUID: &str =
+        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    fn visit(schema: &mut RefOr<Schema>) {
+        let RefOr::T(schema) = schema else {
+            return;
+        };
+        match schema {
+            Schema::Object(object) => {
+                if object.format == Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))
+                    && object.pattern.is_none()
+                {
+                    object.pattern = Some(UUID.into());
+                }
+                object.properties.values_mut().for_each(visit);
+            }
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(item) = &mut array.items {
+                    visit(item);
+                }
+            }
+            Schema::AllOf(all) => all.items.iter_mut().for_each(visit),
+            Schema::AnyOf(any) => any.items.iter_mut().for_each(visit),
+            Schema::OneOf(one) => one.items.iter_mut().for_each(visit),
+            _ => {}
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(visit);
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let Some(schema) = parameter.schema.as_mut() {
+                    visit(schema);
+                }
+            }
+        }
+    }
 }
 
 /// An optional header is absent or text, never JSON's `null`: the `Option` of a header
@@ -154,6 +208,27 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
         return;
     };
     let schemas = &mut components.schemas;
+    // The items of collections: media URLs, and a SKU's specification names and values.
+    let line = |most: usize| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(most))
+            .pattern(Some(ONE_LINE))
+            .into()
+    };
+    for product in ["CreateProduct", "UpdateProduct"] {
+        if let Some(RefOr::T(Schema::Object(product))) = schemas.get_mut(product) {
+            if let Some(RefOr::T(Schema::Array(media))) = product.properties.get_mut("media") {
+                if let ArrayItems::RefOrSchema(item) = &mut media.items {
+                    if let RefOr::T(Schema::Object(url)) = item.as_mut() {
+                        url.pattern = Some(MEDIA_URL.into());
+                        url.max_length = Some(2000);
+                    }
+                }
+            }
+        }
+    }
     if let Some(update) = schemas.remove("UpdateProduct") {
         let neither = ObjectBuilder::new()
             .property("price", ObjectBuilder::new().schema_type(Type::Null))
@@ -171,25 +246,6 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             "UpdateProduct".into(),
             AllOfBuilder::new().item(update).item(together).into(),
         );
-    }
-    // The items of collections: media URLs, and a SKU's specification names and values.
-    let line = |most: usize| -> Schema {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(most))
-            .pattern(Some(ONE_LINE))
-            .into()
-    };
-    if let Some(RefOr::T(Schema::Object(create))) = schemas.get_mut("CreateProduct") {
-        if let Some(RefOr::T(Schema::Array(media))) = create.properties.get_mut("media") {
-            if let ArrayItems::RefOrSchema(item) = &mut media.items {
-                if let RefOr::T(Schema::Object(url)) = item.as_mut() {
-                    url.pattern = Some(MEDIA_URL.into());
-                    url.max_length = Some(2000);
-                }
-            }
-        }
     }
     if let Some(RefOr::T(Schema::Object(sku))) = schemas.get_mut("NewSku") {
         if let Some(RefOr::T(Schema::Object(spec))) = sku.properties.get_mut("spec") {
@@ -234,6 +290,61 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             "CreateProduct".into(),
             AllOfBuilder::new().item(create).item(forms).into(),
         );
+    }
+    // A checkout names its lines (`items`) or takes the cart's (`from_cart: true`), not
+    // both; an order may instead name a preview (`quote_id`).
+    let lines_given = || {
+        ObjectBuilder::new()
+            .property("items", ObjectBuilder::new().schema_type(Type::Array))
+            .property(
+                "from_cart",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .required("items")
+    };
+    let from_cart = || {
+        ObjectBuilder::new()
+            .property("items", ObjectBuilder::new().schema_type(Type::Null))
+            .property(
+                "from_cart",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .required("from_cart")
+    };
+    if let Some(checkout) = schemas.remove("CheckoutRequest") {
+        schemas.insert("CheckoutLines".into(), checkout);
+        let lines =
+            || RefOr::<Schema>::Ref(utoipa::openapi::Ref::from_schema_name("CheckoutLines"));
+        let forms = AnyOfBuilder::new()
+            .item(lines_given())
+            .item(from_cart())
+            .description(Some("`items`, or `from_cart: true`, not both"));
+        schemas.insert(
+            "CheckoutRequest".into(),
+            AllOfBuilder::new().item(lines()).item(forms).into(),
+        );
+        if let Some(RefOr::T(Schema::AllOf(order))) = schemas.get_mut("PlaceOrder") {
+            let quote = ObjectBuilder::new()
+                .property("quote_id", ObjectBuilder::new().schema_type(Type::String))
+                .required("quote_id");
+            let forms = AnyOfBuilder::new()
+                .item(lines_given())
+                .item(from_cart())
+                .item(quote)
+                .description(Some(
+                    "`quote_id`, or `items`, or `from_cart: true` (not both of the last two)",
+                ));
+            for item in order.items.iter_mut() {
+                if matches!(item, RefOr::Ref(r) if r.ref_location.ends_with("/CheckoutRequest")) {
+                    *item = lines();
+                }
+            }
+            order.items.push(forms.into());
+        }
     }
     for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {

@@ -375,6 +375,7 @@ fn ticketing(
         bookings: Arc::clone(&bookings),
         shows: Arc::clone(&shows),
         coupons: Arc::new(CommandBus::new(pool.clone(), ())),
+        carts: Arc::new(CommandBus::new(pool.clone(), ())),
         pool: pool.clone(),
     });
     let saga = ordo_sagas::BookingSaga::new(
@@ -473,6 +474,7 @@ fn store_port(state: &AppState) -> Arc<StorePort> {
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
         coupons: state.offers.coupons.clone(),
+        carts: state.carts.clone(),
         pool: state.pool.clone(),
     })
 }
@@ -595,21 +597,23 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    // With its own address, /metrics is served there only, for the scraper's network.
-    let metrics_listener = match (roles.contains(&Role::Gateway), config.metrics_addr) {
-        (true, Some(addr)) => Some(
+    // With its own address, /metrics is served there only, for the scraper's network, with
+    // the probes: every role serves it, also those without the HTTP API.
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr} (ORDO_METRICS_ADDR)"))?,
         ),
-        _ => None,
+        None => None,
     };
     if let Some(metrics_listener) = metrics_listener {
         let addr = metrics_listener.local_addr()?;
-        tracing::info!(%addr, "serving /metrics on http://{addr}");
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz on http://{addr}");
+        let internal = crate::metrics::internal_router(runtime.state.clone());
         let token = shutdown.clone();
         tasks.spawn(async move {
-            axum::serve(metrics_listener, crate::metrics::internal_router())
+            axum::serve(metrics_listener, internal)
                 .with_graceful_shutdown(async move { token.cancelled().await })
                 .await
                 .context("metrics server failed")

@@ -229,7 +229,12 @@ impl Relay {
                     self.leader.store(false, Ordering::Relaxed);
                     metrics::gauge!("ordo_relay_leader").set(0.0);
                 }
-                Ok(None) => debug!("another outbox relay leads; standing by"),
+                Ok(None) => {
+                    // Standing by is reported too, so that a missing leader shows as the
+                    // sum over every relay process being zero.
+                    metrics::gauge!("ordo_relay_leader").set(0.0);
+                    debug!("another outbox relay leads; standing by")
+                }
                 Err(err) => warn!(error = %err, "outbox relay cannot reach postgres"),
             }
             tokio::select! {

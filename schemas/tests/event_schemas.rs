@@ -287,11 +287,25 @@ fn cart_samples() -> Vec<Sample> {
                     quantity: 2,
                 }],
             },
+            CartEvent::OrderedLinesRemoved {
+                order_id: order_id(),
+                lines: vec![
+                    MergedLine {
+                        sku: sku("tee-black-m"),
+                        quantity: 0,
+                    },
+                    MergedLine {
+                        sku: sku("mug-blue"),
+                        quantity: 1,
+                    },
+                ],
+            },
         ],
         |event| match event {
             CartEvent::CartOpened { .. } => Some("owner"),
             CartEvent::CartLineSet { .. } => Some("quantity"),
             CartEvent::GuestCartMerged { .. } => Some("guest_cart_id"),
+            CartEvent::OrderedLinesRemoved { .. } => Some("order_id"),
         },
     )
 }
@@ -461,6 +475,7 @@ fn order_samples() -> Vec<Sample> {
                 total: eur(3299),
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             },
             OrderEvent::OrderPlaced {
                 order_id: order_id(),
@@ -471,7 +486,7 @@ fn order_samples() -> Vec<Sample> {
                     unit_price: eur(1250),
                 }],
                 total: eur(2300),
-                pricing: Some(ordo_aggregates::order::OrderPricing {
+                pricing: Some(Box::new(ordo_aggregates::order::OrderPricing {
                     quote_id: Some(uuid::Uuid::from_u128(41)),
                     subtotal: eur(2500),
                     line_discounts: vec![ordo_aggregates::order::LineDiscount {
@@ -484,8 +499,9 @@ fn order_samples() -> Vec<Sample> {
                         amount: eur(500),
                     }],
                     shipping_fee: eur(300),
-                }),
+                })),
                 delivery_address: Some(Box::new(sealed_address())),
+                from_cart: Some(uuid("3b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into()),
             },
             OrderEvent::OrderConfirmed {},
             OrderEvent::OrderRejected {
