@@ -593,7 +593,10 @@ async fn projections_status_prints_every_projection_with_its_position_and_lag() 
         .iter()
         .find(|r| r["name"] == "projection-orders")
         .unwrap();
-    assert_eq!(orders["tables"], json!(["orders", "order_lines", "order_discounts"]));
+    assert_eq!(
+        orders["tables"],
+        json!(["orders", "order_lines", "order_discounts"])
+    );
     assert!(orders["last_applied_at"].is_string());
     ordo.stop().await;
 }
