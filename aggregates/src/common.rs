@@ -638,6 +638,19 @@ uuid_id!(
     ShipmentId
 );
 
+uuid_id!(
+    /// Identifies a service order of the marketplace.
+    ServiceOrderId
+);
+uuid_id!(
+    /// Identifies one certification a service provider submitted.
+    CertificationId
+);
+uuid_id!(
+    /// Identifies the payout of a service order's escrowed payment to its provider.
+    PayoutId
+);
+
 /// A whole percentage from 1 to 100, as in "10 % off".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "i64", into = "u8")]
@@ -948,6 +961,11 @@ text!(
 text!(
     /// Name of a promotion or of a coupon batch: 1 to 200 characters on one line.
     CampaignName, "name", 1, 200, true
+);
+text!(
+    /// Why an admin refused something (a provider's verification, a service order): 1 to
+    /// 500 characters, lines allowed.
+    Reason, "reason", 1, 500, false
 );
 
 #[cfg(test)]

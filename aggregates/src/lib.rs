@@ -20,6 +20,10 @@
 //! - [`coupon`]: batches of coupons with their quota, and each claimed coupon's life
 //!   (claimed, locked by an order, redeemed, released).
 //! - [`pricing`]: the pure pricing engine stacking promotions and coupons on a cart.
+//! - [`provider`]: service providers of the marketplace: profile, skills, areas,
+//!   certifications and verification.
+//! - [`service_order`]: service orders of the marketplace, from publication and review to
+//!   first-come acceptance, escrowed payment, work, confirmation, payout and review.
 //!
 //! Every aggregate uses `()` as its services, names its events after their variants
 //! (version "1"), and treats the repeat of a transition that already happened as a
@@ -38,5 +42,7 @@ pub mod payment;
 pub mod pricing;
 pub mod product;
 pub mod promotion;
+pub mod provider;
+pub mod service_order;
 pub mod shipment;
 pub mod show;

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
-//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`shipment`]: one
+//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
+//!   [`service_order`], [`shipment`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -56,7 +57,7 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ShipmentId, ShowId, Sku, UserId,
+    ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -65,6 +66,8 @@ use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
+use ordo_aggregates::provider::{Provider, ProviderEvent};
+use ordo_aggregates::service_order::{ServiceOrder, ServiceOrderEvent};
 use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
 use ordo_nats::consumer::HandlerError;
@@ -131,6 +134,10 @@ pub type BookingMessage = Decoded<BookingId, BookingEvent>;
 /// A decoded customer event (the id is the user's). Its personal values arrive sealed:
 /// a consumer opens them with the personal-data vault before writing them anywhere.
 pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
+/// A decoded provider event (the id is the provider's user id); personal values sealed.
+pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
+/// A decoded service order event; personal values sealed.
+pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
 /// A decoded shipment event.
 pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
@@ -459,6 +466,38 @@ pub const CUSTOMER: Contract = Contract {
     ],
 };
 
+/// The provider stream's contract.
+pub const PROVIDER: Contract = Contract {
+    aggregate_type: <Provider as Aggregate>::TYPE,
+    events: &[
+        ("ProviderProfileSet", "1"),
+        ("CertificationSubmitted", "1"),
+        ("VerificationRequested", "1"),
+        ("ProviderVerified", "1"),
+        ("ProviderRejected", "1"),
+    ],
+};
+
+/// The service order stream's contract.
+pub const SERVICE_ORDER: Contract = Contract {
+    aggregate_type: <ServiceOrder as Aggregate>::TYPE,
+    events: &[
+        ("ServiceOrderPublished", "1"),
+        ("ServiceOrderApproved", "1"),
+        ("ServiceOrderRejected", "1"),
+        ("ServiceOrderAccepted", "1"),
+        ("ServicePaymentAttached", "1"),
+        ("ServiceOrderPaid", "1"),
+        ("WorkStarted", "1"),
+        ("WorkDone", "1"),
+        ("ServiceOrderConfirmed", "1"),
+        ("PayoutReleased", "1"),
+        ("ServiceOrderCancelled", "1"),
+        ("ServiceOrderRefunded", "1"),
+        ("ServiceOrderReviewed", "1"),
+    ],
+};
+
 /// The shipment stream's contract.
 pub const SHIPMENT: Contract = Contract {
     aggregate_type: <Shipment as Aggregate>::TYPE,
@@ -471,7 +510,7 @@ pub const SHIPMENT: Contract = Contract {
 };
 
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 12] = [
+pub const CONTRACTS: [&Contract; 14] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -483,6 +522,8 @@ pub const CONTRACTS: [&Contract; 12] = [
     &PROMOTION,
     &COUPON_BATCH,
     &CUSTOMER,
+    &PROVIDER,
+    &SERVICE_ORDER,
     &SHIPMENT,
 ];
 
@@ -546,6 +587,16 @@ pub fn shipment(message: &ReceivedEvent) -> Result<ShipmentMessage, ContractErro
 /// Decodes a message of the customer stream.
 pub fn customer(message: &ReceivedEvent) -> Result<CustomerMessage, ContractError> {
     CUSTOMER.decode(message, uuid_id::<UserId>)
+}
+
+/// Decodes a message of the provider stream.
+pub fn provider(message: &ReceivedEvent) -> Result<ProviderMessage, ContractError> {
+    PROVIDER.decode(message, uuid_id::<UserId>)
+}
+
+/// Decodes a message of the service order stream.
+pub fn service_order(message: &ReceivedEvent) -> Result<ServiceOrderMessage, ContractError> {
+    SERVICE_ORDER.decode(message, uuid_id::<ServiceOrderId>)
 }
 
 #[cfg(test)]

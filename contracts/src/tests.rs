@@ -333,6 +333,11 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (PROMOTION.aggregate_type, variant_names::<PromotionEvent>()),
         (COUPON_BATCH.aggregate_type, variant_names::<CouponEvent>()),
         (CUSTOMER.aggregate_type, variant_names::<CustomerEvent>()),
+        (PROVIDER.aggregate_type, variant_names::<ProviderEvent>()),
+        (
+            SERVICE_ORDER.aggregate_type,
+            variant_names::<ServiceOrderEvent>(),
+        ),
         (SHIPMENT.aggregate_type, variant_names::<ShipmentEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());

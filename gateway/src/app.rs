@@ -50,6 +50,8 @@ pub fn router(
         .merge(routes::promotions::router())
         .merge(routes::coupons::router())
         .merge(routes::users::router())
+        .merge(routes::providers::router())
+        .merge(routes::service_orders::router())
         .route(
             "/openapi.json",
             get(|State(state): State<AppState>| async move {

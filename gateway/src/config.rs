@@ -135,6 +135,10 @@ pub struct Config {
     /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
     #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub booking_timeout: Duration,
+    /// How long a service order marked done waits for its customer's confirmation before
+    /// it confirms itself and its escrow is paid out (e.g. 3d, 72h, 30s).
+    #[arg(long, env = "ORDO_SERVICE_CONFIRM_AFTER", default_value = "3d", value_parser = parse_duration)]
+    pub service_confirm_after: Duration,
 
     /// Currency (ISO 4217) of a seat area whose request names none.
     #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]

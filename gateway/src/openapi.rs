@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, search, shipments, shows, users,
+    products, promotions, providers, search, service_orders, shipments, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -42,6 +42,12 @@ use crate::routes::{
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
         users::get_profile, users::update_profile, users::erase_me, users::list_addresses, users::add_address,
         users::update_address, users::remove_address, users::admin_get_user, users::admin_erase_user,
+        providers::set_profile, providers::submit_certification, providers::matching_orders, providers::get_provider,
+        providers::list_providers, providers::verify_provider, providers::reject_provider,
+        service_orders::publish_service_order, service_orders::list_service_orders, service_orders::get_service_order,
+        service_orders::accept_service_order, service_orders::pay_service_order, service_orders::start_service_order,
+        service_orders::complete_service_order, service_orders::confirm_service_order, service_orders::cancel_service_order,
+        service_orders::review_service_order, service_orders::approve_service_order, service_orders::reject_service_order,
     ),
     components(schemas(
         ProblemDocument,
@@ -66,8 +72,16 @@ use crate::routes::{
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
+        providers::SetProviderProfile, providers::ProviderProfileView, providers::SubmitCertification,
+        providers::CertificationSubmitted, providers::VerificationView, providers::RejectProvider, providers::ProviderList,
+        ordo_projections::queries::marketplace::ProviderSummary, ordo_projections::queries::marketplace::PublicProvider,
+        ordo_projections::queries::marketplace::ProviderRating, ordo_projections::queries::marketplace::ServiceOrderSummary,
+        service_orders::PublishServiceOrder, service_orders::ServiceOrderPublished, service_orders::PayoutView,
+        service_orders::ReviewView, service_orders::ServiceOrderView, service_orders::ServiceOrderList,
+        service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
+        service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 

@@ -18,6 +18,11 @@ use ordo_sagas::fulfilment::{
     FULFILMENT_SHIPMENTS_CONSUMER,
 };
 use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
+use ordo_sagas::service_order::{
+    ServiceOrderSettings, ServiceOrderStorePort, SERVICE_ORDER_CONSUMER,
+    SERVICE_ORDER_PAYMENTS_CONSUMER,
+};
+use ordo_sagas::ServiceOrderSaga;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
 use tokio::task::JoinSet;
@@ -44,6 +49,8 @@ pub struct Runtime {
     pub public_url: String,
     /// Where notification emails are spooled.
     pub mail_spool_dir: std::path::PathBuf,
+    /// How long a done service order waits for its customer's confirmation.
+    pub service_confirm_after: Duration,
     /// The carriers the fulfilment process asks to follow parcels.
     pub carriers: Arc<ordo_payments::Carriers>,
 }
@@ -202,9 +209,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         pool.clone(),
         config.payment_secret.as_deref().map(str::as_bytes),
     ));
+    let marketplace = Arc::new(crate::marketplace::Marketplace::new(
+        pool.clone(),
+        vault.clone(),
+    ));
     let profiles = Arc::new(crate::profiles::Profiles::new(pool.clone(), vault));
     let state = AppState {
         profiles,
+        marketplace,
         ticketing,
         offers: Arc::new(crate::offers::Offers::new(pool.clone())),
         rate_limits,
@@ -259,6 +271,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         provider_url: config.payment_provider_url(),
         public_url: config.public_url(),
         mail_spool_dir: config.mail_spool_dir(),
+        service_confirm_after: config.service_confirm_after,
     })
 }
 
@@ -417,6 +430,16 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumers.push((spec, projection));
     }
     consumers.extend(notification_workers(runtime));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::marketplace::SERVICE_ORDER_NOTIFICATIONS,
+            "service_order",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::marketplace::ServiceOrderNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
     consumers.extend(
         state
             .search
@@ -439,6 +462,19 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     consumers.push((
         consumer_spec(SEAT_STOCK_CONSUMER, "show", &runtime.namespace),
         ordo_sagas::SeatStockPolicy::new(state.pool.clone(), store_port(state)),
+    ));
+    let service_orders = service_order_saga(runtime);
+    consumers.push((
+        consumer_spec(SERVICE_ORDER_CONSUMER, "service_order", &runtime.namespace),
+        Arc::new(service_orders.service_orders()),
+    ));
+    consumers.push((
+        consumer_spec(
+            SERVICE_ORDER_PAYMENTS_CONSUMER,
+            "payment",
+            &runtime.namespace,
+        ),
+        Arc::new(service_orders.payments()),
     ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
@@ -477,6 +513,26 @@ fn store_port(state: &AppState) -> Arc<StorePort> {
         carts: state.carts.clone(),
         pool: state.pool.clone(),
     })
+}
+
+/// The service order saga wired to the command buses and the payment provider.
+pub fn service_order_saga(runtime: &Runtime) -> Arc<ServiceOrderSaga> {
+    let state = &runtime.state;
+    ServiceOrderSaga::new(
+        state.pool.clone(),
+        Arc::new(ServiceOrderStorePort {
+            store: store_port(state),
+            service_orders: state.marketplace.service_orders.clone(),
+        }),
+        Arc::new(ordo_payments::HttpProvider::new(
+            &runtime.provider_url,
+            state.token_seal.clone(),
+        )),
+        ServiceOrderSettings {
+            confirm_after: runtime.service_confirm_after,
+            callback_base_url: runtime.public_url.clone(),
+        },
+    )
 }
 
 /// The checkout saga wired to the command buses and the payment provider.
@@ -558,6 +614,12 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let token = shutdown.clone();
         tasks.spawn(async move {
             bookings.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let service_orders = service_order_saga(&runtime);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            service_orders.run_deadlines(every, token).await;
             Ok(())
         });
         let fulfilment = fulfilment_saga(&runtime, &args);

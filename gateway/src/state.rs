@@ -61,6 +61,8 @@ pub struct AppState {
     pub offers: Arc<crate::offers::Offers>,
     /// Customers' profiles and addresses, and the personal-data vault.
     pub profiles: Arc<crate::profiles::Profiles>,
+    /// Service providers and service orders.
+    pub marketplace: Arc<crate::marketplace::Marketplace>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.

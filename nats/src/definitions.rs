@@ -63,6 +63,14 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         include_str!("../streams/ORDO_CUSTOMER.json"),
     ),
     (
+        "ORDO_PROVIDER.json",
+        include_str!("../streams/ORDO_PROVIDER.json"),
+    ),
+    (
+        "ORDO_SERVICE_ORDER.json",
+        include_str!("../streams/ORDO_SERVICE_ORDER.json"),
+    ),
+    (
         "ORDO_SHIPMENT.json",
         include_str!("../streams/ORDO_SHIPMENT.json"),
     ),
@@ -103,6 +111,26 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-payments.json",
         include_str!("../consumers/projection-payments.json"),
+    ),
+    (
+        "projection-providers.json",
+        include_str!("../consumers/projection-providers.json"),
+    ),
+    (
+        "projection-service-orders.json",
+        include_str!("../consumers/projection-service-orders.json"),
+    ),
+    (
+        "notifications-service-orders.json",
+        include_str!("../consumers/notifications-service-orders.json"),
+    ),
+    (
+        "saga-service-order.json",
+        include_str!("../consumers/saga-service-order.json"),
+    ),
+    (
+        "saga-service-order-payments.json",
+        include_str!("../consumers/saga-service-order-payments.json"),
     ),
     (
         "saga-checkout.json",

@@ -21,6 +21,8 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "coupon_batch",
     "cart",
     "customer",
+    "provider",
+    "service_order",
     "shipment",
 ];
 

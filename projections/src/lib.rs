@@ -11,6 +11,8 @@
 //! - [`customers`]: the customer directory, whose personal values are opened through the
 //!   personal-data vault ([`customers::install_vault`]) and scrubbed on erasure
 //!   ([`ERASURE_SCRUBS`]).
+//! - [`marketplace`]: the provider directory, service orders, their reviews and the
+//!   providers' ratings.
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -27,6 +29,7 @@ pub mod coupons;
 pub mod customers;
 pub mod delivery_lock;
 pub mod inventory;
+pub mod marketplace;
 pub mod orders;
 pub mod payments;
 pub mod products;
@@ -55,6 +58,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(ticketing::ShowsProjection),
         Arc::new(ticketing::BookingsProjection),
         Arc::new(customers::CustomersProjection),
+        Arc::new(marketplace::ProvidersProjection),
+        Arc::new(marketplace::ServiceOrdersProjection),
         Arc::new(shipments::ShipmentsProjection),
     ]
 }

@@ -18,6 +18,8 @@
 //! - [`booking`]: the booking of seats: price from the Show, request, reserve, hold until a
 //!   deadline, attach the payment and charge, issue tickets, commit, complete; or reject,
 //!   cancel, expire, refund and return the seats.
+//! - [`service_order`]: the escrow of a marketplace service order: attach and charge the
+//!   payment, hold it, confirm by itself after a deadline, release the payout, or refund.
 //! - [`seat_stock`]: the seat stock policy, opening the seats of every session a show adds.
 //! - [`show_state`]: the show of each session, the processes' own state kept from the
 //!   shows' events.
@@ -36,6 +38,7 @@ pub mod port;
 pub mod provider;
 pub mod repository;
 pub mod seat_stock;
+pub mod service_order;
 pub mod show_state;
 
 pub use booking::BookingSaga;
@@ -43,3 +46,4 @@ pub use checkout::CheckoutSaga;
 pub use port::{BookingPort, CheckoutPort, PaymentPort, StepError, StorePort};
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError};
 pub use seat_stock::{SeatStockPolicy, SeatStockPort};
+pub use service_order::{ServiceOrderPort, ServiceOrderSaga};

@@ -11,6 +11,8 @@
 //! - [`shows`], [`bookings`]: shows with their sessions and seats available, the bookings
 //!   list and who holds a ticket.
 //! - [`offers`]: promotions, coupon batches and a customer's coupons.
+//! - [`marketplace`]: providers, their ratings, service orders and the orders matching a
+//!   provider.
 //! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
@@ -20,6 +22,7 @@
 pub mod bookings;
 pub mod categories;
 pub mod inventory;
+pub mod marketplace;
 pub mod offers;
 pub mod orders;
 pub mod page;
