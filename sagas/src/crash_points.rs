@@ -14,7 +14,9 @@
 //! - `booking:expire` and `booking:complete`: in the deadline scan, after the booking
 //!   expired or completed and before its deadline is cleared;
 //! - `seat_stock:seats_opened`: in the seat stock policy, after a new session's first
-//!   seat area is opened and before the others.
+//!   seat area is opened and before the others;
+//! - `fulfilment:auto_complete`: in the deadline scan, after a delivered order completed
+//!   by itself and before its deadline is cleared.
 
 use std::sync::OnceLock;
 
@@ -26,7 +28,7 @@ pub const BARE_STEP_SAGA: &str = "checkout";
 pub const CRASH_AFTER_STEP: &str = "ORDO_CRASH_AFTER_STEP";
 
 /// Aborts the process when `ORDO_CRASH_AFTER_STEP` names `step` of `saga` (`checkout`,
-/// `booking`).
+/// `booking`, `fulfilment`).
 pub fn crash_after(saga: &str, step: &str) {
     static TARGET: OnceLock<Option<(String, String)>> = OnceLock::new();
     let target = TARGET.get_or_init(|| {

@@ -332,7 +332,8 @@ impl FulfilmentSaga {
             .await
             .map_err(step_failure)?;
         log(conn, saga_id, "create_shipment", Some(order_id.to_string())).await?;
-        repository::set_status(conn, saga_id, "awaiting_shipping", None)
+        // A redelivery arriving after the shipment moved on leaves the status as it is.
+        repository::advance(conn, saga_id, &["creating"], "awaiting_shipping", None)
             .await
             .map_err(retry)?;
         Ok(())
@@ -406,9 +407,15 @@ impl FulfilmentSaga {
                         )))
                     }
                 }
-                repository::set_status(conn, saga_id, "shipped", None)
-                    .await
-                    .map_err(retry)?;
+                repository::advance(
+                    conn,
+                    saga_id,
+                    &["creating", "awaiting_shipping"],
+                    "shipped",
+                    None,
+                )
+                .await
+                .map_err(retry)?;
             }
             ShipmentEvent::TrackingUpdated {
                 status: TrackingStatus::Delivered,
@@ -448,17 +455,15 @@ impl FulfilmentSaga {
                     + chrono::Duration::from_std(self.settings.auto_confirm_after)
                         .unwrap_or(chrono::Duration::days(7));
                 // A customer who already confirmed receipt completed the process.
-                let status: Option<String> =
-                    sqlx::query_scalar("SELECT status FROM sagas WHERE saga_id = $1")
-                        .bind(saga_id)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(retry)?;
-                if status.as_deref() != Some("completed") {
-                    repository::set_status(conn, saga_id, "delivered", Some(deadline))
-                        .await
-                        .map_err(retry)?;
-                }
+                repository::advance(
+                    conn,
+                    saga_id,
+                    &["creating", "awaiting_shipping", "shipped"],
+                    "delivered",
+                    Some(deadline),
+                )
+                .await
+                .map_err(retry)?;
             }
             // The admin's steps before shipping, and the carrier's other reports: nothing
             // for the order (the shipment's read model shows them).

@@ -81,6 +81,29 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Moves the saga to `status` (with `deadline`, clearing its last error) only from one of
+/// `from`: a process fed by two streams receives their events in no order between them, so
+/// a late event of one never sets back what an event of the other already advanced.
+pub async fn advance(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    from: &[&str],
+    status: &str,
+    deadline: Option<DateTime<Utc>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sagas SET status = $2, deadline = $3, last_error = NULL, updated_at = now()
+         WHERE saga_id = $1 AND status = ANY($4)",
+    )
+    .bind(saga_id)
+    .bind(status)
+    .bind(deadline)
+    .bind(from)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records a step in the saga's log.
 pub async fn log_step(
     conn: &mut PgConnection,
