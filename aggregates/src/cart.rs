@@ -16,6 +16,12 @@
 //! merged guest carts from those events (`ordo_store::carts`), and a retired guest cart
 //! answers as gone.
 //!
+//! Ordering: an order placed from the cart takes its lines out once it is placed
+//! ([`CartCommand::RemoveOrdered`], sent by the checkout process on `OrderPlaced`). Each
+//! order's units leave the cart once: the cart records the orders it gave lines to, so the
+//! command repeated after a crash or a redelivery changes nothing, even when the customer
+//! put the same SKUs back in the meantime.
+//!
 //! Discounts: [`price_lines`] takes a [`DiscountPolicy`]: [`NoDiscounts`], or the pricing
 //! engine's promotions ([`crate::pricing::PromotionsPolicy`]), which the cart routes use.
 
@@ -25,12 +31,24 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CartId, Currency, DomainError, ErrorKind, Money, Sku, UserId};
+use crate::common::{CartId, Currency, DomainError, ErrorKind, Money, OrderId, Sku, UserId};
 
 /// Most lines one cart holds.
 pub const MAX_LINES: usize = 50;
 /// Most units of one SKU one cart holds.
 pub const MAX_LINE_QUANTITY: u32 = 100;
+
+/// Namespace of the ids of customers' carts (UUID v5 of the user id).
+const CUSTOMER_CART_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6f72646f_6361_7274_8000_637573746f6d);
+
+/// The id of a customer's own cart: one per customer, derived from the user id.
+pub fn customer_cart_id(customer: UserId) -> CartId {
+    CartId::from(uuid::Uuid::new_v5(
+        &CUSTOMER_CART_NAMESPACE,
+        customer.as_uuid().as_bytes(),
+    ))
+}
 
 /// Whose cart it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +112,16 @@ pub enum CartCommand {
         /// Its lines, with their caps.
         lines: Vec<MergeLine>,
     },
+    /// Takes the units of an order placed from this cart out of it (a no-op for an order
+    /// it already gave its lines to).
+    RemoveOrdered {
+        /// The customer.
+        owner: CartOwner,
+        /// The order placed.
+        order_id: OrderId,
+        /// What it ordered: the SKUs and units that leave the cart.
+        lines: Vec<MergedLine>,
+    },
 }
 
 /// Events of a [`Cart`].
@@ -118,9 +146,17 @@ pub enum CartEvent {
         /// The lines whose quantity changed, with their new quantity.
         lines: Vec<MergedLine>,
     },
+    /// An order placed from the cart took its units out.
+    OrderedLinesRemoved {
+        /// The order.
+        order_id: OrderId,
+        /// The lines it changed, with their new quantity (0: the line is gone).
+        lines: Vec<MergedLine>,
+    },
 }
 
-/// A line's quantity after a merge.
+/// A SKU and a quantity: a line's quantity after a merge or an order, or the units an order
+/// takes out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergedLine {
     /// The SKU.
@@ -135,6 +171,7 @@ impl DomainEvent for CartEvent {
             CartEvent::CartOpened { .. } => "CartOpened",
             CartEvent::CartLineSet { .. } => "CartLineSet",
             CartEvent::GuestCartMerged { .. } => "GuestCartMerged",
+            CartEvent::OrderedLinesRemoved { .. } => "OrderedLinesRemoved",
         }
         .to_string()
     }
@@ -192,10 +229,11 @@ impl CartError {
     /// Broad class of the refusal.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CartError::UnknownSku { .. } | CartError::QuantityTooLarge => ErrorKind::Invalid,
+            CartError::QuantityTooLarge => ErrorKind::Invalid,
             CartError::NotOnSale { .. }
             | CartError::MixedCurrencies { .. }
             | CartError::TooManyLines => ErrorKind::Refused,
+            CartError::UnknownSku { .. } => ErrorKind::UnknownReference,
             CartError::WrongOwner => ErrorKind::NotFound,
         }
     }
@@ -216,6 +254,8 @@ pub struct Cart {
     owner: Option<CartOwner>,
     lines: BTreeMap<Sku, u32>,
     merged: Vec<CartId>,
+    #[serde(default)]
+    ordered: Vec<OrderId>,
 }
 
 impl Cart {
@@ -232,6 +272,11 @@ impl Cart {
     /// Whether the guest cart `id` was merged into this one.
     pub fn has_merged(&self, id: &CartId) -> bool {
         self.merged.contains(id)
+    }
+
+    /// Whether the order `id` took its lines out of this cart.
+    pub fn has_given_lines_to(&self, id: &OrderId) -> bool {
+        self.ordered.contains(id)
     }
 
     /// The `CartOpened` to write first, or a refusal when another owner holds the cart.
@@ -327,6 +372,35 @@ impl Aggregate for Cart {
                     lines: merged,
                 });
             }
+            CartCommand::RemoveOrdered {
+                owner,
+                order_id,
+                lines,
+            } => {
+                if owner == CartOwner::Guest {
+                    return Err(CartError::WrongOwner);
+                }
+                let opened = self.open(owner)?;
+                if self.has_given_lines_to(&order_id) {
+                    return Ok(());
+                }
+                events.extend(opened);
+                // The ordered units leave; units put in beyond them stay.
+                let changed = lines
+                    .into_iter()
+                    .filter_map(|line| {
+                        let current = self.lines.get(&line.sku).copied()?;
+                        Some(MergedLine {
+                            sku: line.sku,
+                            quantity: current.saturating_sub(line.quantity),
+                        })
+                    })
+                    .collect();
+                events.push(CartEvent::OrderedLinesRemoved {
+                    order_id,
+                    lines: changed,
+                });
+            }
         }
         for event in events {
             sink.write(event, self).await;
@@ -352,6 +426,16 @@ impl Aggregate for Cart {
                     self.lines.insert(line.sku, line.quantity);
                 }
                 self.merged.push(guest_cart_id);
+            }
+            CartEvent::OrderedLinesRemoved { order_id, lines } => {
+                for line in lines {
+                    if line.quantity == 0 {
+                        self.lines.remove(&line.sku);
+                    } else {
+                        self.lines.insert(line.sku, line.quantity);
+                    }
+                }
+                self.ordered.push(order_id);
             }
         }
     }
@@ -608,6 +692,107 @@ mod tests {
         ])
         .when(merge)
         .then_expect_events(vec![]);
+    }
+
+    fn remove_ordered(order: u128, lines: &[(&str, u32)]) -> CartCommand {
+        CartCommand::RemoveOrdered {
+            owner: alice(),
+            order_id: id(order),
+            lines: lines
+                .iter()
+                .map(|(code, quantity)| MergedLine {
+                    sku: sku(code),
+                    quantity: *quantity,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_order_takes_its_units_out_and_leaves_units_put_in_beyond_them() {
+        given(vec![opened(), line_set("MUG", 2), line_set("TEE", 3)])
+            .when(remove_ordered(7, &[("MUG", 2), ("TEE", 1), ("CAP", 1)]))
+            .then_expect_events(vec![CartEvent::OrderedLinesRemoved {
+                order_id: id(7),
+                lines: vec![
+                    MergedLine {
+                        sku: sku("MUG"),
+                        quantity: 0,
+                    },
+                    MergedLine {
+                        sku: sku("TEE"),
+                        quantity: 2,
+                    },
+                ],
+            }]);
+    }
+
+    #[test]
+    fn an_order_repeated_after_its_lines_were_put_back_changes_nothing() {
+        given(vec![
+            opened(),
+            line_set("MUG", 2),
+            CartEvent::OrderedLinesRemoved {
+                order_id: id(7),
+                lines: vec![MergedLine {
+                    sku: sku("MUG"),
+                    quantity: 0,
+                }],
+            },
+            line_set("MUG", 2),
+        ])
+        .when(remove_ordered(7, &[("MUG", 2)]))
+        .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn an_order_removed_lines_are_gone_from_the_state() {
+        let mut cart = Cart::default();
+        for event in [
+            opened(),
+            line_set("MUG", 2),
+            line_set("TEE", 1),
+            CartEvent::OrderedLinesRemoved {
+                order_id: id(7),
+                lines: vec![
+                    MergedLine {
+                        sku: sku("MUG"),
+                        quantity: 0,
+                    },
+                    MergedLine {
+                        sku: sku("TEE"),
+                        quantity: 1,
+                    },
+                ],
+            },
+        ] {
+            cart.apply(event);
+        }
+        assert!(!cart.lines().contains_key(&sku("MUG")));
+        assert_eq!(cart.lines().get(&sku("TEE")), Some(&1));
+        assert!(cart.has_given_lines_to(&id(7)));
+    }
+
+    #[test]
+    fn a_guest_cart_takes_no_order() {
+        let err = TestFramework::<Cart>::with(())
+            .given(vec![CartEvent::CartOpened {
+                owner: CartOwner::Guest,
+            }])
+            .when(CartCommand::RemoveOrdered {
+                owner: CartOwner::Guest,
+                order_id: id(7),
+                lines: vec![],
+            })
+            .inspect_result()
+            .unwrap_err();
+        assert_eq!(err, CartError::WrongOwner);
+    }
+
+    #[test]
+    fn a_customer_cart_id_is_the_same_for_the_same_customer() {
+        assert_eq!(customer_cart_id(id(1)), customer_cart_id(id(1)));
+        assert_ne!(customer_cart_id(id(1)), customer_cart_id(id(2)));
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     Invalid,
     /// The aggregate the command addresses does not exist (HTTP 404).
     NotFound,
+    /// The command names something else that does not exist, such as an unknown SKU in a
+    /// cart line (HTTP 404, with the error's own code).
+    UnknownReference,
 }
 
 /// Common surface of every aggregate error, so that callers can map any of them the same way.
@@ -630,6 +633,23 @@ uuid_id!(
     /// Identifies one coupon claimed by one customer from a batch.
     CouponId
 );
+uuid_id!(
+    /// Identifies a shipment: one parcel of an order's goods on its way to the customer.
+    ShipmentId
+);
+
+uuid_id!(
+    /// Identifies a service order of the marketplace.
+    ServiceOrderId
+);
+uuid_id!(
+    /// Identifies one certification a service provider submitted.
+    CertificationId
+);
+uuid_id!(
+    /// Identifies the payout of a service order's escrowed payment to its provider.
+    PayoutId
+);
 
 /// A whole percentage from 1 to 100, as in "10 % off".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -941,6 +961,11 @@ text!(
 text!(
     /// Name of a promotion or of a coupon batch: 1 to 200 characters on one line.
     CampaignName, "name", 1, 200, true
+);
+text!(
+    /// Why an admin refused something (a provider's verification, a service order): 1 to
+    /// 500 characters, lines allowed.
+    Reason, "reason", 1, 500, false
 );
 
 #[cfg(test)]

@@ -85,7 +85,7 @@ pub fn parse_phone(
     let phone = raw.trim();
     let body = phone.strip_prefix('+').unwrap_or(phone);
     let digits = body.bytes().filter(u8::is_ascii_digit).count();
-    let ok = phone.len() <= limits::PHONE_MAX
+    let ok = raw.chars().count() <= limits::PHONE_MAX
         && (limits::PHONE_MIN_DIGITS..=limits::PHONE_MAX_DIGITS).contains(&digits)
         && body
             .bytes()
@@ -310,8 +310,9 @@ impl CustomerError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CustomerError::AddressNotFound => ErrorKind::NotFound,
-            CustomerError::AddressExists | CustomerError::AddressLimitReached => ErrorKind::Refused,
-            CustomerError::DefaultCannotBeUnset => ErrorKind::Invalid,
+            CustomerError::AddressExists
+            | CustomerError::AddressLimitReached
+            | CustomerError::DefaultCannotBeUnset => ErrorKind::Refused,
         }
     }
 }
@@ -602,7 +603,7 @@ mod tests {
             .inspect_result()
             .unwrap_err();
         assert_eq!(err, CustomerError::DefaultCannotBeUnset);
-        assert_eq!(err.kind(), ErrorKind::Invalid);
+        assert_eq!(err.kind(), ErrorKind::Refused);
         given(history)
             .when(CustomerCommand::ChangeAddress {
                 address_id: address_id(1),

@@ -12,12 +12,18 @@
 //! - [`cart`]: shopping carts of customers and guests, their merge, and their pricing seam.
 //! - [`order`]: orders of goods, from placement to payment, cancellation or refund.
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
+//! - [`shipment`]: parcels of paid orders: created, picked, shipped with a carrier and a
+//!   tracking number, then tracked in transit to delivery (or an exception).
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
 //! - [`coupon`]: batches of coupons with their quota, and each claimed coupon's life
 //!   (claimed, locked by an order, redeemed, released).
 //! - [`pricing`]: the pure pricing engine stacking promotions and coupons on a cart.
+//! - [`provider`]: service providers of the marketplace: profile, skills, areas,
+//!   certifications and verification.
+//! - [`service_order`]: service orders of the marketplace, from publication and review to
+//!   first-come acceptance, escrowed payment, work, confirmation, payout and review.
 //!
 //! Every aggregate uses `()` as its services, names its events after their variants
 //! (version "1"), and treats the repeat of a transition that already happened as a
@@ -36,4 +42,7 @@ pub mod payment;
 pub mod pricing;
 pub mod product;
 pub mod promotion;
+pub mod provider;
+pub mod service_order;
+pub mod shipment;
 pub mod show;

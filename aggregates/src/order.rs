@@ -1,5 +1,7 @@
 //! The life of an order of goods: placed with its lines, confirmed once all its stock is
-//! reserved (or rejected when some is short), then paid, cancelled, expired or refunded.
+//! reserved (or rejected when some is short), then paid, cancelled, expired or refunded;
+//! a paid order is then shipped, delivered and completed (the customer confirms receipt,
+//! or the fulfilment process completes it some time after delivery).
 //! Repeating a transition that already happened is a no-op, so a checkout saga may retry
 //! any step safely.
 
@@ -9,8 +11,11 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use crate::common::{
-    CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity, Sku, UserId,
+    CartId, CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity,
+    ShipmentId, Sku, UserId,
 };
 use crate::customer::PostalAddress;
 use crate::pricing::DiscountSource;
@@ -33,6 +38,12 @@ pub enum OrderStatus {
     Expired,
     /// Paid, then refunded.
     Refunded,
+    /// Paid, and its shipment is with the carrier.
+    Shipped,
+    /// The carrier delivered it.
+    Delivered,
+    /// The customer confirmed receipt, or it completed by itself after delivery.
+    Completed,
 }
 
 impl OrderStatus {
@@ -46,6 +57,9 @@ impl OrderStatus {
             OrderStatus::Cancelled => "cancelled",
             OrderStatus::Expired => "expired",
             OrderStatus::Refunded => "refunded",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Completed => "completed",
         }
     }
 }
@@ -156,6 +170,26 @@ pub struct SaleFacts {
     pub already_ordered: u64,
 }
 
+/// Who completed an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompletedBy {
+    /// The customer confirmed receipt.
+    Customer,
+    /// Nobody objected within the auto-confirm period after delivery.
+    AutoConfirm,
+}
+
+impl CompletedBy {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CompletedBy::Customer => "customer",
+            CompletedBy::AutoConfirm => "auto_confirm",
+        }
+    }
+}
+
 /// Commands accepted by an [`Order`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderCommand {
@@ -174,6 +208,8 @@ pub enum OrderCommand {
         pricing: Option<OrderPricing>,
         /// Where to deliver: a snapshot of one of the customer's addresses.
         delivery_address: Option<Box<PostalAddress>>,
+        /// The customer's cart the lines were ordered from, which then gives them up.
+        from_cart: Option<CartId>,
     },
     /// All stock is reserved: the order now waits for payment.
     Confirm,
@@ -208,6 +244,25 @@ pub enum OrderCommand {
         /// Why.
         reason: String,
     },
+    /// The paid order's shipment left with the carrier.
+    MarkShipped {
+        /// The shipment.
+        shipment_id: ShipmentId,
+    },
+    /// The carrier delivered the order's shipment.
+    MarkDelivered {
+        /// The shipment.
+        shipment_id: ShipmentId,
+        /// When, by the carrier's clock.
+        delivered_at: DateTime<Utc>,
+    },
+    /// The customer confirms receiving the order.
+    ConfirmReceipt {
+        /// Who confirms: only the order's customer may.
+        customer_id: UserId,
+    },
+    /// The auto-confirm period after delivery passed: the order completes.
+    AutoComplete,
 }
 
 /// Events of an [`Order`].
@@ -226,10 +281,13 @@ pub enum OrderEvent {
         total: Money,
         /// The price breakdown the order was placed with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pricing: Option<OrderPricing>,
+        pricing: Option<Box<OrderPricing>>,
         /// Where to deliver (personal data, sealed with the customer's key).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         delivery_address: Option<Box<PostalAddress>>,
+        /// The cart the lines were ordered from: its ordered units leave it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_cart: Option<CartId>,
     },
     /// All stock was reserved; the order waits for payment.
     OrderConfirmed {},
@@ -264,6 +322,23 @@ pub enum OrderEvent {
         /// Why.
         reason: String,
     },
+    /// The order's shipment left with the carrier.
+    OrderShipped {
+        /// The shipment.
+        shipment_id: ShipmentId,
+    },
+    /// The carrier delivered the order.
+    OrderDelivered {
+        /// The shipment.
+        shipment_id: ShipmentId,
+        /// When, by the carrier's clock.
+        delivered_at: DateTime<Utc>,
+    },
+    /// The order is complete.
+    OrderCompleted {
+        /// Who completed it.
+        by: CompletedBy,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -277,6 +352,9 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderExpired {} => "OrderExpired",
             OrderEvent::OrderRefunded { .. } => "OrderRefunded",
+            OrderEvent::OrderShipped { .. } => "OrderShipped",
+            OrderEvent::OrderDelivered { .. } => "OrderDelivered",
+            OrderEvent::OrderCompleted { .. } => "OrderCompleted",
         }
         .to_string()
     }
@@ -454,9 +532,23 @@ pub struct Order {
     short_skus: Vec<Sku>,
     #[serde(default)]
     pricing: Option<OrderPricing>,
+    #[serde(default)]
+    shipment: Option<ShipmentId>,
+    #[serde(default)]
+    delivered_at: Option<DateTime<Utc>>,
 }
 
 impl Order {
+    /// The shipment delivering it, once shipped.
+    pub fn shipment(&self) -> Option<ShipmentId> {
+        self.shipment
+    }
+
+    /// When it was delivered, once it was.
+    pub fn delivered_at(&self) -> Option<DateTime<Utc>> {
+        self.delivered_at
+    }
+
     /// The price breakdown, when the order was placed with one.
     pub fn pricing(&self) -> Option<&OrderPricing> {
         self.pricing.as_ref()
@@ -553,6 +645,7 @@ impl Aggregate for Order {
                 sale_facts,
                 pricing,
                 delivery_address,
+                from_cart,
             } => {
                 let subtotal = order_total(&lines)?;
                 let total = match &pricing {
@@ -576,8 +669,9 @@ impl Aggregate for Order {
                         customer_id,
                         lines,
                         total,
-                        pricing,
+                        pricing: pricing.map(Box::new),
                         delivery_address,
+                        from_cart,
                     })
                 }
             }
@@ -639,6 +733,48 @@ impl Aggregate for Order {
                     from => refuse(from, "refund")?,
                 }
             }
+            OrderCommand::MarkShipped { shipment_id } => match self.placed_status()? {
+                S::Paid => Step::emit(OrderEvent::OrderShipped { shipment_id }),
+                S::Shipped | S::Delivered | S::Completed if self.shipment == Some(shipment_id) => {
+                    Step::AlreadyDone
+                }
+                from => refuse(from, "ship")?,
+            },
+            OrderCommand::MarkDelivered {
+                shipment_id,
+                delivered_at,
+            } => match self.placed_status()? {
+                S::Shipped if self.shipment == Some(shipment_id) => {
+                    Step::emit(OrderEvent::OrderDelivered {
+                        shipment_id,
+                        delivered_at,
+                    })
+                }
+                S::Delivered | S::Completed if self.shipment == Some(shipment_id) => {
+                    Step::AlreadyDone
+                }
+                from => refuse(from, "deliver")?,
+            },
+            OrderCommand::ConfirmReceipt { customer_id } => {
+                let status = self.placed_status()?;
+                if self.customer_id != Some(customer_id) {
+                    return Err(OrderError::OrderNotFound);
+                }
+                match status {
+                    S::Shipped | S::Delivered => Step::emit(OrderEvent::OrderCompleted {
+                        by: CompletedBy::Customer,
+                    }),
+                    S::Completed => Step::AlreadyDone,
+                    from => refuse(from, "confirm receipt of")?,
+                }
+            }
+            OrderCommand::AutoComplete => match self.placed_status()? {
+                S::Delivered => Step::emit(OrderEvent::OrderCompleted {
+                    by: CompletedBy::AutoConfirm,
+                }),
+                S::Completed => Step::AlreadyDone,
+                from => refuse(from, "complete")?,
+            },
         };
         if let Step::Emit(event) = step {
             sink.write(*event, self).await;
@@ -656,7 +792,7 @@ impl Aggregate for Order {
                 pricing,
                 ..
             } => {
-                self.pricing = pricing;
+                self.pricing = pricing.map(|p| *p);
                 self.order_id = Some(order_id);
                 self.customer_id = Some(customer_id);
                 self.lines = lines;
@@ -685,6 +821,15 @@ impl Aggregate for Order {
                 self.status = Some(OrderStatus::Refunded);
                 self.reason = Some(reason);
             }
+            OrderEvent::OrderShipped { shipment_id } => {
+                self.shipment = Some(shipment_id);
+                self.status = Some(OrderStatus::Shipped);
+            }
+            OrderEvent::OrderDelivered { delivered_at, .. } => {
+                self.delivered_at = Some(delivered_at);
+                self.status = Some(OrderStatus::Delivered);
+            }
+            OrderEvent::OrderCompleted { .. } => self.status = Some(OrderStatus::Completed),
         }
     }
 }
@@ -720,6 +865,7 @@ mod tests {
             sale_facts: vec![],
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -731,6 +877,7 @@ mod tests {
             total: eur(2900),
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -867,6 +1014,7 @@ mod tests {
             sale_facts,
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -933,6 +1081,7 @@ mod tests {
                 sale_facts: vec![],
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             })
             .then_expect_error(OrderError::AlreadyPlaced);
     }
@@ -1214,6 +1363,157 @@ mod tests {
             });
     }
 
+    fn s(n: u128) -> ShipmentId {
+        id(n)
+    }
+
+    fn delivered_at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-05-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn shipped(n: u128) -> Vec<OrderEvent> {
+        with(paid(7), OrderEvent::OrderShipped { shipment_id: s(n) })
+    }
+
+    fn delivered(n: u128) -> Vec<OrderEvent> {
+        with(
+            shipped(n),
+            OrderEvent::OrderDelivered {
+                shipment_id: s(n),
+                delivered_at: delivered_at(),
+            },
+        )
+    }
+
+    fn completed_by(by: CompletedBy) -> OrderEvent {
+        OrderEvent::OrderCompleted { by }
+    }
+
+    #[test]
+    fn mark_shipped_moves_a_paid_order_to_shipped() {
+        given(paid(7))
+            .when(OrderCommand::MarkShipped { shipment_id: s(5) })
+            .then_expect_events(vec![OrderEvent::OrderShipped { shipment_id: s(5) }]);
+        let o = state(shipped(5));
+        assert_eq!(o.status(), Some(OrderStatus::Shipped));
+        assert_eq!(o.shipment(), Some(s(5)));
+        given(shipped(5))
+            .when(OrderCommand::MarkShipped { shipment_id: s(5) })
+            .then_expect_events(vec![]);
+        given(delivered(5))
+            .when(OrderCommand::MarkShipped { shipment_id: s(5) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn mark_shipped_is_refused_unless_paid() {
+        given(attached(7))
+            .when(OrderCommand::MarkShipped { shipment_id: s(5) })
+            .then_expect_error(invalid(OrderStatus::AwaitingPayment, "ship"));
+        given(with(
+            paid(7),
+            OrderEvent::OrderRefunded {
+                payment_id: p(7),
+                reason: "x".into(),
+            },
+        ))
+        .when(OrderCommand::MarkShipped { shipment_id: s(5) })
+        .then_expect_error(invalid(OrderStatus::Refunded, "ship"));
+        given(shipped(5))
+            .when(OrderCommand::MarkShipped { shipment_id: s(6) })
+            .then_expect_error(invalid(OrderStatus::Shipped, "ship"));
+    }
+
+    #[test]
+    fn mark_delivered_records_when_and_a_repeat_is_a_no_op() {
+        given(shipped(5))
+            .when(OrderCommand::MarkDelivered {
+                shipment_id: s(5),
+                delivered_at: delivered_at(),
+            })
+            .then_expect_events(vec![OrderEvent::OrderDelivered {
+                shipment_id: s(5),
+                delivered_at: delivered_at(),
+            }]);
+        let o = state(delivered(5));
+        assert_eq!(o.status(), Some(OrderStatus::Delivered));
+        assert_eq!(o.delivered_at(), Some(delivered_at()));
+        given(delivered(5))
+            .when(OrderCommand::MarkDelivered {
+                shipment_id: s(5),
+                delivered_at: delivered_at(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn mark_delivered_is_refused_before_shipping_or_for_another_shipment() {
+        given(paid(7))
+            .when(OrderCommand::MarkDelivered {
+                shipment_id: s(5),
+                delivered_at: delivered_at(),
+            })
+            .then_expect_error(invalid(OrderStatus::Paid, "deliver"));
+        given(shipped(5))
+            .when(OrderCommand::MarkDelivered {
+                shipment_id: s(6),
+                delivered_at: delivered_at(),
+            })
+            .then_expect_error(invalid(OrderStatus::Shipped, "deliver"));
+    }
+
+    #[test]
+    fn the_customer_confirms_receipt_once_shipped_or_delivered() {
+        for events in [shipped(5), delivered(5)] {
+            given(events)
+                .when(OrderCommand::ConfirmReceipt { customer_id: id(2) })
+                .then_expect_events(vec![completed_by(CompletedBy::Customer)]);
+        }
+        let done = with(delivered(5), completed_by(CompletedBy::Customer));
+        assert_eq!(state(done.clone()).status(), Some(OrderStatus::Completed));
+        given(done)
+            .when(OrderCommand::ConfirmReceipt { customer_id: id(2) })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn confirming_receipt_is_refused_to_others_and_before_shipping() {
+        given(delivered(5))
+            .when(OrderCommand::ConfirmReceipt { customer_id: id(3) })
+            .then_expect_error(OrderError::OrderNotFound);
+        given(paid(7))
+            .when(OrderCommand::ConfirmReceipt { customer_id: id(2) })
+            .then_expect_error(invalid(OrderStatus::Paid, "confirm receipt of"));
+    }
+
+    #[test]
+    fn auto_complete_ends_a_delivered_order_only() {
+        given(delivered(5))
+            .when(OrderCommand::AutoComplete)
+            .then_expect_events(vec![completed_by(CompletedBy::AutoConfirm)]);
+        given(with(delivered(5), completed_by(CompletedBy::Customer)))
+            .when(OrderCommand::AutoComplete)
+            .then_expect_events(vec![]);
+        given(shipped(5))
+            .when(OrderCommand::AutoComplete)
+            .then_expect_error(invalid(OrderStatus::Shipped, "complete"));
+    }
+
+    #[test]
+    fn a_shipped_order_can_no_longer_be_cancelled_or_refunded_whole() {
+        given(shipped(5))
+            .when(OrderCommand::Cancel { reason: "x".into() })
+            .then_expect_error(invalid(OrderStatus::Shipped, "cancel"));
+        given(shipped(5))
+            .when(OrderCommand::MarkRefunded {
+                payment_id: p(7),
+                reason: "x".into(),
+            })
+            .then_expect_error(invalid(OrderStatus::Shipped, "refund"));
+    }
+
     #[test]
     fn statuses_serialize_in_snake_case() {
         assert_eq!(
@@ -1251,6 +1551,7 @@ mod tests {
             sale_facts: vec![],
             pricing: Some(pricing),
             delivery_address: None,
+            from_cart: None,
         }
     }
 
@@ -1263,8 +1564,9 @@ mod tests {
                 customer_id: id(2),
                 lines: lines(),
                 total: eur(2700),
-                pricing: Some(breakdown(500, 300)),
+                pricing: Some(Box::new(breakdown(500, 300))),
                 delivery_address: None,
+                from_cart: None,
             }]);
         assert_eq!(
             breakdown(500, 0).coupons(),
@@ -1291,8 +1593,9 @@ mod tests {
             customer_id: id(2),
             lines: lines(),
             total: eur(2400),
-            pricing: Some(breakdown(500, 0)),
+            pricing: Some(Box::new(breakdown(500, 0))),
             delivery_address: None,
+            from_cart: None,
         };
         given(vec![placed.clone()])
             .when(place_priced(breakdown(500, 0)))

@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
-//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`]: one
+//!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
+//!   [`service_order`], [`shipment`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -56,7 +57,7 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ShowId, Sku, UserId,
+    ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -65,6 +66,9 @@ use ordo_aggregates::order::{Order, OrderEvent};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
+use ordo_aggregates::provider::{Provider, ProviderEvent};
+use ordo_aggregates::service_order::{ServiceOrder, ServiceOrderEvent};
+use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
 use ordo_nats::consumer::HandlerError;
 use ordo_nats::envelope::{decode_payload, ReceivedEvent};
@@ -130,6 +134,12 @@ pub type BookingMessage = Decoded<BookingId, BookingEvent>;
 /// A decoded customer event (the id is the user's). Its personal values arrive sealed:
 /// a consumer opens them with the personal-data vault before writing them anywhere.
 pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
+/// A decoded provider event (the id is the provider's user id); personal values sealed.
+pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
+/// A decoded service order event; personal values sealed.
+pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
+/// A decoded shipment event.
+pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
@@ -331,6 +341,9 @@ pub const ORDER: Contract = Contract {
         ("OrderCancelled", "1"),
         ("OrderExpired", "1"),
         ("OrderRefunded", "1"),
+        ("OrderShipped", "1"),
+        ("OrderDelivered", "1"),
+        ("OrderCompleted", "1"),
     ],
 };
 
@@ -391,6 +404,7 @@ pub const CART: Contract = Contract {
         ("CartOpened", "1"),
         ("CartLineSet", "1"),
         ("GuestCartMerged", "1"),
+        ("OrderedLinesRemoved", "1"),
     ],
 };
 
@@ -452,8 +466,51 @@ pub const CUSTOMER: Contract = Contract {
     ],
 };
 
+/// The provider stream's contract.
+pub const PROVIDER: Contract = Contract {
+    aggregate_type: <Provider as Aggregate>::TYPE,
+    events: &[
+        ("ProviderProfileSet", "1"),
+        ("CertificationSubmitted", "1"),
+        ("VerificationRequested", "1"),
+        ("ProviderVerified", "1"),
+        ("ProviderRejected", "1"),
+    ],
+};
+
+/// The service order stream's contract.
+pub const SERVICE_ORDER: Contract = Contract {
+    aggregate_type: <ServiceOrder as Aggregate>::TYPE,
+    events: &[
+        ("ServiceOrderPublished", "1"),
+        ("ServiceOrderApproved", "1"),
+        ("ServiceOrderRejected", "1"),
+        ("ServiceOrderAccepted", "1"),
+        ("ServicePaymentAttached", "1"),
+        ("ServiceOrderPaid", "1"),
+        ("WorkStarted", "1"),
+        ("WorkDone", "1"),
+        ("ServiceOrderConfirmed", "1"),
+        ("PayoutReleased", "1"),
+        ("ServiceOrderCancelled", "1"),
+        ("ServiceOrderRefunded", "1"),
+        ("ServiceOrderReviewed", "1"),
+    ],
+};
+
+/// The shipment stream's contract.
+pub const SHIPMENT: Contract = Contract {
+    aggregate_type: <Shipment as Aggregate>::TYPE,
+    events: &[
+        ("ShipmentCreated", "1"),
+        ("ShipmentPicked", "1"),
+        ("ShipmentShipped", "1"),
+        ("TrackingUpdated", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 11] = [
+pub const CONTRACTS: [&Contract; 14] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -465,6 +522,9 @@ pub const CONTRACTS: [&Contract; 11] = [
     &PROMOTION,
     &COUPON_BATCH,
     &CUSTOMER,
+    &PROVIDER,
+    &SERVICE_ORDER,
+    &SHIPMENT,
 ];
 
 /// Decodes a message of the order stream.
@@ -519,9 +579,24 @@ pub fn coupon_batch(message: &ReceivedEvent) -> Result<CouponBatchMessage, Contr
     COUPON_BATCH.decode(message, uuid_id::<CouponBatchId>)
 }
 
+/// Decodes a message of the shipment stream.
+pub fn shipment(message: &ReceivedEvent) -> Result<ShipmentMessage, ContractError> {
+    SHIPMENT.decode(message, uuid_id::<ShipmentId>)
+}
+
 /// Decodes a message of the customer stream.
 pub fn customer(message: &ReceivedEvent) -> Result<CustomerMessage, ContractError> {
     CUSTOMER.decode(message, uuid_id::<UserId>)
+}
+
+/// Decodes a message of the provider stream.
+pub fn provider(message: &ReceivedEvent) -> Result<ProviderMessage, ContractError> {
+    PROVIDER.decode(message, uuid_id::<UserId>)
+}
+
+/// Decodes a message of the service order stream.
+pub fn service_order(message: &ReceivedEvent) -> Result<ServiceOrderMessage, ContractError> {
+    SERVICE_ORDER.decode(message, uuid_id::<ServiceOrderId>)
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ fn placed() -> OrderEvent {
         total: eur(1000),
         pricing: None,
         delivery_address: None,
+        from_cart: None,
     }
 }
 
@@ -168,18 +169,18 @@ fn an_unknown_event_type_is_retried_and_names_the_upgrade() {
     let newer = message(
         "order",
         ORDER_ID,
-        "OrderShipped",
+        "OrderReturned",
         "1",
-        json!({"OrderShipped": {"carrier": "post"}}),
+        json!({"OrderReturned": {"carrier": "post"}}),
     );
     let err = order(&newer).unwrap_err();
     assert!(
-        matches!(&err, ContractError::UnknownEventType { event_type, .. } if event_type == "OrderShipped"),
+        matches!(&err, ContractError::UnknownEventType { event_type, .. } if event_type == "OrderReturned"),
         "{err:?}"
     );
     let text = err.to_string();
     assert!(
-        text.contains("order event OrderShipped (version 1)"),
+        text.contains("order event OrderReturned (version 1)"),
         "{text}"
     );
     assert!(text.contains("upgrade this consumer"), "{text}");
@@ -332,6 +333,12 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         (PROMOTION.aggregate_type, variant_names::<PromotionEvent>()),
         (COUPON_BATCH.aggregate_type, variant_names::<CouponEvent>()),
         (CUSTOMER.aggregate_type, variant_names::<CustomerEvent>()),
+        (PROVIDER.aggregate_type, variant_names::<ProviderEvent>()),
+        (
+            SERVICE_ORDER.aggregate_type,
+            variant_names::<ServiceOrderEvent>(),
+        ),
+        (SHIPMENT.aggregate_type, variant_names::<ShipmentEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {

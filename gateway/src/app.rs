@@ -41,6 +41,7 @@ pub fn router(
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())
+        .merge(routes::shipments::router())
         .merge(routes::admin::router())
         .merge(routes::search::router())
         .merge(routes::notifications::router())
@@ -49,6 +50,8 @@ pub fn router(
         .merge(routes::promotions::router())
         .merge(routes::coupons::router())
         .merge(routes::users::router())
+        .merge(routes::providers::router())
+        .merge(routes::service_orders::router())
         .route(
             "/openapi.json",
             get(|State(state): State<AppState>| async move {

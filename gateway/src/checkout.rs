@@ -322,7 +322,7 @@ pub async fn price(
             let stored = customer
                 .address(AddressId::from(address_id))
                 .filter(|a| !a.address.recipient.is_erased())
-                .ok_or_else(|| ApiError::Unprocessable {
+                .ok_or_else(|| ApiError::UnknownReference {
                     code: "unknown_address",
                     detail: format!("no address {address_id} in your profile"),
                 })?;

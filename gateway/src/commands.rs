@@ -19,6 +19,10 @@ pub fn api_error<E: DomainError>(err: CommandError<E>) -> ApiError {
                 detail: err.to_string(),
             },
             ErrorKind::NotFound => ApiError::NotFound(err.to_string()),
+            ErrorKind::UnknownReference => ApiError::UnknownReference {
+                code: err.code(),
+                detail: err.to_string(),
+            },
         },
         CommandError::Conflict(_) => ApiError::Conflict,
         CommandError::Store(message) => ApiError::Internal(anyhow::anyhow!(message)),

@@ -109,6 +109,15 @@ pub struct Config {
     #[arg(long, env = "ORDO_SANDBOX_MAX_CHARGES", default_value_t = 10_000)]
     pub sandbox_max_charges: usize,
 
+    /// How long the sandbox carrier (on with ORDO_SANDBOX_PROVIDER) waits before each
+    /// tracking update of a parcel it follows: in transit, then delivered (e.g. 1s, 200ms).
+    #[arg(long, env = "ORDO_SANDBOX_CARRIER_DELAY", default_value = "1s", value_parser = parse_duration)]
+    pub sandbox_carrier_delay: Duration,
+
+    /// The secret carriers sign their tracking updates with (default: ORDO_PAYMENT_SECRET).
+    #[arg(long, env = "ORDO_CARRIER_SECRET", hide_env_values = true)]
+    pub carrier_secret: Option<String>,
+
     /// Elasticsearch (or OpenSearch) URL for search, e.g. `http://127.0.0.1:9200`; without
     /// it search is answered by Postgres.
     #[arg(long, env = "ORDO_ELASTICSEARCH_URL")]
@@ -126,6 +135,10 @@ pub struct Config {
     /// How long seats of a booking are held waiting for payment (e.g. 15m, 30s).
     #[arg(long, env = "ORDO_BOOKING_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub booking_timeout: Duration,
+    /// How long a service order marked done waits for its customer's confirmation before
+    /// it confirms itself and its escrow is paid out (e.g. 3d, 72h, 30s).
+    #[arg(long, env = "ORDO_SERVICE_CONFIRM_AFTER", default_value = "3d", value_parser = parse_duration)]
+    pub service_confirm_after: Duration,
 
     /// Currency (ISO 4217) of a seat area whose request names none.
     #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]
@@ -348,6 +361,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
 
+    /// How long after delivery an order completes by itself when its customer does not
+    /// confirm receipt (e.g. 7d, 2s).
+    #[arg(long, env = "ORDO_AUTO_CONFIRM_AFTER", default_value = "7d", value_parser = parse_duration)]
+    pub auto_confirm_after: Duration,
+
     /// Deliveries of a failing event before it is dead-lettered (default 8).
     #[arg(long, env = "ORDO_CONSUMER_MAX_DELIVER")]
     pub consumer_max_deliver: Option<i64>,
@@ -380,7 +398,7 @@ pub struct ServeArgs {
     pub metrics_interval: Duration,
 }
 
-/// Parses `90s`, `15m`, `2h` or a plain number of seconds.
+/// Parses `90s`, `15m`, `2h`, `7d` or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -395,6 +413,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => value,
         "m" => value * 60,
         "h" => value * 3600,
+        "d" => value * 86_400,
         _ => return Err(format!("'{text}' is not a duration such as 30s, 15m or 2h")),
     };
     Ok(Duration::from_secs(seconds))

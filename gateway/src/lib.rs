@@ -13,6 +13,8 @@
 //!   signatures and QR images); [`profiles`]: what the profile, address and erasure routes
 //!   share (the customer bus sealing personal data, opened reads, address snapshots);
 //!   [`rate_limit`]: per-IP and per-user limits.
+//! - [`marketplace`]: what the provider and service order routes share (the buses sealing
+//!   personal data, opened reads).
 //! - [`offers`]: promotions and coupons for pricing and checkout (active promotions, quotes,
 //!   and the coupon's lock, redeem and release around an order).
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
@@ -29,6 +31,7 @@ pub mod commands;
 pub mod config;
 pub mod consistency;
 pub mod identity;
+pub mod marketplace;
 pub mod metrics;
 pub mod offers;
 pub mod openapi;

@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, search, shows, users,
+    products, promotions, providers, search, service_orders, shipments, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +33,8 @@ use crate::routes::{
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::prepare_order, orders::get_order, orders::list_orders,
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
+        shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
+        shipments::tracking_update, shipments::confirm_receipt,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
@@ -40,6 +42,12 @@ use crate::routes::{
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
         users::get_profile, users::update_profile, users::erase_me, users::list_addresses, users::add_address,
         users::update_address, users::remove_address, users::admin_get_user, users::admin_erase_user,
+        providers::set_profile, providers::submit_certification, providers::matching_orders, providers::get_provider,
+        providers::list_providers, providers::verify_provider, providers::reject_provider,
+        service_orders::publish_service_order, service_orders::list_service_orders, service_orders::get_service_order,
+        service_orders::accept_service_order, service_orders::pay_service_order, service_orders::start_service_order,
+        service_orders::complete_service_order, service_orders::confirm_service_order, service_orders::cancel_service_order,
+        service_orders::review_service_order, service_orders::approve_service_order, service_orders::reject_service_order,
     ),
     components(schemas(
         ProblemDocument,
@@ -52,8 +60,10 @@ use crate::routes::{
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
-        orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, orders::OrderPage,
+        orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, ordo_projections::queries::orders::OrderDiscountView, ordo_projections::queries::orders::OrderAddressView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
+        shipments::ShipmentView, shipments::TrackingView,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -62,8 +72,16 @@ use crate::routes::{
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
+        providers::SetProviderProfile, providers::ProviderProfileView, providers::SubmitCertification,
+        providers::CertificationSubmitted, providers::VerificationView, providers::RejectProvider, providers::ProviderList,
+        ordo_projections::queries::marketplace::ProviderSummary, ordo_projections::queries::marketplace::PublicProvider,
+        ordo_projections::queries::marketplace::ProviderRating, ordo_projections::queries::marketplace::ServiceOrderSummary,
+        service_orders::PublishServiceOrder, service_orders::ServiceOrderPublished, service_orders::PayoutView,
+        service_orders::ReviewView, service_orders::ServiceOrderView, service_orders::ServiceOrderList,
+        service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
+        service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 
@@ -74,7 +92,61 @@ pub fn document() -> utoipa::openapi::OpenApi {
     declare_standard_answers(&mut doc);
     state_cross_field_bounds(&mut doc);
     headers_are_text(&mut doc);
+    uuids_have_their_pattern(&mut doc);
     doc
+}
+
+/// A UUID is written in its hyphenated form: a `format: uuid` string that states no pattern
+/// gets that form's pattern, so that a client (or a generator of requests) reading the
+/// pattern alone knows an empty or other text is refused.
+pub fn uuids_have_their_pattern(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayItems, KnownFormat, Schema, SchemaFormat};
+    use utoipa::openapi::RefOr;
+    const UUID: &str =
+        r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    fn visit(schema: &mut RefOr<Schema>) {
+        let RefOr::T(schema) = schema else {
+            return;
+        };
+        match schema {
+            Schema::Object(object) => {
+                if object.format == Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))
+                    && object.pattern.is_none()
+                {
+                    object.pattern = Some(UUID.into());
+                }
+                object.properties.values_mut().for_each(visit);
+            }
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(item) = &mut array.items {
+                    visit(item);
+                }
+            }
+            Schema::AllOf(all) => all.items.iter_mut().for_each(visit),
+            Schema::AnyOf(any) => any.items.iter_mut().for_each(visit),
+            Schema::OneOf(one) => one.items.iter_mut().for_each(visit),
+            _ => {}
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(visit);
+    }
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                if let Some(schema) = parameter.schema.as_mut() {
+                    visit(schema);
+                }
+            }
+        }
+    }
 }
 
 /// An optional header is absent or text, never JSON's `null`: the `Option` of a header
@@ -150,6 +222,27 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
         return;
     };
     let schemas = &mut components.schemas;
+    // The items of collections: media URLs, and a SKU's specification names and values.
+    let line = |most: usize| -> Schema {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(most))
+            .pattern(Some(ONE_LINE))
+            .into()
+    };
+    for product in ["CreateProduct", "UpdateProduct"] {
+        if let Some(RefOr::T(Schema::Object(product))) = schemas.get_mut(product) {
+            if let Some(RefOr::T(Schema::Array(media))) = product.properties.get_mut("media") {
+                if let ArrayItems::RefOrSchema(item) = &mut media.items {
+                    if let RefOr::T(Schema::Object(url)) = item.as_mut() {
+                        url.pattern = Some(MEDIA_URL.into());
+                        url.max_length = Some(2000);
+                    }
+                }
+            }
+        }
+    }
     if let Some(update) = schemas.remove("UpdateProduct") {
         let neither = ObjectBuilder::new()
             .property("price", ObjectBuilder::new().schema_type(Type::Null))
@@ -167,25 +260,6 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             "UpdateProduct".into(),
             AllOfBuilder::new().item(update).item(together).into(),
         );
-    }
-    // The items of collections: media URLs, and a SKU's specification names and values.
-    let line = |most: usize| -> Schema {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(most))
-            .pattern(Some(ONE_LINE))
-            .into()
-    };
-    if let Some(RefOr::T(Schema::Object(create))) = schemas.get_mut("CreateProduct") {
-        if let Some(RefOr::T(Schema::Array(media))) = create.properties.get_mut("media") {
-            if let ArrayItems::RefOrSchema(item) = &mut media.items {
-                if let RefOr::T(Schema::Object(url)) = item.as_mut() {
-                    url.pattern = Some(MEDIA_URL.into());
-                    url.max_length = Some(2000);
-                }
-            }
-        }
     }
     if let Some(RefOr::T(Schema::Object(sku))) = schemas.get_mut("NewSku") {
         if let Some(RefOr::T(Schema::Object(spec))) = sku.properties.get_mut("spec") {
@@ -230,6 +304,61 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             "CreateProduct".into(),
             AllOfBuilder::new().item(create).item(forms).into(),
         );
+    }
+    // A checkout names its lines (`items`) or takes the cart's (`from_cart: true`), not
+    // both; an order may instead name a preview (`quote_id`).
+    let lines_given = || {
+        ObjectBuilder::new()
+            .property("items", ObjectBuilder::new().schema_type(Type::Array))
+            .property(
+                "from_cart",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([false])),
+            )
+            .required("items")
+    };
+    let from_cart = || {
+        ObjectBuilder::new()
+            .property("items", ObjectBuilder::new().schema_type(Type::Null))
+            .property(
+                "from_cart",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .required("from_cart")
+    };
+    if let Some(checkout) = schemas.remove("CheckoutRequest") {
+        schemas.insert("CheckoutLines".into(), checkout);
+        let lines =
+            || RefOr::<Schema>::Ref(utoipa::openapi::Ref::from_schema_name("CheckoutLines"));
+        let forms = AnyOfBuilder::new()
+            .item(lines_given())
+            .item(from_cart())
+            .description(Some("`items`, or `from_cart: true`, not both"));
+        schemas.insert(
+            "CheckoutRequest".into(),
+            AllOfBuilder::new().item(lines()).item(forms).into(),
+        );
+        if let Some(RefOr::T(Schema::AllOf(order))) = schemas.get_mut("PlaceOrder") {
+            let quote = ObjectBuilder::new()
+                .property("quote_id", ObjectBuilder::new().schema_type(Type::String))
+                .required("quote_id");
+            let forms = AnyOfBuilder::new()
+                .item(lines_given())
+                .item(from_cart())
+                .item(quote)
+                .description(Some(
+                    "`quote_id`, or `items`, or `from_cart: true` (not both of the last two)",
+                ));
+            for item in order.items.iter_mut() {
+                if matches!(item, RefOr::Ref(r) if r.ref_location.ends_with("/CheckoutRequest")) {
+                    *item = lines();
+                }
+            }
+            order.items.push(forms.into());
+        }
     }
     for (schema, array) in [("PlaceOrder", "items"), ("NewSession", "seat_areas")] {
         if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(schema) {

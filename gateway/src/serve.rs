@@ -13,7 +13,16 @@ use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
+use ordo_sagas::fulfilment::{
+    FulfilmentSaga, FulfilmentSettings, FulfilmentStore, FULFILMENT_CONSUMER,
+    FULFILMENT_SHIPMENTS_CONSUMER,
+};
 use ordo_sagas::seat_stock::SEAT_STOCK_CONSUMER;
+use ordo_sagas::service_order::{
+    ServiceOrderSettings, ServiceOrderStorePort, SERVICE_ORDER_CONSUMER,
+    SERVICE_ORDER_PAYMENTS_CONSUMER,
+};
+use ordo_sagas::ServiceOrderSaga;
 use ordo_sagas::{CheckoutSaga, StorePort};
 use ordo_store::CommandBus;
 use tokio::task::JoinSet;
@@ -40,6 +49,10 @@ pub struct Runtime {
     pub public_url: String,
     /// Where notification emails are spooled.
     pub mail_spool_dir: std::path::PathBuf,
+    /// How long a done service order waits for its customer's confirmation.
+    pub service_confirm_after: Duration,
+    /// The carriers the fulfilment process asks to follow parcels.
+    pub carriers: Arc<ordo_payments::Carriers>,
 }
 
 /// Connects to NATS with the configured credentials under the connection name `name`, and
@@ -196,9 +209,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         pool.clone(),
         config.payment_secret.as_deref().map(str::as_bytes),
     ));
+    let marketplace = Arc::new(crate::marketplace::Marketplace::new(
+        pool.clone(),
+        vault.clone(),
+    ));
     let profiles = Arc::new(crate::profiles::Profiles::new(pool.clone(), vault));
     let state = AppState {
         profiles,
+        marketplace,
         ticketing,
         offers: Arc::new(crate::offers::Offers::new(pool.clone())),
         rate_limits,
@@ -213,7 +231,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         inventory,
         orders,
         payments,
-
+        shipments: Arc::new(CommandBus::new(pool.clone(), ())),
+        carrier_secret: Arc::new(match &config.carrier_secret {
+            Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("ORDO_CARRIER_SECRET must be at least 16 characters"),
+            None => payment_secret.clone(),
+        }),
         payment_secret: Arc::new(payment_secret),
         token_seal,
         jetstream: jetstream.clone(),
@@ -229,7 +252,18 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
             total: config.prefer_wait_max,
         }),
     };
+    // The sandbox carrier signs with the secret Ordo verifies carrier updates with.
+    let carriers = Arc::new(ordo_payments::Carriers::new(config.sandbox_provider.then(
+        || {
+            ordo_payments::SandboxCarrier::new(ordo_payments::SandboxCarrierSettings {
+                secret: state.carrier_secret.to_vec(),
+                delay: config.sandbox_carrier_delay,
+                public_url: config.public_url(),
+            })
+        },
+    )));
     Ok(Runtime {
+        carriers,
         state,
         jetstream,
         namespace,
@@ -237,6 +271,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         provider_url: config.payment_provider_url(),
         public_url: config.public_url(),
         mail_spool_dir: config.mail_spool_dir(),
+        service_confirm_after: config.service_confirm_after,
     })
 }
 
@@ -353,6 +388,7 @@ fn ticketing(
         bookings: Arc::clone(&bookings),
         shows: Arc::clone(&shows),
         coupons: Arc::new(CommandBus::new(pool.clone(), ())),
+        carts: Arc::new(CommandBus::new(pool.clone(), ())),
         pool: pool.clone(),
     });
     let saga = ordo_sagas::BookingSaga::new(
@@ -394,6 +430,16 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumers.push((spec, projection));
     }
     consumers.extend(notification_workers(runtime));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::marketplace::SERVICE_ORDER_NOTIFICATIONS,
+            "service_order",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::marketplace::ServiceOrderNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
     consumers.extend(
         state
             .search
@@ -417,10 +463,36 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(SEAT_STOCK_CONSUMER, "show", &runtime.namespace),
         ordo_sagas::SeatStockPolicy::new(state.pool.clone(), store_port(state)),
     ));
+    let service_orders = service_order_saga(runtime);
+    consumers.push((
+        consumer_spec(SERVICE_ORDER_CONSUMER, "service_order", &runtime.namespace),
+        Arc::new(service_orders.service_orders()),
+    ));
+    consumers.push((
+        consumer_spec(
+            SERVICE_ORDER_PAYMENTS_CONSUMER,
+            "payment",
+            &runtime.namespace,
+        ),
+        Arc::new(service_orders.payments()),
+    ));
     let saga = checkout_saga(runtime, args);
     consumers.push((
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
         Arc::new(saga.orders()),
+    ));
+    let fulfilment = fulfilment_saga(runtime, args);
+    consumers.push((
+        consumer_spec(FULFILMENT_CONSUMER, "order", &runtime.namespace),
+        Arc::new(fulfilment.orders()),
+    ));
+    consumers.push((
+        consumer_spec(
+            FULFILMENT_SHIPMENTS_CONSUMER,
+            "shipment",
+            &runtime.namespace,
+        ),
+        Arc::new(fulfilment.shipments()),
     ));
     consumers.push((
         consumer_spec(CHECKOUT_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
@@ -438,8 +510,29 @@ fn store_port(state: &AppState) -> Arc<StorePort> {
         bookings: state.ticketing.bookings.clone(),
         shows: state.ticketing.shows.clone(),
         coupons: state.offers.coupons.clone(),
+        carts: state.carts.clone(),
         pool: state.pool.clone(),
     })
+}
+
+/// The service order saga wired to the command buses and the payment provider.
+pub fn service_order_saga(runtime: &Runtime) -> Arc<ServiceOrderSaga> {
+    let state = &runtime.state;
+    ServiceOrderSaga::new(
+        state.pool.clone(),
+        Arc::new(ServiceOrderStorePort {
+            store: store_port(state),
+            service_orders: state.marketplace.service_orders.clone(),
+        }),
+        Arc::new(ordo_payments::HttpProvider::new(
+            &runtime.provider_url,
+            state.token_seal.clone(),
+        )),
+        ServiceOrderSettings {
+            confirm_after: runtime.service_confirm_after,
+            callback_base_url: runtime.public_url.clone(),
+        },
+    )
 }
 
 /// The checkout saga wired to the command buses and the payment provider.
@@ -456,6 +549,23 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
             callback_base_url: runtime.public_url.clone(),
+        },
+    )
+}
+
+/// The fulfilment process wired to the order and shipment buses and the carriers.
+pub fn fulfilment_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<FulfilmentSaga> {
+    let state = &runtime.state;
+    FulfilmentSaga::new(
+        state.pool.clone(),
+        Arc::new(FulfilmentStore {
+            orders: state.orders.clone(),
+            shipments: state.shipments.clone(),
+        }),
+        runtime.carriers.clone(),
+        FulfilmentSettings {
+            auto_confirm_after: args.auto_confirm_after,
+            tracking_base_url: runtime.public_url.clone(),
         },
     )
 }
@@ -504,6 +614,18 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         let token = shutdown.clone();
         tasks.spawn(async move {
             bookings.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let service_orders = service_order_saga(&runtime);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            service_orders.run_deadlines(every, token).await;
+            Ok(())
+        });
+        let fulfilment = fulfilment_saga(&runtime, &args);
+        let token = shutdown.clone();
+        tasks.spawn(async move {
+            fulfilment.run_deadlines(every, token).await;
             Ok(())
         });
         for (mut spec, handler) in workers(&runtime, &args) {

@@ -10,6 +10,7 @@ use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
 use ordo_aggregates::payment::Payment;
 use ordo_aggregates::product::Product;
+use ordo_aggregates::shipment::Shipment;
 use ordo_store::CommandBus;
 use sqlx::PgPool;
 
@@ -36,6 +37,10 @@ pub struct AppState {
     pub orders: Arc<CommandBus<Order>>,
     /// Payments.
     pub payments: Arc<CommandBus<Payment>>,
+    /// Shipments of paid orders.
+    pub shipments: Arc<CommandBus<Shipment>>,
+    /// Secret carriers sign their tracking updates with.
+    pub carrier_secret: Arc<Vec<u8>>,
     /// Secret the payment provider signs its callbacks with.
     pub payment_secret: Arc<Vec<u8>>,
     /// Seals the customers' payment tokens before they enter a payment's events.
@@ -56,6 +61,8 @@ pub struct AppState {
     pub offers: Arc<crate::offers::Offers>,
     /// Customers' profiles and addresses, and the personal-data vault.
     pub profiles: Arc<crate::profiles::Profiles>,
+    /// Service providers and service orders.
+    pub marketplace: Arc<crate::marketplace::Marketplace>,
     /// Per-client rate limits.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
     /// The caps on requests waiting with `Prefer: wait`.

@@ -191,8 +191,10 @@ impl FullName {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Buys products and tickets.
+    /// Buys products and tickets, and publishes service orders.
     Customer,
+    /// Offers home services: accepts and carries out service orders.
+    Provider,
     /// Sells them.
     Merchant,
     /// Operates the platform.
@@ -204,6 +206,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Customer => "customer",
+            Role::Provider => "provider",
             Role::Merchant => "merchant",
             Role::Admin => "admin",
         }
@@ -213,9 +216,45 @@ impl Role {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "customer" => Some(Role::Customer),
+            "provider" => Some(Role::Provider),
             "merchant" => Some(Role::Merchant),
             "admin" => Some(Role::Admin),
             _ => None,
+        }
+    }
+}
+
+/// The roles an account may choose for itself at registration. Admin and merchant are
+/// never self-assigned: there is no way to spell them here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SignupRole {
+    /// The default.
+    #[default]
+    Customer,
+    /// A service provider of the marketplace.
+    Provider,
+}
+
+/// The role named at registration is not one an account may choose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("role must be \"customer\" or \"provider\"")]
+pub struct SignupRoleError;
+
+impl SignupRole {
+    /// Parses the role asked for at registration; absent means customer.
+    pub fn parse(raw: Option<&str>) -> Result<Self, SignupRoleError> {
+        match raw.map(str::trim) {
+            None | Some("customer") => Ok(SignupRole::Customer),
+            Some("provider") => Ok(SignupRole::Provider),
+            Some(_) => Err(SignupRoleError),
+        }
+    }
+
+    /// The account role it grants.
+    pub fn role(self) -> Role {
+        match self {
+            SignupRole::Customer => Role::Customer,
+            SignupRole::Provider => Role::Provider,
         }
     }
 }
@@ -308,6 +347,23 @@ mod tests {
             Err(FullNameError::TooLong)
         );
         assert!(FullName::parse(&"é".repeat(100)).is_ok());
+    }
+
+    #[test]
+    fn signup_roles_are_customer_by_default_or_provider_never_admin() {
+        assert_eq!(SignupRole::parse(None), Ok(SignupRole::Customer));
+        assert_eq!(
+            SignupRole::parse(Some("customer")).unwrap().role(),
+            Role::Customer
+        );
+        assert_eq!(
+            SignupRole::parse(Some("provider")).unwrap().role(),
+            Role::Provider
+        );
+        for bad in ["admin", "merchant", "Provider", ""] {
+            assert_eq!(SignupRole::parse(Some(bad)), Err(SignupRoleError), "{bad}");
+        }
+        assert_eq!(Role::from_name("provider"), Some(Role::Provider));
     }
 
     #[test]

@@ -33,7 +33,10 @@ pub mod tickets;
 pub mod tokens;
 
 pub use caller::Caller;
-pub use domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
+pub use domain::{
+    Email, EmailError, FullName, FullNameError, Password, PasswordError, Role, SignupRole,
+    SignupRoleError,
+};
 pub use passwords::HasherBusy;
 pub use personal_data::PersonalDataVault;
 pub use service::{AccountName, IdentityError, IdentityService, Session};

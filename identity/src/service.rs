@@ -19,7 +19,10 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::caller::Caller;
-use crate::domain::{Email, EmailError, FullName, FullNameError, Password, PasswordError, Role};
+use crate::domain::{
+    Email, EmailError, FullName, FullNameError, Password, PasswordError, Role, SignupRole,
+    SignupRoleError,
+};
 use crate::passwords::{HashError, HasherBusy, PasswordHasher};
 use crate::throttle::{LoginLocked, LoginThrottle};
 use crate::tokens::{Claims, IdentityConfig, JwtKeys, TokenKind};
@@ -45,6 +48,9 @@ pub enum IdentityError {
     /// The full name is empty or too long.
     #[error(transparent)]
     InvalidFullName(#[from] FullNameError),
+    /// The role asked for at registration is not one an account may choose.
+    #[error(transparent)]
+    InvalidRole(#[from] SignupRoleError),
     /// Another account already uses this email address.
     #[error("an account with this email address already exists")]
     EmailTaken,
@@ -180,13 +186,15 @@ impl IdentityService {
         &self.config
     }
 
-    /// Creates a customer account and opens a session for it.
+    /// Creates a customer or provider account and opens a session for it.
     pub async fn register(
         &self,
         email: &Email,
         password: &Password,
         full_name: &FullName,
+        role: SignupRole,
     ) -> Result<Session, IdentityError> {
+        let role = role.role();
         let password_hash = self.hasher.hash(password.expose().to_owned()).await?;
         let user_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
@@ -200,17 +208,17 @@ impl IdentityService {
         .bind(email.as_str())
         .bind(full_name.as_str())
         .bind(&password_hash)
-        .bind(Role::Customer.as_str())
+        .bind(role.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {
             return Err(IdentityError::EmailTaken);
         }
         let session = self
-            .open_session(&mut tx, user_id, Role::Customer, email.as_str(), None)
+            .open_session(&mut tx, user_id, role, email.as_str(), None)
             .await?;
         tx.commit().await?;
-        tracing::info!(%user_id, "user registered");
+        tracing::info!(%user_id, %role, "user registered");
         self.after_write().await;
         Ok(session)
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ordo_identity::{
     Claims, Email, FullName, HasherBusy, IdentityConfig, IdentityError, IdentityService, JwtKeys,
-    Password, Role, Session, TokenKind,
+    Password, Role, Session, SignupRole, TokenKind,
 };
 use ordo_tests::TestDatabase;
 use sqlx::PgPool;
@@ -50,7 +50,7 @@ impl TestIdentity {
         let password = Password::parse(PASSWORD, &email).unwrap();
         let name = FullName::parse("Ada Lovelace").unwrap();
         self.identity
-            .register(&email, &password, &name)
+            .register(&email, &password, &name, SignupRole::Customer)
             .await
             .expect("register")
     }
@@ -113,7 +113,12 @@ async fn register_refuses_a_taken_email_in_any_spelling() {
     let password = Password::parse("another one 2", &email).unwrap();
     let result = test
         .identity
-        .register(&email, &password, &FullName::parse("Ada").unwrap())
+        .register(
+            &email,
+            &password,
+            &FullName::parse("Ada").unwrap(),
+            SignupRole::Customer,
+        )
         .await;
     assert!(
         matches!(result, Err(IdentityError::EmailTaken)),
@@ -496,9 +501,12 @@ async fn hashing_beyond_the_slots_and_the_line_is_refused_as_busy() {
         .map(|email| Password::parse(PASSWORD, email).unwrap())
         .collect();
     let (a, b, c) = tokio::join!(
-        test.identity.register(&emails[0], &passwords[0], &name),
-        test.identity.register(&emails[1], &passwords[1], &name),
-        test.identity.register(&emails[2], &passwords[2], &name),
+        test.identity
+            .register(&emails[0], &passwords[0], &name, SignupRole::Customer),
+        test.identity
+            .register(&emails[1], &passwords[1], &name, SignupRole::Customer),
+        test.identity
+            .register(&emails[2], &passwords[2], &name, SignupRole::Customer),
     );
     let results = [a, b, c];
     let busy = results

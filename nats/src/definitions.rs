@@ -62,6 +62,18 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_CUSTOMER.json",
         include_str!("../streams/ORDO_CUSTOMER.json"),
     ),
+    (
+        "ORDO_PROVIDER.json",
+        include_str!("../streams/ORDO_PROVIDER.json"),
+    ),
+    (
+        "ORDO_SERVICE_ORDER.json",
+        include_str!("../streams/ORDO_SERVICE_ORDER.json"),
+    ),
+    (
+        "ORDO_SHIPMENT.json",
+        include_str!("../streams/ORDO_SHIPMENT.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -99,6 +111,26 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-payments.json",
         include_str!("../consumers/projection-payments.json"),
+    ),
+    (
+        "projection-providers.json",
+        include_str!("../consumers/projection-providers.json"),
+    ),
+    (
+        "projection-service-orders.json",
+        include_str!("../consumers/projection-service-orders.json"),
+    ),
+    (
+        "notifications-service-orders.json",
+        include_str!("../consumers/notifications-service-orders.json"),
+    ),
+    (
+        "saga-service-order.json",
+        include_str!("../consumers/saga-service-order.json"),
+    ),
+    (
+        "saga-service-order-payments.json",
+        include_str!("../consumers/saga-service-order-payments.json"),
     ),
     (
         "saga-checkout.json",
@@ -151,6 +183,18 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "projection-search-es-shows.json",
         include_str!("../consumers/projection-search-es-shows.json"),
+    ),
+    (
+        "projection-shipments.json",
+        include_str!("../consumers/projection-shipments.json"),
+    ),
+    (
+        "saga-fulfilment.json",
+        include_str!("../consumers/saga-fulfilment.json"),
+    ),
+    (
+        "saga-fulfilment-shipments.json",
+        include_str!("../consumers/saga-fulfilment-shipments.json"),
     ),
 ];
 

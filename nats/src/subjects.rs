@@ -21,6 +21,9 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "coupon_batch",
     "cart",
     "customer",
+    "provider",
+    "service_order",
+    "shipment",
 ];
 
 /// The namespace every stream name and subject starts with.

@@ -5,11 +5,14 @@
 //! - [`worker`]: [`Projection`], what a read model implements, and [`ProjectionHandler`],
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
+//! - [`shipments`]: the shipments of orders and their tracking updates.
 //! - [`categories`]: the catalog's category tree.
 //! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
 //! - [`customers`]: the customer directory, whose personal values are opened through the
 //!   personal-data vault ([`customers::install_vault`]) and scrubbed on erasure
 //!   ([`ERASURE_SCRUBS`]).
+//! - [`marketplace`]: the provider directory, service orders, their reviews and the
+//!   providers' ratings.
 //! - [`ticketing`]: shows, sessions, seat areas, bookings and tickets.
 //! - [`delivery_lock`]: the lock every delivery holds shared and a rebuild's switch takes
 //!   exclusively (used by both [`worker`] and [`rebuild`], which do not use each other).
@@ -26,6 +29,7 @@ pub mod coupons;
 pub mod customers;
 pub mod delivery_lock;
 pub mod inventory;
+pub mod marketplace;
 pub mod orders;
 pub mod payments;
 pub mod products;
@@ -33,6 +37,7 @@ pub mod promotions;
 pub mod queries;
 pub mod rebuild;
 pub mod search;
+pub mod shipments;
 pub mod ticketing;
 pub mod worker;
 
@@ -53,6 +58,9 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(ticketing::ShowsProjection),
         Arc::new(ticketing::BookingsProjection),
         Arc::new(customers::CustomersProjection),
+        Arc::new(marketplace::ProvidersProjection),
+        Arc::new(marketplace::ServiceOrdersProjection),
+        Arc::new(shipments::ShipmentsProjection),
     ]
 }
 

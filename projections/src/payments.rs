@@ -1,6 +1,7 @@
 //! The `payments` read model: each payment's status, amount and refunds.
 
 use async_trait::async_trait;
+use cqrs_es::DomainEvent;
 use ordo_aggregates::payment::PaymentEvent;
 use ordo_contracts::PaymentMessage;
 use ordo_nats::envelope::ReceivedEvent;
@@ -28,6 +29,27 @@ impl Projection for PaymentsProjection {
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let PaymentMessage { id, event, facts } = ordo_contracts::payment(event)?;
         let id = *id.as_uuid();
+        // Money moved only if the event store says so: a capture or refund that reached the
+        // stream without being recorded (published by hand) is refused, and dead-lettered.
+        if matches!(
+            event,
+            PaymentEvent::PaymentCaptured { .. } | PaymentEvent::PaymentRefunded { .. }
+        ) {
+            let (recorded,): (bool,) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE aggregate_type = 'payment'
+                 AND aggregate_id = $1 AND sequence = $2 AND event_type = $3)",
+            )
+            .bind(id.to_string())
+            .bind(facts.sequence)
+            .bind(event.event_type())
+            .fetch_one(&mut *tx)
+            .await?;
+            anyhow::ensure!(
+                recorded,
+                "payment {id} event {} is not in the event store: not applied",
+                facts.sequence
+            );
+        }
         // (status, provider_ref, reason, refunded total)
         let (status, provider_ref, reason, refunded): (
             &str,

@@ -277,9 +277,12 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
     ))
     .execute(&mut *tx)
     .await?;
+    // By table: two tables of one projection may have indexes of the same shape.
     let mut live_indexes = Vec::new();
     for table in tables {
-        live_indexes.extend(indexes(&mut tx, "public", table).await?);
+        for (name, key) in indexes(&mut tx, "public", table).await? {
+            live_indexes.push((*table, name, key));
+        }
     }
 
     // Events committed since the shadow's last batch, or committed out of position order
@@ -324,8 +327,8 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
         for (new_name, key) in indexes(&mut tx, "public", table).await? {
             let old = live_indexes
                 .iter()
-                .find(|(_, old_key)| *old_key == key)
-                .map(|(old_name, _)| old_name.clone());
+                .find(|(old_table, _, old_key)| old_table == table && *old_key == key)
+                .map(|(_, old_name, _)| old_name.clone());
             if let Some(old_name) = old.filter(|old_name| *old_name != new_name) {
                 sqlx::query(&format!(
                     "ALTER INDEX public.{} RENAME TO {}",

@@ -46,7 +46,8 @@ pub struct NotificationView {
     /// Its id (stable: derived from the event that caused it).
     pub notification_id: Uuid,
     /// Stable code: order_confirmed, order_rejected, payment_captured, payment_failed,
-    /// payment_refunded, booking_pending_payment, tickets_issued, booking_expired.
+    /// payment_refunded, order_shipped, order_delivered, booking_pending_payment,
+    /// tickets_issued, booking_expired.
     pub kind: String,
     /// Short title.
     pub title: String,

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`notifications`]: the consumers that turn order, payment and booking events into
 //!   inbox entries and their email copies.
+//! - [`marketplace`]: the consumer that tells each party of a service order's steps
+//!   (matching providers, the customer, the accepting provider).
 //! - [`mail`]: the [`mail::MailSender`] boundary and the spool directory sender.
 //! - [`inbox`]: what users read of their inbox (pages, marking read, the entries after a
 //!   cursor) and the [`inbox::InboxHub`] that feeds the live SSE streams.
@@ -10,4 +12,5 @@
 
 pub mod inbox;
 pub mod mail;
+pub mod marketplace;
 pub mod notifications;

@@ -202,12 +202,38 @@ pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
                         data,
                     }
                 }
+                OrderEvent::OrderShipped { shipment_id } => {
+                    data["shipment_id"] = json!(shipment_id);
+                    Notice {
+                        kind: "order_shipped",
+                        title: "Order shipped".into(),
+                        body: format!(
+                            "Your order {} is on its way: follow its tracking on the order page.",
+                            short(id)
+                        ),
+                        data,
+                    }
+                }
+                OrderEvent::OrderDelivered { delivered_at, .. } => {
+                    data["delivered_at"] =
+                        json!(delivered_at.to_rfc3339_opts(SecondsFormat::Secs, true));
+                    Notice {
+                        kind: "order_delivered",
+                        title: "Order delivered".into(),
+                        body: format!(
+                            "Your order {} was delivered. Please confirm receipt, or tell us if anything is wrong.",
+                            short(id)
+                        ),
+                        data,
+                    }
+                }
                 OrderEvent::OrderPlaced { .. }
                 | OrderEvent::PaymentAttached { .. }
                 | OrderEvent::OrderPaid { .. }
                 | OrderEvent::OrderCancelled { .. }
                 | OrderEvent::OrderExpired {}
-                | OrderEvent::OrderRefunded { .. } => return None,
+                | OrderEvent::OrderRefunded { .. }
+                | OrderEvent::OrderCompleted { .. } => return None,
             }
         }
         NotifiedEvent::Payment(Decoded { event, .. }) => match event {

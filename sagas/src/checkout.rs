@@ -1,8 +1,9 @@
 //! The checkout saga for goods, one instance per order (its id is the order id):
 //!
 //! ```text
-//! OrderPlaced      -> reserve stock for every line, lock every coupon of its price
-//!                     breakdown -> confirm (awaiting payment, deadline)
+//! OrderPlaced      -> take the ordered units out of the cart it came from (once per
+//!                     order), reserve stock for every line, lock every coupon of its
+//!                     price breakdown -> confirm (awaiting payment, deadline)
 //!                     any line short, or a coupon another order holds
 //!                                                  -> release every line and coupon, reject
 //! PaymentCreated   -> ask the provider to charge
@@ -30,7 +31,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use ordo_aggregates::common::{CouponId, OrderId, PaymentId, Quantity, RefundId, Sku, UserId};
+use ordo_aggregates::common::{
+    CartId, CouponId, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
+};
 use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
 use ordo_aggregates::payment::PaymentEvent;
 use ordo_contracts::{OrderMessage, PaymentMessage};
@@ -78,6 +81,15 @@ struct SagaData {
     /// The coupons the order uses (none on orders placed without a price breakdown).
     #[serde(default)]
     coupons: Vec<Uuid>,
+}
+
+/// What an `OrderPlaced` tells the saga.
+struct Placed<'a> {
+    order_id: OrderId,
+    customer_id: UserId,
+    lines: &'a [OrderLine],
+    coupons: &'a [CouponId],
+    from_cart: Option<CartId>,
 }
 
 /// Runs checkouts. Feed it the order stream through [`CheckoutSaga::orders`] and the
@@ -211,11 +223,18 @@ impl CheckoutSaga {
                 customer_id,
                 lines,
                 pricing,
+                from_cart,
                 ..
             } => {
                 let coupons = pricing.map(|p| p.coupons()).unwrap_or_default();
-                self.on_order_placed(conn, event, order_id, customer_id, &lines, &coupons)
-                    .await
+                let placed = Placed {
+                    order_id,
+                    customer_id,
+                    lines: &lines,
+                    coupons: &coupons,
+                    from_cart,
+                };
+                self.on_order_placed(conn, event, placed).await
             }
             OrderEvent::OrderCancelled { .. } => {
                 self.on_order_closed(conn, event, message.id, "cancelled")
@@ -233,6 +252,10 @@ impl CheckoutSaga {
             OrderEvent::OrderConfirmed {}
             | OrderEvent::OrderRejected { .. }
             | OrderEvent::PaymentAttached { .. } => Ok(()),
+            // Fulfilment follows a paid order (sagas/src/fulfilment.rs).
+            OrderEvent::OrderShipped { .. }
+            | OrderEvent::OrderDelivered { .. }
+            | OrderEvent::OrderCompleted { .. } => Ok(()),
         }
     }
 
@@ -240,11 +263,15 @@ impl CheckoutSaga {
         &self,
         conn: &mut PgConnection,
         event: &ReceivedEvent,
-        order_id: OrderId,
-        customer_id: UserId,
-        placed_lines: &[OrderLine],
-        coupons: &[CouponId],
+        placed: Placed<'_>,
     ) -> Result<(), HandlerError> {
+        let Placed {
+            order_id,
+            customer_id,
+            lines: placed_lines,
+            coupons,
+            from_cart,
+        } = placed;
         let saga_id = *order_id.as_uuid();
         let lines: Vec<(Sku, Quantity)> = placed_lines
             .iter()
@@ -270,6 +297,29 @@ impl CheckoutSaga {
         )
         .await
         .map_err(retry)?;
+
+        // The ordered units leave the cart once the order is placed, whatever the saga
+        // decides next; the cart takes them out once per order, so a repeat is a no-op.
+        if let Some(cart_id) = from_cart {
+            match self
+                .port
+                .remove_ordered_from_cart(
+                    cart_id,
+                    customer_id,
+                    order_id,
+                    &lines,
+                    Self::metadata(event, saga_id, "remove_from_cart"),
+                )
+                .await
+            {
+                Ok(()) => log(conn, saga_id, "remove_from_cart", Some(cart_id.to_string())).await?,
+                // Not the customer's cart: the order stands, the cart is left alone.
+                Err(StepError::Refused { detail, .. }) => {
+                    log(conn, saga_id, "remove_from_cart_refused", Some(detail)).await?
+                }
+                Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+            }
+        }
 
         let mut short = Vec::new();
         let mut refusal = None;

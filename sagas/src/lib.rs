@@ -12,9 +12,14 @@
 //! - [`provider`]: [`PaymentProvider`], the payment provider boundary.
 //! - [`checkout`]: the checkout of goods: reserve, confirm, pay, commit; or release,
 //!   reject, cancel, expire, void and refund.
+//! - [`fulfilment`]: the fulfilment of a paid order: create its shipment, mark it shipped
+//!   and delivered as the admin and the carrier report, complete it after the auto-confirm
+//!   period; with [`fulfilment::Carrier`], the carrier boundary.
 //! - [`booking`]: the booking of seats: price from the Show, request, reserve, hold until a
 //!   deadline, attach the payment and charge, issue tickets, commit, complete; or reject,
 //!   cancel, expire, refund and return the seats.
+//! - [`service_order`]: the escrow of a marketplace service order: attach and charge the
+//!   payment, hold it, confirm by itself after a deadline, release the payout, or refund.
 //! - [`seat_stock`]: the seat stock policy, opening the seats of every session a show adds.
 //! - [`show_state`]: the show of each session, the processes' own state kept from the
 //!   shows' events.
@@ -27,11 +32,13 @@ pub mod booking;
 pub mod checkout;
 pub mod crash_points;
 pub mod deadlines;
+pub mod fulfilment;
 pub mod handling;
 pub mod port;
 pub mod provider;
 pub mod repository;
 pub mod seat_stock;
+pub mod service_order;
 pub mod show_state;
 
 pub use booking::BookingSaga;
@@ -39,3 +46,4 @@ pub use checkout::CheckoutSaga;
 pub use port::{BookingPort, CheckoutPort, PaymentPort, StepError, StorePort};
 pub use provider::{ChargeRequest, PaymentProvider, ProviderError};
 pub use seat_stock::{SeatStockPolicy, SeatStockPort};
+pub use service_order::{ServiceOrderPort, ServiceOrderSaga};

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingRequest, BookingStatus};
+use ordo_aggregates::cart::{Cart, CartCommand, CartOwner, MergedLine};
 use ordo_aggregates::common::{
-    AreaId, BookingId, CouponId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId,
-    ReservationId, SessionId, ShowId, Sku, TicketId, UserId,
+    AreaId, BookingId, CartId, CouponId, DomainError, Money, OrderId, PaymentId, Quantity,
+    RefundId, ReservationId, SessionId, ShowId, Sku, TicketId, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponCommand};
 use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
@@ -226,6 +227,16 @@ pub trait CheckoutPort: PaymentPort {
         order_id: OrderId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+    /// Takes the units of an order placed from `cart_id`, the cart of `customer`, out of it
+    /// (a no-op when that order took them already).
+    async fn remove_ordered_from_cart(
+        &self,
+        cart_id: CartId,
+        customer: UserId,
+        order_id: OrderId,
+        lines: &[(Sku, Quantity)],
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
 }
 
 /// What the booking saga needs to know of a booking.
@@ -361,11 +372,14 @@ pub struct StorePort {
     pub shows: Arc<CommandBus<Show>>,
     /// Coupon batches and their coupons.
     pub coupons: Arc<CommandBus<CouponBatch>>,
+    /// Carts.
+    pub carts: Arc<CommandBus<Cart>>,
     /// The store, to find the batch of a coupon.
     pub pool: sqlx::PgPool,
 }
 
-fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
+/// A command's failure as a step's: a refusal of the aggregate, or anything else failing.
+pub(crate) fn step_error<E: DomainError>(err: CommandError<E>) -> StepError {
     match err {
         CommandError::Rejected(err) => StepError::Refused {
             code: err.code().to_string(),
@@ -663,6 +677,32 @@ impl CheckoutPort for StorePort {
             order_id,
         };
         self.coupon_command(coupon_id, command, metadata).await
+    }
+
+    async fn remove_ordered_from_cart(
+        &self,
+        cart_id: CartId,
+        customer: UserId,
+        order_id: OrderId,
+        lines: &[(Sku, Quantity)],
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = CartCommand::RemoveOrdered {
+            owner: CartOwner::Customer(customer),
+            order_id,
+            lines: lines
+                .iter()
+                .map(|(sku, quantity)| MergedLine {
+                    sku: sku.clone(),
+                    quantity: quantity.get(),
+                })
+                .collect(),
+        };
+        done(
+            self.carts
+                .execute(&cart_id.to_string(), command, metadata)
+                .await,
+        )
     }
 
     async fn order(&self, order_id: OrderId) -> Result<OrderSnapshot, StepError> {

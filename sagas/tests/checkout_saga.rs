@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::common::{
-    CouponId, Currency, Money, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
+    CartId, CouponId, Currency, Money, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
 };
 use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
 use ordo_aggregates::payment::{PaymentEvent, PaymentStatus};
@@ -260,6 +260,17 @@ impl CheckoutPort for InMemory {
     ) -> Result<(), StepError> {
         unreachable!("no order of these tests uses a coupon")
     }
+
+    async fn remove_ordered_from_cart(
+        &self,
+        _: CartId,
+        _: UserId,
+        _: OrderId,
+        _: &[(Sku, Quantity)],
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        unreachable!("no order of these tests comes from a cart")
+    }
 }
 
 #[async_trait]
@@ -464,6 +475,7 @@ impl Checkout {
             total: eur(1500 * i64::from(hammers) + 10 * i64::from(nails)),
             pricing: None,
             delivery_address: None,
+            from_cart: None,
         }
     }
 

@@ -22,16 +22,27 @@ use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
     MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId, ProductName, Quantity,
-    RefundId, ReservationId, SessionId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId,
-    Venue,
+    Reason, RefundId, ReservationId, SessionId, ShipmentId, ShowId, Sku, SpecName, SpecValue,
+    TicketId, Title, UserId, Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
-use ordo_aggregates::order::{Order, OrderEvent, OrderLine};
+use ordo_aggregates::order::{CompletedBy, Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
+use ordo_aggregates::provider::{
+    Certification, Provider, ProviderEvent, ProviderProfile, ServiceArea, ServiceType,
+};
+use ordo_aggregates::service_order::{
+    CancelledBy, Payout, Review, ReviewDimensions, ServiceOrder, ServiceOrderEvent, ServiceRequest,
+    Stars,
+};
+use ordo_aggregates::shipment::{
+    CarrierCode, Shipment, ShipmentEvent, ShipmentLine, ShipmentStatus, TrackingNumber,
+    TrackingStatus,
+};
 use ordo_aggregates::show::{SeatArea, Show, ShowEvent};
 use ordo_nats::consumer::dlq_header;
 use ordo_nats::envelope::{header, untag_payload};
@@ -283,11 +294,25 @@ fn cart_samples() -> Vec<Sample> {
                     quantity: 2,
                 }],
             },
+            CartEvent::OrderedLinesRemoved {
+                order_id: order_id(),
+                lines: vec![
+                    MergedLine {
+                        sku: sku("tee-black-m"),
+                        quantity: 0,
+                    },
+                    MergedLine {
+                        sku: sku("mug-blue"),
+                        quantity: 1,
+                    },
+                ],
+            },
         ],
         |event| match event {
             CartEvent::CartOpened { .. } => Some("owner"),
             CartEvent::CartLineSet { .. } => Some("quantity"),
             CartEvent::GuestCartMerged { .. } => Some("guest_cart_id"),
+            CartEvent::OrderedLinesRemoved { .. } => Some("order_id"),
         },
     )
 }
@@ -457,6 +482,7 @@ fn order_samples() -> Vec<Sample> {
                 total: eur(3299),
                 pricing: None,
                 delivery_address: None,
+                from_cart: None,
             },
             OrderEvent::OrderPlaced {
                 order_id: order_id(),
@@ -467,7 +493,7 @@ fn order_samples() -> Vec<Sample> {
                     unit_price: eur(1250),
                 }],
                 total: eur(2300),
-                pricing: Some(ordo_aggregates::order::OrderPricing {
+                pricing: Some(Box::new(ordo_aggregates::order::OrderPricing {
                     quote_id: Some(uuid::Uuid::from_u128(41)),
                     subtotal: eur(2500),
                     line_discounts: vec![ordo_aggregates::order::LineDiscount {
@@ -480,8 +506,9 @@ fn order_samples() -> Vec<Sample> {
                         amount: eur(500),
                     }],
                     shipping_fee: eur(300),
-                }),
+                })),
                 delivery_address: Some(Box::new(sealed_address())),
+                from_cart: Some(uuid("3b7e3f2a-1c4d-4e5f-8a9b-0c1d2e3f4a5b").into()),
             },
             OrderEvent::OrderConfirmed {},
             OrderEvent::OrderRejected {
@@ -502,6 +529,16 @@ fn order_samples() -> Vec<Sample> {
                 payment_id: payment_id(),
                 reason: "damaged on delivery".into(),
             },
+            OrderEvent::OrderShipped {
+                shipment_id: shipment_id(),
+            },
+            OrderEvent::OrderDelivered {
+                shipment_id: shipment_id(),
+                delivered_at: at("2026-05-03T09:30:00Z"),
+            },
+            OrderEvent::OrderCompleted {
+                by: CompletedBy::AutoConfirm,
+            },
         ],
         order_required_field,
     )
@@ -517,6 +554,49 @@ fn order_required_field(event: &OrderEvent) -> Option<&'static str> {
         OrderEvent::OrderCancelled { .. } => Some("reason"),
         OrderEvent::OrderExpired {} => None,
         OrderEvent::OrderRefunded { .. } => Some("payment_id"),
+        OrderEvent::OrderShipped { .. } => Some("shipment_id"),
+        OrderEvent::OrderDelivered { .. } => Some("delivered_at"),
+        OrderEvent::OrderCompleted { .. } => Some("by"),
+    }
+}
+
+fn shipment_id() -> ShipmentId {
+    uuid("5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d").into()
+}
+
+fn shipment_samples() -> Vec<Sample> {
+    samples_of::<Shipment>(
+        vec![
+            ShipmentEvent::ShipmentCreated {
+                shipment_id: shipment_id(),
+                order_id: order_id(),
+                customer_id: customer_id(),
+                lines: vec![ShipmentLine {
+                    sku: sku("mug-blue"),
+                    quantity: Quantity::parse(2).unwrap(),
+                }],
+            },
+            ShipmentEvent::ShipmentPicked {},
+            ShipmentEvent::ShipmentShipped {
+                carrier: CarrierCode::parse("sandbox").unwrap(),
+                tracking_no: TrackingNumber::parse("SBX-5A6B7C8D").unwrap(),
+            },
+            ShipmentEvent::TrackingUpdated {
+                status: TrackingStatus::InTransit,
+                at: at("2026-05-02T18:05:00Z"),
+                shipment_status: ShipmentStatus::InTransit,
+            },
+        ],
+        shipment_required_field,
+    )
+}
+
+fn shipment_required_field(event: &ShipmentEvent) -> Option<&'static str> {
+    match event {
+        ShipmentEvent::ShipmentCreated { .. } => Some("lines"),
+        ShipmentEvent::ShipmentPicked {} => None,
+        ShipmentEvent::ShipmentShipped { .. } => Some("tracking_no"),
+        ShipmentEvent::TrackingUpdated { .. } => Some("status"),
     }
 }
 
@@ -744,6 +824,125 @@ fn customer_required_field(event: &CustomerEvent) -> Option<&'static str> {
     }
 }
 
+fn provider_samples() -> Vec<Sample> {
+    let profile = ProviderProfile {
+        full_name: sealed(11),
+        phone: sealed(12),
+        skills: vec![ServiceType::parse("plumbing").unwrap()],
+        service_areas: vec![ServiceArea::North, ServiceArea::Mid],
+        bio: sealed(13),
+    };
+    samples_of::<Provider>(
+        vec![
+            ProviderEvent::ProviderProfileSet { profile },
+            ProviderEvent::CertificationSubmitted {
+                certification: Certification {
+                    certification_id: uuid("4d5e6f70-8192-4a3b-b5c6-d7e8f90a1b2c").into(),
+                    name: "Master plumber".into(),
+                    file_url: MediaUrl::parse("https://files.example.com/cert.pdf").unwrap(),
+                },
+            },
+            ProviderEvent::VerificationRequested {},
+            ProviderEvent::ProviderVerified {},
+            ProviderEvent::ProviderRejected {
+                reason: Reason::parse("the document is unreadable").unwrap(),
+            },
+        ],
+        provider_required_field,
+    )
+}
+
+fn provider_required_field(event: &ProviderEvent) -> Option<&'static str> {
+    match event {
+        ProviderEvent::ProviderProfileSet { .. } => Some("profile"),
+        ProviderEvent::CertificationSubmitted { .. } => Some("certification"),
+        ProviderEvent::VerificationRequested {} | ProviderEvent::ProviderVerified {} => None,
+        ProviderEvent::ProviderRejected { .. } => Some("reason"),
+    }
+}
+
+fn service_order_samples() -> Vec<Sample> {
+    let provider_id: UserId = uuid("5e6f7081-92a3-4b4c-86d7-e8f90a1b2c3d").into();
+    let five = Stars::parse(5, "rating").unwrap();
+    samples_of::<ServiceOrder>(
+        vec![
+            ServiceOrderEvent::ServiceOrderPublished {
+                request: ServiceRequest {
+                    customer_id: customer_id(),
+                    title: Title::parse("Fix the kitchen sink").unwrap(),
+                    description: sealed(21),
+                    service_type: ServiceType::parse("plumbing").unwrap(),
+                    price: eur(8000),
+                    location: ServiceArea::North,
+                    address: sealed(22),
+                },
+            },
+            ServiceOrderEvent::ServiceOrderApproved {},
+            ServiceOrderEvent::ServiceOrderRejected {
+                reason: Reason::parse("not a home service").unwrap(),
+            },
+            ServiceOrderEvent::ServiceOrderAccepted { provider_id },
+            ServiceOrderEvent::ServicePaymentAttached {
+                payment_id: payment_id(),
+            },
+            ServiceOrderEvent::ServiceOrderPaid {
+                payment_id: payment_id(),
+                amount: eur(8000),
+            },
+            ServiceOrderEvent::WorkStarted {},
+            ServiceOrderEvent::WorkDone {},
+            ServiceOrderEvent::ServiceOrderConfirmed { automatic: true },
+            ServiceOrderEvent::PayoutReleased {
+                payout: Payout {
+                    payout_id: uuid("6f708192-a3b4-4c5d-97e8-f90a1b2c3d4e").into(),
+                    provider_id,
+                    amount: eur(8000),
+                },
+            },
+            ServiceOrderEvent::ServiceOrderCancelled {
+                by: CancelledBy::Admin,
+                reason: Some(Reason::parse("the customer moved").unwrap()),
+                refund_due: true,
+            },
+            ServiceOrderEvent::ServiceOrderRefunded {
+                refund_id: uuid("708192a3-b4c5-4d6e-a8f9-0a1b2c3d4e5f").into(),
+                amount: eur(8000),
+            },
+            ServiceOrderEvent::ServiceOrderReviewed {
+                provider_id,
+                review: Review {
+                    rating: five,
+                    comment: sealed(23),
+                    dimensions: ReviewDimensions {
+                        professionalism: five,
+                        attitude: Stars::parse(4, "attitude").unwrap(),
+                        punctuality: Stars::parse(3, "punctuality").unwrap(),
+                    },
+                },
+            },
+        ],
+        service_order_required_field,
+    )
+}
+
+fn service_order_required_field(event: &ServiceOrderEvent) -> Option<&'static str> {
+    match event {
+        ServiceOrderEvent::ServiceOrderPublished { .. } => Some("request"),
+        ServiceOrderEvent::ServiceOrderApproved {}
+        | ServiceOrderEvent::WorkStarted {}
+        | ServiceOrderEvent::WorkDone {} => None,
+        ServiceOrderEvent::ServiceOrderRejected { .. } => Some("reason"),
+        ServiceOrderEvent::ServiceOrderAccepted { .. } => Some("provider_id"),
+        ServiceOrderEvent::ServicePaymentAttached { .. } => Some("payment_id"),
+        ServiceOrderEvent::ServiceOrderPaid { .. } => Some("amount"),
+        ServiceOrderEvent::ServiceOrderConfirmed { .. } => Some("automatic"),
+        ServiceOrderEvent::PayoutReleased { .. } => Some("payout"),
+        ServiceOrderEvent::ServiceOrderCancelled { .. } => Some("refund_due"),
+        ServiceOrderEvent::ServiceOrderRefunded { .. } => Some("refund_id"),
+        ServiceOrderEvent::ServiceOrderReviewed { .. } => Some("review"),
+    }
+}
+
 fn all_samples() -> Vec<Sample> {
     [
         inventory_samples(),
@@ -757,6 +956,9 @@ fn all_samples() -> Vec<Sample> {
         show_samples(),
         booking_samples(),
         customer_samples(),
+        provider_samples(),
+        service_order_samples(),
+        shipment_samples(),
     ]
     .into_iter()
     .flatten()
@@ -780,6 +982,9 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<Show>(),
         of::<Booking>(),
         of::<Customer>(),
+        of::<Provider>(),
+        of::<ServiceOrder>(),
+        of::<Shipment>(),
     ])
 }
 
@@ -1005,6 +1210,9 @@ fn published_payloads_decode_back_into_their_events() {
     check::<Show>(show_samples());
     check::<Booking>(booking_samples());
     check::<Customer>(customer_samples());
+    check::<Provider>(provider_samples());
+    check::<ServiceOrder>(service_order_samples());
+    check::<Shipment>(shipment_samples());
 }
 
 #[test]

@@ -103,10 +103,21 @@ impl Api {
 
     /// Registers a customer and returns a client logged in as them.
     pub async fn register(&self, email: &str) -> (Api, String) {
+        self.register_as(email, "customer").await
+    }
+
+    /// Registers an account with `role` (`customer` or `provider`) and answers a client
+    /// logged in as it, with its user id.
+    pub async fn register_as(&self, email: &str, role: &str) -> (Api, String) {
+        let full_name = if role == "provider" {
+            "Test Provider"
+        } else {
+            "Test Customer"
+        };
         let answer = self
             .post(
                 "/api/v1/auth/register",
-                json!({"email": email, "password": CUSTOMER_PASSWORD, "full_name": "Test Customer"}),
+                json!({"email": email, "password": CUSTOMER_PASSWORD, "full_name": full_name, "role": role}),
             )
             .await;
         assert_eq!(answer.status, 201, "register: {:?}", answer.body);

@@ -186,6 +186,16 @@ impl TestOrdo {
         }
     }
 
+    /// A service provider registered with `email` (not verified yet), logged in.
+    pub async fn provider(&self, email: &str) -> Customer {
+        let (api, user_id) = self.api().register_as(email, "provider").await;
+        Customer {
+            api,
+            user_id,
+            email: email.to_string(),
+        }
+    }
+
     /// The base URL of the HTTP API.
     pub fn base_url(&self) -> &str {
         &self.process.base_url

@@ -1,21 +1,22 @@
 //! The authorization matrix, generated from the served OpenAPI document: every operation
 //! it lists is called by an anonymous caller, by customer A (who owns the resources in the
-//! paths), by customer B (to whom they are foreign) and by an admin, and each answer is held
-//! against the operation's rule:
+//! paths), by customer B (to whom they are foreign), by a service provider (to whom they are
+//! foreign too) and by an admin, and each answer is held against the operation's rule:
 //!
 //! - `public`: nobody is refused for who they are (no 401, no 403);
-//! - `signed`: the caller is the payment provider, proving itself by signature: an unsigned
+//! - `signed`: the caller is the payment provider or a carrier, proving itself by signature: an unsigned
 //!   call is 401 whoever sends it;
 //! - `any`: a bearer token is needed (401 without; a cart route takes a guest cart header
 //!   instead, which this matrix does not send); owned resources answer 404 to a
 //!   customer they are foreign to;
-//! - `customer`: as `any`, and only customers (and admins) may;
+//! - `customer`: as `any`, and only customers (and admins) may: a provider is 403;
+//! - `provider`: as `any`, and only providers (and admins) may: a customer is 403;
 //! - `personal`: as `any`, and the resource is foreign to everyone but its owner, admins
 //!   included (a user's inbox);
-//! - `admin`: 401 without a token, 403 for a customer.
+//! - `admin`: 401 without a token, 403 for a customer or a provider.
 //!
 //! Bodies are empty JSON objects, except where a valid body is needed for the ownership
-//! check to be what decides (paying): an invalid body is refused alike for every resource,
+//! check to be what decides (paying, reviewing): an invalid body is refused alike for every resource,
 //! foreign or not, so it tells nothing either way.
 //!
 //! Every operation of the document must have a rule here, so a route added without one fails
@@ -34,6 +35,7 @@ enum Rule {
     Signed,
     Any,
     Customer,
+    Provider,
     Personal,
     Admin,
 }
@@ -51,6 +53,19 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Admin, false),
         ),
         ("GET /api/v1/admin/sagas/{saga_id}", (Admin, false)),
+        (
+            "POST /api/v1/admin/shipments/{shipment_id}/pick",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/shipments/{shipment_id}/ship",
+            (Admin, false),
+        ),
+        ("GET /api/v1/shipments/{shipment_id}", (Any, true)),
+        (
+            "POST /api/v1/shipments/{shipment_id}/tracking",
+            (Signed, false),
+        ),
         ("POST /api/v1/admin/sagas/{saga_id}/resume", (Admin, false)),
         ("POST /api/v1/auth/login", (Public, false)),
         ("POST /api/v1/auth/logout", (Any, false)),
@@ -83,6 +98,10 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/orders/prepare", (Customer, false)),
         ("GET /api/v1/orders/{order_id}", (Any, true)),
         ("POST /api/v1/orders/{order_id}/cancel", (Any, true)),
+        (
+            "POST /api/v1/orders/{order_id}/confirm-receipt",
+            (Personal, true),
+        ),
         ("POST /api/v1/orders/{order_id}/pay", (Any, true)),
         ("POST /api/v1/orders/{order_id}/refund", (Admin, false)),
         ("GET /api/v1/payments/{payment_id}", (Any, true)),
@@ -118,6 +137,64 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             "DELETE /api/v1/users/me/addresses/{address_id}",
             (Personal, true),
         ),
+        ("PUT /api/v1/providers/me/profile", (Provider, false)),
+        (
+            "POST /api/v1/providers/me/certifications",
+            (Provider, false),
+        ),
+        (
+            "GET /api/v1/providers/me/matching-orders",
+            (Provider, false),
+        ),
+        ("GET /api/v1/providers/{provider_id}", (Public, false)),
+        ("GET /api/v1/admin/providers", (Admin, false)),
+        (
+            "POST /api/v1/admin/providers/{provider_id}/verify",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/providers/{provider_id}/reject",
+            (Admin, false),
+        ),
+        ("GET /api/v1/service-orders", (Any, false)),
+        ("POST /api/v1/service-orders", (Customer, false)),
+        ("GET /api/v1/service-orders/{service_order_id}", (Any, true)),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/accept",
+            (Provider, false),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/pay",
+            (Customer, true),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/start",
+            (Provider, true),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/complete",
+            (Provider, true),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/confirm",
+            (Customer, true),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/cancel",
+            (Any, true),
+        ),
+        (
+            "POST /api/v1/service-orders/{service_order_id}/review",
+            (Customer, true),
+        ),
+        (
+            "POST /api/v1/admin/service-orders/{service_order_id}/approve",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/service-orders/{service_order_id}/reject",
+            (Admin, false),
+        ),
         ("GET /api/v1/admin/users/{user_id}", (Admin, false)),
         ("DELETE /api/v1/admin/users/{user_id}", (Admin, false)),
     ])
@@ -128,7 +205,16 @@ struct Fixture {
     params: BTreeMap<&'static str, String>,
 }
 
-async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
+async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str) -> Fixture {
+    let service_order = a
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": "Fix the sink", "description": "It drips.", "service_type": "plumbing",
+                   "price": 8000, "currency": "EUR", "location": "NORTH", "address": "1 Main St"}),
+        )
+        .await;
+    assert_eq!(service_order.status, 201, "{:?}", service_order.body);
+    let service_order_id = service_order.body["order_id"].as_str().unwrap().to_owned();
     let address = a
         .post(
             "/api/v1/users/me/addresses",
@@ -201,6 +287,14 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
         .await;
     assert_eq!(paid.status, 202, "{:?}", paid.body);
     let payment_id = paid.body["payment_id"].as_str().unwrap().to_owned();
+    // Once paid, the fulfilment process creates the order's shipment.
+    let shipment_id = eventually("the order's shipment", Duration::from_secs(20), || async {
+        let body = a.get(&format!("/api/v1/orders/{order_id}")).await.body;
+        body["shipments"][0]["shipment_id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
 
     let booked = eventually("a booking is taken", Duration::from_secs(20), || async {
         let booked = a
@@ -249,9 +343,12 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str) -> Fixture {
     Fixture {
         params: BTreeMap::from([
             ("promotion_id", promotion_id),
+            ("service_order_id", service_order_id),
+            ("provider_id", provider_id.to_owned()),
             ("saga_id", order_id.clone()),
             ("order_id", order_id),
             ("payment_id", payment_id),
+            ("shipment_id", shipment_id),
             ("booking_id", booking_id),
             ("ticket_id", ticket_id),
             ("id", notification_id),
@@ -283,6 +380,8 @@ fn fill(template: &str, fixture: &Fixture) -> String {
 async fn status_of(ordo: &TestOrdo, method: &str, path: &str, token: Option<&str>) -> u16 {
     let body = if path.ends_with("/pay") {
         json!({"payment_method": "card", "payment_token": "tok_success"})
+    } else if path.ends_with("/review") {
+        json!({"rating": 5, "dimensions": {"professionalism": 5, "attitude": 5, "punctuality": 5}})
     } else {
         json!({})
     };
@@ -312,7 +411,20 @@ async fn every_operation_answers_each_caller_by_its_rule() {
     let a = ordo.customer("matrix-a@example.com").await;
     let b = ordo.customer("matrix-b@example.com").await;
     let erasable = ordo.customer("matrix-c@example.com").await;
-    let fixture = fixture(&admin, &a, &erasable.user_id).await;
+    let provider = ordo.provider("matrix-p@example.com").await;
+    let profile = provider
+        .send(
+            Method::PUT,
+            "/api/v1/providers/me/profile",
+            Some(
+                json!({"full_name": "P", "phone": "+49 30 1234567", "skills": ["plumbing"],
+                        "service_areas": ["NORTH"]}),
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    let fixture = fixture(&admin, &a, &erasable.user_id, &provider.user_id).await;
 
     let document = ordo.api().get("/api/v1/openapi.json").await.body;
     let rules = rules();
@@ -340,6 +452,7 @@ async fn every_operation_answers_each_caller_by_its_rule() {
         ("anonymous", None),
         ("customer A", a.token.clone()),
         ("customer B", b.token.clone()),
+        ("provider", provider.token.clone()),
         ("admin", admin.token.clone()),
     ];
     let mut wrong = Vec::new();
@@ -368,7 +481,12 @@ async fn every_operation_answers_each_caller_by_its_rule() {
                 (Rule::Signed, _) => Ok(401),
                 (Rule::Public, _) => Err("neither 401 nor 403"),
                 (_, "anonymous") => Ok(401),
-                (Rule::Admin, "customer A" | "customer B") => Ok(403),
+                (Rule::Admin, "customer A" | "customer B" | "provider") => Ok(403),
+                (Rule::Customer, "provider") => Ok(403),
+                (Rule::Provider, "customer A" | "customer B") => Ok(403),
+                (Rule::Any | Rule::Provider, "provider") if owned => Ok(404),
+                // A customer's own resource: refused for the role, or not found.
+                (Rule::Personal, "provider") if owned => Err("403 or 404"),
                 (Rule::Any | Rule::Customer | Rule::Personal, "customer B") if owned => Ok(404),
                 (Rule::Personal, "admin") if owned => Ok(404),
                 _ => Err("neither 401 nor 403 nor 404"),
@@ -376,6 +494,7 @@ async fn every_operation_answers_each_caller_by_its_rule() {
             let fine = match expected {
                 Ok(code) => status == code,
                 Err("neither 401 nor 403") => status != 401 && status != 403,
+                Err("403 or 404") => status == 403 || status == 404,
                 Err(_) => ![401, 403, 404].contains(&status),
             };
             if !fine {

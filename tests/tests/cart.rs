@@ -157,7 +157,7 @@ async fn unknown_delisted_other_currency_and_out_of_bounds_lines_are_refused() {
 
     assert_problem(
         &put_item(&alice, None, "NO-SUCH", json!(1)).await,
-        422,
+        404,
         "unknown_sku",
     );
     assert_problem(

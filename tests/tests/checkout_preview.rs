@@ -224,6 +224,39 @@ async fn a_guest_cart_is_previewed_ordered_with_an_address_and_paid_redeeming_it
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
     let order = wait_order(&dana.api, &order_id, "awaiting_payment").await;
     assert_eq!(order["total_amount"], 3600, "{order:?}");
+    // The order shows the breakdown it was placed with, as the quote showed it, and the
+    // address opened for its owner.
+    assert_eq!(order["subtotal"], quote["subtotal"], "{order:?}");
+    assert_eq!(order["discounts"], quote["discounts"], "{order:?}");
+    assert_eq!(order["shipping_fee"], quote["shipping_fee"], "{order:?}");
+    assert_eq!(order["total"], quote["total"], "{order:?}");
+    for line in quote["lines"].as_array().unwrap() {
+        let shown = order["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["sku"] == line["sku"])
+            .unwrap_or_else(|| panic!("{} in {order:?}", line["sku"]));
+        for field in ["quantity", "unit_price", "discount", "line_total"] {
+            assert_eq!(
+                shown[field], line[field],
+                "{field} of {line:?} in {order:?}"
+            );
+        }
+    }
+    assert_eq!(
+        order["delivery_address"],
+        json!({"recipient": "Dana Doe", "phone": "+33 1 23 45 67 89", "province": "IDF",
+               "city": "Paris", "district": null, "detail": "1 rue de la Paix",
+               "postal_code": null}),
+        "{order:?}"
+    );
+    let listed = dana.api.get("/api/v1/orders").await;
+    assert_eq!(
+        listed.body["orders"][0]["delivery_address"]["city"], "Paris",
+        "{:?}",
+        listed.body
+    );
     wait_coupon(&dana.api, &coupon_id, "locked").await;
 
     // The ordered lines left the cart.
@@ -311,7 +344,7 @@ async fn every_checkout_refusal_is_a_problem_and_places_nothing() {
         (json!({"from_cart": true}), 409, "empty_cart"),
         (
             json!({"items": mug, "address_id": uuid::Uuid::new_v4()}),
-            422,
+            404,
             "unknown_address",
         ),
     ];
@@ -536,6 +569,8 @@ async fn erasing_the_customer_erases_the_address_an_order_recorded() {
     .await;
     assert_eq!(placed.status, 202, "{:?}", placed.body);
     let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    let shown = wait_order(&jo.api, &order_id, "awaiting_payment").await;
+    assert_eq!(shown["delivery_address"]["detail"], "1 rue de la Paix");
 
     let erased = jo
         .api
@@ -566,6 +601,16 @@ async fn erasing_the_customer_erases_the_address_an_order_recorded() {
         key, None,
         "the key that sealed the order's address is deleted"
     );
+    // The order still shows where it went, with every value erased.
+    let shown = admin.get(&format!("/api/v1/orders/{order_id}")).await;
+    assert_eq!(shown.status, 200, "{:?}", shown.body);
+    assert_eq!(
+        shown.body["delivery_address"],
+        json!({"recipient": null, "phone": null, "province": null, "city": null,
+               "district": null, "detail": null, "postal_code": null}),
+        "{:?}",
+        shown.body
+    );
 }
 
 #[tokio::test]
@@ -593,4 +638,204 @@ async fn an_expired_quote_is_refused_with_a_fresh_one() {
     assert_ne!(fresh["quote_id"].as_str(), Some(quote_id.as_str()));
     let placed = place(&kim.api, json!({"quote_id": fresh["quote_id"]})).await;
     assert_eq!(placed.status, 202, "{:?}", placed.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_a_coupon_is_locked_ends_with_it_claimed_when_expired_or_redeemed_when_paid()
+{
+    let mut ordo = TestOrdo::with_env(FAST).await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    let max = ordo.customer("max@example.com").await;
+    let body = |coupon_id: &str| json!({"items": [{"sku": "MUG", "quantity": 1}], "coupon_ids": [coupon_id]});
+
+    // Crashes on the way to awaiting payment, then the order is not paid in time: the
+    // coupon it locked is claimed again.
+    for step in ["lock_coupon", "confirm_order"] {
+        let coupon_id = coupon(&admin, &max.api, 300, 0).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        ordo.set_env("ORDO_PAYMENT_TIMEOUT", "1s");
+        ordo.restart().await.unwrap();
+        let placed = max.api.post("/api/v1/orders", body(&coupon_id)).await;
+        assert_eq!(placed.status, 202, "{:?}", placed.body);
+        let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+        wait_for_crash(&mut ordo).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        ordo.restart().await.unwrap();
+        wait_order(&max.api, &order_id, "expired").await;
+        wait_coupon(&max.api, &coupon_id, "claimed").await;
+    }
+
+    // Crashes while the paid order settles: the coupon ends redeemed.
+    ordo.set_env("ORDO_PAYMENT_TIMEOUT", "15m");
+    for step in ["mark_order_paid", "commit_stock", "redeem_coupon"] {
+        let coupon_id = coupon(&admin, &max.api, 300, 0).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        ordo.restart().await.unwrap();
+        let placed = place(&max.api, body(&coupon_id)).await;
+        assert_eq!(
+            placed.body["status"], "awaiting_payment",
+            "{:?}",
+            placed.body
+        );
+        let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+        wait_coupon(&max.api, &coupon_id, "locked").await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", step);
+        ordo.restart().await.unwrap();
+        let paid = max
+            .api
+            .post(
+                &format!("/api/v1/orders/{order_id}/pay"),
+                json!({"payment_method": "card", "payment_token": "tok_success"}),
+            )
+            .await;
+        assert_eq!(paid.status, 202, "{:?}", paid.body);
+        wait_for_crash(&mut ordo).await;
+        ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+        ordo.restart().await.unwrap();
+        wait_order(&max.api, &order_id, "paid").await;
+        wait_coupon(&max.api, &coupon_id, "redeemed").await;
+    }
+
+    // No coupon is left locked for an order that is over.
+    assert!(coupons_with(&max.api, "locked").await.is_empty());
+    assert_eq!(coupons_with(&max.api, "claimed").await.len(), 2);
+    assert_eq!(coupons_with(&max.api, "redeemed").await.len(), 3);
+    ordo.stop().await;
+}
+
+/// The quantities of the caller's cart, by SKU.
+async fn cart_lines(customer: &Api) -> Vec<(String, i64)> {
+    let cart = customer.get("/api/v1/cart").await;
+    assert_eq!(cart.status, 200, "{:?}", cart.body);
+    cart.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["sku"].as_str().unwrap().to_owned(),
+                i["quantity"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn put_in_cart(customer: &Api, sku: &str, quantity: i64) {
+    let put = customer
+        .send(
+            Method::PUT,
+            &format!("/api/v1/cart/items/{sku}"),
+            Some(json!({"quantity": quantity})),
+            &[],
+        )
+        .await;
+    assert_eq!(put.status, 200, "{:?}", put.body);
+}
+
+/// Publishes every message of the order stream again under a new message id, as a
+/// redelivery would look to its consumers.
+async fn deliver_orders_again(ordo: &TestOrdo) -> usize {
+    use futures::StreamExt;
+    let js = async_nats::jetstream::new(ordo.nats().await);
+    let stream = js
+        .get_stream(ordo_tests::stream_name(ordo.namespace(), "ORDER"))
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut copies = Vec::new();
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(500), messages.next()).await
+    {
+        copies.push((
+            message.subject.clone(),
+            message.headers.clone().unwrap_or_default(),
+            message.payload.clone(),
+        ));
+    }
+    let count = copies.len();
+    for (subject, mut headers, payload) in copies {
+        let id = headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        headers.insert("Nats-Msg-Id", format!("{id}:again").as_str());
+        js.publish_with_headers(subject, headers, payload)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    count
+}
+
+/// Waits until the checkout saga has handled every message of the order stream.
+async fn checkout_idle(ordo: &TestOrdo) {
+    let js = async_nats::jetstream::new(ordo.nats().await);
+    let stream_name = ordo_tests::stream_name(ordo.namespace(), "ORDER");
+    eventually("the checkout saga is idle", WAIT, || {
+        let js = js.clone();
+        let stream_name = stream_name.clone();
+        async move {
+            let stream = js.get_stream(stream_name).await.ok()?;
+            let info = stream.consumer_info("saga-checkout").await.ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_from_the_cart_takes_its_units_out_once_through_a_crash_and_redelivery() {
+    let mut ordo = TestOrdo::with_env(FAST).await;
+    let admin = ordo.admin().await;
+    product(&admin, "MUG", 1000, 10).await;
+    product(&admin, "TEA", 2500, 10).await;
+    let lea = ordo.customer("lea@example.com").await;
+    put_in_cart(&lea.api, "MUG", 2).await;
+    put_in_cart(&lea.api, "TEA", 1).await;
+
+    // The process dies right after the cart gave up the lines, before the saga recorded it;
+    // the step repeated after the restart takes nothing more.
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "remove_from_cart");
+    ordo.restart().await.unwrap();
+    let placed = lea
+        .api
+        .post("/api/v1/orders", json!({"from_cart": true}))
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    let order_id = placed.body["order_id"].as_str().unwrap().to_owned();
+    wait_for_crash(&mut ordo).await;
+    ordo.set_env("ORDO_CRASH_AFTER_STEP", "");
+    ordo.restart().await.unwrap();
+    wait_order(&lea.api, &order_id, "awaiting_payment").await;
+    assert_eq!(cart_lines(&lea.api).await, vec![]);
+
+    // Lea puts a mug back; every order event delivered again leaves it there.
+    put_in_cart(&lea.api, "MUG", 1).await;
+    assert!(deliver_orders_again(&ordo).await >= 2);
+    checkout_idle(&ordo).await;
+    assert_eq!(cart_lines(&lea.api).await, vec![("MUG".to_owned(), 1)]);
+
+    // A second order from the cart takes the mug out too.
+    let second = place(&lea.api, json!({"from_cart": true})).await;
+    assert_eq!(second.status, 202, "{:?}", second.body);
+    eventually("the second order's mug left the cart", WAIT, || async {
+        cart_lines(&lea.api).await.is_empty().then_some(())
+    })
+    .await;
+
+    let (removals,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'cart'
+           AND event_type = 'OrderedLinesRemoved'",
+    )
+    .fetch_one(ordo.pool())
+    .await
+    .unwrap();
+    assert_eq!(removals, 2, "one removal per order");
+    ordo.stop().await;
 }

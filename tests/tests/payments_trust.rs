@@ -308,6 +308,29 @@ async fn a_payment_captured_published_by_hand_on_nats_does_not_pay_the_order() {
     assert_eq!(letter["event_type"], "PaymentCaptured");
     let error = letter["error"].as_str().unwrap_or_default();
     assert!(error.contains("not captured"), "{letter:?}");
+    // The payments read model does not show it as captured either.
+    let projected = eventually(
+        "the forged capture dead-lettered by the payments projection",
+        Duration::from_secs(30),
+        || async {
+            dead_letters(&ordo).await.into_iter().find(|l| {
+                l["aggregate_id"] == payment_id.as_str() && l["consumer"] == "projection-payments"
+            })
+        },
+    )
+    .await;
+    assert!(
+        projected["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not in the event store"),
+        "{projected:?}"
+    );
+    let payment = customer
+        .get(&format!("/api/v1/payments/{payment_id}"))
+        .await;
+    assert_eq!(payment.status, 200, "{:?}", payment.body);
+    assert_ne!(payment.body["status"], "captured", "{:?}", payment.body);
     assert_eq!(order_status(&customer, &order_id).await, "awaiting_payment");
     assert!(!ordo_tests::event_types(ordo.pool(), "order", &order_id)
         .await

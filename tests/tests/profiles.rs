@@ -133,7 +133,7 @@ async fn one_address_is_the_default_at_a_time() {
         json!({"is_default": false}),
     )
     .await;
-    assert_eq!(unset.status, 422, "{:?}", unset.body);
+    assert_eq!(unset.status, 409, "{:?}", unset.body);
     assert_eq!(
         unset.body["type"],
         "urn:ordo:problem:default_address_required"

@@ -389,7 +389,7 @@ async fn every_reason_a_coupon_is_not_applied_is_told() {
             json!({"items": [{"sku": "NOPE", "quantity": 1}]}),
         )
         .await;
-    assert_problem(&unknown_sku, 422, "unknown_sku");
+    assert_problem(&unknown_sku, 404, "unknown_sku");
     let empty = ann
         .post("/api/v1/pricing/quote", json!({"items": []}))
         .await;

@@ -2,7 +2,7 @@
 //! A handler that asks for it never runs for a caller without a valid access token; there
 //! is no fallback to an anonymous user.
 //!
-//! [`Require`] (spelled [`AdminUser`], [`CustomerUser`], [`MerchantUser`]) is a caller
+//! [`Require`] (spelled [`AdminUser`], [`CustomerUser`], [`MerchantUser`], [`ProviderUser`]) is a caller
 //! who also has a route's role. Authorization comes before validation: axum runs
 //! extractors in argument order and the body last, so a route that names its role in its
 //! caller's type refuses a stranger (401) or the wrong role (403) before it reads the body.
@@ -122,6 +122,14 @@ impl RequiredRole for MerchantRole {
     const ROLE: Role = Role::Merchant;
 }
 
+/// Requires [`Role::Provider`] (admins pass too).
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderRole;
+
+impl RequiredRole for ProviderRole {
+    const ROLE: Role = Role::Provider;
+}
+
 /// The authenticated caller, who has role `R` (or is an admin): 401 without a valid token,
 /// 403 with another role, both before the handler's body is read. It reads as the
 /// [`AuthUser`] it wraps.
@@ -136,6 +144,8 @@ pub type AdminUser = Require<AdminRole>;
 pub type CustomerUser = Require<CustomerRole>;
 /// A caller with the merchant role (or an admin).
 pub type MerchantUser = Require<MerchantRole>;
+/// A caller with the provider role (or an admin).
+pub type ProviderUser = Require<ProviderRole>;
 
 impl<R: RequiredRole> Require<R> {
     /// `user`, if they have role `R`; otherwise 403.
@@ -253,6 +263,16 @@ mod tests {
         assert!(matches!(
             MerchantUser::check(user(Role::Customer)),
             Err(ApiError::Forbidden("merchant"))
+        ));
+        assert!(ProviderUser::check(user(Role::Provider)).is_ok());
+        assert!(ProviderUser::check(user(Role::Admin)).is_ok());
+        assert!(matches!(
+            ProviderUser::check(user(Role::Customer)),
+            Err(ApiError::Forbidden("provider"))
+        ));
+        assert!(matches!(
+            CustomerUser::check(user(Role::Provider)),
+            Err(ApiError::Forbidden("customer"))
         ));
     }
 

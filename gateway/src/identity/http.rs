@@ -10,7 +10,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use ordo_identity::{Email, FullName, IdentityError, IdentityService, Password, Session};
+use ordo_identity::{
+    Email, FullName, IdentityError, IdentityService, Password, Session, SignupRole,
+};
 
 use crate::problem::{ApiError, ApiJson, ProblemDocument};
 
@@ -41,6 +43,10 @@ pub struct RegisterRequest {
         pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
     )]
     pub full_name: String,
+    /// `customer` (the default) or `provider`; an account never chooses admin.
+    #[schema(example = "customer", value_type = Option<String>, pattern = "^(customer|provider)$")]
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 /// Body of `POST /auth/login`. No `Debug`: it carries a password.
@@ -101,7 +107,8 @@ impl From<Session> for SessionResponse {
     }
 }
 
-/// Create a customer account and open a session for it.
+/// Create a customer account (or, with `role: "provider"`, a service provider's) and open
+/// a session for it.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/register",
@@ -123,7 +130,10 @@ pub async fn register(
     let email = Email::parse(&body.email).map_err(IdentityError::from)?;
     let password = Password::parse(&body.password, &email).map_err(IdentityError::from)?;
     let full_name = FullName::parse(&body.full_name).map_err(IdentityError::from)?;
-    let session = identity.register(&email, &password, &full_name).await?;
+    let role = SignupRole::parse(body.role.as_deref()).map_err(IdentityError::from)?;
+    let session = identity
+        .register(&email, &password, &full_name, role)
+        .await?;
     Ok((StatusCode::CREATED, ApiJson(session.into())))
 }
 

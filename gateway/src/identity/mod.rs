@@ -30,7 +30,7 @@ use utoipa::OpenApi as _;
 
 pub use extractor::{
     AdminRole, AdminUser, AuthUser, CustomerRole, CustomerUser, MerchantRole, MerchantUser,
-    Require, RequiredRole,
+    ProviderRole, ProviderUser, Require, RequiredRole,
 };
 pub use http::{LoginRequest, LogoutRequest, RefreshRequest, RegisterRequest, SessionResponse};
 use ordo_identity::IdentityService;

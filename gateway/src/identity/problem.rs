@@ -11,6 +11,7 @@ impl From<IdentityError> for ApiError {
             IdentityError::InvalidEmail(e) => ApiError::invalid("email", e.to_string()),
             IdentityError::InvalidPassword(e) => ApiError::invalid("password", e.to_string()),
             IdentityError::InvalidFullName(e) => ApiError::invalid("full_name", e.to_string()),
+            IdentityError::InvalidRole(e) => ApiError::invalid("role", e.to_string()),
             IdentityError::EmailTaken => ApiError::Refused {
                 code: "email_taken",
                 detail: err.to_string(),

@@ -43,8 +43,6 @@ use crate::state::AppState;
 pub const CART_HEADER: &str = "ordo-cart";
 /// The currency an empty cart is shown in.
 const EMPTY_CART_CURRENCY: &str = "EUR";
-/// Namespace of the ids of customers' carts (UUID v5 of the user id).
-const CUSTOMER_CART_NAMESPACE: Uuid = Uuid::from_u128(0x6f72646f_6361_7274_8000_637573746f6d);
 
 /// The routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -57,7 +55,7 @@ pub fn router() -> Router<AppState> {
 
 /// The id of a customer's cart.
 pub fn customer_cart_id(user_id: Uuid) -> Uuid {
-    Uuid::new_v5(&CUSTOMER_CART_NAMESPACE, user_id.as_bytes())
+    *ordo_aggregates::cart::customer_cart_id(UserId::from(user_id)).as_uuid()
 }
 
 /// The id of the guest cart a token opens.
@@ -392,11 +390,13 @@ async fn set_quantity(
 /// Sets how many units of a SKU the cart holds; 0 removes the line. Unknown and delisted
 /// SKUs are refused; more than the stock is accepted.
 #[utoipa::path(put, path = "/api/v1/cart/items/{sku}", tag = "carts", request_body = SetQuantity,
-    params(("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
     security((), ("bearer" = [])),
-    responses((status = 200, body = CartView), (status = 404, description = "no such guest cart"),
+    responses((status = 200, body = CartView),
+               (status = 404, description = "no such guest cart, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
                (status = 409, description = "not on sale, another currency, or the cart is full"),
-               (status = 422, description = "unknown SKU or quantity out of range")))]
+               (status = 422, description = "quantity out of range")))]
 pub async fn set_item(
     State(state): State<AppState>,
     caller: CartCaller,
@@ -413,7 +413,8 @@ pub async fn set_item(
 
 /// Removes a SKU from the cart.
 #[utoipa::path(delete, path = "/api/v1/cart/items/{sku}", tag = "carts",
-    params(("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$"),
+        ("Ordo-Cart" = Option<String>, Header, description = "a guest cart's token")),
     security((), ("bearer" = [])),
     responses((status = 200, body = CartView), (status = 404, description = "no such guest cart")))]
 pub async fn remove_item(

@@ -64,7 +64,10 @@ pub struct CouponPage {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CouponFilter {
     /// Only coupons with this status: `claimed`, `locked` or `redeemed`.
+    #[param(pattern = "^(claimed|locked|redeemed)$")]
     pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -75,7 +78,7 @@ pub struct CouponFilter {
 /// coupon and claims nothing new.
 #[utoipa::path(post, path = "/api/v1/coupons/claim", tag = "coupons", request_body = ClaimCoupon,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = CouponClaimed),
                (status = 404, description = "no such batch"),
                (status = 409, description = "coupons_exhausted, coupon_limit_reached or coupon_batch_expired")))]
@@ -178,6 +181,8 @@ pub struct QuoteCart {
 /// One line of a cart.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct QuoteItem {
+    /// 1 to 64 letters, digits, '-' or '_' (case does not matter).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
     #[schema(minimum = 1, maximum = 1000000)]
     pub quantity: i64,
@@ -241,7 +246,8 @@ fn name_of<T: Serialize>(value: T) -> String {
 #[utoipa::path(post, path = "/api/v1/pricing/quote", tag = "coupons", request_body = QuoteCart,
     security(("bearer" = [])),
     responses((status = 200, body = QuoteView),
-               (status = 422, description = "invalid items, unknown SKU, or lines in several currencies")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 422, description = "invalid items, or lines in several currencies")))]
 pub async fn quote(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -266,7 +272,7 @@ pub async fn quote(
                 format!("{sku} appears twice; put the whole quantity on one line"),
             ));
         }
-        let unknown = || ApiError::Unprocessable {
+        let unknown = || ApiError::UnknownReference {
             code: "unknown_sku",
             detail: format!("no product {sku} in the catalog"),
         };

@@ -14,7 +14,10 @@ pub mod orders;
 pub mod payments;
 pub mod products;
 pub mod promotions;
+pub mod providers;
 pub mod search;
+pub mod service_orders;
+pub mod shipments;
 pub mod shows;
 pub mod users;
 

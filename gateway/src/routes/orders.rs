@@ -14,13 +14,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ordo_aggregates::cart::{CartCommand, CartOwner, SkuAdmission};
+use ordo_aggregates::cart::customer_cart_id;
 use ordo_aggregates::common::{OrderId, UserId};
 use ordo_aggregates::order::OrderCommand;
 use ordo_projections::queries::orders;
 pub use ordo_projections::queries::orders::{OrderLineView, OrderView};
 use ordo_projections::queries::page::PageRequest;
 use ordo_store::catalog::{self, WriteLock};
+use ordo_store::personal::open_value;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -32,7 +33,6 @@ use crate::consistency::{self, PreferWait};
 use crate::identity::{AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::request_id::RequestId;
-use crate::routes::carts::customer_cart_id;
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -92,9 +92,9 @@ pub struct OrderPaging {
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"),
            ("Prefer" = Option<String>, Header, description = "wait=N: answer once the order is decided")),
     responses((status = 202, body = OrderAccepted),
-               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
+               (status = 404, description = "no such quote, or problem urn:ordo:problem:unknown_sku (a SKU not in the catalog) or unknown_address (not one of the caller's addresses)"),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, a coupon does not apply, or the quote's prices changed (price_changed, with new_quote)"),
-               (status = 422, description = "invalid items or unknown address")))]
+               (status = 422, description = "invalid items")))]
 pub async fn place_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -161,6 +161,10 @@ pub async fn place_order(
                     sale_facts,
                     pricing: Some(order_pricing),
                     delivery_address: priced.address.clone().map(Box::new),
+                    // The checkout saga takes the ordered units out of the cart.
+                    from_cart: priced
+                        .from_cart
+                        .then(|| customer_cart_id(UserId::from(user.user_id))),
                 },
                 CommandMetadata::from_request(&request_id, Some(user.user_id)),
             )
@@ -172,9 +176,6 @@ pub async fn place_order(
         lock.release().await.map_err(internal)?;
     }
     let committed = placed?;
-    if priced.from_cart {
-        remove_from_cart(&state, user.user_id, &priced.lines, &request_id).await?;
-    }
     consistency::record_write(
         &state.pool,
         user.user_id,
@@ -204,38 +205,6 @@ pub async fn place_order(
     Ok(response)
 }
 
-/// The ordered lines leave the customer's cart (a line whose quantity changed since the
-/// cart was read is left as it is).
-async fn remove_from_cart(
-    state: &AppState,
-    user_id: Uuid,
-    lines: &[ordo_aggregates::order::OrderLine],
-    request_id: &str,
-) -> Result<(), ApiError> {
-    let cart_id = customer_cart_id(user_id).to_string();
-    let (cart, _) = state.carts.load(&cart_id).await.map_err(api_error)?;
-    for line in lines {
-        if cart.lines().get(&line.sku).copied() != Some(line.quantity.get()) {
-            continue;
-        }
-        state
-            .carts
-            .execute(
-                &cart_id,
-                CartCommand::SetQuantity {
-                    owner: CartOwner::Customer(UserId::from(user_id)),
-                    sku: line.sku.clone(),
-                    quantity: 0,
-                    admission: SkuAdmission::Admitted,
-                },
-                CommandMetadata::from_request(request_id, Some(user_id)),
-            )
-            .await
-            .map_err(api_error)?;
-    }
-    Ok(())
-}
-
 /// `409 urn:ordo:problem:price_changed` with the new quote to order from.
 fn price_changed(new_quote: CheckoutQuote) -> Response {
     let body = serde_json::json!({
@@ -260,8 +229,8 @@ fn price_changed(new_quote: CheckoutQuote) -> Response {
     security(("bearer" = [])),
     responses((status = 200, body = CheckoutQuote),
                (status = 409, description = "a SKU is not on sale, beyond its purchase limit, or the cart is empty"),
-               (status = 404, description = "problem urn:ordo:problem:unknown_sku: a SKU not in the catalog"),
-               (status = 422, description = "invalid items or unknown address")))]
+               (status = 404, description = "problem urn:ordo:problem:unknown_sku (a SKU not in the catalog) or unknown_address (not one of the caller's addresses)"),
+               (status = 422, description = "invalid items")))]
 pub async fn prepare_order(
     State(state): State<AppState>,
     user: CustomerUser,
@@ -306,7 +275,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     }
 }
 
-/// One order (its customer or an admin; anyone else is told it does not exist).
+/// One order (its customer or an admin; anyone else is told it does not exist), with the
+/// price breakdown it was placed with (each line's unit price, discount and total; the
+/// subtotal, the discounts, the shipping fee and the total) and its delivery address.
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     security(("bearer" = [])),
     responses((status = 200, body = OrderView), (status = 404, description = "no such order")))]
@@ -329,15 +300,30 @@ pub async fn get_order(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let order = orders::find(&state.pool, id)
+    let mut order = orders::find(&state.pool, id)
         .await?
         .filter(|order| order.customer_id == user.user_id || user.is_admin())
         .ok_or_else(not_found)?;
+    open_address(&state, &mut order).await?;
     let mut response = ApiJson(order).into_response();
     if let Some(applied) = wait.applied() {
         response.headers_mut().insert("preference-applied", applied);
     }
     Ok(response)
+}
+
+/// Opens the order's sealed delivery address for its reader (erased values stay null).
+async fn open_address(state: &AppState, order: &mut OrderView) -> Result<(), ApiError> {
+    let opened = match &order.sealed_address {
+        Some(sealed) => Some(
+            open_value(state.profiles.vault.as_ref(), sealed)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
+    order.show_address(opened.as_ref());
+    Ok(())
 }
 
 /// The caller's orders, newest first.
@@ -362,7 +348,10 @@ pub async fn list_orders(
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let page = orders::list_for_customer(&state.pool, user.user_id, &page).await?;
+    let mut page = orders::list_for_customer(&state.pool, user.user_id, &page).await?;
+    for order in page.items.iter_mut() {
+        open_address(&state, order).await?;
+    }
     Ok(ApiJson(OrderPage {
         orders: page.items,
         next_cursor: page.next_cursor,

@@ -158,6 +158,8 @@ pub struct CouponBatchPage {
 /// Paging of the admin lists.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct OfferPaging {
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
     pub cursor: Option<String>,
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
@@ -247,7 +249,7 @@ fn id_for(headers: &HeaderMap, admin: Uuid, what: &str) -> Result<Uuid, ApiError
 /// Creates a promotion (admin). With `Idempotency-Key`, a repeat creates nothing new.
 #[utoipa::path(post, path = "/api/v1/admin/promotions", tag = "promotions", request_body = CreatePromotion,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = PromotionWritten),
                (status = 409, description = "the key names a promotion with other terms"),
                (status = 422, description = "invalid field, empty window, or fields missing for the kind")))]
@@ -353,7 +355,7 @@ pub async fn end_promotion(
 /// Creates a batch of coupons (admin). With `Idempotency-Key`, a repeat creates nothing new.
 #[utoipa::path(post, path = "/api/v1/admin/coupon-batches", tag = "promotions", request_body = CreateCouponBatch,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe key: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
     responses((status = 201, body = CouponBatchWritten),
                (status = 409, description = "the key names a batch with other terms"),
                (status = 422, description = "invalid field: empty validity, a limit above the quota, a percentage above 100")))]

@@ -334,7 +334,8 @@ pub async fn create_show(
     responses((status = 201, body = ShowWritten, description = "added; the seats are open"),
                (status = 202, body = ShowWritten, description = "added; the seats open shortly"),
                (status = 404, description = "no such show"),
-               (status = 409, description = "session id used with other content")))]
+               (status = 409, description = "session id used with other content"),
+               (status = 422, description = "invalid field, or an area id given twice (`urn:ordo:problem:duplicate_area`)")))]
 pub async fn add_session(
     State(state): State<AppState>,
     user: AdminUser,

@@ -54,10 +54,19 @@ pub struct ProfileView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateProfile {
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: Option<String>,
     /// 5 to 15 digits; spaces, '-', '(', ')' and a leading '+' allowed.
-    #[schema(min_length = 5, max_length = 20, example = "+33 6 12 34 56 78")]
+    #[schema(
+        min_length = 5,
+        max_length = 20,
+        example = "+33 6 12 34 56 78",
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[ ()-]*([0-9][ ()-]*){5,15}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub phone: Option<String>,
 }
 
@@ -93,25 +102,53 @@ pub struct UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewAddress {
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub recipient: String,
     /// 5 to 15 digits; spaces, '-', '(', ')' and a leading '+' allowed.
-    #[schema(min_length = 5, max_length = 20)]
+    #[schema(
+        min_length = 5,
+        max_length = 20,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[ ()-]*([0-9][ ()-]*){5,15}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub phone: String,
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub province: String,
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: String,
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub district: Option<String>,
     /// Street, number, building...: 1 to 300 characters.
-    #[schema(min_length = 1, max_length = 300)]
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub detail: String,
     /// 1 to 16 letters, digits, spaces or '-'.
-    #[schema(min_length = 1, max_length = 16)]
+    #[schema(
+        min_length = 1,
+        max_length = 16,
+        pattern = r"^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$"
+    )]
     pub postal_code: Option<String>,
     /// Make it the default (the previous default no longer is).
     #[serde(default)]
@@ -121,19 +158,47 @@ pub struct NewAddress {
 /// Changes to an address; absent fields stay as they are.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddressChange {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub recipient: Option<String>,
-    #[schema(min_length = 5, max_length = 20)]
+    #[schema(
+        min_length = 5,
+        max_length = 20,
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[ ()-]*([0-9][ ()-]*){5,15}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub phone: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub province: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub city: Option<String>,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub district: Option<String>,
-    #[schema(min_length = 1, max_length = 300)]
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub detail: Option<String>,
-    #[schema(min_length = 1, max_length = 16)]
+    #[schema(
+        min_length = 1,
+        max_length = 16,
+        pattern = r"^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$"
+    )]
     pub postal_code: Option<String>,
     /// `true` makes it the default; `false` on the default is refused
     /// (`urn:ordo:problem:default_address_required`): choose another default instead.
@@ -371,7 +436,8 @@ async fn address_view(
     params(("address_id" = Uuid, Path, description = "the address")),
     security(("bearer" = [])),
     responses((status = 200, body = AddressView),
-               (status = 404, description = "not one of the caller's addresses")))]
+               (status = 404, description = "not one of the caller's addresses"),
+               (status = 409, description = "`is_default: false` on the default address (`urn:ordo:problem:default_address_required`)")))]
 pub async fn update_address(
     State(state): State<AppState>,
     user: CustomerUser,

@@ -6,10 +6,13 @@
 //! - [`page`]: page sizes and the opaque cursors of every paginated list (search's too).
 //! - [`products`], [`categories`], [`inventory`]: the catalog, its category tree and its
 //!   stock levels.
-//! - [`orders`], [`payments`]: orders with their lines, and payments, as their owners see them.
+//! - [`orders`], [`payments`]: orders with their lines and shipments, and payments, as their
+//!   owners see them; [`shipments`]: shipments with their tracking updates.
 //! - [`shows`], [`bookings`]: shows with their sessions and seats available, the bookings
 //!   list and who holds a ticket.
 //! - [`offers`]: promotions, coupon batches and a customer's coupons.
+//! - [`marketplace`]: providers, their ratings, service orders and the orders matching a
+//!   provider.
 //! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
@@ -19,11 +22,13 @@
 pub mod bookings;
 pub mod categories;
 pub mod inventory;
+pub mod marketplace;
 pub mod offers;
 pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod products;
+pub mod shipments;
 pub mod shows;
 
 /// The pool every query reads from.

@@ -1,12 +1,17 @@
-//! Reads of the `orders` and `order_lines` read models: one order, a customer's orders
-//! newest first, and an order's status (what `Prefer: wait` polls).
+//! Reads of the `orders`, `order_lines` and `order_discounts` read models: one order with
+//! its price breakdown, a customer's orders newest first, and an order's status (what
+//! `Prefer: wait` polls). The delivery address comes out sealed
+//! ([`OrderView::sealed_address`]); whoever shows it opens it ([`OrderView::show_address`]).
 
 use chrono::{DateTime, Utc};
+use ordo_aggregates::common::PersonalText;
+use ordo_aggregates::customer::PostalAddress;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::page::{NewestFirst, Page, PageRequest};
+use super::shipments::{self, ShipmentView};
 use super::{PgPool, QueryResult};
 
 /// An order as its customer sees it.
@@ -14,12 +19,29 @@ use super::{PgPool, QueryResult};
 pub struct OrderView {
     pub order_id: Uuid,
     pub customer_id: Uuid,
-    /// pending, awaiting_payment, paid, rejected, cancelled, expired or refunded.
+    /// pending, awaiting_payment, paid, shipped, delivered, completed, rejected, cancelled,
+    /// expired or refunded.
     pub status: String,
     pub items: Vec<OrderLineView>,
-    /// Total in minor units.
+    /// Sum of quantity times unit price over the lines, in minor units.
+    pub subtotal: i64,
+    /// The discounts applied, in the order applied.
+    pub discounts: Vec<OrderDiscountView>,
+    /// The delivery fee, in minor units.
+    pub shipping_fee: i64,
+    /// What the customer pays: subtotal less the discounts plus shipping, in minor units.
+    pub total: i64,
+    /// The same as `total`.
     pub total_amount: i64,
     pub currency: String,
+    /// Where the order is delivered, as the address was when it was placed (values null
+    /// once the customer was erased); absent for an order placed without an address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_address: Option<OrderAddressView>,
+    /// The address as the read model keeps it, sealed with the customer's key.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub sealed_address: Option<PostalAddress>,
     /// Why it was rejected, cancelled or refunded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -32,15 +54,67 @@ pub struct OrderView {
     pub updated_at: DateTime<Utc>,
     /// The order's version in this read model.
     pub version: i64,
+    /// Its shipments once paid, with their tracking.
+    pub shipments: Vec<ShipmentView>,
 }
 
-/// One line of an order.
+/// One line of an order; amounts in minor units.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct OrderLineView {
     pub sku: String,
     pub quantity: i32,
-    /// Unit price in minor units, as it was at placement.
+    /// Unit price, as it was at placement.
     pub unit_price: i64,
+    /// The line's share of the discounts.
+    pub discount: i64,
+    /// Quantity times unit price, less the discount.
+    pub line_total: i64,
+}
+
+/// One discount of an order, in minor units.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderDiscountView {
+    /// `promotion` or `coupon`.
+    pub source: String,
+    /// The promotion's or the coupon's id.
+    pub id: Uuid,
+    pub amount: i64,
+}
+
+/// An order's delivery address; a value is null when the address has none, or once it was
+/// erased.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OrderAddressView {
+    pub recipient: Option<String>,
+    pub phone: Option<String>,
+    pub province: Option<String>,
+    pub city: Option<String>,
+    pub district: Option<String>,
+    pub detail: Option<String>,
+    pub postal_code: Option<String>,
+}
+
+impl OrderAddressView {
+    /// The view of an opened address: clear values as they are, erased ones null.
+    pub fn of(address: &PostalAddress) -> Self {
+        let text = |t: &PersonalText| t.clear_value().map(str::to_owned);
+        Self {
+            recipient: text(&address.recipient),
+            phone: text(&address.phone),
+            province: text(&address.province),
+            city: text(&address.city),
+            district: address.district.as_ref().and_then(text),
+            detail: text(&address.detail),
+            postal_code: address.postal_code.as_ref().and_then(text),
+        }
+    }
+}
+
+impl OrderView {
+    /// Shows the delivery address `opened` from [`OrderView::sealed_address`].
+    pub fn show_address(&mut self, opened: Option<&PostalAddress>) {
+        self.delivery_address = opened.map(OrderAddressView::of);
+    }
 }
 
 /// A row of `orders`, before its lines are added.
@@ -50,6 +124,9 @@ struct OrderRow {
     customer_id: Uuid,
     status: String,
     total_minor: i64,
+    subtotal_minor: Option<i64>,
+    shipping_fee_minor: i64,
+    delivery_address: Option<sqlx::types::Json<PostalAddress>>,
     currency: String,
     reason: Option<String>,
     short_skus: Vec<String>,
@@ -66,6 +143,16 @@ struct LineRow {
     sku: String,
     quantity: i32,
     unit_price_minor: i64,
+    discount_minor: i64,
+}
+
+/// A row of `order_discounts`.
+#[derive(sqlx::FromRow)]
+struct DiscountRow {
+    order_id: Uuid,
+    source: String,
+    discount_id: Uuid,
+    amount_minor: i64,
 }
 
 /// The order with this id, whoever placed it.
@@ -110,7 +197,8 @@ async fn load(
     limit: i64,
 ) -> QueryResult<Vec<OrderView>> {
     let rows: Vec<OrderRow> = sqlx::query_as(
-        "SELECT o.order_id, o.customer_id, o.status, o.total_minor, o.currency, o.reason,
+        "SELECT o.order_id, o.customer_id, o.status, o.total_minor, o.subtotal_minor,
+                o.shipping_fee_minor, o.delivery_address, o.currency, o.reason,
                 o.short_skus, o.payment_id, o.placed_at, o.updated_at, o.version
          FROM orders o
          WHERE ($1::uuid IS NULL OR o.order_id = $1)
@@ -127,12 +215,20 @@ async fn load(
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
     let lines: Vec<LineRow> = sqlx::query_as(
-        "SELECT order_id, sku, quantity, unit_price_minor FROM order_lines
+        "SELECT order_id, sku, quantity, unit_price_minor, discount_minor FROM order_lines
          WHERE order_id = ANY($1) ORDER BY order_id, line_no",
     )
     .bind(&ids)
     .fetch_all(pool)
     .await?;
+    let discounts: Vec<DiscountRow> = sqlx::query_as(
+        "SELECT order_id, source, discount_id, amount_minor FROM order_discounts
+         WHERE order_id = ANY($1) ORDER BY order_id, position",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    let shipments = shipments::of_orders(pool, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| OrderView {
@@ -143,8 +239,24 @@ async fn load(
                     sku: l.sku.clone(),
                     quantity: l.quantity,
                     unit_price: l.unit_price_minor,
+                    discount: l.discount_minor,
+                    line_total: i64::from(l.quantity) * l.unit_price_minor - l.discount_minor,
                 })
                 .collect(),
+            discounts: discounts
+                .iter()
+                .filter(|d| d.order_id == r.order_id)
+                .map(|d| OrderDiscountView {
+                    source: d.source.clone(),
+                    id: d.discount_id,
+                    amount: d.amount_minor,
+                })
+                .collect(),
+            subtotal: r.subtotal_minor.unwrap_or(r.total_minor),
+            shipping_fee: r.shipping_fee_minor,
+            total: r.total_minor,
+            delivery_address: None,
+            sealed_address: r.delivery_address.map(|a| a.0),
             order_id: r.order_id,
             customer_id: r.customer_id,
             status: r.status,
@@ -156,6 +268,11 @@ async fn load(
             placed_at: r.placed_at,
             updated_at: r.updated_at,
             version: r.version,
+            shipments: shipments
+                .iter()
+                .filter(|s| s.order_id == r.order_id)
+                .cloned()
+                .collect(),
         })
         .collect())
 }

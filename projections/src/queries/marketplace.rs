@@ -1,0 +1,246 @@
+//! Reads of the marketplace's read models: providers by verification status (for admins),
+//! a provider's public profile with its rating, the service orders a caller published or
+//! accepted, and the open orders matching a provider's skills and areas.
+//!
+//! One service order in full (with its personal values) is read from the write side, so it
+//! has no query here.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{PgPool, QueryResult};
+
+/// A provider as admins list them.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ProviderSummary {
+    pub provider_id: Uuid,
+    /// `unverified`, `pending_verification`, `verified` or `rejected`.
+    pub status: String,
+    pub skills: Vec<String>,
+    pub service_areas: Vec<String>,
+    pub rejection_reason: Option<String>,
+    /// How many certifications were submitted.
+    pub certifications: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Up to `limit` providers with `status` (any when `None`), the longest waiting first.
+pub async fn providers(
+    pool: &PgPool,
+    status: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<ProviderSummary>> {
+    Ok(sqlx::query_as(
+        "SELECT d.provider_id, d.status, d.skills, d.service_areas, d.rejection_reason,
+                (SELECT count(*) FROM provider_certifications c WHERE c.provider_id = d.provider_id)
+                    AS certifications,
+                d.updated_at
+         FROM provider_directory d
+         WHERE $1::text IS NULL OR d.status = $1
+         ORDER BY d.updated_at, d.provider_id LIMIT $2",
+    )
+    .bind(status)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A provider's rating, kept from the reviews of their orders.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ProviderRating {
+    /// The mean overall rating, rounded to two decimals; null before any review.
+    pub average_rating: Option<f64>,
+    pub total_reviews: i64,
+    /// How many reviews gave 1, 2, 3, 4 and 5 stars, keyed by the stars.
+    pub rating_distribution: std::collections::BTreeMap<String, i64>,
+    /// The mean of each dimension, rounded to two decimals; null before any review.
+    pub professionalism: Option<f64>,
+    pub attitude: Option<f64>,
+    pub punctuality: Option<f64>,
+    /// Orders of the provider confirmed (or reviewed).
+    pub completed_orders: i64,
+}
+
+/// A provider's public profile.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicProvider {
+    pub provider_id: Uuid,
+    pub skills: Vec<String>,
+    pub service_areas: Vec<String>,
+    pub verified: bool,
+    pub verification_status: String,
+    pub rating: ProviderRating,
+    pub completed_orders: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct RatingRow {
+    total_reviews: i32,
+    rating_sum: i32,
+    stars_1: i32,
+    stars_2: i32,
+    stars_3: i32,
+    stars_4: i32,
+    stars_5: i32,
+    professionalism_sum: i32,
+    attitude_sum: i32,
+    punctuality_sum: i32,
+    completed_orders: i32,
+}
+
+fn mean(sum: i32, count: i32) -> Option<f64> {
+    (count > 0).then(|| (f64::from(sum) / f64::from(count) * 100.0).round() / 100.0)
+}
+
+impl From<Option<RatingRow>> for ProviderRating {
+    fn from(row: Option<RatingRow>) -> Self {
+        let row = row.unwrap_or(RatingRow {
+            total_reviews: 0,
+            rating_sum: 0,
+            stars_1: 0,
+            stars_2: 0,
+            stars_3: 0,
+            stars_4: 0,
+            stars_5: 0,
+            professionalism_sum: 0,
+            attitude_sum: 0,
+            punctuality_sum: 0,
+            completed_orders: 0,
+        });
+        let n = row.total_reviews;
+        ProviderRating {
+            average_rating: mean(row.rating_sum, n),
+            total_reviews: i64::from(n),
+            rating_distribution: [
+                row.stars_1,
+                row.stars_2,
+                row.stars_3,
+                row.stars_4,
+                row.stars_5,
+            ]
+            .into_iter()
+            .enumerate()
+            .map(|(i, count)| ((i + 1).to_string(), i64::from(count)))
+            .collect(),
+            professionalism: mean(row.professionalism_sum, n),
+            attitude: mean(row.attitude_sum, n),
+            punctuality: mean(row.punctuality_sum, n),
+            completed_orders: i64::from(row.completed_orders),
+        }
+    }
+}
+
+/// A provider's rating as the read model keeps it.
+pub async fn rating(pool: &PgPool, provider_id: Uuid) -> QueryResult<ProviderRating> {
+    let row: Option<RatingRow> = sqlx::query_as(
+        "SELECT total_reviews, rating_sum, stars_1, stars_2, stars_3, stars_4, stars_5,
+                professionalism_sum, attitude_sum, punctuality_sum, completed_orders
+         FROM provider_ratings WHERE provider_id = $1",
+    )
+    .bind(provider_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// A provider's public profile; `None` for an unknown provider.
+pub async fn public_provider(
+    pool: &PgPool,
+    provider_id: Uuid,
+) -> QueryResult<Option<PublicProvider>> {
+    let row: Option<(String, Vec<String>, Vec<String>)> = sqlx::query_as(
+        "SELECT status, skills, service_areas FROM provider_directory WHERE provider_id = $1",
+    )
+    .bind(provider_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((status, skills, service_areas)) = row else {
+        return Ok(None);
+    };
+    let rating = rating(pool, provider_id).await?;
+    Ok(Some(PublicProvider {
+        provider_id,
+        skills,
+        service_areas,
+        verified: status == "verified",
+        verification_status: status,
+        completed_orders: rating.completed_orders,
+        rating,
+    }))
+}
+
+/// A service order in a list.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ServiceOrderSummary {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub provider_id: Option<Uuid>,
+    pub title: String,
+    pub service_type: String,
+    /// Minor units of `currency`.
+    #[sqlx(rename = "price_minor")]
+    pub price: i64,
+    pub currency: String,
+    pub location: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const SUMMARY: &str =
+    "SELECT order_id, customer_id, provider_id, title, service_type, price_minor, currency,
+        location, status, created_at FROM service_orders";
+
+/// Up to `limit` orders `user_id` published or accepted, newest first.
+pub async fn service_orders_of(
+    pool: &PgPool,
+    user_id: Uuid,
+    limit: i64,
+) -> QueryResult<Vec<ServiceOrderSummary>> {
+    Ok(sqlx::query_as(&format!(
+        "{SUMMARY} WHERE customer_id = $1 OR provider_id = $1
+         ORDER BY created_at DESC, order_id DESC LIMIT $2"
+    ))
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Up to `limit` approved orders nobody accepted yet whose service type is among `skills`
+/// and whose location among `areas`, oldest first.
+pub async fn matching_orders(
+    pool: &PgPool,
+    skills: &[String],
+    areas: &[String],
+    limit: i64,
+) -> QueryResult<Vec<ServiceOrderSummary>> {
+    Ok(sqlx::query_as(&format!(
+        "{SUMMARY} WHERE status = 'pending' AND service_type = ANY($1) AND location = ANY($2)
+         ORDER BY created_at, order_id LIMIT $3"
+    ))
+    .bind(skills)
+    .bind(areas)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The verified providers whose skills hold `service_type` and whose areas hold
+/// `location`: who is told of a new order.
+pub async fn matching_providers(
+    pool: &PgPool,
+    service_type: &str,
+    location: &str,
+) -> QueryResult<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT provider_id FROM provider_directory
+         WHERE status = 'verified' AND $1 = ANY(skills) AND $2 = ANY(service_areas)
+         ORDER BY provider_id",
+    )
+    .bind(service_type)
+    .bind(location)
+    .fetch_all(pool)
+    .await?)
+}
