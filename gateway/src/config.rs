@@ -380,8 +380,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_CONSUMER_BACKOFF", value_delimiter = ',', value_parser = parse_duration)]
     pub consumer_backoff: Option<Vec<Duration>>,
 
-    /// How long JetStream waits for an acknowledgement before redelivering (default 30s):
-    /// after a crash, the events in flight come back after this long.
+    /// How long JetStream waits for an acknowledgement before redelivering (default 5s):
+    /// after a crash, the events in flight come back after this long. Events a live
+    /// process holds are kept from redelivery by progress acknowledgements, however long
+    /// their handling takes.
     #[arg(long, env = "ORDO_CONSUMER_ACK_WAIT", value_parser = parse_duration)]
     pub consumer_ack_wait: Option<Duration>,
 

@@ -18,6 +18,12 @@
 //! aggregate and republishes its dead letters to their original subjects, in order, marked
 //! `Ordo-Redrive-For: <consumer>` so that the other consumers of the stream skip them.
 //! Unreadable (poison) messages park nothing: without headers their aggregate is unknown.
+//!
+//! The ack wait is short (5 s by default) so that, after a crash, the events the dead
+//! process held come back within seconds. Live work is not redelivered early meanwhile:
+//! every message a process holds, from the moment it is fetched until it is acknowledged
+//! (queued in its lane or being handled, however long the handler takes), gets a progress
+//! acknowledgement (`+WPI`) every third of the ack wait, which restarts the server's clock.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -109,6 +115,16 @@ pub trait EventHandler: Send + Sync + 'static {
     }
 }
 
+/// The default ack wait: short, since held messages are kept alive by progress
+/// acknowledgements (see the module's documentation).
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the messages a process holds get a progress acknowledgement: three times per
+/// ack wait, so that one late or lost one does not let the server redeliver.
+pub fn progress_interval(ack_wait: Duration) -> Duration {
+    (ack_wait / 3).max(Duration::from_millis(50))
+}
+
 /// A durable consumer of one aggregate type's stream.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
@@ -121,7 +137,8 @@ pub struct ConsumerSpec {
     /// Delays between attempts: after attempt n the message waits `backoff[n-1]`, the last
     /// entry repeating (default 200 ms, 1 s, 5 s, 15 s, 30 s, 60 s).
     pub backoff: Vec<Duration>,
-    /// How long the server waits for an ack before redelivering (default 30 s).
+    /// How long the server waits for an ack (or a progress acknowledgement) before
+    /// redelivering (default 5 s): how soon a crashed process's events come back.
     pub ack_wait: Duration,
     /// Deliveries in flight without an ack (default 256; 1 gives strict order even under
     /// retries, at the cost of throughput).
@@ -145,7 +162,7 @@ impl ConsumerSpec {
                 .into_iter()
                 .map(Duration::from_millis)
                 .collect(),
-            ack_wait: Duration::from_secs(30),
+            ack_wait: DEFAULT_ACK_WAIT,
             max_ack_pending: 256,
             batch: 64,
             lanes: 16,
@@ -378,42 +395,102 @@ pub async fn run_consumer(
     Ok(())
 }
 
-/// The lanes of a consumer: one task per lane, each handling its messages in order.
+/// The lanes of a consumer: one task per lane, each handling its messages in order, and
+/// the heartbeat that keeps every message they hold from being redelivered meanwhile.
 struct Lanes {
-    senders: Vec<tokio::sync::mpsc::Sender<Message>>,
+    /// Unbounded, so that the fetch loop hands over (and so holds) every fetched message at
+    /// once; the server's `max_ack_pending` bounds how many there are.
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<Message>>,
     tasks: tokio::task::JoinSet<()>,
+    held: Arc<Held>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// The reply subjects of the messages this process holds: fetched and not yet
+/// acknowledged, nak'd or terminated.
+#[derive(Default)]
+struct Held(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Held {
+    fn hold(&self, message: &Message) {
+        if let Some(reply) = &message.reply {
+            self.0.lock().expect("held lock").insert(reply.to_string());
+        }
+    }
+
+    fn release(&self, message: &Message) {
+        if let Some(reply) = &message.reply {
+            self.0.lock().expect("held lock").remove(reply.as_str());
+        }
+    }
+
+    fn replies(&self) -> Vec<String> {
+        self.0.lock().expect("held lock").iter().cloned().collect()
+    }
 }
 
 impl Lanes {
     fn start(worker: &Arc<Worker>) -> Self {
+        let held = Arc::new(Held::default());
         let mut senders = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..worker.spec.lanes.max(1) {
-            let (sender, mut receiver) = tokio::sync::mpsc::channel::<Message>(32);
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Message>();
             let worker = worker.clone();
+            let held = held.clone();
             tasks.spawn(async move {
                 while let Some(message) = receiver.recv().await {
                     worker.process(&message).await;
+                    held.release(&message);
                 }
             });
             senders.push(sender);
         }
-        Self { senders, tasks }
+        let heartbeat = tokio::spawn(keep_alive(
+            worker.js.client(),
+            held.clone(),
+            progress_interval(worker.spec.ack_wait),
+        ));
+        Self {
+            senders,
+            tasks,
+            held,
+            heartbeat,
+        }
     }
 
-    /// Queues a message on its aggregate's lane (waiting while that lane is full).
+    /// Queues a message on its aggregate's lane; it is held (kept alive) from now on.
     async fn dispatch(&self, message: Message) {
         let lane = lane_of(&message.subject, self.senders.len());
-        if let Err(returned) = self.senders[lane].send(message).await {
+        self.held.hold(&message);
+        if let Err(returned) = self.senders[lane].send(message) {
             // The lane is gone only when its task panicked; let JetStream redeliver.
+            self.held.release(&returned.0);
             returned.0.ack_with(AckKind::Nak(None)).await.ok();
         }
     }
 
-    /// Lets every lane finish what it was handed, then stops them.
+    /// Lets every lane finish what it was handed (still kept alive), then stops them.
     async fn finish(mut self) {
         self.senders.clear();
         while self.tasks.join_next().await.is_some() {}
+        self.heartbeat.abort();
+    }
+}
+
+/// Sends a progress acknowledgement for every held message each `every`, until aborted.
+async fn keep_alive(client: async_nats::Client, held: Arc<Held>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        for reply in held.replies() {
+            // A message acknowledged meanwhile ignores it.
+            if let Err(err) = client.publish(reply, "+WPI".into()).await {
+                debug!(error = %err, "progress acknowledgement not sent");
+            }
+        }
     }
 }
 
@@ -752,7 +829,7 @@ mod tests {
         assert_eq!(spec.delay_after(0), Duration::from_millis(200));
         assert_eq!(
             spec.retry_delay(6),
-            Duration::from_secs(30),
+            Duration::from_secs(5),
             "capped by the ack wait"
         );
         assert_eq!(spec.retry_delay(2), Duration::from_secs(1));
@@ -791,7 +868,7 @@ mod tests {
         assert_eq!(config.ack_policy, AckPolicy::Explicit);
         assert_eq!(config.deliver_policy, DeliverPolicy::All);
         assert_eq!(config.max_deliver, 9);
-        assert_eq!(config.ack_wait, Duration::from_secs(30));
+        assert_eq!(config.ack_wait, Duration::from_secs(5));
     }
 
     #[test]

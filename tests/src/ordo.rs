@@ -62,7 +62,8 @@ impl Deref for Customer {
 }
 
 impl TestOrdoBuilder {
-    /// Sets an environment variable of `ordo serve` (and of its CLI runs).
+    /// Sets an environment variable of `ordo serve` (and of its CLI runs); an empty value
+    /// unsets one the harness sets, leaving Ordo's default.
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
         self.env.push((key.to_string(), value.to_string()));
         self

@@ -124,7 +124,13 @@ impl OrdoProcess {
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let mut env = base_env(database_url, namespace, port);
-        env.extend(extra_env);
+        // The test's own value wins; an empty one unsets the variable (Ordo's default).
+        for (key, value) in extra_env {
+            env.retain(|(k, _)| *k != key);
+            if !value.is_empty() {
+                env.push((key, value));
+            }
+        }
         let mut process = Self {
             child: None,
             base_url: format!("http://127.0.0.1:{port}"),
