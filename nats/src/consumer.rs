@@ -21,8 +21,8 @@
 //!
 //! The ack wait is short (5 s by default) so that, after a crash, the events the dead
 //! process held come back within seconds. Live work is not redelivered early meanwhile:
-//! every message a process holds, from the moment it is fetched until it is acknowledged
-//! (queued in its lane or being handled, however long the handler takes), gets a progress
+//! every message a process holds, from the moment it is handed to its lane until it is
+//! acknowledged (queued there or being handled, however long the handler takes), gets a progress
 //! acknowledgement (`+WPI`) every third of the ack wait, which restarts the server's clock.
 
 use std::panic::AssertUnwindSafe;
@@ -398,9 +398,10 @@ pub async fn run_consumer(
 /// The lanes of a consumer: one task per lane, each handling its messages in order, and
 /// the heartbeat that keeps every message they hold from being redelivered meanwhile.
 struct Lanes {
-    /// Unbounded, so that the fetch loop hands over (and so holds) every fetched message at
-    /// once; the server's `max_ack_pending` bounds how many there are.
-    senders: Vec<tokio::sync::mpsc::UnboundedSender<Message>>,
+    /// Bounded: a full lane holds the fetch loop back, so that no pull request waits while
+    /// the process cannot take more. A message is held (kept alive) from the moment it is
+    /// handed over, the wait for room included.
+    senders: Vec<tokio::sync::mpsc::Sender<Message>>,
     tasks: tokio::task::JoinSet<()>,
     held: Arc<Held>,
     heartbeat: tokio::task::JoinHandle<()>,
@@ -435,7 +436,7 @@ impl Lanes {
         let mut senders = Vec::new();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..worker.spec.lanes.max(1) {
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Message>();
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<Message>(32);
             let worker = worker.clone();
             let held = held.clone();
             tasks.spawn(async move {
@@ -459,11 +460,12 @@ impl Lanes {
         }
     }
 
-    /// Queues a message on its aggregate's lane; it is held (kept alive) from now on.
+    /// Queues a message on its aggregate's lane (waiting while that lane is full); it is
+    /// held (kept alive) from now on.
     async fn dispatch(&self, message: Message) {
         let lane = lane_of(&message.subject, self.senders.len());
         self.held.hold(&message);
-        if let Err(returned) = self.senders[lane].send(message) {
+        if let Err(returned) = self.senders[lane].send(message).await {
             // The lane is gone only when its task panicked; let JetStream redeliver.
             self.held.release(&returned.0);
             returned.0.ack_with(AckKind::Nak(None)).await.ok();
