@@ -148,6 +148,12 @@ impl FromStr for ServiceArea {
 /// Parses the skills of a profile: 1 to [`limits::MAX_SKILLS`] service types, duplicates
 /// dropped, sorted.
 pub fn parse_skills(raw: &[String]) -> Result<Vec<ServiceType>, ParseError> {
+    if raw.len() > limits::MAX_SKILLS {
+        return Err(ParseError::new(
+            "skills",
+            format!("skills must hold 1 to {} service types", limits::MAX_SKILLS),
+        ));
+    }
     let mut skills = raw
         .iter()
         .map(|s| ServiceType::parse(s).map_err(|e| ParseError::new("skills", e.message())))
@@ -165,6 +171,12 @@ pub fn parse_skills(raw: &[String]) -> Result<Vec<ServiceType>, ParseError> {
 
 /// Parses the areas of a profile: 1 to 5 areas, duplicates dropped, sorted.
 pub fn parse_areas(raw: &[String]) -> Result<Vec<ServiceArea>, ParseError> {
+    if raw.len() > ServiceArea::ALL.len() {
+        return Err(ParseError::new(
+            "service_areas",
+            "service_areas must hold 1 to 5 of NORTH, SOUTH, EAST, WEST, MID",
+        ));
+    }
     let mut areas = raw
         .iter()
         .map(|s| ServiceArea::parse(s, "service_areas"))
@@ -574,6 +586,24 @@ pub(crate) mod tests {
 
     fn reason() -> Reason {
         Reason::parse("the document is unreadable").unwrap()
+    }
+
+    #[test]
+    fn skills_and_areas_are_bounded_before_duplicates_are_dropped() {
+        let texts = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_areas(&texts(&["mid", "MID", "north"])).unwrap(),
+            vec![ServiceArea::North, ServiceArea::Mid]
+        );
+        assert!(parse_areas(&texts(&["MID"; 6])).is_err());
+        assert!(parse_areas(&[]).is_err());
+        assert_eq!(
+            parse_skills(&texts(&["Plumbing", "plumbing"]))
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(parse_skills(&texts(&["plumbing"; 21])).is_err());
     }
 
     #[test]

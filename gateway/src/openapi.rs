@@ -261,6 +261,30 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             AllOfBuilder::new().item(update).item(together).into(),
         );
     }
+    // A provider's skills are service types, and its areas the city's five.
+    if let Some(RefOr::T(Schema::Object(profile))) = schemas.get_mut("SetProviderProfile") {
+        let items = [
+            (
+                "skills",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[A-Za-z0-9_-]{1,40}$"))
+                    .build(),
+            ),
+            (
+                "service_areas",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["NORTH", "SOUTH", "EAST", "WEST", "MID"]))
+                    .build(),
+            ),
+        ];
+        for (field, item) in items {
+            if let Some(RefOr::T(Schema::Array(list))) = profile.properties.get_mut(field) {
+                list.items = ArrayItems::RefOrSchema(Box::new(RefOr::T(Schema::Object(item))));
+            }
+        }
+    }
     if let Some(RefOr::T(Schema::Object(sku))) = schemas.get_mut("NewSku") {
         if let Some(RefOr::T(Schema::Object(spec))) = sku.properties.get_mut("spec") {
             spec.max_properties = Some(10);

@@ -126,7 +126,7 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("GET /api/v1/tickets/{ticket_id}/qr.png", (Any, true)),
         ("GET /api/v1/users/me", (Customer, false)),
         ("PATCH /api/v1/users/me", (Customer, false)),
-        ("DELETE /api/v1/users/me", (Customer, false)),
+        ("DELETE /api/v1/users/me", (Any, false)),
         ("GET /api/v1/users/me/addresses", (Customer, false)),
         ("POST /api/v1/users/me/addresses", (Customer, false)),
         (

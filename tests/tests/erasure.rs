@@ -359,3 +359,107 @@ async fn an_admin_erases_another_user_and_a_customer_cannot() {
     assert_eq!(other_view.body["addresses"][0]["recipient"], RECIPIENT);
     ordo.stop().await;
 }
+
+/// The distinctive values of the marketplace test.
+const PROVIDER_NAME: &str = "Oswaldine Brackenridge";
+const PROVIDER_PHONE: &str = "+44 20 7946 0958";
+const BIO: &str = "Tamer of the Grindelwald boilers";
+const ORDER_DESCRIPTION: &str = "The Fennimore cistern hums at night";
+const ORDER_ADDRESS: &str = "9 Quiddle Lane, Sproutham";
+
+#[tokio::test]
+async fn erasing_a_provider_and_a_customer_of_the_marketplace_leaves_no_trace_of_them() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    let provider = ordo.provider("oswaldine@example.com").await;
+    let profile = send(
+        &provider.api,
+        Method::PUT,
+        "/api/v1/providers/me/profile",
+        Some(json!({"full_name": PROVIDER_NAME, "phone": PROVIDER_PHONE,
+                    "skills": ["plumbing"], "service_areas": ["NORTH"], "bio": BIO})),
+    )
+    .await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    assert_eq!(profile.body["full_name"], PROVIDER_NAME);
+    let customer = ordo.customer("quiddle@example.com").await;
+    let published = customer
+        .api
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": "Cistern", "description": ORDER_DESCRIPTION,
+                   "service_type": "plumbing", "price": 5000, "currency": "EUR",
+                   "location": "NORTH", "address": ORDER_ADDRESS}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{:?}", published.body);
+    let order_path = format!(
+        "/api/v1/service-orders/{}",
+        published.body["order_id"].as_str().unwrap()
+    );
+    let needles = [
+        PROVIDER_NAME,
+        PROVIDER_PHONE,
+        BIO,
+        ORDER_DESCRIPTION,
+        ORDER_ADDRESS,
+    ];
+
+    // Sealed in the events from the start; opened for their owners and admins.
+    let stored: Vec<(String, String)> = raw_events(ordo.pool())
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| (format!("event {i}"), e))
+        .collect();
+    assert_eq!(traces(&stored, &needles), Vec::<String>::new());
+    let seen = admin.get(&order_path).await;
+    assert_eq!(seen.status, 200, "{:?}", seen.body);
+    assert_eq!(seen.body["description"], ORDER_DESCRIPTION);
+    assert_eq!(seen.body["address"], ORDER_ADDRESS);
+
+    // Both erase their accounts.
+    let erased = send(&provider.api, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(erased.status, 204, "{:?}", erased.body);
+    let erased = send(&customer.api, Method::DELETE, "/api/v1/users/me", None).await;
+    assert_eq!(erased.status, 204, "{:?}", erased.body);
+
+    // No table holds a value; the order still loads, its personal values erased, and the
+    // provider's public profile still answers without them.
+    assert_eq!(
+        traces(&every_table(ordo.pool()).await, &needles),
+        Vec::<String>::new()
+    );
+    let seen = admin.get(&order_path).await;
+    assert_eq!(seen.status, 200, "{:?}", seen.body);
+    assert_eq!(seen.body["description"], Value::Null);
+    assert_eq!(seen.body["address"], Value::Null);
+    assert_eq!(seen.body["title"], "Cistern");
+    let public = ordo
+        .api()
+        .get(&format!("/api/v1/providers/{}", provider.user_id))
+        .await;
+    assert_eq!(public.status, 200, "{:?}", public.body);
+    assert_eq!(public.body["skills"], json!(["plumbing"]));
+    assert_eq!(
+        traces(
+            &[("public profile".into(), public.body.to_string())],
+            &needles
+        ),
+        Vec::<String>::new()
+    );
+
+    // A replay of the marketplace's events shows no trace of them either.
+    for aggregate_type in ["provider", "service_order"] {
+        let (ok, out, err) = ordo
+            .cli(&["replay", "--aggregate-type", aggregate_type])
+            .await;
+        assert!(ok, "{err}");
+        assert!(!out.is_empty(), "{aggregate_type} has events");
+        assert_eq!(
+            traces(&[("replay".into(), out)], &needles),
+            Vec::<String>::new()
+        );
+    }
+    ordo.stop().await;
+}

@@ -12,7 +12,8 @@
 //! named per operation in `tests/schemathesis.toml`, where such a request may be answered 422.
 //!
 //! `scripts/test.sh` installs schemathesis and names its `st` command in
-//! `ORDO_SCHEMATHESIS`; without it, `st` is looked for on the PATH.
+//! `ORDO_SCHEMATHESIS`; without it, `st` is looked for on the PATH. To check one operation
+//! alone, name it in `ORDO_CONTRACT_OPERATION` (for example `PUT /api/v1/providers/me/profile`).
 
 use ordo_tests::TestOrdo;
 
@@ -40,6 +41,11 @@ async fn the_served_openapi_document_says_what_the_code_answers() {
             "1",
             "--no-color",
         ])
+        .args(
+            std::env::var("ORDO_CONTRACT_OPERATION")
+                .map(|operation| vec!["--include-name".to_owned(), operation])
+                .unwrap_or_default(),
+        )
         .output()
         .await
         .unwrap_or_else(|err| {

@@ -311,3 +311,104 @@ async fn a_customers_orders_and_bookings_page_newest_first_and_only_their_own() 
     assert_eq!(refused.body["field"], "cursor");
     ordo.stop().await;
 }
+
+#[tokio::test]
+async fn the_marketplace_lists_page_once_through_their_rows() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    let customer = ordo.customer("publisher@example.com").await;
+    let mut published = Vec::new();
+    for n in 0..5 {
+        let answer = customer
+            .api
+            .post(
+                "/api/v1/service-orders",
+                json!({"title": format!("Job {n}"), "description": "Something to fix.",
+                       "service_type": "plumbing", "price": 1000 + n, "currency": "EUR",
+                       "location": "NORTH", "address": "1 Main Street"}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+        published.push(answer.body["order_id"].as_str().unwrap().to_string());
+    }
+    let mut providers = Vec::new();
+    for n in 0..3 {
+        let provider = ordo.provider(&format!("fixer{n}@example.com")).await;
+        let profile = provider
+            .api
+            .send(
+                Method::PUT,
+                "/api/v1/providers/me/profile",
+                Some(json!({"full_name": "Fixer", "phone": "+49 30 1234567",
+                            "skills": ["plumbing"], "service_areas": ["NORTH"]})),
+                &[],
+            )
+            .await;
+        assert_eq!(profile.status, 200, "{:?}", profile.body);
+        providers.push(provider.user_id);
+    }
+
+    // The customer's own orders, newest first, each once.
+    eventually(
+        "the orders are in the read model",
+        Duration::from_secs(20),
+        || async {
+            (count(
+                &customer.api,
+                "/api/v1/service-orders?limit=100",
+                "service_orders",
+            )
+            .await
+                == 5)
+                .then_some(())
+        },
+    )
+    .await;
+    let rows = pages(
+        &customer.api,
+        "/api/v1/service-orders?",
+        "service_orders",
+        2,
+    )
+    .await;
+    assert_eq!(sizes(&rows), vec![2, 2, 1]);
+    assert!(newest_first(&rows, "created_at"));
+    let mut listed = field(&rows, "order_id");
+    listed.reverse();
+    assert_eq!(listed, published);
+
+    // The admins' provider list, the longest waiting first, each once.
+    eventually(
+        "the providers are in the directory",
+        Duration::from_secs(20),
+        || async {
+            (count(
+                &admin,
+                "/api/v1/admin/providers?status=unverified",
+                "providers",
+            )
+            .await
+                == 3)
+                .then_some(())
+        },
+    )
+    .await;
+    let rows = pages(
+        &admin,
+        "/api/v1/admin/providers?status=unverified",
+        "providers",
+        2,
+    )
+    .await;
+    assert_eq!(sizes(&rows), vec![2, 1]);
+    let mut listed = field(&rows, "provider_id");
+    listed.sort();
+    providers.sort();
+    assert_eq!(listed, providers);
+
+    // A cursor of another shape is refused.
+    let foreign = customer.api.get("/api/v1/service-orders?cursor=zz").await;
+    assert_eq!(foreign.status, 422, "{:?}", foreign.body);
+    assert_eq!(foreign.body["field"], "cursor");
+    ordo.stop().await;
+}

@@ -12,6 +12,7 @@ use ordo_aggregates::provider::{
     self, Certification, ProviderCommand, ProviderProfile, VerificationStatus,
 };
 use ordo_projections::queries::marketplace::{self as queries, ProviderSummary, PublicProvider};
+use ordo_projections::queries::page::PageRequest;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -46,10 +47,20 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SetProviderProfile {
     /// 1 to 100 characters on one line.
-    #[schema(min_length = 1, max_length = 100, example = "Pat Plumber")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        example = "Pat Plumber",
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub full_name: String,
     /// 5 to 15 digits; spaces, '-', '(', ')' and a leading '+' allowed.
-    #[schema(min_length = 5, max_length = 20, example = "+49 30 1234567")]
+    #[schema(
+        min_length = 5,
+        max_length = 20,
+        example = "+49 30 1234567",
+        pattern = r"^[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[ ()-]*([0-9][ ()-]*){5,15}[\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
     pub phone: String,
     /// 1 to 20 service types, each 1 to 40 letters, digits, '_' or '-'.
     #[schema(min_items = 1, max_items = 20, example = json!(["plumbing"]))]
@@ -59,7 +70,10 @@ pub struct SetProviderProfile {
     pub service_areas: Vec<String>,
     /// At most 2000 characters.
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub bio: String,
 }
 
@@ -80,10 +94,19 @@ pub struct ProviderProfileView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubmitCertification {
     /// 1 to 200 characters on one line.
-    #[schema(min_length = 1, max_length = 200, example = "Master plumber")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "Master plumber",
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// An http(s) URL of at most 2000 characters.
-    #[schema(max_length = 2000, example = "https://files.example.com/cert.pdf")]
+    #[schema(
+        max_length = 2000,
+        example = "https://files.example.com/cert.pdf",
+        pattern = r"^https?://[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
+    )]
     pub file_url: String,
 }
 
@@ -105,7 +128,11 @@ pub struct VerificationView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RejectProvider {
     /// 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub reason: String,
 }
 
@@ -113,6 +140,8 @@ pub struct RejectProvider {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderList {
     pub providers: Vec<ProviderSummary>,
+    /// Where the next page starts; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// The filter of the admins' provider list.
@@ -121,14 +150,20 @@ pub struct ProviderFilter {
     /// `unverified`, `pending_verification`, `verified` or `rejected`; any when absent.
     #[param(pattern = "^(unverified|pending_verification|verified|rejected)$")]
     pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
+    pub cursor: Option<String>,
     /// 1 to 100, 20 when absent.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
-/// A page size: 1 to 100, 20 when absent.
+/// A page of a list: where it starts and its size (1 to 100, 20 when absent).
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct Limit {
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
+    pub cursor: Option<String>,
     /// 1 to 100, 20 when absent.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
@@ -258,7 +293,7 @@ pub async fn matching_orders(
     user: ProviderUser,
     Query(query): Query<Limit>,
 ) -> Result<ApiJson<ServiceOrderList>, ApiError> {
-    let limit = crate::routes::page_limit(query.limit)?;
+    let page = PageRequest::parse(query.cursor.as_deref(), query.limit)?;
     let (provider, _) = state
         .marketplace
         .provider(UserId::from(user.user_id))
@@ -267,6 +302,7 @@ pub async fn matching_orders(
     if qualification.status != VerificationStatus::Verified {
         return Ok(ApiJson(ServiceOrderList {
             service_orders: Vec::new(),
+            next_cursor: None,
         }));
     }
     let skills: Vec<String> = qualification.skills.iter().map(|s| s.to_string()).collect();
@@ -275,8 +311,11 @@ pub async fn matching_orders(
         .iter()
         .map(|a| a.to_string())
         .collect();
-    let service_orders = queries::matching_orders(&state.pool, &skills, &areas, limit).await?;
-    Ok(ApiJson(ServiceOrderList { service_orders }))
+    let page = queries::matching_orders(&state.pool, &skills, &areas, &page).await?;
+    Ok(ApiJson(ServiceOrderList {
+        service_orders: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// A provider's public profile: skills, areas, verification and rating.
@@ -303,7 +342,7 @@ pub async fn list_providers(
     _admin: AdminUser,
     Query(filter): Query<ProviderFilter>,
 ) -> Result<ApiJson<ProviderList>, ApiError> {
-    let limit = crate::routes::page_limit(filter.limit)?;
+    let page = PageRequest::parse(filter.cursor.as_deref(), filter.limit)?;
     let status = match filter.status.as_deref() {
         None => None,
         Some(raw) => Some(
@@ -317,8 +356,11 @@ pub async fn list_providers(
                 .as_str(),
         ),
     };
-    let providers = queries::providers(&state.pool, status, limit).await?;
-    Ok(ApiJson(ProviderList { providers }))
+    let page = queries::providers(&state.pool, status, &page).await?;
+    Ok(ApiJson(ProviderList {
+        providers: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 async fn decide(

@@ -21,6 +21,7 @@ use ordo_aggregates::service_order::{
     ServiceOrderStatus, ServiceRequest, Stars,
 };
 use ordo_projections::queries::marketplace::{self as queries, ServiceOrderSummary};
+use ordo_projections::queries::page::PageRequest;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -83,25 +84,50 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PublishServiceOrder {
     /// 1 to 200 characters on one line.
-    #[schema(min_length = 1, max_length = 200, example = "Fix the kitchen sink")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        example = "Fix the kitchen sink",
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
     /// 1 to 5000 characters.
-    #[schema(min_length = 1, max_length = 5000, example = "It drips all night.")]
+    #[schema(
+        min_length = 1,
+        max_length = 5000,
+        example = "It drips all night.",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub description: String,
     /// 1 to 40 letters, digits, '_' or '-'.
-    #[schema(min_length = 1, max_length = 40, example = "plumbing")]
+    #[schema(
+        min_length = 1,
+        max_length = 40,
+        example = "plumbing",
+        pattern = r"^[A-Za-z0-9_-]{1,40}$"
+    )]
     pub service_type: String,
-    /// Minor units of `currency`, more than zero.
-    #[schema(minimum = 1, example = 8000)]
+    /// Minor units of `currency`, 1 to 1,000,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 8000)]
     pub price: i64,
     /// Three letters.
-    #[schema(min_length = 3, max_length = 3, example = "EUR")]
+    #[schema(
+        min_length = 3,
+        max_length = 3,
+        example = "EUR",
+        pattern = "^[A-Za-z]{3}$"
+    )]
     pub currency: String,
     /// NORTH, SOUTH, EAST, WEST or MID.
-    #[schema(example = "NORTH")]
+    #[schema(example = "NORTH", pattern = "^(NORTH|SOUTH|EAST|WEST|MID)$")]
     pub location: String,
     /// 1 to 300 characters.
-    #[schema(min_length = 1, max_length = 300, example = "1 Main Street, 2nd floor")]
+    #[schema(
+        min_length = 1,
+        max_length = 300,
+        example = "1 Main Street, 2nd floor",
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub address: String,
 }
 
@@ -165,6 +191,8 @@ pub struct ServiceOrderView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceOrderList {
     pub service_orders: Vec<ServiceOrderSummary>,
+    /// Where the next page starts; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// How the customer pays (through the same provider as goods).
@@ -189,7 +217,11 @@ pub struct ServicePaymentAccepted {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReasonBody {
     /// 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -212,7 +244,10 @@ pub struct ReviewBody {
     pub rating: i64,
     /// At most 2000 characters.
     #[serde(default)]
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub comment: String,
     pub dimensions: ReviewDimensionsBody,
 }
@@ -349,8 +384,11 @@ pub async fn publish_service_order(
 ) -> Result<Response, ApiError> {
     let subject = UserId::from(user.user_id);
     let currency = Currency::parse(&body.currency).map_err(invalid)?;
-    if body.price <= 0 {
-        return Err(ApiError::invalid("price", "price must be more than zero"));
+    if !(1..=1_000_000_000).contains(&body.price) {
+        return Err(ApiError::invalid(
+            "price",
+            "price must be 1 to 1000000000 (minor units)",
+        ));
     }
     let request = ServiceRequest {
         customer_id: subject,
@@ -398,9 +436,12 @@ pub async fn list_service_orders(
     user: AuthUser,
     Query(query): Query<Limit>,
 ) -> Result<ApiJson<ServiceOrderList>, ApiError> {
-    let limit = crate::routes::page_limit(query.limit)?;
-    let service_orders = queries::service_orders_of(&state.pool, user.user_id, limit).await?;
-    Ok(ApiJson(ServiceOrderList { service_orders }))
+    let page = PageRequest::parse(query.cursor.as_deref(), query.limit)?;
+    let page = queries::service_orders_of(&state.pool, user.user_id, &page).await?;
+    Ok(ApiJson(ServiceOrderList {
+        service_orders: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// One service order, for its customer, its accepting provider and admins.
@@ -731,6 +772,10 @@ pub async fn reject_service_order(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RejectServiceOrder {
     /// 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        min_length = 1,
+        max_length = 500,
+        pattern = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    )]
     pub reason: String,
 }

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::commands::api_error;
-use crate::identity::{AdminUser, CustomerUser};
+use crate::identity::{AdminUser, AuthUser, CustomerUser};
 use crate::problem::{ApiError, ApiJson};
 use crate::profiles::{self, OpenedCustomer};
 use crate::request_id::RequestId;
@@ -340,7 +340,7 @@ pub async fn update_profile(
     get_profile(State(state), user).await
 }
 
-/// Erases the caller's personal data (right to erasure): the key their personal values in
+/// Erases the caller's personal data (right to erasure), a customer's or a provider's: the key their personal values in
 /// events are sealed with is deleted, the account is anonymised and every session ends.
 /// The account cannot log in again. Repeating it with a still valid token is refused (401).
 /// An admin's own account is not erased this way (403): another admin erases it.
@@ -350,10 +350,10 @@ pub async fn update_profile(
                (status = 403, description = "an admin account: erased by another admin only")))]
 pub async fn erase_me(
     State(state): State<AppState>,
-    user: CustomerUser,
+    user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
     if user.is_admin() {
-        return Err(ApiError::Forbidden("customer"));
+        return Err(ApiError::Forbidden("customer or provider"));
     }
     profiles::erase_user(&state.identity, UserId::from(user.user_id)).await?;
     Ok(StatusCode::NO_CONTENT)

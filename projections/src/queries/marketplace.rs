@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::page::{NewestFirst, Page, PageRequest};
 use super::{PgPool, QueryResult};
 
 /// A provider as admins list them.
@@ -26,25 +27,33 @@ pub struct ProviderSummary {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Up to `limit` providers with `status` (any when `None`), the longest waiting first.
+/// A page of the providers with `status` (any when `None`), the longest waiting first
+/// (the page's position is read in ascending order).
 pub async fn providers(
     pool: &PgPool,
     status: Option<&str>,
-    limit: i64,
-) -> QueryResult<Vec<ProviderSummary>> {
-    Ok(sqlx::query_as(
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ProviderSummary>> {
+    let rows: Vec<ProviderSummary> = sqlx::query_as(
         "SELECT d.provider_id, d.status, d.skills, d.service_areas, d.rejection_reason,
                 (SELECT count(*) FROM provider_certifications c WHERE c.provider_id = d.provider_id)
                     AS certifications,
                 d.updated_at
          FROM provider_directory d
-         WHERE $1::text IS NULL OR d.status = $1
-         ORDER BY d.updated_at, d.provider_id LIMIT $2",
+         WHERE ($1::text IS NULL OR d.status = $1)
+           AND ($2::timestamptz IS NULL OR (d.updated_at, d.provider_id) > ($2, $3::uuid))
+         ORDER BY d.updated_at, d.provider_id LIMIT $4",
     )
     .bind(status)
-    .bind(limit)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(Page::cut(rows, page.limit, |p| NewestFirst {
+        at: p.updated_at,
+        id: p.provider_id,
+    }))
 }
 
 /// A provider's rating, kept from the reviews of their orders.
@@ -192,39 +201,55 @@ const SUMMARY: &str =
     "SELECT order_id, customer_id, provider_id, title, service_type, price_minor, currency,
         location, status, created_at FROM service_orders";
 
-/// Up to `limit` orders `user_id` published or accepted, newest first.
+/// A page of the orders `user_id` published or accepted, newest first.
 pub async fn service_orders_of(
     pool: &PgPool,
     user_id: Uuid,
-    limit: i64,
-) -> QueryResult<Vec<ServiceOrderSummary>> {
-    Ok(sqlx::query_as(&format!(
-        "{SUMMARY} WHERE customer_id = $1 OR provider_id = $1
-         ORDER BY created_at DESC, order_id DESC LIMIT $2"
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ServiceOrderSummary>> {
+    let rows: Vec<ServiceOrderSummary> = sqlx::query_as(&format!(
+        "{SUMMARY} WHERE (customer_id = $1 OR provider_id = $1)
+           AND ($2::timestamptz IS NULL OR (created_at, order_id) < ($2, $3::uuid))
+         ORDER BY created_at DESC, order_id DESC LIMIT $4"
     ))
     .bind(user_id)
-    .bind(limit)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(Page::cut(rows, page.limit, summary_position))
 }
 
-/// Up to `limit` approved orders nobody accepted yet whose service type is among `skills`
-/// and whose location among `areas`, oldest first.
+fn summary_position(order: &ServiceOrderSummary) -> NewestFirst {
+    NewestFirst {
+        at: order.created_at,
+        id: order.order_id,
+    }
+}
+
+/// A page of the approved orders nobody accepted yet whose service type is among `skills`
+/// and whose location among `areas`, oldest first (the page's position is read in
+/// ascending order).
 pub async fn matching_orders(
     pool: &PgPool,
     skills: &[String],
     areas: &[String],
-    limit: i64,
-) -> QueryResult<Vec<ServiceOrderSummary>> {
-    Ok(sqlx::query_as(&format!(
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ServiceOrderSummary>> {
+    let rows: Vec<ServiceOrderSummary> = sqlx::query_as(&format!(
         "{SUMMARY} WHERE status = 'pending' AND service_type = ANY($1) AND location = ANY($2)
-         ORDER BY created_at, order_id LIMIT $3"
+           AND ($3::timestamptz IS NULL OR (created_at, order_id) > ($3, $4::uuid))
+         ORDER BY created_at, order_id LIMIT $5"
     ))
     .bind(skills)
     .bind(areas)
-    .bind(limit)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
     .fetch_all(pool)
-    .await?)
+    .await?;
+    Ok(Page::cut(rows, page.limit, summary_position))
 }
 
 /// The verified providers whose skills hold `service_type` and whose areas hold
