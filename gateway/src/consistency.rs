@@ -2,11 +2,12 @@
 //! last write; a query sent with `Prefer: wait=N` (RFC 7240) waits up to N seconds for the
 //! projection serving it to have applied that version.
 //!
-//! A waiting request does not poll: every write of a consumer's position is announced on
-//! the `ordo_consumer_positions` channel (migration 0057's trigger, one small NOTIFY per
-//! applied event, whichever process applied it), and one `LISTEN` connection per process
-//! wakes exactly the requests waiting for that consumer and aggregate. A waiter reads the
-//! position once when it starts and again only when the listener had to reconnect.
+//! A waiting request does not poll: every consumer position committed is announced on
+//! the `ordo_consumer_positions` channel (by the applying process's
+//! [`Announcer`](ordo_store::announce::Announcer), after its commit, many positions to a
+//! notification), and one `LISTEN` connection per process wakes exactly the requests
+//! waiting for that consumer and aggregate. A waiter reads the position once when it
+//! starts and again when the listener had to reconnect or a rebuild rewrote positions.
 //!
 //! Waits are bounded: at most [`WaitLimits::per_user`] requests of one user and
 //! [`WaitLimits::total`] in all wait at once; a request beyond that is answered at once,
@@ -30,8 +31,8 @@ use uuid::Uuid;
 /// The longest wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// The channel migration 0057's trigger announces consumer positions on.
-pub const POSITIONS_CHANNEL: &str = "ordo_consumer_positions";
+/// The channel consumer positions are announced on.
+pub use ordo_store::announce::POSITIONS_CHANNEL;
 
 /// The `wait` preference of a request, if any, with its place under the wait caps. A
 /// request asking to wait beyond the caps has no preference: it is answered at once and
@@ -295,7 +296,20 @@ async fn applied_position(
 /// A consumer, aggregate type and aggregate id.
 type PositionKey = (String, String, String);
 
-/// What the trigger announces: consumer, aggregate type and id, position.
+/// A notification on [`POSITIONS_CHANNEL`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Announcement {
+    /// Positions committed.
+    Positions(Vec<Announced>),
+    /// Many positions changed at once: read them again.
+    Resync {
+        #[allow(dead_code)]
+        resync: bool,
+    },
+}
+
+/// One announced position: consumer, aggregate type and id, sequence.
 #[derive(Debug, Deserialize)]
 struct Announced {
     c: String,
@@ -432,7 +446,10 @@ async fn forward_positions(pool: PgPool, listener: PgListener, watch: Arc<Positi
         };
         match current.try_recv().await {
             Ok(Some(notification)) => match serde_json::from_str(notification.payload()) {
-                Ok(announced) => watch.announce(announced),
+                Ok(Announcement::Positions(positions)) => {
+                    positions.into_iter().for_each(|p| watch.announce(p))
+                }
+                Ok(Announcement::Resync { .. }) => resync(),
                 Err(err) => tracing::warn!(error = %err, "unreadable position announcement"),
             },
             // Reconnected already (eager reconnect): announcements in between are lost.
@@ -517,6 +534,25 @@ mod tests {
         assert_eq!(watch.watched.lock().unwrap().len(), 1);
         drop(waiting);
         assert!(watch.watched.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn announcements_are_read_as_positions_or_a_resync() {
+        let read = |text: &str| serde_json::from_str::<Announcement>(text).unwrap();
+        match read(
+            r#"[{"c":"projection-orders","t":"order","i":"a","s":2},{"c":"x","t":"y","i":"z","s":1}]"#,
+        ) {
+            Announcement::Positions(positions) => {
+                assert_eq!(positions.len(), 2);
+                assert_eq!(positions[0].s, 2);
+            }
+            Announcement::Resync { .. } => panic!("positions read as a resync"),
+        }
+        assert!(matches!(
+            read(r#"{"resync":true}"#),
+            Announcement::Resync { .. }
+        ));
+        assert!(serde_json::from_str::<Announcement>(r#"{"c":"x"}"#).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! together, an effect happens exactly once and in sequence order per aggregate.
 
 use futures::future::BoxFuture;
+use ordo_store::announce::Announcer;
 use sqlx::{PgConnection, PgPool};
 
 use crate::consumer::HandlerError;
@@ -135,6 +136,12 @@ where
         Claim::Apply => {
             effect(&mut tx).await?;
             tx.commit().await?;
+            Announcer::of(pool).position_applied(
+                consumer,
+                &event.aggregate_type,
+                &event.aggregate_id,
+                event.sequence,
+            );
             Ok(Claim::Apply)
         }
         Claim::AlreadyApplied => {

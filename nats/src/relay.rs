@@ -35,8 +35,8 @@ pub const RELAY_LOCK_KEY: i64 = 0x6f72_646f_7265_6c61;
 /// How many outbox rows one round publishes.
 pub const BATCH_SIZE: usize = 500;
 
-/// The Postgres channel the outbox trigger notifies.
-pub const OUTBOX_CHANNEL: &str = "ordo_outbox";
+/// The Postgres channel on which writers announce new outbox rows after their commit.
+pub use ordo_store::announce::OUTBOX_CHANNEL;
 
 /// How often the relay looks at the outbox when no notification arrives (a notification can
 /// be lost while the listening connection reconnects).
@@ -214,7 +214,7 @@ impl Relay {
     }
 
     /// Runs the relay until `shutdown` is cancelled: waits to become the leader, then
-    /// relays whenever the outbox trigger notifies, and every 500 ms in any case.
+    /// relays whenever a writer announces new outbox rows, and every 500 ms in any case.
     ///
     /// Errors of NATS or Postgres are logged and retried with a growing pause; the relay
     /// never exits on them. On shutdown the round in progress is finished first.

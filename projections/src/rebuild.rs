@@ -368,6 +368,7 @@ async fn run(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<Rebui
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
+    ordo_store::announce::Announcer::of(pool).positions_rewritten();
     Ok(report)
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
+use ordo_store::announce::Announcer;
 use sqlx::{PgConnection, PgPool};
 
 use crate::delivery_lock;
@@ -96,6 +97,12 @@ impl EventHandler for ProjectionHandler {
         tx.commit()
             .await
             .map_err(|err| HandlerError::Retry(err.into()))?;
+        Announcer::of(&self.pool).position_applied(
+            name,
+            &event.aggregate_type,
+            &event.aggregate_id,
+            event.sequence,
+        );
         Ok(())
     }
 }

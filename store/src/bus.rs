@@ -299,6 +299,7 @@ where
         self.seal_personal_data(&mut serialized).await?;
         match self.repo.persist::<A>(&serialized, None).await {
             Ok(()) => {
+                crate::announce::Announcer::of(&self.pool).outbox_written();
                 *state = Some(Cached {
                     aggregate: working,
                     sequence,

@@ -9,6 +9,9 @@
 //!   one aggregate are serialised in-process and the state is cached, so a hot aggregate is
 //!   not reloaded for every command; writers in other processes are caught by the store's
 //!   optimistic lock and the command is retried on fresh state.
+//! - [`announce`]: [`Announcer`](announce::Announcer), which tells other processes after
+//!   commit that the outbox has new events or a consumer applied one (no business
+//!   transaction notifies: a notification in a transaction serialises commits).
 //! - [`personal`]: [`PersonalDataSealer`], which the bus uses to seal every personal value
 //!   of an event before it is stored (it refuses to store one in the clear), and the
 //!   functions that find personal values in payloads.
@@ -23,6 +26,7 @@
 //!   batches, and counting the guest carts kept.
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod bus;
 pub mod carts;
 pub mod catalog;

@@ -157,8 +157,9 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
         .execute(pool)
     };
 
-    // A wait is woken when the projection's position is written (whoever writes it): here
-    // the position is moved by hand once the process listens, and the wait ends long
+    // A wait is woken when the projection's position is announced (whichever process
+    // applied it): here the position is moved by hand once the process listens and
+    // announced the way the applying process's announcer does, and the wait ends long
     // before its 20 seconds.
     last_write(1_000_000).await.expect("last write recorded");
     let woken = {
@@ -195,6 +196,12 @@ async fn waits_are_woken_by_notification_and_beyond_a_users_cap_answered_at_once
         1,
         "the projection's position of WIDGET"
     );
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ordo_store::announce::POSITIONS_CHANNEL)
+        .bind(r#"[{"c":"projection-products","t":"product","i":"WIDGET","s":1000000}]"#)
+        .execute(pool)
+        .await
+        .expect("position announced");
     let (answer, took) = woken.await.expect("the woken request ends");
     assert_eq!(
         answer.header("preference-applied").as_deref(),

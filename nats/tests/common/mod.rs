@@ -61,7 +61,8 @@ impl TestEnv {
         }
     }
 
-    /// Inserts an event row the way postgres-es does; the trigger fills the outbox.
+    /// Inserts an event row the way postgres-es does (the trigger fills the outbox) and
+    /// announces it, as the command bus does after its commit.
     pub async fn insert_event(
         &self,
         aggregate_type: &str,
@@ -84,6 +85,7 @@ impl TestEnv {
         .execute(&self.pool)
         .await
         .unwrap();
+        ordo_store::announce::Announcer::of(&self.pool).outbox_written();
     }
 
     /// Inserts a simple `ItemAdded { n }` event with a uuid correlation id.
