@@ -16,5 +16,6 @@ ensure_build_tools
 command -v "${NATS_SERVER:-nats-server}" >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] ||
   apt_install nats-server
 [ -n "${PG_BIN:-}" ] || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
-cargo build -q --workspace --bin ordo --bin fault_suite
+# The same build as the test command's (the suite is a binary of the tests crate).
+cargo build -q --workspace --all-targets
 ORDO_BIN=$target/debug/ordo "$target/debug/fault_suite" "$@"
