@@ -141,15 +141,22 @@ async fn one_checkout_is_one_trace_from_the_request_to_the_projections() {
     let trace_bytes: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
         .collect();
+    let client_span_bytes: Vec<u8> = (0..8)
+        .map(|i| u8::from_str_radix(&client_span[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
     let spans = eventually("the checkout's spans", Duration::from_secs(30), || {
         let received = received.clone();
         let trace_bytes = trace_bytes.clone();
+        let client_span_bytes = client_span_bytes.clone();
         async move {
             let all = received.lock().unwrap().clone();
             let traced: Vec<&Span> = all.iter().filter(|s| s.trace_id == trace_bytes).collect();
-            EXPECTED
-                .iter()
-                .all(|expected| shows(&traced, *expected))
+            // A parent ends after its children: wait for it to be exported too.
+            let ids: HashSet<&[u8]> = traced.iter().map(|s| s.span_id.as_slice()).collect();
+            let complete = traced.iter().all(|s| {
+                s.parent_span_id == client_span_bytes || ids.contains(s.parent_span_id.as_slice())
+            });
+            (complete && EXPECTED.iter().all(|expected| shows(&traced, *expected)))
                 .then(|| traced.into_iter().cloned().collect::<Vec<Span>>())
         }
     })
@@ -158,9 +165,6 @@ async fn one_checkout_is_one_trace_from_the_request_to_the_projections() {
     // Every span names the request that caused it, and hangs from a span of the trace (or
     // from the client's): the context crossed the relay and NATS intact.
     let ids: HashMap<&[u8], &Span> = spans.iter().map(|s| (s.span_id.as_slice(), s)).collect();
-    let client_span_bytes: Vec<u8> = (0..8)
-        .map(|i| u8::from_str_radix(&client_span[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
     for span in &spans {
         let request_id = attribute(span, "request_id");
         assert!(
