@@ -93,7 +93,13 @@ pub fn router(
                     .get("x-request-id")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id);
+                // A client that traces its calls gets this request in its own trace.
+                ordo_nats::trace::follow(
+                    &span,
+                    request.headers().get("traceparent").and_then(|v| v.to_str().ok()),
+                );
+                span
             }),
         )
         .layer(SetRequestIdLayer::new(request_id_header, MakeRequestIdOrKeep))

@@ -22,7 +22,8 @@ pub struct Config {
     #[arg(long, env = "ORDO_DATABASE_MAX_CONNECTIONS", default_value_t = 32)]
     pub database_max_connections: u32,
 
-    /// NATS server URL (JetStream must be enabled).
+    /// NATS server URL (JetStream must be enabled); for a cluster, several URLs separated
+    /// by commas (`nats://10.0.0.11:4222,nats://10.0.0.12:4222,nats://10.0.0.13:4222`).
     #[arg(long, env = "ORDO_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
@@ -236,9 +237,33 @@ pub struct Config {
     /// `ordo serve` and `warn` for the other subcommands when unset.
     #[arg(long, env = "ORDO_LOG")]
     pub log: Option<String>,
+
+    /// Replicas of every JetStream stream Ordo creates or updates: 1 on a single server, 3
+    /// on a three-node NATS cluster (streams survive the loss of a node).
+    #[arg(long, env = "ORDO_STREAM_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+
+    /// OpenTelemetry collector to send trace spans to over OTLP/HTTP (protobuf), e.g.
+    /// `http://127.0.0.1:4318` (spans go to `<endpoint>/v1/traces`). Tracing is off unless set.
+    #[arg(long, env = "ORDO_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// How long finished spans wait to be exported in one batch.
+    #[arg(long, env = "ORDO_OTLP_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub otlp_flush_interval: Duration,
 }
 
 impl Config {
+    /// The NATS server URLs of `ORDO_NATS_URL`, one or several (comma-separated).
+    pub fn nats_servers(&self) -> Vec<String> {
+        self.nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Where the email copies of notifications are written: `ORDO_MAIL_SPOOL_DIR`, else
     /// `$HOME/.local/state/ordo/mail`.
     pub fn mail_spool_dir(&self) -> PathBuf {

@@ -47,7 +47,17 @@ fn main() -> std::process::ExitCode {
         Command::Serve(_) => "info",
         _ => "warn",
     };
-    ordo_gateway::telemetry::init(cli.config.log.as_deref().unwrap_or(default_log));
+    let export = cli
+        .config
+        .otlp_endpoint
+        .clone()
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(|endpoint| ordo_gateway::telemetry::TraceExport {
+            endpoint,
+            flush_interval: cli.config.otlp_flush_interval,
+        });
+    let _telemetry =
+        ordo_gateway::telemetry::init(cli.config.log.as_deref().unwrap_or(default_log), export);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

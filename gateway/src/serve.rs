@@ -63,7 +63,9 @@ pub async fn connect_nats(config: &Config, name: &str) -> anyhow::Result<async_n
         .await?
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
-        .connect(&config.nats_url);
+        // A cluster is named by several URLs, comma-separated; the client also learns the
+        // other members from the server it reaches.
+        .connect(config.nats_servers());
     let nats = tokio::time::timeout(Duration::from_secs(10), nats)
         .await
         .map_err(|_| anyhow::anyhow!("cannot connect to NATS at {}: timed out", config.nats_url))?
@@ -82,7 +84,8 @@ pub async fn connect_nats(config: &Config, name: &str) -> anyhow::Result<async_n
 /// engine: what the operator subcommands need, and the start of every process.
 pub async fn connect_ops(config: &Config) -> anyhow::Result<OpsContext> {
     let namespace = Namespace::parse(&config.nats_namespace)
-        .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?;
+        .map_err(|err| anyhow::anyhow!("ORDO_NATS_NAMESPACE: {err}"))?
+        .with_stream_replicas(config.stream_replicas.into());
     let pool = ordo_store::database::connect(&config.database_url, config.database_max_connections)
         .await?;
     ordo_store::database::migrate(&pool).await?;

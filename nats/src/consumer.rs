@@ -571,9 +571,18 @@ impl Worker {
             consumer = %self.spec.name,
             subject = %event.subject,
             event_id = %event.event_id,
-            correlation_id = %event.correlation_id,
+            request_id = %event.correlation_id,
             causation_id = %event.causation_id,
             delivered = event.delivered,
+        );
+        // The trace continues from the relay's publish of this event.
+        crate::trace::follow(
+            &span,
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::TRACEPARENT))
+                .map(|v| v.as_str()),
         );
         async {
             match self.parked_behind(&event).await {

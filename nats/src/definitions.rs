@@ -288,6 +288,7 @@ pub fn parse_stream(
             source,
         })?;
     config.name = rewrite(&config.name, namespace);
+    config.num_replicas = namespace.stream_replicas();
     config.subjects = config
         .subjects
         .iter()
@@ -526,6 +527,16 @@ mod tests {
         }
         let dlq = configs.iter().find(|c| c.name == "ORDO_DLQ").unwrap();
         assert_eq!(dlq.subjects, vec!["ordo.dlq.>".to_owned()]);
+    }
+
+    #[test]
+    fn every_stream_takes_the_namespace_replicas() {
+        let ns = Namespace::parse("ordo").unwrap().with_stream_replicas(3);
+        let configs = stream_configs(&ns).unwrap();
+        assert!(configs.iter().all(|c| c.num_replicas == 3));
+        assert_eq!(stream_config_for(&ns, "brand_new").unwrap().num_replicas, 3);
+        let ns = Namespace::parse("ordo").unwrap().with_stream_replicas(0);
+        assert_eq!(ns.stream_replicas(), 1);
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub mod header {
     pub const COMMAND_ID: &str = "Ordo-Command-Id";
     /// When the event was committed, RFC 3339.
     pub const RECORDED_AT: &str = "Ordo-Recorded-At";
-    /// W3C trace context, derived from the correlation id.
+    /// W3C trace context: the relay's publish span when tracing is on, else the committing
+    /// command's recorded one, else derived from the correlation id.
     pub const TRACEPARENT: &str = "traceparent";
     /// On an event re-driven from the dead-letter stream: the one consumer it is meant for.
     /// Every other consumer of the stream acks it unhandled (it applied the event already).
@@ -262,7 +263,12 @@ impl OutgoingEvent {
             header::RECORDED_AT,
             row.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         );
-        if let Some(tp) = traceparent(&correlation_id, event_id) {
+        // The trace context of the command that committed the event, when it was traced;
+        // else one derived from the correlation id.
+        if let Some(tp) = metadata_string(&row.metadata, "traceparent")
+            .filter(|tp| crate::trace::parse_traceparent(tp).is_some())
+            .or_else(|| traceparent(&correlation_id, event_id))
+        {
             headers.insert(header::TRACEPARENT, tp);
         }
 

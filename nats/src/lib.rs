@@ -21,6 +21,7 @@
 //! - [`dlq`]: list, show and re-drive dead letters; the parked aggregates.
 //! - [`applied`]: per-consumer, per-aggregate idempotency in Postgres.
 //! - [`refill`]: refilling a lost or damaged stream from the Postgres event store.
+//! - [`trace`]: W3C trace context in message headers (OpenTelemetry, when enabled).
 #![forbid(unsafe_code)]
 
 pub mod applied;
@@ -31,6 +32,7 @@ pub mod envelope;
 pub mod refill;
 pub mod relay;
 pub mod subjects;
+pub mod trace;
 
 pub use applied::{apply_once, claim, Claim};
 pub use consumer::{ensure_consumer, run_consumer, ConsumerSpec, EventHandler, HandlerError};

@@ -22,10 +22,10 @@ use async_nats::jetstream::context::{Context, PublishErrorKind};
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::definitions;
-use crate::envelope::{EventRow, OutgoingEvent};
+use crate::envelope::{header, EventRow, OutgoingEvent};
 use crate::subjects::Namespace;
 
 /// The advisory lock key only the leading relay holds ("ordorela" in ASCII). Advisory
@@ -137,10 +137,24 @@ impl Relay {
         let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in &rows {
-            let event = OutgoingEvent::from_row(&self.namespace, row);
+            let mut event = OutgoingEvent::from_row(&self.namespace, row);
+            let span = info_span!(
+                "relay",
+                subject = %event.subject,
+                request_id = event.headers.get(header::CORRELATION_ID).map(|v| v.as_str()).unwrap_or(""),
+            );
+            // Consumers continue the trace from this publish.
+            crate::trace::follow(
+                &span,
+                event.headers.get(header::TRACEPARENT).map(|v| v.as_str()),
+            );
+            if let Some(tp) = crate::trace::traceparent_of(&span) {
+                event.headers.insert(header::TRACEPARENT, tp);
+            }
             match self
                 .jetstream
                 .publish_with_headers(event.subject.clone(), event.headers, event.payload)
+                .instrument(span)
                 .await
             {
                 Ok(ack) => pending.push((event.position, event.subject, ack)),

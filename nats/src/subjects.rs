@@ -31,8 +31,12 @@ pub const AGGREGATE_TYPES: &[&str] = &[
 /// Lowercase ASCII letters and digits only, 1 to 32 characters: it appears in subjects
 /// (where `.`, `*` and `>` have meaning) and, upper-cased, in stream names (where `.` is
 /// forbidden), so anything richer would need escaping.
+///
+/// It also carries how many replicas its streams have (1 unless
+/// [`with_stream_replicas`](Namespace::with_stream_replicas) says otherwise): every stream
+/// definition applied for the namespace takes that number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Namespace(String);
+pub struct Namespace(String, usize);
 
 /// Why a string is not a valid [`Namespace`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,10 +54,22 @@ impl Namespace {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if valid {
-            Ok(Self(value.to_owned()))
+            Ok(Self(value.to_owned(), 1))
         } else {
             Err(InvalidNamespace(value.to_owned()))
         }
+    }
+
+    /// The same namespace with streams of `replicas` replicas (at least 1; a NATS cluster
+    /// takes up to 5).
+    pub fn with_stream_replicas(mut self, replicas: usize) -> Self {
+        self.1 = replicas.max(1);
+        self
+    }
+
+    /// How many replicas the namespace's streams have.
+    pub fn stream_replicas(&self) -> usize {
+        self.1
     }
 
     /// The namespace as written in subjects (`ordo`).
@@ -127,7 +143,7 @@ impl Namespace {
 
 impl Default for Namespace {
     fn default() -> Self {
-        Self(Self::DEFAULT.to_owned())
+        Self(Self::DEFAULT.to_owned(), 1)
     }
 }
 

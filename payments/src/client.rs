@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use ordo_aggregates::common::{Money, PaymentId, RefundId};
 use ordo_sagas::{ChargeRequest, PaymentProvider, ProviderError};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::TokenSeal;
 
@@ -32,11 +33,13 @@ impl HttpProvider {
     }
 
     async fn post(&self, path: &str, body: serde_json::Value) -> Result<(), ProviderError> {
+        let span = tracing::info_span!("payment_provider", call = path);
         let response = self
             .client
             .post(format!("{}{path}", self.base_url))
             .json(&body)
             .send()
+            .instrument(span)
             .await
             .map_err(|err| ProviderError::Unavailable(err.to_string()))?;
         let status = response.status();

@@ -11,6 +11,7 @@ use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
 use ordo_store::announce::Announcer;
 use sqlx::{PgConnection, PgPool};
+use tracing::Instrument;
 
 use crate::delivery_lock;
 
@@ -90,8 +91,11 @@ impl EventHandler for ProjectionHandler {
             }
             Claim::Apply => {}
         }
+        let span =
+            tracing::info_span!("projection", projection = name, event_type = %event.event_type);
         self.projection
             .apply(&mut tx, event)
+            .instrument(span)
             .await
             .map_err(apply_failure)?;
         tx.commit()

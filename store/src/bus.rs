@@ -19,6 +19,7 @@ use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::{oneshot, Mutex};
+use tracing::Instrument;
 
 use crate::metadata::CommandMetadata;
 use crate::personal::{has_clear_values, PersonalDataSealer};
@@ -132,6 +133,27 @@ where
     /// Handles `command` on aggregate `aggregate_id` and commits the events it produces,
     /// answering the version reached.
     pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        mut metadata: CommandMetadata,
+    ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
+        let span = tracing::info_span!(
+            "command",
+            aggregate_type = A::TYPE,
+            aggregate_id,
+            command_id = %metadata.command_id,
+            request_id = %metadata.correlation_id,
+        );
+        if metadata.traceparent.is_none() {
+            metadata.traceparent = span.in_scope(crate::metadata::current_traceparent);
+        }
+        self.execute_queued(aggregate_id, command, metadata)
+            .instrument(span)
+            .await
+    }
+
+    async fn execute_queued(
         &self,
         aggregate_id: &str,
         command: A::Command,
@@ -297,7 +319,18 @@ where
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| BatchFailure::Store(format!("serialising events: {err}")))?;
         self.seal_personal_data(&mut serialized).await?;
-        match self.repo.persist::<A>(&serialized, None).await {
+        let commit = tracing::info_span!(
+            "commit",
+            aggregate_type = A::TYPE,
+            aggregate_id,
+            events = serialized.len()
+        );
+        match self
+            .repo
+            .persist::<A>(&serialized, None)
+            .instrument(commit)
+            .await
+        {
             Ok(()) => {
                 crate::announce::Announcer::of(&self.pool).outbox_written();
                 *state = Some(Cached {

@@ -17,6 +17,10 @@ pub struct CommandMetadata {
     pub user_id: Option<Uuid>,
     /// A deterministic id of this command (saga steps) or a random one.
     pub command_id: String,
+    /// The W3C trace context of the span that issued the command, when tracing is on
+    /// ([`CommandBus::execute`](crate::CommandBus::execute) fills it in): the relay
+    /// continues the trace from it.
+    pub traceparent: Option<String>,
 }
 
 impl CommandMetadata {
@@ -27,6 +31,7 @@ impl CommandMetadata {
             causation_id: request_id.to_string(),
             user_id,
             command_id: Uuid::new_v4().to_string(),
+            traceparent: None,
         }
     }
 
@@ -38,6 +43,7 @@ impl CommandMetadata {
             causation_id: event_id.to_string(),
             user_id: None,
             command_id,
+            traceparent: None,
         }
     }
 
@@ -50,6 +56,26 @@ impl CommandMetadata {
         if let Some(user) = self.user_id {
             map.insert("user_id".into(), user.to_string());
         }
+        if let Some(traceparent) = &self.traceparent {
+            map.insert("traceparent".into(), traceparent.clone());
+        }
         map
     }
+}
+
+/// The W3C `traceparent` of the current span, when an OpenTelemetry layer traces it.
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let otel = context.span();
+    let span_context = otel.span_context();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
 }

@@ -11,9 +11,13 @@
 //! - [`process`]: [`OrdoProcess`], one `ordo serve` child process.
 //! - [`http`]: [`Api`], a small client of the HTTP API, and its [`Answer`]s.
 //! - [`wait`]: [`eventually`], a bounded poll.
+//! - [`cluster`]: servers a fault run owns: a three-node NATS cluster, a private Postgres.
+//! - [`faults`]: a steady load of checkouts through a fault, and the tally of its orders.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod database;
+pub mod faults;
 pub mod http;
 pub mod nats;
 pub mod ordo;

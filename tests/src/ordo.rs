@@ -215,7 +215,8 @@ impl TestOrdo {
     pub async fn nats(&self) -> async_nats::Client {
         self.nats
             .get_or_init(|| async {
-                async_nats::connect(&self.nats_url)
+                // A cluster's URLs are comma-separated, as ORDO_NATS_URL takes them.
+                async_nats::connect(self.nats_url.split(',').collect::<Vec<_>>())
                     .await
                     .expect("connected to NATS")
             })
