@@ -11,8 +11,10 @@
 //! - [`process`]: [`OrdoProcess`], one `ordo serve` child process.
 //! - [`http`]: [`Api`], a small client of the HTTP API, and its [`Answer`]s.
 //! - [`wait`]: [`eventually`], a bounded poll.
+//! - [`browser`]: [`Browser`], a headless Chromium over WebDriver for the web consoles.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod database;
 pub mod http;
 pub mod nats;
@@ -22,6 +24,7 @@ pub mod wait;
 
 use std::future::Future;
 
+pub use browser::Browser;
 pub use database::{admin_database_url, database_url, event_types, payments_of, TestDatabase};
 pub use http::{assert_problem, Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};
