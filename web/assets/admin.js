@@ -3,7 +3,7 @@
 // sagas (find, steps, errors, resume), dead letters (list, inspect, re-drive) and the
 // projections' status and lag.
 import {
-  api, attempt, el, field, idempotencyKey, loginForm, money, section, session, start, t, table, when,
+  api, attempt, el, field, idempotencyKey, loginForm, money, poll, section, session, start, t, table, when,
 } from './common.js';
 import { statusWord } from './i18n.js';
 
@@ -72,7 +72,11 @@ async function catalog(main) {
       const out = el('span', {});
       const restock = el('button', { type: 'button', class: 'secondary' }, t('restock'));
       restock.addEventListener('click', () => attempt(out, async () => {
-        await api('POST', `/inventory/${encodeURIComponent(p.sku)}/restock`, { body: { quantity: Number(qty.value) } });
+        const restocked = await api('POST', `/inventory/${encodeURIComponent(p.sku)}/restock`, { body: { quantity: Number(qty.value) } });
+        await poll(async () => {
+          const now = await api('GET', `/inventory/${encodeURIComponent(p.sku)}`).catch(() => null);
+          return now && now.on_hand >= restocked.on_hand;
+        }, { ms: 300, tries: 30 });
         await load();
       }));
       const toggle = el('button', { type: 'button', class: 'secondary' }, p.on_sale ? t('delist') : t('list_again'));
@@ -93,6 +97,8 @@ async function catalog(main) {
       description: description.input.value, price: Number(price.input.value), currency: currency.input.value.trim(),
     } });
     ok(out, t('created'));
+    // The list is a read model: it shows the product once it has applied it.
+    await poll(() => api('GET', `/products/${encodeURIComponent(sku.input.value.trim())}`).catch(() => null), { ms: 300, tries: 30 });
     await load();
   }, 'product-form')), list);
   await load();
@@ -130,6 +136,7 @@ async function promotions(main) {
       headers: { 'idempotency-key': idempotencyKey() },
     });
     ok(out, `${t('created')}: ${created.batch_id}`);
+    await poll(async () => (await api('GET', '/admin/coupon-batches?limit=100')).batches.some((b) => b.batch_id === created.batch_id), { ms: 300, tries: 30 });
     await load();
   }, 'batch-form')), lists);
   await load();

@@ -200,6 +200,16 @@ const WORDS = {
   status_verified: ['已认证', 'verified'],
   status_unverified: ['未认证', 'not verified'],
   status_claimed: ['可用', 'claimed'],
+  status_locked: ['使用中', 'in use'],
+  status_redeemed: ['已使用', 'redeemed'],
+  status_pending_verification: ['待审核', 'pending verification'],
+  status_pending_review: ['待审核', 'pending review'],
+  status_awaiting_provider: ['待接单', 'awaiting a provider'],
+  status_picked: ['已拣货', 'picked'],
+  status_in_transit: ['运输中', 'in transit'],
+  status_ready: ['待发货', 'ready'],
+  status_live: ['正常', 'live'],
+  status_rebuilding: ['重建中', 'rebuilding'],
   status_used: ['已使用', 'used'],
 };
 

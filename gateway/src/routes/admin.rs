@@ -65,9 +65,12 @@ pub struct ProjectionList {
     pub projections: Vec<serde_json::Value>,
 }
 
+/// A dead letter's sequence: a number from 1 (the stream's first); anything else names none.
 fn dead_letter_sequence(text: &str) -> Result<u64, ApiError> {
     text.parse()
-        .map_err(|_| ApiError::NotFound(format!("no dead letter {text}")))
+        .ok()
+        .filter(|sequence| *sequence > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("no dead letter {text}")))
 }
 
 fn dead_letter_error(err: anyhow::Error) -> ApiError {
