@@ -1,8 +1,9 @@
 //! The storefront in a real browser (headless Chromium over WebDriver) against a real
 //! `ordo serve`: the pages are served with their policy and switch language; a guest adds
 //! to the cart, registers, sees the cart merged, claims a coupon, checks out with it, pays
-//! with the sandbox provider and sees the order paid. Every page passes axe-core at desktop
-//! and phone width; screenshots land in the target directory.
+//! with the sandbox provider, sees the order paid and its notifications arrive live with an
+//! unread count. Every page passes axe-core at desktop and phone width; screenshots land in
+//! the target directory.
 
 use std::time::Duration;
 
@@ -189,6 +190,13 @@ async fn a_guest_shops_registers_merges_the_cart_and_pays_with_a_coupon() {
         (coupons.body["coupons"].as_array().map(Vec::len) == Some(1)).then_some(())
     })
     .await;
+    // The order's notifications arrive live: the unread count shows in the navigation.
+    browser.wait_text("#nav-notifications", "未读").await;
+    browser.view("#/notifications").await;
+    browser.find("#notification-list li.card").await;
+    browser
+        .check_accessibility("shop-notifications-unread")
+        .await;
     browser.view("#/orders").await;
     browser.wait_text("#order-list", "已支付").await;
     browser.check_accessibility("shop-orders").await;

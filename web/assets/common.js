@@ -280,9 +280,12 @@ export function start({ titleKey, links, routes, loginHash = '#/login', onSessio
     location.hash = loginHash;
   }
 
+  let generation = 0;
   function render() {
     stop.forEach((f) => f());
     stop = [];
+    generation += 1;
+    const mine = generation;
     const hash = location.hash || '#/';
     for (const [pattern, view] of Object.entries(routes)) {
       const re = new RegExp(`^${pattern.replace(/:[a-z_]+/g, '([^/]+)')}$`);
@@ -292,6 +295,8 @@ export function start({ titleKey, links, routes, loginHash = '#/login', onSessio
         const params = match.slice(1).map(decodeURIComponent);
         const ctx = { onLeave: (f) => stop.push(f), rerenderHeader: renderHeader };
         Promise.resolve(view(main, ctx, ...params)).catch((err) => {
+          // A view left meanwhile (an ended session goes to the login) says nothing more.
+          if (mine !== generation) return;
           if (err instanceof Problem) showProblem(err, main);
           else throw err;
         });
