@@ -161,6 +161,46 @@ async fn every_page_passes_the_accessibility_check_at_both_widths() {
     desk.view("#/providers").await;
     desk.wait_text("#providers", "plumbing").await;
     desk.check_accessibility("admin-providers").await;
+    // The admin verifies the provider and approves a service order from the console.
+    let provider_id = admin
+        .get("/api/v1/admin/providers?status=pending_verification")
+        .await
+        .body["providers"][0]["provider_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    desk.click(&format!("[data-verify='{provider_id}']")).await;
+    eventually("the provider verified", Duration::from_secs(30), || async {
+        let shown = api.get(&format!("/api/v1/providers/{provider_id}")).await;
+        (shown.body["verification_status"] == "verified").then_some(())
+    })
+    .await;
+    let published = customer
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": "修水龙头", "description": "滴水", "service_type": "plumbing",
+                   "price": 5000, "currency": "CNY", "location": "NORTH", "address": "北京路 2 号"}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{:?}", published.body);
+    let service_order = published.body["order_id"].as_str().unwrap().to_owned();
+    desk.fill("#so-id", &service_order).await;
+    desk.click("#so-approve").await;
+    desk.wait_text("main", "完成").await;
+    let approved = customer
+        .get(&format!("/api/v1/service-orders/{service_order}"))
+        .await;
+    assert_eq!(approved.body["status"], "pending", "{:?}", approved.body);
+    // Delisting from the catalog.
+    desk.view("#/catalog").await;
+    desk.wait_text("#catalog", "在售").await;
+    desk.click("#catalog tbody button.secondary:nth-of-type(2)")
+        .await;
+    eventually("the product delisted", Duration::from_secs(30), || async {
+        let shown = api.get("/api/v1/products/TEA-GREEN").await;
+        (shown.body["on_sale"] == false).then_some(())
+    })
+    .await;
     provider.close().await;
     shop.close().await;
     desk.close().await;

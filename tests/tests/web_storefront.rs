@@ -1,6 +1,7 @@
 //! The storefront in a real browser (headless Chromium over WebDriver) against a real
 //! `ordo serve`: the pages are served with their policy and switch language; a guest adds
-//! to the cart, registers, sees the cart merged, claims a coupon, checks out with it, pays
+//! to the cart, registers, sees the cart merged, claims a coupon, adds an address, checks
+//! out with both, pays
 //! with the sandbox provider, sees the order paid and its notifications arrive live with an
 //! unread count. Every page passes axe-core at desktop and phone width; screenshots land in
 //! the target directory.
@@ -162,6 +163,20 @@ async fn a_guest_shops_registers_merges_the_cart_and_pays_with_a_coupon() {
 
     // Checkout: the preview shows the coupon taken off; the order is placed and paid.
     browser.view("#/checkout").await;
+    browser.click("main details summary").await;
+    browser.fill("#addr-recipient", "王小明").await;
+    browser.fill("#addr-phone", "+86 21 5555 0000").await;
+    browser.fill("#addr-province", "上海").await;
+    browser.fill("#addr-city", "上海").await;
+    browser.fill("#addr-detail", "南京西路 1 号").await;
+    browser.click("#addr-save").await;
+    browser.wait_text("#address", "南京西路 1 号").await;
+    browser
+        .script(
+            "const s = document.querySelector('#address'); s.selectedIndex = 1; return s.value;",
+            vec![],
+        )
+        .await;
     browser
         .click("#coupon-choices input[type='checkbox']")
         .await;
@@ -185,6 +200,11 @@ async fn a_guest_shops_registers_merges_the_cart_and_pays_with_a_coupon() {
     let order = &orders.body["orders"][0];
     assert_eq!(order["status"], "paid", "{:?}", orders.body);
     assert_eq!(order["total"], 1500, "{:?}", orders.body);
+    assert_eq!(
+        order["delivery_address"]["detail"], "南京西路 1 号",
+        "{:?}",
+        orders.body
+    );
     eventually("the coupon redeemed", Duration::from_secs(20), || async {
         let coupons = customer.get("/api/v1/coupons?status=redeemed").await;
         (coupons.body["coupons"].as_array().map(Vec::len) == Some(1)).then_some(())
