@@ -128,6 +128,35 @@ ensure_prometheus() {
   export ORDO_PROMETHEUS ORDO_PROMTOOL
 }
 
+# Chromium and its WebDriver (Debian packages chromium and chromium-driver), which the
+# browser tests of the web consoles (tests/tests/web_*.rs) drive headless. Exports
+# ORDO_CHROMIUM and ORDO_CHROMEDRIVER, the paths of both.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+  fi
+  ORDO_CHROMIUM=$(command -v chromium)
+  ORDO_CHROMEDRIVER=$(command -v chromedriver)
+  export ORDO_CHROMIUM ORDO_CHROMEDRIVER
+}
+
+# axe-core (from npm), the accessibility checker the browser tests inject into each page:
+# installed once into ORDO_STATE_DIR/axe-core (Node.js and npm from Debian when missing).
+# Exports ORDO_AXE_CORE, the path of its script.
+ORDO_AXE_CORE_VERSION=${ORDO_AXE_CORE_VERSION:-4.10.3}
+ensure_axe_core() {
+  local dir=$ORDO_STATE_DIR/axe-core
+  local script=$dir/node_modules/axe-core/axe.min.js
+  if [ ! -f "$script" ] || ! grep -q "\"version\": \"$ORDO_AXE_CORE_VERSION\"" "$dir/node_modules/axe-core/package.json" 2>/dev/null; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    say "installing axe-core $ORDO_AXE_CORE_VERSION into $dir"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --no-audit --no-fund --silent "axe-core@$ORDO_AXE_CORE_VERSION" >/dev/null)
+  fi
+  export ORDO_AXE_CORE=$script
+}
+
 # A random secret of 32 bytes as 43 URL-safe characters, without openssl.
 random_secret() {
   head -c 32 /dev/urandom | base64 | tr -d '=\n' | tr '+/' '-_'

@@ -2,7 +2,8 @@
 # Runs every test of Ordo: installs what building and testing needs when missing (a C
 # compiler, procps for the tests that signal processes, schemathesis for the OpenAPI
 # contract test, Prometheus and promtool for the tests of the alert rules, kubernetes-validate for the
-# manifests, PostgreSQL, NATS), starts the servers, then runs the whole workspace's tests against them (each test makes its own
+# manifests, Chromium, chromedriver and axe-core for the browser tests of the web consoles, PostgreSQL,
+# NATS), starts the servers, then runs the whole workspace's tests against them (each test makes its own
 # database and NATS namespace). Settings: README, "Settings of the scripts".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ ensure_build_tools
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || apt_install procps
 ensure_schemathesis
 ensure_prometheus
+ensure_chromium
+ensure_axe_core
 ensure_kubernetes_validate
 # shellcheck source=scripts/services.sh
 . scripts/services.sh

@@ -1,5 +1,5 @@
 //! The HTTP application: every resource's router under `/api/v1`, the probes, the OpenAPI
-//! document, and the layers every request goes through (request id, tracing, timeouts,
+//! document, the web consoles, and the layers every request goes through (request id, tracing, timeouts,
 //! body limits, panic safety).
 
 use std::time::Duration;
@@ -69,6 +69,8 @@ pub fn router(
         app = app.merge(crate::metrics::router());
     }
     app.merge(routes::health::router())
+        // The web consoles: `/`, `/provider`, `/admin` and their `/assets/`.
+        .merge(ordo_web::router())
         .fallback(|| async {
             crate::problem::ApiError::NotFound("no such route".into())
         })

@@ -13,8 +13,10 @@
 //! - [`wait`]: [`eventually`], a bounded poll.
 //! - [`cluster`]: servers a fault run owns: a three-node NATS cluster, a private Postgres.
 //! - [`faults`]: a steady load of checkouts through a fault, and the tally of its orders.
+//! - [`browser`]: [`Browser`], a headless Chromium over WebDriver for the web consoles.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod database;
 pub mod faults;
@@ -26,6 +28,7 @@ pub mod wait;
 
 use std::future::Future;
 
+pub use browser::Browser;
 pub use database::{admin_database_url, database_url, event_types, payments_of, TestDatabase};
 pub use http::{assert_problem, Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};

@@ -67,6 +67,13 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Signed, false),
         ),
         ("POST /api/v1/admin/sagas/{saga_id}/resume", (Admin, false)),
+        ("GET /api/v1/admin/dead-letters", (Admin, false)),
+        ("GET /api/v1/admin/dead-letters/{sequence}", (Admin, false)),
+        (
+            "POST /api/v1/admin/dead-letters/{sequence}/redrive",
+            (Admin, false),
+        ),
+        ("GET /api/v1/admin/projections", (Admin, false)),
         ("POST /api/v1/auth/login", (Public, false)),
         ("POST /api/v1/auth/logout", (Any, false)),
         ("POST /api/v1/auth/refresh", (Public, false)),
@@ -362,6 +369,31 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
     }
 }
 
+/// An unreadable event, dead-lettered by the order projection: the sequence the dead-letter
+/// routes are called with (the admin reads it, then re-drives it).
+async fn dead_letter(ordo: &TestOrdo, admin: &Api) -> String {
+    let js = async_nats::jetstream::new(ordo.nats().await);
+    js.publish(
+        format!(
+            "{}.events.order.{}.Garbage",
+            ordo.namespace(),
+            uuid::Uuid::new_v4()
+        ),
+        "not an event".into(),
+    )
+    .await
+    .expect("published")
+    .await
+    .expect("stored");
+    eventually("a dead letter", Duration::from_secs(30), || async {
+        let listed = admin.get("/api/v1/admin/dead-letters").await;
+        listed.body["dead_letters"][0]["dlq_sequence"]
+            .as_u64()
+            .map(|sequence| sequence.to_string())
+    })
+    .await
+}
+
 /// The path with its parameters filled in from the fixture.
 fn fill(template: &str, fixture: &Fixture) -> String {
     let mut path = template.to_owned();
@@ -424,7 +456,10 @@ async fn every_operation_answers_each_caller_by_its_rule() {
         )
         .await;
     assert_eq!(profile.status, 200, "{:?}", profile.body);
-    let fixture = fixture(&admin, &a, &erasable.user_id, &provider.user_id).await;
+    let mut fixture = fixture(&admin, &a, &erasable.user_id, &provider.user_id).await;
+    fixture
+        .params
+        .insert("sequence", dead_letter(&ordo, &admin).await);
 
     let document = ordo.api().get("/api/v1/openapi.json").await.body;
     let rules = rules();

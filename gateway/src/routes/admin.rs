@@ -1,11 +1,13 @@
-//! Operator endpoints: inspecting sagas and resuming stuck ones.
+//! Operator endpoints: inspecting sagas and resuming stuck ones; listing, inspecting and
+//! re-driving dead letters; the projections' status and lag (what `ordo dlq` and the admin
+//! NATS service also offer, here for the admin console).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::Router;
 use ordo_sagas::repository::{self, SagaView};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::identity::AdminUser;
@@ -17,6 +19,172 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/sagas/{saga_id}", get(get_saga))
         .route("/admin/sagas/{saga_id}/resume", post(resume_saga))
+        .route("/admin/dead-letters", get(list_dead_letters))
+        .route("/admin/dead-letters/{sequence}", get(get_dead_letter))
+        .route(
+            "/admin/dead-letters/{sequence}/redrive",
+            post(redrive_dead_letter),
+        )
+        .route("/admin/projections", get(list_projections))
+}
+
+/// Filter of the dead-letter list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct DeadLetterFilter {
+    /// Only this consumer's (e.g. `projection-orders`).
+    #[param(pattern = r"^[a-z0-9-]{1,100}$")]
+    pub consumer: Option<String>,
+}
+
+/// The dead letters, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterList {
+    /// Each with `dlq_sequence`, `consumer`, `aggregate_type`, `aggregate_id`,
+    /// `event_type`, `sequence`, `error`, `attempts`, `failed_at`, `parked`, `headers`,
+    /// `payload`.
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<ordo_nats::dlq::DeadLetter>,
+}
+
+/// What a re-drive did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redriven {
+    /// The dead letters sent back to their consumer and removed, by sequence, in order.
+    pub redriven: Vec<u64>,
+    /// The aggregates released for their consumer: `[consumer, aggregate_type, aggregate_id]`.
+    pub unparked: Vec<Vec<String>>,
+}
+
+/// The projections with what they applied and what waits for them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectionList {
+    /// Each with `name`, `aggregate_type`, `tables`, `aggregates_applied`,
+    /// `events_applied`, `last_applied_at`, `pending`, `ack_pending`, `redelivered`, `lag`,
+    /// `state`, `rebuild_started_at`, `rebuild_finished_at`, `rebuild_error`.
+    #[schema(value_type = Vec<Object>)]
+    pub projections: Vec<serde_json::Value>,
+}
+
+/// A dead letter's sequence: a number from 1 (the stream's first); anything else names none.
+fn dead_letter_sequence(text: &str) -> Result<u64, ApiError> {
+    text.parse()
+        .ok()
+        .filter(|sequence| *sequence > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("no dead letter {text}")))
+}
+
+fn dead_letter_error(err: anyhow::Error) -> ApiError {
+    let message = format!("{err:#}");
+    if message.starts_with("no dead letter") {
+        ApiError::NotFound(message)
+    } else if message.contains("waits behind dead letter") {
+        ApiError::Refused {
+            code: "dead_letter_waits",
+            detail: message,
+        }
+    } else {
+        ApiError::Internal(err)
+    }
+}
+
+/// The dead letters (admin), oldest first; only one consumer's with `consumer`.
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters", tag = "admin", params(DeadLetterFilter),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeadLetterList)))]
+pub async fn list_dead_letters(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(filter): Query<DeadLetterFilter>,
+) -> Result<ApiJson<DeadLetterList>, ApiError> {
+    if let Some(consumer) = &filter.consumer {
+        if consumer.is_empty()
+            || consumer.len() > 100
+            || !consumer
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ApiError::invalid(
+                "consumer",
+                "a consumer name: lowercase letters, digits and dashes",
+            ));
+        }
+    }
+    let ops = state.ops();
+    let dead_letters =
+        ordo_nats::dlq::list(&ops.jetstream, &ops.namespace, filter.consumer.as_deref())
+            .await
+            .map_err(ApiError::Internal)?;
+    Ok(ApiJson(DeadLetterList { dead_letters }))
+}
+
+/// One dead letter with its headers and payload (admin).
+#[utoipa::path(get, path = "/api/v1/admin/dead-letters/{sequence}", tag = "admin",
+    params(("sequence" = String, Path, pattern = r"^[0-9]{1,18}$", description = "its sequence in the dead-letter stream")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the dead letter", body = Object),
+              (status = 404, description = "no such dead letter")))]
+pub async fn get_dead_letter(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(sequence): Path<String>,
+) -> Result<ApiJson<ordo_nats::dlq::DeadLetter>, ApiError> {
+    let sequence = dead_letter_sequence(&sequence)?;
+    let ops = state.ops();
+    ordo_nats::dlq::show(&ops.jetstream, &ops.namespace, sequence)
+        .await
+        .map(ApiJson)
+        .map_err(dead_letter_error)
+}
+
+/// Re-drives a dead letter (admin): it and every later dead letter of the same consumer and
+/// aggregate go back to the consumer, in order, and the aggregate is released.
+#[utoipa::path(post, path = "/api/v1/admin/dead-letters/{sequence}/redrive", tag = "admin",
+    params(("sequence" = String, Path, pattern = r"^[0-9]{1,18}$", description = "its sequence in the dead-letter stream")),
+    security(("bearer" = [])),
+    responses((status = 200, body = Redriven), (status = 404, description = "no such dead letter"),
+              (status = 409, description = "problem urn:ordo:problem:dead_letter_waits: an earlier dead letter of the same aggregate must be re-driven first")))]
+pub async fn redrive_dead_letter(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(sequence): Path<String>,
+) -> Result<ApiJson<Redriven>, ApiError> {
+    let sequence = dead_letter_sequence(&sequence)?;
+    let ops = state.ops();
+    let report = ordo_nats::dlq::redrive(&ops.jetstream, &ops.pool, &ops.namespace, sequence)
+        .await
+        .map_err(dead_letter_error)?;
+    Ok(ApiJson(Redriven {
+        redriven: report.redriven,
+        unparked: report
+            .unparked
+            .into_iter()
+            .map(|(consumer, aggregate_type, aggregate_id)| {
+                vec![consumer, aggregate_type, aggregate_id]
+            })
+            .collect(),
+    }))
+}
+
+/// The projections (admin): what each applied, what waits for it (`lag`) and its state.
+#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = ProjectionList)))]
+pub async fn list_projections(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<ApiJson<ProjectionList>, ApiError> {
+    let reports = ordo_ops::operations::projection_reports(&state.ops())
+        .await
+        .map_err(ApiError::Internal)?;
+    let projections = reports
+        .iter()
+        .map(|report| {
+            let mut value = serde_json::to_value(report).unwrap_or_default();
+            value["lag"] = serde_json::json!(report.lag());
+            value
+        })
+        .collect();
+    Ok(ApiJson(ProjectionList { projections }))
 }
 
 /// The answer to a resume.

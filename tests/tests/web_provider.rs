@@ -1,0 +1,139 @@
+//! The provider console in a real browser (headless Chromium over WebDriver) against a
+//! real `ordo serve`: two verified providers watch their matching orders; an order is
+//! approved and appears on both screens without a reload; both accept at once, and one is
+//! told it won while the other is told, in words, that another provider was first. Each
+//! page passes axe-core at desktop and phone width.
+
+use ordo_tests::{Api, Browser, Customer, TestOrdo, CUSTOMER_PASSWORD};
+use reqwest::Method;
+use serde_json::json;
+
+async fn verified_provider(ordo: &TestOrdo, admin: &Api, email: &str) -> Customer {
+    let provider = ordo.provider(email).await;
+    let profile = provider
+        .send(
+            Method::PUT,
+            "/api/v1/providers/me/profile",
+            Some(json!({"full_name": "张师傅", "phone": "+86 21 1234567",
+                        "skills": ["plumbing"], "service_areas": ["NORTH"], "bio": "修水管"})),
+            &[],
+        )
+        .await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    let certified = provider
+        .post(
+            "/api/v1/providers/me/certifications",
+            json!({"name": "高级水管工", "file_url": "https://files.example.com/cert.pdf"}),
+        )
+        .await;
+    assert_eq!(certified.status, 201, "{:?}", certified.body);
+    let verified = admin
+        .post(
+            &format!("/api/v1/admin/providers/{}/verify", provider.user_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{:?}", verified.body);
+    provider
+}
+
+/// What the screen said of the acceptance: `won` or `lost`, and its words.
+async fn outcome(browser: &Browser, item: &str) -> (String, String) {
+    let element = browser.find(item).await;
+    (
+        element
+            .attr("data-outcome")
+            .await
+            .unwrap()
+            .unwrap_or_default(),
+        element.text().await.unwrap_or_default(),
+    )
+}
+
+async fn log_in(browser: &Browser, email: &str) {
+    browser.goto("/provider#/login").await;
+    browser.fill("#login-email", email).await;
+    browser.fill("#login-password", CUSTOMER_PASSWORD).await;
+    browser.click("#login-submit").await;
+    browser.wait_text("#who", email).await;
+}
+
+#[tokio::test]
+async fn two_providers_race_for_an_order_on_screen_and_the_loser_is_told_why() {
+    let ordo = TestOrdo::with_env(&[("ORDO_SANDBOX_DELAY", "20ms")]).await;
+    let admin = ordo.admin().await;
+    let first = verified_provider(&ordo, &admin, "zhang@example.com").await;
+    let second = verified_provider(&ordo, &admin, "wang@example.com").await;
+    let customer = ordo.customer("customer@example.com").await;
+
+    let left = Browser::open(ordo.base_url()).await;
+    let right = Browser::open(ordo.base_url()).await;
+    log_in(&left, &first.email).await;
+    log_in(&right, &second.email).await;
+    left.view("#/").await;
+    left.wait_text("#verification-status", "已认证").await;
+    left.check_accessibility("provider-profile").await;
+    for browser in [&left, &right] {
+        browser.view("#/matching").await;
+        browser.find("#matching").await;
+    }
+
+    // A customer's order is approved: it arrives on both screens.
+    let published = customer
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": "厨房水槽漏水", "description": "整夜滴水", "service_type": "plumbing",
+                   "price": 8000, "currency": "CNY", "location": "NORTH", "address": "北京路 1 号"}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{:?}", published.body);
+    let order_id = published.body["order_id"].as_str().unwrap().to_owned();
+    let approved = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{order_id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let button = format!("[data-accept='{order_id}']");
+    left.find(&button).await;
+    right.find(&button).await;
+    left.check_accessibility("provider-matching").await;
+
+    // Both accept at once: one wins, the other is told it lost the race.
+    tokio::join!(left.click(&button), right.click(&button));
+    let item = format!("[data-order='{order_id}'] [data-outcome]");
+    let (left_outcome, left_text) = outcome(&left, &item).await;
+    let (right_outcome, right_text) = outcome(&right, &item).await;
+    let mut outcomes = vec![left_outcome.clone(), right_outcome.clone()];
+    outcomes.sort();
+    assert_eq!(outcomes, ["lost", "won"], "{left_text} / {right_text}");
+    let (winner, loser_text) = if left_outcome == "won" {
+        (&first, right_text)
+    } else {
+        (&second, left_text)
+    };
+    assert!(loser_text.contains("其他服务者"), "{loser_text}");
+    let loser_browser = if left_outcome == "won" { &right } else { &left };
+    loser_browser
+        .check_accessibility("provider-race-lost")
+        .await;
+
+    // Ordo gave the order to the one whose screen said so.
+    let order = customer
+        .get(&format!("/api/v1/service-orders/{order_id}"))
+        .await;
+    assert_eq!(
+        order.body["provider_id"],
+        winner.user_id.as_str(),
+        "{:?}",
+        order.body
+    );
+    let winner_browser = if left_outcome == "won" { &left } else { &right };
+    winner_browser.view("#/orders").await;
+    winner_browser.wait_text("#my-orders", "厨房水槽漏水").await;
+    winner_browser.check_accessibility("provider-orders").await;
+    left.close().await;
+    right.close().await;
+    ordo.stop().await;
+}
