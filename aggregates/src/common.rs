@@ -637,6 +637,11 @@ uuid_id!(
     /// Identifies a shipment: one parcel of an order's goods on its way to the customer.
     ShipmentId
 );
+uuid_id!(
+    /// Identifies an after-sales request (售后): a refund, a return or an exchange of some
+    /// of an order's lines.
+    AfterSaleId
+);
 
 uuid_id!(
     /// Identifies a service order of the marketplace.

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
 //!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
-//!   [`service_order`], [`shipment`]: one
+//!   [`service_order`], [`shipment`], [`aftersale`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -52,12 +52,13 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
+use ordo_aggregates::aftersale::{AfterSale, AfterSaleEvent};
 use ordo_aggregates::booking::{Booking, BookingEvent};
 use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
+    AfterSaleId, BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId,
+    PromotionId, ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -138,6 +139,8 @@ pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
 pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
 /// A decoded service order event; personal values sealed.
 pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
+/// A decoded after-sales event.
+pub type AfterSaleMessage = Decoded<AfterSaleId, AfterSaleEvent>;
 /// A decoded shipment event.
 pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
@@ -509,8 +512,25 @@ pub const SHIPMENT: Contract = Contract {
     ],
 };
 
+/// The after-sales stream's contract.
+pub const AFTERSALE: Contract = Contract {
+    aggregate_type: <AfterSale as Aggregate>::TYPE,
+    events: &[
+        ("AfterSaleRequested", "1"),
+        ("AfterSaleWithdrawn", "1"),
+        ("AfterSaleApproved", "1"),
+        ("AfterSaleRejected", "1"),
+        ("ReturnShipped", "1"),
+        ("ReturnReceived", "1"),
+        ("AfterSaleRefunded", "1"),
+        ("AfterSaleRefundFailed", "1"),
+        ("ReplacementArranged", "1"),
+        ("AfterSaleClosed", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 14] = [
+pub const CONTRACTS: [&Contract; 15] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -525,6 +545,7 @@ pub const CONTRACTS: [&Contract; 14] = [
     &PROVIDER,
     &SERVICE_ORDER,
     &SHIPMENT,
+    &AFTERSALE,
 ];
 
 /// Decodes a message of the order stream.
@@ -597,6 +618,11 @@ pub fn provider(message: &ReceivedEvent) -> Result<ProviderMessage, ContractErro
 /// Decodes a message of the service order stream.
 pub fn service_order(message: &ReceivedEvent) -> Result<ServiceOrderMessage, ContractError> {
     SERVICE_ORDER.decode(message, uuid_id::<ServiceOrderId>)
+}
+
+/// Decodes a message of the after-sales stream.
+pub fn aftersale(message: &ReceivedEvent) -> Result<AfterSaleMessage, ContractError> {
+    AFTERSALE.decode(message, uuid_id::<AfterSaleId>)
 }
 
 #[cfg(test)]

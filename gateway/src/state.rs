@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ordo_aggregates::aftersale::AfterSale;
 use ordo_aggregates::cart::Cart;
 use ordo_aggregates::category::CategoryNode;
 use ordo_aggregates::inventory::InventoryItem;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub payments: Arc<CommandBus<Payment>>,
     /// Shipments of paid orders.
     pub shipments: Arc<CommandBus<Shipment>>,
+    /// After-sales requests.
+    pub aftersales: Arc<CommandBus<AfterSale>>,
+    /// How long after delivery an after-sales request may be made.
+    pub aftersales_window: Duration,
     /// Secret carriers sign their tracking updates with.
     pub carrier_secret: Arc<Vec<u8>>,
     /// Secret the payment provider signs its callbacks with.

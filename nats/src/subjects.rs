@@ -24,6 +24,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "provider",
     "service_order",
     "shipment",
+    "aftersale",
 ];
 
 /// The namespace every stream name and subject starts with.

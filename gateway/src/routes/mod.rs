@@ -3,6 +3,7 @@
 //! 500, a parameter the read side refuses a 422 naming it.
 
 pub mod admin;
+pub mod aftersales;
 pub mod bookings;
 pub mod carts;
 pub mod categories;

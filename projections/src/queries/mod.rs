@@ -19,6 +19,7 @@
 //! [`InvalidParameter`] naming the parameter; a database that fails is a [`QueryError`].
 //! Functions answer what is there: who may see it is the caller's decision.
 
+pub mod aftersales;
 pub mod bookings;
 pub mod categories;
 pub mod inventory;
