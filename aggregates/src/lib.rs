@@ -16,6 +16,8 @@
 //!   tracking number, then tracked in transit to delivery (or an exception).
 //! - [`aftersale`]: after-sales requests of delivered orders (refund only, return and
 //!   refund, exchange), from request and approval to return, refund or replacement.
+//! - [`review`]: reviews of delivered order lines: once per line, one follow-up,
+//!   moderation by sensitive words, reports that hide a review until an admin decides.
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
@@ -46,6 +48,7 @@ pub mod pricing;
 pub mod product;
 pub mod promotion;
 pub mod provider;
+pub mod review;
 pub mod service_order;
 pub mod shipment;
 pub mod show;

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
 //!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
-//!   [`service_order`], [`shipment`], [`aftersale`]: one
+//!   [`service_order`], [`shipment`], [`aftersale`], [`review`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -58,7 +58,7 @@ use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AfterSaleId, BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId,
-    PromotionId, ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
+    PromotionId, ReviewId, ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -68,6 +68,7 @@ use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
 use ordo_aggregates::provider::{Provider, ProviderEvent};
+use ordo_aggregates::review::{Review, ReviewEvent};
 use ordo_aggregates::service_order::{ServiceOrder, ServiceOrderEvent};
 use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
@@ -141,6 +142,8 @@ pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
 pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
 /// A decoded after-sales event.
 pub type AfterSaleMessage = Decoded<AfterSaleId, AfterSaleEvent>;
+/// A decoded review event.
+pub type ReviewMessage = Decoded<ReviewId, ReviewEvent>;
 /// A decoded shipment event.
 pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
@@ -529,8 +532,21 @@ pub const AFTERSALE: Contract = Contract {
     ],
 };
 
+/// The review stream's contract.
+pub const REVIEW: Contract = Contract {
+    aggregate_type: <Review as Aggregate>::TYPE,
+    events: &[
+        ("ReviewSubmitted", "1"),
+        ("ReviewFollowedUp", "1"),
+        ("ReviewPublished", "1"),
+        ("ReviewRejected", "1"),
+        ("ReviewReported", "1"),
+        ("ReviewHidden", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 15] = [
+pub const CONTRACTS: [&Contract; 16] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -546,6 +562,7 @@ pub const CONTRACTS: [&Contract; 15] = [
     &SERVICE_ORDER,
     &SHIPMENT,
     &AFTERSALE,
+    &REVIEW,
 ];
 
 /// Decodes a message of the order stream.
@@ -623,6 +640,11 @@ pub fn service_order(message: &ReceivedEvent) -> Result<ServiceOrderMessage, Con
 /// Decodes a message of the after-sales stream.
 pub fn aftersale(message: &ReceivedEvent) -> Result<AfterSaleMessage, ContractError> {
     AFTERSALE.decode(message, uuid_id::<AfterSaleId>)
+}
+
+/// Decodes a message of the review stream.
+pub fn review(message: &ReceivedEvent) -> Result<ReviewMessage, ContractError> {
+    REVIEW.decode(message, uuid_id::<ReviewId>)
 }
 
 #[cfg(test)]

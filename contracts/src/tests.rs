@@ -340,6 +340,7 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
         ),
         (SHIPMENT.aggregate_type, variant_names::<ShipmentEvent>()),
         (AFTERSALE.aggregate_type, variant_names::<AfterSaleEvent>()),
+        (REVIEW.aggregate_type, variant_names::<ReviewEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {

@@ -16,7 +16,8 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, aftersales, bookings, carts, categories, coupons, inventory, notifications, orders,
-    payments, products, promotions, providers, search, service_orders, shipments, shows, users,
+    payments, products, promotions, providers, reviews, search, service_orders, shipments, shows,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +38,8 @@ use crate::routes::{
         shipments::tracking_update, shipments::confirm_receipt,
         aftersales::request_aftersale, aftersales::list_aftersales, aftersales::get_aftersale,
         aftersales::ship_return, aftersales::withdraw, aftersales::approve, aftersales::reject, aftersales::receive,
+        reviews::submit_review, reviews::follow_up, reviews::report_review, reviews::publish_review, reviews::reject_review,
+        reviews::product_reviews, reviews::product_rating,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
@@ -69,6 +72,8 @@ use crate::routes::{
         aftersales::KindParam, aftersales::RequestLine, aftersales::RequestAfterSale,
         aftersales::AfterSaleAccepted, aftersales::AfterSaleWritten, aftersales::ReturnShipment, aftersales::RejectAfterSale,
         aftersales::AfterSalePage, aftersales::AfterSaleView, aftersales::AfterSaleLineView, aftersales::ReturnShipmentView,
+        reviews::SubmitReview, reviews::ReviewWritten, reviews::FollowUp, reviews::RejectReview, reviews::ReviewPage,
+        reviews::ReviewView, reviews::ProductRating,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -86,7 +91,7 @@ use crate::routes::{
         service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
         service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "reviews"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 
@@ -236,10 +241,27 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             .pattern(Some(ONE_LINE))
             .into()
     };
+    // A review's dimensions: at most 10, each 1 to 5 stars.
+    if let Some(RefOr::T(Schema::Object(review))) = schemas.get_mut("SubmitReview") {
+        if let Some(RefOr::T(Schema::Object(dimensions))) = review.properties.get_mut("dimensions")
+        {
+            dimensions.max_properties = Some(10);
+            dimensions.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                RefOr::T(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(5))
+                        .build(),
+                )),
+            )));
+        }
+    }
     for (schema, field) in [
         ("CreateProduct", "media"),
         ("UpdateProduct", "media"),
         ("RequestAfterSale", "evidence"),
+        ("SubmitReview", "images"),
     ] {
         if let Some(RefOr::T(Schema::Object(product))) = schemas.get_mut(schema) {
             if let Some(RefOr::T(Schema::Array(media))) = product.properties.get_mut(field) {

@@ -235,6 +235,16 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         shipments: Arc::new(CommandBus::new(pool.clone(), ())),
         aftersales: Arc::new(CommandBus::new(pool.clone(), ())),
         aftersales_window: config.aftersales_window,
+        reviews: Arc::new(CommandBus::new(pool.clone(), ())),
+        review_blocked_words: Arc::new(
+            config
+                .review_blocked_words
+                .split(',')
+                .map(|word| word.trim().to_lowercase())
+                .filter(|word| !word.is_empty())
+                .collect(),
+        ),
+        review_hide_after_reports: config.review_hide_after_reports.max(1),
         carrier_secret: Arc::new(match &config.carrier_secret {
             Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
             Some(_) => anyhow::bail!("ORDO_CARRIER_SECRET must be at least 16 characters"),
@@ -496,6 +506,16 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
             &runtime.namespace,
         ),
         Arc::new(ordo_reactors::aftersales::AfterSaleNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::reviews::REVIEW_NOTIFICATIONS,
+            "review",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::reviews::ReviewNotifications::new(
             state.pool.clone(),
         )),
     ));

@@ -11,6 +11,7 @@ use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
 use ordo_aggregates::payment::Payment;
 use ordo_aggregates::product::Product;
+use ordo_aggregates::review::Review;
 use ordo_aggregates::shipment::Shipment;
 use ordo_store::CommandBus;
 use sqlx::PgPool;
@@ -44,6 +45,12 @@ pub struct AppState {
     pub aftersales: Arc<CommandBus<AfterSale>>,
     /// How long after delivery an after-sales request may be made.
     pub aftersales_window: Duration,
+    /// Reviews of order lines.
+    pub reviews: Arc<CommandBus<Review>>,
+    /// Words that send a review to moderation (lowercase).
+    pub review_blocked_words: Arc<Vec<String>>,
+    /// Reports that hide a published review.
+    pub review_hide_after_reports: u32,
     /// Secret carriers sign their tracking updates with.
     pub carrier_secret: Arc<Vec<u8>>,
     /// Secret the payment provider signs its callbacks with.

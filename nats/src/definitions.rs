@@ -78,6 +78,10 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_AFTERSALE.json",
         include_str!("../streams/ORDO_AFTERSALE.json"),
     ),
+    (
+        "ORDO_REVIEW.json",
+        include_str!("../streams/ORDO_REVIEW.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -211,6 +215,14 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "notifications-aftersales.json",
         include_str!("../consumers/notifications-aftersales.json"),
+    ),
+    (
+        "projection-reviews.json",
+        include_str!("../consumers/projection-reviews.json"),
+    ),
+    (
+        "notifications-reviews.json",
+        include_str!("../consumers/notifications-reviews.json"),
     ),
 ];
 

@@ -25,6 +25,7 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "service_order",
     "shipment",
     "aftersale",
+    "review",
 ];
 
 /// The namespace every stream name and subject starts with.

@@ -7,6 +7,7 @@
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`shipments`]: the shipments of orders and their tracking updates.
 //! - [`aftersales`]: after-sales requests, their decisions, returns, refunds and replacements.
+//! - [`reviews`]: product reviews and each product's rating.
 //! - [`categories`]: the catalog's category tree.
 //! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
 //! - [`customers`]: the customer directory, whose personal values are opened through the
@@ -38,6 +39,7 @@ pub mod products;
 pub mod promotions;
 pub mod queries;
 pub mod rebuild;
+pub mod reviews;
 pub mod search;
 pub mod shipments;
 pub mod ticketing;
@@ -64,6 +66,7 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(marketplace::ServiceOrdersProjection),
         Arc::new(shipments::ShipmentsProjection),
         Arc::new(aftersales::AfterSalesProjection),
+        Arc::new(reviews::ReviewsProjection),
     ]
 }
 

@@ -23,8 +23,8 @@ use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
     AfterSaleId, AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency,
     Description, MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId,
-    ProductName, Quantity, Reason, RefundId, ReservationId, SessionId, ShipmentId, ShowId, Sku,
-    SpecName, SpecValue, TicketId, Title, UserId, Venue,
+    ProductName, Quantity, Reason, RefundId, ReservationId, ReviewComment, ReviewId, SessionId,
+    ShipmentId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
@@ -36,6 +36,7 @@ use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
 use ordo_aggregates::provider::{
     Certification, Provider, ProviderEvent, ProviderProfile, ServiceArea, ServiceType,
 };
+use ordo_aggregates::review::{Review as LineReview, ReviewContent, ReviewEvent, ReviewStatus};
 use ordo_aggregates::service_order::{
     CancelledBy, Payout, Review, ReviewDimensions, ServiceOrder, ServiceOrderEvent, ServiceRequest,
     Stars,
@@ -1007,6 +1008,55 @@ fn aftersale_required_field(event: &AfterSaleEvent) -> Option<&'static str> {
     }
 }
 
+fn review_samples() -> Vec<Sample> {
+    let review_id: ReviewId = uuid("8e9f0a1b-2c3d-4e5f-8a6b-7c8d9e0f1a2b").into();
+    samples_of::<LineReview>(
+        vec![
+            ReviewEvent::ReviewSubmitted {
+                review_id,
+                order_id: order_id(),
+                sku: sku("mug-blue"),
+                author_id: customer_id(),
+                content: ReviewContent {
+                    rating: Stars::parse(4, "rating").unwrap(),
+                    comment: ReviewComment::parse("Sturdy and well packed.").unwrap(),
+                    dimensions: BTreeMap::from([(
+                        SpecName::parse("quality").unwrap(),
+                        Stars::parse(5, "quality").unwrap(),
+                    )]),
+                    images: vec![MediaUrl::parse("https://img.example.com/mug.jpg").unwrap()],
+                },
+                status: ReviewStatus::Published,
+            },
+            ReviewEvent::ReviewFollowedUp {
+                comment: ReviewComment::parse("Still fine after a month.").unwrap(),
+                status: ReviewStatus::Published,
+            },
+            ReviewEvent::ReviewPublished {},
+            ReviewEvent::ReviewRejected {
+                reason: Reason::parse("Insulting.").unwrap(),
+            },
+            ReviewEvent::ReviewReported {
+                by: customer_id(),
+                reports: 1,
+            },
+            ReviewEvent::ReviewHidden {},
+        ],
+        review_required_field,
+    )
+}
+
+fn review_required_field(event: &ReviewEvent) -> Option<&'static str> {
+    match event {
+        ReviewEvent::ReviewSubmitted { .. } => Some("content"),
+        ReviewEvent::ReviewFollowedUp { .. } => Some("comment"),
+        ReviewEvent::ReviewPublished {} => None,
+        ReviewEvent::ReviewRejected { .. } => Some("reason"),
+        ReviewEvent::ReviewReported { .. } => Some("reports"),
+        ReviewEvent::ReviewHidden {} => None,
+    }
+}
+
 fn all_samples() -> Vec<Sample> {
     [
         inventory_samples(),
@@ -1024,6 +1074,7 @@ fn all_samples() -> Vec<Sample> {
         service_order_samples(),
         shipment_samples(),
         aftersale_samples(),
+        review_samples(),
     ]
     .into_iter()
     .flatten()
@@ -1051,6 +1102,7 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<ServiceOrder>(),
         of::<Shipment>(),
         of::<AfterSale>(),
+        of::<LineReview>(),
     ])
 }
 
@@ -1280,6 +1332,7 @@ fn published_payloads_decode_back_into_their_events() {
     check::<ServiceOrder>(service_order_samples());
     check::<Shipment>(shipment_samples());
     check::<AfterSale>(aftersale_samples());
+    check::<LineReview>(review_samples());
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! - `admin`: 401 without a token, 403 for a customer or a provider.
 //!
 //! Bodies are empty JSON objects, except where a valid body is needed for the ownership
-//! check to be what decides (paying, reviewing, sending goods back): an invalid body is refused alike for every resource,
+//! check to be what decides (paying, reviewing, sending goods back, following up): an invalid body is refused alike for every resource,
 //! foreign or not, so it tells nothing either way.
 //!
 //! Every operation of the document must have a rule here, so a route added without one fails
@@ -218,6 +218,22 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             "POST /api/v1/admin/aftersales/{aftersale_id}/receive",
             (Admin, false),
         ),
+        ("POST /api/v1/reviews", (Customer, false)),
+        (
+            "POST /api/v1/reviews/{review_id}/follow-up",
+            (Customer, true),
+        ),
+        ("POST /api/v1/reviews/{review_id}/report", (Any, false)),
+        (
+            "POST /api/v1/admin/reviews/{review_id}/publish",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/reviews/{review_id}/reject",
+            (Admin, false),
+        ),
+        ("GET /api/v1/products/{sku}/reviews", (Public, false)),
+        ("GET /api/v1/products/{sku}/rating", (Public, false)),
         ("GET /api/v1/admin/users/{user_id}", (Admin, false)),
         ("DELETE /api/v1/admin/users/{user_id}", (Admin, false)),
     ])
@@ -319,7 +335,33 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
     })
     .await;
 
-    // A refund only of the paid order, once its payment is captured.
+    // Shipped with the sandbox carrier and delivered, the order's line is reviewed.
+    for step in ["pick", "ship"] {
+        let answer = admin
+            .post(
+                &format!("/api/v1/admin/shipments/{shipment_id}/{step}"),
+                json!({"carrier": "sandbox", "tracking_no": "SBX-MATRIX"}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{step}: {:?}", answer.body);
+    }
+    let review_id = eventually(
+        "a review of the delivered order",
+        Duration::from_secs(30),
+        || async {
+            let reviewed = a
+            .post(
+                "/api/v1/reviews",
+                json!({"order_id": order_id, "sku": "MATRIX-1", "rating": 4, "comment": "Fine."}),
+            )
+            .await;
+            (reviewed.status == 201)
+                .then(|| reviewed.body["review_id"].as_str().map(str::to_owned))
+                .flatten()
+        },
+    )
+    .await;
+    // A refund only of the delivered order.
     let aftersale_id = eventually(
         "an after-sales request",
         Duration::from_secs(20),
@@ -392,6 +434,7 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
             ("payment_id", payment_id),
             ("shipment_id", shipment_id),
             ("aftersale_id", aftersale_id),
+            ("review_id", review_id),
             ("booking_id", booking_id),
             ("ticket_id", ticket_id),
             ("id", notification_id),
@@ -425,6 +468,8 @@ async fn status_of(ordo: &TestOrdo, method: &str, path: &str, token: Option<&str
         json!({"payment_method": "card", "payment_token": "tok_success"})
     } else if path.ends_with("/return-shipment") {
         json!({"carrier": "sandbox", "tracking_no": "RET-1"})
+    } else if path.ends_with("/follow-up") {
+        json!({"comment": "Still fine."})
     } else if path.ends_with("/review") {
         json!({"rating": 5, "dimensions": {"professionalism": 5, "attitude": 5, "punctuality": 5}})
     } else {

@@ -16,6 +16,7 @@ pub mod payments;
 pub mod products;
 pub mod promotions;
 pub mod providers;
+pub mod reviews;
 pub mod search;
 pub mod service_orders;
 pub mod shipments;

@@ -13,6 +13,8 @@
 //! - [`offers`]: promotions, coupon batches and a customer's coupons.
 //! - [`marketplace`]: providers, their ratings, service orders and the orders matching a
 //!   provider.
+//! - [`aftersales`]: after-sales requests; [`reviews`]: product reviews and ratings, with
+//!   [`ratings`] the rating arithmetic they share with the providers' ratings.
 //! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
@@ -29,6 +31,8 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod products;
+pub mod ratings;
+pub mod reviews;
 pub mod shipments;
 pub mod shows;
 
