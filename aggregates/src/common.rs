@@ -637,6 +637,15 @@ uuid_id!(
     /// Identifies a shipment: one parcel of an order's goods on its way to the customer.
     ShipmentId
 );
+uuid_id!(
+    /// Identifies a review of one order line.
+    ReviewId
+);
+uuid_id!(
+    /// Identifies an after-sales request (售后): a refund, a return or an exchange of some
+    /// of an order's lines.
+    AfterSaleId
+);
 
 uuid_id!(
     /// Identifies a service order of the marketplace.
@@ -966,6 +975,12 @@ text!(
     /// Why an admin refused something (a provider's verification, a service order): 1 to
     /// 500 characters, lines allowed.
     Reason, "reason", 1, 500, false
+);
+
+text!(
+    /// What a buyer writes in a review or its follow-up: at most 2000 characters, may be
+    /// empty, may span lines.
+    ReviewComment, "comment", 0, 2000, false
 );
 
 #[cfg(test)]

@@ -59,6 +59,15 @@ pub enum InventoryCommand {
         /// The committed reservation whose units come back.
         reservation_id: ReservationId,
     },
+    /// Puts some units of a sale back to sale: goods a customer returned after delivery.
+    /// Recorded as a returned reservation of its own, so a repeat is a no-op and the
+    /// units are counted once.
+    ReturnUnits {
+        /// The id of this return (derived from the after-sales request and the SKU).
+        return_id: ReservationId,
+        /// Units that came back.
+        quantity: Quantity,
+    },
 }
 
 /// Events of an [`InventoryItem`].
@@ -413,6 +422,27 @@ impl Aggregate for InventoryItem {
                     }
                 }
             }
+            InventoryCommand::ReturnUnits {
+                return_id,
+                quantity,
+            } => {
+                if let Some(existing) = self.reservations.get(&return_id) {
+                    return if existing.status == S::Returned && existing.quantity == quantity.get()
+                    {
+                        Ok(())
+                    } else {
+                        Err(InventoryError::ReservationMismatch {
+                            reservation_id: return_id,
+                            held: existing.quantity,
+                            requested: quantity.get(),
+                        })
+                    };
+                }
+                InventoryEvent::StockReturned {
+                    reservation_id: return_id,
+                    quantity: quantity.get(),
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -457,6 +487,14 @@ impl Aggregate for InventoryItem {
                 quantity,
             } => {
                 self.on_hand = self.on_hand.saturating_add(u64::from(quantity));
+                // Units returned by themselves ([`InventoryCommand::ReturnUnits`]) have no
+                // reservation before: their return is recorded as one.
+                self.reservations
+                    .entry(reservation_id)
+                    .or_insert(Reservation {
+                        quantity,
+                        status: ReservationStatus::Returned,
+                    });
                 self.set_status(reservation_id, ReservationStatus::Returned);
             }
         }
@@ -861,6 +899,35 @@ mod tests {
             (item.on_hand(), item.reserved(), item.available()),
             (5, 0, 5)
         );
+    }
+
+    #[test]
+    fn returned_units_come_back_once() {
+        let units = InventoryCommand::ReturnUnits {
+            return_id: r(7),
+            quantity: qty(1),
+        };
+        given(vec![restocked(5), reserved(1, 2), committed(1, 2)])
+            .when(units.clone())
+            .then_expect_events(vec![returned(7, 1)]);
+        let back = vec![
+            restocked(5),
+            reserved(1, 2),
+            committed(1, 2),
+            returned(7, 1),
+        ];
+        assert_eq!(state(back.clone()).on_hand(), 4);
+        given(back.clone()).when(units).then_expect_events(vec![]);
+        given(back)
+            .when(InventoryCommand::ReturnUnits {
+                return_id: r(7),
+                quantity: qty(2),
+            })
+            .then_expect_error(InventoryError::ReservationMismatch {
+                reservation_id: r(7),
+                held: 1,
+                requested: 2,
+            });
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`shipment`]: parcels of paid orders: created, picked, shipped with a carrier and a
 //!   tracking number, then tracked in transit to delivery (or an exception).
+//! - [`aftersale`]: after-sales requests of delivered orders (refund only, return and
+//!   refund, exchange), from request and approval to return, refund or replacement.
+//! - [`review`]: reviews of delivered order lines: once per line, one follow-up,
+//!   moderation by sensitive words, reports that hide a review until an admin decides.
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
@@ -30,6 +34,7 @@
 //! no-op, so sagas can retry any step. Every error has a stable `code()` and a `kind()`.
 #![forbid(unsafe_code)]
 
+pub mod aftersale;
 pub mod booking;
 pub mod cart;
 pub mod category;
@@ -43,6 +48,7 @@ pub mod pricing;
 pub mod product;
 pub mod promotion;
 pub mod provider;
+pub mod review;
 pub mod service_order;
 pub mod shipment;
 pub mod show;

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`order`], [`payment`], [`inventory`], [`product`], [`category`], [`cart`], [`show`],
 //!   [`booking`], [`promotion`], [`coupon_batch`], [`customer`], [`provider`],
-//!   [`service_order`], [`shipment`]: one
+//!   [`service_order`], [`shipment`], [`aftersale`], [`review`]: one
 //!   decoding function per stream, each answering a [`Decoded`]: the aggregate's typed id,
 //!   the typed event and the [`EventFacts`] of its envelope (sequence, event id, version,
 //!   commit time, correlation, causation, user).
@@ -52,12 +52,13 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::Aggregate;
+use ordo_aggregates::aftersale::{AfterSale, AfterSaleEvent};
 use ordo_aggregates::booking::{Booking, BookingEvent};
 use ordo_aggregates::cart::{Cart, CartEvent};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId, PromotionId,
-    ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
+    AfterSaleId, BookingId, CartId, CategoryId, CouponBatchId, OrderId, PaymentId, ProductId,
+    PromotionId, ReviewId, ServiceOrderId, ShipmentId, ShowId, Sku, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponEvent};
 use ordo_aggregates::customer::{Customer, CustomerEvent};
@@ -67,6 +68,7 @@ use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent};
 use ordo_aggregates::provider::{Provider, ProviderEvent};
+use ordo_aggregates::review::{Review, ReviewEvent};
 use ordo_aggregates::service_order::{ServiceOrder, ServiceOrderEvent};
 use ordo_aggregates::shipment::{Shipment, ShipmentEvent};
 use ordo_aggregates::show::{Show, ShowEvent};
@@ -138,6 +140,10 @@ pub type CustomerMessage = Decoded<UserId, CustomerEvent>;
 pub type ProviderMessage = Decoded<UserId, ProviderEvent>;
 /// A decoded service order event; personal values sealed.
 pub type ServiceOrderMessage = Decoded<ServiceOrderId, ServiceOrderEvent>;
+/// A decoded after-sales event.
+pub type AfterSaleMessage = Decoded<AfterSaleId, AfterSaleEvent>;
+/// A decoded review event.
+pub type ReviewMessage = Decoded<ReviewId, ReviewEvent>;
 /// A decoded shipment event.
 pub type ShipmentMessage = Decoded<ShipmentId, ShipmentEvent>;
 
@@ -509,8 +515,38 @@ pub const SHIPMENT: Contract = Contract {
     ],
 };
 
+/// The after-sales stream's contract.
+pub const AFTERSALE: Contract = Contract {
+    aggregate_type: <AfterSale as Aggregate>::TYPE,
+    events: &[
+        ("AfterSaleRequested", "1"),
+        ("AfterSaleWithdrawn", "1"),
+        ("AfterSaleApproved", "1"),
+        ("AfterSaleRejected", "1"),
+        ("ReturnShipped", "1"),
+        ("ReturnReceived", "1"),
+        ("AfterSaleRefunded", "1"),
+        ("AfterSaleRefundFailed", "1"),
+        ("ReplacementArranged", "1"),
+        ("AfterSaleClosed", "1"),
+    ],
+};
+
+/// The review stream's contract.
+pub const REVIEW: Contract = Contract {
+    aggregate_type: <Review as Aggregate>::TYPE,
+    events: &[
+        ("ReviewSubmitted", "1"),
+        ("ReviewFollowedUp", "1"),
+        ("ReviewPublished", "1"),
+        ("ReviewRejected", "1"),
+        ("ReviewReported", "1"),
+        ("ReviewHidden", "1"),
+    ],
+};
+
 /// Every stream's contract.
-pub const CONTRACTS: [&Contract; 14] = [
+pub const CONTRACTS: [&Contract; 16] = [
     &ORDER,
     &PAYMENT,
     &INVENTORY,
@@ -525,6 +561,8 @@ pub const CONTRACTS: [&Contract; 14] = [
     &PROVIDER,
     &SERVICE_ORDER,
     &SHIPMENT,
+    &AFTERSALE,
+    &REVIEW,
 ];
 
 /// Decodes a message of the order stream.
@@ -597,6 +635,16 @@ pub fn provider(message: &ReceivedEvent) -> Result<ProviderMessage, ContractErro
 /// Decodes a message of the service order stream.
 pub fn service_order(message: &ReceivedEvent) -> Result<ServiceOrderMessage, ContractError> {
     SERVICE_ORDER.decode(message, uuid_id::<ServiceOrderId>)
+}
+
+/// Decodes a message of the after-sales stream.
+pub fn aftersale(message: &ReceivedEvent) -> Result<AfterSaleMessage, ContractError> {
+    AFTERSALE.decode(message, uuid_id::<AfterSaleId>)
+}
+
+/// Decodes a message of the review stream.
+pub fn review(message: &ReceivedEvent) -> Result<ReviewMessage, ContractError> {
+    REVIEW.decode(message, uuid_id::<ReviewId>)
 }
 
 #[cfg(test)]

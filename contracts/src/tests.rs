@@ -339,6 +339,8 @@ fn every_contract_knows_exactly_the_variants_of_its_event_enum() {
             variant_names::<ServiceOrderEvent>(),
         ),
         (SHIPMENT.aggregate_type, variant_names::<ShipmentEvent>()),
+        (AFTERSALE.aggregate_type, variant_names::<AfterSaleEvent>()),
+        (REVIEW.aggregate_type, variant_names::<ReviewEvent>()),
     ]);
     assert_eq!(enums.len(), CONTRACTS.len());
     for contract in CONTRACTS {

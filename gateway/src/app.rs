@@ -42,6 +42,8 @@ pub fn router(
         .merge(routes::orders::router())
         .merge(routes::payments::router())
         .merge(routes::shipments::router())
+        .merge(routes::aftersales::router())
+        .merge(routes::reviews::router())
         .merge(routes::admin::router())
         .merge(routes::search::router())
         .merge(routes::notifications::router())

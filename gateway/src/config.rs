@@ -140,6 +140,16 @@ pub struct Config {
     /// it confirms itself and its escrow is paid out (e.g. 3d, 72h, 30s).
     #[arg(long, env = "ORDO_SERVICE_CONFIRM_AFTER", default_value = "3d", value_parser = parse_duration)]
     pub service_confirm_after: Duration,
+    /// How long after delivery a customer may ask for a refund, a return or an exchange
+    /// (e.g. 7d, 48h).
+    #[arg(long, env = "ORDO_AFTERSALES_WINDOW", default_value = "7d", value_parser = parse_duration)]
+    pub aftersales_window: Duration,
+    /// Sensitive words, comma-separated: a review holding one waits for an admin.
+    #[arg(long, env = "ORDO_REVIEW_BLOCKED_WORDS", default_value = "")]
+    pub review_blocked_words: String,
+    /// Reports that hide a published review until an admin decides.
+    #[arg(long, env = "ORDO_REVIEW_HIDE_AFTER_REPORTS", default_value_t = 3)]
+    pub review_hide_after_reports: u32,
 
     /// Currency (ISO 4217) of a seat area whose request names none.
     #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]

@@ -15,8 +15,9 @@ use utoipa::OpenApi;
 
 use crate::problem::ProblemDocument;
 use crate::routes::{
-    admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, providers, search, service_orders, shipments, shows, users,
+    admin, aftersales, bookings, carts, categories, coupons, inventory, notifications, orders,
+    payments, products, promotions, providers, reviews, search, service_orders, shipments, shows,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -35,6 +36,10 @@ use crate::routes::{
         payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
         shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
         shipments::tracking_update, shipments::confirm_receipt,
+        aftersales::request_aftersale, aftersales::list_aftersales, aftersales::get_aftersale,
+        aftersales::ship_return, aftersales::withdraw, aftersales::approve, aftersales::reject, aftersales::receive,
+        reviews::submit_review, reviews::follow_up, reviews::report_review, reviews::publish_review, reviews::reject_review,
+        reviews::product_reviews, reviews::product_rating,
         admin::get_saga, admin::resume_saga,
         admin::list_dead_letters, admin::get_dead_letter, admin::redrive_dead_letter, admin::list_projections,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
@@ -66,6 +71,11 @@ use crate::routes::{
         admin::DeadLetterList, admin::Redriven, admin::ProjectionList,
         shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
         shipments::ShipmentView, shipments::TrackingView,
+        aftersales::KindParam, aftersales::RequestLine, aftersales::RequestAfterSale,
+        aftersales::AfterSaleAccepted, aftersales::AfterSaleWritten, aftersales::ReturnShipment, aftersales::RejectAfterSale,
+        aftersales::AfterSalePage, aftersales::AfterSaleView, aftersales::AfterSaleLineView, aftersales::ReturnShipmentView,
+        reviews::SubmitReview, reviews::ReviewWritten, reviews::FollowUp, reviews::RejectReview, reviews::ReviewPage,
+        reviews::ReviewView, reviews::ProductRating,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -83,7 +93,7 @@ use crate::routes::{
         service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
         service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "reviews"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 
@@ -233,9 +243,30 @@ pub fn state_cross_field_bounds(doc: &mut utoipa::openapi::OpenApi) {
             .pattern(Some(ONE_LINE))
             .into()
     };
-    for product in ["CreateProduct", "UpdateProduct"] {
-        if let Some(RefOr::T(Schema::Object(product))) = schemas.get_mut(product) {
-            if let Some(RefOr::T(Schema::Array(media))) = product.properties.get_mut("media") {
+    // A review's dimensions: at most 10, each 1 to 5 stars.
+    if let Some(RefOr::T(Schema::Object(review))) = schemas.get_mut("SubmitReview") {
+        if let Some(RefOr::T(Schema::Object(dimensions))) = review.properties.get_mut("dimensions")
+        {
+            dimensions.max_properties = Some(10);
+            dimensions.additional_properties = Some(Box::new(AdditionalProperties::RefOr(
+                RefOr::T(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(5))
+                        .build(),
+                )),
+            )));
+        }
+    }
+    for (schema, field) in [
+        ("CreateProduct", "media"),
+        ("UpdateProduct", "media"),
+        ("RequestAfterSale", "evidence"),
+        ("SubmitReview", "images"),
+    ] {
+        if let Some(RefOr::T(Schema::Object(product))) = schemas.get_mut(schema) {
+            if let Some(RefOr::T(Schema::Array(media))) = product.properties.get_mut(field) {
                 if let ArrayItems::RefOrSchema(item) = &mut media.items {
                     if let RefOr::T(Schema::Object(url)) = item.as_mut() {
                         url.pattern = Some(MEDIA_URL.into());

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
 use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
+use ordo_sagas::aftersale::{AfterSaleSaga, AfterSaleStore, AFTERSALE_CONSUMER};
 use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
 use ordo_sagas::fulfilment::{
@@ -235,6 +236,18 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         orders,
         payments,
         shipments: Arc::new(CommandBus::new(pool.clone(), ())),
+        aftersales: Arc::new(CommandBus::new(pool.clone(), ())),
+        aftersales_window: config.aftersales_window,
+        reviews: Arc::new(CommandBus::new(pool.clone(), ())),
+        review_blocked_words: Arc::new(
+            config
+                .review_blocked_words
+                .split(',')
+                .map(|word| word.trim().to_lowercase())
+                .filter(|word| !word.is_empty())
+                .collect(),
+        ),
+        review_hide_after_reports: config.review_hide_after_reports.max(1),
         carrier_secret: Arc::new(match &config.carrier_secret {
             Some(secret) if secret.len() >= 16 => secret.as_bytes().to_vec(),
             Some(_) => anyhow::bail!("ORDO_CARRIER_SECRET must be at least 16 characters"),
@@ -485,6 +498,30 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
         consumer_spec(CHECKOUT_CONSUMER, "order", &runtime.namespace),
         Arc::new(saga.orders()),
     ));
+    consumers.push((
+        consumer_spec(AFTERSALE_CONSUMER, "aftersale", &runtime.namespace),
+        aftersale_saga(runtime),
+    ));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::aftersales::AFTERSALE_NOTIFICATIONS,
+            "aftersale",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::aftersales::AfterSaleNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
+    consumers.push((
+        consumer_spec(
+            ordo_reactors::reviews::REVIEW_NOTIFICATIONS,
+            "review",
+            &runtime.namespace,
+        ),
+        Arc::new(ordo_reactors::reviews::ReviewNotifications::new(
+            state.pool.clone(),
+        )),
+    ));
     let fulfilment = fulfilment_saga(runtime, args);
     consumers.push((
         consumer_spec(FULFILMENT_CONSUMER, "order", &runtime.namespace),
@@ -594,6 +631,20 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
             payment_timeout: args.payment_timeout,
             callback_base_url: runtime.public_url.clone(),
         },
+    )
+}
+
+/// The after-sales process wired to the after-sales, inventory, payment and shipment buses.
+pub fn aftersale_saga(runtime: &Runtime) -> Arc<AfterSaleSaga> {
+    let state = &runtime.state;
+    AfterSaleSaga::new(
+        state.pool.clone(),
+        Arc::new(AfterSaleStore {
+            aftersales: state.aftersales.clone(),
+            inventory: state.inventory.clone(),
+            payments: state.payments.clone(),
+            shipments: state.shipments.clone(),
+        }),
     )
 }
 

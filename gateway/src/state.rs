@@ -4,12 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use ordo_aggregates::aftersale::AfterSale;
 use ordo_aggregates::cart::Cart;
 use ordo_aggregates::category::CategoryNode;
 use ordo_aggregates::inventory::InventoryItem;
 use ordo_aggregates::order::Order;
 use ordo_aggregates::payment::Payment;
 use ordo_aggregates::product::Product;
+use ordo_aggregates::review::Review;
 use ordo_aggregates::shipment::Shipment;
 use ordo_store::CommandBus;
 use sqlx::PgPool;
@@ -39,6 +41,16 @@ pub struct AppState {
     pub payments: Arc<CommandBus<Payment>>,
     /// Shipments of paid orders.
     pub shipments: Arc<CommandBus<Shipment>>,
+    /// After-sales requests.
+    pub aftersales: Arc<CommandBus<AfterSale>>,
+    /// How long after delivery an after-sales request may be made.
+    pub aftersales_window: Duration,
+    /// Reviews of order lines.
+    pub reviews: Arc<CommandBus<Review>>,
+    /// Words that send a review to moderation (lowercase).
+    pub review_blocked_words: Arc<Vec<String>>,
+    /// Reports that hide a published review.
+    pub review_hide_after_reports: u32,
     /// Secret carriers sign their tracking updates with.
     pub carrier_secret: Arc<Vec<u8>>,
     /// Secret the payment provider signs its callbacks with.

@@ -74,6 +74,14 @@ pub const STREAM_FILES: &[(&str, &str)] = &[
         "ORDO_SHIPMENT.json",
         include_str!("../streams/ORDO_SHIPMENT.json"),
     ),
+    (
+        "ORDO_AFTERSALE.json",
+        include_str!("../streams/ORDO_AFTERSALE.json"),
+    ),
+    (
+        "ORDO_REVIEW.json",
+        include_str!("../streams/ORDO_REVIEW.json"),
+    ),
     ("ORDO_DLQ.json", include_str!("../streams/ORDO_DLQ.json")),
 ];
 
@@ -195,6 +203,26 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
     (
         "saga-fulfilment-shipments.json",
         include_str!("../consumers/saga-fulfilment-shipments.json"),
+    ),
+    (
+        "projection-aftersales.json",
+        include_str!("../consumers/projection-aftersales.json"),
+    ),
+    (
+        "saga-aftersale.json",
+        include_str!("../consumers/saga-aftersale.json"),
+    ),
+    (
+        "notifications-aftersales.json",
+        include_str!("../consumers/notifications-aftersales.json"),
+    ),
+    (
+        "projection-reviews.json",
+        include_str!("../consumers/projection-reviews.json"),
+    ),
+    (
+        "notifications-reviews.json",
+        include_str!("../consumers/notifications-reviews.json"),
     ),
 ];
 

@@ -24,6 +24,8 @@ pub const AGGREGATE_TYPES: &[&str] = &[
     "provider",
     "service_order",
     "shipment",
+    "aftersale",
+    "review",
 ];
 
 /// The namespace every stream name and subject starts with.

@@ -6,6 +6,8 @@
 //!   which applies an event and records it as applied in one transaction.
 //! - [`products`], [`inventory`], [`orders`], [`payments`]: the commerce read models.
 //! - [`shipments`]: the shipments of orders and their tracking updates.
+//! - [`aftersales`]: after-sales requests, their decisions, returns, refunds and replacements.
+//! - [`reviews`]: product reviews and each product's rating.
 //! - [`categories`]: the catalog's category tree.
 //! - [`promotions`], [`coupons`]: promotions, coupon batches and the coupons claimed from them.
 //! - [`customers`]: the customer directory, whose personal values are opened through the
@@ -24,6 +26,7 @@
 //!   Elasticsearch (its documents, indexers and alias-swapping rebuilds).
 #![forbid(unsafe_code)]
 
+pub mod aftersales;
 pub mod categories;
 pub mod coupons;
 pub mod customers;
@@ -36,6 +39,7 @@ pub mod products;
 pub mod promotions;
 pub mod queries;
 pub mod rebuild;
+pub mod reviews;
 pub mod search;
 pub mod shipments;
 pub mod ticketing;
@@ -61,6 +65,8 @@ pub fn projections() -> Vec<Arc<dyn Projection>> {
         Arc::new(marketplace::ProvidersProjection),
         Arc::new(marketplace::ServiceOrdersProjection),
         Arc::new(shipments::ShipmentsProjection),
+        Arc::new(aftersales::AfterSalesProjection),
+        Arc::new(reviews::ReviewsProjection),
     ]
 }
 

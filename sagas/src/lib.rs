@@ -15,6 +15,8 @@
 //! - [`fulfilment`]: the fulfilment of a paid order: create its shipment, mark it shipped
 //!   and delivered as the admin and the carrier report, complete it after the auto-confirm
 //!   period; with [`fulfilment::Carrier`], the carrier boundary.
+//! - [`aftersale`]: after-sales requests: refund the original payment, put returned units
+//!   back to stock once, ship an exchange's replacement through fulfilment, close.
 //! - [`booking`]: the booking of seats: price from the Show, request, reserve, hold until a
 //!   deadline, attach the payment and charge, issue tickets, commit, complete; or reject,
 //!   cancel, expire, refund and return the seats.
@@ -28,6 +30,7 @@
 //! aggregate operation, so a step repeated after a crash or a redelivery is a no-op.
 #![forbid(unsafe_code)]
 
+pub mod aftersale;
 pub mod booking;
 pub mod checkout;
 pub mod crash_points;

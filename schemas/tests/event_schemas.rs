@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, DomainEvent};
+use ordo_aggregates::aftersale::{AfterSale, AfterSaleEvent, AfterSaleKind, AfterSaleLine};
 use ordo_aggregates::booking::{Booking, BookingEvent};
 use ordo_aggregates::cart::{Cart, CartEvent, CartOwner, MergedLine};
 use ordo_aggregates::category::{CategoryEvent, CategoryNode};
 use ordo_aggregates::common::{
-    AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency, Description,
-    MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId, ProductName, Quantity,
-    Reason, RefundId, ReservationId, SessionId, ShipmentId, ShowId, Sku, SpecName, SpecValue,
-    TicketId, Title, UserId, Venue,
+    AfterSaleId, AreaId, AreaName, BookingId, CampaignName, Category, CategoryName, City, Currency,
+    Description, MediaUrl, Money, OrderId, PaymentId, Percent, PersonalText, ProductId,
+    ProductName, Quantity, Reason, RefundId, ReservationId, ReviewComment, ReviewId, SessionId,
+    ShipmentId, ShowId, Sku, SpecName, SpecValue, TicketId, Title, UserId, Venue,
 };
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
@@ -35,6 +36,7 @@ use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
 use ordo_aggregates::provider::{
     Certification, Provider, ProviderEvent, ProviderProfile, ServiceArea, ServiceType,
 };
+use ordo_aggregates::review::{Review as LineReview, ReviewContent, ReviewEvent, ReviewStatus};
 use ordo_aggregates::service_order::{
     CancelledBy, Payout, Review, ReviewDimensions, ServiceOrder, ServiceOrderEvent, ServiceRequest,
     Stars,
@@ -943,6 +945,118 @@ fn service_order_required_field(event: &ServiceOrderEvent) -> Option<&'static st
     }
 }
 
+fn aftersale_samples() -> Vec<Sample> {
+    let aftersale_id: AfterSaleId = uuid("6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e").into();
+    samples_of::<AfterSale>(
+        vec![
+            AfterSaleEvent::AfterSaleRequested {
+                aftersale_id,
+                order_id: order_id(),
+                customer_id: customer_id(),
+                payment_id: payment_id(),
+                kind: AfterSaleKind::ReturnRefund,
+                lines: vec![AfterSaleLine {
+                    sku: sku("mug-blue"),
+                    quantity: Quantity::parse(1).unwrap(),
+                    refund: eur(1250),
+                }],
+                refund_amount: eur(1250),
+                reason: Reason::parse("The handle came off.").unwrap(),
+                evidence: vec![MediaUrl::parse("https://img.example.com/mug.jpg").unwrap()],
+            },
+            AfterSaleEvent::AfterSaleWithdrawn {},
+            AfterSaleEvent::AfterSaleApproved {
+                kind: AfterSaleKind::ReturnRefund,
+            },
+            AfterSaleEvent::AfterSaleRejected {
+                reason: Reason::parse("Outside the return policy.").unwrap(),
+            },
+            AfterSaleEvent::ReturnShipped {
+                carrier: CarrierCode::parse("sf-express").unwrap(),
+                tracking_no: TrackingNumber::parse("SF1234567").unwrap(),
+            },
+            AfterSaleEvent::ReturnReceived {},
+            AfterSaleEvent::AfterSaleRefunded {
+                refund_id: uuid("7c8d9e0f-1a2b-4c3d-8e4f-5a6b7c8d9e0f").into(),
+                amount: eur(1250),
+            },
+            AfterSaleEvent::AfterSaleRefundFailed {
+                code: "refund_exceeds_captured".into(),
+                detail: "nothing left to refund".into(),
+            },
+            AfterSaleEvent::ReplacementArranged {
+                shipment_id: shipment_id(),
+            },
+            AfterSaleEvent::AfterSaleClosed {},
+        ],
+        aftersale_required_field,
+    )
+}
+
+fn aftersale_required_field(event: &AfterSaleEvent) -> Option<&'static str> {
+    match event {
+        AfterSaleEvent::AfterSaleRequested { .. } => Some("lines"),
+        AfterSaleEvent::AfterSaleWithdrawn {} => None,
+        AfterSaleEvent::AfterSaleApproved { .. } => Some("kind"),
+        AfterSaleEvent::AfterSaleRejected { .. } => Some("reason"),
+        AfterSaleEvent::ReturnShipped { .. } => Some("tracking_no"),
+        AfterSaleEvent::ReturnReceived {} => None,
+        AfterSaleEvent::AfterSaleRefunded { .. } => Some("refund_id"),
+        AfterSaleEvent::AfterSaleRefundFailed { .. } => Some("code"),
+        AfterSaleEvent::ReplacementArranged { .. } => Some("shipment_id"),
+        AfterSaleEvent::AfterSaleClosed {} => None,
+    }
+}
+
+fn review_samples() -> Vec<Sample> {
+    let review_id: ReviewId = uuid("8e9f0a1b-2c3d-4e5f-8a6b-7c8d9e0f1a2b").into();
+    samples_of::<LineReview>(
+        vec![
+            ReviewEvent::ReviewSubmitted {
+                review_id,
+                order_id: order_id(),
+                sku: sku("mug-blue"),
+                author_id: customer_id(),
+                content: ReviewContent {
+                    rating: Stars::parse(4, "rating").unwrap(),
+                    comment: ReviewComment::parse("Sturdy and well packed.").unwrap(),
+                    dimensions: BTreeMap::from([(
+                        SpecName::parse("quality").unwrap(),
+                        Stars::parse(5, "quality").unwrap(),
+                    )]),
+                    images: vec![MediaUrl::parse("https://img.example.com/mug.jpg").unwrap()],
+                },
+                status: ReviewStatus::Published,
+            },
+            ReviewEvent::ReviewFollowedUp {
+                comment: ReviewComment::parse("Still fine after a month.").unwrap(),
+                status: ReviewStatus::Published,
+            },
+            ReviewEvent::ReviewPublished {},
+            ReviewEvent::ReviewRejected {
+                reason: Reason::parse("Insulting.").unwrap(),
+            },
+            ReviewEvent::ReviewReported {
+                by: customer_id(),
+                reports: 1,
+            },
+            ReviewEvent::ReviewHidden {},
+        ],
+        review_required_field,
+    )
+}
+
+fn review_required_field(event: &ReviewEvent) -> Option<&'static str> {
+    match event {
+        ReviewEvent::ReviewSubmitted { .. } => Some("content"),
+        ReviewEvent::ReviewFollowedUp { .. } => Some("comment"),
+        ReviewEvent::ReviewPublished {} => None,
+        ReviewEvent::ReviewRejected { .. } => Some("reason"),
+        ReviewEvent::ReviewReported { .. } => Some("reports"),
+        ReviewEvent::ReviewHidden {} => None,
+    }
+}
+
 fn all_samples() -> Vec<Sample> {
     [
         inventory_samples(),
@@ -959,6 +1073,8 @@ fn all_samples() -> Vec<Sample> {
         provider_samples(),
         service_order_samples(),
         shipment_samples(),
+        aftersale_samples(),
+        review_samples(),
     ]
     .into_iter()
     .flatten()
@@ -985,6 +1101,8 @@ fn variants_by_aggregate() -> BTreeMap<&'static str, BTreeSet<&'static str>> {
         of::<Provider>(),
         of::<ServiceOrder>(),
         of::<Shipment>(),
+        of::<AfterSale>(),
+        of::<LineReview>(),
     ])
 }
 
@@ -1213,6 +1331,8 @@ fn published_payloads_decode_back_into_their_events() {
     check::<Provider>(provider_samples());
     check::<ServiceOrder>(service_order_samples());
     check::<Shipment>(shipment_samples());
+    check::<AfterSale>(aftersale_samples());
+    check::<LineReview>(review_samples());
 }
 
 #[test]

@@ -16,7 +16,7 @@
 //! - `admin`: 401 without a token, 403 for a customer or a provider.
 //!
 //! Bodies are empty JSON objects, except where a valid body is needed for the ownership
-//! check to be what decides (paying, reviewing): an invalid body is refused alike for every resource,
+//! check to be what decides (paying, reviewing, sending goods back, following up): an invalid body is refused alike for every resource,
 //! foreign or not, so it tells nothing either way.
 //!
 //! Every operation of the document must have a rule here, so a route added without one fails
@@ -202,6 +202,45 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             "POST /api/v1/admin/service-orders/{service_order_id}/reject",
             (Admin, false),
         ),
+        ("GET /api/v1/aftersales", (Any, false)),
+        ("POST /api/v1/aftersales", (Customer, false)),
+        ("GET /api/v1/aftersales/{aftersale_id}", (Any, true)),
+        (
+            "POST /api/v1/aftersales/{aftersale_id}/return-shipment",
+            (Customer, true),
+        ),
+        (
+            "POST /api/v1/aftersales/{aftersale_id}/withdraw",
+            (Customer, true),
+        ),
+        (
+            "POST /api/v1/admin/aftersales/{aftersale_id}/approve",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/aftersales/{aftersale_id}/reject",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/aftersales/{aftersale_id}/receive",
+            (Admin, false),
+        ),
+        ("POST /api/v1/reviews", (Customer, false)),
+        (
+            "POST /api/v1/reviews/{review_id}/follow-up",
+            (Customer, true),
+        ),
+        ("POST /api/v1/reviews/{review_id}/report", (Any, false)),
+        (
+            "POST /api/v1/admin/reviews/{review_id}/publish",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/reviews/{review_id}/reject",
+            (Admin, false),
+        ),
+        ("GET /api/v1/products/{sku}/reviews", (Public, false)),
+        ("GET /api/v1/products/{sku}/rating", (Public, false)),
         ("GET /api/v1/admin/users/{user_id}", (Admin, false)),
         ("DELETE /api/v1/admin/users/{user_id}", (Admin, false)),
     ])
@@ -303,6 +342,51 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
     })
     .await;
 
+    // Shipped with the sandbox carrier and delivered, the order's line is reviewed.
+    for step in ["pick", "ship"] {
+        let answer = admin
+            .post(
+                &format!("/api/v1/admin/shipments/{shipment_id}/{step}"),
+                json!({"carrier": "sandbox", "tracking_no": "SBX-MATRIX"}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{step}: {:?}", answer.body);
+    }
+    let review_id = eventually(
+        "a review of the delivered order",
+        Duration::from_secs(30),
+        || async {
+            let reviewed = a
+            .post(
+                "/api/v1/reviews",
+                json!({"order_id": order_id, "sku": "MATRIX-1", "rating": 4, "comment": "Fine."}),
+            )
+            .await;
+            (reviewed.status == 201)
+                .then(|| reviewed.body["review_id"].as_str().map(str::to_owned))
+                .flatten()
+        },
+    )
+    .await;
+    // A refund only of the delivered order.
+    let aftersale_id = eventually(
+        "an after-sales request",
+        Duration::from_secs(20),
+        || async {
+            let asked = a
+                .post(
+                    "/api/v1/aftersales",
+                    json!({"order_id": order_id, "kind": "refund_only",
+                       "lines": [{"sku": "MATRIX-1", "quantity": 1}], "reason": "Not needed."}),
+                )
+                .await;
+            (asked.status == 201)
+                .then(|| asked.body["aftersale_id"].as_str().map(str::to_owned))
+                .flatten()
+        },
+    )
+    .await;
+
     let booked = eventually("a booking is taken", Duration::from_secs(20), || async {
         let booked = a
             .send(
@@ -356,6 +440,8 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
             ("order_id", order_id),
             ("payment_id", payment_id),
             ("shipment_id", shipment_id),
+            ("aftersale_id", aftersale_id),
+            ("review_id", review_id),
             ("booking_id", booking_id),
             ("ticket_id", ticket_id),
             ("id", notification_id),
@@ -412,6 +498,10 @@ fn fill(template: &str, fixture: &Fixture) -> String {
 async fn status_of(ordo: &TestOrdo, method: &str, path: &str, token: Option<&str>) -> u16 {
     let body = if path.ends_with("/pay") {
         json!({"payment_method": "card", "payment_token": "tok_success"})
+    } else if path.ends_with("/return-shipment") {
+        json!({"carrier": "sandbox", "tracking_no": "RET-1"})
+    } else if path.ends_with("/follow-up") {
+        json!({"comment": "Still fine."})
     } else if path.ends_with("/review") {
         json!({"rating": 5, "dimensions": {"professionalism": 5, "attitude": 5, "punctuality": 5}})
     } else {

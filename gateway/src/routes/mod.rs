@@ -3,6 +3,7 @@
 //! 500, a parameter the read side refuses a 422 naming it.
 
 pub mod admin;
+pub mod aftersales;
 pub mod bookings;
 pub mod carts;
 pub mod categories;
@@ -15,6 +16,7 @@ pub mod payments;
 pub mod products;
 pub mod promotions;
 pub mod providers;
+pub mod reviews;
 pub mod search;
 pub mod service_orders;
 pub mod shipments;

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::page::{NewestFirst, Page, PageRequest};
+use super::ratings::{distribution, mean};
 use super::{PgPool, QueryResult};
 
 /// A provider as admins list them.
@@ -99,10 +100,6 @@ struct RatingRow {
     completed_orders: i32,
 }
 
-fn mean(sum: i32, count: i32) -> Option<f64> {
-    (count > 0).then(|| (f64::from(sum) / f64::from(count) * 100.0).round() / 100.0)
-}
-
 impl From<Option<RatingRow>> for ProviderRating {
     fn from(row: Option<RatingRow>) -> Self {
         let row = row.unwrap_or(RatingRow {
@@ -122,17 +119,13 @@ impl From<Option<RatingRow>> for ProviderRating {
         ProviderRating {
             average_rating: mean(row.rating_sum, n),
             total_reviews: i64::from(n),
-            rating_distribution: [
+            rating_distribution: distribution([
                 row.stars_1,
                 row.stars_2,
                 row.stars_3,
                 row.stars_4,
                 row.stars_5,
-            ]
-            .into_iter()
-            .enumerate()
-            .map(|(i, count)| ((i + 1).to_string(), i64::from(count)))
-            .collect(),
+            ]),
             professionalism: mean(row.professionalism_sum, n),
             attitude: mean(row.attitude_sum, n),
             punctuality: mean(row.punctuality_sum, n),

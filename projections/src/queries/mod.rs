@@ -13,12 +13,15 @@
 //! - [`offers`]: promotions, coupon batches and a customer's coupons.
 //! - [`marketplace`]: providers, their ratings, service orders and the orders matching a
 //!   provider.
+//! - [`aftersales`]: after-sales requests; [`reviews`]: product reviews and ratings, with
+//!   [`ratings`] the rating arithmetic they share with the providers' ratings.
 //! - [`ping`]: whether the read side's database answers at all (readiness).
 //!
 //! A request the read side refuses (a bad cursor, a page size out of range) is an
 //! [`InvalidParameter`] naming the parameter; a database that fails is a [`QueryError`].
 //! Functions answer what is there: who may see it is the caller's decision.
 
+pub mod aftersales;
 pub mod bookings;
 pub mod categories;
 pub mod inventory;
@@ -28,6 +31,8 @@ pub mod orders;
 pub mod page;
 pub mod payments;
 pub mod products;
+pub mod ratings;
+pub mod reviews;
 pub mod shipments;
 pub mod shows;
 
