@@ -41,6 +41,7 @@ pub fn router(
         .merge(routes::inventory::router())
         .merge(routes::orders::router())
         .merge(routes::payments::router())
+        .merge(routes::reconciliations::router())
         .merge(routes::shipments::router())
         .merge(routes::admin::router())
         .merge(routes::search::router())

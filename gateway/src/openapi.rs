@@ -16,7 +16,8 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, providers, search, service_orders, shipments, shows, users,
+    products, promotions, providers, reconciliations, search, service_orders, shipments, shows,
+    users,
 };
 
 #[derive(OpenApi)]
@@ -32,7 +33,8 @@ use crate::routes::{
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
         inventory::restock, inventory::get_inventory,
         orders::place_order, orders::prepare_order, orders::get_order, orders::list_orders,
-        payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
+        payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::refund_payment, payments::payment_callback,
+        reconciliations::run_reconciliation, reconciliations::get_reconciliation,
         shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
         shipments::tracking_update, shipments::confirm_receipt,
         admin::get_saga, admin::resume_saga,
@@ -61,7 +63,8 @@ use crate::routes::{
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
         inventory::Restock, inventory::InventoryView, inventory::Restocked,
         orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, ordo_projections::queries::orders::OrderDiscountView, ordo_projections::queries::orders::OrderAddressView, orders::OrderPage,
-        payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
+        payments::PayOrder, payments::PaymentAccepted, payments::RefundPayment, payments::PaymentRefundAccepted,
+        reconciliations::ReconciliationView, reconciliations::DiscrepancyView, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
         shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
         shipments::ShipmentView, shipments::TrackingView,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,

@@ -15,6 +15,7 @@ pub mod payments;
 pub mod products;
 pub mod promotions;
 pub mod providers;
+pub mod reconciliations;
 pub mod search;
 pub mod service_orders;
 pub mod shipments;
