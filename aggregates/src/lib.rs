@@ -14,6 +14,8 @@
 //! - [`payment`]: payments as reported by the provider, including partial refunds.
 //! - [`shipment`]: parcels of paid orders: created, picked, shipped with a carrier and a
 //!   tracking number, then tracked in transit to delivery (or an exception).
+//! - [`shipping`]: the shipping fee rules by province and weight, with free shipping over
+//!   a threshold, and the one fee calculation every checkout uses.
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
@@ -45,4 +47,5 @@ pub mod promotion;
 pub mod provider;
 pub mod service_order;
 pub mod shipment;
+pub mod shipping;
 pub mod show;

@@ -43,6 +43,7 @@ pub fn router(
         .merge(routes::payments::router())
         .merge(routes::reconciliations::router())
         .merge(routes::shipments::router())
+        .merge(routes::shipping::router())
         .merge(routes::admin::router())
         .merge(routes::search::router())
         .merge(routes::notifications::router())

@@ -16,8 +16,8 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, bookings, carts, categories, coupons, inventory, notifications, orders, payments,
-    products, promotions, providers, reconciliations, search, service_orders, shipments, shows,
-    users,
+    products, promotions, providers, reconciliations, search, service_orders, shipments, shipping,
+    shows, users,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +37,7 @@ use crate::routes::{
         reconciliations::run_reconciliation, reconciliations::get_reconciliation,
         shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
         shipments::tracking_update, shipments::confirm_receipt,
+        shipping::get_rules, shipping::replace_rules, shipping::quote,
         admin::get_saga, admin::resume_saga,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
@@ -67,6 +68,8 @@ use crate::routes::{
         reconciliations::ReconciliationView, reconciliations::DiscrepancyView, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
         shipments::ShipShipment, shipments::ShipmentWritten, shipments::TrackingUpdate, shipments::ReceiptConfirmed,
         shipments::ShipmentView, shipments::TrackingView,
+        shipping::ShippingRuleBody, shipping::ReplaceShippingRules, shipping::ShippingRulesView,
+        shipping::ShippingQuoteRequest, shipping::ShippingQuoteView,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -84,7 +87,7 @@ use crate::routes::{
         service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
         service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "shipping"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 

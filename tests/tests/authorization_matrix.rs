@@ -64,6 +64,9 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Admin, false),
         ),
         ("GET /api/v1/shipments/{shipment_id}", (Any, true)),
+        ("GET /api/v1/admin/shipping/rules", (Admin, false)),
+        ("PUT /api/v1/admin/shipping/rules", (Admin, false)),
+        ("POST /api/v1/shipping/quote", (Customer, false)),
         (
             "POST /api/v1/shipments/{shipment_id}/tracking",
             (Signed, false),

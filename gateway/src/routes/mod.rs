@@ -19,6 +19,7 @@ pub mod reconciliations;
 pub mod search;
 pub mod service_orders;
 pub mod shipments;
+pub mod shipping;
 pub mod shows;
 pub mod users;
 
