@@ -65,6 +65,10 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ),
         ("GET /api/v1/shipments/{shipment_id}", (Any, true)),
         ("GET /api/v1/admin/shipping/rules", (Admin, false)),
+        (
+            "PUT /api/v1/inventory/{sku}/safety-threshold",
+            (Admin, false),
+        ),
         ("PUT /api/v1/admin/shipping/rules", (Admin, false)),
         ("POST /api/v1/shipping/quote", (Customer, false)),
         (

@@ -158,6 +158,8 @@ async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
                 on_hand -= i64::from(quantity);
             }
             InventoryEvent::StockReturned { quantity, .. } => on_hand += i64::from(quantity),
+            InventoryEvent::SafetyThresholdSet { .. }
+            | InventoryEvent::StockBelowThreshold { .. } => {}
         }
     }
     (on_hand, reserved)
