@@ -20,6 +20,8 @@ pub const MAX_RULES: usize = 50;
 pub const MAX_PROVINCES: usize = 100;
 /// The largest fee or threshold, in minor units.
 pub const MAX_AMOUNT: i64 = 100_000_000;
+/// The largest base weight, in grams.
+pub const MAX_WEIGHT_GRAMS: u32 = 1_000_000_000;
 
 /// One rule of the set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +89,9 @@ pub enum ShippingError {
         rule: usize,
     },
     /// A fee, threshold or weight is out of bounds.
-    #[error("rule {rule}: fees and thresholds are 0 to 100000000")]
+    #[error(
+        "rule {rule}: fees and thresholds are 0 to 100000000, base weights 0 to 1000000000 grams"
+    )]
     InvalidAmount {
         /// The rule, by position.
         rule: usize,
@@ -155,7 +159,9 @@ fn check(rules: &[ShippingRule]) -> Result<(), ShippingError> {
             rule.fee_per_extra_kg,
             rule.free_over.unwrap_or(0),
         ];
-        if amounts.iter().any(|a| !(0..=MAX_AMOUNT).contains(a)) {
+        if amounts.iter().any(|a| !(0..=MAX_AMOUNT).contains(a))
+            || rule.base_weight_grams > MAX_WEIGHT_GRAMS
+        {
             return Err(ShippingError::InvalidAmount { rule: index });
         }
         if !names.insert(rule.name.trim().to_lowercase()) {
@@ -311,6 +317,12 @@ mod tests {
         );
         assert_eq!(
             refused(vec![rule("A", &[], 1, Some(MAX_AMOUNT + 1))]),
+            ShippingError::InvalidAmount { rule: 0 }
+        );
+        let mut heavy = rule("A", &[], 1, None);
+        heavy.base_weight_grams = MAX_WEIGHT_GRAMS + 1;
+        assert_eq!(
+            refused(vec![heavy]),
             ShippingError::InvalidAmount { rule: 0 }
         );
         let many: Vec<ShippingRule> = (0..=MAX_RULES)
