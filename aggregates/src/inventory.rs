@@ -2,6 +2,10 @@
 //! session. Stock is reserved by an order or a booking, then either committed (sold) or
 //! released; a committed sale that is refunded returns its stock. Every step is
 //! idempotent per reservation, so a saga that repeats a step after a crash changes nothing.
+//!
+//! An item may have a safety threshold (安全库存): when a step takes the units available
+//! below it, the item records `StockBelowThreshold` once; it records it again only after
+//! the units available came back to the threshold or above (once per crossing).
 
 use std::collections::BTreeMap;
 
@@ -68,6 +72,14 @@ pub enum InventoryCommand {
         /// Units that came back.
         quantity: Quantity,
     },
+    /// Sets the safety threshold: falling below this many available units is reported;
+    /// 0 sets none.
+    SetSafetyThreshold {
+        /// The item.
+        sku: Sku,
+        /// Units; 0 for no threshold.
+        threshold: u32,
+    },
 }
 
 /// Events of an [`InventoryItem`].
@@ -110,6 +122,22 @@ pub enum InventoryEvent {
         /// Units returned.
         quantity: u32,
     },
+    /// The safety threshold was set (0: none).
+    SafetyThresholdSet {
+        /// The item.
+        sku: Sku,
+        /// Units.
+        threshold: u32,
+    },
+    /// The units available fell below the safety threshold (recorded once per crossing).
+    StockBelowThreshold {
+        /// The item.
+        sku: Sku,
+        /// Units available now.
+        available: u64,
+        /// The threshold.
+        threshold: u32,
+    },
 }
 
 impl DomainEvent for InventoryEvent {
@@ -120,6 +148,8 @@ impl DomainEvent for InventoryEvent {
             InventoryEvent::StockReleased { .. } => "StockReleased",
             InventoryEvent::StockCommitted { .. } => "StockCommitted",
             InventoryEvent::StockReturned { .. } => "StockReturned",
+            InventoryEvent::SafetyThresholdSet { .. } => "SafetyThresholdSet",
+            InventoryEvent::StockBelowThreshold { .. } => "StockBelowThreshold",
         }
         .to_string()
     }
@@ -252,9 +282,36 @@ pub struct InventoryItem {
     on_hand: u64,
     reserved: u64,
     reservations: BTreeMap<ReservationId, Reservation>,
+    #[serde(default)]
+    safety_threshold: u32,
+    /// Below the threshold since the last `StockBelowThreshold`.
+    #[serde(default)]
+    below_threshold: bool,
 }
 
 impl InventoryItem {
+    /// The safety threshold (0: none).
+    pub fn safety_threshold(&self) -> u32 {
+        self.safety_threshold
+    }
+
+    /// Whether the units available are below the threshold and that was recorded.
+    pub fn below_threshold(&self) -> bool {
+        self.below_threshold
+    }
+
+    /// The crossing to record after a step: below the threshold, not recorded yet.
+    fn crossing(&self) -> Option<InventoryEvent> {
+        let sku = self.sku.clone()?;
+        let below =
+            self.safety_threshold > 0 && self.available() < u64::from(self.safety_threshold);
+        (below && !self.below_threshold).then(|| InventoryEvent::StockBelowThreshold {
+            sku,
+            available: self.available(),
+            threshold: self.safety_threshold,
+        })
+    }
+
     /// The item, once it has been restocked at least once.
     pub fn sku(&self) -> Option<&Sku> {
         self.sku.as_ref()
@@ -443,8 +500,25 @@ impl Aggregate for InventoryItem {
                     quantity: quantity.get(),
                 }
             }
+            InventoryCommand::SetSafetyThreshold { sku, threshold } => {
+                if let Some(expected) = &self.sku {
+                    if *expected != sku {
+                        return Err(InventoryError::SkuMismatch {
+                            expected: expected.clone(),
+                            got: sku,
+                        });
+                    }
+                }
+                if self.sku.is_some() && self.safety_threshold == threshold {
+                    return Ok(());
+                }
+                InventoryEvent::SafetyThresholdSet { sku, threshold }
+            }
         };
         sink.write(event, self).await;
+        if let Some(crossing) = self.crossing() {
+            sink.write(crossing, self).await;
+        }
         Ok(())
     }
 
@@ -497,6 +571,15 @@ impl Aggregate for InventoryItem {
                     });
                 self.set_status(reservation_id, ReservationStatus::Returned);
             }
+            InventoryEvent::SafetyThresholdSet { sku, threshold } => {
+                self.sku = Some(sku);
+                self.safety_threshold = threshold;
+            }
+            InventoryEvent::StockBelowThreshold { .. } => self.below_threshold = true,
+        }
+        // Back at the threshold or above (or no threshold): the next fall is a new crossing.
+        if self.safety_threshold == 0 || self.available() >= u64::from(self.safety_threshold) {
+            self.below_threshold = false;
         }
     }
 }
@@ -518,6 +601,88 @@ mod tests {
 
     fn given(events: Vec<InventoryEvent>) -> AggregateTestExecutor<InventoryItem> {
         TestFramework::<InventoryItem>::with(()).given(events)
+    }
+
+    fn threshold_set(threshold: u32) -> InventoryEvent {
+        InventoryEvent::SafetyThresholdSet {
+            sku: sku("MUG"),
+            threshold,
+        }
+    }
+
+    fn below(available: u64, threshold: u32) -> InventoryEvent {
+        InventoryEvent::StockBelowThreshold {
+            sku: sku("MUG"),
+            available,
+            threshold,
+        }
+    }
+
+    fn set_threshold(threshold: u32) -> InventoryCommand {
+        InventoryCommand::SetSafetyThreshold {
+            sku: sku("MUG"),
+            threshold,
+        }
+    }
+
+    #[test]
+    fn falling_below_the_safety_threshold_is_recorded_once() {
+        // 10 on hand, threshold 5: reserving 6 leaves 4.
+        given(vec![restocked(10), threshold_set(5)])
+            .when(reserve(1, 6))
+            .then_expect_events(vec![reserved(1, 6), below(4, 5)]);
+        // Still below: a further fall records nothing more.
+        given(vec![
+            restocked(10),
+            threshold_set(5),
+            reserved(1, 6),
+            below(4, 5),
+        ])
+        .when(reserve(2, 1))
+        .then_expect_events(vec![reserved(2, 1)]);
+    }
+
+    #[test]
+    fn a_new_crossing_after_recovering_is_recorded_again() {
+        let history = vec![
+            restocked(10),
+            threshold_set(5),
+            reserved(1, 6),
+            below(4, 5),
+            released(1, 6),
+        ];
+        given(history.clone())
+            .when(reserve(2, 7))
+            .then_expect_events(vec![reserved(2, 7), below(3, 5)]);
+        // Restocked back to the threshold: recovered.
+        let mut item = InventoryItem::default();
+        for e in history {
+            item.apply(e);
+        }
+        assert!(!item.below_threshold());
+    }
+
+    #[test]
+    fn setting_a_threshold_above_what_is_available_is_a_crossing() {
+        given(vec![restocked(3)])
+            .when(set_threshold(5))
+            .then_expect_events(vec![threshold_set(5), below(3, 5)]);
+        given(vec![restocked(3), threshold_set(5), below(3, 5)])
+            .when(set_threshold(5))
+            .then_expect_events(vec![]);
+        // No threshold: never below.
+        given(vec![restocked(3), threshold_set(5), below(3, 5)])
+            .when(set_threshold(0))
+            .then_expect_events(vec![threshold_set(0)]);
+        given(vec![restocked(3)])
+            .when(InventoryCommand::SetSafetyThreshold {
+                sku: sku("CUP"),
+                threshold: 1,
+            })
+            .then_expect_error(InventoryError::SkuMismatch {
+                expected: sku("MUG"),
+                got: sku("CUP"),
+            });
     }
 
     fn r(n: u128) -> ReservationId {

@@ -18,6 +18,8 @@
 //!   refund, exchange), from request and approval to return, refund or replacement.
 //! - [`review`]: reviews of delivered order lines: once per line, one follow-up,
 //!   moderation by sensitive words, reports that hide a review until an admin decides.
+//! - [`shipping`]: the shipping fee rules by province and weight, with free shipping over
+//!   a threshold, and the one fee calculation every checkout uses.
 //! - [`show`]: shows, their sessions and seat areas.
 //! - [`booking`]: bookings of seats, from request to tickets and check-in.
 //! - [`promotion`]: price rules applied by themselves within a time window.
@@ -51,4 +53,5 @@ pub mod provider;
 pub mod review;
 pub mod service_order;
 pub mod shipment;
+pub mod shipping;
 pub mod show;

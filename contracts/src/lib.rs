@@ -375,6 +375,8 @@ pub const INVENTORY: Contract = Contract {
         ("StockReleased", "1"),
         ("StockCommitted", "1"),
         ("StockReturned", "1"),
+        ("SafetyThresholdSet", "1"),
+        ("StockBelowThreshold", "1"),
     ],
 };
 

@@ -15,6 +15,7 @@ use ordo_aggregates::order::{
     check_sale, LineDiscount, OrderDiscount, OrderLine, OrderPricing, SaleFacts,
 };
 use ordo_aggregates::pricing::{DiscountSource, PriceLine, Quote, RefusalReason};
+use ordo_aggregates::shipping::{ShippingFee, ShippingRules};
 use ordo_store::catalog;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -35,11 +36,17 @@ pub const MAX_LINES: usize = 100;
 /// Most coupons in one checkout.
 pub const MAX_COUPONS: usize = 10;
 
-/// The delivery fee of an order: none for now. This is the one place a shipping rule
-/// (flat fee below a threshold, zones from the address) goes; quotes, orders and payments
-/// all take the fee from here.
-pub fn shipping_fee(subtotal_after_discounts: &Money, _address: Option<&PostalAddress>) -> Money {
-    Money::zero(subtotal_after_discounts.currency().clone())
+/// The delivery fee of an order: the shipping rules' fee ([`ShippingRules::fee`]) for the
+/// goods' weight, worth what they cost after discounts, delivered to `province` (`None`
+/// before an address is chosen). The shipping quote, the preview and the order all take
+/// their fee from here, read from the rules' write side.
+pub fn shipping_fee(
+    rules: &ShippingRules,
+    goods_after_discounts: &Money,
+    weight_grams: u64,
+    province: Option<&str>,
+) -> ShippingFee {
+    rules.fee(province, weight_grams, goods_after_discounts)
 }
 
 /// One line of a checkout.
@@ -83,6 +90,10 @@ pub struct PricedCheckout {
     pub quote: Quote,
     /// The delivery fee.
     pub shipping_fee: Money,
+    /// The shipping rule that gave the fee, if any.
+    pub shipping_rule: Option<String>,
+    /// The goods' weight, from their SKUs.
+    pub weight_grams: u64,
     /// What the customer pays.
     pub total: Money,
     /// The address chosen, as the profile holds it (sealed).
@@ -261,6 +272,7 @@ pub async fn price(
         return Err(ApiError::invalid("items", "an order has at most 100 items"));
     }
     let mut lines: Vec<OrderLine> = Vec::with_capacity(items.len());
+    let mut weight_grams = 0u64;
     let mut sale_facts = Vec::with_capacity(items.len());
     for (index, (raw_sku, raw_quantity)) in items.iter().enumerate() {
         let sku = Sku::parse(raw_sku)
@@ -284,6 +296,10 @@ pub async fn price(
             .ok_or_else(unknown)?;
         let (product, _) = state.products.load(&product_id).await.map_err(api_error)?;
         let offer = product.sku(&sku).ok_or_else(unknown)?;
+        weight_grams = weight_grams.saturating_add(
+            u64::from(offer.spec.weight_grams.unwrap_or(0))
+                .saturating_mul(u64::from(quantity.get())),
+        );
         lines.push(OrderLine {
             sku: sku.clone(),
             quantity,
@@ -310,6 +326,7 @@ pub async fn price(
         code: err.code(),
         detail: err.to_string(),
     })?;
+    let mut province = None;
     let address = match request.address_id {
         None => None,
         Some(address_id) => {
@@ -326,6 +343,13 @@ pub async fn price(
                     code: "unknown_address",
                     detail: format!("no address {address_id} in your profile"),
                 })?;
+            // The fee depends on the province: opened from the profile's write side.
+            province = state
+                .profiles
+                .address_snapshot(UserId::from(user), AddressId::from(address_id))
+                .await
+                .map_err(internal)?
+                .map(|a| a.province);
             Some(stored.address.clone())
         }
     };
@@ -353,7 +377,13 @@ pub async fn price(
             },
             other => internal(other),
         })?;
-    let shipping_fee = shipping_fee(&quote.total, address.as_ref());
+    let (rules, _) = ordo_store::shipping::load(&state.pool)
+        .await
+        .map_err(ApiError::Internal)?;
+    let ShippingFee {
+        fee: shipping_fee,
+        rule: shipping_rule,
+    } = shipping_fee(&rules, &quote.total, weight_grams, province.as_deref());
     let total = quote
         .total
         .checked_add(&shipping_fee)
@@ -363,6 +393,8 @@ pub async fn price(
         sale_facts,
         quote,
         shipping_fee,
+        shipping_rule,
+        weight_grams,
         total,
         address,
         from_cart: request.from_cart,

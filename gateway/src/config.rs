@@ -401,6 +401,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDO_PAYMENT_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub payment_timeout: Duration,
 
+    /// How long past its deadline an order whose payment is still in flight (the provider
+    /// has not answered) waits for the provider before the payment is voided and the order
+    /// expired (e.g. 2m, 3s).
+    #[arg(long, env = "ORDO_PAYMENT_GRACE", default_value = "2m", value_parser = parse_duration)]
+    pub payment_grace: Duration,
+
     /// How long after delivery an order completes by itself when its customer does not
     /// confirm receipt (e.g. 7d, 2s).
     #[arg(long, env = "ORDO_AUTO_CONFIRM_AFTER", default_value = "7d", value_parser = parse_duration)]

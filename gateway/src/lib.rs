@@ -19,6 +19,7 @@
 //!   and the coupon's lock, redeem and release around an order).
 //! - [`cli_ops`] and [`cli_dlq`]: the operator subcommands of `ordo`, printing what the
 //!   `ordo-ops` crate answers (projection status and rebuilds, stream refills, dead letters).
+//! - [`cli_reconcile`]: `ordo reconcile`, a day's payments against the provider's statement.
 //! - [`metrics`]: Prometheus metrics, `/metrics` and the HTTP middleware.
 //! - [`request_id`], [`telemetry`], [`openapi`].
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod app;
 pub mod checkout;
 pub mod cli_dlq;
 pub mod cli_ops;
+pub mod cli_reconcile;
 pub mod commands;
 pub mod config;
 pub mod consistency;

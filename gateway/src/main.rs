@@ -37,6 +37,9 @@ enum Command {
     /// Refill JetStream streams from the event store.
     #[command(subcommand)]
     Streams(ordo_gateway::cli_ops::StreamsCommand),
+    /// Reconcile a day's payments with the payment provider's statement: apply the
+    /// captures Ordo missed, list every other discrepancy.
+    Reconcile(ordo_gateway::cli_reconcile::ReconcileArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -104,6 +107,7 @@ fn main() -> std::process::ExitCode {
                 let ops = serve::connect_ops(&cli.config).await?;
                 ordo_gateway::cli_ops::streams(&ops, command).await
             }
+            Command::Reconcile(args) => ordo_gateway::cli_reconcile::run(&cli.config, args).await,
             Command::DemoData => {
                 let ops = serve::connect_ops(&cli.config).await?;
                 let products = ordo_store::CommandBus::new(ops.pool.clone(), ())

@@ -16,8 +16,8 @@ use utoipa::OpenApi;
 use crate::problem::ProblemDocument;
 use crate::routes::{
     admin, aftersales, bookings, carts, categories, coupons, inventory, notifications, orders,
-    payments, products, promotions, providers, reviews, search, service_orders, shipments, shows,
-    users,
+    payments, products, promotions, providers, reconciliations, reviews, search, service_orders,
+    shipments, shipping, shows, users,
 };
 
 #[derive(OpenApi)]
@@ -31,15 +31,17 @@ use crate::routes::{
         coupons::claim_coupon, coupons::list_coupons, coupons::quote,
         carts::create_guest_cart, carts::get_cart, carts::set_item, carts::remove_item, carts::merge_cart,
         categories::create_category, categories::change_category, categories::delete_category, categories::list_categories,
-        inventory::restock, inventory::get_inventory,
+        inventory::restock, inventory::set_safety_threshold, inventory::get_inventory,
         orders::place_order, orders::prepare_order, orders::get_order, orders::list_orders,
-        payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::payment_callback,
+        payments::pay_order, payments::cancel_order, payments::refund_order, payments::get_payment, payments::refund_payment, payments::payment_callback,
+        reconciliations::run_reconciliation, reconciliations::get_reconciliation,
         shipments::pick_shipment, shipments::ship_shipment, shipments::get_shipment,
         shipments::tracking_update, shipments::confirm_receipt,
         aftersales::request_aftersale, aftersales::list_aftersales, aftersales::get_aftersale,
         aftersales::ship_return, aftersales::withdraw, aftersales::approve, aftersales::reject, aftersales::receive,
         reviews::submit_review, reviews::follow_up, reviews::report_review, reviews::publish_review, reviews::reject_review,
         reviews::product_reviews, reviews::product_rating,
+        shipping::get_rules, shipping::replace_rules, shipping::quote,
         admin::get_saga, admin::resume_saga,
         admin::list_dead_letters, admin::get_dead_letter, admin::redrive_dead_letter, admin::list_projections,
         search::search, notifications::list_notifications, notifications::mark_read, notifications::stream_notifications,
@@ -65,7 +67,7 @@ use crate::routes::{
         coupons::QuoteCart, coupons::QuoteView, coupons::QuoteLineView, coupons::DiscountView, coupons::RefusalView,
         categories::CreateCategory, categories::ChangeCategory, categories::CategoryWritten, categories::CategoryList, categories::CategoryView,
         carts::GuestCartCreated, carts::SetQuantity, carts::MergeCart, carts::CartItemView, carts::CartDiscountView, carts::CartView,
-        inventory::Restock, inventory::InventoryView, inventory::Restocked,
+        inventory::Restock, inventory::InventoryView, inventory::Restocked, inventory::SafetyThreshold, inventory::SafetyThresholdSet,
         orders::PlaceOrder, crate::checkout::CheckoutRequest, crate::checkout::CheckoutItem, crate::checkout::CheckoutQuote, orders::OrderAccepted, orders::OrderView, orders::OrderLineView, ordo_projections::queries::orders::OrderDiscountView, ordo_projections::queries::orders::OrderAddressView, orders::OrderPage,
         payments::PayOrder, payments::PaymentAccepted, payments::PaymentView, payments::ProviderCallback, admin::Resumed,
         admin::DeadLetterList, admin::Redriven, admin::ProjectionList,
@@ -76,6 +78,10 @@ use crate::routes::{
         aftersales::AfterSalePage, aftersales::AfterSaleView, aftersales::AfterSaleLineView, aftersales::ReturnShipmentView,
         reviews::SubmitReview, reviews::ReviewWritten, reviews::FollowUp, reviews::RejectReview, reviews::ReviewPage,
         reviews::ReviewView, reviews::ProductRating,
+        payments::RefundPayment, payments::PaymentRefundAccepted,
+        reconciliations::ReconciliationView, reconciliations::DiscrepancyView,
+        shipping::ShippingRuleBody, shipping::ReplaceShippingRules, shipping::ShippingRulesView,
+        shipping::ShippingQuoteRequest, shipping::ShippingQuoteView,
         ordo_projections::search::SearchPage, ordo_projections::search::SearchHit, ordo_projections::search::Facets, ordo_projections::search::ItemType,
         notifications::NotificationPage, ordo_reactors::inbox::NotificationView,
         shows::CreateShow, shows::NewSession, shows::NewSeatArea, shows::ShowWritten, shows::ShowSummary, shows::ShowView,
@@ -93,7 +99,7 @@ use crate::routes::{
         service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
         service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
     )),
-    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "reviews"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
+    tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "reviews"), (name = "shipping"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]
 struct ApiDoc;
 

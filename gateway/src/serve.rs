@@ -218,7 +218,9 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         vault.clone(),
     ));
     let profiles = Arc::new(crate::profiles::Profiles::new(pool.clone(), vault));
+    let reconciler = reconciler(config, &pool, Arc::clone(&payments), token_seal.clone());
     let state = AppState {
+        reconciler,
         profiles,
         marketplace,
         ticketing,
@@ -345,6 +347,24 @@ fn sandbox(
         },
         Arc::new(RecordedPayments(Arc::clone(payments))),
     ))
+}
+
+/// The reconciliation of payments with the provider's daily statements, applying missed
+/// captures on the payment bus.
+pub fn reconciler(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    payments: Arc<CommandBus<ordo_aggregates::payment::Payment>>,
+    token_seal: ordo_payments::TokenSeal,
+) -> Arc<ordo_sagas::reconciliation::Reconciler> {
+    ordo_sagas::reconciliation::Reconciler::new(
+        pool.clone(),
+        payments,
+        Arc::new(ordo_payments::HttpProvider::new(
+            &config.payment_provider_url(),
+            token_seal,
+        )),
+    )
 }
 
 /// The payments of the event store, as the sandbox provider checks its charges.
@@ -629,6 +649,7 @@ pub fn checkout_saga(runtime: &Runtime, args: &ServeArgs) -> Arc<CheckoutSaga> {
         )),
         CheckoutSettings {
             payment_timeout: args.payment_timeout,
+            payment_grace: args.payment_grace,
             callback_base_url: runtime.public_url.clone(),
         },
     )

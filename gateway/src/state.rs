@@ -39,6 +39,8 @@ pub struct AppState {
     pub orders: Arc<CommandBus<Order>>,
     /// Payments.
     pub payments: Arc<CommandBus<Payment>>,
+    /// Payments against the provider's daily statements.
+    pub reconciler: Arc<ordo_sagas::reconciliation::Reconciler>,
     /// Shipments of paid orders.
     pub shipments: Arc<CommandBus<Shipment>>,
     /// After-sales requests.

@@ -181,6 +181,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/notifications-bookings.json"),
     ),
     (
+        "notifications-inventory.json",
+        include_str!("../consumers/notifications-inventory.json"),
+    ),
+    (
         "projection-search-es.json",
         include_str!("../consumers/projection-search-es.json"),
     ),

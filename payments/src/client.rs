@@ -1,12 +1,12 @@
 //! [`HttpProvider`]: the payment provider reached over HTTP with its REST API (charges,
-//! voids, refunds; every call idempotent by Ordo's ids). The sandbox provider speaks it.
+//! voids, refunds; every call idempotent by Ordo's ids) and its daily statement. The sandbox provider speaks it.
 //! It alone opens the customer's sealed payment token, to send it to the provider.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ordo_aggregates::common::{Money, PaymentId, RefundId};
-use ordo_sagas::{ChargeRequest, PaymentProvider, ProviderError};
+use ordo_sagas::{ChargeRequest, PaymentProvider, ProviderError, StatementEntry};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -93,5 +93,36 @@ impl PaymentProvider for HttpProvider {
             json!({"refund_id": refund_id, "amount": amount.amount_minor(), "currency": amount.currency().to_string()}),
         )
         .await
+    }
+
+    async fn statement(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Result<Vec<StatementEntry>, ProviderError> {
+        #[derive(serde::Deserialize)]
+        struct Statement {
+            entries: Vec<StatementEntry>,
+        }
+        let response = self
+            .client
+            .get(format!("{}/statements/{date}", self.base_url))
+            .send()
+            .await
+            .map_err(|err| ProviderError::Unavailable(err.to_string()))?;
+        let status = response.status();
+        if status.is_client_error() {
+            let text = response.text().await.unwrap_or_default();
+            return Err(ProviderError::Refused(format!("{status}: {text}")));
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Unavailable(format!(
+                "provider answered {status}"
+            )));
+        }
+        let statement: Statement = response
+            .json()
+            .await
+            .map_err(|err| ProviderError::Unavailable(format!("unreadable statement: {err}")))?;
+        Ok(statement.entries)
     }
 }

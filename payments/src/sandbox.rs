@@ -9,7 +9,11 @@
 //! | `tok_decline`   | failed (`card_declined`)                                     |
 //! | `tok_timeout`   | never answers                                               |
 //! | `tok_duplicate` | captured, and the same callback is sent three times         |
+//! | `tok_lost_callback` | captured after the delay, but the callback is never sent (a lost webhook) |
 //! | anything else   | captured, as `tok_success`                                  |
+//!
+//! Like a real provider it serves a daily statement, `GET /statements/{YYYY-MM-DD}`: every
+//! capture and refund it booked that day (UTC), for Ordo's reconciliation.
 //!
 //! # Trust
 //! The sandbox is unauthenticated, so it must not be a way to pay without money:
@@ -32,9 +36,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
 use ordo_aggregates::common::{Money, PaymentId};
+use ordo_sagas::{MovementKind, StatementEntry};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -111,8 +117,10 @@ struct ChargeRecord {
     currency: String,
     /// Voided before its outcome was sent: the outcome is never sent.
     voided: bool,
-    /// Refund id -> amount: a repeated refund request changes nothing.
-    refunds: HashMap<Uuid, i64>,
+    /// When the sandbox captured it, once it did.
+    captured_at: Option<DateTime<Utc>>,
+    /// Refund id -> amount and when: a repeated refund request changes nothing.
+    refunds: HashMap<Uuid, (i64, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +170,7 @@ impl Sandbox {
             .route("/charges", post(charge))
             .route("/charges/{payment_id}/void", post(void))
             .route("/charges/{payment_id}/refunds", post(refund))
+            .route("/statements/{date}", get(statement))
             .with_state(self)
     }
 
@@ -185,14 +194,7 @@ impl Sandbox {
             if !sandbox.settings.delay.is_zero() {
                 tokio::time::sleep(sandbox.settings.delay).await;
             }
-            let voided = sandbox
-                .charges
-                .lock()
-                .expect("charges lock")
-                .by_payment
-                .get(&payment_id)
-                .is_some_and(|c| c.voided);
-            if voided {
+            if !sandbox.settle(payment_id, body["status"] == "captured") || times == 0 {
                 return;
             }
             let bytes = serde_json::to_vec(&body).expect("json");
@@ -227,6 +229,57 @@ impl Sandbox {
                 }
             }
         });
+    }
+
+    /// Decides a charge whose delay passed: false when it was voided meanwhile (nothing is
+    /// sent); a capture is booked on the statement.
+    fn settle(&self, payment_id: Uuid, capture: bool) -> bool {
+        let mut charges = self.charges.lock().expect("charges lock");
+        let Some(charge) = charges.by_payment.get_mut(&payment_id) else {
+            return true;
+        };
+        if charge.voided {
+            return false;
+        }
+        if capture && charge.captured_at.is_none() {
+            charge.captured_at = Some(Utc::now());
+        }
+        true
+    }
+
+    /// The captures and refunds booked on `date`, oldest first.
+    pub fn statement(&self, date: NaiveDate) -> Vec<StatementEntry> {
+        let charges = self.charges.lock().expect("charges lock");
+        let mut entries = Vec::new();
+        for (payment_id, charge) in &charges.by_payment {
+            let provider_ref = format!("sbx_{}", payment_id.simple());
+            if let Some(at) = charge.captured_at.filter(|at| at.date_naive() == date) {
+                entries.push(StatementEntry {
+                    kind: MovementKind::Capture,
+                    payment_id: *payment_id,
+                    refund_id: None,
+                    provider_ref: provider_ref.clone(),
+                    amount: charge.amount,
+                    currency: charge.currency.clone(),
+                    at,
+                });
+            }
+            for (refund_id, (amount, at)) in &charge.refunds {
+                if at.date_naive() == date {
+                    entries.push(StatementEntry {
+                        kind: MovementKind::Refund,
+                        payment_id: *payment_id,
+                        refund_id: Some(*refund_id),
+                        provider_ref: provider_ref.clone(),
+                        amount: *amount,
+                        currency: charge.currency.clone(),
+                        at: *at,
+                    });
+                }
+            }
+        }
+        entries.sort_by_key(|a| (a.at, a.payment_id));
+        entries
     }
 
     /// Refuses a callback URL other than Ordo's own for the payment.
@@ -325,6 +378,7 @@ async fn charge(State(sandbox): State<Sandbox>, Json(charge): Json<Charge>) -> A
                     amount: charge.amount,
                     currency: charge.currency.clone(),
                     voided: false,
+                    captured_at: None,
                     refunds: HashMap::new(),
                 },
                 sandbox.settings.max_charges,
@@ -339,6 +393,8 @@ async fn charge(State(sandbox): State<Sandbox>, Json(charge): Json<Charge>) -> A
         });
         match charge.token.as_str() {
             "tok_timeout" => {}
+            // Captured, and the webhook is lost: only the statement shows it.
+            "tok_lost_callback" => sandbox.send_callback(charge.payment_id, captured, 0),
             "tok_decline" => sandbox.send_callback(
                 charge.payment_id,
                 json!({"payment_id": charge.payment_id, "provider_ref": provider_ref, "status": "failed",
@@ -381,7 +437,7 @@ async fn refund(
         // would check it. A refund moves no money towards anyone but the payer.
         return (StatusCode::OK, Json(json!({"refunded": refund.amount})));
     };
-    let refunded_before: i64 = record.refunds.values().sum();
+    let refunded_before: i64 = record.refunds.values().map(|(amount, _)| amount).sum();
     if !record.refunds.contains_key(&refund.refund_id) {
         if refunded_before + refund.amount > record.amount {
             return refusal(
@@ -390,11 +446,27 @@ async fn refund(
                 "refund exceeds the charge".into(),
             );
         }
-        record.refunds.insert(refund.refund_id, refund.amount);
+        record
+            .refunds
+            .insert(refund.refund_id, (refund.amount, Utc::now()));
     }
     (
         StatusCode::OK,
-        Json(json!({"refunded": record.refunds.values().sum::<i64>()})),
+        Json(json!({"refunded": record.refunds.values().map(|(amount, _)| amount).sum::<i64>()})),
+    )
+}
+
+async fn statement(State(sandbox): State<Sandbox>, Path(date): Path<String>) -> Answer {
+    let Ok(date) = NaiveDate::parse_from_str(&date, "%Y-%m-%d") else {
+        return refusal(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_date",
+            "the date is YYYY-MM-DD".into(),
+        );
+    };
+    (
+        StatusCode::OK,
+        Json(json!({"date": date.to_string(), "entries": sandbox.statement(date)})),
     )
 }
 
@@ -407,6 +479,7 @@ mod tests {
             amount,
             currency: "EUR".into(),
             voided: false,
+            captured_at: None,
             refunds: HashMap::new(),
         }
     }

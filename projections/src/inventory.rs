@@ -38,6 +38,9 @@ impl Projection for InventoryProjection {
                 (None, -q, -q)
             }
             InventoryEvent::StockReturned { quantity, .. } => (None, i64::from(quantity), 0),
+            // The threshold changes no level.
+            InventoryEvent::SafetyThresholdSet { .. }
+            | InventoryEvent::StockBelowThreshold { .. } => (None, 0, 0),
         };
         // The VALUES row is checked against the table's constraints before the conflict is
         // detected, so it is clamped at zero even though only the UPDATE applies then.

@@ -2,13 +2,17 @@
 //! booking streams, and an email copy of every entry through a [`MailSender`].
 //!
 //! One [`NotificationsHandler`] runs per stream (`notifications-orders`,
-//! `notifications-payments`, `notifications-bookings`). Each claims the event and writes the
+//! `notifications-payments`, `notifications-bookings`, `notifications-inventory`). Each claims the event and writes the
 //! inbox entry in one transaction, so a redelivered event never adds a second entry; the
 //! entry's id is derived from the event id, which makes that true even across a rebuild.
 //! The email goes out after the commit: a crash in between leaves `mailed_at` empty, and the
 //! redelivery of the same event (answered "already applied") sends it then. Mail is thus at
 //! least once, and the spool file is named by the notification id, so a repeat overwrites
 //! the same file instead of adding one.
+//!
+//! The inventory stream tells the admins: a SKU falling below its safety threshold
+//! (`StockBelowThreshold`, once per crossing) adds an entry to every admin's inbox, its id
+//! derived from the event's and the admin's, so a redelivery adds none.
 //!
 //! Later events of an aggregate do not name its customer, so the first one
 //! (`OrderPlaced`, `PaymentCreated`, `BookingRequested`) records the recipient in
@@ -24,9 +28,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use ordo_aggregates::booking::BookingEvent;
 use ordo_aggregates::common::Money;
+use ordo_aggregates::inventory::InventoryEvent;
 use ordo_aggregates::order::OrderEvent;
 use ordo_aggregates::payment::PaymentEvent;
-use ordo_contracts::{BookingMessage, ContractError, Decoded, OrderMessage, PaymentMessage};
+use ordo_contracts::{
+    BookingMessage, ContractError, Decoded, InventoryMessage, OrderMessage, PaymentMessage,
+};
 use ordo_nats::applied::{claim, Claim};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
@@ -41,6 +48,7 @@ pub const NOTIFICATION_CONSUMERS: &[(&str, &str)] = &[
     ("notifications-orders", "order"),
     ("notifications-payments", "payment"),
     ("notifications-bookings", "booking"),
+    ("notifications-inventory", "inventory"),
 ];
 
 /// The Postgres channel a new inbox entry is announced on (see migration 0030).
@@ -83,6 +91,8 @@ pub enum NotifiedEvent {
     Payment(PaymentMessage),
     /// From the booking stream.
     Booking(BookingMessage),
+    /// From the inventory stream.
+    Inventory(InventoryMessage),
 }
 
 impl NotifiedEvent {
@@ -92,6 +102,7 @@ impl NotifiedEvent {
         Ok(match event.aggregate_type.as_str() {
             "payment" => Self::Payment(ordo_contracts::payment(event)?),
             "booking" => Self::Booking(ordo_contracts::booking(event)?),
+            "inventory" => Self::Inventory(ordo_contracts::inventory(event)?),
             _ => Self::Order(ordo_contracts::order(event)?),
         })
     }
@@ -326,8 +337,35 @@ pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
                 | BookingEvent::TicketCheckedIn { .. } => return None,
             }
         }
+        // Told to the admins (see [`admin_notice_for`]), not to a customer.
+        NotifiedEvent::Inventory(_) => return None,
     };
     Some(notice)
+}
+
+/// The inbox entry every admin gets for an event, if any: a SKU below its safety
+/// threshold. Pure, so the wording is tested without a database.
+pub fn admin_notice_for(event: &NotifiedEvent) -> Option<Notice> {
+    let NotifiedEvent::Inventory(Decoded {
+        event:
+            InventoryEvent::StockBelowThreshold {
+                sku,
+                available,
+                threshold,
+            },
+        ..
+    }) = event
+    else {
+        return None;
+    };
+    Some(Notice {
+        kind: "stock_below_threshold",
+        title: format!("Low stock: {sku}"),
+        body: format!(
+            "{sku} has {available} unit(s) available, below its safety threshold of {threshold}. Restock it soon."
+        ),
+        data: json!({"sku": sku, "available": available, "threshold": threshold}),
+    })
 }
 
 /// Runs one stream's notifications: claims each event, writes the inbox entry, then mails it.
@@ -376,6 +414,34 @@ impl NotificationsHandler {
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let decoded = NotifiedEvent::decode(event)?;
+        if let NotifiedEvent::Inventory(_) = decoded {
+            let Some(notice) = admin_notice_for(&decoded) else {
+                return Ok(());
+            };
+            // Every admin at the time the event is handled.
+            let admins: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT user_id FROM users WHERE role = 'admin' ORDER BY user_id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for admin in admins {
+                sqlx::query(
+                    "INSERT INTO notifications (notification_id, user_id, kind, title, body, data, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (notification_id) DO NOTHING",
+                )
+                .bind(Uuid::new_v5(&notification_id(event.event_id), admin.as_bytes()))
+                .bind(admin)
+                .bind(notice.kind)
+                .bind(&notice.title)
+                .bind(&notice.body)
+                .bind(&notice.data)
+                .bind(event.recorded_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            return Ok(());
+        }
         if let Some(recipient) = recipient_of(&decoded) {
             sqlx::query(
                 "INSERT INTO notification_recipients (aggregate_type, aggregate_id, user_id, data)

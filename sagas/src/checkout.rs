@@ -12,12 +12,16 @@
 //!                     order no longer payable      -> refund the capture
 //!                     not captured in the store for this order with its total
 //!                                                  -> dead-lettered, nothing done
-//! PaymentFailed    -> release the stock, cancel the order (payment_declined)
+//! PaymentFailed    -> the order keeps waiting for payment until its deadline: the
+//!                     customer may pay again (one payment in progress at a time);
+//!                     past the deadline (the order was held) -> expire the order
 //! OrderCancelled   -> release the stock and the coupons, void the attached payment
 //! OrderRefunded    -> refund the payment in full (an admin refunded a paid order)
-//! deadline passed  -> expire the order; OrderExpired -> release the stock and the
-//!                     coupons (a capture
-//!                     that still arrives is refunded)
+//! deadline passed  -> a payment still in flight holds the order (payment_held) until
+//!                     the provider answers or the grace passes; otherwise, or once the
+//!                     grace passed (the payment voided first), expire the order;
+//!                     OrderExpired -> release the stock and the coupons (a capture that
+//!                     still arrives is refunded)
 //! PaymentVoided / PaymentRefunded -> tell the provider
 //! ```
 //!
@@ -35,7 +39,7 @@ use ordo_aggregates::common::{
     CartId, CouponId, OrderId, PaymentId, Quantity, RefundId, Sku, UserId,
 };
 use ordo_aggregates::order::{OrderEvent, OrderLine, OrderStatus};
-use ordo_aggregates::payment::PaymentEvent;
+use ordo_aggregates::payment::{PaymentEvent, PaymentStatus};
 use ordo_contracts::{OrderMessage, PaymentMessage};
 use ordo_nats::consumer::{EventHandler, HandlerError};
 use ordo_nats::envelope::ReceivedEvent;
@@ -58,12 +62,17 @@ pub const CHECKOUT_CONSUMER: &str = "saga-checkout";
 pub const CHECKOUT_PAYMENTS_CONSUMER: &str = "saga-checkout-payments";
 /// The saga type stored in `sagas.saga_type`.
 pub const CHECKOUT_SAGA: &str = "checkout";
+/// The status of a checkout past its deadline whose payment is still in flight.
+pub const PAYMENT_HELD: &str = "payment_held";
 
 /// Settings of the checkout saga.
 #[derive(Debug, Clone)]
 pub struct CheckoutSettings {
     /// How long a confirmed order waits for payment.
     pub payment_timeout: Duration,
+    /// How long past the deadline a payment still in flight holds the order before it is
+    /// voided and the order expired.
+    pub payment_grace: Duration,
     /// Base URL the payment provider calls back (`http://127.0.0.1:8080`).
     pub callback_base_url: String,
 }
@@ -147,33 +156,132 @@ impl CheckoutSaga {
         }
     }
 
-    /// Expires every checkout whose payment deadline has passed. Returns how many orders
-    /// it expired. Safe to run from several processes at once: expiring is idempotent.
+    /// Handles every checkout whose payment deadline (or grace) has passed. Returns how
+    /// many orders it expired. Safe to run from several processes at once: every step is
+    /// idempotent.
+    ///
+    /// At the deadline, an order whose attached payment is still in flight (created or
+    /// authorized: the provider has not answered) is held for `payment_grace` instead of
+    /// expired, so a customer who paid in time is not refunded because the provider, or
+    /// Ordo, was slow. When the grace passes, the payment is voided first; a payment the
+    /// provider captured meanwhile cannot be voided, and its capture then pays the order.
     pub async fn expire_overdue(&self) -> anyhow::Result<usize> {
-        let overdue =
-            crate::repository::overdue(&self.pool, CHECKOUT_SAGA, &["awaiting_payment"], 200)
-                .await?;
+        let overdue = crate::repository::overdue(
+            &self.pool,
+            CHECKOUT_SAGA,
+            &["awaiting_payment", PAYMENT_HELD],
+            200,
+        )
+        .await?;
         let mut expired = 0;
-        for (saga_id, _) in overdue {
-            let metadata = CommandMetadata::caused_by(
-                &saga_id.to_string(),
-                &format!("deadline:{saga_id}"),
-                step_id(saga_id, "expire_order").to_string(),
-            );
-            match self
-                .port
-                .expire_order(OrderId::from(saga_id), metadata)
-                .await
-            {
-                Ok(()) => expired += 1,
-                // Paid or cancelled in the meantime: the order decided, nothing to expire.
-                Err(StepError::Refused { .. }) => {}
+        for (saga_id, status) in overdue {
+            let order_id = OrderId::from(saga_id);
+            let order = match self.port.order(order_id).await {
+                Ok(order) => order,
+                Err(StepError::Refused { .. }) => continue,
                 Err(StepError::Failed(err)) => return Err(err),
+            };
+            let in_flight = match order.payment {
+                Some(payment_id) if order.status == Some(OrderStatus::AwaitingPayment) => {
+                    let payment = match self.port.payment(payment_id).await {
+                        Ok(payment) => payment,
+                        Err(StepError::Refused { .. }) => continue,
+                        Err(StepError::Failed(err)) => return Err(err),
+                    };
+                    match payment.status {
+                        Some(PaymentStatus::Created | PaymentStatus::Authorized) => {
+                            Some(payment_id)
+                        }
+                        // Captured: its capture pays the order; nothing to expire.
+                        Some(s) if s.is_captured() => {
+                            crate::repository::clear_deadline(&self.pool, saga_id, &status).await?;
+                            continue;
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let (Some(payment_id), "awaiting_payment") = (in_flight, status.as_str()) {
+                let until = Utc::now()
+                    + chrono::Duration::from_std(self.settings.payment_grace)
+                        .unwrap_or(chrono::Duration::minutes(2));
+                let mut tx = self.pool.begin().await?;
+                crate::repository::advance(
+                    &mut tx,
+                    saga_id,
+                    &["awaiting_payment"],
+                    PAYMENT_HELD,
+                    Some(until),
+                )
+                .await?;
+                crate::repository::log_step(
+                    &mut tx,
+                    saga_id,
+                    "payment_held",
+                    Some(format!(
+                        "{payment_id} in flight at the deadline; held until {}",
+                        until.to_rfc3339()
+                    )),
+                )
+                .await?;
+                tx.commit().await?;
+                continue;
+            }
+            if let Some(payment_id) = in_flight {
+                // The grace passed: stop the charge before giving the stock back.
+                let metadata = CommandMetadata::caused_by(
+                    &saga_id.to_string(),
+                    &format!("deadline:{saga_id}"),
+                    step_id(saga_id, &format!("void_payment:{payment_id}")).to_string(),
+                );
+                match self
+                    .port
+                    .void_payment(payment_id, "payment_grace_passed", metadata)
+                    .await
+                {
+                    Ok(()) => {}
+                    // Captured meanwhile: the capture pays the order.
+                    Err(StepError::Refused { .. }) => {
+                        crate::repository::clear_deadline(&self.pool, saga_id, &status).await?;
+                        continue;
+                    }
+                    Err(StepError::Failed(err)) => return Err(err),
+                }
+                crate::repository::log_step(
+                    &mut *self.pool.acquire().await?,
+                    saga_id,
+                    "void_payment",
+                    Some(format!("{payment_id}: payment grace passed")),
+                )
+                .await?;
+            }
+            if self.expire(saga_id).await? {
+                expired += 1;
             }
             // The deadline is handled; the OrderExpired event drives the compensation.
-            crate::repository::clear_deadline(&self.pool, saga_id, "awaiting_payment").await?;
+            crate::repository::clear_deadline(&self.pool, saga_id, &status).await?;
         }
         Ok(expired)
+    }
+
+    /// Expires the order of saga `saga_id`: false when it was paid or cancelled meanwhile.
+    async fn expire(&self, saga_id: Uuid) -> anyhow::Result<bool> {
+        let metadata = CommandMetadata::caused_by(
+            &saga_id.to_string(),
+            &format!("deadline:{saga_id}"),
+            step_id(saga_id, "expire_order").to_string(),
+        );
+        match self
+            .port
+            .expire_order(OrderId::from(saga_id), metadata)
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Paid or cancelled in the meantime: the order decided, nothing to expire.
+            Err(StepError::Refused { .. }) => Ok(false),
+            Err(StepError::Failed(err)) => Err(err),
+        }
     }
 
     /// Runs [`CheckoutSaga::expire_overdue`] every `every` until shutdown.
@@ -747,17 +855,27 @@ impl CheckoutSaga {
                         Some(payment_id.to_string()),
                     )
                     .await?;
-                    match self
-                        .port
-                        .cancel_order(
-                            order_id,
-                            "payment_declined",
-                            Self::metadata(event, saga_id, &format!("cancel:{payment_id}")),
-                        )
+                    // Before the deadline the order keeps waiting: the customer may pay
+                    // again. An order held past its deadline for this payment expires now.
+                    let status = repository::status(&mut *conn, saga_id)
                         .await
-                    {
-                        Ok(()) | Err(StepError::Refused { .. }) => {}
-                        Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+                        .map_err(retry)?;
+                    if status.as_deref() == Some(PAYMENT_HELD) {
+                        match self
+                            .port
+                            .expire_order(order_id, Self::metadata(event, saga_id, "expire_order"))
+                            .await
+                        {
+                            Ok(()) | Err(StepError::Refused { .. }) => {}
+                            Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+                        }
+                        log(
+                            conn,
+                            saga_id,
+                            "expire_order",
+                            Some("payment declined after the deadline".into()),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -786,8 +904,11 @@ impl CheckoutSaga {
                 )
                 .await?;
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
-                if order.status == Some(OrderStatus::Paid) {
-                    // A refund of a paid order makes it refunded.
+                let refunded = self.port.payment(payment_id).await.map_err(step_failure)?;
+                if order.status == Some(OrderStatus::Paid)
+                    && refunded.status == Some(PaymentStatus::Refunded)
+                {
+                    // A paid order refunded in full is over; a partial refund leaves it be.
                     repository::set_status(conn, saga_id, "refunded", None)
                         .await
                         .map_err(retry)?;

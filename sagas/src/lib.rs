@@ -22,6 +22,8 @@
 //!   cancel, expire, refund and return the seats.
 //! - [`service_order`]: the escrow of a marketplace service order: attach and charge the
 //!   payment, hold it, confirm by itself after a deadline, release the payout, or refund.
+//! - [`reconciliation`]: a day's payments against the provider's statement: missed
+//!   captures applied, every other discrepancy listed.
 //! - [`seat_stock`]: the seat stock policy, opening the seats of every session a show adds.
 //! - [`show_state`]: the show of each session, the processes' own state kept from the
 //!   shows' events.
@@ -39,6 +41,7 @@ pub mod fulfilment;
 pub mod handling;
 pub mod port;
 pub mod provider;
+pub mod reconciliation;
 pub mod repository;
 pub mod seat_stock;
 pub mod service_order;
@@ -47,6 +50,6 @@ pub mod show_state;
 pub use booking::BookingSaga;
 pub use checkout::CheckoutSaga;
 pub use port::{BookingPort, CheckoutPort, PaymentPort, StepError, StorePort};
-pub use provider::{ChargeRequest, PaymentProvider, ProviderError};
+pub use provider::{ChargeRequest, MovementKind, PaymentProvider, ProviderError, StatementEntry};
 pub use seat_stock::{SeatStockPolicy, SeatStockPort};
 pub use service_order::{ServiceOrderPort, ServiceOrderSaga};

@@ -539,6 +539,51 @@ impl PaymentPort for StorePort {
 }
 
 #[async_trait]
+impl crate::reconciliation::ReconciliationPort for CommandBus<Payment> {
+    async fn payment_record(
+        &self,
+        payment_id: PaymentId,
+    ) -> Result<Option<crate::reconciliation::PaymentRecord>, StepError> {
+        let (payment, version) = self
+            .load(&payment_id.to_string())
+            .await
+            .map_err(step_error)?;
+        if version == 0 {
+            return Ok(None);
+        }
+        Ok(payment
+            .status()
+            .zip(payment.amount().cloned())
+            .map(|(status, amount)| crate::reconciliation::PaymentRecord {
+                status,
+                amount,
+                captured: payment.captured().cloned(),
+                refunds: payment.refunds().clone(),
+            }))
+    }
+
+    async fn capture_payment(
+        &self,
+        payment_id: PaymentId,
+        provider_ref: &str,
+        amount: Money,
+        metadata: CommandMetadata,
+    ) -> Result<bool, StepError> {
+        self.execute(
+            &payment_id.to_string(),
+            PaymentCommand::Capture {
+                provider_ref: provider_ref.to_string(),
+                amount,
+            },
+            metadata,
+        )
+        .await
+        .map(|committed| !committed.events.is_empty())
+        .map_err(step_error)
+    }
+}
+
+#[async_trait]
 impl CheckoutPort for StorePort {
     async fn reserve_stock(
         &self,

@@ -5,7 +5,10 @@
 //! the payment aggregate, never from the message alone.
 
 use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
 use ordo_aggregates::common::{Money, PaymentId, RefundId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// A charge to start. The provider answers later through Ordo's callback endpoint.
 #[derive(Debug, Clone)]
@@ -21,6 +24,37 @@ pub struct ChargeRequest {
     pub sealed_token: String,
     /// Where the provider posts the outcome.
     pub callback_url: String,
+}
+
+/// What moved money on the provider's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MovementKind {
+    /// A charge captured.
+    Capture,
+    /// Money given back on a captured charge.
+    Refund,
+}
+
+/// One line of the provider's daily statement: a capture or a refund as the provider
+/// booked it, by the provider's clock (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementEntry {
+    /// Capture or refund.
+    pub kind: MovementKind,
+    /// Ordo's payment id the charge was made for.
+    pub payment_id: Uuid,
+    /// Ordo's refund id, for a refund.
+    #[serde(default)]
+    pub refund_id: Option<Uuid>,
+    /// The provider's reference of the charge.
+    pub provider_ref: String,
+    /// Amount in minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// When the provider booked it.
+    pub at: DateTime<Utc>,
 }
 
 /// Why a provider call failed.
@@ -49,4 +83,11 @@ pub trait PaymentProvider: Send + Sync + 'static {
         refund_id: RefundId,
         amount: Money,
     ) -> Result<(), ProviderError>;
+    /// The captures and refunds the provider booked on `date` (UTC), for reconciliation.
+    async fn statement(&self, date: NaiveDate) -> Result<Vec<StatementEntry>, ProviderError> {
+        let _ = date;
+        Err(ProviderError::Refused(
+            "this provider serves no statement".into(),
+        ))
+    }
 }

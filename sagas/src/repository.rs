@@ -242,6 +242,14 @@ pub async fn data(
         .await
 }
 
+/// A saga's status, read inside the caller's transaction; `None` when there is no such saga.
+pub async fn status(conn: &mut sqlx::PgConnection, saga_id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT status FROM sagas WHERE saga_id = $1")
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await
+}
+
 /// A saga's type, read inside the caller's transaction; `None` when there is no such saga.
 pub async fn saga_type(
     conn: &mut sqlx::PgConnection,
@@ -251,4 +259,170 @@ pub async fn saga_type(
         .bind(saga_id)
         .fetch_optional(conn)
         .await
+}
+
+// Reconciliation of payments with the provider's statements.
+
+/// The captures and refunds the event store recorded on `date` (UTC), oldest first.
+pub async fn payment_movements(
+    pool: &PgPool,
+    date: chrono::NaiveDate,
+) -> sqlx::Result<Vec<crate::reconciliation::OrdoMovement>> {
+    use crate::provider::MovementKind;
+    let start = date.and_time(chrono::NaiveTime::MIN).and_utc();
+    let end = start + chrono::Duration::days(1);
+    let rows: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT aggregate_id, event_type, payload::jsonb FROM events
+         WHERE aggregate_type = 'payment'
+           AND event_type IN ('PaymentCaptured', 'PaymentRefunded')
+           AND recorded_at >= $1 AND recorded_at < $2
+         ORDER BY position",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(payment_id, event_type, payload)| {
+            let body = payload.get(&event_type)?;
+            let amount = body.get("amount")?;
+            Some(crate::reconciliation::OrdoMovement {
+                kind: if event_type == "PaymentCaptured" {
+                    MovementKind::Capture
+                } else {
+                    MovementKind::Refund
+                },
+                payment_id: payment_id.parse().ok()?,
+                refund_id: body
+                    .get("refund_id")
+                    .and_then(|id| id.as_str())
+                    .and_then(|id| id.parse().ok()),
+                amount: amount.get("amount_minor")?.as_i64()?,
+                currency: amount.get("currency")?.as_str()?.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// Keeps a reconciliation run and its discrepancies.
+pub async fn save_reconciliation(
+    pool: &PgPool,
+    report: &crate::reconciliation::ReconciliationReport,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO payment_reconciliation_runs
+            (run_id, run_date, ran_at, provider_entries, ordo_entries, matched, applied)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(report.run_id)
+    .bind(report.date)
+    .bind(report.ran_at)
+    .bind(report.provider_entries)
+    .bind(report.ordo_entries)
+    .bind(report.matched)
+    .bind(report.applied)
+    .execute(&mut *tx)
+    .await?;
+    for (position, d) in report.discrepancies.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO payment_reconciliation_discrepancies
+                (run_id, position, kind, payment_id, refund_id, provider_amount, ordo_amount,
+                 currency, applied, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(report.run_id)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .bind(d.kind.as_str())
+        .bind(d.payment_id)
+        .bind(d.refund_id)
+        .bind(d.provider_amount)
+        .bind(d.ordo_amount)
+        .bind(&d.currency)
+        .bind(d.applied)
+        .bind(&d.detail)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// The latest reconciliation run of `date` with its discrepancies, and how many runs the
+/// day had.
+pub async fn latest_reconciliation(
+    pool: &PgPool,
+    date: chrono::NaiveDate,
+) -> sqlx::Result<Option<(crate::reconciliation::ReconciliationReport, i64)>> {
+    use crate::reconciliation::{Discrepancy, DiscrepancyKind, ReconciliationReport};
+    type Run = (Uuid, DateTime<Utc>, i32, i32, i32, i32, i64);
+    let run: Option<Run> = sqlx::query_as(
+        "SELECT run_id, ran_at, provider_entries, ordo_entries, matched, applied,
+                count(*) OVER () AS runs
+         FROM payment_reconciliation_runs WHERE run_date = $1
+         ORDER BY ran_at DESC, run_id LIMIT 1",
+    )
+    .bind(date)
+    .fetch_optional(pool)
+    .await?;
+    let Some((run_id, ran_at, provider_entries, ordo_entries, matched, applied, runs)) = run else {
+        return Ok(None);
+    };
+    type Row = (
+        String,
+        Uuid,
+        Option<Uuid>,
+        Option<i64>,
+        Option<i64>,
+        String,
+        bool,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT kind, payment_id, refund_id, provider_amount, ordo_amount, currency, applied,
+                detail
+         FROM payment_reconciliation_discrepancies WHERE run_id = $1 ORDER BY position",
+    )
+    .bind(run_id)
+    .fetch_all(pool)
+    .await?;
+    let discrepancies = rows
+        .into_iter()
+        .filter_map(
+            |(
+                kind,
+                payment_id,
+                refund_id,
+                provider_amount,
+                ordo_amount,
+                currency,
+                applied,
+                detail,
+            )| {
+                Some(Discrepancy {
+                    kind: DiscrepancyKind::parse(&kind)?,
+                    payment_id,
+                    refund_id,
+                    provider_amount,
+                    ordo_amount,
+                    currency,
+                    applied,
+                    detail,
+                })
+            },
+        )
+        .collect();
+    Ok(Some((
+        ReconciliationReport {
+            run_id,
+            date,
+            ran_at,
+            provider_entries,
+            ordo_entries,
+            matched,
+            applied,
+            discrepancies,
+        },
+        runs,
+    )))
 }

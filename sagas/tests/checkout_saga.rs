@@ -344,6 +344,10 @@ impl Checkout {
     }
 
     async fn with_timeout(payment_timeout: Duration) -> Self {
+        Self::with_grace(payment_timeout, Duration::from_secs(120)).await
+    }
+
+    async fn with_grace(payment_timeout: Duration, payment_grace: Duration) -> Self {
         let database = TestDatabase::create().await.unwrap();
         let pool = database.pool().await.unwrap();
         ordo_schemas::MIGRATOR.run(&pool).await.unwrap();
@@ -355,6 +359,7 @@ impl Checkout {
             shop.clone(),
             CheckoutSettings {
                 payment_timeout,
+                payment_grace,
                 callback_base_url: "http://127.0.0.1:8080".into(),
             },
         );
@@ -673,12 +678,13 @@ async fn a_paid_order_commits_the_stock_of_every_line() {
 }
 
 #[tokio::test]
-async fn a_failed_payment_cancels_the_order_it_was_attached_to() {
+async fn a_failed_payment_leaves_the_order_waiting_for_another() {
     let checkout = Checkout::new().await;
     let payment_id = checkout.with_payment(PaymentStatus::Created).await;
     checkout
         .given_payment(payment_id, created(payment_id, checkout.order_id))
         .await;
+    checkout.attach(payment_id, PaymentStatus::Failed);
     checkout
         .when_payment(
             payment_id,
@@ -688,10 +694,71 @@ async fn a_failed_payment_cancels_the_order_it_was_attached_to() {
         )
         .await
         .unwrap();
+    // Nothing is cancelled or released: the customer may pay again before the deadline.
+    assert_eq!(checkout.issued(), vec![]);
+    let (status, deadline) = checkout.saga_status().await;
+    assert_eq!(status, "awaiting_payment");
+    assert!(deadline.is_some());
+}
+
+#[tokio::test]
+async fn a_payment_in_flight_at_the_deadline_holds_the_order() {
+    let checkout = Checkout::with_timeout(Duration::ZERO).await;
+    checkout.with_payment(PaymentStatus::Created).await;
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    assert_eq!(checkout.issued(), vec![]);
+    let (status, deadline) = checkout.saga_status().await;
+    assert_eq!(status, "payment_held");
+    assert!(deadline.unwrap() > Utc::now() + chrono::Duration::seconds(60));
+    // Held, not overdue again before the grace passes.
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    assert_eq!(checkout.issued(), vec![]);
+}
+
+#[tokio::test]
+async fn a_held_order_whose_grace_passed_voids_the_payment_then_expires() {
+    let checkout = Checkout::with_grace(Duration::ZERO, Duration::ZERO).await;
+    let payment_id = checkout.with_payment(PaymentStatus::Authorized).await;
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    assert_eq!(checkout.saga_status().await.0, "payment_held");
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 1);
     assert_eq!(
         checkout.issued(),
-        vec![CancelOrder("payment_declined".into())]
+        vec![VoidPayment(payment_id), ExpireOrder]
     );
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_held_order_whose_payment_was_captured_is_not_expired() {
+    let checkout = Checkout::with_grace(Duration::ZERO, Duration::ZERO).await;
+    let payment_id = checkout.with_payment(PaymentStatus::Created).await;
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    checkout.attach(payment_id, PaymentStatus::Captured);
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    assert_eq!(checkout.issued(), vec![]);
+    assert_eq!(checkout.saga_status().await, ("payment_held".into(), None));
+}
+
+#[tokio::test]
+async fn a_payment_declined_while_the_order_is_held_expires_it() {
+    let checkout = Checkout::with_timeout(Duration::ZERO).await;
+    let payment_id = checkout.with_payment(PaymentStatus::Created).await;
+    checkout
+        .given_payment(payment_id, created(payment_id, checkout.order_id))
+        .await;
+    assert_eq!(checkout.saga.expire_overdue().await.unwrap(), 0);
+    checkout.attach(payment_id, PaymentStatus::Failed);
+    checkout
+        .when_payment(
+            payment_id,
+            PaymentEvent::PaymentFailed {
+                reason: "card_declined".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(checkout.issued(), vec![ExpireOrder]);
 }
 
 #[tokio::test]

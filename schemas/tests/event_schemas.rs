@@ -170,6 +170,15 @@ fn inventory_samples() -> Vec<Sample> {
                 reservation_id: reservation,
                 quantity: two,
             },
+            InventoryEvent::SafetyThresholdSet {
+                sku: sku("mug-blue"),
+                threshold: 10,
+            },
+            InventoryEvent::StockBelowThreshold {
+                sku: sku("mug-blue"),
+                available: 9,
+                threshold: 10,
+            },
         ],
         inventory_required_field,
     )
@@ -182,6 +191,8 @@ fn inventory_required_field(event: &InventoryEvent) -> Option<&'static str> {
         InventoryEvent::StockReleased { .. } => "quantity",
         InventoryEvent::StockCommitted { .. } => "reservation_id",
         InventoryEvent::StockReturned { .. } => "quantity",
+        InventoryEvent::SafetyThresholdSet { .. } => "threshold",
+        InventoryEvent::StockBelowThreshold { .. } => "available",
     })
 }
 

@@ -22,6 +22,8 @@
 //! - [`offers`]: the facts pricing reads on the write side: which promotions are still open,
 //!   and which batch a coupon belongs to.
 //! - [`carts`]: the guest carts merged (retired) into customers' carts.
+//! - [`shipping`]: the shipping fee rules, replaced whole by an admin's command and read by
+//!   every checkout.
 //! - [`pruning`]: deleting expired checkout quotes and idle guest carts in bounded
 //!   batches, and counting the guest carts kept.
 #![forbid(unsafe_code)]
@@ -35,6 +37,7 @@ pub mod metadata;
 pub mod offers;
 pub mod personal;
 pub mod pruning;
+pub mod shipping;
 
 pub use bus::{CommandBus, CommandError, Committed};
 pub use metadata::CommandMetadata;

@@ -53,6 +53,8 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Admin, false),
         ),
         ("GET /api/v1/admin/sagas/{saga_id}", (Admin, false)),
+        ("GET /api/v1/admin/reconciliations/{date}", (Admin, false)),
+        ("POST /api/v1/admin/reconciliations/{date}", (Admin, false)),
         (
             "POST /api/v1/admin/shipments/{shipment_id}/pick",
             (Admin, false),
@@ -62,6 +64,13 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
             (Admin, false),
         ),
         ("GET /api/v1/shipments/{shipment_id}", (Any, true)),
+        ("GET /api/v1/admin/shipping/rules", (Admin, false)),
+        (
+            "PUT /api/v1/inventory/{sku}/safety-threshold",
+            (Admin, false),
+        ),
+        ("PUT /api/v1/admin/shipping/rules", (Admin, false)),
+        ("POST /api/v1/shipping/quote", (Customer, false)),
         (
             "POST /api/v1/shipments/{shipment_id}/tracking",
             (Signed, false),
@@ -112,6 +121,7 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/orders/{order_id}/pay", (Any, true)),
         ("POST /api/v1/orders/{order_id}/refund", (Admin, false)),
         ("GET /api/v1/payments/{payment_id}", (Any, true)),
+        ("POST /api/v1/payments/{payment_id}/refund", (Admin, false)),
         (
             "POST /api/v1/payments/{payment_id}/callbacks",
             (Signed, false),
@@ -431,6 +441,11 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
         .await;
     assert_eq!(promotion.status, 201, "{:?}", promotion.body);
     let promotion_id = promotion.body["promotion_id"].as_str().unwrap().to_owned();
+    // A day reconciled once, so that reading it answers a run.
+    let reconciled = admin
+        .post("/api/v1/admin/reconciliations/2026-01-01", json!({}))
+        .await;
+    assert_eq!(reconciled.status, 200, "{:?}", reconciled.body);
     Fixture {
         params: BTreeMap::from([
             ("promotion_id", promotion_id),
@@ -446,6 +461,7 @@ async fn fixture(admin: &Api, a: &Api, erasable_user_id: &str, provider_id: &str
             ("ticket_id", ticket_id),
             ("id", notification_id),
             ("sku", "MATRIX-1".to_owned()),
+            ("date", "2026-01-01".to_owned()),
             ("category_id", category_id),
             ("show_id", show_id),
             ("address_id", address_id),

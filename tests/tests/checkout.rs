@@ -158,6 +158,8 @@ async fn stock(pool: &PgPool, sku: &str) -> (i64, i64) {
                 on_hand -= i64::from(quantity);
             }
             InventoryEvent::StockReturned { quantity, .. } => on_hand += i64::from(quantity),
+            InventoryEvent::SafetyThresholdSet { .. }
+            | InventoryEvent::StockBelowThreshold { .. } => {}
         }
     }
     (on_hand, reserved)
@@ -268,16 +270,26 @@ async fn an_admin_refund_of_a_paid_order_refunds_its_payment() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declined_payment_releases_the_stock_and_cancels_the_order() {
+async fn a_declined_payment_keeps_the_order_payable_until_it_is_cancelled() {
     let ordo = TestOrdo::with_env(FAST).await;
     let api = ordo.api();
     let (_, customer) = shop(&api).await;
     let order_id = place(&customer).await;
     let paid = pay(&customer, &order_id, "tok_decline", true).await;
     let payment_id = paid["payment_id"].as_str().unwrap().to_string();
-    let cancelled = wait_order_status(&customer, &order_id, "cancelled").await;
-    assert_eq!(cancelled["reason"], "payment_declined");
+    assert_eq!(paid["order_status"], "awaiting_payment", "{paid:?}");
     wait_payment_status(&customer, &payment_id, "failed").await;
+    // The stock stays held for the order, which may still be paid before its deadline.
+    assert_eq!(
+        order(&customer, &order_id).await["status"],
+        "awaiting_payment"
+    );
+    assert_eq!(stock(ordo.pool(), "WIDGET").await, (10, 2));
+    let cancelled = customer
+        .post(&format!("/api/v1/orders/{order_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
+    wait_order_status(&customer, &order_id, "cancelled").await;
     eventually("stock released", Duration::from_secs(10), || async {
         (stock(ordo.pool(), "WIDGET").await == (10, 0)
             && stock(ordo.pool(), "GADGET").await == (5, 0))
@@ -323,6 +335,7 @@ async fn cancelling_before_paying_releases_the_stock_and_voids_the_payment() {
 async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
     let ordo = TestOrdo::with_env(&[
         ("ORDO_PAYMENT_TIMEOUT", "1s"),
+        ("ORDO_PAYMENT_GRACE", "1s"),
         ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
     ])
     .await;
@@ -333,15 +346,9 @@ async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
     let payment_id = paid["payment_id"].as_str().unwrap().to_string();
     let expired = wait_order_status(&customer, &order_id, "expired").await;
     assert_eq!(expired["reason"], "payment_timeout");
-    // The provider never answered: the payment stays open, and would be refunded if it
-    // were captured now (see a_capture_after_expiry_is_refunded).
-    assert_eq!(
-        customer
-            .get(&format!("/api/v1/payments/{payment_id}"))
-            .await
-            .body["status"],
-        "created"
-    );
+    // The provider never answered: the order was held for the grace, then the payment
+    // voided before the order expired.
+    wait_payment_status(&customer, &payment_id, "voided").await;
 
     eventually("stock released", Duration::from_secs(10), || async {
         (stock(ordo.pool(), "WIDGET").await == (10, 0)
@@ -351,31 +358,6 @@ async fn an_order_not_paid_in_time_expires_and_releases_its_stock() {
     .await;
     let saga = admin.get(&format!("/api/v1/admin/sagas/{order_id}")).await;
     assert_eq!(saga.body["status"], "expired");
-    ordo.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_capture_after_expiry_is_refunded() {
-    // The provider answers after 3 s; the order expires after 1 s.
-    let ordo = TestOrdo::with_env(&[
-        ("ORDO_PAYMENT_TIMEOUT", "1s"),
-        ("ORDO_DEADLINE_SCAN_INTERVAL", "200ms"),
-        ("ORDO_SANDBOX_DELAY", "3s"),
-    ])
-    .await;
-    let api = ordo.api();
-    let (_, customer) = shop(&api).await;
-    let order_id = place(&customer).await;
-    let paid = pay(&customer, &order_id, "tok_success", false).await;
-    let payment_id = paid["payment_id"].as_str().unwrap().to_string();
-    wait_order_status(&customer, &order_id, "expired").await;
-    let payment = wait_payment_status(&customer, &payment_id, "refunded").await;
-    assert_eq!(payment["refunded"], payment["amount"]);
-    assert_eq!(order(&customer, &order_id).await["status"], "expired");
-    eventually("stock released", Duration::from_secs(10), || async {
-        (stock(ordo.pool(), "WIDGET").await == (10, 0)).then_some(())
-    })
-    .await;
     ordo.stop().await;
 }
 
@@ -654,7 +636,12 @@ async fn every_message_delivered_twice_changes_nothing() {
     let paid = place(&customer).await;
     pay(&customer, &paid, "tok_success", true).await;
     let declined = place(&customer).await;
-    pay(&customer, &declined, "tok_decline", true).await;
+    let payment = pay(&customer, &declined, "tok_decline", true).await;
+    wait_payment_status(&customer, payment["payment_id"].as_str().unwrap(), "failed").await;
+    let cancelled = customer
+        .post(&format!("/api/v1/orders/{declined}/cancel"), json!({}))
+        .await;
+    assert_eq!(cancelled.status, 202, "{:?}", cancelled.body);
     wait_order_status(&customer, &declined, "cancelled").await;
     consumers_idle(ordo.namespace()).await;
 

@@ -1,8 +1,9 @@
-//! Inventory levels: admins restock; anyone reads on hand, reserved and available.
+//! Inventory levels: admins restock and set safety thresholds; anyone reads on hand,
+//! reserved and available.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use ordo_aggregates::common::{Quantity, Sku};
 use ordo_aggregates::inventory::InventoryCommand;
@@ -24,6 +25,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/inventory/{sku}", get(get_inventory))
         .route("/inventory/{sku}/restock", post(restock))
+        .route(
+            "/inventory/{sku}/safety-threshold",
+            put(set_safety_threshold),
+        )
 }
 
 /// Stock arriving.
@@ -97,6 +102,78 @@ pub async fn restock(
         sku: sku.to_string(),
         on_hand: item.on_hand() as i64,
         version: committed.version,
+    }))
+}
+
+/// A safety threshold.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SafetyThreshold {
+    /// Falling below this many available units notifies the admins, once per crossing
+    /// (0 to 1,000,000; 0: no threshold).
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    pub threshold: i64,
+}
+
+/// The answer to setting a safety threshold.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SafetyThresholdSet {
+    pub sku: String,
+    pub safety_threshold: i64,
+    /// Units available now.
+    pub available: i64,
+    /// Whether they are below the threshold now.
+    pub below_threshold: bool,
+    /// The version the command produced.
+    pub version: i64,
+}
+
+/// Sets a SKU's safety threshold (安全库存) (admin): whenever the units available fall
+/// below it, every admin's inbox says so, once per crossing.
+#[utoipa::path(put, path = "/api/v1/inventory/{sku}/safety-threshold", tag = "inventory", request_body = SafetyThreshold,
+    security(("bearer" = [])),
+    params(("sku" = String, Path, pattern = r"^[A-Za-z0-9_-]{1,64}$")),
+    responses((status = 200, body = SafetyThresholdSet), (status = 404, description = "no such product")))]
+pub async fn set_safety_threshold(
+    State(state): State<AppState>,
+    user: AdminUser,
+    RequestId(request_id): RequestId,
+    Path(sku): Path<String>,
+    ApiJson(body): ApiJson<SafetyThreshold>,
+) -> Result<ApiJson<SafetyThresholdSet>, ApiError> {
+    let sku = Sku::parse(&sku).map_err(|e| ApiError::invalid("sku", e.to_string()))?;
+    let threshold = u32::try_from(body.threshold)
+        .ok()
+        .filter(|t| *t <= 1_000_000)
+        .ok_or_else(|| ApiError::invalid("threshold", "threshold must be 0 to 1000000"))?;
+    let owner = ordo_store::catalog::product_of_sku(&state.pool, sku.as_str())
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if owner.is_none() {
+        return Err(ApiError::NotFound(format!("no product {sku}")));
+    }
+    let committed = state
+        .inventory
+        .execute(
+            sku.as_str(),
+            InventoryCommand::SetSafetyThreshold {
+                sku: sku.clone(),
+                threshold,
+            },
+            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    let (item, version) = state
+        .inventory
+        .load(sku.as_str())
+        .await
+        .map_err(api_error)?;
+    Ok(ApiJson(SafetyThresholdSet {
+        sku: sku.to_string(),
+        safety_threshold: i64::from(item.safety_threshold()),
+        available: i64::try_from(item.available()).unwrap_or(i64::MAX),
+        below_threshold: item.below_threshold(),
+        version: version.max(committed.version),
     }))
 }
 

@@ -17,9 +17,11 @@ pub mod products;
 pub mod promotions;
 pub mod providers;
 pub mod reviews;
+pub mod reconciliations;
 pub mod search;
 pub mod service_orders;
 pub mod shipments;
+pub mod shipping;
 pub mod shows;
 pub mod users;
 

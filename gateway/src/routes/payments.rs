@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use ordo_aggregates::common::{Currency, Money, PaymentId, UserId};
+use ordo_aggregates::common::{Currency, Money, PaymentId, RefundId, UserId};
 use ordo_aggregates::order::{OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
 use ordo_projections::queries::payments;
@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/orders/{order_id}/cancel", post(cancel_order))
         .route("/orders/{order_id}/refund", post(refund_order))
         .route("/payments/{payment_id}", get(get_payment))
+        .route("/payments/{payment_id}/refund", post(refund_payment))
         .route("/payments/{payment_id}/callbacks", post(payment_callback))
 }
 
@@ -53,6 +54,39 @@ pub struct PayOrder {
         pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
     )]
     pub payment_token: String,
+}
+
+/// Part or all of a captured payment to give back.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundPayment {
+    /// Amount to give back, in minor units of the payment's currency.
+    #[schema(minimum = 1, maximum = 100_000_000_000i64)]
+    pub amount: i64,
+    /// Why (1 to 200 characters).
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
+    pub reason: String,
+    /// The refund's id: repeating a refund with the same id gives nothing back twice.
+    /// Without it, the `Idempotency-Key` header names the refund; without either, every
+    /// request is a new refund.
+    #[serde(default)]
+    pub refund_id: Option<Uuid>,
+}
+
+/// A refund recorded on a payment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentRefundAccepted {
+    pub payment_id: Uuid,
+    pub refund_id: Uuid,
+    /// This refund, in minor units.
+    pub amount: i64,
+    /// Every refund of the payment so far, this one included, in minor units.
+    pub total_refunded: i64,
+    pub currency: String,
+    /// `partially_refunded` or `refunded`.
+    pub status: String,
 }
 
 /// A payment started.
@@ -266,7 +300,8 @@ pub async fn pay_order(
     Ok(response)
 }
 
-/// Waits until the order leaves `awaiting_payment` in the read model.
+/// Waits until the order leaves `awaiting_payment` in the read model, or the payment is
+/// declined (the order then still awaits a payment).
 async fn wait_for_payment_outcome(
     state: &AppState,
     order_id: Uuid,
@@ -278,7 +313,15 @@ async fn wait_for_payment_outcome(
     loop {
         let progress = payments::progress(&state.pool, order_id, payment_id).await?;
         if let Some(progress) = progress {
-            if progress.order_status != "awaiting_payment" || started.elapsed() >= timeout {
+            // A declined payment leaves the order awaiting payment: the answer is decided.
+            let declined = matches!(
+                progress.payment_status.as_deref(),
+                Some("failed" | "voided")
+            );
+            if progress.order_status != "awaiting_payment"
+                || declined
+                || started.elapsed() >= timeout
+            {
                 return Ok((
                     progress.order_status,
                     progress.payment_status.unwrap_or_else(|| "created".into()),
@@ -367,6 +410,89 @@ pub async fn refund_order(
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/v1/orders/{order_id}"))],
         ApiJson(serde_json::json!({"order_id": order_id, "status": "refunded", "version": committed.version})),
+    )
+        .into_response())
+}
+
+/// Refunds part or all of a captured payment (admin), whatever it paid for. The payment
+/// never gives back more than it captured in total; a refund repeated with its id is a
+/// no-op; the provider is told by the process that owns the payment.
+#[utoipa::path(post, path = "/api/v1/payments/{payment_id}/refund", tag = "payments", request_body = RefundPayment,
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "names the refund when the body gives no refund_id: 1 to 255 visible ASCII characters", pattern = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$")),
+    responses((status = 202, body = PaymentRefundAccepted), (status = 404, description = "no such payment"),
+               (status = 409, description = "not captured, more than what is left to refund, or the refund id was used with another amount")))]
+pub async fn refund_payment(
+    State(state): State<AppState>,
+    user: AdminUser,
+    RequestId(request_id): RequestId,
+    headers: HeaderMap,
+    Path(payment_id): Path<String>,
+    ApiJson(body): ApiJson<RefundPayment>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no payment {payment_id}"));
+    let id: Uuid = payment_id.parse().map_err(|_| not_found())?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "reason",
+            "reason must be 1 to 200 characters",
+        ));
+    }
+    let (payment, version) = state
+        .payments
+        .load(&id.to_string())
+        .await
+        .map_err(api_error)?;
+    let currency = match payment.amount() {
+        Some(amount) if version > 0 => amount.currency().clone(),
+        _ => return Err(not_found()),
+    };
+    let amount = Money::new(body.amount, currency)
+        .map_err(|e| ApiError::invalid("amount", e.to_string()))?;
+    let refund_id = match (
+        body.refund_id,
+        crate::routes::orders::idempotency_key(&headers)?,
+    ) {
+        (Some(refund_id), _) => refund_id,
+        (None, Some(key)) => Uuid::new_v5(&id, format!("refund:{key}").as_bytes()),
+        (None, None) => Uuid::new_v4(),
+    };
+    state
+        .payments
+        .execute(
+            &id.to_string(),
+            PaymentCommand::Refund {
+                refund_id: RefundId::from(refund_id),
+                amount: amount.clone(),
+                reason: reason.to_string(),
+            },
+            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+        )
+        .await
+        .map_err(api_error)?;
+    let (payment, _) = state
+        .payments
+        .load(&id.to_string())
+        .await
+        .map_err(api_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/v1/payments/{id}"))],
+        ApiJson(PaymentRefundAccepted {
+            payment_id: id,
+            refund_id,
+            amount: amount.amount_minor(),
+            total_refunded: payment
+                .total_refunded()
+                .map(Money::amount_minor)
+                .unwrap_or_default(),
+            currency: amount.currency().to_string(),
+            status: payment
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        }),
     )
         .into_response())
 }
