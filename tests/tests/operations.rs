@@ -309,7 +309,7 @@ async fn the_admin_service_answers_every_endpoint() {
     assert_eq!(orders["aggregates_applied"], 1);
     assert_eq!(orders["pending"], 0);
     assert_eq!(orders["state"], "live");
-    assert_eq!(projections["projections"].as_array().unwrap().len(), 13);
+    assert_eq!(projections["projections"].as_array().unwrap().len(), 15);
 
     // saga: the checkout of the order.
     let (saga_id,): (uuid::Uuid,) = sqlx::query_as(
@@ -588,7 +588,7 @@ async fn projections_status_prints_every_projection_with_its_position_and_lag() 
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(reports.len(), 13);
+    assert_eq!(reports.len(), 15);
     let orders = reports
         .iter()
         .find(|r| r["name"] == "projection-orders")

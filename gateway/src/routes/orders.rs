@@ -266,8 +266,14 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
+    let bytes = value.as_bytes();
+    let visible = |b: &u8| (0x21..=0x7e).contains(b);
+    let well_formed = (1..=255).contains(&bytes.len())
+        && bytes.first().is_some_and(visible)
+        && bytes.last().is_some_and(visible)
+        && bytes.iter().all(|b| (0x20..=0x7e).contains(b));
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= 255 => Ok(Some(key.to_string())),
+        Ok(key) if well_formed => Ok(Some(key.to_string())),
         _ => Err(ApiError::invalid(
             "Idempotency-Key",
             "Idempotency-Key must be 1 to 255 visible ASCII characters",

@@ -198,11 +198,18 @@ pub struct ServiceOrderList {
 /// How the customer pays (through the same provider as goods).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PayServiceOrder {
-    /// `card`, `alipay`...: 1 to 50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    /// `card`, `alipay`...: 1 to 50 characters (surrounding spaces are dropped).
+    #[schema(
+        max_length = 50,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_method: String,
-    /// The payment method's token (sandbox: tok_success, tok_decline): 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200)]
+    /// The payment method's token (sandbox: tok_success, tok_decline): 1 to 200 characters
+    /// (surrounding spaces are dropped).
+    #[schema(
+        max_length = 200,
+        pattern = r"[^\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub payment_token: String,
 }
 
