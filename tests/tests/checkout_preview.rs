@@ -697,10 +697,22 @@ async fn a_crash_after_a_coupon_is_locked_ends_with_it_claimed_when_expired_or_r
         wait_coupon(&max.api, &coupon_id, "redeemed").await;
     }
 
-    // No coupon is left locked for an order that is over.
-    assert!(coupons_with(&max.api, "locked").await.is_empty());
-    assert_eq!(coupons_with(&max.api, "claimed").await.len(), 2);
-    assert_eq!(coupons_with(&max.api, "redeemed").await.len(), 3);
+    // No coupon is left locked for an order that is over. The read model may still be
+    // applying what a crash left in flight (a delivery unacknowledged when the process
+    // died comes again only after its acknowledgement deadline), so this is awaited.
+    eventually(
+        "two coupons claimed, three redeemed, none locked",
+        WAIT,
+        || async {
+            let counts = (
+                coupons_with(&max.api, "locked").await.len(),
+                coupons_with(&max.api, "claimed").await.len(),
+                coupons_with(&max.api, "redeemed").await.len(),
+            );
+            (counts == (0, 2, 3)).then_some(())
+        },
+    )
+    .await;
     ordo.stop().await;
 }
 
