@@ -150,12 +150,7 @@ where
         }
         Claim::Gap { expected } => {
             tx.rollback().await?;
-            Err(HandlerError::retry(anyhow::anyhow!(
-                "{} {}: got sequence {} before {expected}",
-                event.aggregate_type,
-                event.aggregate_id,
-                event.sequence
-            )))
+            Err(HandlerError::gap(event, expected))
         }
     }
 }

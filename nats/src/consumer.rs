@@ -4,8 +4,14 @@
 //! Messages are handled one at a time, in stream order, so a handler sees an aggregate's
 //! events in sequence order as long as nothing is retried. A retried (nak'd) message is
 //! redelivered after its delay while later messages go ahead; a handler that needs strict
-//! per-aggregate order uses [`crate::applied`], whose `Gap` answer naks the early event
-//! until the missing one has been applied (or sets `max_ack_pending` to 1).
+//! per-aggregate order uses [`crate::applied`], whose `Gap` answer
+//! ([`HandlerError::Gap`]) keeps the early event waiting on its lane: it is handled again
+//! as soon as the lane applies an earlier event of its aggregate (the usual case: the
+//! missing one was nak'd or, after a crash, held by the dead process), and otherwise on a
+//! short timer (another process applied it). Waiting costs no delivery attempt; an event
+//! still waiting after twice the ack wait is nak'd with the backoff like any retry, so that a
+//! missing event that never comes ends in the dead-letter stream rather than forever in
+//! memory.
 //!
 //! A message that keeps failing, fails permanently, or cannot even be read as an event is
 //! published to the dead-letter stream (`<NS>_DLQ`, subject `<ns>.dlq.<consumer>`) with its
@@ -77,6 +83,17 @@ pub enum HandlerError {
     /// Will never succeed (invalid data, a refused business rule): dead-lettered at once.
     #[error("{0:#}")]
     Permanent(anyhow::Error),
+    /// The event arrived before an earlier event of its aggregate, which must be applied
+    /// first: the lane keeps it and tries again once that one is (see the module's
+    /// documentation).
+    #[error("{aggregate_type} {aggregate_id} sequence {sequence} arrived before {expected}")]
+    Gap {
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: i64,
+        /// The sequence that must be applied first.
+        expected: i64,
+    },
 }
 
 impl HandlerError {
@@ -88,6 +105,16 @@ impl HandlerError {
     /// A permanent failure.
     pub fn permanent(err: impl Into<anyhow::Error>) -> Self {
         Self::Permanent(err.into())
+    }
+
+    /// `event` arrived before sequence `expected` of its aggregate was applied.
+    pub fn gap(event: &ReceivedEvent, expected: i64) -> Self {
+        Self::Gap {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            expected,
+        }
     }
 }
 
@@ -440,9 +467,31 @@ impl Lanes {
             let worker = worker.clone();
             let held = held.clone();
             tasks.spawn(async move {
-                while let Some(message) = receiver.recv().await {
-                    worker.process(&message).await;
-                    held.release(&message);
+                let mut waiting = Waiting::default();
+                loop {
+                    let next = match waiting.next_due() {
+                        Some(due) => tokio::select! {
+                            biased;
+                            message = receiver.recv() => Some(message),
+                            _ = tokio::time::sleep_until(due) => None,
+                        },
+                        None => Some(receiver.recv().await),
+                    };
+                    match next {
+                        Some(Some(message)) => {
+                            worker.handle_on_lane(message, &mut waiting, &held).await;
+                        }
+                        // The loop is stopping: what still waits goes back to the server
+                        // now, for whichever process takes it next.
+                        Some(None) => {
+                            for message in waiting.drain() {
+                                message.ack_with(AckKind::Nak(None)).await.ok();
+                                held.release(&message);
+                            }
+                            break;
+                        }
+                        None => worker.retry_due(&mut waiting, &held).await,
+                    }
                 }
             });
             senders.push(sender);
@@ -496,13 +545,92 @@ async fn keep_alive(client: async_nats::Client, held: Arc<Held>, every: Duration
     }
 }
 
-/// The lane of an event: its subject without the event type names the aggregate.
+/// The aggregate of an event: its subject without the event type.
+fn aggregate_of(subject: &str) -> &str {
+    subject.rsplit_once('.').map_or(subject, |(head, _)| head)
+}
+
+/// The lane of an event: the same for every event of its aggregate.
 fn lane_of(subject: &str, lanes: usize) -> usize {
     use std::hash::{Hash, Hasher};
-    let aggregate = subject.rsplit_once('.').map_or(subject, |(head, _)| head);
+    let aggregate = aggregate_of(subject);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     aggregate.hash(&mut hasher);
     (hasher.finish() % lanes.max(1) as u64) as usize
+}
+
+/// What [`Worker::process`] did with a message.
+enum Processed {
+    /// Acknowledged, nak'd or dead-lettered: the message is off the lane's hands.
+    Finished,
+    /// Its aggregate's earlier event comes first: the lane keeps it and tries again.
+    Waiting,
+}
+
+/// The first pause before a waiting event is tried again when nothing on its lane
+/// applied its aggregate meanwhile (another process may have); it doubles up to
+/// [`WAIT_RETRY_MAX`].
+const WAIT_RETRY_FIRST: Duration = Duration::from_millis(20);
+const WAIT_RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// The events a lane keeps because an earlier event of their aggregate comes first.
+#[derive(Default)]
+struct Waiting {
+    /// Per aggregate (its subject prefix), in arrival order.
+    by_aggregate: std::collections::HashMap<String, Vec<WaitingEvent>>,
+}
+
+struct WaitingEvent {
+    message: Message,
+    /// When it started waiting: after twice the ack wait it is nak'd like any retry.
+    since: tokio::time::Instant,
+    /// When to try it again if nothing of its aggregate is applied before.
+    due: tokio::time::Instant,
+    pause: Duration,
+}
+
+impl Waiting {
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.by_aggregate.values().flatten().map(|w| w.due).min()
+    }
+
+    fn keep(&mut self, message: Message, since: Option<tokio::time::Instant>, pause: Duration) {
+        let now = tokio::time::Instant::now();
+        let pause = pause.clamp(WAIT_RETRY_FIRST, WAIT_RETRY_MAX);
+        self.by_aggregate
+            .entry(aggregate_of(&message.subject).to_owned())
+            .or_default()
+            .push(WaitingEvent {
+                message,
+                since: since.unwrap_or(now),
+                due: now + pause,
+                pause: pause * 2,
+            });
+    }
+
+    /// Takes the events of `aggregate`, oldest stream position first.
+    fn take(&mut self, aggregate: &str) -> Vec<WaitingEvent> {
+        let mut taken = self.by_aggregate.remove(aggregate).unwrap_or_default();
+        taken.sort_by_key(|w| w.message.info().map(|i| i.stream_sequence).unwrap_or(0));
+        taken
+    }
+
+    /// Takes every aggregate with an event due by now.
+    fn take_due(&mut self) -> Vec<String> {
+        let now = tokio::time::Instant::now();
+        self.by_aggregate
+            .iter()
+            .filter(|(_, events)| events.iter().any(|w| w.due <= now))
+            .map(|(aggregate, _)| aggregate.clone())
+            .collect()
+    }
+
+    fn drain(&mut self) -> Vec<Message> {
+        self.by_aggregate
+            .drain()
+            .flat_map(|(_, events)| events.into_iter().map(|w| w.message))
+            .collect()
+    }
 }
 
 struct Worker {
@@ -527,6 +655,53 @@ impl Worker {
         Ok(ensure_consumer(&self.js, &self.namespace, &self.spec).await?)
     }
 
+    /// Handles a message handed to the lane; if it applied, tries again what waited for
+    /// it (and for what that applied, and so on).
+    async fn handle_on_lane(&self, message: Message, waiting: &mut Waiting, held: &Held) {
+        match self.process(&message, true).await {
+            Processed::Waiting => waiting.keep(message, None, WAIT_RETRY_FIRST),
+            Processed::Finished => {
+                held.release(&message);
+                self.retry_aggregate(aggregate_of(&message.subject), waiting, held)
+                    .await;
+            }
+        }
+    }
+
+    /// Tries the waiting events of `aggregate` again, in stream order, for as long as
+    /// each try lets the next one through.
+    async fn retry_aggregate(&self, aggregate: &str, waiting: &mut Waiting, held: &Held) {
+        loop {
+            let events = waiting.take(aggregate);
+            if events.is_empty() {
+                return;
+            }
+            let mut progressed = false;
+            for event in events {
+                let may_wait = event.since.elapsed() < self.spec.ack_wait * 2;
+                match self.process(&event.message, may_wait).await {
+                    Processed::Waiting => {
+                        waiting.keep(event.message, Some(event.since), event.pause)
+                    }
+                    Processed::Finished => {
+                        held.release(&event.message);
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Tries again the aggregates whose waiting events are due.
+    async fn retry_due(&self, waiting: &mut Waiting, held: &Held) {
+        for aggregate in waiting.take_due() {
+            self.retry_aggregate(&aggregate, waiting, held).await;
+        }
+    }
+
     /// Naks what was fetched but not handled, so it is redelivered now rather than after
     /// `ack_wait`.
     async fn release_fetched(&self, batch: &mut pull::Batch) {
@@ -535,7 +710,9 @@ impl Worker {
         }
     }
 
-    async fn process(&self, message: &Message) {
+    /// Handles `message` and acknowledges, naks or dead-letters it; or, when the handler
+    /// answers a gap and `may_wait`, leaves it unanswered for the lane to try again.
+    async fn process(&self, message: &Message, may_wait: bool) -> Processed {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
         let redrive_for = message
             .headers
@@ -550,7 +727,7 @@ impl Worker {
             if let Err(err) = message.ack().await {
                 warn!(error = %err, "ack failed; the event will be redelivered");
             }
-            return;
+            return Processed::Finished;
         }
         let event = match ReceivedEvent::from_message(message) {
             Ok(event) => event,
@@ -563,7 +740,7 @@ impl Worker {
                     Letter::Poison,
                 )
                 .await;
-                return;
+                return Processed::Finished;
             }
         };
         let span = info_span!(
@@ -593,14 +770,14 @@ impl Worker {
                         .await;
                     // Only now may a re-drive's unpark proceed (see `parked_behind`).
                     tx.commit().await.ok();
-                    return;
+                    return Processed::Finished;
                 }
                 Err(err) => {
                     // Handling it could overtake a dead letter of its aggregate: wait.
                     let delay = self.spec.retry_delay(event.delivered);
                     warn!(error = %err, ?delay, "cannot read the parks; retrying the event later");
                     message.ack_with(AckKind::Nak(Some(delay))).await.ok();
-                    return;
+                    return Processed::Finished;
                 }
             }
             if event.delivered > self.spec.max_deliver {
@@ -609,7 +786,7 @@ impl Worker {
                     event.delivered
                 );
                 self.give_up(message, &event, &reason).await;
-                return;
+                return Processed::Finished;
             }
             // A panicking handler must not take the whole consumer down with it.
             let outcome = AssertUnwindSafe(self.handler.handle(&event))
@@ -632,10 +809,16 @@ impl Worker {
                         warn!(error = %err, "ack failed; the event will be redelivered");
                     }
                 }
-                Err(HandlerError::Retry(err)) if event.delivered >= self.spec.max_deliver => {
+                Err(gap @ HandlerError::Gap { .. }) if may_wait => {
+                    debug!(error = %gap, "an earlier event comes first; waiting on the lane");
+                    return Processed::Waiting;
+                }
+                Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. }))
+                    if event.delivered >= self.spec.max_deliver =>
+                {
                     self.give_up(message, &event, &format!("{err:#}")).await;
                 }
-                Err(HandlerError::Retry(err)) => {
+                Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. })) => {
                     let delay = self.spec.retry_delay(event.delivered);
                     debug!(error = %format!("{err:#}"), ?delay, "handler failed; retrying later");
                     if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
@@ -646,6 +829,7 @@ impl Worker {
                     self.give_up(message, &event, &format!("{err:#}")).await;
                 }
             }
+            Processed::Finished
         }
         .instrument(span)
         .await

@@ -124,7 +124,7 @@ async fn apply_once_runs_the_effect_once_and_retries_gaps() {
     assert_eq!(record(&env, &first).await.unwrap(), Claim::AlreadyApplied);
     assert!(matches!(
         record(&env, &received("order", "o-1", 3)).await,
-        Err(HandlerError::Retry(_))
+        Err(HandlerError::Gap { expected: 2, .. })
     ));
     assert_eq!(effects(&env.pool, "view", "o-1").await, vec![1]);
 

@@ -82,12 +82,7 @@ impl EventHandler for ProjectionHandler {
         {
             Claim::AlreadyApplied => return Ok(()),
             Claim::Gap { expected } => {
-                return Err(HandlerError::Retry(anyhow::anyhow!(
-                    "{name}: {}/{} sequence {} arrived before {expected}",
-                    event.aggregate_type,
-                    event.aggregate_id,
-                    event.sequence
-                )))
+                return Err(HandlerError::gap(event, expected));
             }
             Claim::Apply => {}
         }

@@ -143,11 +143,7 @@ impl EventHandler for AfterSaleNotifications {
             }
             Claim::AlreadyApplied => tx.rollback().await?,
             Claim::Gap { expected } => {
-                return Err(HandlerError::retry(anyhow::anyhow!(
-                    "{AFTERSALE_NOTIFICATIONS}: aftersale/{} sequence {} arrived before {expected}",
-                    event.aggregate_id,
-                    event.sequence
-                )))
+                return Err(HandlerError::gap(event, expected));
             }
         }
         Ok(())

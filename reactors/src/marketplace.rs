@@ -210,11 +210,7 @@ impl EventHandler for ServiceOrderNotifications {
             }
             Claim::AlreadyApplied => tx.rollback().await?,
             Claim::Gap { expected } => {
-                return Err(HandlerError::retry(anyhow::anyhow!(
-                    "{SERVICE_ORDER_NOTIFICATIONS}: service_order/{} sequence {} arrived before {expected}",
-                    event.aggregate_id,
-                    event.sequence
-                )))
+                return Err(HandlerError::gap(event, expected));
             }
         }
         Ok(())

@@ -533,13 +533,7 @@ impl EventHandler for NotificationsHandler {
             }
             Claim::AlreadyApplied => tx.rollback().await?,
             Claim::Gap { expected } => {
-                return Err(HandlerError::retry(anyhow::anyhow!(
-                    "{}: {}/{} sequence {} arrived before {expected}",
-                    self.name,
-                    event.aggregate_type,
-                    event.aggregate_id,
-                    event.sequence
-                )))
+                return Err(HandlerError::gap(event, expected));
             }
         }
         // After the commit, and on every redelivery, so a crash between the two still

@@ -120,11 +120,7 @@ impl EventHandler for ReviewNotifications {
             }
             Claim::AlreadyApplied => tx.rollback().await?,
             Claim::Gap { expected } => {
-                return Err(HandlerError::retry(anyhow::anyhow!(
-                    "{REVIEW_NOTIFICATIONS}: review/{} sequence {} arrived before {expected}",
-                    event.aggregate_id,
-                    event.sequence
-                )))
+                return Err(HandlerError::gap(event, expected));
             }
         }
         Ok(())

@@ -26,12 +26,7 @@ pub async fn begin_claimed(
     let mut tx = pool.begin().await.map_err(retry)?;
     match claim(&mut tx, consumer, event).await.map_err(retry)? {
         Claim::AlreadyApplied => Ok(None),
-        Claim::Gap { expected } => Err(HandlerError::Retry(anyhow::anyhow!(
-            "{} {} sequence {} arrived before {expected}",
-            event.aggregate_type,
-            event.aggregate_id,
-            event.sequence
-        ))),
+        Claim::Gap { expected } => Err(HandlerError::gap(event, expected)),
         Claim::Apply => Ok(Some(tx)),
     }
 }
@@ -49,12 +44,10 @@ pub async fn finish(
         Ok(()) => tx.commit().await.map_err(retry),
         Err(err) => {
             drop(tx);
-            if let Some(saga_id) = saga_id {
-                let message = match &err {
-                    HandlerError::Retry(e) | HandlerError::Permanent(e) => {
-                        format!("{}: {e:#}", event.event_type)
-                    }
-                };
+            // A gap is not the saga's failure: the event waits for its predecessor.
+            let gap = matches!(err, HandlerError::Gap { .. });
+            if let Some(saga_id) = saga_id.filter(|_| !gap) {
+                let message = format!("{}: {err:#}", event.event_type);
                 let _ = repository::record_error(pool, saga_id, &message).await;
             }
             Err(err)
