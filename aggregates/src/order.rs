@@ -4,8 +4,13 @@
 //! or the fulfilment process completes it some time after delivery).
 //! Repeating a transition that already happened is a no-op, so a checkout saga may retry
 //! any step safely.
+//!
+//! The order also keeps the units its after-sales requests claim, per request: a request
+//! may claim only the units of its lines not claimed by another one still open, so two
+//! requests racing for the same units never both get them; a withdrawn or rejected request
+//! releases its claim.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -14,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use chrono::{DateTime, Utc};
 
 use crate::common::{
-    CartId, CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId, Quantity,
-    ShipmentId, Sku, UserId,
+    AfterSaleId, CartId, CouponId, DomainError, ErrorKind, Money, MoneyError, OrderId, PaymentId,
+    Quantity, ShipmentId, Sku, UserId,
 };
 use crate::customer::PostalAddress;
 use crate::pricing::DiscountSource;
@@ -263,6 +268,27 @@ pub enum OrderCommand {
     },
     /// The auto-confirm period after delivery passed: the order completes.
     AutoComplete,
+    /// An after-sales request claims units of the order's lines (once per request).
+    ClaimAfterSaleUnits {
+        /// The request.
+        aftersale_id: AfterSaleId,
+        /// The units it asks about, per SKU.
+        lines: Vec<ClaimedUnits>,
+    },
+    /// A withdrawn or rejected request gives its units back (a no-op without a claim).
+    ReleaseAfterSaleUnits {
+        /// The request.
+        aftersale_id: AfterSaleId,
+    },
+}
+
+/// Units of one SKU an after-sales request claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedUnits {
+    /// The SKU, one of the order's lines.
+    pub sku: Sku,
+    /// How many of its units.
+    pub quantity: Quantity,
 }
 
 /// Events of an [`Order`].
@@ -339,6 +365,18 @@ pub enum OrderEvent {
         /// Who completed it.
         by: CompletedBy,
     },
+    /// An after-sales request claimed units of the order's lines.
+    AfterSaleUnitsClaimed {
+        /// The request.
+        aftersale_id: AfterSaleId,
+        /// The units, per SKU.
+        lines: Vec<ClaimedUnits>,
+    },
+    /// A withdrawn or rejected request gave its units back.
+    AfterSaleUnitsReleased {
+        /// The request.
+        aftersale_id: AfterSaleId,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -355,6 +393,8 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderShipped { .. } => "OrderShipped",
             OrderEvent::OrderDelivered { .. } => "OrderDelivered",
             OrderEvent::OrderCompleted { .. } => "OrderCompleted",
+            OrderEvent::AfterSaleUnitsClaimed { .. } => "AfterSaleUnitsClaimed",
+            OrderEvent::AfterSaleUnitsReleased { .. } => "AfterSaleUnitsReleased",
         }
         .to_string()
     }
@@ -425,6 +465,20 @@ pub enum OrderError {
         /// Units already on the customer's orders that count.
         already: u64,
     },
+    /// An after-sales request names a SKU the order does not have.
+    #[error("{sku} is not on this order")]
+    NotInOrder {
+        /// The SKU.
+        sku: Sku,
+    },
+    /// An after-sales request asks about more units than other requests left.
+    #[error("only {left} units of {sku} can still be asked about")]
+    QuantityExceeded {
+        /// The SKU.
+        sku: Sku,
+        /// Units not claimed by another open request.
+        left: u32,
+    },
 }
 
 impl OrderError {
@@ -442,6 +496,8 @@ impl OrderError {
             OrderError::PricingMismatch => "pricing_mismatch",
             OrderError::NotOnSale { .. } => "not_on_sale",
             OrderError::PurchaseLimit { .. } => "purchase_limit",
+            OrderError::NotInOrder { .. } => "not_in_order",
+            OrderError::QuantityExceeded { .. } => "quantity_exceeded",
         }
     }
 
@@ -457,7 +513,9 @@ impl OrderError {
             | OrderError::InvalidTransition { .. }
             | OrderError::PaymentMismatch { .. }
             | OrderError::NotOnSale { .. }
-            | OrderError::PurchaseLimit { .. } => ErrorKind::Refused,
+            | OrderError::PurchaseLimit { .. }
+            | OrderError::QuantityExceeded { .. } => ErrorKind::Refused,
+            OrderError::NotInOrder { .. } => ErrorKind::UnknownReference,
             OrderError::OrderNotFound => ErrorKind::NotFound,
         }
     }
@@ -536,6 +594,9 @@ pub struct Order {
     shipment: Option<ShipmentId>,
     #[serde(default)]
     delivered_at: Option<DateTime<Utc>>,
+    /// The units each open (or closed, not withdrawn or rejected) after-sales request claims.
+    #[serde(default)]
+    aftersale_claims: BTreeMap<AfterSaleId, Vec<ClaimedUnits>>,
 }
 
 impl Order {
@@ -600,6 +661,47 @@ impl Order {
     /// SKUs that were short when the order was rejected.
     pub fn short_skus(&self) -> &[Sku] {
         &self.short_skus
+    }
+
+    /// The units of each SKU after-sales requests claim.
+    pub fn claimed_units(&self) -> BTreeMap<Sku, u32> {
+        let mut claimed = BTreeMap::new();
+        for line in self.aftersale_claims.values().flatten() {
+            *claimed.entry(line.sku.clone()).or_insert(0u32) += line.quantity.get();
+        }
+        claimed
+    }
+
+    /// Whether the request `aftersale_id` holds a claim.
+    pub fn has_aftersale_claim(&self, aftersale_id: AfterSaleId) -> bool {
+        self.aftersale_claims.contains_key(&aftersale_id)
+    }
+
+    fn check_claim(&self, lines: &[ClaimedUnits]) -> Result<(), OrderError> {
+        let claimed = self.claimed_units();
+        for (index, line) in lines.iter().enumerate() {
+            let Some(ordered) = self.lines.iter().find(|l| l.sku == line.sku) else {
+                return Err(OrderError::NotInOrder {
+                    sku: line.sku.clone(),
+                });
+            };
+            let asked: u32 = lines[..=index]
+                .iter()
+                .filter(|l| l.sku == line.sku)
+                .map(|l| l.quantity.get())
+                .sum();
+            let left = ordered
+                .quantity
+                .get()
+                .saturating_sub(claimed.get(&line.sku).copied().unwrap_or(0));
+            if asked > left {
+                return Err(OrderError::QuantityExceeded {
+                    sku: line.sku.clone(),
+                    left,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn placed_status(&self) -> Result<OrderStatus, OrderError> {
@@ -775,6 +877,31 @@ impl Aggregate for Order {
                 S::Completed => Step::AlreadyDone,
                 from => refuse(from, "complete")?,
             },
+            OrderCommand::ClaimAfterSaleUnits {
+                aftersale_id,
+                lines,
+            } => {
+                let status = self.placed_status()?;
+                if self.aftersale_claims.contains_key(&aftersale_id) {
+                    Step::AlreadyDone
+                } else if matches!(status, S::Paid | S::Shipped | S::Delivered | S::Completed) {
+                    self.check_claim(&lines)?;
+                    Step::emit(OrderEvent::AfterSaleUnitsClaimed {
+                        aftersale_id,
+                        lines,
+                    })
+                } else {
+                    refuse(status, "claim after-sales units of")?
+                }
+            }
+            OrderCommand::ReleaseAfterSaleUnits { aftersale_id } => {
+                self.placed_status()?;
+                if self.aftersale_claims.contains_key(&aftersale_id) {
+                    Step::emit(OrderEvent::AfterSaleUnitsReleased { aftersale_id })
+                } else {
+                    Step::AlreadyDone
+                }
+            }
         };
         if let Step::Emit(event) = step {
             sink.write(*event, self).await;
@@ -830,6 +957,15 @@ impl Aggregate for Order {
                 self.status = Some(OrderStatus::Delivered);
             }
             OrderEvent::OrderCompleted { .. } => self.status = Some(OrderStatus::Completed),
+            OrderEvent::AfterSaleUnitsClaimed {
+                aftersale_id,
+                lines,
+            } => {
+                self.aftersale_claims.insert(aftersale_id, lines);
+            }
+            OrderEvent::AfterSaleUnitsReleased { aftersale_id } => {
+                self.aftersale_claims.remove(&aftersale_id);
+            }
         }
     }
 }
@@ -1603,5 +1739,88 @@ mod tests {
         given(vec![placed])
             .when(place_priced(breakdown(400, 0)))
             .then_expect_error(OrderError::AlreadyPlaced);
+    }
+
+    fn units(s: &str, q: i64) -> ClaimedUnits {
+        ClaimedUnits {
+            sku: sku(s),
+            quantity: qty(q),
+        }
+    }
+
+    fn claim(n: u128, lines: Vec<ClaimedUnits>) -> OrderCommand {
+        OrderCommand::ClaimAfterSaleUnits {
+            aftersale_id: id(n),
+            lines,
+        }
+    }
+
+    fn claimed(n: u128, lines: Vec<ClaimedUnits>) -> OrderEvent {
+        OrderEvent::AfterSaleUnitsClaimed {
+            aftersale_id: id(n),
+            lines,
+        }
+    }
+
+    #[test]
+    fn after_sales_requests_claim_only_the_units_others_left() {
+        given(paid(7))
+            .when(claim(40, vec![units("MUG", 1)]))
+            .then_expect_events(vec![claimed(40, vec![units("MUG", 1)])]);
+        let one_claimed = with(paid(7), claimed(40, vec![units("MUG", 1)]));
+        // MUG was ordered twice: one unit is left.
+        given(one_claimed.clone())
+            .when(claim(41, vec![units("MUG", 2)]))
+            .then_expect_error(OrderError::QuantityExceeded {
+                sku: sku("MUG"),
+                left: 1,
+            });
+        given(one_claimed.clone())
+            .when(claim(41, vec![units("MUG", 1), units("PLATE", 1)]))
+            .then_expect_events(vec![claimed(41, vec![units("MUG", 1), units("PLATE", 1)])]);
+        // The same request claiming again changes nothing, whatever it names.
+        given(one_claimed.clone())
+            .when(claim(40, vec![units("MUG", 2)]))
+            .then_expect_events(vec![]);
+        given(one_claimed)
+            .when(claim(42, vec![units("BOWL", 1)]))
+            .then_expect_error(OrderError::NotInOrder { sku: sku("BOWL") });
+    }
+
+    #[test]
+    fn a_released_claim_gives_its_units_back_once() {
+        let released = vec![
+            claimed(40, vec![units("MUG", 2)]),
+            OrderEvent::AfterSaleUnitsReleased {
+                aftersale_id: id(40),
+            },
+        ];
+        let mut history = paid(7);
+        history.extend(released);
+        given(history.clone())
+            .when(claim(41, vec![units("MUG", 2)]))
+            .then_expect_events(vec![claimed(41, vec![units("MUG", 2)])]);
+        given(history)
+            .when(OrderCommand::ReleaseAfterSaleUnits {
+                aftersale_id: id(40),
+            })
+            .then_expect_events(vec![]);
+        given(with(paid(7), claimed(40, vec![units("MUG", 2)])))
+            .when(OrderCommand::ReleaseAfterSaleUnits {
+                aftersale_id: id(40),
+            })
+            .then_expect_events(vec![OrderEvent::AfterSaleUnitsReleased {
+                aftersale_id: id(40),
+            }]);
+    }
+
+    #[test]
+    fn an_unpaid_order_has_no_units_to_claim() {
+        given(confirmed())
+            .when(claim(40, vec![units("MUG", 1)]))
+            .then_expect_error(invalid(
+                OrderStatus::AwaitingPayment,
+                "claim after-sales units of",
+            ));
     }
 }

@@ -350,6 +350,8 @@ pub const ORDER: Contract = Contract {
         ("OrderShipped", "1"),
         ("OrderDelivered", "1"),
         ("OrderCompleted", "1"),
+        ("AfterSaleUnitsClaimed", "1"),
+        ("AfterSaleUnitsReleased", "1"),
     ],
 };
 

@@ -665,6 +665,7 @@ pub fn aftersale_saga(runtime: &Runtime) -> Arc<AfterSaleSaga> {
             inventory: state.inventory.clone(),
             payments: state.payments.clone(),
             shipments: state.shipments.clone(),
+            orders: state.orders.clone(),
         }),
     )
 }

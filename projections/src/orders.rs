@@ -163,6 +163,16 @@ impl Projection for OrdersProjection {
             OrderEvent::OrderCompleted { .. } => {
                 set_status(tx, order_id, &facts, "completed", None).await?
             }
+            // The after-sales read model shows the requests; the order only moves on.
+            OrderEvent::AfterSaleUnitsClaimed { .. }
+            | OrderEvent::AfterSaleUnitsReleased { .. } => {
+                sqlx::query("UPDATE orders SET version = $2, updated_at = $3 WHERE order_id = $1")
+                    .bind(order_id)
+                    .bind(facts.sequence)
+                    .bind(facts.recorded_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         Ok(())
     }

@@ -244,7 +244,9 @@ pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
                 | OrderEvent::OrderCancelled { .. }
                 | OrderEvent::OrderExpired {}
                 | OrderEvent::OrderRefunded { .. }
-                | OrderEvent::OrderCompleted { .. } => return None,
+                | OrderEvent::OrderCompleted { .. }
+                | OrderEvent::AfterSaleUnitsClaimed { .. }
+                | OrderEvent::AfterSaleUnitsReleased { .. } => return None,
             }
         }
         NotifiedEvent::Payment(Decoded { event, .. }) => match event {

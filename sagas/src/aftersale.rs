@@ -1,6 +1,7 @@
 //! The after-sales process, one instance per after-sales request (its id is the request's):
 //!
 //! ```text
+//! AfterSaleRequested              -> claim its units on the order (none left: reject it)
 //! AfterSaleApproved (refund_only) -> refund the original payment -> mark the request refunded
 //! ReturnReceived                  -> put the returned units back to stock (once per line)
 //!                                    return_refund: refund the original payment -> mark refunded
@@ -8,7 +9,13 @@
 //!                                    create its shipment (it ships through fulfilment) ->
 //!                                    mark the request replacing
 //! AfterSaleRefunded / ReplacementArranged -> close the request
+//! AfterSaleWithdrawn / AfterSaleRejected  -> give its units on the order back
 //! ```
+//!
+//! The claim is what keeps two requests from asking about the same units: the order
+//! aggregate grants each unit to one open request only. The HTTP handler claims at once,
+//! so the customer hears of a lost race in the answer; this process claims again (a no-op
+//! then) so that a crash between the request and its claim still ends claimed or rejected.
 //!
 //! The refund goes through the payment aggregate, which refuses anything beyond what it
 //! captured (the request is then marked `refund_failed`); the checkout process tells the
@@ -23,11 +30,13 @@ use async_trait::async_trait;
 use ordo_aggregates::aftersale::{
     AfterSale, AfterSaleCommand, AfterSaleDetails, AfterSaleEvent, AfterSaleKind, AfterSaleStatus,
 };
+use ordo_aggregates::common::Reason;
 use ordo_aggregates::common::{
     AfterSaleId, Money, OrderId, PaymentId, Quantity, RefundId, ReservationId, ShipmentId, Sku,
     UserId,
 };
 use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
+use ordo_aggregates::order::{ClaimedUnits, Order, OrderCommand};
 use ordo_aggregates::payment::{Payment, PaymentCommand};
 use ordo_aggregates::shipment::{Shipment, ShipmentCommand, ShipmentLine};
 use ordo_contracts::AfterSaleMessage;
@@ -118,6 +127,21 @@ pub trait AfterSalePort: Send + Sync + 'static {
         amount: Money,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+    /// Claims the request's units on its order (a no-op when it holds the claim already).
+    async fn claim_units(
+        &self,
+        order_id: OrderId,
+        aftersale_id: AfterSaleId,
+        lines: Vec<ClaimedUnits>,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Gives the request's units on its order back (a no-op without a claim).
+    async fn release_units(
+        &self,
+        order_id: OrderId,
+        aftersale_id: AfterSaleId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
     /// Creates the replacement's shipment.
     async fn create_shipment(
         &self,
@@ -127,6 +151,61 @@ pub trait AfterSalePort: Send + Sync + 'static {
         lines: Vec<ShipmentLine>,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+}
+
+/// The units a request asks about, as the order claims them.
+pub fn claimed_units_of(lines: &[ordo_aggregates::aftersale::AfterSaleLine]) -> Vec<ClaimedUnits> {
+    lines
+        .iter()
+        .map(|line| ClaimedUnits {
+            sku: line.sku.clone(),
+            quantity: line.quantity,
+        })
+        .collect()
+}
+
+/// Whether a request secured its units: claimed on the order, or refused there and the
+/// request rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitsSecured {
+    /// The units are the request's.
+    Claimed,
+    /// Another request holds them: the request was rejected; `code` and `detail` say why.
+    Refused { code: String, detail: String },
+}
+
+/// Claims the units of request `aftersale_id` on order `order_id`; if the order refuses
+/// (another request claimed them first), rejects the request. Idempotent: the claim and the
+/// rejection are both no-ops when repeated.
+pub async fn secure_units(
+    port: &dyn AfterSalePort,
+    aftersale_id: AfterSaleId,
+    order_id: OrderId,
+    lines: Vec<ClaimedUnits>,
+    metadata: CommandMetadata,
+) -> Result<UnitsSecured, StepError> {
+    match port
+        .claim_units(order_id, aftersale_id, lines, metadata.clone())
+        .await
+    {
+        Ok(()) => Ok(UnitsSecured::Claimed),
+        Err(StepError::Refused { code, detail }) => {
+            let reason = Reason::parse(&format!("{code}: {detail}"))
+                .or_else(|_| Reason::parse(&code))
+                .map_err(|err| StepError::Failed(anyhow::anyhow!("{err}")))?;
+            port.aftersale_command(
+                aftersale_id,
+                AfterSaleCommand::Reject { reason },
+                CommandMetadata {
+                    command_id: format!("{}:reject-unclaimed", metadata.command_id),
+                    ..metadata
+                },
+            )
+            .await?;
+            Ok(UnitsSecured::Refused { code, detail })
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Runs after-sales requests. Feed it the after-sales stream.
@@ -160,7 +239,12 @@ impl AfterSaleSaga {
         let id = message.id;
         let saga_id = *id.as_uuid();
         match message.event {
-            AfterSaleEvent::AfterSaleRequested { order_id, kind, .. } => {
+            AfterSaleEvent::AfterSaleRequested {
+                order_id,
+                kind,
+                lines,
+                ..
+            } => {
                 repository::start(
                     &mut *self.pool.acquire().await.map_err(retry)?,
                     saga_id,
@@ -170,6 +254,20 @@ impl AfterSaleSaga {
                 )
                 .await
                 .map_err(retry)?;
+                let secured = secure_units(
+                    self.port.as_ref(),
+                    id,
+                    order_id,
+                    claimed_units_of(&lines),
+                    crate::deadlines::step_metadata(event, saga_id, "claim_units"),
+                )
+                .await
+                .map_err(step_failure)?;
+                let detail = match secured {
+                    UnitsSecured::Claimed => None,
+                    UnitsSecured::Refused { code, .. } => Some(code),
+                };
+                log(conn, saga_id, "claim_units", detail).await?;
             }
             AfterSaleEvent::AfterSaleApproved {
                 kind: AfterSaleKind::RefundOnly,
@@ -233,6 +331,16 @@ impl AfterSaleSaga {
                 } else {
                     "rejected"
                 };
+                let facts = self.facts(id).await?;
+                self.port
+                    .release_units(
+                        facts.details.order_id,
+                        id,
+                        crate::deadlines::step_metadata(event, saga_id, "release_units"),
+                    )
+                    .await
+                    .map_err(step_failure)?;
+                log(conn, saga_id, "release_units", None).await?;
                 repository::set_status(conn, saga_id, status, None)
                     .await
                     .map_err(retry)?;
@@ -425,6 +533,8 @@ pub struct AfterSaleStore {
     pub payments: Arc<CommandBus<Payment>>,
     /// Shipments.
     pub shipments: Arc<CommandBus<Shipment>>,
+    /// Orders, which hold the requests' claims on their units.
+    pub orders: Arc<CommandBus<Order>>,
 }
 
 #[async_trait]
@@ -520,6 +630,44 @@ impl AfterSalePort for AfterSaleStore {
                     amount,
                     reason: "aftersale".into(),
                 },
+                metadata,
+            )
+            .await
+            .map(|_| ())
+            .map_err(step_error)
+    }
+
+    async fn claim_units(
+        &self,
+        order_id: OrderId,
+        aftersale_id: AfterSaleId,
+        lines: Vec<ClaimedUnits>,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.orders
+            .execute(
+                &order_id.to_string(),
+                OrderCommand::ClaimAfterSaleUnits {
+                    aftersale_id,
+                    lines,
+                },
+                metadata,
+            )
+            .await
+            .map(|_| ())
+            .map_err(step_error)
+    }
+
+    async fn release_units(
+        &self,
+        order_id: OrderId,
+        aftersale_id: AfterSaleId,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.orders
+            .execute(
+                &order_id.to_string(),
+                OrderCommand::ReleaseAfterSaleUnits { aftersale_id },
                 metadata,
             )
             .await

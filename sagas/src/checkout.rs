@@ -364,6 +364,9 @@ impl CheckoutSaga {
             OrderEvent::OrderShipped { .. }
             | OrderEvent::OrderDelivered { .. }
             | OrderEvent::OrderCompleted { .. } => Ok(()),
+            // After-sales claims are the after-sales process's (sagas/src/aftersale.rs).
+            OrderEvent::AfterSaleUnitsClaimed { .. }
+            | OrderEvent::AfterSaleUnitsReleased { .. } => Ok(()),
         }
     }
 

@@ -291,7 +291,9 @@ impl FulfilmentSaga {
             | OrderEvent::OrderExpired {}
             | OrderEvent::OrderRefunded { .. }
             | OrderEvent::OrderShipped { .. }
-            | OrderEvent::OrderDelivered { .. } => Ok(()),
+            | OrderEvent::OrderDelivered { .. }
+            | OrderEvent::AfterSaleUnitsClaimed { .. }
+            | OrderEvent::AfterSaleUnitsReleased { .. } => Ok(()),
         }
     }
 

@@ -29,7 +29,7 @@ use ordo_aggregates::common::{
 use ordo_aggregates::coupon::{BatchTerms, CouponBatch, CouponDiscount, CouponEvent};
 use ordo_aggregates::customer::{AddressChanges, Customer, CustomerEvent, PostalAddress};
 use ordo_aggregates::inventory::{InventoryEvent, InventoryItem};
-use ordo_aggregates::order::{CompletedBy, Order, OrderEvent, OrderLine};
+use ordo_aggregates::order::{ClaimedUnits, CompletedBy, Order, OrderEvent, OrderLine};
 use ordo_aggregates::payment::{Payment, PaymentEvent};
 use ordo_aggregates::product::{Product, ProductEvent, SkuSpec};
 use ordo_aggregates::promotion::{Promotion, PromotionEvent, PromotionRule};
@@ -552,6 +552,16 @@ fn order_samples() -> Vec<Sample> {
             OrderEvent::OrderCompleted {
                 by: CompletedBy::AutoConfirm,
             },
+            OrderEvent::AfterSaleUnitsClaimed {
+                aftersale_id: uuid("7c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5").into(),
+                lines: vec![ClaimedUnits {
+                    sku: Sku::parse("MUG-RED").unwrap(),
+                    quantity: Quantity::parse(1).unwrap(),
+                }],
+            },
+            OrderEvent::AfterSaleUnitsReleased {
+                aftersale_id: uuid("7c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5").into(),
+            },
         ],
         order_required_field,
     )
@@ -570,6 +580,8 @@ fn order_required_field(event: &OrderEvent) -> Option<&'static str> {
         OrderEvent::OrderShipped { .. } => Some("shipment_id"),
         OrderEvent::OrderDelivered { .. } => Some("delivered_at"),
         OrderEvent::OrderCompleted { .. } => Some("by"),
+        OrderEvent::AfterSaleUnitsClaimed { .. } => Some("lines"),
+        OrderEvent::AfterSaleUnitsReleased { .. } => Some("aftersale_id"),
     }
 }
 

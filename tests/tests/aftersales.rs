@@ -517,6 +517,53 @@ async fn a_refund_beyond_what_the_payment_captured_is_refused() {
     ordo.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_racing_for_the_same_units_never_both_get_them() {
+    let ordo = TestOrdo::with_env(FAST).await;
+    let (_admin, customer) = shop(&ordo).await;
+    let order_id = paid_order(&customer, 2).await;
+    // Eight requests of one unit each at once, for an order of two units.
+    let asked = futures::future::join_all((0..8).map(|n| {
+        customer.post(
+            "/api/v1/aftersales",
+            json!({"order_id": order_id, "kind": "refund_only", "lines": [{"sku": "PARCEL", "quantity": 1}], "reason": format!("request {n}")}),
+        )
+    }))
+    .await;
+    let granted = asked.iter().filter(|a| a.status == 201).count();
+    assert_eq!(
+        granted,
+        2,
+        "{:?}",
+        asked
+            .iter()
+            .map(|a| (a.status, a.body.clone()))
+            .collect::<Vec<_>>()
+    );
+    for refused in asked.iter().filter(|a| a.status != 201) {
+        assert_problem(refused, 409, "quantity_exceeded");
+    }
+    // The order's own record: two claims, whatever raced.
+    let events = event_types(ordo.pool(), "order", &order_id).await;
+    assert_eq!(count(&events, "AfterSaleUnitsClaimed"), 2, "{events:?}");
+    // A request that lost the race after it was recorded is rejected, never left open.
+    eventually(
+        "every losing request rejected",
+        Duration::from_secs(20),
+        || async {
+            let listed = customer.get("/api/v1/aftersales").await;
+            let requests = listed.body["aftersales"].as_array()?.clone();
+            let open = requests
+                .iter()
+                .filter(|r| r["status"] != "rejected")
+                .count();
+            (open == 2).then_some(())
+        },
+    )
+    .await;
+    ordo.stop().await;
+}
+
 /// Waits until the process died (it aborts itself at the crash point).
 async fn wait_for_crash(ordo: &mut TestOrdo) {
     eventually(

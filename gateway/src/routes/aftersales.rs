@@ -13,16 +13,19 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
 use ordo_aggregates::aftersale::{
-    refund_lines, total_refund, AfterSaleCommand, AfterSaleKind, ReturnParcel, MAX_EVIDENCE,
+    refund_lines, total_refund, AfterSaleCommand, AfterSaleKind, AfterSaleStatus, ReturnParcel,
+    MAX_EVIDENCE,
 };
 use ordo_aggregates::common::{AfterSaleId, MediaUrl, Quantity, Reason, Sku, UserId};
-use ordo_aggregates::order::OrderStatus;
+use ordo_aggregates::order::{OrderCommand, OrderStatus};
 use ordo_aggregates::shipment::{CarrierCode, TrackingNumber};
 use ordo_projections::queries::aftersales;
 pub use ordo_projections::queries::aftersales::{
     AfterSaleLineView, AfterSaleView, ReturnShipmentView,
 };
 use ordo_projections::queries::page::PageRequest;
+use ordo_sagas::aftersale::{claimed_units_of, secure_units, AfterSaleStore, UnitsSecured};
+use ordo_sagas::StepError;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -206,6 +209,21 @@ async fn execute(
         .load(&id.to_string())
         .await
         .map_err(api_error)?;
+    // A withdrawn or rejected request gives its units back before the answer, so that the
+    // customer may ask about them again at once (the after-sales process repeats it).
+    if let (Some(AfterSaleStatus::Withdrawn | AfterSaleStatus::Rejected), Some(details)) =
+        (aftersale.status(), aftersale.details())
+    {
+        state
+            .orders
+            .execute(
+                &details.order_id.to_string(),
+                OrderCommand::ReleaseAfterSaleUnits { aftersale_id: id },
+                CommandMetadata::from_request(request_id, Some(user.user_id)),
+            )
+            .await
+            .map_err(api_error)?;
+    }
     Ok(AfterSaleWritten {
         aftersale_id: *id.as_uuid(),
         status: aftersale
@@ -302,11 +320,9 @@ pub async fn request_aftersale(
     let payment_id = order
         .attached_payment()
         .ok_or_else(|| not_allowed("the order has no payment".into()))?;
-    let claimed: BTreeMap<Sku, u32> = aftersales::claimed_units(&state.pool, body.order_id)
-        .await?
-        .into_iter()
-        .filter_map(|(sku, units)| Sku::parse(&sku).ok().map(|sku| (sku, units)))
-        .collect();
+    // The write side's claims: a request withdrawn or rejected a moment ago gave its
+    // units back already, whatever the read models show yet.
+    let claimed: BTreeMap<Sku, u32> = order.claimed_units();
     let lines = refund_lines(order.lines(), order.pricing(), &requested, &claimed).map_err(
         |err| match err.kind() {
             ordo_aggregates::common::ErrorKind::Refused => ApiError::Refused {
@@ -348,6 +364,8 @@ pub async fn request_aftersale(
         }
     }
     let id = AfterSaleId::new_v4();
+    let units = claimed_units_of(&lines);
+    let metadata = CommandMetadata::from_request(&request_id, Some(user.user_id));
     let committed = state
         .aftersales
         .execute(
@@ -362,10 +380,38 @@ pub async fn request_aftersale(
                 reason,
                 evidence,
             },
-            CommandMetadata::from_request(&request_id, Some(user.user_id)),
+            metadata.clone(),
         )
         .await
         .map_err(api_error)?;
+    // The order grants each unit to one open request: a request that raced another for the
+    // same units and lost is rejected, and told so here. The after-sales process makes the
+    // same claim (a no-op by then), so a crash right here still ends claimed or rejected.
+    let port = AfterSaleStore {
+        aftersales: state.aftersales.clone(),
+        inventory: state.inventory.clone(),
+        payments: state.payments.clone(),
+        shipments: state.shipments.clone(),
+        orders: state.orders.clone(),
+    };
+    let secured = secure_units(&port, id, body.order_id.into(), units, metadata)
+        .await
+        .map_err(|err| match err {
+            StepError::Failed(err) => ApiError::Internal(err),
+            StepError::Refused { code, detail } => ApiError::Internal(anyhow::anyhow!(
+                "the after-sales request could not be rejected ({code}): {detail}"
+            )),
+        })?;
+    if let UnitsSecured::Refused { code, detail } = secured {
+        return Err(ApiError::Refused {
+            code: if code == "quantity_exceeded" {
+                "quantity_exceeded"
+            } else {
+                "aftersale_not_allowed"
+            },
+            detail,
+        });
+    }
     crate::consistency::record_write(
         &state.pool,
         user.user_id,

@@ -2,8 +2,6 @@
 //! request (admins), newest first; and the units of an order's lines that requests still
 //! claim.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -162,24 +160,4 @@ pub async fn list(
         at: view.created_at,
         id: view.aftersale_id,
     }))
-}
-
-/// The units of each SKU of `order_id` that its requests still claim (neither withdrawn
-/// nor rejected).
-pub async fn claimed_units(pool: &PgPool, order_id: Uuid) -> QueryResult<BTreeMap<String, u32>> {
-    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
-        "SELECT lines FROM aftersales
-         WHERE order_id = $1 AND status NOT IN ('withdrawn', 'rejected')",
-    )
-    .bind(order_id)
-    .fetch_all(pool)
-    .await?;
-    let mut claimed = BTreeMap::new();
-    for (lines,) in rows {
-        let lines: Vec<AfterSaleLineView> = serde_json::from_value(lines).unwrap_or_default();
-        for line in lines {
-            *claimed.entry(line.sku).or_insert(0u32) += u32::try_from(line.quantity).unwrap_or(0);
-        }
-    }
-    Ok(claimed)
 }
