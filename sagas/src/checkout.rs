@@ -909,9 +909,21 @@ impl CheckoutSaga {
                 let order = self.port.order(order_id).await.map_err(step_failure)?;
                 let refunded = self.port.payment(payment_id).await.map_err(step_failure)?;
                 if order.status == Some(OrderStatus::Paid)
+                    && order.payment == Some(payment_id)
                     && refunded.status == Some(PaymentStatus::Refunded)
                 {
-                    // A paid order refunded in full is over; a partial refund leaves it be.
+                    // A paid order whose payment was refunded in full (by hand, before it
+                    // shipped) is refunded; a partial refund leaves it be.
+                    self.port
+                        .mark_order_refunded(
+                            order_id,
+                            payment_id,
+                            "payment_refunded",
+                            Self::metadata(event, saga_id, &format!("mark_refunded:{payment_id}")),
+                        )
+                        .await
+                        .map_err(step_failure)?;
+                    log(conn, saga_id, "mark_refunded", Some(payment_id.to_string())).await?;
                     repository::set_status(conn, saga_id, "refunded", None)
                         .await
                         .map_err(retry)?;

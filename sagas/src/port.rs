@@ -202,6 +202,14 @@ pub trait CheckoutPort: PaymentPort {
         payment_id: PaymentId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+    /// Marks the paid order refunded: its payment was refunded in full.
+    async fn mark_order_refunded(
+        &self,
+        order_id: OrderId,
+        payment_id: PaymentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
     /// The order's current state on the write side.
     async fn order(&self, order_id: OrderId) -> Result<OrderSnapshot, StepError>;
     /// Locks `coupon_id` of `customer` for the order (refused, `coupon_in_use`, when
@@ -680,6 +688,24 @@ impl CheckoutPort for StorePort {
     ) -> Result<(), StepError> {
         self.order_command(order_id, OrderCommand::MarkPaid { payment_id }, metadata)
             .await
+    }
+
+    async fn mark_order_refunded(
+        &self,
+        order_id: OrderId,
+        payment_id: PaymentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.order_command(
+            order_id,
+            OrderCommand::MarkRefunded {
+                payment_id,
+                reason: reason.to_string(),
+            },
+            metadata,
+        )
+        .await
     }
 
     async fn lock_coupon(

@@ -42,6 +42,7 @@ enum Command {
     CancelOrder(String),
     ExpireOrder,
     MarkOrderPaid(PaymentId),
+    MarkOrderRefunded(PaymentId),
     VoidPayment(PaymentId),
     RefundPayment { payment: PaymentId, amount: Money },
     Charge(PaymentId, Money),
@@ -206,6 +207,25 @@ impl CheckoutPort for InMemory {
         }
         shop.order_status = Some(OrderStatus::Expired);
         Ok(())
+    }
+
+    async fn mark_order_refunded(
+        &self,
+        _: OrderId,
+        payment_id: PaymentId,
+        _: &str,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let mut shop = self.shop();
+        shop.issued.push(MarkOrderRefunded(payment_id));
+        match shop.order_status {
+            Some(OrderStatus::Paid) => {
+                shop.order_status = Some(OrderStatus::Refunded);
+                Ok(())
+            }
+            Some(OrderStatus::Refunded) => Ok(()),
+            _ => Err(refused("invalid_transition")),
+        }
     }
 
     async fn mark_order_paid(
@@ -934,9 +954,13 @@ async fn a_refund_of_a_paid_order_goes_to_the_provider_and_closes_the_saga() {
         )
         .await
         .unwrap();
+    // Refunded in full: the order is refunded too.
     assert_eq!(
         checkout.issued(),
-        vec![ProviderRefund(payment_id, refund_id, eur(3500))]
+        vec![
+            ProviderRefund(payment_id, refund_id, eur(3500)),
+            MarkOrderRefunded(payment_id)
+        ]
     );
     assert_eq!(checkout.saga_status().await.0, "refunded");
 }

@@ -112,6 +112,33 @@ async fn partial_refunds_never_give_back_more_than_was_captured() {
     assert_eq!(rest.body["status"], "refunded");
     let more = refund(&admin, &payment_id, json!({"amount": 1, "reason": "again"})).await;
     assert_problem(&more, 409, "refund_exceeds_captured");
+    // Refunded in full, the paid order is refunded too (once, whatever was partial before).
+    eventually("the order refunded", Duration::from_secs(20), || async {
+        let order = customer.get(&format!("/api/v1/orders/{order_id}")).await;
+        (order.body["status"] == "refunded").then_some(())
+    })
+    .await;
+    // Its goods no longer ship.
+    let shipment_id = eventually("the order's shipment", Duration::from_secs(20), || async {
+        let order = customer.get(&format!("/api/v1/orders/{order_id}")).await;
+        order.body["shipments"][0]["shipment_id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    let picked = admin
+        .post(
+            &format!("/api/v1/admin/shipments/{shipment_id}/pick"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&picked, 409, "order_refunded");
+    let orders = ordo_tests::event_types(ordo.pool(), "order", &order_id).await;
+    assert_eq!(
+        orders.iter().filter(|t| *t == "OrderRefunded").count(),
+        1,
+        "{orders:?}"
+    );
     assert_eq!(
         ordo_tests::event_types(ordo.pool(), "payment", &payment_id).await,
         [

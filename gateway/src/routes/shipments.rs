@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use ordo_aggregates::common::UserId;
-use ordo_aggregates::order::OrderCommand;
+use ordo_aggregates::order::{OrderCommand, OrderStatus};
 use ordo_aggregates::shipment::{CarrierCode, ShipmentCommand, TrackingNumber, TrackingStatus};
 use ordo_payments::signature::{self, SIGNATURE_HEADER};
 use ordo_projections::queries::shipments;
@@ -117,11 +117,36 @@ async fn execute(
     })
 }
 
+/// Refuses to move the goods of an order refunded before they left: its customer has their
+/// money back, so nothing ships.
+async fn refuse_if_refunded(state: &AppState, shipment_id: Uuid) -> Result<(), ApiError> {
+    let (shipment, _) = state
+        .shipments
+        .load(&shipment_id.to_string())
+        .await
+        .map_err(api_error)?;
+    let Some(order_id) = shipment.order_id() else {
+        return Ok(());
+    };
+    let (order, _) = state
+        .orders
+        .load(&order_id.to_string())
+        .await
+        .map_err(api_error)?;
+    if order.status() == Some(OrderStatus::Refunded) {
+        return Err(ApiError::Refused {
+            code: "order_refunded",
+            detail: format!("order {order_id} was refunded: its goods do not ship"),
+        });
+    }
+    Ok(())
+}
+
 /// Picks a shipment (admin): its goods left the warehouse (出库). Repeating it is a no-op.
 #[utoipa::path(post, path = "/api/v1/admin/shipments/{shipment_id}/pick", tag = "shipments",
     security(("bearer" = [])),
     responses((status = 200, body = ShipmentWritten), (status = 404, description = "no such shipment"),
-               (status = 409, description = "the shipment is past picking")))]
+               (status = 409, description = "the shipment is past picking, or its order was refunded (order_refunded)")))]
 pub async fn pick_shipment(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -129,6 +154,7 @@ pub async fn pick_shipment(
     Path(raw_id): Path<String>,
 ) -> Result<ApiJson<ShipmentWritten>, ApiError> {
     let id = shipment_id(&raw_id)?;
+    refuse_if_refunded(&state, id).await?;
     let metadata = CommandMetadata::from_request(&request_id, Some(admin.user_id));
     Ok(ApiJson(
         execute(&state, id, ShipmentCommand::Pick, metadata).await?,
@@ -141,7 +167,7 @@ pub async fn pick_shipment(
 #[utoipa::path(post, path = "/api/v1/admin/shipments/{shipment_id}/ship", tag = "shipments",
     request_body = ShipShipment, security(("bearer" = [])),
     responses((status = 200, body = ShipmentWritten), (status = 404, description = "no such shipment"),
-               (status = 409, description = "not picked yet, or shipped with another carrier or number"),
+               (status = 409, description = "not picked yet, shipped with another carrier or number, or its order was refunded (order_refunded)"),
                (status = 422, description = "invalid carrier or tracking number")))]
 pub async fn ship_shipment(
     State(state): State<AppState>,
@@ -155,6 +181,7 @@ pub async fn ship_shipment(
         CarrierCode::parse(&body.carrier).map_err(|e| ApiError::invalid("carrier", e.message()))?;
     let tracking_no = TrackingNumber::parse(&body.tracking_no)
         .map_err(|e| ApiError::invalid("tracking_no", e.message()))?;
+    refuse_if_refunded(&state, id).await?;
     let metadata = CommandMetadata::from_request(&request_id, Some(admin.user_id));
     Ok(ApiJson(
         execute(
