@@ -3,6 +3,11 @@
 //! checked in ticket by ticket and completed, or cancelled, expired or refunded.
 //! Repeating a transition that already happened is a no-op, so the booking saga may
 //! retry any step safely.
+//!
+//! A booking is normally recorded once its area's reservation has decided it
+//! ([`BookingCommand::RequestHeld`]: requested and held in one step); one whose reservation
+//! could not be made at once is recorded pending ([`BookingCommand::Request`]) and held or
+//! rejected later.
 
 use std::collections::BTreeSet;
 
@@ -81,6 +86,29 @@ pub enum BookingCommand {
         unit_price: Money,
         /// Most seats one booking may take.
         max_per_booking: u32,
+    },
+    /// Requests seats that the area's reservation has already taken for this booking,
+    /// held until `expires_at`: records the request and the hold together. Repeated with
+    /// the same request it changes nothing (a booking recorded pending is held).
+    RequestHeld {
+        /// The booking's id (also the aggregate id and the reservation's id).
+        booking_id: BookingId,
+        /// Who books.
+        customer_id: UserId,
+        /// The show.
+        show_id: ShowId,
+        /// The session.
+        session_id: SessionId,
+        /// The seat area.
+        area_id: AreaId,
+        /// Number of seats, 1 to `max_per_booking`.
+        quantity: u32,
+        /// Price of one seat.
+        unit_price: Money,
+        /// Most seats one booking may take.
+        max_per_booking: u32,
+        /// Payment deadline.
+        expires_at: DateTime<Utc>,
     },
     /// The seats are reserved and held until `expires_at`.
     HoldSeats {
@@ -367,6 +395,58 @@ pub struct Booking {
     reason: Option<String>,
 }
 
+impl BookingRequest {
+    /// A request checked against the booking's rules: 1 to `max_per_booking` seats, a
+    /// total that can be represented.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        booking_id: BookingId,
+        customer_id: UserId,
+        show_id: ShowId,
+        session_id: SessionId,
+        area_id: AreaId,
+        quantity: u32,
+        unit_price: Money,
+        max_per_booking: u32,
+    ) -> Result<Self, BookingError> {
+        if quantity == 0 {
+            return Err(BookingError::InvalidQuantity);
+        }
+        if quantity > max_per_booking {
+            return Err(BookingError::TooManyTickets {
+                requested: quantity,
+                max: max_per_booking,
+            });
+        }
+        let total = unit_price
+            .checked_mul(quantity)
+            .ok_or(BookingError::AmountOverflow)?;
+        Ok(Self {
+            booking_id,
+            customer_id,
+            show_id,
+            session_id,
+            area_id,
+            quantity,
+            unit_price,
+            total,
+        })
+    }
+
+    fn requested(&self) -> BookingEvent {
+        BookingEvent::BookingRequested {
+            booking_id: self.booking_id,
+            customer_id: self.customer_id,
+            show_id: self.show_id,
+            session_id: self.session_id,
+            area_id: self.area_id.clone(),
+            quantity: self.quantity,
+            unit_price: self.unit_price.clone(),
+            total: self.total.clone(),
+        }
+    }
+}
+
 impl Booking {
     /// What was requested, once requested.
     pub fn request(&self) -> Option<&BookingRequest> {
@@ -455,19 +535,7 @@ impl Aggregate for Booking {
                 unit_price,
                 max_per_booking,
             } => {
-                if quantity == 0 {
-                    return Err(BookingError::InvalidQuantity);
-                }
-                if quantity > max_per_booking {
-                    return Err(BookingError::TooManyTickets {
-                        requested: quantity,
-                        max: max_per_booking,
-                    });
-                }
-                let total = unit_price
-                    .checked_mul(quantity)
-                    .ok_or(BookingError::AmountOverflow)?;
-                let request = BookingRequest {
+                let request = BookingRequest::new(
                     booking_id,
                     customer_id,
                     show_id,
@@ -475,8 +543,8 @@ impl Aggregate for Booking {
                     area_id,
                     quantity,
                     unit_price,
-                    total,
-                };
+                    max_per_booking,
+                )?;
                 if let Some(existing) = &self.request {
                     return if *existing == request {
                         Ok(())
@@ -484,15 +552,39 @@ impl Aggregate for Booking {
                         Err(BookingError::AlreadyRequested)
                     };
                 }
-                BookingEvent::BookingRequested {
-                    booking_id: request.booking_id,
-                    customer_id: request.customer_id,
-                    show_id: request.show_id,
-                    session_id: request.session_id,
-                    area_id: request.area_id,
-                    quantity: request.quantity,
-                    unit_price: request.unit_price,
-                    total: request.total,
+                request.requested()
+            }
+            BookingCommand::RequestHeld {
+                booking_id,
+                customer_id,
+                show_id,
+                session_id,
+                area_id,
+                quantity,
+                unit_price,
+                max_per_booking,
+                expires_at,
+            } => {
+                let request = BookingRequest::new(
+                    booking_id,
+                    customer_id,
+                    show_id,
+                    session_id,
+                    area_id,
+                    quantity,
+                    unit_price,
+                    max_per_booking,
+                )?;
+                match (&self.request, self.status) {
+                    (Some(existing), _) if *existing != request => {
+                        return Err(BookingError::AlreadyRequested)
+                    }
+                    (Some(_), Some(S::Pending)) => BookingEvent::SeatsHeld { expires_at },
+                    (Some(_), _) => return Ok(()),
+                    (None, _) => {
+                        sink.write(request.requested(), self).await;
+                        BookingEvent::SeatsHeld { expires_at }
+                    }
                 }
             }
             BookingCommand::HoldSeats { expires_at } => match self.requested()?.1 {
@@ -748,6 +840,54 @@ mod tests {
             payment_id: p(payment),
             tickets,
         }
+    }
+
+    fn request_held(quantity: u32) -> BookingCommand {
+        BookingCommand::RequestHeld {
+            booking_id: id(1),
+            customer_id: id(2),
+            show_id: id(3),
+            session_id: id(4),
+            area_id: AreaId::parse("A").unwrap(),
+            quantity,
+            unit_price: eur(5000),
+            max_per_booking: 4,
+            expires_at: deadline(),
+        }
+    }
+
+    #[test]
+    fn a_booking_its_reservation_decided_is_requested_and_held_in_one_step() {
+        given(vec![])
+            .when(request_held(2))
+            .then_expect_events(held());
+        let b = state(held());
+        assert_eq!(b.status(), Some(BookingStatus::PendingPayment));
+        assert_eq!(b.expires_at(), Some(deadline()));
+    }
+
+    #[test]
+    fn requesting_held_seats_again_changes_nothing_and_holds_a_pending_booking() {
+        given(held())
+            .when(request_held(2))
+            .then_expect_events(vec![]);
+        given(paid())
+            .when(request_held(2))
+            .then_expect_events(vec![]);
+        given(requested())
+            .when(request_held(2))
+            .then_expect_events(vec![BookingEvent::SeatsHeld {
+                expires_at: deadline(),
+            }]);
+        given(held())
+            .when(request_held(3))
+            .then_expect_error(BookingError::AlreadyRequested);
+        given(vec![])
+            .when(request_held(5))
+            .then_expect_error(BookingError::TooManyTickets {
+                requested: 5,
+                max: 4,
+            });
     }
 
     #[test]

@@ -3,17 +3,43 @@
 //! released; a committed sale that is refunded returns its stock. Every step is
 //! idempotent per reservation, so a saga that repeats a step after a crash changes nothing.
 //!
+//! A reservation of seats may carry the booking it decides ([`SeatHold`]: who holds the
+//! seats, at what price, until when), so that the seat area's single writer decides a
+//! buyer in one step and the booking follows from the reservation's event.
+//!
 //! An item may have a safety threshold (安全库存): when a step takes the units available
 //! below it, the item records `StockBelowThreshold` once; it records it again only after
 //! the units available came back to the threshold or above (once per crossing).
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
-use crate::common::{DomainError, ErrorKind, Quantity, ReservationId, Sku};
+use crate::common::{
+    AreaId, DomainError, ErrorKind, Money, Quantity, ReservationId, SessionId, ShowId, Sku, UserId,
+};
+
+/// The booking a reservation of seats is for, recorded with the reservation: the booking
+/// (whose id is the reservation's) is requested and held from it, at once or, after a
+/// crash, when its event is handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatHold {
+    /// Who books.
+    pub customer_id: UserId,
+    /// The show.
+    pub show_id: ShowId,
+    /// The session.
+    pub session_id: SessionId,
+    /// The seat area.
+    pub area_id: AreaId,
+    /// Price of one seat.
+    pub unit_price: Money,
+    /// Payment deadline of the booking.
+    pub expires_at: DateTime<Utc>,
+}
 
 /// Commands accepted by an [`InventoryItem`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +61,7 @@ pub enum InventoryCommand {
         quantity: Quantity,
     },
     /// Asks whether `quantity` units are available, changing nothing: refused with
-    /// `InsufficientStock` when they are not. In a flash sale this lets the single writer
-    /// of a hot item turn buyers away without writing anything.
+    /// `InsufficientStock` when they are not.
     Check {
         /// Units wanted.
         quantity: Quantity,
@@ -47,6 +72,8 @@ pub enum InventoryCommand {
         reservation_id: ReservationId,
         /// Units held.
         quantity: Quantity,
+        /// The booking these seats are for, when the reservation decides it.
+        booking: Option<SeatHold>,
     },
     /// Gives held units back to sale.
     Release {
@@ -100,6 +127,9 @@ pub enum InventoryEvent {
         reservation_id: ReservationId,
         /// Units held.
         quantity: u32,
+        /// The booking these seats are for, when the reservation decided it (version 2).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        booking: Option<SeatHold>,
     },
     /// Held units went back to sale.
     StockReleased {
@@ -155,7 +185,16 @@ impl DomainEvent for InventoryEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            InventoryEvent::StockReserved { .. } => "2",
+            InventoryEvent::Restocked { .. }
+            | InventoryEvent::StockReleased { .. }
+            | InventoryEvent::StockCommitted { .. }
+            | InventoryEvent::StockReturned { .. }
+            | InventoryEvent::SafetyThresholdSet { .. }
+            | InventoryEvent::StockBelowThreshold { .. } => "1",
+        }
+        .to_string()
     }
 }
 
@@ -410,6 +449,7 @@ impl Aggregate for InventoryItem {
             InventoryCommand::Reserve {
                 reservation_id,
                 quantity,
+                booking,
             } => {
                 let requested = quantity.get();
                 if let Some(existing) = self.reservations.get(&reservation_id) {
@@ -435,6 +475,7 @@ impl Aggregate for InventoryItem {
                 InventoryEvent::StockReserved {
                     reservation_id,
                     quantity: requested,
+                    booking,
                 }
             }
             InventoryCommand::Release { reservation_id } => {
@@ -531,6 +572,7 @@ impl Aggregate for InventoryItem {
             InventoryEvent::StockReserved {
                 reservation_id,
                 quantity,
+                ..
             } => {
                 self.reserved = self.reserved.saturating_add(u64::from(quantity));
                 self.reservations.insert(
@@ -701,6 +743,7 @@ mod tests {
         InventoryEvent::StockReserved {
             reservation_id: r(n),
             quantity,
+            booking: None,
         }
     }
 
@@ -729,7 +772,53 @@ mod tests {
         InventoryCommand::Reserve {
             reservation_id: r(n),
             quantity: qty(q),
+            booking: None,
         }
+    }
+
+    fn seat_hold() -> SeatHold {
+        use chrono::TimeZone;
+        SeatHold {
+            customer_id: id(2),
+            show_id: id(3),
+            session_id: id(4),
+            area_id: AreaId::parse("A").unwrap(),
+            unit_price: eur(5000),
+            expires_at: Utc.with_ymd_and_hms(2030, 5, 1, 20, 15, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_reservation_records_the_booking_it_decides_and_refuses_past_capacity() {
+        let for_booking = |n| InventoryCommand::Reserve {
+            reservation_id: r(n),
+            quantity: qty(1),
+            booking: Some(seat_hold()),
+        };
+        given(vec![restocked(1)])
+            .when(for_booking(1))
+            .then_expect_events(vec![InventoryEvent::StockReserved {
+                reservation_id: r(1),
+                quantity: 1,
+                booking: Some(seat_hold()),
+            }]);
+        let taken = InventoryEvent::StockReserved {
+            reservation_id: r(1),
+            quantity: 1,
+            booking: Some(seat_hold()),
+        };
+        // The same booking again changes nothing; another finds no seat left.
+        given(vec![restocked(1), taken.clone()])
+            .when(for_booking(1))
+            .then_expect_events(vec![]);
+        given(vec![restocked(1), taken])
+            .when(for_booking(2))
+            .then_expect_error(InventoryError::InsufficientStock {
+                requested: 1,
+                available: 0,
+            });
+        let json = serde_json::to_value(reserved(1, 1)).unwrap();
+        assert!(json["StockReserved"].get("booking").is_none(), "{json}");
     }
 
     fn state(events: Vec<InventoryEvent>) -> InventoryItem {
@@ -1150,7 +1239,8 @@ mod tests {
     fn events_are_named_after_their_variant_and_versioned() {
         let e = reserved(1, 2);
         assert_eq!(e.event_type(), "StockReserved");
-        assert_eq!(e.event_version(), "1");
+        assert_eq!(e.event_version(), "2");
+        assert_eq!(released(1, 2).event_version(), "1");
         let json = serde_json::to_value(&e).unwrap();
         assert!(json.get("StockReserved").is_some());
     }

@@ -373,7 +373,7 @@ pub const INVENTORY: Contract = Contract {
     aggregate_type: <InventoryItem as Aggregate>::TYPE,
     events: &[
         ("Restocked", "1"),
-        ("StockReserved", "1"),
+        ("StockReserved", "2"),
         ("StockReleased", "1"),
         ("StockCommitted", "1"),
         ("StockReturned", "1"),

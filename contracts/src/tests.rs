@@ -128,6 +128,7 @@ fn an_inventory_item_is_named_by_its_sku() {
     let event = InventoryEvent::StockReserved {
         reservation_id: Uuid::from_u128(5).into(),
         quantity: 4,
+        booking: None,
     };
     let decoded = inventory(&message_of("inventory", "WIDGET", &event)).unwrap();
     assert_eq!(decoded.id, Sku::parse("WIDGET").unwrap());

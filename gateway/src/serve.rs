@@ -12,7 +12,7 @@ use ordo_nats::consumer::{run_consumer, ConsumerSpec, EventHandler};
 use ordo_nats::relay::Relay;
 use ordo_nats::subjects::Namespace;
 use ordo_sagas::aftersale::{AfterSaleSaga, AfterSaleStore, AFTERSALE_CONSUMER};
-use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER};
+use ordo_sagas::booking::{BOOKING_CONSUMER, BOOKING_PAYMENTS_CONSUMER, BOOKING_SEATS_CONSUMER};
 use ordo_sagas::checkout::{CheckoutSettings, CHECKOUT_CONSUMER, CHECKOUT_PAYMENTS_CONSUMER};
 use ordo_sagas::fulfilment::{
     FulfilmentSaga, FulfilmentSettings, FulfilmentStore, FULFILMENT_CONSUMER,
@@ -438,6 +438,7 @@ fn ticketing(
         ordo_sagas::booking::BookingSettings {
             booking_timeout: config.booking_timeout,
             callback_base_url: config.public_url(),
+            max_per_booking: config.max_tickets_per_booking,
         },
     );
     Ok(Arc::new(crate::ticketing::Ticketing::new(
@@ -495,6 +496,10 @@ pub fn workers(runtime: &Runtime, args: &ServeArgs) -> Vec<(ConsumerSpec, Arc<dy
     consumers.push((
         consumer_spec(BOOKING_PAYMENTS_CONSUMER, "payment", &runtime.namespace),
         Arc::new(booking.payments()),
+    ));
+    consumers.push((
+        consumer_spec(BOOKING_SEATS_CONSUMER, "inventory", &runtime.namespace),
+        Arc::new(booking.seats()),
     ));
     consumers.push((
         consumer_spec(SEAT_STOCK_CONSUMER, "show", &runtime.namespace),

@@ -27,6 +27,7 @@ pub mod caller;
 pub mod domain;
 mod passwords;
 pub mod personal_data;
+pub mod revocations;
 pub mod service;
 pub mod throttle;
 pub mod tickets;

@@ -24,6 +24,7 @@ use crate::domain::{
     SignupRoleError,
 };
 use crate::passwords::{HashError, HasherBusy, PasswordHasher};
+use crate::revocations::RevocationChecks;
 use crate::throttle::{LoginLocked, LoginThrottle};
 use crate::tokens::{Claims, IdentityConfig, JwtKeys, TokenKind};
 
@@ -145,6 +146,8 @@ pub struct IdentityService {
     dummy_hash: OnceCell<String>,
     /// Session writes since the last sweep of expired rows.
     writes: AtomicU32,
+    /// Every request's token is checked against the revocations, in batches.
+    revocations: RevocationChecks,
 }
 
 impl fmt::Debug for IdentityService {
@@ -171,6 +174,7 @@ impl IdentityService {
     /// `pool`.
     pub fn new(pool: PgPool, keys: JwtKeys, config: IdentityConfig) -> Self {
         IdentityService {
+            revocations: RevocationChecks::new(pool.clone()),
             pool,
             keys,
             hasher: PasswordHasher::new(config.hashing_permits, config.hashing_max_waiting),
@@ -561,12 +565,10 @@ impl IdentityService {
     }
 
     async fn is_revoked(&self, token_id: Uuid) -> Result<bool, IdentityError> {
-        Ok(sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE token_id = $1)",
-        )
-        .bind(token_id)
-        .fetch_one(&self.pool)
-        .await?)
+        self.revocations
+            .is_revoked(token_id)
+            .await
+            .map_err(IdentityError::Internal)
     }
 
     /// When a valid access token stops being accepted, in seconds since the Unix epoch

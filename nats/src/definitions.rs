@@ -165,6 +165,10 @@ pub const CONSUMER_FILES: &[(&str, &str)] = &[
         include_str!("../consumers/saga-booking-payments.json"),
     ),
     (
+        "saga-booking-seats.json",
+        include_str!("../consumers/saga-booking-seats.json"),
+    ),
+    (
         "policy-seat-stock.json",
         include_str!("../consumers/policy-seat-stock.json"),
     ),

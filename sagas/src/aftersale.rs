@@ -599,6 +599,7 @@ impl AfterSalePort for AfterSaleStore {
                 InventoryCommand::Reserve {
                     reservation_id,
                     quantity,
+                    booking: None,
                 },
                 metadata.clone(),
             )

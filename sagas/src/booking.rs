@@ -1,10 +1,16 @@
 //! The booking saga, one instance per booking of seats (its id is the booking id):
 //!
 //! ```text
-//! (request)        -> price the seats from the Show aggregate; none left -> sold out,
-//!                     nothing recorded
-//! BookingRequested -> reserve the seats on the area's inventory item -> hold them until
-//!                     the payment deadline (SeatsHeld); none left -> reject (sold_out)
+//! (request)        -> price the seats from the Show aggregate, then reserve them on the
+//!                     area's inventory item, the reservation carrying the booking (one
+//!                     step on the area's single writer): none left -> sold out, nothing
+//!                     recorded; reserved -> record the booking requested and held until
+//!                     the payment deadline (BookingRequested + SeatsHeld, one command)
+//! StockReserved    -> (of a booking, on the inventory stream) record that booking held,
+//!                     if a crash cut the request short after its reservation
+//! BookingRequested -> (a booking recorded pending, because its reservation could not be
+//!                     made at once) reserve the seats -> hold them (SeatsHeld); none
+//!                     left -> reject (sold_out)
 //! SeatsHeld        -> remember the deadline
 //! PaymentCreated   -> attach the payment to the booking, then ask the provider to charge;
 //!                     booking no longer payable -> void the payment, never charged
@@ -17,13 +23,15 @@
 //! PaymentVoided / PaymentRefunded -> tell the provider
 //! ```
 //!
-//! The HTTP gateway sends one command, the booking's `Request`, priced by
-//! [`BookingSaga::quote`] from the Show aggregate (write-side state: the session's show from
-//! [`crate::show_state`], the price from the Show itself, never from a read model). It then
-//! runs the reserve step ([`BookingSaga::reserve_seats`]) inline, so a fan racing for seats
-//! gets a definite answer without waiting for the event to travel through JetStream; the
-//! saga running the same idempotent step on `BookingRequested` only matters when the gateway
-//! crashed between the two or could not reserve. Paying is one command as well, the
+//! The HTTP gateway prices a booking with [`BookingSaga::quote`] from the Show aggregate
+//! (write-side state: the session's show from [`crate::show_state`], the price from the
+//! Show itself, never from a read model) and books it with [`BookingSaga::book`]: the seat
+//! area's single writer decides the buyer in one step, the reservation, however many buyers
+//! race (a batch of reservations is one append; a sold-out batch writes nothing), and only
+//! a buyer who got seats records a booking. The reservation's event carries the booking, so
+//! a crash between the two loses nothing: the saga, reading the inventory stream, records
+//! the booking held from it (a no-op when the gateway did), and its payment deadline
+//! releases the seats as for any booking. Paying is one command as well, the
 //! payment's `Create`: the saga attaches it and charges it. The booking aggregate
 //! arbitrates every race (paying, cancelling, expiring are transitions of one booking) and
 //! the inventory item guarantees that no more seats are held or sold than the area has.
@@ -44,6 +52,7 @@ use ordo_aggregates::booking::{BookingEvent, BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
     AreaId, BookingId, Money, PaymentId, Quantity, RefundId, SessionId, ShowId, TicketId,
 };
+use ordo_aggregates::inventory::{InventoryEvent, SeatHold};
 use ordo_aggregates::payment::PaymentEvent;
 pub use ordo_aggregates::show::seat_inventory_id;
 use ordo_aggregates::show::SeatArea;
@@ -68,6 +77,9 @@ use crate::show_state::SessionShows;
 pub const BOOKING_CONSUMER: &str = "saga-booking";
 /// Durable consumer name of the booking saga on the payment stream.
 pub const BOOKING_PAYMENTS_CONSUMER: &str = "saga-booking-payments";
+/// Durable consumer name of the booking saga on the inventory stream (the reservations
+/// that decided a booking).
+pub const BOOKING_SEATS_CONSUMER: &str = "saga-booking-seats";
 /// The saga type stored in `sagas.saga_type`.
 pub const BOOKING_SAGA: &str = "booking";
 /// A paid booking completes this long after its session starts.
@@ -77,8 +89,9 @@ pub const SOLD_OUT: &str = "sold_out";
 /// The refusals of a reservation that mean the booking cannot have its seats: too few are
 /// left, or its reservation was given back already.
 const SEATS_UNAVAILABLE: [&str; 2] = ["insufficient_stock", "reservation_closed"];
-/// How long a seat area's price, read from the Show aggregate, is served from memory: in a
-/// flash sale the Show is loaded once per this time, not once per fan. A changed price
+/// How long a session's seat areas and prices, read from the Show aggregate, are served
+/// from memory: in a flash sale the Show is loaded once per this time, not once per fan,
+/// and fans arriving together while it loads wait for that one load. A changed price
 /// applies to bookings requested this long after the change at the latest.
 const PRICE_TTL: Duration = Duration::from_secs(2);
 
@@ -89,6 +102,8 @@ pub struct BookingSettings {
     pub booking_timeout: Duration,
     /// Base URL the payment provider calls back (`http://127.0.0.1:8080`).
     pub callback_base_url: String,
+    /// Most seats one booking may take.
+    pub max_per_booking: u32,
 }
 
 /// The id of the `index`-th ticket (from 0) of a booking: deterministic, so marking a
@@ -116,6 +131,21 @@ pub struct Decision {
     pub reason: Option<String>,
 }
 
+/// What [`BookingSaga::book`] made of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Booked {
+    /// Decided on the write side: its seats held until the deadline or, for a request
+    /// repeated with the same id, the booking as it stands.
+    Decided(Decision),
+    /// Too few seats are left: nothing was recorded.
+    SoldOut,
+    /// A booking with this id was requested before with other content.
+    AlreadyRequested(String),
+    /// Recorded pending: the reservation could not be made now, and the saga makes it
+    /// from `BookingRequested`.
+    Pending,
+}
+
 /// A booking priced: the show of its session and the price of one seat, from the Show
 /// aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,14 +167,6 @@ pub enum QuoteError {
         /// The area asked for.
         area_id: AreaId,
     },
-    /// Too few seats are left: the request is turned away before anything is recorded.
-    #[error("sold out: fewer than {quantity} seat(s) left in {area_id}")]
-    SoldOut {
-        /// The area asked for.
-        area_id: AreaId,
-        /// The seats asked for.
-        quantity: u32,
-    },
     /// The store could not be read.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -158,16 +180,31 @@ pub struct BookingSaga {
     provider: Arc<dyn PaymentProvider>,
     settings: BookingSettings,
     sessions: SessionShows,
-    prices: Mutex<HashMap<(SessionId, AreaId), PricedArea>>,
+    prices: Mutex<HashMap<SessionId, Arc<PricedSession>>>,
+    /// One gate per session being priced, so that one load serves everyone waiting.
+    pricing: Mutex<HashMap<SessionId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// A seat area read from its Show, with when it was read.
-type PricedArea = (Instant, ShowId, SeatArea);
+/// A session's seat areas read from its Show, with when they were read.
+struct PricedSession {
+    read_at: Instant,
+    show_id: ShowId,
+    areas: HashMap<AreaId, SeatArea>,
+}
+
+impl PricedSession {
+    fn area(&self, area_id: &AreaId) -> Option<(ShowId, SeatArea)> {
+        self.areas
+            .get(area_id)
+            .map(|area| (self.show_id, area.clone()))
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Feed {
     Bookings,
     Payments,
+    Seats,
 }
 
 /// One of the saga's two event handlers.
@@ -192,21 +229,17 @@ impl BookingSaga {
             provider,
             settings,
             prices: Mutex::new(HashMap::new()),
+            pricing: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Prices a booking of `quantity` seats of an area from write-side state: the
-    /// session's show ([`crate::show_state`]) and the area's price in the Show aggregate.
-    /// A request for more seats than are left is turned away here, asking the area's
-    /// inventory item (a batch of such checks costs the hot item's single writer at most
-    /// one read), so a flash sale's late fans write nothing. A request that passes may
-    /// still be rejected by the reservation itself.
+    /// Prices a booking of seats of an area from write-side state: the session's show
+    /// ([`crate::show_state`]) and the area's price in the Show aggregate. Whether seats
+    /// are left is for the reservation to decide ([`BookingSaga::book`]).
     pub async fn quote(
         &self,
         session_id: SessionId,
         area_id: &AreaId,
-        quantity: u32,
-        metadata: CommandMetadata,
     ) -> Result<Quote, QuoteError> {
         let unknown = || QuoteError::UnknownSeatArea {
             session_id,
@@ -216,55 +249,214 @@ impl BookingSaga {
             .seat_area(session_id, area_id)
             .await?
             .ok_or_else(unknown)?;
-        if let Ok(wanted) = Quantity::parse(i64::from(quantity)) {
-            let seats = seat_inventory_id(session_id, area_id);
-            if let Err(StepError::Refused { code, .. }) =
-                self.port.check_seats(&seats, wanted, metadata).await
-            {
-                if code == "insufficient_stock" {
-                    return Err(QuoteError::SoldOut {
-                        area_id: area_id.clone(),
-                        quantity,
-                    });
-                }
-            }
-        }
         Ok(Quote {
             show_id,
             unit_price: area.price,
         })
     }
 
+    /// Books the seats of `request` in one step on the seat area's single writer: the
+    /// reservation, keyed by the booking id, carries the booking (buyer, price, payment
+    /// deadline). Reserved, the booking is recorded requested and held; refused, nothing
+    /// is recorded and the buyer is told it is sold out. Only when the reservation cannot
+    /// be made now (the store failing) is the booking recorded pending, for the saga to
+    /// reserve from its event. Repeating a request with the same booking id answers the
+    /// booking as it stands.
+    pub async fn book(
+        &self,
+        request: &BookingRequest,
+        metadata: CommandMetadata,
+    ) -> Result<Booked, StepError> {
+        let booking_id = request.booking_id;
+        let saga_id = *booking_id.as_uuid();
+        let step = |name: &str| CommandMetadata {
+            command_id: step_id(saga_id, name).to_string(),
+            ..metadata.clone()
+        };
+        let quantity = Quantity::parse(i64::from(request.quantity))
+            .map_err(|e| StepError::Failed(anyhow::anyhow!("{e}")))?;
+        let expires_at = self.deadline();
+        let hold = SeatHold {
+            customer_id: request.customer_id,
+            show_id: request.show_id,
+            session_id: request.session_id,
+            area_id: request.area_id.clone(),
+            unit_price: request.unit_price.clone(),
+            expires_at,
+        };
+        let seats = seat_inventory_id(request.session_id, &request.area_id);
+        match self
+            .port
+            .reserve_seats_for(&seats, booking_id, quantity, hold, step("reserve_seats"))
+            .await
+        {
+            Ok(()) => {}
+            // No seat left, and none reserved under this id: sold out, whatever a request
+            // repeated with this id recorded before (rejected, or pending and about to be).
+            Err(StepError::Refused { code, .. }) if code == "insufficient_stock" => {
+                return Ok(Booked::SoldOut)
+            }
+            Err(StepError::Refused { code, detail }) => {
+                // A repeated request finds its booking; a new one was never recorded.
+                let booking = self.port.booking(booking_id).await?;
+                return Ok(match booking.request {
+                    Some(existing) if existing != *request => Booked::AlreadyRequested(format!(
+                        "booking {booking_id} was requested with other content"
+                    )),
+                    Some(_) => Booked::Decided(self.decision(booking_id).await?),
+                    None if SEATS_UNAVAILABLE.contains(&code.as_str()) => Booked::SoldOut,
+                    None => Booked::AlreadyRequested(detail),
+                });
+            }
+            Err(StepError::Failed(err)) => {
+                tracing::warn!(error = %err, %booking_id, "reserving seats failed; the booking is recorded pending for the saga to reserve");
+                self.port
+                    .request_booking(request, self.settings.max_per_booking, step("request"))
+                    .await?;
+                crash_after(BOOKING_SAGA, "requested");
+                return Ok(Booked::Pending);
+            }
+        }
+        // The seats are reserved for the booking and it is not recorded yet: from here on
+        // the reservation's event completes it.
+        crash_after(BOOKING_SAGA, "seats_reserved");
+        match self
+            .port
+            .record_held_booking(
+                request,
+                self.settings.max_per_booking,
+                expires_at,
+                step("request_held"),
+            )
+            .await
+        {
+            Ok(true) => Ok(Booked::Decided(Decision {
+                status: BookingStatus::PendingPayment,
+                expires_at: Some(expires_at),
+                reason: None,
+            })),
+            // Recorded before (a repeated request, or the saga was first): as it stands.
+            Ok(false) => Ok(Booked::Decided(self.decision(booking_id).await?)),
+            Err(StepError::Refused { detail, .. }) => Ok(Booked::AlreadyRequested(detail)),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The payment deadline of seats held now.
+    fn deadline(&self) -> DateTime<Utc> {
+        Utc::now()
+            + chrono::Duration::from_std(self.settings.booking_timeout)
+                .unwrap_or(chrono::Duration::minutes(15))
+    }
+
+    /// A reservation of seats that decided a booking: records the booking held from it.
+    /// The gateway normally did already (then this changes nothing); after a crash between
+    /// the two, this is what records it, with the reservation's own deadline.
+    async fn on_seat_event(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
+        let decoded = ordo_contracts::inventory(event)?;
+        let InventoryEvent::StockReserved {
+            reservation_id,
+            quantity,
+            booking: Some(hold),
+        } = decoded.event
+        else {
+            return Ok(());
+        };
+        let booking_id = BookingId::from(*reservation_id.as_uuid());
+        // The seats are taken already: the limit per booking was checked when they were.
+        let request = BookingRequest::new(
+            booking_id,
+            hold.customer_id,
+            hold.show_id,
+            hold.session_id,
+            hold.area_id,
+            quantity,
+            hold.unit_price,
+            quantity,
+        )
+        .map_err(|e| HandlerError::Permanent(anyhow::anyhow!("booking {booking_id}: {e}")))?;
+        let metadata = Self::metadata(event, *booking_id.as_uuid(), "request_held");
+        match self
+            .port
+            .record_held_booking(&request, quantity, hold.expires_at, metadata)
+            .await
+        {
+            Ok(recorded) => {
+                if recorded {
+                    crash_after(BOOKING_SAGA, "held_booking_recorded");
+                }
+                Ok(())
+            }
+            // Another booking has this id: the seats wait for an operator.
+            Err(StepError::Refused { detail, .. }) => {
+                Err(HandlerError::Permanent(anyhow::anyhow!(
+                    "the seats reserved for booking {booking_id} cannot be booked: {detail}"
+                )))
+            }
+            Err(StepError::Failed(err)) => Err(HandlerError::Retry(err)),
+        }
+    }
+
     /// The show of a session and the seat area as the Show aggregate has it, served from
-    /// memory for [`PRICE_TTL`].
+    /// memory for [`PRICE_TTL`]; concurrent misses of one session share one load.
     async fn seat_area(
         &self,
         session_id: SessionId,
         area_id: &AreaId,
     ) -> anyhow::Result<Option<(ShowId, SeatArea)>> {
-        let key = (session_id, area_id.clone());
-        if let Some((at, show_id, area)) = self.prices.lock().expect("prices").get(&key) {
-            if at.elapsed() < PRICE_TTL {
-                return Ok(Some((*show_id, area.clone())));
-            }
+        if let Some(priced) = self.priced(session_id) {
+            return Ok(priced.area(area_id));
+        }
+        let gate = self
+            .pricing
+            .lock()
+            .expect("pricing")
+            .entry(session_id)
+            .or_default()
+            .clone();
+        let _loading = gate.lock().await;
+        // Whoever held the gate before may have loaded it meanwhile.
+        if let Some(priced) = self.priced(session_id) {
+            return Ok(priced.area(area_id));
         }
         let Some(show_id) = self.sessions.show_of(session_id).await? else {
             return Ok(None);
         };
-        let Some(area) = self
+        let Some(areas) = self
             .port
-            .seat_area(show_id, session_id, area_id)
+            .session_areas(show_id, session_id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
         else {
             return Ok(None);
         };
-        let mut prices = self.prices.lock().expect("prices");
-        if prices.len() > 10_000 {
-            prices.retain(|_, (at, _, _)| at.elapsed() < PRICE_TTL);
+        let priced = Arc::new(PricedSession {
+            read_at: Instant::now(),
+            show_id,
+            areas: areas
+                .into_iter()
+                .map(|area| (area.area_id.clone(), area))
+                .collect(),
+        });
+        {
+            let mut prices = self.prices.lock().expect("prices");
+            if prices.len() > 10_000 {
+                prices.retain(|_, priced| priced.read_at.elapsed() < PRICE_TTL);
+            }
+            prices.insert(session_id, priced.clone());
         }
-        prices.insert(key, (Instant::now(), show_id, area.clone()));
-        Ok(Some((show_id, area)))
+        self.pricing.lock().expect("pricing").remove(&session_id);
+        Ok(priced.area(area_id))
+    }
+
+    /// The session's areas, when read less than [`PRICE_TTL`] ago.
+    fn priced(&self, session_id: SessionId) -> Option<Arc<PricedSession>> {
+        self.prices
+            .lock()
+            .expect("prices")
+            .get(&session_id)
+            .filter(|priced| priced.read_at.elapsed() < PRICE_TTL)
+            .cloned()
     }
 
     /// The handler for the booking stream.
@@ -280,6 +472,14 @@ impl BookingSaga {
         BookingHandler {
             saga: self.clone(),
             feed: Feed::Payments,
+        }
+    }
+
+    /// The handler for the inventory stream.
+    pub fn seats(self: &Arc<Self>) -> BookingHandler {
+        BookingHandler {
+            saga: self.clone(),
+            feed: Feed::Seats,
         }
     }
 
@@ -315,9 +515,7 @@ impl BookingSaga {
             Ok(()) => {
                 // The seats are reserved and the booking does not hold them yet.
                 crash_after(BOOKING_SAGA, "seats_reserved");
-                let expires_at = Utc::now()
-                    + chrono::Duration::from_std(self.settings.booking_timeout)
-                        .unwrap_or(chrono::Duration::minutes(15));
+                let expires_at = self.deadline();
                 match self
                     .port
                     .hold_seats(booking_id, expires_at, metadata("hold_seats"))
@@ -472,8 +670,8 @@ impl BookingSaga {
                 )
                 .await
                 .map_err(retry)?;
-                // The gateway normally decided already; only a booking left pending (its
-                // gateway crashed in between) still needs the step.
+                // A booking is normally recorded held; only one recorded pending (its
+                // reservation could not be made at once) still needs the step.
                 if self.load(booking_id).await?.status == Some(BookingStatus::Pending) {
                     let decision = self
                         .reserve_seats(
@@ -832,16 +1030,20 @@ impl BookingSaga {
 impl EventHandler for BookingHandler {
     async fn handle(&self, event: &ReceivedEvent) -> Result<(), HandlerError> {
         let saga = &self.saga;
-        let consumer = match self.feed {
-            Feed::Bookings => BOOKING_CONSUMER,
-            Feed::Payments => BOOKING_PAYMENTS_CONSUMER,
+        let (consumer, payments) = match self.feed {
+            Feed::Bookings => (BOOKING_CONSUMER, false),
+            Feed::Payments => (BOOKING_PAYMENTS_CONSUMER, true),
+            // Recording a booking held is a no-op once done, and reservations of different
+            // bookings need no order among them: nothing to claim.
+            Feed::Seats => return saga.on_seat_event(event).await,
         };
         let Some(mut tx) = begin_claimed(&saga.pool, consumer, event).await? else {
             return Ok(());
         };
-        let outcome = match self.feed {
-            Feed::Bookings => saga.on_booking_event(&mut tx, event).await,
-            Feed::Payments => saga.on_payment_event(&mut tx, event).await,
+        let outcome = if payments {
+            saga.on_payment_event(&mut tx, event).await
+        } else {
+            saga.on_booking_event(&mut tx, event).await
         };
         finish(&saga.pool, tx, outcome, event, saga_of(event)).await
     }

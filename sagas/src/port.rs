@@ -15,11 +15,11 @@ use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{Booking, BookingCommand, BookingRequest, BookingStatus};
 use ordo_aggregates::cart::{Cart, CartCommand, CartOwner, MergedLine};
 use ordo_aggregates::common::{
-    AreaId, BookingId, CartId, CouponId, DomainError, Money, OrderId, PaymentId, Quantity,
-    RefundId, ReservationId, SessionId, ShowId, Sku, TicketId, UserId,
+    BookingId, CartId, CouponId, DomainError, Money, OrderId, PaymentId, Quantity, RefundId,
+    ReservationId, SessionId, ShowId, Sku, TicketId, UserId,
 };
 use ordo_aggregates::coupon::{CouponBatch, CouponCommand};
-use ordo_aggregates::inventory::{InventoryCommand, InventoryItem};
+use ordo_aggregates::inventory::{InventoryCommand, InventoryItem, SeatHold};
 use ordo_aggregates::order::{Order, OrderCommand, OrderStatus};
 use ordo_aggregates::payment::{Payment, PaymentCommand, PaymentStatus};
 use ordo_aggregates::show::{SeatArea, Show};
@@ -297,12 +297,34 @@ pub trait BookingPort: PaymentPort {
         booking_id: BookingId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
-    /// Asks the item `seats` whether `quantity` seats are left, changing nothing. Refused
-    /// with `insufficient_stock` when they are not.
-    async fn check_seats(
+    /// Reserves `quantity` seats of the item `seats` for the booking, recording with the
+    /// reservation the booking it decides (`hold`): one step on the seat area's single
+    /// writer. Refused with `insufficient_stock` when too few are left (a no-op when the
+    /// booking reserved them already).
+    async fn reserve_seats_for(
         &self,
         seats: &Sku,
+        booking_id: BookingId,
         quantity: Quantity,
+        hold: SeatHold,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
+    /// Records the booking `request` with its seats held until `expires_at`
+    /// (`BookingRequested` and `SeatsHeld` in one command). Answers whether this call
+    /// recorded anything: false when the booking was recorded held already. Refused when a
+    /// booking with this id was requested with other content.
+    async fn record_held_booking(
+        &self,
+        request: &BookingRequest,
+        max_per_booking: u32,
+        expires_at: DateTime<Utc>,
+        metadata: CommandMetadata,
+    ) -> Result<bool, StepError>;
+    /// Records the booking `request` alone, pending: its seats are reserved later.
+    async fn request_booking(
+        &self,
+        request: &BookingRequest,
+        max_per_booking: u32,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
     /// Attaches a payment just created to the booking (no-op when it is attached).
@@ -313,14 +335,13 @@ pub trait BookingPort: PaymentPort {
         payment_id: PaymentId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
-    /// A seat area of a show's session as the Show aggregate has it now (its price and
-    /// capacity), `None` when the show has no such session or area.
-    async fn seat_area(
+    /// The seat areas of a show's session as the Show aggregate has them now (their
+    /// prices and capacities), `None` when the show has no such session.
+    async fn session_areas(
         &self,
         show_id: ShowId,
         session_id: SessionId,
-        area_id: &AreaId,
-    ) -> Result<Option<SeatArea>, StepError>;
+    ) -> Result<Option<Vec<SeatArea>>, StepError>;
     /// Holds the booking's seats until `expires_at`: it now awaits payment. Answers whether
     /// this call held them, false when they were held already.
     async fn hold_seats(
@@ -603,6 +624,7 @@ impl CheckoutPort for StorePort {
         let command = InventoryCommand::Reserve {
             reservation_id: reservation(order_id),
             quantity,
+            booking: None,
         };
         self.inventory(sku, command, metadata).await
     }
@@ -802,6 +824,7 @@ impl BookingPort for StorePort {
         let command = InventoryCommand::Reserve {
             reservation_id: seat_reservation(booking_id),
             quantity,
+            booking: None,
         };
         self.inventory(seats, command, metadata).await
     }
@@ -843,13 +866,64 @@ impl BookingPort for StorePort {
         self.inventory(seats, command, metadata).await
     }
 
-    async fn check_seats(
+    async fn reserve_seats_for(
         &self,
         seats: &Sku,
+        booking_id: BookingId,
         quantity: Quantity,
+        hold: SeatHold,
         metadata: CommandMetadata,
     ) -> Result<(), StepError> {
-        self.inventory(seats, InventoryCommand::Check { quantity }, metadata)
+        let command = InventoryCommand::Reserve {
+            reservation_id: seat_reservation(booking_id),
+            quantity,
+            booking: Some(hold),
+        };
+        self.inventory(seats, command, metadata).await
+    }
+
+    async fn record_held_booking(
+        &self,
+        request: &BookingRequest,
+        max_per_booking: u32,
+        expires_at: DateTime<Utc>,
+        metadata: CommandMetadata,
+    ) -> Result<bool, StepError> {
+        let command = BookingCommand::RequestHeld {
+            booking_id: request.booking_id,
+            customer_id: request.customer_id,
+            show_id: request.show_id,
+            session_id: request.session_id,
+            area_id: request.area_id.clone(),
+            quantity: request.quantity,
+            unit_price: request.unit_price.clone(),
+            max_per_booking,
+            expires_at,
+        };
+        self.bookings
+            .execute(&request.booking_id.to_string(), command, metadata)
+            .await
+            .map(|committed| !committed.events.is_empty())
+            .map_err(step_error)
+    }
+
+    async fn request_booking(
+        &self,
+        request: &BookingRequest,
+        max_per_booking: u32,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        let command = BookingCommand::Request {
+            booking_id: request.booking_id,
+            customer_id: request.customer_id,
+            show_id: request.show_id,
+            session_id: request.session_id,
+            area_id: request.area_id.clone(),
+            quantity: request.quantity,
+            unit_price: request.unit_price.clone(),
+            max_per_booking,
+        };
+        self.booking_command(request.booking_id, command, metadata)
             .await
     }
 
@@ -867,18 +941,19 @@ impl BookingPort for StorePort {
         .await
     }
 
-    async fn seat_area(
+    async fn session_areas(
         &self,
         show_id: ShowId,
         session_id: SessionId,
-        area_id: &AreaId,
-    ) -> Result<Option<SeatArea>, StepError> {
+    ) -> Result<Option<Vec<SeatArea>>, StepError> {
         let (show, _) = self
             .shows
             .load(&show_id.to_string())
             .await
             .map_err(step_error)?;
-        Ok(show.seat_area(&session_id, area_id).cloned())
+        Ok(show
+            .session(&session_id)
+            .map(|session| session.seat_areas.clone()))
     }
 
     async fn hold_seats(

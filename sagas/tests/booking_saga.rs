@@ -16,6 +16,7 @@ use ordo_aggregates::common::{
     AreaId, BookingId, Currency, Money, PaymentId, Quantity, RefundId, SessionId, ShowId, Sku,
     TicketId, UserId,
 };
+use ordo_aggregates::inventory::SeatHold;
 use ordo_aggregates::payment::{PaymentEvent, PaymentStatus};
 use ordo_aggregates::show::SeatArea;
 use ordo_nats::consumer::{EventHandler, HandlerError};
@@ -217,13 +218,35 @@ impl BookingPort for Given {
         self.issue("return_seats", seats.to_string())
     }
 
-    async fn check_seats(
+    async fn reserve_seats_for(
         &self,
         seats: &Sku,
+        _: BookingId,
         quantity: Quantity,
+        _: SeatHold,
         _: CommandMetadata,
     ) -> Result<(), StepError> {
-        self.issue("check_seats", format!("{seats} {quantity}"))
+        self.issue("reserve_seats_for", format!("{seats} {quantity}"))
+    }
+
+    async fn record_held_booking(
+        &self,
+        _: &BookingRequest,
+        _: u32,
+        _: DateTime<Utc>,
+        _: CommandMetadata,
+    ) -> Result<bool, StepError> {
+        self.issue("record_held_booking", String::new())?;
+        Ok(true)
+    }
+
+    async fn request_booking(
+        &self,
+        _: &BookingRequest,
+        _: u32,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.issue("request_booking", String::new())
     }
 
     async fn attach_payment(
@@ -235,12 +258,11 @@ impl BookingPort for Given {
         self.issue("attach_payment", payment_id.to_string())
     }
 
-    async fn seat_area(
+    async fn session_areas(
         &self,
         _: ShowId,
         _: SessionId,
-        _: &AreaId,
-    ) -> Result<Option<SeatArea>, StepError> {
+    ) -> Result<Option<Vec<SeatArea>>, StepError> {
         Ok(None)
     }
 
@@ -355,6 +377,7 @@ impl World {
             BookingSettings {
                 booking_timeout: Duration::from_secs(900),
                 callback_base_url: "http://127.0.0.1:1".into(),
+                max_per_booking: 6,
             },
         );
         Self {

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use ordo_aggregates::booking::BookingStatus;
+use ordo_aggregates::booking::{BookingRequest, BookingStatus};
 use ordo_aggregates::common::{
     AreaId, BookingId, Money, PaymentId, Quantity, RefundId, SessionId, ShowId, Sku, TicketId,
 };
-use ordo_sagas::booking::{BookingSettings, Decision, SOLD_OUT};
+use ordo_aggregates::inventory::SeatHold;
+use ordo_sagas::booking::{Booked, BookingSettings, Decision, SOLD_OUT};
 use ordo_sagas::port::{BookingSnapshot, PaymentSnapshot};
 use ordo_sagas::{
     BookingPort, BookingSaga, ChargeRequest, PaymentPort, PaymentProvider, ProviderError, StepError,
@@ -37,6 +38,8 @@ struct Seats {
     reason: Option<String>,
     /// Cancels the booking as soon as its seats are reserved, as its fan might meanwhile.
     cancel_once_reserved: bool,
+    /// The bookings recorded held, by id.
+    booked: HashMap<BookingId, BookingRequest>,
 }
 
 impl SeatsInMemory {
@@ -49,6 +52,7 @@ impl SeatsInMemory {
                 expires_at: None,
                 reason: None,
                 cancel_once_reserved: false,
+                booked: HashMap::new(),
             }),
         })
     }
@@ -207,11 +211,11 @@ impl BookingPort for SeatsInMemory {
         Err(not_in_the_reserve_step())
     }
 
-    async fn booking(&self, _: BookingId) -> Result<BookingSnapshot, StepError> {
+    async fn booking(&self, booking_id: BookingId) -> Result<BookingSnapshot, StepError> {
         let seats = self.seats();
         Ok(BookingSnapshot {
             status: Some(seats.status),
-            request: None,
+            request: seats.booked.get(&booking_id).cloned(),
             expires_at: seats.expires_at,
             reason: seats.reason.clone(),
             payment: None,
@@ -226,7 +230,44 @@ impl BookingPort for SeatsInMemory {
         Err(not_in_the_reserve_step())
     }
 
-    async fn check_seats(&self, _: &Sku, _: Quantity, _: CommandMetadata) -> Result<(), StepError> {
+    async fn reserve_seats_for(
+        &self,
+        item: &Sku,
+        booking_id: BookingId,
+        quantity: Quantity,
+        _: SeatHold,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.reserve_seats(item, booking_id, quantity, metadata)
+            .await
+    }
+
+    async fn record_held_booking(
+        &self,
+        request: &BookingRequest,
+        _: u32,
+        expires_at: DateTime<Utc>,
+        _: CommandMetadata,
+    ) -> Result<bool, StepError> {
+        let mut seats = self.seats();
+        match seats.booked.get(&request.booking_id) {
+            Some(existing) if existing != request => Err(refused("booking_exists")),
+            Some(_) => Ok(false),
+            None => {
+                seats.booked.insert(request.booking_id, request.clone());
+                seats.status = BookingStatus::PendingPayment;
+                seats.expires_at = Some(expires_at);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn request_booking(
+        &self,
+        _: &BookingRequest,
+        _: u32,
+        _: CommandMetadata,
+    ) -> Result<(), StepError> {
         Err(not_in_the_reserve_step())
     }
 
@@ -239,12 +280,11 @@ impl BookingPort for SeatsInMemory {
         Err(not_in_the_reserve_step())
     }
 
-    async fn seat_area(
+    async fn session_areas(
         &self,
         _: ShowId,
         _: SessionId,
-        _: &AreaId,
-    ) -> Result<Option<ordo_aggregates::show::SeatArea>, StepError> {
+    ) -> Result<Option<Vec<ordo_aggregates::show::SeatArea>>, StepError> {
         Err(not_in_the_reserve_step())
     }
 }
@@ -279,6 +319,7 @@ fn saga(seats: &Arc<SeatsInMemory>) -> Arc<BookingSaga> {
         BookingSettings {
             booking_timeout: Duration::from_secs(900),
             callback_base_url: "http://127.0.0.1:1".into(),
+            max_per_booking: 6,
         },
     )
 }
@@ -329,4 +370,75 @@ async fn seats_reserved_for_a_booking_cancelled_meanwhile_go_back_for_good() {
     // Repeated, the step does not take them again.
     assert_eq!(reserve(&saga, 2).await.status, BookingStatus::Cancelled);
     assert_eq!(seats.seats().available, 10);
+}
+
+fn request(n: u128, quantity: u32) -> BookingRequest {
+    BookingRequest::new(
+        BookingId::from(Uuid::from_u128(100 + n)),
+        Uuid::from_u128(3).into(),
+        Uuid::from_u128(4).into(),
+        SessionId::from(Uuid::from_u128(2)),
+        AreaId::parse("vip-a").unwrap(),
+        quantity,
+        Money::new(
+            1280,
+            ordo_aggregates::common::Currency::parse("CNY").unwrap(),
+        )
+        .unwrap(),
+        6,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_flash_sale_books_exactly_the_seats_and_records_nothing_for_the_others() {
+    let seats = SeatsInMemory::new(3);
+    let saga = saga(&seats);
+    let (mut held, mut sold_out) = (0, 0);
+    for n in 0..10 {
+        match saga
+            .book(&request(n, 1), CommandMetadata::from_request("flash", None))
+            .await
+            .unwrap()
+        {
+            Booked::Decided(decision) => {
+                assert_eq!(decision.status, BookingStatus::PendingPayment);
+                assert!(decision.expires_at.is_some());
+                held += 1;
+            }
+            Booked::SoldOut => sold_out += 1,
+            other => panic!("booking {n}: {other:?}"),
+        }
+    }
+    assert_eq!((held, sold_out), (3, 7));
+    assert_eq!(seats.seats().available, 0);
+    assert_eq!(seats.seats().reservations.len(), 3);
+    assert_eq!(
+        seats.seats().booked.len(),
+        3,
+        "only the winners are recorded"
+    );
+    // A winner asking again is answered its booking, and takes no seat again.
+    let again = saga
+        .book(&request(0, 1), CommandMetadata::from_request("again", None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, Booked::Decided(d) if d.status == BookingStatus::PendingPayment),
+        "{again:?}"
+    );
+    assert_eq!(seats.seats().reservations.len(), 3);
+    // The same id with other content is refused, and records nothing.
+    let changed = saga
+        .book(
+            &request(0, 2),
+            CommandMetadata::from_request("changed", None),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(changed, Booked::AlreadyRequested(_)),
+        "{changed:?}"
+    );
+    assert_eq!(seats.seats().booked.len(), 3);
 }

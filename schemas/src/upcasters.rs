@@ -14,6 +14,7 @@ pub fn all() -> Vec<Box<dyn EventUpcaster>> {
         Box::new(PaymentRefundedV1ToV2),
         Box::new(PaymentCreatedV1ToV2),
         Box::new(ProductCreatedV1ToV2),
+        Box::new(StockReservedV1ToV2),
     ]
 }
 
@@ -165,6 +166,27 @@ impl EventUpcaster for ProductCreatedV1ToV2 {
             only.insert("weight_grams".to_owned(), Value::Null);
             only.insert("max_per_customer".to_owned(), Value::Null);
             fields.insert("skus".to_owned(), Value::Array(vec![Value::Object(only)]));
+            event.event_version = "2".to_owned();
+        }
+        event
+    }
+}
+
+/// Turns an `inventory` `StockReserved` of version "1" into version "2".
+///
+/// Version 2 adds `booking`, the booking a reservation of seats decides, which is absent
+/// when there is none: a version 1 reservation (goods, or seats of a booking recorded
+/// before its reservation) reads as a version 2 one without it. The payload is unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StockReservedV1ToV2;
+
+impl EventUpcaster for StockReservedV1ToV2 {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_type == "StockReserved" && event_version == "1"
+    }
+
+    fn upcast(&self, mut event: SerializedEvent) -> SerializedEvent {
+        if event.aggregate_type == "inventory" {
             event.event_version = "2".to_owned();
         }
         event

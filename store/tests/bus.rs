@@ -81,6 +81,7 @@ fn reserve(reservation_id: ReservationId) -> InventoryCommand {
     InventoryCommand::Reserve {
         reservation_id,
         quantity: quantity(1),
+        booking: None,
     }
 }
 

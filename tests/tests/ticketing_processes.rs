@@ -1,7 +1,8 @@
 //! End to end: the processes of ticketing killed between their steps. Adding a session is
 //! one command on the Show, and the seat stock policy opens each seat area's inventory
-//! from its event; booking is one command, priced from the Show, whose reserve step the
-//! gateway runs inline and the booking saga repeats from the event; paying is one command,
+//! from its event; booking is decided by one step on the seat area, the reservation, which
+//! carries the booking, and the booking saga records the booking from the reservation's
+//! event when the gateway died before it did; paying is one command,
 //! the payment, which the saga attaches and charges. `ordo serve` aborts itself at a crash
 //! point (`ORDO_CRASH_AFTER_STEP`), is restarted, and every seat ends sellable, every
 //! booking held, paid or released, and nothing happened twice.
@@ -60,20 +61,21 @@ fn seat_item(session_id: Uuid, area_id: &str) -> String {
     )
 }
 
-/// The booking requested last.
-async fn last_requested_booking(pool: &PgPool) -> String {
+/// The booking whose seats of `item` were reserved last.
+async fn last_reservation(pool: &PgPool, item: &str) -> String {
     sqlx::query_as::<_, (String,)>(
-        "SELECT aggregate_id FROM events
-         WHERE aggregate_type = 'booking' AND event_type = 'BookingRequested'
-         ORDER BY position DESC LIMIT 1",
+        "SELECT payload::jsonb -> 'StockReserved' ->> 'reservation_id' FROM events
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1
+           AND event_type = 'StockReserved'
+         ORDER BY sequence DESC LIMIT 1",
     )
+    .bind(item)
     .fetch_one(pool)
     .await
     .unwrap()
     .0
 }
 
-/// Waits until the item's events are `expected` (and stay so: checked twice).
 async fn wait_events(pool: &PgPool, aggregate_type: &str, id: &str, expected: &[&str]) {
     eventually(
         &format!("{aggregate_type} {id}: {expected:?}"),
@@ -245,8 +247,9 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
     let (fan, _) = api.register("survivor@example.com").await;
     wait_available(&fan, &show_id, &[("VIP", 2)]).await;
 
-    // The gateway dies right after recording the request, before reserving any seat.
-    restart_crashing_at(&mut ordo, Some("booking:requested")).await;
+    // The gateway dies right after reserving the seats (the reservation carries the
+    // booking), before recording the booking.
+    restart_crashing_at(&mut ordo, Some("booking:seats_reserved")).await;
     let answer = fan
         .try_send(
             Method::POST,
@@ -256,22 +259,30 @@ async fn a_booking_through_crashes_is_held_then_paid_once() {
         )
         .await;
     assert!(answer.is_none(), "answered despite the crash: {answer:?}");
-    wait_for_crash(&mut ordo, "booking:requested").await;
-    let booking_id = last_requested_booking(ordo.pool()).await;
-    assert_eq!(
-        ordo_tests::event_types(ordo.pool(), "booking", &booking_id).await,
-        ["BookingRequested"]
-    );
+    wait_for_crash(&mut ordo, "booking:seats_reserved").await;
     assert_eq!(
         ordo_tests::event_types(ordo.pool(), "inventory", &item).await,
-        ["Restocked"]
+        ["Restocked", "StockReserved"]
+    );
+    let booking_id = last_reservation(ordo.pool(), &item).await;
+    assert_eq!(
+        ordo_tests::event_types(ordo.pool(), "booking", &booking_id).await,
+        Vec::<String>::new()
     );
 
-    // The saga reserves and holds the seats from the booking's event.
+    // The saga records the booking, its seats held, from the reservation's event.
     restart_crashing_at(&mut ordo, None).await;
     let held = booking(&fan, &booking_id, "pending_payment").await;
     assert_eq!(held["total_amount"], 2 * 880);
     assert_eq!(held["currency"], "CNY");
+    assert!(held["expires_at"].is_string(), "{held:?}");
+    wait_events(
+        ordo.pool(),
+        "booking",
+        &booking_id,
+        &["BookingRequested", "SeatsHeld"],
+    )
+    .await;
     wait_events(
         ordo.pool(),
         "inventory",

@@ -1,10 +1,11 @@
 //! Bookings of seats and their tickets: fans book, pay, cancel and read their own; admins
 //! refund and check tickets in at the entrance.
 //!
-//! Booking sends one command, the booking's `Request`, priced by the booking saga from the
-//! Show aggregate, then runs the saga's reserve step inline, so the answer is the write
-//! side's decision (pending payment with its deadline, or sold out) without waiting for any
-//! read model: in a flash sale every fan gets a definite answer as soon as the hot seat
+//! Booking is priced by the booking saga from the Show aggregate and decided by one step on
+//! the seat area's single writer, the reservation, which carries the booking
+//! ([`ordo_sagas::BookingSaga::book`]): the answer is the write side's decision (pending
+//! payment with its deadline, or sold out with nothing recorded) without waiting for any
+//! read model; in a flash sale every fan gets a definite answer as soon as the hot seat
 //! area's batch commits. Paying sends one command, the payment's `Create`; the saga attaches
 //! the payment to the booking and charges it.
 
@@ -16,16 +17,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use ordo_aggregates::booking::{Booking, BookingCommand, BookingStatus};
+use ordo_aggregates::booking::{
+    Booking, BookingCommand, BookingError, BookingRequest, BookingStatus,
+};
 use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
 use ordo_projections::queries::bookings;
 pub use ordo_projections::queries::bookings::BookingSummary;
 use ordo_projections::queries::page::PageRequest;
-use ordo_sagas::booking::{QuoteError, BOOKING_SAGA, SOLD_OUT};
-use ordo_sagas::crash_points::crash_after;
+use ordo_sagas::booking::{Booked, QuoteError, SOLD_OUT};
 use ordo_sagas::StepError;
-use ordo_store::CommandMetadata;
+use ordo_store::{CommandError, CommandMetadata};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -181,8 +183,8 @@ pub struct CheckedIn {
 
 /// Books seats in one area of a session (customer), at the price the show has now. The
 /// seats are reserved before the answer: 202 `pending_payment` with the payment deadline,
-/// or 409 problem `urn:ordo:problem:sold_out` when too few seats are left (a booking
-/// refused by the reservation itself is kept as `rejected`, reason `sold_out`).
+/// or 409 problem `urn:ordo:problem:sold_out` when too few seats are left (nothing is
+/// recorded for it).
 /// `Prefer: wait=N` is accepted; the answer is decided either way.
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
     security(("bearer" = [])),
@@ -217,62 +219,44 @@ pub async fn create_booking(
     };
     let quote = ticketing
         .saga
-        .quote(session_id, &area_id, quantity, metadata.clone())
+        .quote(session_id, &area_id)
         .await
         .map_err(|err| match err {
             QuoteError::UnknownSeatArea { .. } => ApiError::UnknownReference {
                 code: "unknown_seat_area",
                 detail: err.to_string(),
             },
-            QuoteError::SoldOut { .. } => sold_out(err.to_string()),
             QuoteError::Failed(err) => ApiError::Internal(err),
         })?;
-    let committed = ticketing
-        .bookings
-        .execute(
-            &booking_id.to_string(),
-            BookingCommand::Request {
-                booking_id: BookingId::from(booking_id),
-                customer_id: UserId::from(user.user_id),
-                show_id: quote.show_id,
-                session_id,
-                area_id: area_id.clone(),
-                quantity,
-                unit_price: quote.unit_price.clone(),
-                max_per_booking: ticketing.settings.max_per_booking,
-            },
-            metadata,
-        )
-        .await
-        .map_err(api_error)?;
-    // The request is recorded: from here on the saga finishes whatever is cut short.
-    crash_after(BOOKING_SAGA, "requested");
-    let total = quote
-        .unit_price
-        .checked_mul(quantity)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("total overflow after acceptance")))?;
-    let event_id = format!("{request_id}:{}", committed.version);
-    let decision = match ticketing
-        .saga
-        .reserve_seats(
-            BookingId::from(booking_id),
-            session_id,
-            &area_id,
-            quantity,
-            &request_id,
-            &event_id,
-        )
-        .await
-    {
-        Ok(decision) => Some(decision),
-        // The request is recorded: the saga finishes the step from its event.
-        Err(StepError::Failed(err)) => {
-            tracing::warn!(error = %err, %booking_id, "reserving seats inline failed; the saga will retry");
-            None
+    let request = BookingRequest::new(
+        BookingId::from(booking_id),
+        UserId::from(user.user_id),
+        quote.show_id,
+        session_id,
+        area_id.clone(),
+        quantity,
+        quote.unit_price,
+        ticketing.settings.max_per_booking,
+    )
+    .map_err(|err| api_error(CommandError::Rejected(err)))?;
+    let decision = match ticketing.saga.book(&request, metadata).await {
+        Ok(Booked::Decided(decision)) => Some(decision),
+        // Recorded pending: the saga reserves the seats from its event.
+        Ok(Booked::Pending) => None,
+        Ok(Booked::SoldOut) => {
+            return Err(sold_out(format!(
+                "sold out: fewer than {quantity} seat(s) left in {area_id}"
+            )))
         }
+        Ok(Booked::AlreadyRequested(detail)) => {
+            return Err(ApiError::Refused {
+                code: BookingError::AlreadyRequested.code(),
+                detail,
+            })
+        }
+        Err(StepError::Failed(err)) => return Err(ApiError::Internal(err)),
         Err(StepError::Refused { code, detail }) => {
-            tracing::warn!(%code, %detail, %booking_id, "reserving seats inline was refused");
-            None
+            return Err(ApiError::Internal(anyhow::anyhow!("{code}: {detail}")))
         }
     };
     if let Some(decision) = &decision {
@@ -282,6 +266,7 @@ pub async fn create_booking(
             )));
         }
     }
+    let total = request.total;
     let mut response = (
         StatusCode::ACCEPTED,
         [(header::LOCATION, format!("/api/v1/bookings/{booking_id}"))],

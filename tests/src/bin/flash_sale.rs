@@ -221,7 +221,8 @@ async fn main() -> anyhow::Result<()> {
             "starts_at": "2030-08-16T11:30:00Z", "seat_areas": areas}),
         )
         .await?;
-        if status != 201 {
+        // 202: the session is recorded and its seats are still being opened (awaited below).
+        if status != 201 && status != 202 {
             bail!("adding a cold session failed ({status}): {added}");
         }
         let session = added["session_ids"][0]
@@ -267,7 +268,7 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    // Wait until the catalog read model knows every area (bookings are priced from it).
+    // Wait until the catalog read model knows every area with its seats open.
     let deadline = Instant::now() + Duration::from_secs(120);
     for (show, expected) in [(&hot_show, 1usize), (&cold_show, buyers)] {
         loop {
@@ -281,8 +282,9 @@ async fn main() -> anyhow::Result<()> {
                 .as_array()
                 .map(|s| {
                     s.iter()
-                        .map(|x| x["seat_areas"].as_array().map_or(0, Vec::len))
-                        .sum()
+                        .flat_map(|x| x["seat_areas"].as_array().cloned().unwrap_or_default())
+                        .filter(|area| area["available"].as_i64().unwrap_or(0) > 0)
+                        .count()
                 })
                 .unwrap_or(0);
             if areas >= expected {
