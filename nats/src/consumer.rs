@@ -571,7 +571,7 @@ enum Processed {
 /// applied its aggregate meanwhile (another process may have); it doubles up to
 /// [`WAIT_RETRY_MAX`].
 const WAIT_RETRY_FIRST: Duration = Duration::from_millis(20);
-const WAIT_RETRY_MAX: Duration = Duration::from_millis(500);
+const WAIT_RETRY_MAX: Duration = Duration::from_millis(100);
 
 /// The events a lane keeps because an earlier event of their aggregate comes first.
 #[derive(Default)]

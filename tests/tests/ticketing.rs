@@ -565,6 +565,14 @@ async fn a_flash_sale_over_two_processes_books_each_seat_once_and_decides_every_
         reserved, held,
         "each seat reserved for the booking that holds it"
     );
+    // The read side follows: the hot area's events, spread over both processes'
+    // consumers, each wait on their lane for the one before instead of backing off.
+    let answered = std::time::Instant::now();
+    wait_available(&admin, &show_id, 0).await;
+    eprintln!(
+        "two processes: the seats shown as gone {:?} after the last buyer's answer",
+        answered.elapsed()
+    );
     drop(second);
     ordo.stop().await;
 }
