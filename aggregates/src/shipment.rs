@@ -38,6 +38,8 @@ pub enum ShipmentStatus {
     Delivered,
     /// The carrier reports a problem (address not found, damaged...).
     Exception,
+    /// Cancelled before it left: its order was refunded.
+    Cancelled,
 }
 
 impl ShipmentStatus {
@@ -50,6 +52,7 @@ impl ShipmentStatus {
             ShipmentStatus::InTransit => "in_transit",
             ShipmentStatus::Delivered => "delivered",
             ShipmentStatus::Exception => "exception",
+            ShipmentStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -108,7 +111,7 @@ impl TrackingStatus {
 /// How far along a status is: a tracking update of a lower rank never replaces a higher one.
 fn rank(status: ShipmentStatus) -> u8 {
     match status {
-        ShipmentStatus::Created => 0,
+        ShipmentStatus::Created | ShipmentStatus::Cancelled => 0,
         ShipmentStatus::Picked => 1,
         ShipmentStatus::Shipped => 2,
         ShipmentStatus::InTransit | ShipmentStatus::Exception => 3,
@@ -267,6 +270,11 @@ pub enum ShipmentCommand {
         /// When, by its clock.
         at: DateTime<Utc>,
     },
+    /// The goods will not leave: the order was refunded before they did.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Events of a [`Shipment`].
@@ -301,6 +309,11 @@ pub enum ShipmentEvent {
         /// The shipment's status after the update (unchanged for a late update).
         shipment_status: ShipmentStatus,
     },
+    /// The shipment was cancelled before it left.
+    ShipmentCancelled {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl DomainEvent for ShipmentEvent {
@@ -310,6 +323,7 @@ impl DomainEvent for ShipmentEvent {
             ShipmentEvent::ShipmentPicked {} => "ShipmentPicked",
             ShipmentEvent::ShipmentShipped { .. } => "ShipmentShipped",
             ShipmentEvent::TrackingUpdated { .. } => "TrackingUpdated",
+            ShipmentEvent::ShipmentCancelled { .. } => "ShipmentCancelled",
         }
         .to_string()
     }
@@ -534,9 +548,9 @@ impl Aggregate for Shipment {
                     carrier,
                     tracking_no,
                 },
-                S::Created => {
+                from @ (S::Created | S::Cancelled) => {
                     return Err(ShipmentError::InvalidTransition {
-                        from: S::Created,
+                        from,
                         action: "ship",
                     })
                 }
@@ -569,6 +583,18 @@ impl Aggregate for Shipment {
                     status,
                     at,
                     shipment_status: self.status_after(current, status, at),
+                }
+            }
+            ShipmentCommand::Cancel { reason } => {
+                match self.status.ok_or(ShipmentError::NotFound)? {
+                    S::Created | S::Picked => ShipmentEvent::ShipmentCancelled { reason },
+                    S::Cancelled => return Ok(()),
+                    from => {
+                        return Err(ShipmentError::InvalidTransition {
+                            from,
+                            action: "cancel",
+                        })
+                    }
                 }
             }
         };
@@ -606,6 +632,9 @@ impl Aggregate for Shipment {
             } => {
                 self.tracking.push(TrackingEntry { status, at });
                 self.status = Some(shipment_status);
+            }
+            ShipmentEvent::ShipmentCancelled { .. } => {
+                self.status = Some(ShipmentStatus::Cancelled);
             }
         }
     }
@@ -940,5 +969,48 @@ mod tests {
             Ok(TrackingStatus::Delivered)
         );
         assert!(TrackingStatus::parse("lost").is_err());
+    }
+
+    #[test]
+    fn a_shipment_is_cancelled_only_before_it_leaves() {
+        let created = vec![ShipmentEvent::ShipmentCreated {
+            shipment_id: id(1),
+            order_id: id(2),
+            customer_id: id(3),
+            lines: lines(),
+        }];
+        let cancel = || ShipmentCommand::Cancel {
+            reason: "order_refunded".into(),
+        };
+        given(created.clone())
+            .when(cancel())
+            .then_expect_events(vec![ShipmentEvent::ShipmentCancelled {
+                reason: "order_refunded".into(),
+            }]);
+        let mut cancelled = created.clone();
+        cancelled.push(ShipmentEvent::ShipmentCancelled {
+            reason: "order_refunded".into(),
+        });
+        given(cancelled.clone())
+            .when(cancel())
+            .then_expect_events(vec![]);
+        given(cancelled)
+            .when(ShipmentCommand::Pick)
+            .then_expect_error(ShipmentError::InvalidTransition {
+                from: ShipmentStatus::Cancelled,
+                action: "pick",
+            });
+        let mut shipped = created;
+        shipped.push(ShipmentEvent::ShipmentPicked {});
+        shipped.push(ShipmentEvent::ShipmentShipped {
+            carrier: CarrierCode::parse("sandbox").unwrap(),
+            tracking_no: TrackingNumber::parse("SB1").unwrap(),
+        });
+        given(shipped)
+            .when(cancel())
+            .then_expect_error(ShipmentError::InvalidTransition {
+                from: ShipmentStatus::Shipped,
+                action: "cancel",
+            });
     }
 }

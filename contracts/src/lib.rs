@@ -514,6 +514,7 @@ pub const SHIPMENT: Contract = Contract {
     events: &[
         ("ShipmentCreated", "1"),
         ("ShipmentPicked", "1"),
+        ("ShipmentCancelled", "1"),
         ("ShipmentShipped", "1"),
         ("TrackingUpdated", "1"),
     ],

@@ -47,6 +47,17 @@ impl Projection for ShipmentsProjection {
                 .execute(&mut *tx)
                 .await?;
             }
+            ShipmentEvent::ShipmentCancelled { .. } => {
+                sqlx::query(
+                    "UPDATE shipments SET status = 'cancelled', version = $2, updated_at = $3
+                     WHERE shipment_id = $1",
+                )
+                .bind(shipment_id)
+                .bind(facts.sequence)
+                .bind(facts.recorded_at)
+                .execute(&mut *tx)
+                .await?;
+            }
             ShipmentEvent::ShipmentPicked {} => {
                 sqlx::query(
                     "UPDATE shipments SET status = 'picked', version = $2, updated_at = $3

@@ -123,6 +123,13 @@ pub trait FulfilmentPort: Send + Sync + 'static {
         order_id: OrderId,
         metadata: CommandMetadata,
     ) -> Result<(), StepError>;
+    /// Cancels a shipment that has not left (a no-op once cancelled).
+    async fn cancel_shipment(
+        &self,
+        shipment_id: ShipmentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError>;
 }
 
 /// A parcel a carrier is asked to follow.
@@ -282,6 +289,34 @@ impl FulfilmentSaga {
                 }
                 Ok(())
             }
+            // Refunded before its goods left: they do not leave.
+            OrderEvent::OrderRefunded { .. } => {
+                let shipment_id = shipment_id_of(order_id);
+                if self
+                    .port
+                    .shipment(shipment_id)
+                    .await
+                    .map_err(step_failure)?
+                    .is_none()
+                {
+                    return Ok(());
+                }
+                match self
+                    .port
+                    .cancel_shipment(
+                        shipment_id,
+                        "order_refunded",
+                        crate::deadlines::step_metadata(event, saga_id, "cancel_shipment"),
+                    )
+                    .await
+                {
+                    // Already with the carrier: it goes on; the refund stands.
+                    Ok(()) | Err(StepError::Refused { .. }) => {}
+                    Err(StepError::Failed(err)) => return Err(HandlerError::Retry(err)),
+                }
+                log(conn, saga_id, "cancel_shipment", None).await?;
+                Ok(())
+            }
             // The checkout's steps, and fulfilment's own results on the order.
             OrderEvent::OrderPlaced { .. }
             | OrderEvent::OrderConfirmed {}
@@ -289,7 +324,6 @@ impl FulfilmentSaga {
             | OrderEvent::PaymentAttached { .. }
             | OrderEvent::OrderCancelled { .. }
             | OrderEvent::OrderExpired {}
-            | OrderEvent::OrderRefunded { .. }
             | OrderEvent::OrderShipped { .. }
             | OrderEvent::OrderDelivered { .. }
             | OrderEvent::AfterSaleUnitsClaimed { .. }
@@ -471,7 +505,8 @@ impl FulfilmentSaga {
             // for the order (the shipment's read model shows them).
             ShipmentEvent::ShipmentCreated { .. }
             | ShipmentEvent::ShipmentPicked {}
-            | ShipmentEvent::TrackingUpdated { .. } => {}
+            | ShipmentEvent::TrackingUpdated { .. }
+            | ShipmentEvent::ShipmentCancelled { .. } => {}
         }
         Ok(())
     }
@@ -591,6 +626,25 @@ impl FulfilmentPort for FulfilmentStore {
                 .zip(shipment.tracking_no().cloned()),
             delivered_at: shipment.delivered_at(),
         }))
+    }
+
+    async fn cancel_shipment(
+        &self,
+        shipment_id: ShipmentId,
+        reason: &str,
+        metadata: CommandMetadata,
+    ) -> Result<(), StepError> {
+        self.shipments
+            .execute(
+                &shipment_id.to_string(),
+                ShipmentCommand::Cancel {
+                    reason: reason.to_string(),
+                },
+                metadata,
+            )
+            .await
+            .map(|_| ())
+            .map_err(step_error)
     }
 
     async fn create_shipment(

@@ -624,6 +624,9 @@ fn shipment_samples() -> Vec<Sample> {
                 at: at("2026-05-02T18:05:00Z"),
                 shipment_status: ShipmentStatus::InTransit,
             },
+            ShipmentEvent::ShipmentCancelled {
+                reason: "order_refunded".into(),
+            },
         ],
         shipment_required_field,
     )
@@ -635,6 +638,7 @@ fn shipment_required_field(event: &ShipmentEvent) -> Option<&'static str> {
         ShipmentEvent::ShipmentPicked {} => None,
         ShipmentEvent::ShipmentShipped { .. } => Some("tracking_no"),
         ShipmentEvent::TrackingUpdated { .. } => Some("status"),
+        ShipmentEvent::ShipmentCancelled { .. } => Some("reason"),
     }
 }
 

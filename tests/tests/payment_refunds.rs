@@ -126,6 +126,17 @@ async fn partial_refunds_never_give_back_more_than_was_captured() {
             .map(str::to_owned)
     })
     .await;
+    eventually(
+        "the shipment cancelled",
+        Duration::from_secs(20),
+        || async {
+            let shipment = customer
+                .get(&format!("/api/v1/shipments/{shipment_id}"))
+                .await;
+            (shipment.body["status"] == "cancelled").then_some(())
+        },
+    )
+    .await;
     let picked = admin
         .post(
             &format!("/api/v1/admin/shipments/{shipment_id}/pick"),

@@ -15,7 +15,7 @@ pub struct ShipmentView {
     pub order_id: Uuid,
     #[serde(skip)]
     pub customer_id: Uuid,
-    /// created, picked, shipped, in_transit, delivered or exception.
+    /// created, picked, shipped, in_transit, delivered, exception or cancelled.
     pub status: String,
     /// The carrier, once shipped.
     pub carrier: Option<String>,
