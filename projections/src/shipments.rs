@@ -3,9 +3,10 @@
 
 use async_trait::async_trait;
 use ordo_aggregates::shipment::ShipmentEvent;
-use ordo_contracts::ShipmentMessage;
+use ordo_contracts::{EventFacts, ShipmentMessage};
 use ordo_nats::envelope::ReceivedEvent;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::worker::Projection;
 
@@ -48,26 +49,10 @@ impl Projection for ShipmentsProjection {
                 .await?;
             }
             ShipmentEvent::ShipmentCancelled { .. } => {
-                sqlx::query(
-                    "UPDATE shipments SET status = 'cancelled', version = $2, updated_at = $3
-                     WHERE shipment_id = $1",
-                )
-                .bind(shipment_id)
-                .bind(facts.sequence)
-                .bind(facts.recorded_at)
-                .execute(&mut *tx)
-                .await?;
+                set_status(tx, shipment_id, "cancelled", &facts).await?;
             }
             ShipmentEvent::ShipmentPicked {} => {
-                sqlx::query(
-                    "UPDATE shipments SET status = 'picked', version = $2, updated_at = $3
-                     WHERE shipment_id = $1",
-                )
-                .bind(shipment_id)
-                .bind(facts.sequence)
-                .bind(facts.recorded_at)
-                .execute(&mut *tx)
-                .await?;
+                set_status(tx, shipment_id, "picked", &facts).await?;
             }
             ShipmentEvent::ShipmentShipped {
                 carrier,
@@ -101,18 +86,28 @@ impl Projection for ShipmentsProjection {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE shipments SET status = $2, version = $3, updated_at = $4
-                     WHERE shipment_id = $1",
-                )
-                .bind(shipment_id)
-                .bind(shipment_status.as_str())
-                .bind(facts.sequence)
-                .bind(facts.recorded_at)
-                .execute(&mut *tx)
-                .await?;
+                set_status(tx, shipment_id, shipment_status.as_str(), &facts).await?;
             }
         }
         Ok(())
     }
+}
+
+/// Moves a shipment's row to `status` at the event's version.
+async fn set_status(
+    tx: &mut PgConnection,
+    shipment_id: Uuid,
+    status: &str,
+    facts: &EventFacts,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE shipments SET status = $2, version = $3, updated_at = $4 WHERE shipment_id = $1",
+    )
+    .bind(shipment_id)
+    .bind(status)
+    .bind(facts.sequence)
+    .bind(facts.recorded_at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
