@@ -146,6 +146,22 @@ pub enum BookingCommand {
     },
     /// The session is over; the booking is closed.
     Complete,
+    /// The owner asks for a refund of the paid booking; an admin approves it (with
+    /// [`BookingCommand::Refund`]) or rejects it.
+    RequestRefund {
+        /// Why, in the owner's words.
+        reason: String,
+    },
+    /// The owner takes back an open refund request.
+    WithdrawRefundRequest,
+    /// An admin grants the open refund request: the booking is refunded (as with
+    /// [`BookingCommand::Refund`]), refused when no request is open.
+    ApproveRefundRequest,
+    /// An admin refuses the open refund request; the booking stays paid.
+    RejectRefundRequest {
+        /// Why.
+        reason: String,
+    },
     /// A ticket is scanned at the entrance.
     CheckIn {
         /// The ticket scanned.
@@ -211,6 +227,18 @@ pub enum BookingEvent {
     },
     /// The booking is closed.
     BookingCompleted {},
+    /// The owner asked for a refund.
+    BookingRefundRequested {
+        /// Why, in the owner's words.
+        reason: String,
+    },
+    /// The owner withdrew the refund request.
+    BookingRefundRequestWithdrawn {},
+    /// An admin rejected the refund request.
+    BookingRefundRequestRejected {
+        /// Why.
+        reason: String,
+    },
     /// A ticket was checked in.
     TicketCheckedIn {
         /// The ticket.
@@ -230,6 +258,9 @@ impl DomainEvent for BookingEvent {
             BookingEvent::BookingExpired {} => "BookingExpired",
             BookingEvent::BookingRefunded { .. } => "BookingRefunded",
             BookingEvent::BookingCompleted {} => "BookingCompleted",
+            BookingEvent::BookingRefundRequested { .. } => "BookingRefundRequested",
+            BookingEvent::BookingRefundRequestWithdrawn {} => "BookingRefundRequestWithdrawn",
+            BookingEvent::BookingRefundRequestRejected { .. } => "BookingRefundRequestRejected",
             BookingEvent::TicketCheckedIn { .. } => "TicketCheckedIn",
         }
         .to_string()
@@ -310,6 +341,18 @@ pub enum BookingError {
         /// Status of the booking.
         status: BookingStatus,
     },
+    /// A refund request is already open with another reason.
+    #[error("a refund of this booking is already requested")]
+    RefundAlreadyRequested,
+    /// An admin already rejected a refund request of this booking.
+    #[error("a refund of this booking was requested and rejected")]
+    RefundRequestRejected,
+    /// A ticket of the booking was used, so it is no longer refunded on request.
+    #[error("a ticket of this booking was checked in")]
+    TicketsUsed,
+    /// No refund request is open.
+    #[error("no refund of this booking is requested")]
+    NoRefundRequest,
     /// The booking was never requested.
     #[error("booking not found")]
     BookingNotFound,
@@ -330,6 +373,10 @@ impl BookingError {
             BookingError::UnknownTicket { .. } => "unknown_ticket",
             BookingError::AlreadyCheckedIn { .. } => "already_checked_in",
             BookingError::TicketNotValid { .. } => "ticket_not_valid",
+            BookingError::RefundAlreadyRequested => "refund_already_requested",
+            BookingError::RefundRequestRejected => "refund_request_rejected",
+            BookingError::TicketsUsed => "tickets_checked_in",
+            BookingError::NoRefundRequest => "no_refund_request",
             BookingError::BookingNotFound => "booking_not_found",
         }
     }
@@ -347,7 +394,11 @@ impl BookingError {
             | BookingError::PaymentMismatch { .. }
             | BookingError::UnknownTicket { .. }
             | BookingError::AlreadyCheckedIn { .. }
-            | BookingError::TicketNotValid { .. } => ErrorKind::Refused,
+            | BookingError::TicketNotValid { .. }
+            | BookingError::RefundAlreadyRequested
+            | BookingError::RefundRequestRejected
+            | BookingError::TicketsUsed
+            | BookingError::NoRefundRequest => ErrorKind::Refused,
             BookingError::BookingNotFound => ErrorKind::NotFound,
         }
     }
@@ -393,6 +444,45 @@ pub struct Booking {
     tickets: Vec<TicketId>,
     checked_in: BTreeSet<TicketId>,
     reason: Option<String>,
+    #[serde(default)]
+    refund_request: Option<RefundRequest>,
+}
+
+/// Where the owner's refund request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundRequestStatus {
+    /// Waiting for an admin.
+    Requested,
+    /// Taken back by the owner (a new one may be made).
+    Withdrawn,
+    /// Refused by an admin (final).
+    Rejected,
+    /// Approved: the booking was refunded.
+    Approved,
+}
+
+impl RefundRequestStatus {
+    /// The snake_case name of the status.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefundRequestStatus::Requested => "requested",
+            RefundRequestStatus::Withdrawn => "withdrawn",
+            RefundRequestStatus::Rejected => "rejected",
+            RefundRequestStatus::Approved => "approved",
+        }
+    }
+}
+
+/// The owner's latest refund request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequest {
+    /// Why, in the owner's words.
+    pub reason: String,
+    /// Where it stands.
+    pub status: RefundRequestStatus,
+    /// Why an admin rejected it.
+    pub rejection_reason: Option<String>,
 }
 
 impl BookingRequest {
@@ -496,6 +586,11 @@ impl Booking {
     /// Why the booking was rejected, cancelled or refunded.
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
+    }
+
+    /// The owner's latest refund request, if any.
+    pub fn refund_request(&self) -> Option<&RefundRequest> {
+        self.refund_request.as_ref()
     }
 
     fn requested(&self) -> Result<(&BookingRequest, BookingStatus), BookingError> {
@@ -658,6 +753,63 @@ impl Aggregate for Booking {
                 S::Completed => return Ok(()),
                 from => return refuse(from, "complete"),
             },
+            BookingCommand::RequestRefund { reason } => {
+                let status = self.requested()?.1;
+                match &self.refund_request {
+                    Some(open) if open.status == RefundRequestStatus::Requested => {
+                        if open.reason == reason {
+                            return Ok(());
+                        }
+                        return Err(BookingError::RefundAlreadyRequested);
+                    }
+                    Some(r) if r.status == RefundRequestStatus::Rejected => {
+                        return Err(BookingError::RefundRequestRejected)
+                    }
+                    _ => {}
+                }
+                if status != S::Paid {
+                    return refuse(status, "request a refund of");
+                }
+                if !self.checked_in.is_empty() {
+                    return Err(BookingError::TicketsUsed);
+                }
+                BookingEvent::BookingRefundRequested { reason }
+            }
+            BookingCommand::WithdrawRefundRequest => {
+                self.requested()?;
+                match self.refund_request.as_ref().map(|r| r.status) {
+                    Some(RefundRequestStatus::Requested) => {
+                        BookingEvent::BookingRefundRequestWithdrawn {}
+                    }
+                    Some(RefundRequestStatus::Withdrawn) => return Ok(()),
+                    _ => return Err(BookingError::NoRefundRequest),
+                }
+            }
+            BookingCommand::ApproveRefundRequest => {
+                let status = self.requested()?.1;
+                match self.refund_request.as_ref() {
+                    Some(r) if r.status == RefundRequestStatus::Requested => {
+                        if status != S::Paid {
+                            return refuse(status, "refund");
+                        }
+                        BookingEvent::BookingRefunded {
+                            reason: format!("refund requested by the customer: {}", r.reason),
+                        }
+                    }
+                    Some(r) if r.status == RefundRequestStatus::Approved => return Ok(()),
+                    _ => return Err(BookingError::NoRefundRequest),
+                }
+            }
+            BookingCommand::RejectRefundRequest { reason } => {
+                self.requested()?;
+                match self.refund_request.as_ref().map(|r| r.status) {
+                    Some(RefundRequestStatus::Requested) => {
+                        BookingEvent::BookingRefundRequestRejected { reason }
+                    }
+                    Some(RefundRequestStatus::Rejected) => return Ok(()),
+                    _ => return Err(BookingError::NoRefundRequest),
+                }
+            }
             BookingCommand::CheckIn { ticket_id } => {
                 let status = self.requested()?.1;
                 if !self.tickets.contains(&ticket_id) {
@@ -727,6 +879,29 @@ impl Aggregate for Booking {
             BookingEvent::BookingRefunded { reason } => {
                 self.reason = Some(reason);
                 self.status = Some(BookingStatus::Refunded);
+                if let Some(request) = self.refund_request.as_mut() {
+                    if request.status == RefundRequestStatus::Requested {
+                        request.status = RefundRequestStatus::Approved;
+                    }
+                }
+            }
+            BookingEvent::BookingRefundRequested { reason } => {
+                self.refund_request = Some(RefundRequest {
+                    reason,
+                    status: RefundRequestStatus::Requested,
+                    rejection_reason: None,
+                });
+            }
+            BookingEvent::BookingRefundRequestWithdrawn {} => {
+                if let Some(request) = self.refund_request.as_mut() {
+                    request.status = RefundRequestStatus::Withdrawn;
+                }
+            }
+            BookingEvent::BookingRefundRequestRejected { reason } => {
+                if let Some(request) = self.refund_request.as_mut() {
+                    request.status = RefundRequestStatus::Rejected;
+                    request.rejection_reason = Some(reason);
+                }
             }
             BookingEvent::BookingCompleted {} => self.status = Some(BookingStatus::Completed),
             BookingEvent::TicketCheckedIn { ticket_id } => {
@@ -1214,6 +1389,159 @@ mod tests {
                 ticket_id: t(100),
                 status: BookingStatus::Refunded,
             });
+    }
+
+    fn refund_requested() -> Vec<BookingEvent> {
+        with(
+            paid(),
+            BookingEvent::BookingRefundRequested {
+                reason: "cannot come".into(),
+            },
+        )
+    }
+
+    fn request_refund(reason: &str) -> BookingCommand {
+        BookingCommand::RequestRefund {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn the_owner_requests_a_refund_of_a_paid_booking_once() {
+        given(paid())
+            .when(request_refund("cannot come"))
+            .then_expect_events(vec![BookingEvent::BookingRefundRequested {
+                reason: "cannot come".into(),
+            }]);
+        let b = state(refund_requested());
+        let request = b.refund_request().unwrap();
+        assert_eq!(request.status, RefundRequestStatus::Requested);
+        assert_eq!(b.status(), Some(BookingStatus::Paid));
+        given(refund_requested())
+            .when(request_refund("cannot come"))
+            .then_expect_events(vec![]);
+        given(refund_requested())
+            .when(request_refund("another reason"))
+            .then_expect_error(BookingError::RefundAlreadyRequested);
+        given(held())
+            .when(request_refund("x"))
+            .then_expect_error(invalid(
+                BookingStatus::PendingPayment,
+                "request a refund of",
+            ));
+        given(with(
+            paid(),
+            BookingEvent::TicketCheckedIn { ticket_id: t(100) },
+        ))
+        .when(request_refund("x"))
+        .then_expect_error(BookingError::TicketsUsed);
+    }
+
+    #[test]
+    fn an_approved_request_refunds_the_booking() {
+        given(refund_requested())
+            .when(BookingCommand::Refund {
+                reason: "cannot come".into(),
+            })
+            .then_expect_events(vec![BookingEvent::BookingRefunded {
+                reason: "cannot come".into(),
+            }]);
+        let b = state(with(
+            refund_requested(),
+            BookingEvent::BookingRefunded {
+                reason: "cannot come".into(),
+            },
+        ));
+        assert_eq!(b.status(), Some(BookingStatus::Refunded));
+        assert_eq!(
+            b.refund_request().unwrap().status,
+            RefundRequestStatus::Approved
+        );
+        given(refund_requested())
+            .when(BookingCommand::ApproveRefundRequest)
+            .then_expect_events(vec![BookingEvent::BookingRefunded {
+                reason: "refund requested by the customer: cannot come".into(),
+            }]);
+        given(b_refunded_on_request())
+            .when(BookingCommand::ApproveRefundRequest)
+            .then_expect_events(vec![]);
+        given(paid())
+            .when(BookingCommand::ApproveRefundRequest)
+            .then_expect_error(BookingError::NoRefundRequest);
+        given(with(
+            refund_requested(),
+            BookingEvent::BookingRefundRequestWithdrawn {},
+        ))
+        .when(BookingCommand::ApproveRefundRequest)
+        .then_expect_error(BookingError::NoRefundRequest);
+    }
+
+    fn b_refunded_on_request() -> Vec<BookingEvent> {
+        with(
+            refund_requested(),
+            BookingEvent::BookingRefunded {
+                reason: "refund requested by the customer: cannot come".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_rejected_request_leaves_the_booking_paid_and_is_final() {
+        let rejected = with(
+            refund_requested(),
+            BookingEvent::BookingRefundRequestRejected {
+                reason: "too late".into(),
+            },
+        );
+        given(refund_requested())
+            .when(BookingCommand::RejectRefundRequest {
+                reason: "too late".into(),
+            })
+            .then_expect_events(vec![BookingEvent::BookingRefundRequestRejected {
+                reason: "too late".into(),
+            }]);
+        let b = state(rejected.clone());
+        assert_eq!(b.status(), Some(BookingStatus::Paid));
+        let request = b.refund_request().unwrap();
+        assert_eq!(request.status, RefundRequestStatus::Rejected);
+        assert_eq!(request.rejection_reason.as_deref(), Some("too late"));
+        given(rejected.clone())
+            .when(request_refund("please"))
+            .then_expect_error(BookingError::RefundRequestRejected);
+        given(rejected.clone())
+            .when(BookingCommand::RejectRefundRequest { reason: "x".into() })
+            .then_expect_events(vec![]);
+        given(rejected)
+            .when(BookingCommand::WithdrawRefundRequest)
+            .then_expect_error(BookingError::NoRefundRequest);
+        given(paid())
+            .when(BookingCommand::RejectRefundRequest { reason: "x".into() })
+            .then_expect_error(BookingError::NoRefundRequest);
+    }
+
+    #[test]
+    fn a_withdrawn_request_may_be_made_again() {
+        let withdrawn = with(
+            refund_requested(),
+            BookingEvent::BookingRefundRequestWithdrawn {},
+        );
+        given(refund_requested())
+            .when(BookingCommand::WithdrawRefundRequest)
+            .then_expect_events(vec![BookingEvent::BookingRefundRequestWithdrawn {}]);
+        given(withdrawn.clone())
+            .when(BookingCommand::WithdrawRefundRequest)
+            .then_expect_events(vec![]);
+        given(withdrawn.clone())
+            .when(BookingCommand::RejectRefundRequest { reason: "x".into() })
+            .then_expect_error(BookingError::NoRefundRequest);
+        given(withdrawn)
+            .when(request_refund("changed my mind again"))
+            .then_expect_events(vec![BookingEvent::BookingRefundRequested {
+                reason: "changed my mind again".into(),
+            }]);
+        given(paid())
+            .when(BookingCommand::WithdrawRefundRequest)
+            .then_expect_error(BookingError::NoRefundRequest);
     }
 
     #[test]

@@ -22,6 +22,10 @@
 //!   and not cancelled: the saga re-checks nothing itself, this aggregate refuses.
 //! - The description, the address and the review's comment are personal data of the
 //!   customer ([`PersonalText`]).
+//! - The review is moderated like a product's ([`crate::review`]): a comment holding one
+//!   of the sensitive words is held (`ServiceOrderReviewHeld` instead of
+//!   `ServiceOrderReviewed`: pending_moderation) and neither counted in the provider's
+//!   rating nor told to the provider until an admin publishes it; an admin may reject it.
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
@@ -32,6 +36,7 @@ use crate::common::{
     Title, UserId,
 };
 use crate::provider::{Qualification, ServiceArea, ServiceType, VerificationStatus};
+use crate::review::ReviewStatus;
 
 /// Bounds of a service order's texts, in characters.
 pub mod limits {
@@ -278,7 +283,20 @@ pub enum ServiceOrderCommand {
         amount: Money,
     },
     /// The customer reviews the provider of a completed order, once.
-    Review(Review),
+    Review {
+        /// The review.
+        review: Review,
+        /// Whether its comment holds a sensitive word ([`crate::review::flags`]): it is
+        /// then held for an admin.
+        flagged: bool,
+    },
+    /// An admin publishes a held review.
+    PublishReview,
+    /// An admin rejects the review: it no longer counts in the provider's rating.
+    RejectReview {
+        /// Why.
+        reason: Reason,
+    },
 }
 
 /// Events of a [`ServiceOrder`].
@@ -351,6 +369,21 @@ pub enum ServiceOrderEvent {
         /// The review.
         review: Review,
     },
+    /// The customer reviewed the provider, and the comment holds a sensitive word: the
+    /// review waits for an admin (pending_moderation).
+    ServiceOrderReviewHeld {
+        /// The provider reviewed.
+        provider_id: UserId,
+        /// The review.
+        review: Review,
+    },
+    /// An admin published the held review.
+    ServiceOrderReviewPublished {},
+    /// An admin rejected the review.
+    ServiceOrderReviewRejected {
+        /// Why.
+        reason: Reason,
+    },
 }
 
 impl DomainEvent for ServiceOrderEvent {
@@ -369,6 +402,9 @@ impl DomainEvent for ServiceOrderEvent {
             ServiceOrderEvent::ServiceOrderCancelled { .. } => "ServiceOrderCancelled",
             ServiceOrderEvent::ServiceOrderRefunded { .. } => "ServiceOrderRefunded",
             ServiceOrderEvent::ServiceOrderReviewed { .. } => "ServiceOrderReviewed",
+            ServiceOrderEvent::ServiceOrderReviewHeld { .. } => "ServiceOrderReviewHeld",
+            ServiceOrderEvent::ServiceOrderReviewPublished {} => "ServiceOrderReviewPublished",
+            ServiceOrderEvent::ServiceOrderReviewRejected { .. } => "ServiceOrderReviewRejected",
         }
         .to_string()
     }
@@ -405,6 +441,12 @@ pub enum ServiceOrderError {
     /// The order was reviewed already.
     #[error("the service order was reviewed already")]
     AlreadyReviewed,
+    /// The order has no review to moderate.
+    #[error("the service order has no review")]
+    NotReviewed,
+    /// A rejected review is not published again.
+    #[error("cannot publish a review that is {0}")]
+    ReviewNotPublishable(&'static str),
     /// The caller is not the provider who accepted the order.
     #[error("no such service order")]
     NotTheProvider,
@@ -432,6 +474,8 @@ impl ServiceOrderError {
             ServiceOrderError::ProviderNotMatching => "provider_not_matching",
             ServiceOrderError::NotPayable(_) => "service_order_not_payable",
             ServiceOrderError::AlreadyReviewed => "already_reviewed",
+            ServiceOrderError::NotReviewed => "not_reviewed",
+            ServiceOrderError::ReviewNotPublishable(_) => "invalid_transition",
             ServiceOrderError::NotAllowed { .. } => "transition_not_allowed",
         }
     }
@@ -469,6 +513,8 @@ pub struct ServiceOrder {
     refunded: Option<(RefundId, Money)>,
     reason: Option<Reason>,
     review: Option<Review>,
+    #[serde(default)]
+    review_status: Option<ReviewStatus>,
 }
 
 impl ServiceOrder {
@@ -525,6 +571,14 @@ impl ServiceOrder {
     /// The review, once given.
     pub fn review(&self) -> Option<&Review> {
         self.review.as_ref()
+    }
+
+    /// Where the review stands in moderation, once given: published, pending_moderation
+    /// or rejected.
+    pub fn review_status(&self) -> Option<ReviewStatus> {
+        self.review
+            .as_ref()
+            .map(|_| self.review_status.unwrap_or(ReviewStatus::Published))
     }
 
     /// Whether `user` is a party of the order: its customer or its accepting provider.
@@ -696,7 +750,13 @@ impl ServiceOrder {
                     _ => return Err(self.not_allowed("refund")),
                 }
             }
-            ServiceOrderCommand::Review(review) => match (status, self.provider_id) {
+            ServiceOrderCommand::Review { review, flagged } => match (status, self.provider_id) {
+                (S::Completed, Some(provider_id)) if flagged => {
+                    vec![ServiceOrderEvent::ServiceOrderReviewHeld {
+                        provider_id,
+                        review,
+                    }]
+                }
                 (S::Completed, Some(provider_id)) => {
                     vec![ServiceOrderEvent::ServiceOrderReviewed {
                         provider_id,
@@ -706,6 +766,23 @@ impl ServiceOrder {
                 (S::Reviewed, _) => return Err(ServiceOrderError::AlreadyReviewed),
                 _ => return Err(self.not_allowed("review")),
             },
+            ServiceOrderCommand::PublishReview => {
+                match self.review_status().ok_or(ServiceOrderError::NotReviewed)? {
+                    ReviewStatus::PendingModeration | ReviewStatus::Hidden => {
+                        vec![ServiceOrderEvent::ServiceOrderReviewPublished {}]
+                    }
+                    ReviewStatus::Published => vec![],
+                    ReviewStatus::Rejected => {
+                        return Err(ServiceOrderError::ReviewNotPublishable("rejected"))
+                    }
+                }
+            }
+            ServiceOrderCommand::RejectReview { reason } => {
+                match self.review_status().ok_or(ServiceOrderError::NotReviewed)? {
+                    ReviewStatus::Rejected => vec![],
+                    _ => vec![ServiceOrderEvent::ServiceOrderReviewRejected { reason }],
+                }
+            }
         };
         Ok(events)
     }
@@ -773,6 +850,18 @@ impl Aggregate for ServiceOrder {
             ServiceOrderEvent::ServiceOrderReviewed { review, .. } => {
                 self.status = Some(S::Reviewed);
                 self.review = Some(review);
+                self.review_status = Some(ReviewStatus::Published);
+            }
+            ServiceOrderEvent::ServiceOrderReviewHeld { review, .. } => {
+                self.status = Some(S::Reviewed);
+                self.review = Some(review);
+                self.review_status = Some(ReviewStatus::PendingModeration);
+            }
+            ServiceOrderEvent::ServiceOrderReviewPublished {} => {
+                self.review_status = Some(ReviewStatus::Published);
+            }
+            ServiceOrderEvent::ServiceOrderReviewRejected { .. } => {
+                self.review_status = Some(ReviewStatus::Rejected);
             }
         }
     }
@@ -784,6 +873,14 @@ mod tests {
 
     use super::*;
     use crate::common::fixtures::{eur, id};
+
+    fn state(events: Vec<ServiceOrderEvent>) -> ServiceOrder {
+        let mut order = ServiceOrder::default();
+        for event in events {
+            order.apply(event);
+        }
+        order
+    }
 
     fn given(events: Vec<ServiceOrderEvent>) -> AggregateTestExecutor<ServiceOrder> {
         TestFramework::<ServiceOrder>::with(()).given(events)
@@ -1181,7 +1278,10 @@ mod tests {
     #[test]
     fn a_completed_order_is_reviewed_once() {
         given(completed())
-            .when(ServiceOrderCommand::Review(review()))
+            .when(ServiceOrderCommand::Review {
+                review: review(),
+                flagged: false,
+            })
             .then_expect_events(vec![ServiceOrderEvent::ServiceOrderReviewed {
                 provider_id: provider(1),
                 review: review(),
@@ -1192,14 +1292,93 @@ mod tests {
             review: review(),
         });
         given(reviewed)
-            .when(ServiceOrderCommand::Review(review()))
+            .when(ServiceOrderCommand::Review {
+                review: review(),
+                flagged: false,
+            })
             .then_expect_error(ServiceOrderError::AlreadyReviewed);
         given(done())
-            .when(ServiceOrderCommand::Review(review()))
+            .when(ServiceOrderCommand::Review {
+                review: review(),
+                flagged: false,
+            })
             .then_expect_error(ServiceOrderError::NotAllowed {
                 action: "review",
                 status: "done",
             });
+    }
+
+    #[test]
+    fn a_review_with_a_sensitive_word_waits_for_an_admin() {
+        let reviewed = |mut events: Vec<ServiceOrderEvent>| {
+            events.push(ServiceOrderEvent::ServiceOrderReviewed {
+                provider_id: provider(1),
+                review: review(),
+            });
+            events
+        };
+        given(completed())
+            .when(ServiceOrderCommand::Review {
+                review: review(),
+                flagged: true,
+            })
+            .then_expect_events(vec![ServiceOrderEvent::ServiceOrderReviewHeld {
+                provider_id: provider(1),
+                review: review(),
+            }]);
+        let mut held = completed();
+        held.push(ServiceOrderEvent::ServiceOrderReviewHeld {
+            provider_id: provider(1),
+            review: review(),
+        });
+        given(held.clone())
+            .when(ServiceOrderCommand::Review {
+                review: review(),
+                flagged: false,
+            })
+            .then_expect_error(ServiceOrderError::AlreadyReviewed);
+        assert_eq!(
+            state(held.clone()).review_status(),
+            Some(ReviewStatus::PendingModeration)
+        );
+        assert_eq!(
+            state(reviewed(completed())).review_status(),
+            Some(ReviewStatus::Published)
+        );
+        assert_eq!(state(completed()).review_status(), None);
+        given(held.clone())
+            .when(ServiceOrderCommand::PublishReview)
+            .then_expect_events(vec![ServiceOrderEvent::ServiceOrderReviewPublished {}]);
+        given(reviewed(completed()))
+            .when(ServiceOrderCommand::PublishReview)
+            .then_expect_events(vec![]);
+        let reason = Reason::parse("Insults the provider.").unwrap();
+        given(held.clone())
+            .when(ServiceOrderCommand::RejectReview {
+                reason: reason.clone(),
+            })
+            .then_expect_events(vec![ServiceOrderEvent::ServiceOrderReviewRejected {
+                reason: reason.clone(),
+            }]);
+        let mut rejected = held;
+        rejected.push(ServiceOrderEvent::ServiceOrderReviewRejected {
+            reason: reason.clone(),
+        });
+        assert_eq!(
+            state(rejected.clone()).review_status(),
+            Some(ReviewStatus::Rejected)
+        );
+        given(rejected.clone())
+            .when(ServiceOrderCommand::RejectReview {
+                reason: reason.clone(),
+            })
+            .then_expect_events(vec![]);
+        given(rejected)
+            .when(ServiceOrderCommand::PublishReview)
+            .then_expect_error(ServiceOrderError::ReviewNotPublishable("rejected"));
+        given(completed())
+            .when(ServiceOrderCommand::PublishReview)
+            .then_expect_error(ServiceOrderError::NotReviewed);
     }
 
     #[test]

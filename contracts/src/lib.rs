@@ -441,6 +441,9 @@ pub const BOOKING: Contract = Contract {
         ("BookingCancelled", "1"),
         ("BookingExpired", "1"),
         ("BookingRefunded", "1"),
+        ("BookingRefundRequested", "1"),
+        ("BookingRefundRequestWithdrawn", "1"),
+        ("BookingRefundRequestRejected", "1"),
         ("BookingCompleted", "1"),
         ("TicketCheckedIn", "1"),
     ],
@@ -505,6 +508,9 @@ pub const SERVICE_ORDER: Contract = Contract {
         ("ServiceOrderCancelled", "1"),
         ("ServiceOrderRefunded", "1"),
         ("ServiceOrderReviewed", "1"),
+        ("ServiceOrderReviewHeld", "1"),
+        ("ServiceOrderReviewPublished", "1"),
+        ("ServiceOrderReviewRejected", "1"),
     ],
 };
 

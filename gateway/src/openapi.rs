@@ -40,7 +40,7 @@ use crate::routes::{
         aftersales::request_aftersale, aftersales::list_aftersales, aftersales::get_aftersale,
         aftersales::ship_return, aftersales::withdraw, aftersales::approve, aftersales::reject, aftersales::receive,
         reviews::submit_review, reviews::follow_up, reviews::report_review, reviews::publish_review, reviews::reject_review,
-        reviews::product_reviews, reviews::product_rating,
+        reviews::product_reviews, reviews::product_rating, reviews::moderation_queue,
         shipping::get_rules, shipping::replace_rules, shipping::quote,
         admin::get_saga, admin::resume_saga,
         admin::list_dead_letters, admin::get_dead_letter, admin::redrive_dead_letter, admin::list_projections,
@@ -48,6 +48,8 @@ use crate::routes::{
         shows::create_show, shows::add_session, shows::list_shows, shows::get_show, shows::list_sessions,
         bookings::create_booking, bookings::get_booking, bookings::list_bookings, bookings::pay_booking,
         bookings::cancel_booking, bookings::refund_booking, bookings::ticket_qr, bookings::check_in,
+        bookings::request_refund, bookings::withdraw_refund_request, bookings::list_refund_requests,
+        bookings::approve_refund_request, bookings::reject_refund_request,
         users::get_profile, users::update_profile, users::erase_me, users::list_addresses, users::add_address,
         users::update_address, users::remove_address, users::admin_get_user, users::admin_erase_user,
         providers::set_profile, providers::submit_certification, providers::matching_orders, providers::get_provider,
@@ -56,6 +58,7 @@ use crate::routes::{
         service_orders::accept_service_order, service_orders::pay_service_order, service_orders::start_service_order,
         service_orders::complete_service_order, service_orders::confirm_service_order, service_orders::cancel_service_order,
         service_orders::review_service_order, service_orders::approve_service_order, service_orders::reject_service_order,
+        service_orders::service_review_queue, service_orders::publish_service_review, service_orders::reject_service_review,
     ),
     components(schemas(
         ProblemDocument,
@@ -88,6 +91,7 @@ use crate::routes::{
         shows::ShowPage, shows::SessionList, shows::SessionView, shows::SeatAreaView,
         bookings::CreateBooking, bookings::BookingAccepted, bookings::TicketView, bookings::BookingView, bookings::BookingSummary,
         bookings::BookingPage, bookings::PayBooking, bookings::RefundBooking, bookings::CheckIn, bookings::CheckedIn,
+        bookings::RefundRequestView, bookings::RefundRequestReason, bookings::RefundRequestPage, bookings::RefundRequestSummary,
         users::ProfileView, users::UpdateProfile, users::AddressView, users::AddressList, users::UserView,
         users::NewAddress, users::AddressChange,
         providers::SetProviderProfile, providers::ProviderProfileView, providers::SubmitCertification,
@@ -98,6 +102,7 @@ use crate::routes::{
         service_orders::ReviewView, service_orders::ServiceOrderView, service_orders::ServiceOrderList,
         service_orders::PayServiceOrder, service_orders::ServicePaymentAccepted, service_orders::ReasonBody,
         service_orders::ReviewDimensionsBody, service_orders::ReviewBody, service_orders::RejectServiceOrder,
+        service_orders::ServiceReviewPage, service_orders::ServiceReviewSummary,
     )),
     tags((name = "auth"), (name = "products"), (name = "categories"), (name = "carts"), (name = "inventory"), (name = "orders"), (name = "payments"), (name = "shipments"), (name = "aftersales"), (name = "reviews"), (name = "shipping"), (name = "admin"), (name = "shows"), (name = "bookings"), (name = "search"), (name = "notifications"), (name = "users"), (name = "promotions"), (name = "coupons"), (name = "marketplace"))
 )]

@@ -2,11 +2,12 @@
 //! certifications; no personal values) from the provider stream, and from the service
 //! order stream the service orders, their reviews and each provider's rating
 //! (`provider_ratings`, recomputed for the provider from `service_orders` and
-//! `service_reviews` whenever an event touches one of their orders, so after a rebuild it
+//! the published reviews of `service_reviews` whenever an event touches one of their orders, so after a rebuild it
 //! equals a recomputation from the reviews by construction).
 
 use async_trait::async_trait;
 use ordo_aggregates::provider::{ProviderEvent, VerificationStatus};
+use ordo_aggregates::review::ReviewStatus;
 use ordo_aggregates::service_order::{ServiceOrderEvent, ServiceOrderStatus};
 use ordo_contracts::{ProviderMessage, ServiceOrderMessage};
 use ordo_nats::envelope::ReceivedEvent;
@@ -129,6 +130,7 @@ impl Projection for ServiceOrdersProjection {
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let ServiceOrderMessage { id, event, facts } = ordo_contracts::service_order(event)?;
         let order_id = *id.as_uuid();
+        let held = matches!(event, ServiceOrderEvent::ServiceOrderReviewHeld { .. });
         let mut status = None;
         match event {
             ServiceOrderEvent::ServiceOrderPublished { request } => {
@@ -200,10 +202,19 @@ impl Projection for ServiceOrdersProjection {
             ServiceOrderEvent::ServiceOrderReviewed {
                 provider_id,
                 review,
+            }
+            | ServiceOrderEvent::ServiceOrderReviewHeld {
+                provider_id,
+                review,
             } => {
+                let moderation = if held {
+                    ReviewStatus::PendingModeration
+                } else {
+                    ReviewStatus::Published
+                };
                 sqlx::query(
-                    "INSERT INTO service_reviews (order_id, provider_id, rating, professionalism, attitude, punctuality, reviewed_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+                    "INSERT INTO service_reviews (order_id, provider_id, rating, professionalism, attitude, punctuality, reviewed_at, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (order_id) DO NOTHING",
                 )
                 .bind(order_id)
                 .bind(provider_id.as_uuid())
@@ -212,9 +223,16 @@ impl Projection for ServiceOrdersProjection {
                 .bind(i16::from(review.dimensions.attitude.get()))
                 .bind(i16::from(review.dimensions.punctuality.get()))
                 .bind(facts.recorded_at)
+                .bind(moderation.as_str())
                 .execute(&mut *tx)
                 .await?;
                 status = Some(ServiceOrderStatus::Reviewed);
+            }
+            ServiceOrderEvent::ServiceOrderReviewPublished {} => {
+                review_status(tx, order_id, ReviewStatus::Published).await?;
+            }
+            ServiceOrderEvent::ServiceOrderReviewRejected { .. } => {
+                review_status(tx, order_id, ReviewStatus::Rejected).await?;
             }
         }
         let provider: Option<(Option<Uuid>,)> = sqlx::query_as(
@@ -234,7 +252,21 @@ impl Projection for ServiceOrdersProjection {
     }
 }
 
-/// Recomputes one provider's rating from their reviews and completed orders.
+/// Moves the order's review to `status` (only published reviews count in the rating).
+async fn review_status(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    status: ReviewStatus,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE service_reviews SET status = $2 WHERE order_id = $1")
+        .bind(order_id)
+        .bind(status.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Recomputes one provider's rating from their published reviews and completed orders.
 async fn refresh_rating(tx: &mut PgConnection, provider_id: Uuid) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO provider_ratings (provider_id, total_reviews, rating_sum, stars_1, stars_2, stars_3,
@@ -247,7 +279,7 @@ async fn refresh_rating(tx: &mut PgConnection, provider_id: Uuid) -> anyhow::Res
                 coalesce(sum(punctuality), 0),
                 (SELECT count(*) FROM service_orders
                  WHERE provider_id = $1 AND status IN ('completed', 'reviewed'))
-         FROM service_reviews WHERE provider_id = $1
+         FROM service_reviews WHERE provider_id = $1 AND status = 'published'
          ON CONFLICT (provider_id) DO UPDATE SET
              total_reviews = excluded.total_reviews, rating_sum = excluded.rating_sum,
              stars_1 = excluded.stars_1, stars_2 = excluded.stars_2, stars_3 = excluded.stars_3,

@@ -8,6 +8,7 @@ use ordo_aggregates::show::{seat_inventory_id, ShowEvent};
 use ordo_contracts::{BookingMessage, ShowMessage};
 use ordo_nats::envelope::ReceivedEvent;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::worker::Projection;
 
@@ -264,8 +265,31 @@ impl Projection for BookingsProjection {
             BookingEvent::BookingRejected { reason } => ("rejected", Some(reason)),
             BookingEvent::BookingCancelled { reason } => ("cancelled", Some(reason)),
             BookingEvent::BookingExpired {} => ("expired", None),
-            BookingEvent::BookingRefunded { reason } => ("refunded", Some(reason)),
+            BookingEvent::BookingRefunded { reason } => {
+                // An admin's refund approves an open request.
+                sqlx::query(
+                    "UPDATE bookings SET refund_request = 'approved'
+                     WHERE booking_id = $1 AND refund_request = 'requested'",
+                )
+                .bind(booking_id)
+                .execute(&mut *tx)
+                .await?;
+                ("refunded", Some(reason))
+            }
             BookingEvent::BookingCompleted {} => ("completed", None),
+            // A refund request leaves the booking paid until an admin approves it.
+            BookingEvent::BookingRefundRequested { reason } => {
+                refund_request(&mut *tx, booking_id, "requested", Some(reason)).await?;
+                ("paid", None)
+            }
+            BookingEvent::BookingRefundRequestWithdrawn {} => {
+                refund_request(&mut *tx, booking_id, "withdrawn", None).await?;
+                ("paid", None)
+            }
+            BookingEvent::BookingRefundRequestRejected { .. } => {
+                refund_request(&mut *tx, booking_id, "rejected", None).await?;
+                ("paid", None)
+            }
         };
         sqlx::query(
             "UPDATE bookings SET status = $2, reason = coalesce($3, reason), updated_at = $4,
@@ -281,4 +305,24 @@ impl Projection for BookingsProjection {
         .await?;
         Ok(())
     }
+}
+
+/// Records where the booking's latest refund request stands (and its reason, when asked).
+async fn refund_request(
+    tx: &mut PgConnection,
+    booking_id: Uuid,
+    status: &str,
+    reason: Option<String>,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE bookings SET refund_request = $2,
+            refund_request_reason = coalesce($3, refund_request_reason)
+         WHERE booking_id = $1",
+    )
+    .bind(booking_id)
+    .bind(status)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }

@@ -5,7 +5,8 @@
 //! - accepted: the customer and the provider;
 //! - paid (money in escrow): both;
 //! - payout released: the provider;
-//! - reviewed: the provider.
+//! - reviewed: the provider (once published, when held for a sensitive word); held,
+//!   published or rejected in moderation: the customer.
 //!
 //! One entry per event and recipient, with an id derived from both, so a redelivery adds
 //! nothing. What later entries need of the order (its customer, title, type and area, the
@@ -169,6 +170,32 @@ impl ServiceOrderNotifications {
                     "The customer of order {short} rated your work {} out of 5.",
                     review.rating.get()
                 ),
+            )],
+            ServiceOrderEvent::ServiceOrderReviewHeld { .. } => vec![(
+                vec![customer],
+                "review_pending_moderation",
+                "Review awaiting moderation".into(),
+                format!("Your review of order {short} (\"{title}\") is checked by an admin before the provider's rating counts it."),
+            )],
+            ServiceOrderEvent::ServiceOrderReviewPublished {} => vec![
+                (
+                    vec![customer],
+                    "review_published",
+                    "Review published".into(),
+                    format!("Your review of order {short} (\"{title}\") was published."),
+                ),
+                (
+                    provider.into_iter().collect(),
+                    "service_order_reviewed",
+                    "New review".into(),
+                    format!("A review of your work on order {short} was published."),
+                ),
+            ],
+            ServiceOrderEvent::ServiceOrderReviewRejected { reason } => vec![(
+                vec![customer],
+                "review_rejected",
+                "Review rejected".into(),
+                format!("Your review of order {short} (\"{title}\") was rejected: {reason}"),
             )],
             _ => Vec::new(),
         };

@@ -12,7 +12,8 @@
 //!
 //! The inventory stream tells the admins: a SKU falling below its safety threshold
 //! (`StockBelowThreshold`, once per crossing) adds an entry to every admin's inbox, its id
-//! derived from the event's and the admin's, so a redelivery adds none.
+//! derived from the event's and the admin's, so a redelivery adds none. A fan's refund
+//! request of a booking (`BookingRefundRequested`) reaches every admin's inbox the same way.
 //!
 //! Later events of an aggregate do not name its customer, so the first one
 //! (`OrderPlaced`, `PaymentCreated`, `BookingRequested`) records the recipient in
@@ -330,12 +331,38 @@ pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
                     ),
                     data,
                 },
+                BookingEvent::BookingRefunded { reason } => {
+                    data["reason"] = json!(reason);
+                    Notice {
+                        kind: "booking_refunded",
+                        title: "Booking refunded".into(),
+                        body: format!(
+                            "Booking {} was refunded ({}); its tickets no longer admit anyone. Reason: {reason}",
+                            short(id),
+                            text("total")
+                        ),
+                        data,
+                    }
+                }
+                BookingEvent::BookingRefundRequestRejected { reason } => {
+                    data["reason"] = json!(reason);
+                    Notice {
+                        kind: "booking_refund_rejected",
+                        title: "Refund request rejected".into(),
+                        body: format!(
+                            "Your refund request for booking {} was rejected; your tickets stay valid. Reason: {reason}",
+                            short(id)
+                        ),
+                        data,
+                    }
+                }
                 BookingEvent::BookingRequested { .. }
                 | BookingEvent::BookingRejected { .. }
                 | BookingEvent::PaymentAttached { .. }
                 | BookingEvent::BookingCancelled { .. }
-                | BookingEvent::BookingRefunded { .. }
                 | BookingEvent::BookingCompleted {}
+                | BookingEvent::BookingRefundRequested { .. }
+                | BookingEvent::BookingRefundRequestWithdrawn {}
                 | BookingEvent::TicketCheckedIn { .. } => return None,
             }
         }
@@ -348,26 +375,41 @@ pub fn notice_for(event: &NotifiedEvent, context: &Value) -> Option<Notice> {
 /// The inbox entry every admin gets for an event, if any: a SKU below its safety
 /// threshold. Pure, so the wording is tested without a database.
 pub fn admin_notice_for(event: &NotifiedEvent) -> Option<Notice> {
-    let NotifiedEvent::Inventory(Decoded {
-        event:
-            InventoryEvent::StockBelowThreshold {
-                sku,
-                available,
-                threshold,
-            },
-        ..
-    }) = event
-    else {
-        return None;
-    };
-    Some(Notice {
-        kind: "stock_below_threshold",
-        title: format!("Low stock: {sku}"),
-        body: format!(
-            "{sku} has {available} unit(s) available, below its safety threshold of {threshold}. Restock it soon."
-        ),
-        data: json!({"sku": sku, "available": available, "threshold": threshold}),
-    })
+    match event {
+        NotifiedEvent::Inventory(Decoded {
+            event:
+                InventoryEvent::StockBelowThreshold {
+                    sku,
+                    available,
+                    threshold,
+                },
+            ..
+        }) => Some(Notice {
+            kind: "stock_below_threshold",
+            title: format!("Low stock: {sku}"),
+            body: format!(
+                "{sku} has {available} unit(s) available, below its safety threshold of {threshold}. Restock it soon."
+            ),
+            data: json!({"sku": sku, "available": available, "threshold": threshold}),
+        }),
+        NotifiedEvent::Booking(Decoded {
+            event: BookingEvent::BookingRefundRequested { reason },
+            facts,
+            ..
+        }) => {
+            let id = facts.aggregate_id.as_str();
+            Some(Notice {
+                kind: "booking_refund_requested",
+                title: "Refund requested".into(),
+                body: format!(
+                    "The owner of booking {} asks for a refund: {reason}. Approve or reject it.",
+                    short(id)
+                ),
+                data: json!({"booking_id": id, "reason": reason}),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Runs one stream's notifications: claims each event, writes the inbox entry, then mails it.
@@ -416,10 +458,7 @@ impl NotificationsHandler {
 
     async fn apply(&self, tx: &mut PgConnection, event: &ReceivedEvent) -> anyhow::Result<()> {
         let decoded = NotifiedEvent::decode(event)?;
-        if let NotifiedEvent::Inventory(_) = decoded {
-            let Some(notice) = admin_notice_for(&decoded) else {
-                return Ok(());
-            };
+        if let Some(notice) = admin_notice_for(&decoded) {
             // Every admin at the time the event is handled.
             let admins: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT user_id FROM users WHERE role = 'admin' ORDER BY user_id",
@@ -442,6 +481,10 @@ impl NotificationsHandler {
                 .execute(&mut *tx)
                 .await?;
             }
+            return Ok(());
+        }
+        if let NotifiedEvent::Inventory(_) = decoded {
+            // Only admins hear of stock.
             return Ok(());
         }
         if let Some(recipient) = recipient_of(&decoded) {

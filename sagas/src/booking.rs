@@ -758,6 +758,10 @@ impl BookingSaga {
                     .await
                     .map_err(retry)?;
             }
+            // A refund request waits for an admin; its approval is `BookingRefunded`.
+            BookingEvent::BookingRefundRequested { .. }
+            | BookingEvent::BookingRefundRequestWithdrawn {}
+            | BookingEvent::BookingRefundRequestRejected { .. } => {}
             // Attaching a payment is the saga's own step (on PaymentCreated); a ticket
             // checked in changes nothing it drives.
             BookingEvent::PaymentAttached { .. } | BookingEvent::TicketCheckedIn { .. } => {}

@@ -365,7 +365,10 @@ impl ServiceOrderSaga {
                     .await
                     .map_err(retry)?;
             }
-            ServiceOrderEvent::ServiceOrderReviewed { .. } => {}
+            ServiceOrderEvent::ServiceOrderReviewed { .. }
+            | ServiceOrderEvent::ServiceOrderReviewHeld { .. }
+            | ServiceOrderEvent::ServiceOrderReviewPublished {}
+            | ServiceOrderEvent::ServiceOrderReviewRejected { .. } => {}
             ServiceOrderEvent::ServiceOrderRejected { .. } => {
                 repository::set_status(conn, saga_id, "rejected", None)
                     .await

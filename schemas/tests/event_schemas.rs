@@ -783,6 +783,13 @@ fn booking_samples() -> Vec<Sample> {
                 reason: "session cancelled".into(),
             },
             BookingEvent::BookingCompleted {},
+            BookingEvent::BookingRefundRequested {
+                reason: "cannot come".into(),
+            },
+            BookingEvent::BookingRefundRequestWithdrawn {},
+            BookingEvent::BookingRefundRequestRejected {
+                reason: "too late".into(),
+            },
             BookingEvent::TicketCheckedIn {
                 ticket_id: ticket(1),
             },
@@ -802,6 +809,9 @@ fn booking_required_field(event: &BookingEvent) -> Option<&'static str> {
         BookingEvent::BookingExpired {} => None,
         BookingEvent::BookingRefunded { .. } => Some("reason"),
         BookingEvent::BookingCompleted {} => None,
+        BookingEvent::BookingRefundRequested { .. } => Some("reason"),
+        BookingEvent::BookingRefundRequestWithdrawn {} => None,
+        BookingEvent::BookingRefundRequestRejected { .. } => Some("reason"),
         BookingEvent::TicketCheckedIn { .. } => Some("ticket_id"),
     }
 }
@@ -962,6 +972,22 @@ fn service_order_samples() -> Vec<Sample> {
                     },
                 },
             },
+            ServiceOrderEvent::ServiceOrderReviewHeld {
+                provider_id,
+                review: Review {
+                    rating: Stars::parse(1, "rating").unwrap(),
+                    comment: sealed(24),
+                    dimensions: ReviewDimensions {
+                        professionalism: five,
+                        attitude: Stars::parse(1, "attitude").unwrap(),
+                        punctuality: Stars::parse(2, "punctuality").unwrap(),
+                    },
+                },
+            },
+            ServiceOrderEvent::ServiceOrderReviewPublished {},
+            ServiceOrderEvent::ServiceOrderReviewRejected {
+                reason: Reason::parse("insults the provider").unwrap(),
+            },
         ],
         service_order_required_field,
     )
@@ -982,6 +1008,9 @@ fn service_order_required_field(event: &ServiceOrderEvent) -> Option<&'static st
         ServiceOrderEvent::ServiceOrderCancelled { .. } => Some("refund_due"),
         ServiceOrderEvent::ServiceOrderRefunded { .. } => Some("refund_id"),
         ServiceOrderEvent::ServiceOrderReviewed { .. } => Some("review"),
+        ServiceOrderEvent::ServiceOrderReviewHeld { .. } => Some("review"),
+        ServiceOrderEvent::ServiceOrderReviewPublished {} => None,
+        ServiceOrderEvent::ServiceOrderReviewRejected { .. } => Some("reason"),
     }
 }
 

@@ -16,7 +16,8 @@
 //! - `admin`: 401 without a token, 403 for a customer or a provider.
 //!
 //! Bodies are empty JSON objects, except where a valid body is needed for the ownership
-//! check to be what decides (paying, reviewing, sending goods back, following up): an invalid body is refused alike for every resource,
+//! check to be what decides (paying, reviewing, sending goods back, following up, asking for a
+//! refund): an invalid body is refused alike for every resource,
 //! foreign or not, so it tells nothing either way.
 //!
 //! Every operation of the document must have a rule here, so a route added without one fails
@@ -93,6 +94,33 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("POST /api/v1/bookings/{booking_id}/cancel", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/pay", (Any, true)),
         ("POST /api/v1/bookings/{booking_id}/refund", (Admin, false)),
+        (
+            "POST /api/v1/bookings/{booking_id}/refund-request",
+            (Personal, true),
+        ),
+        (
+            "POST /api/v1/bookings/{booking_id}/refund-request/withdraw",
+            (Personal, true),
+        ),
+        ("GET /api/v1/admin/bookings/refund-requests", (Admin, false)),
+        ("GET /api/v1/admin/reviews", (Admin, false)),
+        ("GET /api/v1/admin/service-reviews", (Admin, false)),
+        (
+            "POST /api/v1/admin/service-orders/{service_order_id}/review/publish",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/service-orders/{service_order_id}/review/reject",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/bookings/{booking_id}/refund-request/approve",
+            (Admin, false),
+        ),
+        (
+            "POST /api/v1/admin/bookings/{booking_id}/refund-request/reject",
+            (Admin, false),
+        ),
         ("GET /api/v1/cart", (Any, false)),
         ("PUT /api/v1/cart/items/{sku}", (Any, false)),
         ("DELETE /api/v1/cart/items/{sku}", (Any, false)),
@@ -516,6 +544,8 @@ async fn status_of(ordo: &TestOrdo, method: &str, path: &str, token: Option<&str
         json!({"payment_method": "card", "payment_token": "tok_success"})
     } else if path.ends_with("/return-shipment") {
         json!({"carrier": "sandbox", "tracking_no": "RET-1"})
+    } else if path.ends_with("/refund-request") {
+        json!({"reason": "Cannot come."})
     } else if path.ends_with("/follow-up") {
         json!({"comment": "Still fine."})
     } else if path.ends_with("/review") {

@@ -4,7 +4,8 @@
 //! provider is paid out and reviewed, and the provider's rating shows it, also after a
 //! rebuild of the read model. Unverified and non-matching providers are refused with
 //! problems; every party is told of each step in their inbox; a cancelled paid order is
-//! refunded; and `ordo serve` killed at each step of the
+//! refunded; a review with a sensitive word counts only once an admin publishes it; and
+//! `ordo serve` killed at each step of the
 //! payment and release flow loses nothing and pays nothing twice.
 
 use std::time::Duration;
@@ -383,6 +384,190 @@ async fn twenty_providers_race_one_wins_and_is_paid_out_reviewed_and_rated() {
     assert_eq!(rebuilt["rating"], expected_rating);
     let listed = customer.get("/api/v1/service-orders").await;
     assert_eq!(listed.body["service_orders"][0]["status"], "reviewed");
+    ordo.stop().await;
+}
+
+/// An order of `customer` taken by `provider`, paid, done and confirmed.
+async fn completed_order(customer: &Api, admin: &Api, provider: &Api) -> String {
+    let order_id = approved_order(customer, admin).await;
+    step(provider, &order_id, "accept", "accepted").await;
+    pay(customer, &order_id).await;
+    status_of(customer, &order_id, "paid").await;
+    step(provider, &order_id, "start", "in_progress").await;
+    step(provider, &order_id, "complete", "done").await;
+    step(customer, &order_id, "confirm", "completed").await;
+    order_id
+}
+
+/// Waits until the admins' queue of providers' reviews lists exactly `expected`.
+async fn wait_service_queue(admin: &Api, query: &str, expected: &[&str]) {
+    eventually(
+        &format!("the service review queue{query} listing {expected:?}"),
+        Duration::from_secs(20),
+        || async {
+            let listed = admin
+                .get(&format!("/api/v1/admin/service-reviews{query}"))
+                .await;
+            assert_eq!(listed.status, 200, "{:?}", listed.body);
+            let ids: Vec<String> = listed.body["reviews"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["service_order_id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids == expected).then_some(())
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_review_with_a_sensitive_word_counts_only_once_an_admin_publishes_it() {
+    let ordo = start(&[("ORDO_REVIEW_BLOCKED_WORDS", "scam, fraud")]).await;
+    let admin = ordo.admin().await;
+    let customer = ordo.customer("picky@example.com").await;
+    let provider =
+        verified_provider(&ordo, &admin, "judged@example.com", "plumbing", "NORTH").await;
+    let profile_path = format!("/api/v1/providers/{}", provider.user_id);
+    let total_reviews = || async {
+        ordo.api().get(&profile_path).await.body["rating"]["total_reviews"]
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    let review = |rating: i64, comment: &str| {
+        json!({"rating": rating, "comment": comment,
+               "dimensions": {"professionalism": rating, "attitude": rating, "punctuality": rating}})
+    };
+
+    // A clean review is published at once.
+    let clean = completed_order(&customer, &admin, &provider).await;
+    let reviewed = customer
+        .post(
+            &format!("/api/v1/service-orders/{clean}/review"),
+            review(5, "Quick and clean."),
+        )
+        .await;
+    assert_eq!(reviewed.status, 200, "{:?}", reviewed.body);
+    assert_eq!(reviewed.body["review"]["status"], "published");
+    eventually(
+        "the clean review counted",
+        Duration::from_secs(20),
+        || async { (total_reviews().await == 1).then_some(()) },
+    )
+    .await;
+
+    // One with a sensitive word waits for an admin and does not count; rejected, it never does.
+    let rejected = completed_order(&customer, &admin, &provider).await;
+    let held = customer
+        .post(
+            &format!("/api/v1/service-orders/{rejected}/review"),
+            review(1, "A total SCAM."),
+        )
+        .await;
+    assert_eq!(held.status, 200, "{:?}", held.body);
+    assert_eq!(held.body["status"], "reviewed");
+    assert_eq!(held.body["review"]["status"], "pending_moderation");
+    let again = customer
+        .post(
+            &format!("/api/v1/service-orders/{rejected}/review"),
+            review(2, "Second try."),
+        )
+        .await;
+    assert_problem(&again, 409, "already_reviewed");
+    assert_eq!(
+        customer.get("/api/v1/admin/service-reviews").await.status,
+        403
+    );
+    let unknown = admin.get("/api/v1/admin/service-reviews?status=lost").await;
+    assert_eq!(unknown.status, 422, "{:?}", unknown.body);
+    wait_service_queue(&admin, "", &[rejected.as_str()]).await;
+    assert_eq!(total_reviews().await, 1, "a held review is not counted");
+    inbox_has(&customer, "review_pending_moderation").await;
+    let blank = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{rejected}/review/reject"),
+            json!({"reason": " "}),
+        )
+        .await;
+    assert_eq!(blank.status, 422, "{:?}", blank.body);
+    let refused = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{rejected}/review/reject"),
+            json!({"reason": "Abusive wording."}),
+        )
+        .await;
+    assert_eq!(refused.status, 200, "{:?}", refused.body);
+    assert_eq!(refused.body["review"]["status"], "rejected");
+    let republish = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{rejected}/review/publish"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&republish, 409, "invalid_transition");
+    wait_service_queue(&admin, "", &[]).await;
+    wait_service_queue(&admin, "?status=rejected", &[rejected.as_str()]).await;
+    assert_eq!(total_reviews().await, 1);
+    inbox_has(&customer, "review_rejected").await;
+
+    // Held, then published: it counts from then on, and the provider hears of it.
+    let published = completed_order(&customer, &admin, &provider).await;
+    let held = customer
+        .post(
+            &format!("/api/v1/service-orders/{published}/review"),
+            review(3, "Not fraud, just slow."),
+        )
+        .await;
+    assert_eq!(held.body["review"]["status"], "pending_moderation");
+    let never_reviewed = completed_order(&customer, &admin, &provider).await;
+    let nothing = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{never_reviewed}/review/publish"),
+            json!({}),
+        )
+        .await;
+    assert_problem(&nothing, 409, "not_reviewed");
+    let approved = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{published}/review/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    assert_eq!(approved.body["review"]["status"], "published");
+    let expected_rating = json!({
+        "average_rating": 4.0, "total_reviews": 2,
+        "rating_distribution": {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1},
+        "professionalism": 4.0, "attitude": 4.0, "punctuality": 4.0, "completed_orders": 4
+    });
+    eventually(
+        "the published review counted",
+        Duration::from_secs(20),
+        || async {
+            let body = ordo.api().get(&profile_path).await.body;
+            (body["rating"] == expected_rating).then_some(())
+        },
+    )
+    .await;
+    inbox_has(&customer, "review_published").await;
+    inbox_has(&provider, "service_order_reviewed").await;
+    wait_service_queue(
+        &admin,
+        "?status=published",
+        &[published.as_str(), clean.as_str()],
+    )
+    .await;
+
+    // Rebuilt from the event history, the rating and the queue say the same.
+    let (ok, out, err) = ordo
+        .cli(&["projections", "rebuild", "projection-service-orders"])
+        .await;
+    assert!(ok, "rebuild: {out} {err}");
+    assert_eq!(
+        ordo.api().get(&profile_path).await.body["rating"],
+        expected_rating
+    );
+    wait_service_queue(&admin, "?status=rejected", &[rejected.as_str()]).await;
     ordo.stop().await;
 }
 

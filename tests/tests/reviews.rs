@@ -125,6 +125,27 @@ async fn recomputed(api: &Api) -> (i64, f64, [i64; 5]) {
     (total, mean, stars)
 }
 
+/// Waits until the admins' moderation queue lists exactly `expected` for `query` (the
+/// queue is read from the reviews read model, which follows the decisions).
+async fn wait_queue(admin: &Api, query: &str, expected: &[&str]) {
+    eventually(
+        &format!("the moderation queue{query} listing {expected:?}"),
+        Duration::from_secs(20),
+        || async {
+            let listed = admin.get(&format!("/api/v1/admin/reviews{query}")).await;
+            assert_eq!(listed.status, 200, "{:?}", listed.body);
+            let ids: Vec<String> = listed.body["reviews"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["review_id"].as_str().unwrap().to_owned())
+                .collect();
+            (ids == expected).then_some(())
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buyers_review_once_moderation_holds_reports_hide_and_the_rating_survives_a_rebuild() {
     let ordo = TestOrdo::with_env(ENV).await;
@@ -173,6 +194,12 @@ async fn buyers_review_once_moderation_holds_reports_hide_and_the_rating_survive
     let cat_review = body["review_id"].as_str().unwrap().to_owned();
     let rated = wait_rating(&ann.api, 2).await;
     assert_eq!(rated["average_rating"], 4.0, "{rated}");
+    // The admins' moderation queue holds it, and only it; customers do not see the queue.
+    assert_eq!(ann.api.get("/api/v1/admin/reviews").await.status, 403);
+    wait_queue(&admin, "", &[cat_review.as_str()]).await;
+    wait_queue(&admin, "?status=pending_moderation", &[cat_review.as_str()]).await;
+    let unknown = admin.get("/api/v1/admin/reviews?status=lost").await;
+    assert_eq!(unknown.status, 422, "{:?}", unknown.body);
     assert_eq!(rated["rating_distribution"]["5"], 1);
     assert_eq!(rated["rating_distribution"]["3"], 1);
     assert_eq!(rated["rating_distribution"]["1"], 0);
@@ -221,6 +248,9 @@ async fn buyers_review_once_moderation_holds_reports_hide_and_the_rating_survive
     }
     let hidden = wait_rating(&ann.api, 2).await;
     assert_eq!(hidden["average_rating"], 3.0, "{hidden}");
+    // Published, Cat's review left the queue; hidden, Bob's joined it.
+    wait_queue(&admin, "", &[bob_review.as_str()]).await;
+    wait_queue(&admin, "?status=hidden", &[bob_review.as_str()]).await;
     let rejected = admin
         .post(
             &format!("/api/v1/admin/reviews/{bob_review}/reject"),
@@ -229,6 +259,8 @@ async fn buyers_review_once_moderation_holds_reports_hide_and_the_rating_survive
         .await;
     assert_eq!(rejected.status, 200, "{:?}", rejected.body);
     assert_eq!(rejected.body["status"], "rejected");
+    wait_queue(&admin, "", &[]).await;
+    wait_queue(&admin, "?status=rejected", &[bob_review.as_str()]).await;
     eventually("moderation notices", Duration::from_secs(20), || async {
         let kinds: Vec<String> = bob.api.get("/api/v1/notifications").await.body["notifications"]
             .as_array()?

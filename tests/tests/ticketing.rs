@@ -1,5 +1,6 @@
 //! End to end: ticketing through HTTP against real Postgres and NATS — browsing, booking,
-//! paying, tickets and check-in; expiry, cancellation and refund returning seats; the
+//! paying, tickets and check-in; expiry, cancellation and refund returning seats; a fan's
+//! refund request approved or rejected by an admin; the
 //! per-booking limit; a flash sale that must never oversell; rate limits; and the booking
 //! saga crashed at each of its steps, losing and repeating nothing.
 
@@ -320,6 +321,210 @@ async fn cancel_and_refund_return_seats_and_invalidate_tickets() {
             .await
             .body;
         (p["status"] == "refunded").then_some(())
+    })
+    .await;
+    ordo.stop().await;
+}
+
+async fn notification_kinds(api: &Api) -> Vec<String> {
+    api.get("/api/v1/notifications").await.body["notifications"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|n| n["kind"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The booking ids in the admins' queue of open refund requests.
+async fn open_refund_requests(admin: &Api) -> Vec<String> {
+    let queue = admin.get("/api/v1/admin/bookings/refund-requests").await;
+    assert_eq!(queue.status, 200, "{:?}", queue.body);
+    queue.body["refund_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["booking_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fan_asks_for_a_refund_and_an_admin_approves_or_rejects_it() {
+    let ordo = start(&[]).await;
+    let api = ordo.api();
+    let admin = api.admin().await;
+    let (show_id, session_id) = show(&admin, 10, "Second thoughts").await;
+    let (fan, _) = api.register("second-thoughts@example.com").await;
+    let (stranger, _) = api.register("stranger@example.com").await;
+    wait_available(&fan, &show_id, 10).await;
+
+    // Only a paid booking may be refunded on request.
+    let rejected = book(&fan, &session_id, 2).await;
+    let rejected_id = rejected["booking_id"].as_str().unwrap().to_string();
+    let request_path = format!("/api/v1/bookings/{rejected_id}/refund-request");
+    let early = fan
+        .post(&request_path, json!({"reason": "cannot come"}))
+        .await;
+    assert_eq!(early.status, 409, "{:?}", early.body);
+    pay(&fan, &rejected_id).await;
+    booking_status(&fan, &rejected_id, "paid").await;
+
+    // Someone else's booking is not found, for another fan and for an admin (who decides
+    // requests, never makes them); a blank reason is refused.
+    for caller in [&stranger, &admin] {
+        let foreign = caller
+            .post(&request_path, json!({"reason": "cannot come"}))
+            .await;
+        assert_eq!(foreign.status, 404, "{:?}", foreign.body);
+    }
+    let blank = fan.post(&request_path, json!({"reason": "  "})).await;
+    assert_eq!(blank.status, 422, "{:?}", blank.body);
+    assert!(fan
+        .get(&format!("/api/v1/bookings/{rejected_id}"))
+        .await
+        .body
+        .get("refund_request")
+        .is_none());
+
+    let asked = fan
+        .post(&request_path, json!({"reason": "cannot come"}))
+        .await;
+    assert_eq!(asked.status, 200, "{:?}", asked.body);
+    assert_eq!(asked.body["status"], "paid");
+    assert_eq!(asked.body["refund_request"]["status"], "requested");
+    assert_eq!(asked.body["refund_request"]["reason"], "cannot come");
+    let version = asked.body["version"].as_i64().unwrap();
+    // The same request again changes nothing; another one while it is open is refused.
+    let again = fan
+        .post(&request_path, json!({"reason": "cannot come"}))
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["version"].as_i64(), Some(version));
+    let other = fan
+        .post(&request_path, json!({"reason": "another reason"}))
+        .await;
+    assert_eq!(other.status, 409, "{:?}", other.body);
+    assert_eq!(
+        other.body["type"],
+        "urn:ordo:problem:refund_already_requested"
+    );
+
+    // The admins see it in their queue and their inbox; a fan does not see the queue.
+    assert_eq!(
+        fan.get("/api/v1/admin/bookings/refund-requests")
+            .await
+            .status,
+        403
+    );
+    eventually("the request queued", Duration::from_secs(20), || async {
+        open_refund_requests(&admin)
+            .await
+            .contains(&rejected_id)
+            .then_some(())
+    })
+    .await;
+    eventually("the admins told", Duration::from_secs(20), || async {
+        notification_kinds(&admin)
+            .await
+            .iter()
+            .any(|k| k == "booking_refund_requested")
+            .then_some(())
+    })
+    .await;
+
+    // Withdrawn, it leaves the queue and cannot be approved; asked again, it is rejected.
+    let withdrawn = fan
+        .post(&format!("{request_path}/withdraw"), json!({}))
+        .await;
+    assert_eq!(withdrawn.status, 200, "{:?}", withdrawn.body);
+    assert_eq!(withdrawn.body["refund_request"]["status"], "withdrawn");
+    let approve_path = format!("/api/v1/admin/bookings/{rejected_id}/refund-request/approve");
+    let nothing_open = admin.post(&approve_path, json!({})).await;
+    assert_eq!(nothing_open.status, 409, "{:?}", nothing_open.body);
+    eventually("the request unqueued", Duration::from_secs(20), || async {
+        (!open_refund_requests(&admin).await.contains(&rejected_id)).then_some(())
+    })
+    .await;
+    let asked = fan
+        .post(&request_path, json!({"reason": "really cannot come"}))
+        .await;
+    assert_eq!(asked.status, 200, "{:?}", asked.body);
+    let reject_path = format!("/api/v1/admin/bookings/{rejected_id}/refund-request/reject");
+    assert_eq!(
+        fan.post(&reject_path, json!({"reason": "too late"}))
+            .await
+            .status,
+        403
+    );
+    let refused = admin
+        .post(&reject_path, json!({"reason": "too late"}))
+        .await;
+    assert_eq!(refused.status, 200, "{:?}", refused.body);
+    assert_eq!(refused.body["status"], "paid");
+    assert_eq!(refused.body["refund_request"]["status"], "rejected");
+    assert_eq!(
+        refused.body["refund_request"]["rejection_reason"],
+        "too late"
+    );
+    let after_rejection = fan.post(&request_path, json!({"reason": "please"})).await;
+    assert_eq!(after_rejection.status, 409, "{:?}", after_rejection.body);
+    assert_eq!(
+        after_rejection.body["type"],
+        "urn:ordo:problem:refund_request_rejected"
+    );
+    // The rejected booking keeps its seats.
+    wait_available(&fan, &show_id, 8).await;
+
+    // An approved request refunds the booking: seats back, money back, tickets void.
+    let approved = book(&fan, &session_id, 3).await;
+    let approved_id = approved["booking_id"].as_str().unwrap().to_string();
+    pay(&fan, &approved_id).await;
+    let paid = booking_status(&fan, &approved_id, "paid").await;
+    wait_available(&fan, &show_id, 5).await;
+    let asked = fan
+        .post(
+            &format!("/api/v1/bookings/{approved_id}/refund-request"),
+            json!({"reason": "ill"}),
+        )
+        .await;
+    assert_eq!(asked.status, 200, "{:?}", asked.body);
+    let approve_path = format!("/api/v1/admin/bookings/{approved_id}/refund-request/approve");
+    let granted = admin.post(&approve_path, json!({})).await;
+    assert_eq!(granted.status, 200, "{:?}", granted.body);
+    assert_eq!(granted.body["status"], "refunded");
+    assert_eq!(granted.body["refund_request"]["status"], "approved");
+    let repeat = admin.post(&approve_path, json!({})).await;
+    assert_eq!(repeat.status, 200, "{:?}", repeat.body);
+    assert_eq!(repeat.body["version"], granted.body["version"]);
+    wait_available(&fan, &show_id, 8).await;
+    let payment_id = paid["payment_id"].as_str().unwrap();
+    eventually("payment refunded", Duration::from_secs(20), || async {
+        let p = fan
+            .get(&format!("/api/v1/payments/{payment_id}"))
+            .await
+            .body;
+        (p["status"] == "refunded").then_some(())
+    })
+    .await;
+    let ticket = &paid["tickets"][0];
+    let check = admin
+        .post(
+            &format!(
+                "/api/v1/tickets/{}/check-in",
+                ticket["ticket_id"].as_str().unwrap()
+            ),
+            json!({"qr_payload": ticket["qr_payload"]}),
+        )
+        .await;
+    assert_eq!(check.status, 409, "{:?}", check.body);
+
+    // The fan hears of both decisions.
+    eventually("the fan told", Duration::from_secs(20), || async {
+        let kinds = notification_kinds(&fan).await;
+        (kinds.iter().any(|k| k == "booking_refund_rejected")
+            && kinds.iter().any(|k| k == "booking_refunded"))
+        .then_some(())
     })
     .await;
     ordo.stop().await;

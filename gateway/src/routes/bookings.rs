@@ -20,10 +20,10 @@ use chrono::{DateTime, Utc};
 use ordo_aggregates::booking::{
     Booking, BookingCommand, BookingError, BookingRequest, BookingStatus,
 };
-use ordo_aggregates::common::{AreaId, BookingId, PaymentId, SessionId, TicketId, UserId};
+use ordo_aggregates::common::{AreaId, BookingId, PaymentId, Reason, SessionId, TicketId, UserId};
 use ordo_aggregates::payment::{PaymentCommand, PaymentStatus};
 use ordo_projections::queries::bookings;
-pub use ordo_projections::queries::bookings::BookingSummary;
+pub use ordo_projections::queries::bookings::{BookingSummary, RefundRequestSummary};
 use ordo_projections::queries::page::PageRequest;
 use ordo_sagas::booking::{Booked, QuoteError, SOLD_OUT};
 use ordo_sagas::StepError;
@@ -48,6 +48,23 @@ pub fn router() -> Router<AppState> {
         .route("/bookings/{booking_id}/pay", post(pay_booking))
         .route("/bookings/{booking_id}/cancel", post(cancel_booking))
         .route("/bookings/{booking_id}/refund", post(refund_booking))
+        .route(
+            "/bookings/{booking_id}/refund-request",
+            post(request_refund),
+        )
+        .route(
+            "/bookings/{booking_id}/refund-request/withdraw",
+            post(withdraw_refund_request),
+        )
+        .route("/admin/bookings/refund-requests", get(list_refund_requests))
+        .route(
+            "/admin/bookings/{booking_id}/refund-request/approve",
+            post(approve_refund_request),
+        )
+        .route(
+            "/admin/bookings/{booking_id}/refund-request/reject",
+            post(reject_refund_request),
+        )
         .route("/tickets/{ticket_id}/qr.png", get(ticket_qr))
         .route("/tickets/{ticket_id}/check-in", post(check_in))
 }
@@ -118,7 +135,37 @@ pub struct BookingView {
     pub payment_id: Option<Uuid>,
     /// One per seat once paid.
     pub tickets: Vec<TicketView>,
+    /// The owner's latest refund request, once one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_request: Option<RefundRequestView>,
     pub version: i64,
+}
+
+/// Where the owner's refund request of a booking stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundRequestView {
+    /// requested (waiting for an admin), withdrawn, rejected or approved (refunded).
+    pub status: String,
+    /// Why, in the owner's words.
+    pub reason: String,
+    /// Why an admin rejected it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection_reason: Option<String>,
+}
+
+/// Why the owner asks for a refund, or why an admin rejects the request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundRequestReason {
+    /// 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
+    pub reason: String,
+}
+
+/// A page of open refund requests, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundRequestPage {
+    pub refund_requests: Vec<RefundRequestSummary>,
+    pub next_cursor: Option<String>,
 }
 
 /// A page of bookings, newest first.
@@ -344,6 +391,11 @@ fn view(state: &AppState, booking_id: Uuid, booking: &Booking, version: i64) -> 
         reason: booking.reason().map(str::to_string),
         payment_id: booking.attached_payment().map(|p| *p.as_uuid()),
         tickets,
+        refund_request: booking.refund_request().map(|r| RefundRequestView {
+            status: r.status.as_str().to_string(),
+            reason: r.reason.clone(),
+            rejection_reason: r.rejection_reason.clone(),
+        }),
         version,
     }
 }
@@ -559,6 +611,140 @@ pub async fn refund_booking(
         BookingCommand::Refund { reason },
     )
     .await
+}
+
+/// Asks for a refund of a paid booking (its owner) whose tickets were not used; an admin
+/// approves or rejects it. Repeating the same request is a no-op; after a rejection no new
+/// request is taken, after a withdrawal one is.
+#[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/refund-request", tag = "bookings",
+    request_body = RefundRequestReason, security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "not paid, a ticket was checked in, or already requested or rejected"),
+              (status = 422, description = "invalid reason")))]
+pub async fn request_refund(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+    ApiJson(body): ApiJson<RefundRequestReason>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let id = booking_of_owner(&state, &user, &booking_id).await?;
+    let reason = refund_reason(&body)?;
+    transition(
+        &state,
+        &user,
+        &request_id,
+        id,
+        BookingCommand::RequestRefund { reason },
+    )
+    .await
+}
+
+/// Takes back an open refund request (its owner). Repeating it is a no-op.
+#[utoipa::path(post, path = "/api/v1/bookings/{booking_id}/refund-request/withdraw", tag = "bookings",
+    security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "no refund request is open")))]
+pub async fn withdraw_refund_request(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let id = booking_of_owner(&state, &user, &booking_id).await?;
+    transition(
+        &state,
+        &user,
+        &request_id,
+        id,
+        BookingCommand::WithdrawRefundRequest,
+    )
+    .await
+}
+
+/// The open refund requests, newest first (admin).
+#[utoipa::path(get, path = "/api/v1/admin/bookings/refund-requests", tag = "bookings",
+    params(BookingPaging), security(("bearer" = [])),
+    responses((status = 200, body = RefundRequestPage)))]
+pub async fn list_refund_requests(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(paging): Query<BookingPaging>,
+) -> Result<ApiJson<RefundRequestPage>, ApiError> {
+    let page = PageRequest::parse(paging.cursor.as_deref(), paging.limit)?;
+    let page = bookings::open_refund_requests(&state.pool, &page).await?;
+    Ok(ApiJson(RefundRequestPage {
+        refund_requests: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Grants the open refund request (admin): the booking is refunded as by
+/// `POST /bookings/{id}/refund`. Repeating it is a no-op.
+#[utoipa::path(post, path = "/api/v1/admin/bookings/{booking_id}/refund-request/approve", tag = "bookings",
+    security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "no refund request is open")))]
+pub async fn approve_refund_request(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let (id, _, _) = owned_booking(&state, &admin, &booking_id).await?;
+    transition(
+        &state,
+        &admin,
+        &request_id,
+        id,
+        BookingCommand::ApproveRefundRequest,
+    )
+    .await
+}
+
+/// Refuses the open refund request with a reason (admin); the booking stays paid and its
+/// owner cannot ask again. Repeating it is a no-op.
+#[utoipa::path(post, path = "/api/v1/admin/bookings/{booking_id}/refund-request/reject", tag = "bookings",
+    request_body = RefundRequestReason, security(("bearer" = [])),
+    responses((status = 200, body = BookingView), (status = 404, description = "no such booking"),
+              (status = 409, description = "no refund request is open"),
+              (status = 422, description = "invalid reason")))]
+pub async fn reject_refund_request(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    RequestId(request_id): RequestId,
+    Path(booking_id): Path<String>,
+    ApiJson(body): ApiJson<RefundRequestReason>,
+) -> Result<ApiJson<BookingView>, ApiError> {
+    let (id, _, _) = owned_booking(&state, &admin, &booking_id).await?;
+    let reason = refund_reason(&body)?;
+    transition(
+        &state,
+        &admin,
+        &request_id,
+        id,
+        BookingCommand::RejectRefundRequest { reason },
+    )
+    .await
+}
+
+/// The booking when the caller is its owner (an admin decides requests, never makes them).
+async fn booking_of_owner(
+    state: &AppState,
+    user: &AuthUser,
+    booking_id: &str,
+) -> Result<Uuid, ApiError> {
+    let (id, booking, _) = owned_booking(state, user, booking_id).await?;
+    if booking.customer_id().map(|c| *c.as_uuid()) != Some(user.user_id) {
+        return Err(ApiError::NotFound(format!("no booking {booking_id}")));
+    }
+    Ok(id)
+}
+
+fn refund_reason(body: &RefundRequestReason) -> Result<String, ApiError> {
+    Reason::parse(&body.reason)
+        .map(|r| r.as_str().to_string())
+        .map_err(|e| ApiError::invalid("reason", e.message()))
 }
 
 async fn transition(

@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/reviews", post(submit_review))
         .route("/reviews/{review_id}/follow-up", post(follow_up))
         .route("/reviews/{review_id}/report", post(report_review))
+        .route("/admin/reviews", get(moderation_queue))
         .route("/admin/reviews/{review_id}/publish", post(publish_review))
         .route("/admin/reviews/{review_id}/reject", post(reject_review))
         .route("/products/{sku}/reviews", get(product_reviews))
@@ -109,6 +110,52 @@ pub struct ReviewPaging {
     /// Page size, 1 to 100 (20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+}
+
+/// Which reviews the moderation queue lists, and its paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ModerationQuery {
+    /// pending_moderation, hidden (reported too often), published or rejected; without it,
+    /// the reviews waiting for a decision (pending_moderation and hidden).
+    #[param(pattern = r"^(pending_moderation|hidden|published|rejected)$")]
+    pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// The moderation queue (admin): reviews by status, newest first; by default those waiting
+/// for a decision (held for a sensitive word, or hidden by reports).
+#[utoipa::path(get, path = "/api/v1/admin/reviews", tag = "reviews", params(ModerationQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = ReviewPage), (status = 422, description = "unknown status, bad cursor or limit")))]
+pub async fn moderation_queue(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<ModerationQuery>,
+) -> Result<ApiJson<ReviewPage>, ApiError> {
+    let statuses: &[&str] = match query.status.as_deref() {
+        None => &["pending_moderation", "hidden"],
+        Some("pending_moderation") => &["pending_moderation"],
+        Some("hidden") => &["hidden"],
+        Some("published") => &["published"],
+        Some("rejected") => &["rejected"],
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "status must be pending_moderation, hidden, published or rejected",
+            ))
+        }
+    };
+    let page = PageRequest::parse(query.cursor.as_deref(), query.limit)?;
+    let page = reviews::with_status(&state.pool, statuses, &page).await?;
+    Ok(ApiJson(ReviewPage {
+        reviews: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn review_id(raw: &str) -> Result<ReviewId, ApiError> {

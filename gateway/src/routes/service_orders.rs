@@ -16,15 +16,17 @@ use ordo_aggregates::common::{
 };
 use ordo_aggregates::payment::PaymentCommand;
 use ordo_aggregates::provider::{ServiceArea, ServiceType};
+use ordo_aggregates::review::{flags, ReviewStatus};
 use ordo_aggregates::service_order::{
     self, CancelledBy, Review, ReviewDimensions, ServiceOrder, ServiceOrderCommand,
     ServiceOrderStatus, ServiceRequest, Stars,
 };
+pub use ordo_projections::queries::marketplace::ServiceReviewSummary;
 use ordo_projections::queries::marketplace::{self as queries, ServiceOrderSummary};
 use ordo_projections::queries::page::PageRequest;
 use ordo_store::CommandMetadata;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::commands::api_error;
@@ -77,6 +79,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/service-orders/{service_order_id}/reject",
             post(reject_service_order),
+        )
+        .route("/admin/service-reviews", get(service_review_queue))
+        .route(
+            "/admin/service-orders/{service_order_id}/review/publish",
+            post(publish_service_review),
+        )
+        .route(
+            "/admin/service-orders/{service_order_id}/review/reject",
+            post(reject_service_review),
         )
 }
 
@@ -153,6 +164,9 @@ pub struct PayoutView {
 /// A review, as the order shows it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ReviewView {
+    /// published, pending_moderation (it holds a sensitive word: an admin decides) or
+    /// rejected; only a published review counts in the provider's rating.
+    pub status: String,
     pub rating: u8,
     pub comment: Option<String>,
     pub dimensions: ReviewDimensionsBody,
@@ -366,6 +380,11 @@ async fn view_of(state: &AppState, order_id: ServiceOrderId) -> Result<ServiceOr
         }),
         reason: order.reason().map(|r| r.to_string()),
         review: order.review().map(|r| ReviewView {
+            status: order
+                .review_status()
+                .unwrap_or(ReviewStatus::Published)
+                .as_str()
+                .to_owned(),
             rating: r.rating.get(),
             comment: text(&r.comment),
             dimensions: ReviewDimensionsBody {
@@ -708,12 +727,13 @@ pub async fn review_service_order(
                 .map_err(invalid)?,
         },
     };
+    let flagged = flags(&body.comment, &state.review_blocked_words);
     execute(
         &state,
         order_id,
         user.user_id,
         &request_id,
-        ServiceOrderCommand::Review(review),
+        ServiceOrderCommand::Review { review, flagged },
     )
     .await?;
     Ok(ApiJson(view_of(&state, order_id).await?))
@@ -775,7 +795,104 @@ pub async fn reject_service_order(
     .await
 }
 
-/// Why an admin rejects an order.
+/// Which providers' reviews the moderation queue lists, and its paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ServiceReviewQuery {
+    /// pending_moderation (the default), published or rejected.
+    #[param(pattern = r"^(pending_moderation|published|rejected)$")]
+    pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// A page of providers' reviews, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceReviewPage {
+    pub reviews: Vec<ServiceReviewSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// The providers' reviews by moderation status (admin), newest first; by default those
+/// held for a sensitive word. The comment is read on the order itself.
+#[utoipa::path(get, path = "/api/v1/admin/service-reviews", tag = "marketplace",
+    params(ServiceReviewQuery), security(("bearer" = [])),
+    responses((status = 200, body = ServiceReviewPage), (status = 422, description = "unknown status, bad cursor or limit")))]
+pub async fn service_review_queue(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<ServiceReviewQuery>,
+) -> Result<ApiJson<ServiceReviewPage>, ApiError> {
+    let statuses: &[&str] = match query.status.as_deref() {
+        None | Some("pending_moderation") => &["pending_moderation"],
+        Some("published") => &["published"],
+        Some("rejected") => &["rejected"],
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status",
+                "status must be pending_moderation, published or rejected",
+            ))
+        }
+    };
+    let page = PageRequest::parse(query.cursor.as_deref(), query.limit)?;
+    let page = queries::service_reviews_with_status(&state.pool, statuses, &page).await?;
+    Ok(ApiJson(ServiceReviewPage {
+        reviews: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Publishes a provider's review held for a sensitive word (admin): it counts in the
+/// provider's rating from then on. Repeating it is a no-op.
+#[utoipa::path(post, path = "/api/v1/admin/service-orders/{service_order_id}/review/publish", tag = "marketplace",
+    params(("service_order_id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = ServiceOrderView), (status = 404, description = "no such order"),
+              (status = 409, description = "not reviewed (`urn:ordo:problem:not_reviewed`) or rejected (`invalid_transition`)")))]
+pub async fn publish_service_review(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    RequestId(request_id): RequestId,
+    Path(raw): Path<String>,
+) -> Result<ApiJson<ServiceOrderView>, ApiError> {
+    admin_step(
+        &state,
+        &admin,
+        &request_id,
+        &raw,
+        ServiceOrderCommand::PublishReview,
+    )
+    .await
+}
+
+/// Rejects a provider's review (admin), with a reason: it no longer counts in the
+/// provider's rating. Repeating it is a no-op.
+#[utoipa::path(post, path = "/api/v1/admin/service-orders/{service_order_id}/review/reject", tag = "marketplace",
+    params(("service_order_id" = String, Path)), request_body = RejectServiceOrder, security(("bearer" = [])),
+    responses((status = 200, body = ServiceOrderView), (status = 404, description = "no such order"),
+              (status = 409, description = "not reviewed (`urn:ordo:problem:not_reviewed`)"),
+              (status = 422, description = "invalid reason")))]
+pub async fn reject_service_review(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    RequestId(request_id): RequestId,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<RejectServiceOrder>,
+) -> Result<ApiJson<ServiceOrderView>, ApiError> {
+    let reason = Reason::parse(&body.reason).map_err(invalid)?;
+    admin_step(
+        &state,
+        &admin,
+        &request_id,
+        &raw,
+        ServiceOrderCommand::RejectReview { reason },
+    )
+    .await
+}
+
+/// Why an admin rejects an order (or its review).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RejectServiceOrder {
     /// 1 to 500 characters.

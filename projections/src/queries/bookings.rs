@@ -1,5 +1,5 @@
 //! Reads of the `bookings` and `tickets` read models: a customer's bookings newest first,
-//! and which booking and customer a ticket belongs to.
+//! the open refund requests admins decide, and which booking and customer a ticket belongs to.
 //!
 //! One booking with its tickets is read from the write side (it is always current there),
 //! so it has no query here.
@@ -71,4 +71,49 @@ pub async fn ticket_holder(pool: &PgPool, ticket_id: Uuid) -> QueryResult<Option
     .bind(ticket_id)
     .fetch_optional(pool)
     .await?)
+}
+
+/// A booking whose owner asked for a refund, waiting for an admin.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct RefundRequestSummary {
+    pub booking_id: Uuid,
+    pub customer_id: Uuid,
+    pub show_id: Uuid,
+    pub session_id: Uuid,
+    #[sqlx(rename = "area_id")]
+    pub seat_area_id: String,
+    pub quantity: i32,
+    #[sqlx(rename = "total_minor")]
+    pub total_amount: i64,
+    pub currency: String,
+    /// Why, in the owner's words.
+    #[sqlx(rename = "refund_request_reason")]
+    pub reason: Option<String>,
+    /// When it was asked.
+    #[sqlx(rename = "updated_at")]
+    pub requested_at: DateTime<Utc>,
+}
+
+/// A page of the open refund requests, newest first (the admins' queue).
+pub async fn open_refund_requests(
+    pool: &PgPool,
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<RefundRequestSummary>> {
+    let rows: Vec<RefundRequestSummary> = sqlx::query_as(
+        "SELECT booking_id, customer_id, show_id, session_id, area_id, quantity, total_minor,
+                currency, refund_request_reason, updated_at
+         FROM bookings
+         WHERE refund_request = 'requested'
+           AND ($1::timestamptz IS NULL OR (updated_at, booking_id) < ($1, $2::uuid))
+         ORDER BY updated_at DESC, booking_id DESC LIMIT $3",
+    )
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::cut(rows, page.limit, |request| NewestFirst {
+        at: request.requested_at,
+        id: request.booking_id,
+    }))
 }

@@ -1,6 +1,7 @@
 //! Reads of the marketplace's read models: providers by verification status (for admins),
 //! a provider's public profile with its rating, the service orders a caller published or
-//! accepted, and the open orders matching a provider's skills and areas.
+//! accepted, the open orders matching a provider's skills and areas, and the providers'
+//! reviews by moderation status.
 //!
 //! One service order in full (with its personal values) is read from the write side, so it
 //! has no query here.
@@ -261,4 +262,43 @@ pub async fn matching_providers(
     .bind(location)
     .fetch_all(pool)
     .await?)
+}
+
+/// A provider's review in the admins' moderation queue (the comment is personal data of the
+/// customer, read from the service order itself).
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct ServiceReviewSummary {
+    #[sqlx(rename = "order_id")]
+    pub service_order_id: Uuid,
+    pub provider_id: Uuid,
+    /// 1 to 5.
+    pub rating: i16,
+    /// published, pending_moderation or rejected.
+    pub status: String,
+    pub reviewed_at: DateTime<Utc>,
+}
+
+/// A page of the providers' reviews in any of `statuses`, newest first.
+pub async fn service_reviews_with_status(
+    pool: &PgPool,
+    statuses: &[&str],
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ServiceReviewSummary>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+    let rows: Vec<ServiceReviewSummary> = sqlx::query_as(
+        "SELECT order_id, provider_id, rating, status, reviewed_at FROM service_reviews
+         WHERE status = ANY($1)
+           AND ($2::timestamptz IS NULL OR (reviewed_at, order_id) < ($2, $3::uuid))
+         ORDER BY reviewed_at DESC, order_id DESC LIMIT $4",
+    )
+    .bind(&statuses)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::cut(rows, page.limit, |review| NewestFirst {
+        at: review.reviewed_at,
+        id: review.service_order_id,
+    }))
 }

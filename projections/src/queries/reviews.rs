@@ -1,5 +1,5 @@
 //! Reads of the `product_reviews` and `product_ratings` read models: a product's published
-//! reviews newest first, its rating, and one review.
+//! reviews newest first, its rating, one review, and the reviews waiting for an admin.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -135,4 +135,30 @@ pub async fn rating(pool: &PgPool, sku: &str) -> QueryResult<ProductRating> {
         total_reviews: i64::from(n),
         rating_distribution: distribution([s1, s2, s3, s4, s5]),
     })
+}
+
+/// A page of the reviews in any of `statuses`, newest first: the admins' moderation queue.
+pub async fn with_status(
+    pool: &PgPool,
+    statuses: &[&str],
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ReviewView>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| s.to_string()).collect();
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM product_reviews
+         WHERE status = ANY($1)
+           AND ($2::timestamptz IS NULL OR (created_at, review_id) < ($2, $3::uuid))
+         ORDER BY created_at DESC, review_id DESC LIMIT $4"
+    ))
+    .bind(&statuses)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
+    .fetch_all(pool)
+    .await?;
+    let views: Vec<ReviewView> = rows.into_iter().map(ReviewView::from).collect();
+    Ok(Page::cut(views, page.limit, |view| NewestFirst {
+        at: view.created_at,
+        id: view.review_id,
+    }))
 }
