@@ -636,10 +636,22 @@ async fn a_crash_at_each_aftersale_step_loses_nothing_and_does_nothing_twice() {
     )
     .await;
     assert_eq!(count(&payments, "PaymentRefunded"), 4, "{payments:?}");
-    let shipments = order(&customer, &order_id).await["shipments"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert_eq!(shipments, 3, "the order's parcel and two replacements");
+    // The order's shipments are read from the shipments read model, which follows.
+    let shipments = || async {
+        order(&customer, &order_id).await["shipments"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    eventually(
+        "the order's parcel and two replacements",
+        Duration::from_secs(20),
+        || async { (shipments().await >= 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        shipments().await,
+        3,
+        "the order's parcel and two replacements, once each"
+    );
     ordo.stop().await;
 }
