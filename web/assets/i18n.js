@@ -226,6 +226,16 @@ export function setLang(value) {
   document.documentElement.lang = value === 'en' ? 'en' : 'zh-CN';
 }
 
+/**
+ * Adds a page module's own words (`{key: [chinese, english]}`), so each module keeps the
+ * words only it uses beside its code. A key already known keeps its words.
+ */
+export function addWords(words) {
+  for (const [key, pair] of Object.entries(words)) {
+    if (!WORDS[key]) WORDS[key] = pair;
+  }
+}
+
 /** The words of `key` in the current language (the key itself when unknown). */
 export function t(key) {
   const words = WORDS[key];
