@@ -25,8 +25,7 @@ pub async fn run(config: &Config, args: ReconcileArgs) -> anyhow::Result<()> {
         .await?;
     ordo_store::database::migrate(&pool).await?;
     let payments = Arc::new(
-        ordo_store::CommandBus::new(pool.clone(), ())
-            .with_upcasters(ordo_schemas::upcasters::all()),
+        ordo_store::CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all),
     );
     // The statement needs no payment token; the seal only satisfies the client.
     let seal = ordo_payments::TokenSeal::from_secret(

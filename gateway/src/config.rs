@@ -151,6 +151,11 @@ pub struct Config {
     #[arg(long, env = "ORDO_REVIEW_HIDE_AFTER_REPORTS", default_value_t = 3)]
     pub review_hide_after_reports: u32,
 
+    /// Events between two snapshots of an inventory item (a SKU or a seat area), which then
+    /// loads from its latest snapshot and the events after it; 0 turns snapshots off.
+    #[arg(long, env = "ORDO_SNAPSHOT_EVERY", default_value_t = 500)]
+    pub snapshot_every: usize,
+
     /// Currency (ISO 4217) of a seat area whose request names none.
     #[arg(long, env = "ORDO_DEFAULT_CURRENCY", default_value = "CNY")]
     pub default_currency: String,

@@ -111,7 +111,7 @@ fn main() -> std::process::ExitCode {
             Command::DemoData => {
                 let ops = serve::connect_ops(&cli.config).await?;
                 let products = ordo_store::CommandBus::new(ops.pool.clone(), ())
-                    .with_upcasters(ordo_schemas::upcasters::all());
+                    .with_upcasters(ordo_schemas::upcasters::all);
                 let inventory = ordo_store::CommandBus::new(ops.pool.clone(), ());
                 let created = ordo_ops::demo::load(&products, &inventory).await?;
                 println!("demo data ready ({created} products created)");

@@ -182,10 +182,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         }
     };
     config.check_sandbox()?;
-    let inventory = Arc::new(CommandBus::new(pool.clone(), ()));
+    let inventory =
+        Arc::new(CommandBus::new(pool.clone(), ()).with_snapshots(config.snapshot_every));
     let orders = Arc::new(CommandBus::new(pool.clone(), ()));
     let payments =
-        Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()));
+        Arc::new(CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all));
     let sandbox = config
         .sandbox_provider
         .then(|| sandbox(config, &payment_secret, &payments))
@@ -230,7 +231,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Runtime> {
         nats,
         identity,
         products: Arc::new(
-            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all()),
+            CommandBus::new(pool.clone(), ()).with_upcasters(ordo_schemas::upcasters::all),
         ),
         categories: Arc::new(CommandBus::new(pool.clone(), ())),
         carts: Arc::new(CommandBus::new(pool.clone(), ())),

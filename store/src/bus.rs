@@ -8,13 +8,19 @@
 //! aggregate in this process never conflict with each other. Writers in other processes
 //! are caught by the primary key on (aggregate_type, aggregate_id, sequence): the batch is
 //! then re-run on freshly loaded state, so two commands racing never both win.
+//!
+//! A bus given a [`SnapshotPolicy`] loads an aggregate from its latest snapshot and the
+//! events after it, and writes a new snapshot with the batch that makes one due
+//! ([`crate::snapshots`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, SerializedEvent};
+use cqrs_es::persist::{
+    EventUpcaster, PersistedEventRepository, PersistedEventStore, SerializedEvent,
+};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -23,6 +29,7 @@ use tracing::Instrument;
 
 use crate::metadata::CommandMetadata;
 use crate::personal::{has_clear_values, PersonalDataSealer};
+use crate::snapshots::{self, SnapshotPolicy};
 
 /// How many times a batch is re-run after losing a race to another process.
 const MAX_CONFLICT_RETRIES: u32 = 12;
@@ -78,6 +85,8 @@ struct Pending<A: Aggregate> {
 struct Cached<A> {
     aggregate: A,
     sequence: usize,
+    /// The sequence of the aggregate's latest snapshot (0: none).
+    snapshot_sequence: usize,
 }
 
 struct Slot<A: Aggregate> {
@@ -95,6 +104,10 @@ pub struct CommandBus<A: Aggregate> {
     /// Seals personal values before events are stored; without it, an event holding a
     /// clear personal value is refused.
     sealer: Option<Arc<dyn PersonalDataSealer>>,
+    /// The upcasters, for events read after a snapshot.
+    upcasters: Vec<Box<dyn EventUpcaster>>,
+    /// When to write snapshots; none without it.
+    snapshots: Option<SnapshotPolicy>,
 }
 
 impl<A> CommandBus<A>
@@ -112,6 +125,8 @@ where
             services,
             slots: StdMutex::new(HashMap::new()),
             sealer: None,
+            upcasters: Vec::new(),
+            snapshots: None,
         }
     }
 
@@ -121,12 +136,17 @@ where
         self
     }
 
-    /// Adds upcasters that turn stored events of older versions into the current shape.
-    pub fn with_upcasters(
-        mut self,
-        upcasters: Vec<Box<dyn cqrs_es::persist::EventUpcaster>>,
-    ) -> Self {
-        self.store = self.store.with_upcasters(upcasters);
+    /// Adds the upcasters `upcasters` makes, which turn stored events of older versions into
+    /// the current shape.
+    pub fn with_upcasters(mut self, upcasters: fn() -> Vec<Box<dyn EventUpcaster>>) -> Self {
+        self.store = self.store.with_upcasters(upcasters());
+        self.upcasters = upcasters();
+        self
+    }
+
+    /// Loads aggregates from snapshots and writes one every `every` events (0: never).
+    pub fn with_snapshots(mut self, every: usize) -> Self {
+        self.snapshots = (every > 0).then_some(SnapshotPolicy { every });
         self
     }
 
@@ -182,12 +202,37 @@ where
 
     /// Loads the current state of an aggregate (for reads that must see the write side).
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, i64), CommandError<A::Error>> {
+        let loaded = self
+            .load_state(aggregate_id)
+            .await
+            .map_err(CommandError::Store)?;
+        Ok((loaded.aggregate, loaded.sequence as i64))
+    }
+
+    /// The aggregate's state: from its snapshot and the events after it when this bus keeps
+    /// snapshots and one reads, else from every event.
+    async fn load_state(&self, aggregate_id: &str) -> Result<Cached<A>, String> {
+        if self.snapshots.is_some() {
+            if let Some(loaded) =
+                snapshots::load::<A>(&self.pool, &self.repo, &self.upcasters, aggregate_id).await?
+            {
+                return Ok(Cached {
+                    aggregate: loaded.aggregate,
+                    sequence: loaded.sequence,
+                    snapshot_sequence: loaded.snapshot_sequence,
+                });
+            }
+        }
         let context = self
             .store
             .load_aggregate(aggregate_id)
             .await
-            .map_err(store_error)?;
-        Ok((context.aggregate, context.current_sequence as i64))
+            .map_err(|err| err.to_string())?;
+        Ok(Cached {
+            aggregate: context.aggregate,
+            sequence: context.current_sequence,
+            snapshot_sequence: 0,
+        })
     }
 
     fn slot(&self, aggregate_id: &str) -> Arc<Slot<A>> {
@@ -260,18 +305,15 @@ where
     ) -> Result<Vec<Result<Committed<A::Event>, CommandError<A::Error>>>, BatchFailure> {
         let freshly_loaded = state.is_none();
         if state.is_none() {
-            let context = self
-                .store
-                .load_aggregate(aggregate_id)
-                .await
-                .map_err(|err| BatchFailure::Store(err.to_string()))?;
-            *state = Some(Cached {
-                aggregate: context.aggregate,
-                sequence: context.current_sequence,
-            });
+            *state = Some(
+                self.load_state(aggregate_id)
+                    .await
+                    .map_err(BatchFailure::Store)?,
+            );
         }
         let cached = state.as_ref().expect("state loaded");
         let base_sequence = cached.sequence;
+        let mut snapshot_sequence = cached.snapshot_sequence;
         let mut working = cached.aggregate.clone();
         let mut sequence = base_sequence;
         let mut envelopes: Vec<EventEnvelope<A>> = Vec::new();
@@ -325,25 +367,79 @@ where
             aggregate_id,
             events = serialized.len()
         );
-        match self
-            .repo
-            .persist::<A>(&serialized, None)
-            .instrument(commit)
-            .await
-        {
-            Ok(()) => {
-                crate::announce::Announcer::of(&self.pool).outbox_written();
-                *state = Some(Cached {
-                    aggregate: working,
-                    sequence,
-                });
-                Ok(outcomes)
+        let snapshot = self
+            .snapshots
+            .filter(|policy| policy.due(snapshot_sequence, sequence))
+            .and_then(|_| snapshots::payload_of(&working));
+        let persisted = match &snapshot {
+            None => self
+                .repo
+                .persist::<A>(&serialized, None)
+                .instrument(commit)
+                .await
+                .map_err(|err| match AggregateError::<A::Error>::from(err) {
+                    AggregateError::AggregateConflict => BatchFailure::Stale,
+                    other => BatchFailure::Store(other.to_string()),
+                }),
+            Some(payload) => {
+                self.persist_with_snapshot(aggregate_id, &serialized, sequence, payload)
+                    .instrument(commit)
+                    .await
             }
-            Err(err) => match AggregateError::<A::Error>::from(err) {
-                AggregateError::AggregateConflict => Err(BatchFailure::Stale),
-                other => Err(BatchFailure::Store(other.to_string())),
-            },
+        };
+        persisted?;
+        if snapshot.is_some() {
+            snapshot_sequence = sequence;
         }
+        crate::announce::Announcer::of(&self.pool).outbox_written();
+        *state = Some(Cached {
+            aggregate: working,
+            sequence,
+            snapshot_sequence,
+        });
+        Ok(outcomes)
+    }
+
+    /// Appends `events` and writes the snapshot of the state they lead to, in one
+    /// transaction.
+    async fn persist_with_snapshot(
+        &self,
+        aggregate_id: &str,
+        events: &[SerializedEvent],
+        sequence: usize,
+        payload: &serde_json::Value,
+    ) -> Result<(), BatchFailure> {
+        let store = |err: sqlx::Error| BatchFailure::Store(err.to_string());
+        let mut tx = self.pool.begin().await.map_err(store)?;
+        for event in events {
+            let inserted = sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                     event_version, payload, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(A::TYPE)
+            .bind(aggregate_id)
+            .bind(event.sequence as i64)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(&event.payload)
+            .bind(&event.metadata)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("23505") => {
+                    return Err(BatchFailure::Stale);
+                }
+                Err(err) => return Err(store(err)),
+            }
+        }
+        snapshots::write(&mut tx, A::TYPE, aggregate_id, sequence, payload)
+            .await
+            .map_err(store)?;
+        tx.commit().await.map_err(store)?;
+        metrics::counter!("ordo_snapshots_written_total", "aggregate_type" => A::TYPE).increment(1);
+        Ok(())
     }
 
     /// Seals the clear personal values of `events`, so that none reaches the events table
@@ -388,14 +484,6 @@ enum BatchFailure {
     /// Another process wrote to the aggregate: reload and re-run.
     Stale,
     Store(String),
-}
-
-fn store_error<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> {
-    match err {
-        AggregateError::UserError(err) => CommandError::Rejected(err),
-        AggregateError::AggregateConflict => CommandError::Conflict(1),
-        other => CommandError::Store(other.to_string()),
-    }
 }
 
 /// Counts a batch's commands by outcome and the events it appended, per aggregate type.

@@ -9,6 +9,8 @@
 //!   one aggregate are serialised in-process and the state is cached, so a hot aggregate is
 //!   not reloaded for every command; writers in other processes are caught by the store's
 //!   optimistic lock and the command is retried on fresh state.
+//! - [`snapshots`]: snapshots of aggregates with long histories, which the bus loads from
+//!   and writes with the batch that makes one due.
 //! - [`announce`]: [`Announcer`](announce::Announcer), which tells other processes after
 //!   commit that the outbox has new events or a consumer applied one (no business
 //!   transaction notifies: a notification in a transaction serialises commits).
@@ -38,6 +40,7 @@ pub mod offers;
 pub mod personal;
 pub mod pruning;
 pub mod shipping;
+pub mod snapshots;
 
 pub use bus::{CommandBus, CommandError, Committed};
 pub use metadata::CommandMetadata;

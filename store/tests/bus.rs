@@ -2,7 +2,9 @@
 //! queued on one aggregate are handled as one batch and appended in one transaction, each
 //! answered on its own; buses of separate processes racing on one aggregate never both win
 //! and lose no event; a batch whose cached state went stale re-runs on fresh state, also
-//! when it writes nothing. The aggregate is a real one: an inventory item.
+//! when it writes nothing; an item loads from its snapshot and the events after it as from
+//! its whole history, and a snapshot that no longer reads is ignored. The aggregate is a real
+//! one: an inventory item.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -434,4 +436,111 @@ async fn a_batch_that_writes_nothing_is_judged_on_current_state() {
         "{closed:?}"
     );
     assert_eq!(store.events(&item).await.len(), 3, "refusals wrote nothing");
+}
+
+/// The item's snapshot row: (last_sequence, payload).
+async fn snapshot_of(pool: &PgPool, item: &str) -> Option<(i64, serde_json::Value)> {
+    sqlx::query_as(
+        "SELECT last_sequence, payload FROM aggregate_snapshots \
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1",
+    )
+    .bind(item)
+    .fetch_optional(pool)
+    .await
+    .expect("snapshot row")
+}
+
+#[tokio::test]
+async fn an_item_loads_from_its_snapshot_and_the_events_after_it_as_from_its_whole_history() {
+    let store = Store::create().await;
+    let item = item();
+    let bus = store.bus().with_snapshots(10);
+    bus.execute(&item, restock(100), metadata()).await.unwrap();
+    for _ in 0..24 {
+        bus.execute(&item, reserve(ReservationId::new_v4()), metadata())
+            .await
+            .unwrap();
+    }
+    // 25 events: snapshots were written at 10 and 20, with the batches that made them due.
+    let (at, payload) = snapshot_of(&store.pool, &item).await.expect("a snapshot");
+    assert_eq!(at, 20);
+    let full = store.bus();
+    let (replayed, version) = full.load(&item).await.unwrap();
+    assert_eq!(version, 25);
+    // Another process with snapshots loads the snapshot and 5 events: the same state.
+    let other = CommandBus::<InventoryItem>::new(store.database.pool_of(2).await.unwrap(), ())
+        .with_snapshots(10);
+    let (loaded, loaded_version) = other.load(&item).await.unwrap();
+    assert_eq!(loaded_version, 25);
+    assert_eq!(
+        serde_json::to_value(&loaded).unwrap(),
+        serde_json::to_value(&replayed).unwrap()
+    );
+    assert_eq!(loaded.reserved(), 24);
+    assert_ne!(
+        payload,
+        serde_json::to_value(&replayed).unwrap(),
+        "the snapshot is the state at 20, not 25"
+    );
+    // It goes on from there: the next batch due writes the snapshot at 30, and commands
+    // decide on the loaded state (the 101st unit does not exist).
+    for _ in 0..5 {
+        other
+            .execute(&item, reserve(ReservationId::new_v4()), metadata())
+            .await
+            .unwrap();
+    }
+    assert_eq!(snapshot_of(&store.pool, &item).await.unwrap().0, 30);
+    let refused = other.execute(&item, check(72), metadata()).await;
+    assert!(is_insufficient_stock(&refused), "{refused:?}");
+
+    // A snapshot that no longer reads as the aggregate is ignored: the item is replayed.
+    sqlx::query(
+        "UPDATE aggregate_snapshots SET payload = '{\"not\": \"an item\"}' \
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1",
+    )
+    .bind(&item)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let fresh = CommandBus::<InventoryItem>::new(store.pool.clone(), ()).with_snapshots(10);
+    let (recovered, recovered_version) = fresh.load(&item).await.unwrap();
+    assert_eq!(recovered_version, 30);
+    assert_eq!(recovered.reserved(), 29);
+    assert_eq!(
+        store.events(&item).await.len(),
+        30,
+        "every event stored once"
+    );
+}
+
+#[tokio::test]
+async fn two_processes_writing_snapshots_of_one_item_lose_no_event() {
+    let store = Store::create().await;
+    let item = item();
+    let first = store.bus().with_snapshots(5);
+    first
+        .execute(&item, restock(1000), metadata())
+        .await
+        .unwrap();
+    let second = store.other_process().await.with_snapshots(5);
+    let answers = join_all((0..60).map(|n| {
+        let bus = if n % 2 == 0 { &first } else { &second };
+        let item = item.clone();
+        async move {
+            bus.execute(&item, reserve(ReservationId::new_v4()), metadata())
+                .await
+        }
+    }))
+    .await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let stored = store.events(&item).await;
+    assert_eq!(stored.len(), 61);
+    let sequences: BTreeSet<i64> = stored.iter().map(|(seq, _, _)| *seq).collect();
+    assert_eq!(sequences, (1..=61).collect::<BTreeSet<i64>>());
+    let (at, _) = snapshot_of(&store.pool, &item).await.expect("a snapshot");
+    assert!(at > 50 && at <= 61, "the latest snapshot is recent: {at}");
+    let reloaded = CommandBus::<InventoryItem>::new(store.pool.clone(), ()).with_snapshots(5);
+    let (state, version) = reloaded.load(&item).await.unwrap();
+    assert_eq!((version, state.reserved()), (61, 60));
 }
