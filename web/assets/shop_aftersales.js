@@ -125,7 +125,7 @@ function reviewItem(review, out) {
 export async function productReviews(main, ctx, sku) {
   const path = `/products/${encodeURIComponent(sku)}`;
   const ratingBox = el('div', { 'aria-live': 'polite' });
-  const list = el('ul', { id: 'product-reviews', class: 'reviews' });
+  const list = el('ul', { id: 'product-reviews', class: 'entries' });
   const out = el('div', { class: 'out' });
   const more = el('button', { type: 'button', class: 'secondary', id: 'reviews-more', hidden: true }, t('more_reviews'));
   let cursor = null;
@@ -274,7 +274,7 @@ function requestItem(request, after) {
 let aftersalesTimer = null;
 
 function aftersalesOf(order, ctx) {
-  const list = el('ul', { id: 'aftersales-list', 'aria-live': 'polite' });
+  const list = el('ul', { id: 'aftersales-list', class: 'entries', 'aria-live': 'polite' });
   let shown = null;
   async function load() {
     const page = await api('GET', '/aftersales?limit=100');
