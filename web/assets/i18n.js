@@ -211,6 +211,14 @@ const WORDS = {
   status_live: ['正常', 'live'],
   status_rebuilding: ['重建中', 'rebuilding'],
   status_used: ['已使用', 'used'],
+  status_requested: ['已申请', 'requested'],
+  status_withdrawn: ['已撤销', 'withdrawn'],
+  status_approved: ['已同意', 'approved'],
+  status_awaiting_return: ['待寄回', 'awaiting the goods'],
+  status_received: ['已收货', 'received'],
+  status_refund_failed: ['退款失败', 'refund failed'],
+  status_replacing: ['换货中', 'replacing'],
+  status_closed: ['已关闭', 'closed'],
 };
 
 const KEY = 'ordo.lang';

@@ -1,11 +1,25 @@
 // The provider console at `/provider`: profile, skills and areas, certifications and the
 // verification status; matching orders arriving live, accepting them (a lost race is told
-// as such); progress and completion; payouts, reviews and rating.
+// as such); progress and completion; payouts, reviews and rating (the "my rating" view:
+// the mean, the count and distribution of the reviews, each aspect's mean).
 import {
   api, attempt, el, eventStream, field, idempotencyKey, loginForm, money, registerForm, say,
   section, session, start, t, table, when,
 } from './common.js';
-import { statusWord } from './i18n.js';
+import { addWords, statusWord } from './i18n.js';
+
+addWords({
+  my_rating: ['我的评分与评价', 'My rating and reviews'],
+  rating_average: ['平均评分', 'Average rating'],
+  rating_total: ['评价数', 'Reviews'],
+  rating_distribution: ['评分分布', 'Rating distribution'],
+  stars: ['星', 'stars'],
+  professionalism: ['专业程度', 'Professionalism'],
+  attitude: ['服务态度', 'Attitude'],
+  punctuality: ['准时程度', 'Punctuality'],
+  completed_orders: ['完成订单', 'Completed orders'],
+  not_rated: ['暂无评分', 'not rated yet'],
+});
 
 function isProvider(s) {
   return !!s && s.role === 'provider';
@@ -170,6 +184,33 @@ async function payouts(main) {
   main.append(rows.length ? el('div', { class: 'table-wrap' }, table(t('payouts'), [t('title'), t('payouts'), t('rating')], rows)) : el('p', {}, t('none')));
 }
 
+/** A mean rating, or words saying there is none yet. */
+function mean(value) {
+  return value === null || value === undefined ? t('not_rated') : String(value);
+}
+
+async function myRating(main) {
+  main.append(el('h1', {}, t('my_rating')));
+  if (guard(main)) return;
+  // Before the profile is saved there is no public profile, and so no rating yet.
+  const shown = await api('GET', `/providers/${session().user_id}`)
+    .catch((err) => { if (err.status === 404) return { rating: {}, completed_orders: 0 }; throw err; });
+  const rating = shown.rating || {};
+  const distribution = rating.rating_distribution || {};
+  const facts = [
+    ['rating_average', 'pr-average', mean(rating.average_rating)],
+    ['rating_total', 'pr-total', String(rating.total_reviews ?? 0)],
+    ['professionalism', 'pr-professionalism', mean(rating.professionalism)],
+    ['attitude', 'pr-attitude', mean(rating.attitude)],
+    ['punctuality', 'pr-punctuality', mean(rating.punctuality)],
+    ['completed_orders', 'pr-completed', String(rating.completed_orders ?? shown.completed_orders ?? 0)],
+  ];
+  main.append(el('div', { class: 'card', id: 'provider-rating' },
+    el('dl', { class: 'totals' }, ...facts.flatMap(([key, id, value]) => [el('dt', {}, t(key)), el('dd', { id }, value)])),
+    section(t('rating_distribution'), el('ul', { id: 'pr-distribution' },
+      ...[5, 4, 3, 2, 1].map((n) => el('li', { 'data-stars': n }, `${n} ${t('stars')}: ${distribution[String(n)] || 0}`))))));
+}
+
 function login(main) {
   main.append(loginForm(async () => { location.hash = '#/matching'; }),
     registerForm(async () => { location.hash = '#/'; }, 'provider'));
@@ -177,13 +218,14 @@ function login(main) {
 
 start({
   titleKey: 'provider_title',
-  links: [['#/', 'profile', isProvider], ['#/matching', 'matching_orders', isProvider], ['#/orders', 'my_orders', isProvider], ['#/payouts', 'payouts', isProvider]],
+  links: [['#/', 'profile', isProvider], ['#/matching', 'matching_orders', isProvider], ['#/orders', 'my_orders', isProvider], ['#/payouts', 'payouts', isProvider], ['#/rating', 'my_rating', isProvider]],
   routes: {
     '#/': profile,
     '#/matching': matching,
     '#/orders': myOrders,
     '#/orders/:id': orderPage,
     '#/payouts': payouts,
+    '#/rating': myRating,
     '#/login': login,
   },
 });

@@ -1,11 +1,13 @@
 // The storefront and box office at `/`: catalog, search, product pages, the cart (a guest's,
 // merged at login), checkout with coupons and the sandbox payment, orders with shipments,
 // coupons, live notifications; shows, sessions, bookings and tickets with their QR codes.
+// Reviews, after-sales and booking refund requests are in shop_aftersales.js.
 import {
   api, attempt, el, eventStream, field, idempotencyKey, loginForm, money, poll, Problem,
   registerForm, say, section, session, showProblem, start, t, table, when,
 } from './common.js';
 import { statusWord } from './i18n.js';
+import { bookingRefund, orderAftersales, productReviews } from './shop_aftersales.js';
 
 const CART = 'ordo.cart';
 
@@ -99,7 +101,7 @@ async function search(main, _ctx, q, facet = '') {
   main.append(facets, results);
 }
 
-async function product(main, _ctx, sku) {
+async function product(main, ctx, sku) {
   const p = await api('GET', `/products/${encodeURIComponent(sku)}`);
   heading(main, p.name);
   const stock = await api('GET', `/inventory/${encodeURIComponent(sku)}`).catch(() => null);
@@ -128,6 +130,7 @@ async function product(main, _ctx, sku) {
     out.replaceChildren(el('p', { class: 'notice ok', id: 'added' }, t('added_to_cart'), ' ', el('a', { href: '#/cart' }, t('cart'))));
   }));
   main.append(el('div', { class: 'row' }, quantity, add), out);
+  await productReviews(main, ctx, sku);
 }
 
 // --- cart and checkout --------------------------------------------------------------
@@ -290,19 +293,11 @@ async function orderPage(main, ctx, id) {
       box.append(el('div', { class: 'row' }, method, pay));
     }
     for (const s of order.shipments || []) {
-      const confirm = s.status === 'shipped' || s.status === 'in_transit' || s.status === 'delivered'
-        ? el('button', { type: 'button', class: 'secondary' }, t('confirm_receipt')) : null;
-      if (confirm) {
-        confirm.addEventListener('click', () => attempt(out, async () => {
-          await api('POST', `/orders/${id}/confirm-receipt`, { body: {} });
-          await load();
-        }));
-      }
       box.append(section(`${t('shipment')} ${s.shipment_id.slice(0, 8)}`,
         el('p', {}, `${t('status')}: ${statusWord(s.status)}`, s.carrier ? ` · ${s.carrier} ${s.tracking_no || ''}` : ''),
-        el('ol', { 'aria-label': t('tracking') }, ...(s.tracking || []).map((e) => el('li', {}, `${when(e.at)} ${statusWord(e.status)} ${e.description || e.location || ''}`))),
-        confirm));
+        el('ol', { 'aria-label': t('tracking') }, ...(s.tracking || []).map((e) => el('li', {}, `${when(e.at)} ${statusWord(e.status)} ${e.description || e.location || ''}`)))));
     }
+    box.append(...orderAftersales(order, ctx, out, load));
     if (order.status === 'pending') timer = setTimeout(() => attempt(out, load), 1000);
   }
   await load();
@@ -508,6 +503,7 @@ async function bookingPage(main, ctx, id) {
       }
       box.append(section(t('tickets'), list));
     }
+    box.append(bookingRefund(b, out, load));
     if (b.status === 'pending') timers.push(setTimeout(() => attempt(out, load), 1000));
   }
   await load();

@@ -45,6 +45,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("common.js", "text/javascript; charset=utf-8"),
     asset!("i18n.js", "text/javascript; charset=utf-8"),
     asset!("shop.js", "text/javascript; charset=utf-8"),
+    asset!("shop_aftersales.js", "text/javascript; charset=utf-8"),
     asset!("provider.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
