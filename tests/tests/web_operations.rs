@@ -2,9 +2,9 @@
 //! Chromium over WebDriver) against a real `ordo serve`: an admin picks and ships a
 //! shipment on the order page and sees its tracking, then approves an after-sales return
 //! and receives the goods; publishes a held product review and rejects another in the
-//! moderation queue, and approves a fan's booking refund request; sees a rebuilt projection
-//! live again and the metrics drawn as charts. Every page passes axe-core at desktop and
-//! phone width.
+//! moderation queue, publishes a provider's held review, and approves a fan's booking
+//! refund request; sees a rebuilt projection live again and the metrics drawn as charts.
+//! Every page passes axe-core at desktop and phone width.
 
 use std::time::Duration;
 
@@ -101,6 +101,99 @@ async fn delivered_order(admin: &Api, customer: &Api, sku: &str, tracking_no: &s
     }
     wait_order(customer, &order_id, "delivered").await;
     order_id
+}
+
+/// Moves a service order through `action` (as `api`) and checks the status it reached.
+async fn service_step(api: &Api, order_id: &str, action: &str, status: &str) {
+    let answer = api
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/{action}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer.status, 200, "{action}: {:?}", answer.body);
+    assert_eq!(answer.body["status"], status, "{action}");
+}
+
+async fn service_status(api: &Api, order_id: &str, status: &str) {
+    eventually(
+        &format!("service order {order_id} {status}"),
+        Duration::from_secs(30),
+        || async {
+            let answer = api.get(&format!("/api/v1/service-orders/{order_id}")).await;
+            (answer.status == 200 && answer.body["status"] == status).then_some(())
+        },
+    )
+    .await
+}
+
+/// A verified plumber's completed service order of `customer`, reviewed with a sensitive
+/// word (held for an admin); answers (the order, the provider's user id).
+async fn held_provider_review(ordo: &TestOrdo, admin: &Api, customer: &Api) -> (String, String) {
+    let provider = ordo.provider("plumber@example.com").await;
+    let profile = provider
+        .send(
+            Method::PUT,
+            "/api/v1/providers/me/profile",
+            Some(json!({"full_name": "Pat Fixer", "phone": "+49 30 1234567",
+                        "skills": ["plumbing"], "service_areas": ["NORTH"], "bio": "Pipes and taps."})),
+            &[],
+        )
+        .await;
+    assert_eq!(profile.status, 200, "{:?}", profile.body);
+    let certified = provider
+        .post(
+            "/api/v1/providers/me/certifications",
+            json!({"name": "Master plumber", "file_url": "https://files.example.com/cert.pdf"}),
+        )
+        .await;
+    assert_eq!(certified.status, 201, "{:?}", certified.body);
+    let verified = admin
+        .post(
+            &format!("/api/v1/admin/providers/{}/verify", provider.user_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{:?}", verified.body);
+    let published = customer
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": "Fix the kitchen sink", "description": "It drips all night.",
+                   "service_type": "plumbing", "price": 8000, "currency": "EUR",
+                   "location": "NORTH", "address": "1 Main Street"}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{:?}", published.body);
+    let order_id = published.body["order_id"].as_str().unwrap().to_owned();
+    let approved = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{order_id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    service_step(&provider, &order_id, "accept", "accepted").await;
+    let paid = customer
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/pay"),
+            json!({"payment_method": "card", "payment_token": "tok_success"}),
+        )
+        .await;
+    assert_eq!(paid.status, 202, "{:?}", paid.body);
+    service_status(customer, &order_id, "paid").await;
+    service_step(&provider, &order_id, "start", "in_progress").await;
+    service_step(&provider, &order_id, "complete", "done").await;
+    service_step(customer, &order_id, "confirm", "completed").await;
+    let reviewed = customer
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/review"),
+            json!({"rating": 1, "comment": "A total scam.",
+                   "dimensions": {"professionalism": 1, "attitude": 1, "punctuality": 1}}),
+        )
+        .await;
+    assert_eq!(reviewed.status, 200, "{:?}", reviewed.body);
+    assert_eq!(reviewed.body["review"]["status"], "pending_moderation");
+    (order_id, provider.user_id.clone())
 }
 
 async fn logged_in_admin(ordo: &TestOrdo) -> Browser {
@@ -309,12 +402,26 @@ async fn an_admin_moderates_held_reviews_and_approves_a_booking_refund_request()
     .await;
     assert_eq!(asked["refund_request"]["status"], "requested");
 
+    // A provider's review with a sensitive word waits too.
+    let (service_order, provider_id) = held_provider_review(&ordo, &admin, &customer).await;
+    eventually(
+        "the provider's review queued",
+        Duration::from_secs(20),
+        || async {
+            let queue = admin.get("/api/v1/admin/service-reviews").await.body;
+            (queue["reviews"].as_array()?.len() == 1).then_some(())
+        },
+    )
+    .await;
+
     // The queue: one review published, the other rejected with a reason.
     let browser = logged_in_admin(&ordo).await;
     browser.view("#/reviews").await;
     browser.wait_text("#reviews", "Looks like a scam").await;
     browser.wait_text("#reviews", "Total rubbish").await;
-    browser.find("#service-reviews").await;
+    browser
+        .wait_text("#service-reviews", &service_order[..8])
+        .await;
     browser.check_accessibility("operations-reviews").await;
     browser
         .click(&format!("[data-publish='{}']", held[0]))
@@ -350,6 +457,35 @@ async fn an_admin_moderates_held_reviews_and_approves_a_booking_refund_request()
         .await
         .body;
     assert_eq!(rejected["reviews"][0]["review_id"], held[1].as_str());
+
+    // The provider's held review is published: it counts in the provider's rating.
+    browser
+        .click(&format!("[data-publish-service='{service_order}']"))
+        .await;
+    eventually(
+        "the provider's review decided",
+        Duration::from_secs(20),
+        || async {
+            (!browser
+                .has(&format!("[data-publish-service='{service_order}']"))
+                .await)
+                .then_some(())
+        },
+    )
+    .await;
+    eventually(
+        "the provider's rating counts it",
+        Duration::from_secs(20),
+        || async {
+            let profile = ordo
+                .api()
+                .get(&format!("/api/v1/providers/{provider_id}"))
+                .await
+                .body;
+            (profile["rating"]["total_reviews"] == 1).then_some(())
+        },
+    )
+    .await;
     browser
         .check_accessibility("operations-reviews-decided")
         .await;
