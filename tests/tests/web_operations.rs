@@ -258,6 +258,15 @@ async fn an_admin_ships_an_order_and_approves_and_receives_an_after_sales_return
         .await;
     assert_eq!(asked.status, 201, "{:?}", asked.body);
     let aftersale_id = asked.body["aftersale_id"].as_str().unwrap().to_string();
+    eventually("the request listed", Duration::from_secs(20), || async {
+        let listed = admin.get("/api/v1/aftersales").await.body;
+        listed["aftersales"]
+            .as_array()?
+            .iter()
+            .any(|a| a["aftersale_id"] == aftersale_id.as_str())
+            .then_some(())
+    })
+    .await;
     browser.view("#/aftersales").await;
     browser
         .wait_text("#aftersales", "The box was crushed.")
@@ -491,6 +500,22 @@ async fn an_admin_moderates_held_reviews_and_approves_a_booking_refund_request()
         .await;
 
     // The refund request is approved: the booking is refunded.
+    eventually(
+        "the refund request queued",
+        Duration::from_secs(20),
+        || async {
+            let queue = admin
+                .get("/api/v1/admin/bookings/refund-requests")
+                .await
+                .body;
+            queue["refund_requests"]
+                .as_array()?
+                .iter()
+                .any(|r| r["booking_id"] == booking_id.as_str())
+                .then_some(())
+        },
+    )
+    .await;
     browser.view("#/booking-refunds").await;
     browser.wait_text("#refund-requests", "cannot come").await;
     browser

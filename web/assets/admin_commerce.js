@@ -21,6 +21,7 @@ addWords({
   replacement: ['换货发货单', 'Replacement shipment'],
   refund_error: ['退款失败原因', 'Refund failure'],
   open: ['查看', 'Open'],
+  next_page: ['下一页', 'Next page'],
   no_aftersales: ['没有售后申请', 'No after-sales requests'],
   review_moderation: ['评价审核', 'Review moderation'],
   product_reviews: ['商品评价', 'Product reviews'],
@@ -60,20 +61,36 @@ function notice(out, text, id) {
 
 // --- after-sales --------------------------------------------------------------------
 
-/** The after-sales requests, newest first (admins see every customer's). */
+/** The after-sales requests, newest first (admins see every customer's), a page at a time. */
 export async function aftersales(main) {
   const list = el('div', { id: 'aftersales' });
-  const page = await api('GET', '/aftersales?limit=100');
-  if (!page.aftersales.length) {
-    list.append(el('p', {}, t('no_aftersales')));
-  } else {
-    list.append(el('div', { class: 'table-wrap' }, table(t('aftersales'),
-      ['ID', t('order_id'), t('aftersale_kind'), t('status'), t('refund_amount'), t('reason'), t('created_at')],
-      page.aftersales.map((a) => [
+  const rows = el('tbody', {});
+  const out = el('div', { class: 'out' });
+  const more = el('button', { type: 'button', class: 'secondary', id: 'aftersales-more', hidden: true }, t('next_page'));
+  let cursor = null;
+  async function load() {
+    const page = await api('GET', `/aftersales?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    for (const a of page.aftersales) {
+      rows.append(el('tr', {}, ...[
         el('a', { href: `#/aftersales/${a.aftersale_id}`, 'data-aftersale': a.aftersale_id }, `${t('open')} ${short(a.aftersale_id)}`),
         el('code', {}, short(a.order_id)), t(`kind_${a.kind}`), statusWord(a.status),
         money(a.refund_amount, a.currency), a.reason, when(a.created_at),
-      ]))));
+      ].map((cell) => el('td', {}, cell))));
+    }
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    return page;
+  }
+  more.addEventListener('click', () => attempt(out, load));
+  const first = await load();
+  if (!first.aftersales.length) {
+    list.append(el('p', {}, t('no_aftersales')));
+  } else {
+    const headers = ['ID', t('order_id'), t('aftersale_kind'), t('status'), t('refund_amount'), t('reason'), t('created_at')];
+    list.append(el('div', { class: 'table-wrap' }, el('table', {},
+      el('caption', {}, t('aftersales')),
+      el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h)))),
+      rows)), more, out);
   }
   main.append(list);
 }
