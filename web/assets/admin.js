@@ -1,11 +1,22 @@
 // The admin console at `/admin`: catalog and stock, promotions and coupon batches, orders
-// and shipments, providers and service orders, shows and ticket check-in; operations:
-// sagas (find, steps, errors, resume), dead letters (list, inspect, re-drive) and the
-// projections' status and lag.
+// and shipments, after-sales, review moderation and booking refund requests, providers and
+// service orders, shows and ticket check-in; operations: sagas (find, steps, errors,
+// resume), dead letters (list, inspect, re-drive), the projections' status and lag, metrics.
 import {
   api, attempt, el, field, idempotencyKey, loginForm, money, poll, section, session, start, t, table, when,
 } from './common.js';
-import { statusWord } from './i18n.js';
+import { addWords, statusWord } from './i18n.js';
+import {
+  aftersale, aftersales, bookingRefunds, reviews,
+} from './admin_commerce.js';
+import { metrics, projections } from './admin_ops.js';
+
+addWords({
+  scan: ['扫码', 'Scan'],
+  stop_scan: ['停止扫码', 'Stop scanning'],
+  camera_view: ['摄像头画面', 'Camera view'],
+  scanned: ['已读取二维码', 'QR code read'],
+});
 
 const isAdmin = (s) => !!s && s.role === 'admin';
 
@@ -151,19 +162,39 @@ async function orders(main, ctx, id) {
   const box = el('div', { id: 'order' });
   async function show(orderIdValue) {
     const o = await api('GET', `/orders/${orderIdValue}`);
+    // The order's shipments are a read model: a command shows once it has applied it.
+    async function applied(shipmentId, version) {
+      await poll(async () => {
+        const now = await api('GET', `/orders/${orderIdValue}`).catch(() => null);
+        const shipment = now && (now.shipments || []).find((x) => x.shipment_id === shipmentId);
+        return shipment && shipment.version >= version;
+      }, { ms: 300, tries: 40 });
+      await show(orderIdValue);
+    }
     const shipments = (o.shipments || []).map((s) => {
       const out = el('div', { class: 'out' });
-      const carrier = field(t('carrier'), { maxlength: 50, value: 'SF' });
-      const tracking = field(t('tracking_number'), { maxlength: 64 });
-      const pick = el('button', { type: 'button', class: 'secondary' }, t('pick'));
-      pick.addEventListener('click', () => attempt(out, async () => { await api('POST', `/admin/shipments/${s.shipment_id}/pick`, { body: {} }); await show(orderIdValue); }));
-      const ship = el('button', { type: 'button' }, t('ship'));
-      ship.addEventListener('click', () => attempt(out, async () => {
-        await api('POST', `/admin/shipments/${s.shipment_id}/ship`, { body: { carrier: carrier.input.value.trim(), tracking_no: tracking.input.value.trim() } });
-        await show(orderIdValue);
+      const carrier = field(t('carrier'), { id: `carrier-${s.shipment_id}`, maxlength: 32, value: s.carrier || 'sandbox', pattern: '[a-z0-9_-]{1,32}' });
+      const tracking = field(t('tracking_number'), { id: `tracking-${s.shipment_id}`, maxlength: 64, value: s.tracking_no || '', pattern: '[A-Za-z0-9-]{1,64}' });
+      const pick = el('button', { type: 'button', class: 'secondary', 'data-pick': s.shipment_id, disabled: s.status !== 'created' }, t('pick'));
+      pick.addEventListener('click', () => attempt(out, async () => {
+        const written = await api('POST', `/admin/shipments/${s.shipment_id}/pick`, { body: {} });
+        await applied(s.shipment_id, written.version);
       }));
+      const ship = el('button', { type: 'button', 'data-ship': s.shipment_id, disabled: s.status !== 'picked' }, t('ship'));
+      ship.addEventListener('click', () => attempt(out, async () => {
+        const written = await api('POST', `/admin/shipments/${s.shipment_id}/ship`, { body: { carrier: carrier.input.value.trim(), tracking_no: tracking.input.value.trim() } });
+        await applied(s.shipment_id, written.version);
+      }));
+      const tracked = s.tracking_no
+        ? el('div', { id: `shipment-tracking-${s.shipment_id}` },
+          el('p', {}, `${t('carrier')}: ${s.carrier} · ${t('tracking_number')}: `, el('strong', {}, s.tracking_no)),
+          (s.tracking || []).length
+            ? el('ol', { 'aria-label': t('tracking') }, ...s.tracking.map((step) => el('li', {}, `${when(step.at)} ${statusWord(step.status)}`)))
+            : '')
+        : '';
       return section(`${t('shipment')} ${s.shipment_id.slice(0, 8)}: ${statusWord(s.status)}`,
-        el('div', { class: 'row' }, carrier, tracking, pick, ship), out);
+        el('p', {}, `${t('status')}: `, el('strong', { 'data-shipment-status': s.shipment_id, 'data-status': s.status }, statusWord(s.status))),
+        tracked, el('div', { class: 'row' }, carrier, tracking, pick, ship), out);
     });
     box.replaceChildren(el('p', {}, `${t('status')}: `, el('strong', { id: 'admin-order-status' }, statusWord(o.status)), ` · ${money(o.total, o.currency)}`),
       el('div', { class: 'table-wrap' }, table(t('order'), [t('sku'), t('quantity')], o.items.map((l) => [l.sku, l.quantity]))), ...shipments,
@@ -230,7 +261,7 @@ async function shows(main) {
   }, 'show-form'));
 }
 
-async function checkIn(main) {
+async function checkIn(main, ctx) {
   main.append(el('h1', {}, t('check_in')));
   if (guard(main)) return;
   const payload = field(t('qr_payload'), { id: 'qr-payload', required: true, maxlength: 300, autocomplete: 'off' });
@@ -240,6 +271,48 @@ async function checkIn(main) {
     const admitted = await api('POST', `/tickets/${encodeURIComponent(ticketId)}/check-in`, { body: { qr_payload: text } });
     ok(out, `${t('check_in_ok')}: ${admitted.ticket_id.slice(0, 8)}`, 'admitted');
   }, 'check-in-form'));
+  // With a camera and the browser's QR detector a code is read from the camera too.
+  if (!('BarcodeDetector' in window) || !navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  if (!devices.some((d) => d.kind === 'videoinput')) return;
+  const video = el('video', { id: 'qr-video', muted: true, playsinline: true, 'aria-label': t('camera_view'), hidden: true });
+  const scanOut = el('div', { class: 'out' });
+  const toggle = el('button', { type: 'button', id: 'qr-scan' }, t('scan'));
+  let stream = null;
+  function stopScan() {
+    if (stream) stream.getTracks().forEach((track) => track.stop());
+    stream = null;
+    video.hidden = true;
+    toggle.textContent = t('scan');
+  }
+  toggle.addEventListener('click', async () => {
+    if (stream) { stopScan(); return; }
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
+    } catch (err) {
+      scanOut.replaceChildren(el('p', { class: 'problem', role: 'alert' }, String(err.message || err)));
+      return;
+    }
+    video.srcObject = stream;
+    video.hidden = false;
+    toggle.textContent = t('stop_scan');
+    await video.play();
+    const detector = new window.BarcodeDetector({ formats: ['qr_code'] });
+    const look = async () => {
+      if (!stream) return;
+      const codes = await detector.detect(video).catch(() => []);
+      if (codes.length) {
+        payload.input.value = codes[0].rawValue;
+        scanOut.replaceChildren(el('p', { class: 'notice ok' }, t('scanned')));
+        stopScan();
+        return;
+      }
+      setTimeout(look, 250);
+    };
+    look();
+  });
+  ctx.onLeave(stopScan);
+  main.append(section(t('scan'), toggle, video, scanOut));
 }
 
 // --- operations ---------------------------------------------------------------------
@@ -303,19 +376,13 @@ async function deadLetters(main) {
   await load();
 }
 
-async function projections(main, ctx) {
-  main.append(el('h1', {}, t('projections')));
-  if (guard(main)) return;
-  const list = el('div', { id: 'projections' });
-  async function load() {
-    const page = await api('GET', '/admin/projections');
-    list.replaceChildren(el('div', { class: 'table-wrap' }, table(t('projections'), [t('name'), t('status'), t('lag'), 'events', 'last'],
-      page.projections.map((p) => [p.name, p.state, p.lag ?? '-', p.events_applied, when(p.last_applied_at)]))));
-  }
-  main.append(list);
-  await load();
-  const timer = setInterval(() => load().catch(() => {}), 5000);
-  ctx.onLeave(() => clearInterval(timer));
+/** A view of another module: its heading, the admin check, then the view itself. */
+function adminView(titleKey, view) {
+  return async (main, ctx, ...params) => {
+    main.append(el('h1', {}, t(titleKey)));
+    if (guard(main)) return;
+    await view(main, ctx, ...params);
+  };
 }
 
 function login(main) {
@@ -327,7 +394,9 @@ start({
   links: [
     ['#/catalog', 'products', isAdmin], ['#/promotions', 'promotions', isAdmin], ['#/orders', 'orders', isAdmin],
     ['#/providers', 'providers', isAdmin], ['#/shows', 'shows', isAdmin], ['#/check-in', 'check_in', isAdmin],
+    ['#/aftersales', 'aftersales', isAdmin], ['#/reviews', 'review_moderation', isAdmin], ['#/booking-refunds', 'booking_refunds', isAdmin],
     ['#/sagas', 'sagas', isAdmin], ['#/dead-letters', 'dead_letters', isAdmin], ['#/projections', 'projections', isAdmin],
+    ['#/metrics', 'metrics', isAdmin],
   ],
   routes: {
     '#/': home,
@@ -341,7 +410,12 @@ start({
     '#/sagas': sagas,
     '#/sagas/:id': sagas,
     '#/dead-letters': deadLetters,
-    '#/projections': projections,
+    '#/aftersales': adminView('aftersales', aftersales),
+    '#/aftersales/:id': adminView('aftersale', aftersale),
+    '#/reviews': adminView('review_moderation', reviews),
+    '#/booking-refunds': adminView('booking_refunds', bookingRefunds),
+    '#/projections': adminView('projections', projections),
+    '#/metrics': adminView('metrics', metrics),
     '#/login': login,
   },
 });

@@ -48,6 +48,8 @@ pub static ASSETS: &[Asset] = &[
     asset!("shop_aftersales.js", "text/javascript; charset=utf-8"),
     asset!("provider.js", "text/javascript; charset=utf-8"),
     asset!("admin.js", "text/javascript; charset=utf-8"),
+    asset!("admin_commerce.js", "text/javascript; charset=utf-8"),
+    asset!("admin_ops.js", "text/javascript; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
