@@ -44,6 +44,11 @@ pub struct ProjectionReport {
     pub rebuild_finished_at: Option<DateTime<Utc>>,
     /// Why its last rebuild failed.
     pub rebuild_error: Option<String>,
+    /// Events its last rebuild applied so far (of `events_total`): the rebuild's progress.
+    pub rebuild_events_applied: Option<i64>,
+    /// Events a rebuild applies: those of its aggregate type in the store (documents, for a
+    /// search index).
+    pub events_total: Option<i64>,
 }
 
 impl ProjectionReport {
@@ -113,6 +118,8 @@ async fn search_indexer_reports(
             rebuild_started_at: started,
             rebuild_finished_at: finished,
             rebuild_error: error.filter(|_| rebuild_state == "failed"),
+            rebuild_events_applied: None,
+            events_total: None,
         });
     }
     Ok(reports)
@@ -132,6 +139,8 @@ async fn postgres_projection_reports(ops: &OpsContext) -> anyhow::Result<Vec<Pro
             rebuild_started_at,
             rebuild_finished_at,
             rebuild_error,
+            rebuild_events_applied,
+            events_total,
         } = status;
         let lag = consumer_pending(&ops.jetstream, &ops.namespace, &name, &aggregate_type)
             .await
@@ -150,6 +159,8 @@ async fn postgres_projection_reports(ops: &OpsContext) -> anyhow::Result<Vec<Pro
             rebuild_started_at,
             rebuild_finished_at,
             rebuild_error,
+            rebuild_events_applied,
+            events_total: Some(events_total),
         });
     }
     Ok(reports)

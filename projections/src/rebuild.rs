@@ -92,6 +92,10 @@ pub struct ProjectionStatus {
     pub rebuild_finished_at: Option<DateTime<Utc>>,
     /// The last rebuild's error, when it failed.
     pub rebuild_error: Option<String>,
+    /// Events the last rebuild applied to its shadow tables so far (its progress).
+    pub rebuild_events_applied: Option<i64>,
+    /// Events of the projection's aggregate type in the store: what a rebuild applies.
+    pub events_total: i64,
 }
 
 /// Every projection's status, from `projection_status` and `projection_rebuilds`.
@@ -105,12 +109,15 @@ pub async fn status(pool: &PgPool) -> sqlx::Result<Vec<ProjectionStatus>> {
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
         Option<String>,
+        Option<i64>,
+        i64,
     );
     let mut found = Vec::new();
     for projection in crate::projections() {
         let row: Row = sqlx::query_as(
             "SELECT $1::text, s.aggregates_applied, s.events_applied::bigint, s.last_applied_at, \
-                    r.state, r.started_at, r.finished_at, r.error \
+                    r.state, r.started_at, r.finished_at, r.error, r.events_applied::bigint, \
+                    (SELECT count(*) FROM events WHERE aggregate_type = $2) \
              FROM (SELECT 1) one \
              LEFT JOIN projection_status s ON s.projection = $1 AND s.aggregate_type = $2 \
              LEFT JOIN projection_rebuilds r ON r.projection = $1",
@@ -138,6 +145,8 @@ pub async fn status(pool: &PgPool) -> sqlx::Result<Vec<ProjectionStatus>> {
             } else {
                 None
             },
+            rebuild_events_applied: row.8,
+            events_total: row.9,
         });
     }
     Ok(found)

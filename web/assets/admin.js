@@ -9,7 +9,7 @@ import { addWords, statusWord } from './i18n.js';
 import {
   aftersale, aftersales, bookingRefunds, reviews,
 } from './admin_commerce.js';
-import { metrics, projections } from './admin_ops.js';
+import { metrics, projections, streams } from './admin_ops.js';
 
 addWords({
   scan: ['扫码', 'Scan'],
@@ -396,7 +396,7 @@ start({
     ['#/providers', 'providers', isAdmin], ['#/shows', 'shows', isAdmin], ['#/check-in', 'check_in', isAdmin],
     ['#/aftersales', 'aftersales', isAdmin], ['#/reviews', 'review_moderation', isAdmin], ['#/booking-refunds', 'booking_refunds', isAdmin],
     ['#/sagas', 'sagas', isAdmin], ['#/dead-letters', 'dead_letters', isAdmin], ['#/projections', 'projections', isAdmin],
-    ['#/metrics', 'metrics', isAdmin],
+    ['#/streams', 'streams', isAdmin], ['#/metrics', 'metrics', isAdmin],
   ],
   routes: {
     '#/': home,
@@ -415,6 +415,7 @@ start({
     '#/reviews': adminView('review_moderation', reviews),
     '#/booking-refunds': adminView('booking_refunds', bookingRefunds),
     '#/projections': adminView('projections', projections),
+    '#/streams': adminView('streams', streams),
     '#/metrics': adminView('metrics', metrics),
     '#/login': login,
   },

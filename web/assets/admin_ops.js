@@ -1,8 +1,10 @@
 // The admin console's operations views: the projections' state (live or rebuilding, the
-// last rebuild and its error) and lag, refreshed every few seconds; and the metrics, read
+// last rebuild and its error) and lag, refreshed every few seconds, with a rebuild button
+// whose progress (events applied of all) follows; the event streams with their sizes and
+// consumers; and the metrics, read
 // from the Prometheus text of GET /metrics every few seconds and drawn as small SVG line
 // charts of orders per second, consumer lag and dead letters.
-import { api, el, section, t, table, when } from './common.js';
+import { api, attempt, el, section, t, table, when } from './common.js';
 import { addWords, statusWord } from './i18n.js';
 
 addWords({
@@ -18,6 +20,15 @@ addWords({
   last_applied: ['最近应用', 'Last applied'],
   last_rebuild: ['最近重建', 'Last rebuild'],
   rebuild_error: ['重建错误', 'Rebuild error'],
+  rebuild: ['重建', 'Rebuild'],
+  rebuild_progress: ['重建进度', 'Rebuild progress'],
+  rebuild_started: ['已开始重建', 'Rebuild started'],
+  streams: ['事件流', 'Streams'],
+  subjects: ['主题', 'Subjects'],
+  messages: ['消息数', 'Messages'],
+  bytes: ['字节', 'Bytes'],
+  sequences: ['序号范围', 'Sequences'],
+  consumers: ['消费者', 'Consumers'],
 });
 
 const PROJECTIONS_EVERY_MS = 3000;
@@ -31,10 +42,29 @@ const SVG = ['http:', '', 'www.w3.org', '2000', 'svg'].join('/');
 /** The projections with their state and lag, refreshed every few seconds. */
 export async function projections(main, ctx) {
   const list = el('div', { id: 'projections' });
+  const out = el('div', { class: 'out', id: 'rebuild-out', 'aria-live': 'polite' });
+  function progress(p) {
+    if (p.state !== 'rebuilding' || p.rebuild_events_applied == null) return '-';
+    const totalEvents = p.events_total || 0;
+    const done = Math.min(p.rebuild_events_applied, totalEvents);
+    return el('span', { 'data-rebuild-progress': p.name },
+      el('progress', { max: Math.max(1, totalEvents), value: done, 'aria-label': `${t('rebuild_progress')} ${p.name}` }),
+      ` ${done} / ${totalEvents}`);
+  }
+  function rebuildButton(p) {
+    const button = el('button', { type: 'button', 'data-rebuild': p.name, disabled: p.state === 'rebuilding' }, t('rebuild'));
+    button.addEventListener('click', () => attempt(out, async () => {
+      button.disabled = true;
+      await api('POST', `/admin/projections/${encodeURIComponent(p.name)}/rebuild`);
+      out.append(el('p', { class: 'notice ok', id: 'rebuild-started' }, `${t('rebuild_started')}: ${p.name}`));
+      await load();
+    }));
+    return button;
+  }
   async function load() {
     const page = await api('GET', '/admin/projections');
     list.replaceChildren(el('div', { class: 'table-wrap' }, table(t('projections'),
-      [t('name'), t('status'), t('lag'), t('events_applied'), t('last_applied'), t('last_rebuild')],
+      [t('name'), t('status'), t('lag'), t('events_applied'), t('last_applied'), t('last_rebuild'), t('rebuild_progress'), t('rebuild')],
       page.projections.map((p) => [
         el('span', { 'data-projection': p.name }, p.name),
         el('span', { class: 'badge', 'data-state': p.state, 'data-projection-state': p.name }, statusWord(p.state)),
@@ -42,12 +72,31 @@ export async function projections(main, ctx) {
         el('span', { 'data-rebuilt': p.name },
           p.rebuild_finished_at ? when(p.rebuild_finished_at) : (p.rebuild_started_at ? `… ${when(p.rebuild_started_at)}` : '-'),
           p.rebuild_error ? el('span', { class: 'problem' }, ` ${t('rebuild_error')}: ${p.rebuild_error}`) : ''),
+        progress(p),
+        rebuildButton(p),
       ]))));
   }
-  main.append(list);
+  main.append(out, list);
   await load();
   const timer = setInterval(() => load().catch(() => {}), PROJECTIONS_EVERY_MS);
   ctx.onLeave(() => clearInterval(timer));
+}
+
+// --- streams ------------------------------------------------------------------------
+
+/** The deployment's JetStream streams: subjects, messages, bytes, sequences, consumers. */
+export async function streams(main) {
+  const page = await api('GET', '/admin/streams');
+  main.append(el('div', { class: 'table-wrap', id: 'streams' }, table(t('streams'),
+    [t('name'), t('subjects'), t('messages'), t('bytes'), t('sequences'), t('consumers')],
+    page.streams.map((s) => [
+      el('span', { 'data-stream': s.name }, s.name),
+      s.subjects.join(', '),
+      el('span', { 'data-stream-messages': s.name }, String(s.messages)),
+      String(s.bytes),
+      `${s.first_sequence}–${s.last_sequence}`,
+      String(s.consumers),
+    ]))));
 }
 
 // --- metrics ------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 //! Operator endpoints: inspecting sagas and resuming stuck ones; listing, inspecting and
-//! re-driving dead letters; the projections' status and lag (what `ordo dlq` and the admin
-//! NATS service also offer, here for the admin console).
+//! re-driving dead letters; the projections' status and lag, and rebuilding one; the event
+//! streams (what `ordo dlq`, `ordo projections` and the admin NATS service also offer, here
+//! for the admin console).
 
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use ordo_sagas::repository::{self, SagaView};
@@ -26,6 +28,119 @@ pub fn router() -> Router<AppState> {
             post(redrive_dead_letter),
         )
         .route("/admin/projections", get(list_projections))
+        .route(
+            "/admin/projections/{name}/rebuild",
+            post(rebuild_projection),
+        )
+        .route("/admin/streams", get(list_streams))
+}
+
+/// A rebuild that was started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RebuildStarted {
+    /// The projection's name (`projection-orders`, `search-products`...).
+    pub projection: String,
+    /// `rebuilding`: follow it in `GET /admin/projections` (`state`,
+    /// `rebuild_events_applied` of `events_total`, `rebuild_finished_at`, `rebuild_error`).
+    pub state: String,
+}
+
+/// Starts rebuilding a projection from the event history beside its live tables (admin),
+/// as `ordo projections rebuild` does; queries keep answering meanwhile and it switches
+/// when done. 202 at once; the projection list shows its progress.
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 202, body = RebuildStarted), (status = 404, description = "no such projection"),
+              (status = 409, description = "problem urn:ordo:problem:rebuild_in_progress")))]
+pub async fn rebuild_projection(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, ApiJson<RebuildStarted>), ApiError> {
+    let ops = state.ops();
+    let target = ordo_ops::operations::rebuild_target(&ops, &name).map_err(ApiError::NotFound)?;
+    let projection = target.name().to_owned();
+    let reports = ordo_ops::operations::projection_reports(&ops)
+        .await
+        .map_err(ApiError::Internal)?;
+    if reports
+        .iter()
+        .any(|r| r.name == projection && r.state == "rebuilding")
+    {
+        return Err(ApiError::Refused {
+            code: "rebuild_in_progress",
+            detail: format!("{projection} is already being rebuilt"),
+        });
+    }
+    let name = projection.clone();
+    tokio::spawn(async move {
+        match ordo_ops::operations::rebuild(&ops, &target).await {
+            Ok(report) => tracing::info!(projection = %name, "{report}"),
+            Err(err) => {
+                tracing::warn!(projection = %name, error = %format!("{err:#}"), "rebuild failed")
+            }
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(RebuildStarted {
+            projection,
+            state: "rebuilding".into(),
+        }),
+    ))
+}
+
+/// One JetStream stream of this deployment.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamView {
+    /// `ORDO_ORDER`, ..., `ORDO_DLQ`.
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub consumers: usize,
+}
+
+/// The deployment's streams.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamList {
+    pub streams: Vec<StreamView>,
+}
+
+/// The event streams and the dead-letter stream of this deployment, with their sizes and
+/// consumers (admin); what `nats stream ls` shows an operator.
+#[utoipa::path(get, path = "/api/v1/admin/streams", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, body = StreamList)))]
+pub async fn list_streams(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<ApiJson<StreamList>, ApiError> {
+    use futures::TryStreamExt;
+    let prefix = format!("{}_", state.namespace.stream_prefix());
+    let infos: Vec<async_nats::jetstream::stream::Info> = state
+        .jetstream
+        .streams()
+        .try_collect()
+        .await
+        .map_err(|err| ApiError::Internal(anyhow::anyhow!("listing streams: {err}")))?;
+    let mut streams: Vec<StreamView> = infos
+        .into_iter()
+        .filter(|info| info.config.name.starts_with(&prefix))
+        .map(|info| StreamView {
+            name: info.config.name.clone(),
+            subjects: info.config.subjects.clone(),
+            messages: info.state.messages,
+            bytes: info.state.bytes,
+            first_sequence: info.state.first_sequence,
+            last_sequence: info.state.last_sequence,
+            consumers: info.state.consumer_count,
+        })
+        .collect();
+    streams.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(ApiJson(StreamList { streams }))
 }
 
 /// Filter of the dead-letter list.
