@@ -2,7 +2,9 @@
 //! its whole history and from its snapshot (plus the events after it).
 //!
 //! Makes a fresh database, gives one inventory item 100,000 events through the bus (a
-//! restock, then one-unit reservations: a SKU sold a hundred thousand times), then loads it
+//! restock, then one-unit reservations: a SKU sold a hundred thousand times, whose state
+//! keeps every reservation; or, with `--history restocks`, restocks only, whose state stays
+//! a few fields), then loads it
 //! repeatedly with a fresh bus each time: replaying every event, from a snapshot taken at the
 //! last event, and from that snapshot with `--after` events written after it (the most a load
 //! reads between two snapshots is the snapshot interval). Talks only to the test database
@@ -17,6 +19,8 @@ use ordo_store::{CommandBus, CommandMetadata};
 use ordo_tests::TestDatabase;
 
 struct Args {
+    /// `reservations` or `restocks`.
+    history: String,
     events: usize,
     after: usize,
     loads: usize,
@@ -24,19 +28,25 @@ struct Args {
 
 fn args() -> Args {
     let mut args = Args {
+        history: "reservations".into(),
         events: 100_000,
         after: 499,
         loads: 30,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().and_then(|v| v.parse().ok());
+        let raw = it.next();
+        if flag == "--history" && matches!(raw.as_deref(), Some("reservations" | "restocks")) {
+            args.history = raw.unwrap_or_default();
+            continue;
+        }
+        let value = raw.and_then(|v| v.parse().ok());
         match (flag.as_str(), value) {
             ("--events", Some(v)) => args.events = v,
             ("--after", Some(v)) => args.after = v,
             ("--loads", Some(v)) => args.loads = v,
             _ => {
-                eprintln!("usage: bench_aggregate_load [--events N] [--after N] [--loads N]");
+                eprintln!("usage: bench_aggregate_load [--history reservations|restocks] [--events N] [--after N] [--loads N]");
                 std::process::exit(2);
             }
         }
@@ -48,6 +58,13 @@ fn metadata() -> CommandMetadata {
     CommandMetadata::from_request("bench-aggregate-load", None)
 }
 
+fn restock(sku: &str) -> InventoryCommand {
+    InventoryCommand::Restock {
+        sku: Sku::parse(sku).expect("a sku"),
+        quantity: Quantity::parse(1).expect("a quantity"),
+    }
+}
+
 fn reserve() -> InventoryCommand {
     InventoryCommand::Reserve {
         reservation_id: ReservationId::new_v4(),
@@ -56,12 +73,14 @@ fn reserve() -> InventoryCommand {
     }
 }
 
-/// Appends `count` reservations, many in flight, so the bus batches them.
-async fn reserve_many(bus: &CommandBus<InventoryItem>, item: &str, count: usize) {
+/// Appends `count` events (reservations, or restocks with `restocks`), many in flight, so
+/// the bus batches them.
+async fn append_many(bus: &CommandBus<InventoryItem>, item: &str, count: usize, restocks: bool) {
     let mut left = count;
     while left > 0 {
         let chunk = left.min(2_000);
-        let answers = join_all((0..chunk).map(|_| bus.execute(item, reserve(), metadata()))).await;
+        let command = || if restocks { restock(item) } else { reserve() };
+        let answers = join_all((0..chunk).map(|_| bus.execute(item, command(), metadata()))).await;
         assert!(answers.iter().all(Result::is_ok), "every reservation taken");
         left -= chunk;
     }
@@ -118,10 +137,12 @@ async fn main() -> anyhow::Result<()> {
         )
         .await
         .expect("restocked");
-    reserve_many(&plain, item, args.events - 1).await;
+    let restocks = args.history == "restocks";
+    append_many(&plain, item, args.events - 1, restocks).await;
     println!(
-        "wrote {} events in {:.1} s",
+        "wrote {} events ({}) in {:.1} s",
         args.events,
+        args.history,
         started.elapsed().as_secs_f64()
     );
     let events = args.events as i64;
@@ -139,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .expect("reserved");
     let (size,): (i64,) = sqlx::query_as(
-        "SELECT octet_length(payload::text) FROM aggregate_snapshots WHERE aggregate_id = $1",
+        "SELECT octet_length(payload::text)::bigint FROM aggregate_snapshots WHERE aggregate_id = $1",
     )
     .bind(item)
     .fetch_one(&pool)
@@ -151,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
     .await;
     report("from the snapshot", &from_snapshot);
 
-    reserve_many(&plain, item, args.after).await;
+    append_many(&plain, item, args.after, restocks).await;
     let with_tail = time_loads(item, args.loads, events + 1 + args.after as i64, || {
         CommandBus::new(pool.clone(), ()).with_snapshots(500)
     })

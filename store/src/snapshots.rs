@@ -51,8 +51,8 @@ pub async fn load<A: Aggregate>(
     upcasters: &[Box<dyn EventUpcaster>],
     aggregate_id: &str,
 ) -> Result<Option<Loaded<A>>, String> {
-    let row: Option<(i64, Value)> = sqlx::query_as(
-        "SELECT last_sequence, payload FROM aggregate_snapshots
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT last_sequence, payload::text FROM aggregate_snapshots
          WHERE aggregate_type = $1 AND aggregate_id = $2",
     )
     .bind(A::TYPE)
@@ -63,7 +63,7 @@ pub async fn load<A: Aggregate>(
     let Some((last_sequence, payload)) = row else {
         return Ok(None);
     };
-    let Ok(mut aggregate) = serde_json::from_value::<A>(payload) else {
+    let Ok(mut aggregate) = serde_json::from_str::<A>(&payload) else {
         tracing::warn!(
             aggregate_type = A::TYPE,
             aggregate_id,
