@@ -1,7 +1,9 @@
-// The admin console at `/admin`: catalog and stock, promotions and coupon batches, orders
+// The admin console at `/admin`: catalog (categories, products with their SKUs and media)
+// and stock, promotions and coupon batches, orders
 // and shipments, after-sales, review moderation and booking refund requests, providers and
 // service orders, shows and ticket check-in; operations: sagas (find, steps, errors,
-// resume), dead letters (list, inspect, re-drive), the projections' status and lag, metrics.
+// resume), dead letters (list, inspect, re-drive), the projections' status, lag and
+// rebuild, the streams, metrics.
 import {
   api, attempt, el, field, idempotencyKey, loginForm, money, poll, section, session, start, t, table, when,
 } from './common.js';
@@ -10,6 +12,9 @@ import {
   aftersale, aftersales, bookingRefunds, reviews,
 } from './admin_commerce.js';
 import { metrics, projections, streams } from './admin_ops.js';
+import {
+  addSessionForm, categories, productEditor, productWithSkus,
+} from './admin_catalog.js';
 
 addWords({
   scan: ['扫码', 'Scan'],
@@ -96,7 +101,7 @@ async function catalog(main) {
         await load();
       }));
       const low = stock && stock.available < 5;
-      rows.push([p.sku, p.name, money(p.price, p.currency), p.on_sale ? t('on_sale') : t('off_sale'),
+      rows.push([el('a', { href: `#/products/${encodeURIComponent(p.sku)}`, 'data-edit': p.sku }, p.sku), p.name, money(p.price, p.currency), p.on_sale ? t('on_sale') : t('off_sale'),
         stock ? el('span', { class: low ? 'badge' : '' }, `${stock.available} / ${stock.on_hand}${low ? ' ⚠' : ''}`) : '',
         el('span', {}, qty, restock, ' ', toggle, out)]);
     }
@@ -111,7 +116,7 @@ async function catalog(main) {
     // The list is a read model: it shows the product once it has applied it.
     await poll(() => api('GET', `/products/${encodeURIComponent(sku.input.value.trim())}`).catch(() => null), { ms: 300, tries: 30 });
     await load();
-  }, 'product-form')), list);
+  }, 'product-form')), productWithSkus(load), list);
   await load();
 }
 
@@ -258,7 +263,7 @@ async function shows(main) {
       sessions: [{ starts_at: new Date(startsAt.input.value).toISOString(), seat_areas: [{ area_id: area.input.value.trim(), name: area.input.value.trim(), price: Number(price.input.value), currency: 'CNY', capacity: Number(capacity.input.value) }] }],
     } });
     ok(out, `${t('created')}: ${created.show_id}`);
-  }, 'show-form'));
+  }, 'show-form'), await addSessionForm());
 }
 
 async function checkIn(main, ctx) {
@@ -392,7 +397,7 @@ function login(main) {
 start({
   titleKey: 'admin_title',
   links: [
-    ['#/catalog', 'products', isAdmin], ['#/promotions', 'promotions', isAdmin], ['#/orders', 'orders', isAdmin],
+    ['#/catalog', 'products', isAdmin], ['#/categories', 'categories', isAdmin], ['#/promotions', 'promotions', isAdmin], ['#/orders', 'orders', isAdmin],
     ['#/providers', 'providers', isAdmin], ['#/shows', 'shows', isAdmin], ['#/check-in', 'check_in', isAdmin],
     ['#/aftersales', 'aftersales', isAdmin], ['#/reviews', 'review_moderation', isAdmin], ['#/booking-refunds', 'booking_refunds', isAdmin],
     ['#/sagas', 'sagas', isAdmin], ['#/dead-letters', 'dead_letters', isAdmin], ['#/projections', 'projections', isAdmin],
@@ -401,6 +406,8 @@ start({
   routes: {
     '#/': home,
     '#/catalog': catalog,
+    '#/categories': adminView('categories', categories),
+    '#/products/:sku': adminView('edit_product', productEditor),
     '#/promotions': promotions,
     '#/orders': orders,
     '#/orders/:id': orders,

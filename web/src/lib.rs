@@ -50,6 +50,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("admin.js", "text/javascript; charset=utf-8"),
     asset!("admin_commerce.js", "text/javascript; charset=utf-8"),
     asset!("admin_ops.js", "text/javascript; charset=utf-8"),
+    asset!("admin_catalog.js", "text/javascript; charset=utf-8"),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
