@@ -1,8 +1,9 @@
 //! The admin console's catalog in a real browser (headless Chromium over WebDriver) against
 //! a real `ordo serve`: an admin builds the category tree (creates, files under a parent,
 //! renames, moves and deletes a category), edits a product's name, price and media, creates
-//! a product with several SKUs and their specifications, and adds a session to a show. Each
-//! change is checked through the API. Every page passes axe-core at desktop and phone width.
+//! a product with several SKUs and their specifications, and adds a session to a show; sets a
+//! SKU's safety threshold and sees the low-stock alert arrive live when orders take the stock
+//! below it. Each change is checked through the API. Every page passes axe-core at desktop and phone width.
 
 use std::time::Duration;
 
@@ -211,6 +212,50 @@ async fn an_admin_edits_a_product_creates_one_with_several_skus_and_adds_a_sessi
         "{sessions:?}"
     );
     browser.check_accessibility("catalog-shows").await;
+    browser.close().await;
+    ordo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_stock_alert_reaches_the_admin_console_live() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    let created = admin
+        .post(
+            "/api/v1/products",
+            json!({"sku": "VASE", "name": "Vase", "category": "家居", "price": 1200, "currency": "CNY"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let restocked = admin
+        .post("/api/v1/inventory/VASE/restock", json!({"quantity": 10}))
+        .await;
+    assert_eq!(restocked.status, 200, "{:?}", restocked.body);
+    let browser = logged_in_admin(&ordo).await;
+    browser.view("#/products/VASE").await;
+    browser.fill("#edit-threshold", "5").await;
+    browser.click("#threshold-submit").await;
+    // The answer is the write side's: the threshold is set.
+    browser.wait_text("#threshold-set", "5").await;
+
+    browser.view("#/alerts").await;
+    browser.find("#no-alerts").await;
+    browser.check_accessibility("catalog-alerts").await;
+    // An order takes 6 of the 10 units: 4 left, below 5.
+    let customer = ordo.customer("vase@example.com").await;
+    let placed = customer
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/orders",
+            Some(json!({"items": [{"sku": "VASE", "quantity": 6}]})),
+            &[("prefer", "wait=15")],
+        )
+        .await;
+    assert_eq!(placed.status, 202, "{:?}", placed.body);
+    browser
+        .wait_text("[data-alert='stock_below_threshold']", "VASE")
+        .await;
+    assert!(!browser.has("#no-alerts").await);
     browser.close().await;
     ordo.stop().await;
 }

@@ -11,7 +11,9 @@ import { addWords, statusWord } from './i18n.js';
 import {
   aftersale, aftersales, bookingRefunds, reviews,
 } from './admin_commerce.js';
-import { metrics, projections, streams } from './admin_ops.js';
+import {
+  alerts, metrics, projections, streams,
+} from './admin_ops.js';
 import {
   addSessionForm, categories, productEditor, productWithSkus,
 } from './admin_catalog.js';
@@ -401,7 +403,7 @@ start({
     ['#/providers', 'providers', isAdmin], ['#/shows', 'shows', isAdmin], ['#/check-in', 'check_in', isAdmin],
     ['#/aftersales', 'aftersales', isAdmin], ['#/reviews', 'review_moderation', isAdmin], ['#/booking-refunds', 'booking_refunds', isAdmin],
     ['#/sagas', 'sagas', isAdmin], ['#/dead-letters', 'dead_letters', isAdmin], ['#/projections', 'projections', isAdmin],
-    ['#/streams', 'streams', isAdmin], ['#/metrics', 'metrics', isAdmin],
+    ['#/streams', 'streams', isAdmin], ['#/metrics', 'metrics', isAdmin], ['#/alerts', 'alerts', isAdmin],
   ],
   routes: {
     '#/': home,
@@ -424,6 +426,7 @@ start({
     '#/projections': adminView('projections', projections),
     '#/streams': adminView('streams', streams),
     '#/metrics': adminView('metrics', metrics),
+    '#/alerts': adminView('alerts', alerts),
     '#/login': login,
   },
 });

@@ -1,6 +1,7 @@
 // The admin console's catalog views: the category tree (create, rename, move, delete), a
 // product's editor (name, description, category, price, media in display order) with a
-// product of several SKUs (an SPU with its specifications), and adding a session to a show.
+// product of several SKUs (an SPU with its specifications), the safety threshold below which
+// admins are alerted, and adding a session to a show.
 import { api, attempt, el, field, money, poll, section, t, table } from './common.js';
 import { addWords } from './i18n.js';
 
@@ -24,6 +25,9 @@ addWords({
   session_added: ['场次已添加', 'Session added'],
   area_id: ['区域编号', 'Area id'],
   capacity: ['座位数', 'Seats'],
+  safety_threshold: ['安全库存', 'Safety threshold'],
+  set_threshold: ['设置安全库存', 'Set the safety threshold'],
+  threshold_set: ['安全库存已设置', 'Safety threshold set'],
 });
 
 // --- categories ---------------------------------------------------------------------
@@ -143,7 +147,19 @@ export async function productEditor(main, _ctx, sku) {
     });
   });
   show(product);
-  main.append(el('h2', {}, `${t('sku')}: ${product.sku}`), shown, editor, out);
+  const stock = await api('GET', `/inventory/${encodeURIComponent(sku)}`).catch(() => null);
+  const threshold = field(t('safety_threshold'), { id: 'edit-threshold', type: 'number', min: 0, value: stock ? stock.safety_threshold ?? 0 : 0 });
+  const thresholdOut = el('div', { class: 'out', id: 'threshold-out', 'aria-live': 'polite' });
+  const thresholdForm = el('form', { class: 'card', id: 'threshold-form', 'aria-label': t('set_threshold') }, threshold,
+    el('button', { type: 'submit', id: 'threshold-submit' }, t('set_threshold')), thresholdOut);
+  thresholdForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    attempt(thresholdOut, async () => {
+      const set = await api('PUT', `/inventory/${encodeURIComponent(sku)}/safety-threshold`, { body: { threshold: Number(threshold.input.value) } });
+      thresholdOut.replaceChildren(el('p', { class: 'notice ok', id: 'threshold-set' }, `${t('threshold_set')}: ${set.safety_threshold}`));
+    });
+  });
+  main.append(el('h2', {}, `${t('sku')}: ${product.sku}`), shown, editor, out, thresholdForm);
 }
 
 /** A form creating one product (SPU) with several SKUs and their specifications. */

@@ -1,10 +1,13 @@
 // The admin console's operations views: the projections' state (live or rebuilding, the
 // last rebuild and its error) and lag, refreshed every few seconds, with a rebuild button
 // whose progress (events applied of all) follows; the event streams with their sizes and
-// consumers; and the metrics, read
+// consumers; the admins' alerts (their inbox: low stock, refund requests), live; and the
+// metrics, read
 // from the Prometheus text of GET /metrics every few seconds and drawn as small SVG line
 // charts of orders per second, consumer lag and dead letters.
-import { api, attempt, el, section, t, table, when } from './common.js';
+import {
+  api, attempt, el, eventStream, section, t, table, when,
+} from './common.js';
 import { addWords, statusWord } from './i18n.js';
 
 addWords({
@@ -29,6 +32,9 @@ addWords({
   bytes: ['字节', 'Bytes'],
   sequences: ['序号范围', 'Sequences'],
   consumers: ['消费者', 'Consumers'],
+  alerts: ['提醒', 'Alerts'],
+  no_alerts: ['暂无提醒', 'No alerts'],
+  mark_read: ['标为已读', 'Mark read'],
 });
 
 const PROJECTIONS_EVERY_MS = 3000;
@@ -80,6 +86,30 @@ export async function projections(main, ctx) {
   await load();
   const timer = setInterval(() => load().catch(() => {}), PROJECTIONS_EVERY_MS);
   ctx.onLeave(() => clearInterval(timer));
+}
+
+// --- alerts -------------------------------------------------------------------------
+
+/** The admin's inbox (stock below its safety threshold, refund requests...), live. */
+export async function alerts(main, ctx) {
+  const list = el('ul', { id: 'alerts', class: 'entries' });
+  async function load() {
+    const page = await api('GET', '/notifications?limit=50');
+    list.replaceChildren(...page.notifications.map((n) => {
+      const read = el('button', { type: 'button', class: 'secondary', disabled: !!n.read_at, 'data-read': n.notification_id }, t('mark_read'));
+      read.addEventListener('click', () => attempt(null, async () => {
+        await api('POST', `/notifications/${n.notification_id}/read`, { body: {} });
+        await load();
+      }));
+      return el('li', { class: 'card', 'data-alert': n.kind },
+        el('strong', {}, n.title), el('p', {}, n.body), el('p', { class: 'muted' }, when(n.created_at)), read);
+    }));
+    if (!page.notifications.length) list.append(el('li', { id: 'no-alerts' }, t('no_alerts')));
+  }
+  main.append(list);
+  await load();
+  const stop = eventStream('/notifications/stream', () => { load().catch(() => {}); });
+  ctx.onLeave(stop);
 }
 
 // --- streams ------------------------------------------------------------------------
