@@ -59,7 +59,7 @@ use crate::routes::{
         service_orders::accept_service_order, service_orders::pay_service_order, service_orders::start_service_order,
         service_orders::complete_service_order, service_orders::confirm_service_order, service_orders::cancel_service_order,
         service_orders::review_service_order, service_orders::approve_service_order, service_orders::reject_service_order,
-        service_orders::service_review_queue, service_orders::publish_service_review, service_orders::reject_service_review,
+        service_orders::service_review_queue, service_orders::admin_service_orders, service_orders::publish_service_review, service_orders::reject_service_review,
     ),
     components(schemas(
         ProblemDocument,

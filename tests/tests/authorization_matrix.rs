@@ -110,6 +110,7 @@ fn rules() -> BTreeMap<&'static str, (Rule, bool)> {
         ("GET /api/v1/admin/bookings/refund-requests", (Admin, false)),
         ("GET /api/v1/admin/reviews", (Admin, false)),
         ("GET /api/v1/admin/service-reviews", (Admin, false)),
+        ("GET /api/v1/admin/service-orders", (Admin, false)),
         (
             "POST /api/v1/admin/service-orders/{service_order_id}/review/publish",
             (Admin, false),

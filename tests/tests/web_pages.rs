@@ -184,9 +184,29 @@ async fn every_page_passes_the_accessibility_check_at_both_widths() {
         .await;
     assert_eq!(published.status, 201, "{:?}", published.body);
     let service_order = published.body["order_id"].as_str().unwrap().to_owned();
-    desk.fill("#so-id", &service_order).await;
-    desk.click("#so-approve").await;
-    desk.wait_text("main", "完成").await;
+    // The admins' list of orders waiting for review is a read model: once it holds the
+    // order, the page lists it with its buttons.
+    eventually(
+        "the order waiting for review",
+        Duration::from_secs(30),
+        || async {
+            let listed = admin
+                .get("/api/v1/admin/service-orders?status=pending_review")
+                .await
+                .body;
+            listed["service_orders"]
+                .as_array()?
+                .iter()
+                .any(|o| o["order_id"] == service_order.as_str())
+                .then_some(())
+        },
+    )
+    .await;
+    desk.view("#/").await;
+    desk.view("#/providers").await;
+    desk.click(&format!("[data-approve-order='{service_order}']"))
+        .await;
+    desk.wait_text("#so-decided", "完成").await;
     let approved = customer
         .get(&format!("/api/v1/service-orders/{service_order}"))
         .await;

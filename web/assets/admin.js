@@ -230,20 +230,35 @@ async function providers(main) {
       }))));
   }
   await load();
-  const orderId = field(t('order_id'), { id: 'so-id', required: true });
-  const reason = field(t('reason'), { id: 'so-reason', maxlength: 500 });
-  const soOut = el('div', { class: 'out' });
-  const approve = el('button', { type: 'button', id: 'so-approve' }, t('approve'));
-  approve.addEventListener('click', () => attempt(soOut, async () => {
-    await api('POST', `/admin/service-orders/${orderId.input.value.trim()}/approve`, { body: {} });
-    ok(soOut, t('done'));
-  }));
-  const reject = el('button', { type: 'button', class: 'secondary' }, t('reject'));
-  reject.addEventListener('click', () => attempt(soOut, async () => {
-    await api('POST', `/admin/service-orders/${orderId.input.value.trim()}/reject`, { body: { reason: reason.input.value.trim() || 'not allowed' } });
-    ok(soOut, t('done'));
-  }));
-  main.append(list, section(t('service_orders'), orderId, reason, el('div', { class: 'row' }, approve, reject), soOut));
+  // The service orders waiting for an admin's review, each approved or rejected in place.
+  const pending = el('div', { id: 'pending-service-orders' });
+  const soOut = el('div', { class: 'out', id: 'so-out', 'aria-live': 'polite' });
+  async function loadOrders() {
+    const page = await api('GET', '/admin/service-orders?status=pending_review&limit=100');
+    pending.replaceChildren(el('div', { class: 'table-wrap' }, table(t('service_orders'), ['ID', t('title'), t('price'), t('reason'), ''],
+      page.service_orders.map((o) => {
+        const reason = el('input', { type: 'text', maxlength: 500, id: `so-reason-${o.order_id}`, 'aria-label': `${t('reason')} ${o.order_id.slice(0, 8)}` });
+        const approve = el('button', { type: 'button', 'data-approve-order': o.order_id }, t('approve'));
+        approve.addEventListener('click', () => attempt(soOut, async () => {
+          await api('POST', `/admin/service-orders/${o.order_id}/approve`, { body: {} });
+          ok(soOut, t('done'), 'so-decided');
+          await poll(async () => !(await api('GET', '/admin/service-orders?status=pending_review&limit=100')).service_orders.some((x) => x.order_id === o.order_id), { ms: 300, tries: 40 });
+          await loadOrders();
+        }));
+        const reject = el('button', { type: 'button', class: 'secondary', 'data-reject-order': o.order_id }, t('reject'));
+        reject.addEventListener('click', () => attempt(soOut, async () => {
+          await api('POST', `/admin/service-orders/${o.order_id}/reject`, { body: { reason: reason.value.trim() || 'not allowed' } });
+          ok(soOut, t('done'), 'so-decided');
+          await poll(async () => !(await api('GET', '/admin/service-orders?status=pending_review&limit=100')).service_orders.some((x) => x.order_id === o.order_id), { ms: 300, tries: 40 });
+          await loadOrders();
+        }));
+        return [el('code', { 'data-service-order': o.order_id }, o.order_id.slice(0, 8)), `${o.title} (${o.service_type}, ${o.location})`,
+          money(o.price, o.currency), reason, el('span', {}, approve, ' ', reject)];
+      }))));
+    if (!page.service_orders.length) pending.append(el('p', { id: 'no-pending-orders' }, '-'));
+  }
+  await loadOrders();
+  main.append(list, section(t('service_orders'), pending, soOut));
 }
 
 // --- shows and check-in -------------------------------------------------------------

@@ -81,6 +81,7 @@ pub fn router() -> Router<AppState> {
             post(reject_service_order),
         )
         .route("/admin/service-reviews", get(service_review_queue))
+        .route("/admin/service-orders", get(admin_service_orders))
         .route(
             "/admin/service-orders/{service_order_id}/review/publish",
             post(publish_service_review),
@@ -793,6 +794,64 @@ pub async fn reject_service_order(
         ServiceOrderCommand::Reject { reason },
     )
     .await
+}
+
+/// Which service orders an admin lists, and its paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ServiceOrderQuery {
+    /// The orders' status: pending_review (the default: waiting for an admin), pending,
+    /// accepted, paid, in_progress, done, completed, reviewed, rejected or cancelled.
+    #[param(
+        pattern = r"^(pending_review|pending|accepted|paid|in_progress|done|completed|reviewed|rejected|cancelled)$"
+    )]
+    pub status: Option<String>,
+    /// From `next_cursor` of the previous page.
+    #[param(pattern = r"^(3[0-9]){1,18}7c(3[0-9]|6[1-6]){32}$")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+const SERVICE_ORDER_STATUSES: [&str; 10] = [
+    "pending_review",
+    "pending",
+    "accepted",
+    "paid",
+    "in_progress",
+    "done",
+    "completed",
+    "reviewed",
+    "rejected",
+    "cancelled",
+];
+
+/// Service orders by status, newest first (admin); by default those waiting for an admin's
+/// review (approve or reject).
+#[utoipa::path(get, path = "/api/v1/admin/service-orders", tag = "marketplace",
+    params(ServiceOrderQuery), security(("bearer" = [])),
+    responses((status = 200, body = ServiceOrderList), (status = 422, description = "unknown status, bad cursor or limit")))]
+pub async fn admin_service_orders(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<ServiceOrderQuery>,
+) -> Result<ApiJson<ServiceOrderList>, ApiError> {
+    let status = query.status.as_deref().unwrap_or("pending_review");
+    if !SERVICE_ORDER_STATUSES.contains(&status) {
+        return Err(ApiError::invalid(
+            "status",
+            format!(
+                "status must be one of {}",
+                SERVICE_ORDER_STATUSES.join(", ")
+            ),
+        ));
+    }
+    let page = PageRequest::parse(query.cursor.as_deref(), query.limit)?;
+    let page = queries::service_orders_with_status(&state.pool, status, &page).await?;
+    Ok(ApiJson(ServiceOrderList {
+        service_orders: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Which providers' reviews the moderation queue lists, and its paging.

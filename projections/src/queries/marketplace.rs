@@ -215,6 +215,26 @@ pub async fn service_orders_of(
     Ok(Page::cut(rows, page.limit, summary_position))
 }
 
+/// A page of the orders in `status` (for admins: those waiting for review...), newest first.
+pub async fn service_orders_with_status(
+    pool: &PgPool,
+    status: &str,
+    page: &PageRequest<NewestFirst>,
+) -> QueryResult<Page<ServiceOrderSummary>> {
+    let rows: Vec<ServiceOrderSummary> = sqlx::query_as(&format!(
+        "{SUMMARY} WHERE status = $1
+           AND ($2::timestamptz IS NULL OR (created_at, order_id) < ($2, $3::uuid))
+         ORDER BY created_at DESC, order_id DESC LIMIT $4"
+    ))
+    .bind(status)
+    .bind(page.after.map(|a| a.at))
+    .bind(page.after.map(|a| a.id))
+    .bind(page.rows_to_read())
+    .fetch_all(pool)
+    .await?;
+    Ok(Page::cut(rows, page.limit, summary_position))
+}
+
 fn summary_position(order: &ServiceOrderSummary) -> NewestFirst {
     NewestFirst {
         at: order.created_at,
