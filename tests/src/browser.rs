@@ -130,6 +130,17 @@ impl Browser {
         }
     }
 
+    /// Opens the admin console on `base_url` and logs in as the seeded admin.
+    pub async fn admin_console(base_url: &str) -> Browser {
+        let browser = Browser::open(base_url).await;
+        browser.goto("/admin#/").await;
+        browser.fill("#login-email", crate::ADMIN_EMAIL).await;
+        browser.fill("#login-password", crate::ADMIN_PASSWORD).await;
+        browser.click("#login-submit").await;
+        browser.wait_text("#who", crate::ADMIN_EMAIL).await;
+        browser
+    }
+
     /// Opens `path` (with its `#/...` view) on the Ordo.
     pub async fn goto(&self, path: &str) {
         let url = format!("{}{path}", self.base);

@@ -7,18 +7,8 @@
 
 use std::time::Duration;
 
-use ordo_tests::{eventually, Api, Browser, TestOrdo, ADMIN_EMAIL, ADMIN_PASSWORD};
+use ordo_tests::{eventually, Api, Browser, TestOrdo};
 use serde_json::{json, Value};
-
-async fn logged_in_admin(ordo: &TestOrdo) -> Browser {
-    let browser = Browser::open(ordo.base_url()).await;
-    browser.goto("/admin#/").await;
-    browser.fill("#login-email", ADMIN_EMAIL).await;
-    browser.fill("#login-password", ADMIN_PASSWORD).await;
-    browser.click("#login-submit").await;
-    browser.wait_text("#who", ADMIN_EMAIL).await;
-    browser
-}
 
 /// Sets a form control's value in the page (selects and date-time inputs).
 async fn set_value(browser: &Browser, css: &str, value: &str) {
@@ -47,7 +37,7 @@ fn named<'a>(all: &'a [Value], name: &str) -> Option<&'a Value> {
 async fn an_admin_builds_the_category_tree_on_screen() {
     let ordo = TestOrdo::start().await;
     let admin = ordo.admin().await;
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
     browser.view("#/categories").await;
     browser.find("#category-form").await;
 
@@ -117,7 +107,7 @@ async fn an_admin_edits_a_product_creates_one_with_several_skus_and_adds_a_sessi
         )
         .await;
     assert_eq!(created.status, 201, "{:?}", created.body);
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
 
     // The product's editor: name, price and media, in display order.
     browser.view("#/catalog").await;
@@ -231,7 +221,7 @@ async fn a_low_stock_alert_reaches_the_admin_console_live() {
         .post("/api/v1/inventory/VASE/restock", json!({"quantity": 10}))
         .await;
     assert_eq!(restocked.status, 200, "{:?}", restocked.body);
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
     browser.view("#/products/VASE").await;
     browser.fill("#edit-threshold", "5").await;
     browser.click("#threshold-submit").await;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ordo_tests::{eventually, Api, Browser, TestOrdo, ADMIN_EMAIL, ADMIN_PASSWORD};
+use ordo_tests::{eventually, Api, Browser, TestOrdo};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -197,16 +197,6 @@ async fn held_provider_review(ordo: &TestOrdo, admin: &Api, customer: &Api) -> (
     (order_id, provider.user_id.clone())
 }
 
-async fn logged_in_admin(ordo: &TestOrdo) -> Browser {
-    let browser = Browser::open(ordo.base_url()).await;
-    browser.goto("/admin#/").await;
-    browser.fill("#login-email", ADMIN_EMAIL).await;
-    browser.fill("#login-password", ADMIN_PASSWORD).await;
-    browser.click("#login-submit").await;
-    browser.wait_text("#who", ADMIN_EMAIL).await;
-    browser
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_ships_an_order_and_approves_and_receives_an_after_sales_return() {
     let ordo = TestOrdo::with_env(FAST).await;
@@ -216,7 +206,7 @@ async fn an_admin_ships_an_order_and_approves_and_receives_an_after_sales_return
     let (order_id, shipment_id) = paid_order(&customer, "PARCEL").await;
 
     // The order page picks and ships the shipment; the tracking is shown.
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
     browser.view(&format!("#/orders/{order_id}")).await;
     browser
         .find(&format!(
@@ -425,7 +415,7 @@ async fn an_admin_moderates_held_reviews_and_approves_a_booking_refund_request()
     .await;
 
     // The queue: one review published, the other rejected with a reason.
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
     browser.view("#/reviews").await;
     browser.wait_text("#reviews", "Looks like a scam").await;
     browser.wait_text("#reviews", "Total rubbish").await;
@@ -541,7 +531,7 @@ async fn an_admin_rebuilds_a_projection_reads_the_streams_and_sees_the_metrics_c
     let customer = ordo.customer("otto@example.com").await;
     paid_order(&customer, "LAMP").await;
 
-    let browser = logged_in_admin(&ordo).await;
+    let browser = Browser::admin_console(ordo.base_url()).await;
     browser.view("#/projections").await;
     browser
         .find("[data-projection-state='projection-orders'][data-state='live']")
