@@ -78,10 +78,7 @@ impl Browser {
                 "{what} is missing at {path}: run the tests with scripts/test.sh, which installs it"
             );
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::process::free_port().expect("a free port");
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -11,10 +11,7 @@ use anyhow::Context as _;
 
 use crate::wait::eventually;
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
+use crate::process::free_port;
 
 /// The nats-server binary: `NATS_SERVER`, else Debian's, else the one on the PATH.
 pub fn nats_server_binary() -> String {

@@ -33,7 +33,7 @@ pub use database::{admin_database_url, database_url, event_types, payments_of, T
 pub use http::{assert_problem, Answer, Api, ADMIN_EMAIL, ADMIN_PASSWORD, CUSTOMER_PASSWORD};
 pub use nats::{delete_streams, delete_streams_on, nats_url, stream_name, unique_namespace};
 pub use ordo::{Customer, TestOrdo, TestOrdoBuilder};
-pub use process::{ordo_binary, OrdoProcess, SpawnOptions};
+pub use process::{free_port, ordo_binary, OrdoProcess, SpawnOptions};
 pub use wait::eventually;
 
 /// Runs `work` to completion on a runtime of its own in a plain thread: cleanup from `Drop`,

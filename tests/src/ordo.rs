@@ -313,10 +313,7 @@ impl TestOrdo {
     /// only `env` beside those (none of the harness's defaults), and waits up to a minute for
     /// it to exit: for a test that must see Ordo refuse to start. Panics if it keeps serving.
     pub async fn serve_until_exit(&self, env: &[(&str, &str)]) -> std::process::Output {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::process::free_port().expect("a free port");
         let serve = tokio::process::Command::new(crate::process::ordo_binary())
             .arg("serve")
             .env("ORDO_DATABASE_URL", &self.database.url)

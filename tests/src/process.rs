@@ -2,12 +2,16 @@
 //! database and namespace, killed or stopped with SIGTERM, restarted with other settings,
 //! and `ordo` subcommands run with the same environment.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::http::{Api, ADMIN_EMAIL, ADMIN_PASSWORD};
@@ -16,6 +20,9 @@ use crate::nats::nats_url;
 /// How long a process has to answer `/readyz`, and to exit after SIGTERM.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+/// How many of the last lines a process wrote to standard error are kept, to explain an
+/// early exit.
+const STDERR_TAIL_LINES: usize = 40;
 
 /// The `ordo` binary built beside the test executable.
 pub fn ordo_binary() -> PathBuf {
@@ -45,6 +52,8 @@ pub struct OrdoProcess {
     pub namespace: String,
     env: Vec<(String, String)>,
     port: u16,
+    /// The last lines the current run wrote to standard error.
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Whether a start waits for `/readyz` (processes without the gateway role serve no
     /// HTTP API).
     serves_http: bool,
@@ -138,6 +147,7 @@ impl OrdoProcess {
             namespace: namespace.to_string(),
             env,
             port,
+            stderr_tail: Arc::default(),
             serves_http,
         };
         process.start().await?;
@@ -150,13 +160,14 @@ impl OrdoProcess {
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
-            .stderr(if std::env::var("ORDO_TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        self.child = Some(command.spawn()?);
+        let mut child = command.spawn()?;
+        self.stderr_tail = Arc::default();
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(keep_stderr_tail(stderr, self.stderr_tail.clone()));
+        }
+        self.child = Some(child);
         if !self.serves_http {
             return Ok(());
         }
@@ -171,11 +182,18 @@ impl OrdoProcess {
             }
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
-                    anyhow::bail!("ordo serve exited early with {status}");
+                    // The reader may still hold the last lines.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let tail = self.stderr_tail();
+                    anyhow::bail!("ordo serve exited early with {status}; it wrote:\n{tail}");
                 }
             }
             if started.elapsed() > START_TIMEOUT {
-                anyhow::bail!("ordo serve did not become ready on port {}", self.port);
+                anyhow::bail!(
+                    "ordo serve did not become ready on port {}; it wrote:\n{}",
+                    self.port,
+                    self.stderr_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -221,6 +239,12 @@ impl OrdoProcess {
         &self.env
     }
 
+    /// The last lines the current run wrote to standard error.
+    pub fn stderr_tail(&self) -> String {
+        let tail = self.stderr_tail.lock().expect("stderr tail lock");
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
     /// Whether the process is still alive.
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
@@ -261,7 +285,41 @@ impl OrdoProcess {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+/// Reads a process's standard error to its end, keeping the last lines (and echoing every
+/// line when `ORDO_TEST_LOG` asks for the processes' logs).
+async fn keep_stderr_tail(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+    let echo = std::env::var("ORDO_TEST_LOG").is_ok();
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if echo {
+            eprintln!("{line}");
+        }
+        let mut tail = tail.lock().expect("stderr tail lock");
+        if tail.len() == STDERR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+}
+
+/// The first port handed out; ports come from below the kernel's ephemeral range
+/// (32768-60999), so no outgoing connection of another process (a Postgres or NATS client)
+/// can take one between this check and the process's own bind.
+const FIRST_TEST_PORT: u16 = 20_000;
+const LAST_TEST_PORT: u16 = 32_000;
+
+/// A port no one listens on, different in every test binary running at once (each starts
+/// at an offset of its own process id and walks up).
+pub fn free_port() -> anyhow::Result<u16> {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let span = LAST_TEST_PORT - FIRST_TEST_PORT;
+    let offset = (std::process::id() % u32::from(span)) as u16;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = FIRST_TEST_PORT + (offset + step) % span;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free port between {FIRST_TEST_PORT} and {LAST_TEST_PORT}")
 }

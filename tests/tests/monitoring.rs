@@ -185,10 +185,7 @@ struct TestPrometheus {
 
 impl TestPrometheus {
     async fn start(directory: &Path, target: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = ordo_tests::free_port().expect("a free port");
         let config = directory.join("prometheus.yml");
         std::fs::write(
             &config,

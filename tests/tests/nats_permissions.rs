@@ -175,11 +175,7 @@ impl Client {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ordo_tests::process::free_port().expect("a free port")
 }
 
 const PAYMENTS: &str = "ORDO_PAYMENT";
