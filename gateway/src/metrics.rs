@@ -13,6 +13,9 @@
 //! | `ordo_http_request_duration_seconds` | histogram | method, route, status |
 //! | `ordo_commands_total` | counter | aggregate_type, outcome (accepted, rejected, conflict, error) |
 //! | `ordo_events_appended_total` | counter | aggregate_type |
+//! | `ordo_commit_group_writes` | summary (aggregates' batches per write-side commit) | |
+//! | `ordo_commit_groups_split_total` | counter | |
+//! | `ordo_snapshots_written_total` | counter | aggregate_type |
 //! | `ordo_relay_events_published_total` | counter | |
 //! | `ordo_relay_leader` | gauge (1 on the leading relay, 0 on one standing by) | |
 //! | `ordo_outbox_depth` | gauge | |
@@ -25,6 +28,7 @@
 //! | `ordo_consumer_dead_lettered_total` | counter | consumer |
 //! | `ordo_projection_lag_events` | gauge | projection |
 //! | `ordo_projection_events_applied` | gauge | projection |
+//! | `ordo_projection_group_events` | summary (events applied per transaction) | projection |
 //! | `ordo_sagas` | gauge | saga_type, status |
 //! | `ordo_dead_letters` | gauge | consumer |
 

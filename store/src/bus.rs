@@ -9,6 +9,9 @@
 //! are caught by the primary key on (aggregate_type, aggregate_id, sequence): the batch is
 //! then re-run on freshly loaded state, so two commands racing never both win.
 //!
+//! The batches of every bus of the process go to one [`GroupCommitter`] per database, which
+//! appends the batches of many aggregates in one transaction ([`crate::group_commit`]).
+//!
 //! A bus given a [`SnapshotPolicy`] loads an aggregate from its latest snapshot and the
 //! events after it, and writes a new snapshot with the batch that makes one due
 //! ([`crate::snapshots`]).
@@ -18,15 +21,14 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{
-    EventUpcaster, PersistedEventRepository, PersistedEventStore, SerializedEvent,
-};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{EventUpcaster, PersistedEventStore, SerializedEvent};
+use cqrs_es::{Aggregate, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
 use tokio::sync::{oneshot, Mutex};
 use tracing::Instrument;
 
+use crate::group_commit::{EventWrite, GroupCommitter, WriteFailure};
 use crate::metadata::CommandMetadata;
 use crate::personal::{has_clear_values, PersonalDataSealer};
 use crate::snapshots::{self, SnapshotPolicy};
@@ -99,6 +101,7 @@ pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
     repo: PostgresEventRepository,
     pool: PgPool,
+    committer: Arc<GroupCommitter>,
     services: A::Services,
     slots: StdMutex<HashMap<String, Arc<Slot<A>>>>,
     /// Seals personal values before events are stored; without it, an event holding a
@@ -121,6 +124,7 @@ where
         Self {
             store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
             repo: PostgresEventRepository::new(pool.clone()),
+            committer: GroupCommitter::of(&pool),
             pool,
             services,
             slots: StdMutex::new(HashMap::new()),
@@ -371,24 +375,22 @@ where
             .snapshots
             .filter(|policy| policy.due(snapshot_sequence, sequence))
             .and_then(|_| snapshots::payload_of(&working));
-        let persisted = match &snapshot {
-            None => self
-                .repo
-                .persist::<A>(&serialized, None)
-                .instrument(commit)
-                .await
-                .map_err(|err| match AggregateError::<A::Error>::from(err) {
-                    AggregateError::AggregateConflict => BatchFailure::Stale,
-                    other => BatchFailure::Store(other.to_string()),
-                }),
-            Some(payload) => {
-                self.persist_with_snapshot(aggregate_id, &serialized, sequence, payload)
-                    .instrument(commit)
-                    .await
-            }
+        let write = EventWrite {
+            aggregate_type: A::TYPE,
+            aggregate_id: aggregate_id.to_string(),
+            events: serialized,
+            snapshot: snapshot.map(|payload| (sequence, payload)),
         };
-        persisted?;
-        if snapshot.is_some() {
+        let wrote_snapshot = write.snapshot.is_some();
+        self.committer
+            .write(&self.pool, write)
+            .instrument(commit)
+            .await
+            .map_err(|failure| match failure {
+                WriteFailure::Stale => BatchFailure::Stale,
+                WriteFailure::Store(message) => BatchFailure::Store(message),
+            })?;
+        if wrote_snapshot {
             snapshot_sequence = sequence;
         }
         crate::announce::Announcer::of(&self.pool).outbox_written();
@@ -398,48 +400,6 @@ where
             snapshot_sequence,
         });
         Ok(outcomes)
-    }
-
-    /// Appends `events` and writes the snapshot of the state they lead to, in one
-    /// transaction.
-    async fn persist_with_snapshot(
-        &self,
-        aggregate_id: &str,
-        events: &[SerializedEvent],
-        sequence: usize,
-        payload: &serde_json::Value,
-    ) -> Result<(), BatchFailure> {
-        let store = |err: sqlx::Error| BatchFailure::Store(err.to_string());
-        let mut tx = self.pool.begin().await.map_err(store)?;
-        for event in events {
-            let inserted = sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
-                     event_version, payload, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(A::TYPE)
-            .bind(aggregate_id)
-            .bind(event.sequence as i64)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(&event.payload)
-            .bind(&event.metadata)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(err)) if err.code().as_deref() == Some("23505") => {
-                    return Err(BatchFailure::Stale);
-                }
-                Err(err) => return Err(store(err)),
-            }
-        }
-        snapshots::write(&mut tx, A::TYPE, aggregate_id, sequence, payload)
-            .await
-            .map_err(store)?;
-        tx.commit().await.map_err(store)?;
-        metrics::counter!("ordo_snapshots_written_total", "aggregate_type" => A::TYPE).increment(1);
-        Ok(())
     }
 
     /// Seals the clear personal values of `events`, so that none reaches the events table

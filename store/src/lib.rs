@@ -9,6 +9,9 @@
 //!   one aggregate are serialised in-process and the state is cached, so a hot aggregate is
 //!   not reloaded for every command; writers in other processes are caught by the store's
 //!   optimistic lock and the command is retried on fresh state.
+//! - [`group_commit`]: the committer every bus hands its batches to, which appends the
+//!   batches of many aggregates (of any type) in one transaction and keeps each aggregate's
+//!   optimistic concurrency exact.
 //! - [`snapshots`]: snapshots of aggregates with long histories, which the bus loads from
 //!   and writes with the batch that makes one due.
 //! - [`announce`]: [`Announcer`](announce::Announcer), which tells other processes after
@@ -35,6 +38,7 @@ pub mod bus;
 pub mod carts;
 pub mod catalog;
 pub mod database;
+mod group_commit;
 pub mod metadata;
 pub mod offers;
 pub mod personal;

@@ -1,6 +1,7 @@
 //! The command bus against a real Postgres, each test on a database of its own: commands
 //! queued on one aggregate are handled as one batch and appended in one transaction, each
-//! answered on its own; buses of separate processes racing on one aggregate never both win
+//! answered on its own; commands on many aggregates share commits, each aggregate's events
+//! in order, and a conflict in a shared commit re-runs only its own aggregate; buses of separate processes racing on one aggregate never both win
 //! and lose no event; a batch whose cached state went stale re-runs on fresh state, also
 //! when it writes nothing; an item loads from its snapshot and the events after it as from
 //! its whole history, and a snapshot that no longer reads is ignored. The aggregate is a real
@@ -179,6 +180,109 @@ async fn concurrent_commands_on_one_aggregate_share_transactions_and_each_get_th
     let (state, version) = bus.load(&item).await.unwrap();
     assert_eq!(version, 1 + COMMANDS as i64);
     assert_eq!(state.reserved(), COMMANDS as u64);
+}
+
+#[tokio::test]
+async fn commands_on_many_aggregates_share_commits_and_each_lands_once_in_its_own_order() {
+    let store = Store::create().await;
+    let bus = store.bus();
+    const ITEMS: usize = 120;
+    let items: Vec<String> = (0..ITEMS).map(|_| item()).collect();
+    let outcomes = join_all(
+        items
+            .iter()
+            .map(|item| bus.execute(item, restock(5), metadata())),
+    )
+    .await;
+    for outcome in &outcomes {
+        assert_eq!(outcome.as_ref().expect("a restock commits").version, 1);
+    }
+    // Then two more on each, at once: every item's events stay in its own order.
+    let outcomes = join_all(items.iter().flat_map(|item| {
+        [
+            bus.execute(item, restock(1), metadata()),
+            bus.execute(item, restock(2), metadata()),
+        ]
+    }))
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT xmin::text) FROM events WHERE aggregate_type = 'inventory'",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 3 * ITEMS as i64, "each command's events once");
+    assert!(
+        transactions < ITEMS as i64,
+        "{} commands on {ITEMS} aggregates took {transactions} transactions",
+        3 * ITEMS
+    );
+    for item in &items {
+        let stored = store.events(item).await;
+        let sequences: Vec<i64> = stored.iter().map(|(sequence, _, _)| *sequence).collect();
+        assert_eq!(sequences, vec![1, 2, 3], "{item}");
+        let (state, version) = bus.load(item).await.unwrap();
+        assert_eq!((state.on_hand(), version), (8, 3), "{item}");
+    }
+    // The outbox holds every event once, in each aggregate's order of positions.
+    let out_of_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT sequence, lag(sequence) OVER (PARTITION BY aggregate_id ORDER BY position) AS previous
+             FROM events JOIN outbox USING (position) WHERE aggregate_type = 'inventory'
+         ) e WHERE previous IS NOT NULL AND previous >= sequence",
+    )
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert_eq!(out_of_order, 0);
+}
+
+#[tokio::test]
+async fn a_conflict_in_a_shared_commit_reruns_only_its_aggregate_and_the_others_commit() {
+    let store = Store::create().await;
+    let bus = store.bus();
+    let rival = store.other_process().await;
+    let contested = item();
+    let others: Vec<String> = (0..30).map(|_| item()).collect();
+    bus.execute(&contested, restock(10), metadata())
+        .await
+        .unwrap();
+    for item in &others {
+        bus.execute(item, restock(3), metadata()).await.unwrap();
+    }
+    // Every item's state is cached now, so all the commands below reach the committer at
+    // once: the first few take the free commit turns, the rest (the contested one last)
+    // share the next commit.
+    // The rival process writes to the contested item behind this bus's back: this bus's
+    // cached state is stale, so its next batch on the item conflicts in whatever group it
+    // is committed with.
+    rival
+        .execute(&contested, restock(100), metadata())
+        .await
+        .unwrap();
+    let contested_outcome = bus.execute(&contested, restock(1), metadata());
+    let other_outcomes = join_all(
+        others
+            .iter()
+            .map(|item| bus.execute(item, restock(3), metadata())),
+    );
+    let (other_outcomes, contested_outcome) =
+        futures::future::join(other_outcomes, contested_outcome).await;
+    assert_eq!(
+        contested_outcome.expect("re-run on fresh state").version,
+        3,
+        "after the rival's event"
+    );
+    for outcome in other_outcomes {
+        assert_eq!(outcome.expect("the others commit").version, 2);
+    }
+    let (state, _) = bus.load(&contested).await.unwrap();
+    assert_eq!(state.on_hand(), 111);
+    for item in &others {
+        assert_eq!(store.events(item).await.len(), 2, "{item}: once each");
+    }
 }
 
 #[tokio::test]
