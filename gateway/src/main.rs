@@ -7,6 +7,12 @@ use ordo_gateway::config::Config;
 use ordo_gateway::config::ServeArgs;
 use ordo_gateway::serve;
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small
+/// buffers on whichever worker thread runs it, where glibc's allocator spent about a
+/// quarter of the flash sale's CPU time (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Ordo: event-sourced commerce and ticketing.
 #[derive(Debug, Parser)]
 #[command(name = "ordo", version, about)]
