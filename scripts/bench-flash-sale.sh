@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The flash-sale benchmark: starts N `ordo serve` processes (release build) sharing one fresh
-# database and NATS namespace, runs the load generator against all of them, stops them.
+# database and NATS namespace, runs the load generator against all of them, prints the peak
+# resident memory of each, stops them.
 # Usage: bash scripts/bench-flash-sale.sh [processes] [buyers] [accounts] [seats]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,20 @@ for i in $(seq 1 "$processes"); do
   ORDO_HTTP_ADDR=127.0.0.1:$port "$target/release/ordo" serve >/dev/null 2>&1 &
   pids+=($!); urls+=("http://127.0.0.1:$port")
 done
+# The peak resident memory (VmHWM) of each `ordo serve`, read just before it is stopped.
+print_peak_memory() {
+  local pid kib
+  for pid in "${pids[@]}"; do
+    kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    if [ -n "$kib" ]; then
+      awk -v pid="$pid" -v kib="$kib" 'BEGIN { printf "peak resident memory of ordo serve pid %s (VmHWM): %.1f MiB\n", pid, kib / 1024 }'
+    else
+      echo "peak resident memory of ordo serve pid $pid (VmHWM): unknown (not running)"
+    fi
+  done
+}
 cleanup() {
+  print_peak_memory
   kill "${pids[@]}" 2>/dev/null || true
   wait "${pids[@]}" 2>/dev/null || true
   psql -q "$server_url" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true

@@ -226,6 +226,21 @@ impl OrdoProcess {
         Ok(tokio::time::timeout(STOP_TIMEOUT, child.wait()).await??)
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// The most memory it has held resident since it started (`VmHWM` of
+    /// `/proc/<pid>/status`), in bytes; `None` when it is not running or the kernel does not
+    /// say.
+    pub fn peak_resident_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Sets (or, with an empty value, clears) an environment variable for the next start.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);

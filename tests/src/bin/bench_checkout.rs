@@ -9,6 +9,8 @@
 //! 3. the raw ceiling: plain Postgres inserts of the same number of event rows, one
 //!    transaction per command as the write side does, at the same concurrency.
 //!
+//! At the end it prints the peak resident memory of `ordo serve` (`VmHWM`).
+//!
 //! Talks only to 127.0.0.1; bounded in count and time.
 
 use std::sync::Arc;
@@ -171,6 +173,13 @@ async fn main() -> anyhow::Result<()> {
         inserts / 3.0
     );
     pool.close().await;
+    match ordo.peak_resident_bytes() {
+        Some(bytes) => println!(
+            "peak resident memory of ordo serve (VmHWM): {:.1} MiB",
+            bytes as f64 / (1024.0 * 1024.0)
+        ),
+        None => println!("peak resident memory of ordo serve (VmHWM): unknown"),
+    }
     drop(ordo);
     ordo_tests::delete_streams(&namespace).await;
     Ok(())
