@@ -181,7 +181,12 @@ where
     }
 }
 
-/// Records the version a user's command produced.
+/// Records the version a user's command produced; answers once it is stored.
+///
+/// Commands answered at the same time share one statement: the hints waiting while one
+/// is written go together in the next, one row per user (the one recorded last), so a
+/// user with many commands in flight (a bulk restock) does not queue them all on the lock
+/// of their one row.
 pub async fn record_write(
     pool: &PgPool,
     user_id: Uuid,
@@ -189,25 +194,124 @@ pub async fn record_write(
     aggregate_id: &str,
     version: i64,
 ) -> sqlx::Result<()> {
-    // Only a hint for later reads: if a crash loses it, a read just does not wait, so it
-    // is not worth a disk flush on the command's path.
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
+    let recorder = LastWriteRecorder::of(pool);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    recorder
+        .waiting
+        .lock()
+        .expect("last writes lock")
+        .push(LastWrite {
+            user_id,
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: aggregate_id.to_string(),
+            version,
+            reply,
+        });
+    let turn = recorder
+        .turn
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the turn is never closed");
+    let batch = std::mem::take(&mut *recorder.waiting.lock().expect("last writes lock"));
+    if !batch.is_empty() {
+        // On a task of its own: a request that goes away does not take the others' with it.
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            store_last_writes(&pool, batch).await;
+            drop(turn);
+        });
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| Err(sqlx::Error::WorkerCrashed))
+}
+
+/// A hint waiting to be stored, and who waits for it.
+struct LastWrite {
+    user_id: Uuid,
+    aggregate_type: String,
+    aggregate_id: String,
+    version: i64,
+    reply: tokio::sync::oneshot::Sender<sqlx::Result<()>>,
+}
+
+/// This process's recorder of last writes to one database.
+struct LastWriteRecorder {
+    waiting: Mutex<Vec<LastWrite>>,
+    turn: Arc<tokio::sync::Semaphore>,
+}
+
+impl LastWriteRecorder {
+    fn of(pool: &PgPool) -> Arc<LastWriteRecorder> {
+        static RECORDERS: std::sync::OnceLock<Mutex<HashMap<String, Arc<LastWriteRecorder>>>> =
+            std::sync::OnceLock::new();
+        let options = pool.connect_options();
+        let key = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        RECORDERS
+            .get_or_init(Default::default)
+            .lock()
+            .expect("recorders lock")
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(LastWriteRecorder {
+                    waiting: Mutex::new(Vec::new()),
+                    turn: Arc::new(tokio::sync::Semaphore::new(1)),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Stores `batch` in one statement, each user's last hint; answers every waiter.
+async fn store_last_writes(pool: &PgPool, batch: Vec<LastWrite>) {
+    // The last hint of each user, in user order (so two processes lock rows in one order).
+    let mut latest: std::collections::BTreeMap<Uuid, &LastWrite> = Default::default();
+    for hint in &batch {
+        latest.insert(hint.user_id, hint);
+    }
+    let users: Vec<Uuid> = latest.keys().copied().collect();
+    let types: Vec<&str> = latest.values().map(|h| h.aggregate_type.as_str()).collect();
+    let ids: Vec<&str> = latest.values().map(|h| h.aggregate_id.as_str()).collect();
+    let versions: Vec<i64> = latest.values().map(|h| h.version).collect();
+    let stored = async {
+        // Only a hint for later reads: if a crash loses it, a read just does not wait, so
+        // it is not worth a disk flush on the command's path.
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO last_writes (user_id, aggregate_type, aggregate_id, version)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[])
+             ON CONFLICT (user_id) DO UPDATE SET aggregate_type = excluded.aggregate_type,
+                 aggregate_id = excluded.aggregate_id, version = excluded.version,
+                 written_at = now()",
+        )
+        .bind(&users)
+        .bind(&types)
+        .bind(&ids)
+        .bind(&versions)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO last_writes (user_id, aggregate_type, aggregate_id, version)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (user_id) DO UPDATE SET aggregate_type = $2, aggregate_id = $3,
-             version = $4, written_at = now()",
-    )
-    .bind(user_id)
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+        tx.commit().await
+    }
+    .await;
+    let failure = stored.err().map(|err| err.to_string());
+    for hint in batch {
+        let answer = match &failure {
+            None => Ok(()),
+            Some(message) => Err(sqlx::Error::Protocol(format!(
+                "recording the last write: {message}"
+            ))),
+        };
+        let _ = hint.reply.send(answer);
+    }
 }
 
 /// Waits until `consumer` has applied the caller's last write, when that write was to an

@@ -204,13 +204,57 @@ where
         }
     }
 
-    /// Loads the current state of an aggregate (for reads that must see the write side).
+    /// Loads the current state of an aggregate (for reads that must see the write side):
+    /// the state this bus holds when no one (no other process) wrote since, checked with
+    /// one look at the aggregate's last sequence, else from the store. A bus that seals
+    /// personal data always reads the store: its cached state holds the values its commands
+    /// brought in the clear, where a read must see them as stored (sealed, and unreadable
+    /// once their key is erased).
     pub async fn load(&self, aggregate_id: &str) -> Result<(A, i64), CommandError<A::Error>> {
+        if self.sealer.is_none() {
+            if let Some(cached) = self.cached_if_current(aggregate_id).await? {
+                return Ok(cached);
+            }
+        }
         let loaded = self
             .load_state(aggregate_id)
             .await
             .map_err(CommandError::Store)?;
         Ok((loaded.aggregate, loaded.sequence as i64))
+    }
+
+    /// The cached state of `aggregate_id` and its sequence, when there is one, nobody is
+    /// handling a batch on it right now, and the store holds nothing newer.
+    async fn cached_if_current(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<(A, i64)>, CommandError<A::Error>> {
+        let slot = self
+            .slots
+            .lock()
+            .expect("slots lock")
+            .get(aggregate_id)
+            .cloned();
+        let Some(slot) = slot else {
+            return Ok(None);
+        };
+        let cached = match slot.state.try_lock() {
+            Ok(state) => state
+                .as_ref()
+                .map(|cached| (cached.aggregate.clone(), cached.sequence)),
+            Err(_) => None,
+        };
+        let Some((aggregate, sequence)) = cached else {
+            return Ok(None);
+        };
+        let stored = self
+            .stored_sequence(aggregate_id)
+            .await
+            .map_err(|failure| match failure {
+                BatchFailure::Store(message) => CommandError::Store(message),
+                BatchFailure::Stale => CommandError::Store("stale".into()),
+            })?;
+        Ok((stored == sequence).then_some((aggregate, sequence as i64)))
     }
 
     /// The aggregate's state: from its snapshot and the events after it when this bus keeps

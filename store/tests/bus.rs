@@ -648,3 +648,21 @@ async fn two_processes_writing_snapshots_of_one_item_lose_no_event() {
     let (state, version) = reloaded.load(&item).await.unwrap();
     assert_eq!((version, state.reserved()), (61, 60));
 }
+
+#[tokio::test]
+async fn a_load_sees_what_another_process_wrote_since_the_bus_cached_the_state() {
+    let store = Store::create().await;
+    let bus = store.bus();
+    let rival = store.other_process().await;
+    let item = item();
+    bus.execute(&item, restock(10), metadata()).await.unwrap();
+    let (state, version) = bus.load(&item).await.unwrap();
+    assert_eq!((state.on_hand(), version), (10, 1), "from the cached state");
+    rival.execute(&item, restock(5), metadata()).await.unwrap();
+    let (state, version) = bus.load(&item).await.unwrap();
+    assert_eq!(
+        (state.on_hand(), version),
+        (15, 2),
+        "the rival's write is seen"
+    );
+}

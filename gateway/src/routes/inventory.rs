@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use ordo_aggregates::common::{Quantity, Sku};
-use ordo_aggregates::inventory::InventoryCommand;
+use ordo_aggregates::inventory::{InventoryCommand, InventoryEvent};
 use ordo_projections::queries::inventory;
 pub use ordo_projections::queries::inventory::InventoryView;
 use ordo_store::CommandMetadata;
@@ -93,14 +93,25 @@ pub async fn restock(
     )
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let (item, _) = state
-        .inventory
-        .load(sku.as_str())
-        .await
-        .map_err(api_error)?;
+    // The restock's own event says what is on hand after it.
+    let on_hand = committed.events.iter().rev().find_map(|event| match event {
+        InventoryEvent::Restocked { on_hand, .. } => Some(*on_hand),
+        _ => None,
+    });
+    let on_hand = match on_hand {
+        Some(on_hand) => on_hand,
+        None => {
+            let (item, _) = state
+                .inventory
+                .load(sku.as_str())
+                .await
+                .map_err(api_error)?;
+            item.on_hand()
+        }
+    };
     Ok(ApiJson(Restocked {
         sku: sku.to_string(),
-        on_hand: item.on_hand() as i64,
+        on_hand: on_hand as i64,
         version: committed.version,
     }))
 }
