@@ -43,6 +43,8 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// How many transactions of one projection may run at once in a process.
+const APPLY_TURNS: usize = 4;
 /// The most events applied in one transaction.
 const MAX_GROUP: usize = 64;
 
@@ -52,7 +54,9 @@ pub struct ProjectionHandler {
 }
 
 /// What applies a projection's events: the events handed over and waiting, and the one
-/// turn to apply them (one transaction of the projection at a time per process).
+/// turns to apply them (at most [`APPLY_TURNS`] transactions of the projection at a time
+/// per process: an event arriving while a turn is free applies at once, alone; events
+/// arriving while every turn is taken go together in the next).
 struct Applier {
     pool: PgPool,
     projection: Arc<dyn Projection>,
@@ -76,7 +80,7 @@ impl ProjectionHandler {
                 pool,
                 projection,
                 waiting: Mutex::new(Vec::new()),
-                turn: Arc::new(Semaphore::new(1)),
+                turn: Arc::new(Semaphore::new(APPLY_TURNS)),
             }),
         }
     }
