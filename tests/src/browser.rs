@@ -185,13 +185,21 @@ impl Browser {
         }
     }
 
-    /// Clicks `css` (once it is there).
+    /// Clicks `css` (once it is there). When the page re-renders it between finding and
+    /// clicking (a stale element), the new one is found and clicked, as a person would.
     pub async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        element
-            .click()
-            .await
-            .unwrap_or_else(|err| panic!("click {css}: {err}"));
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let element = self.find(css).await;
+            match element.click().await {
+                Ok(()) => return,
+                Err(err) if attempts < 20 && err.to_string().contains("stale element") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(err) => panic!("click {css}: {err}"),
+            }
+        }
     }
 
     /// Types `text` into `css`, replacing what it held.
