@@ -246,13 +246,7 @@ impl LastWriteRecorder {
     fn of(pool: &PgPool) -> Arc<LastWriteRecorder> {
         static RECORDERS: std::sync::OnceLock<Mutex<HashMap<String, Arc<LastWriteRecorder>>>> =
             std::sync::OnceLock::new();
-        let options = pool.connect_options();
-        let key = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
+        let key = ordo_store::database::key_of(pool);
         RECORDERS
             .get_or_init(Default::default)
             .lock()

@@ -71,13 +71,7 @@ impl Announcer {
     /// pool of whoever asked first), on a task of the current runtime; a new one is started
     /// when that task has ended.
     pub fn of(pool: &PgPool) -> Announcer {
-        let options = pool.connect_options();
-        let key = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
+        let key = crate::database::key_of(pool);
         let mut announcers = ANNOUNCERS
             .get_or_init(Default::default)
             .lock()

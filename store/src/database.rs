@@ -5,6 +5,19 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
+/// What names the database `pool` connects to (host, port and name): the key of the
+/// per-database, per-process parts (the announcer, the group committer, the recorder of
+/// last writes).
+pub fn key_of(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or_default()
+    )
+}
+
 /// Opens a pool, failing with a readable error when the server is unreachable.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let options: PgConnectOptions = url

@@ -71,13 +71,7 @@ impl GroupCommitter {
     /// The committer of the database `pool` connects to. It holds no connection: each
     /// group is written through the pool of the writer whose turn it is.
     pub fn of(pool: &PgPool) -> Arc<GroupCommitter> {
-        let options = pool.connect_options();
-        let key = format!(
-            "{}:{}/{}",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or_default()
-        );
+        let key = crate::database::key_of(pool);
         let mut committers = COMMITTERS
             .get_or_init(Default::default)
             .lock()
