@@ -20,6 +20,7 @@
 //! | `ordo_relay_leader` | gauge (1 on the leading relay, 0 on one standing by) | |
 //! | `ordo_outbox_depth` | gauge | |
 //! | `ordo_relay_lag_seconds` | gauge | |
+//! | `ordo_consumer_active` | gauge (1 in the process running the consumer, 0 in one standing by) | consumer |
 //! | `ordo_consumer_pending` | gauge | consumer |
 //! | `ordo_consumer_ack_pending` | gauge | consumer |
 //! | `ordo_consumer_redelivered` | gauge | consumer |

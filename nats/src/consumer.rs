@@ -25,6 +25,11 @@
 //! `Ordo-Redrive-For: <consumer>` so that the other consumers of the stream skip them.
 //! Unreadable (poison) messages park nothing: without headers their aggregate is unknown.
 //!
+//! One process at a time runs a consumer: the one holding its lease ([`crate::lease`]);
+//! the others stand by and take over within a fraction of a second when it dies, so every
+//! aggregate's events reach one process, in order, and gaps are the exception (a retry,
+//! a crash) rather than the rule.
+//!
 //! The ack wait is short (5 s by default) so that, after a crash, the events the dead
 //! process held come back within seconds. Live work is not redelivered early meanwhile:
 //! every message a process holds, from the moment it is handed to its lane until it is
@@ -46,6 +51,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::definitions;
 use crate::envelope::{header, ReceivedEvent};
+use crate::lease::ConsumerLeases;
 use crate::subjects::Namespace;
 
 /// Headers added to a dead letter, beside the original ones.
@@ -140,7 +146,31 @@ pub trait EventHandler: Send + Sync + 'static {
     async fn on_dead_letter(&self, event: &ReceivedEvent, error: &str) {
         let _ = (event, error);
     }
+
+    /// Whether [`EventHandler::handle_many`] does better than one event at a time: a lane
+    /// then hands over, together, every event it has ready.
+    fn handles_many(&self) -> bool {
+        false
+    }
+
+    /// Handles several events of one lane, in stream order (an aggregate's in sequence),
+    /// each with its consumer `event` span, and answers each as [`EventHandler::handle`]
+    /// would. The default handles them one after the other; a handler that applies many
+    /// events in one transaction (a projection) does better.
+    async fn handle_many(
+        &self,
+        events: &[(ReceivedEvent, tracing::Span)],
+    ) -> Vec<Result<(), HandlerError>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (event, span) in events {
+            outcomes.push(self.handle(event).instrument(span.clone()).await);
+        }
+        outcomes
+    }
 }
+
+/// The most events a lane hands over at once to a handler that handles many.
+const LANE_BATCH: usize = 64;
 
 /// The default ack wait: short, since held messages are kept alive by progress
 /// acknowledgements (see the module's documentation).
@@ -341,6 +371,8 @@ pub async fn run_consumer(
         handler,
     });
     let lanes = Lanes::start(&worker);
+    let leases = ConsumerLeases::of(&worker.pool);
+    let active = metrics::gauge!("ordo_consumer_active", "consumer" => worker.spec.name.clone());
     let mut pause = Duration::ZERO;
     'connect: while !shutdown.is_cancelled() {
         if !pause.is_zero() {
@@ -350,6 +382,17 @@ pub async fn run_consumer(
             }
         }
         pause = (pause * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+
+        // One process at a time runs the consumer, so that each aggregate's events reach
+        // one process, in order. A run that fails gives the lease back (dropped at the end
+        // of this round) and pauses, so another process can take over meanwhile.
+        active.set(0.0);
+        let mut lease = leases.claim(&worker.namespace, &worker.spec.name);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = lease.acquired() => {}
+        }
+        active.set(1.0);
 
         let consumer = match worker.setup().await {
             Ok(consumer) => consumer,
@@ -368,6 +411,7 @@ pub async fn run_consumer(
                 .messages();
             let mut batch = tokio::select! {
                 _ = shutdown.cancelled() => break 'connect,
+                _ = lease.lost() => continue 'connect,
                 batch = request => match batch {
                     Ok(batch) => batch,
                     Err(err) => {
@@ -383,6 +427,11 @@ pub async fn run_consumer(
                     _ = shutdown.cancelled() => {
                         worker.release_fetched(&mut batch).await;
                         break 'connect;
+                    }
+                    _ = lease.lost() => {
+                        warn!(consumer = %worker.spec.name, "lost the consumer's lease; handing back what was fetched");
+                        worker.release_fetched(&mut batch).await;
+                        continue 'connect;
                     }
                     next = batch.next() => next,
                 };
@@ -415,6 +464,7 @@ pub async fn run_consumer(
             }
         }
     }
+    active.set(0.0);
     lanes.finish().await;
     // Acks are fire-and-forget publishes: make sure the last ones left the process.
     worker.js.client().flush().await.ok();
@@ -478,6 +528,16 @@ impl Lanes {
                         None => Some(receiver.recv().await),
                     };
                     match next {
+                        Some(Some(message)) if worker.handler.handles_many() => {
+                            let mut ready = vec![message];
+                            while ready.len() < LANE_BATCH {
+                                match receiver.try_recv() {
+                                    Ok(message) => ready.push(message),
+                                    Err(_) => break,
+                                }
+                            }
+                            worker.handle_many_on_lane(ready, &mut waiting, &held).await;
+                        }
                         Some(Some(message)) => {
                             worker.handle_on_lane(message, &mut waiting, &held).await;
                         }
@@ -668,6 +728,148 @@ impl Worker {
         }
     }
 
+    /// Handles the messages a lane had ready together, through the handler's
+    /// [`EventHandler::handle_many`]; then tries again what waited for the aggregates that
+    /// moved. An aggregate with any message out of the ordinary (re-driven, unreadable, out
+    /// of attempts, or parked behind a dead letter) has all of its messages handled one at
+    /// a time instead, in order, as [`Worker::handle_on_lane`] does.
+    async fn handle_many_on_lane(
+        &self,
+        messages: Vec<Message>,
+        waiting: &mut Waiting,
+        held: &Held,
+    ) {
+        if messages.len() == 1 {
+            for message in messages {
+                self.handle_on_lane(message, waiting, held).await;
+            }
+            return;
+        }
+        let mut alone_aggregates = std::collections::HashSet::new();
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in messages {
+            let plain = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::REDRIVE_FOR))
+                .is_none();
+            match ReceivedEvent::from_message(&message) {
+                Ok(event) if plain && event.delivered <= self.spec.max_deliver => {
+                    decoded.push((message, Some(event)))
+                }
+                _ => {
+                    alone_aggregates.insert(aggregate_of(&message.subject).to_owned());
+                    decoded.push((message, None));
+                }
+            }
+        }
+        match self
+            .parked_among(decoded.iter().filter_map(|(_, event)| event.as_ref()))
+            .await
+        {
+            Ok(parked) => {
+                for (message, event) in &decoded {
+                    if let Some(event) = event {
+                        let key = (event.aggregate_type.clone(), event.aggregate_id.clone());
+                        if parked.contains(&key) {
+                            alone_aggregates.insert(aggregate_of(&message.subject).to_owned());
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                debug!(error = %err, "cannot read the parks at once; handling the events one by one");
+                alone_aggregates.extend(
+                    decoded
+                        .iter()
+                        .map(|(m, _)| aggregate_of(&m.subject).to_owned()),
+                );
+            }
+        }
+        let mut together = Vec::new();
+        let mut alone = Vec::new();
+        for (message, event) in decoded {
+            match event {
+                Some(event) if !alone_aggregates.contains(aggregate_of(&message.subject)) => {
+                    let span = self.event_span(&message, &event);
+                    together.push((message, event, span));
+                }
+                _ => alone.push(message),
+            }
+        }
+        if !together.is_empty() {
+            let events: Vec<(ReceivedEvent, tracing::Span)> = together
+                .iter()
+                .map(|(_, event, span)| (event.clone(), span.clone()))
+                .collect();
+            let outcomes = AssertUnwindSafe(self.handler.handle_many(&events))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let message = panic_message(panic.as_ref());
+                    events
+                        .iter()
+                        .map(|_| {
+                            Err(HandlerError::Retry(anyhow::anyhow!(
+                                "handler panicked: {message}"
+                            )))
+                        })
+                        .collect()
+                });
+            let mut moved = Vec::new();
+            for ((message, event, span), outcome) in together.into_iter().zip(outcomes) {
+                match self
+                    .answer(&message, &event, outcome, true)
+                    .instrument(span)
+                    .await
+                {
+                    Processed::Waiting => waiting.keep(message, None, WAIT_RETRY_FIRST),
+                    Processed::Finished => {
+                        held.release(&message);
+                        let aggregate = aggregate_of(&message.subject).to_owned();
+                        if !moved.contains(&aggregate) {
+                            moved.push(aggregate);
+                        }
+                    }
+                }
+            }
+            for aggregate in moved {
+                self.retry_aggregate(&aggregate, waiting, held).await;
+            }
+        }
+        for message in alone {
+            self.handle_on_lane(message, waiting, held).await;
+        }
+    }
+
+    /// The aggregates (type and id) among `events` that are parked for this consumer, in
+    /// one query.
+    async fn parked_among(
+        &self,
+        events: impl Iterator<Item = &ReceivedEvent>,
+    ) -> sqlx::Result<std::collections::HashSet<(String, String)>> {
+        let (mut types, mut ids) = (Vec::new(), Vec::new());
+        for event in events {
+            types.push(event.aggregate_type.clone());
+            ids.push(event.aggregate_id.clone());
+        }
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let parked: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT p.aggregate_type, p.aggregate_id FROM dead_letter_parks p \
+             JOIN unnest($2::text[], $3::text[]) AS e(aggregate_type, aggregate_id) \
+               ON p.aggregate_type = e.aggregate_type AND p.aggregate_id = e.aggregate_id \
+             WHERE p.consumer = $1",
+        )
+        .bind(&self.spec.name)
+        .bind(&types)
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(parked.into_iter().collect())
+    }
+
     /// Tries the waiting events of `aggregate` again, in stream order, for as long as
     /// each try lets the next one through.
     async fn retry_aggregate(&self, aggregate: &str, waiting: &mut Waiting, held: &Held) {
@@ -743,24 +945,7 @@ impl Worker {
                 return Processed::Finished;
             }
         };
-        let span = info_span!(
-            "event",
-            consumer = %self.spec.name,
-            subject = %event.subject,
-            event_id = %event.event_id,
-            request_id = %event.correlation_id,
-            causation_id = %event.causation_id,
-            delivered = event.delivered,
-        );
-        // The trace continues from the relay's publish of this event.
-        crate::trace::follow(
-            &span,
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(header::TRACEPARENT))
-                .map(|v| v.as_str()),
-        );
+        let span = self.event_span(message, &event);
         async {
             match self.parked_behind(&event).await {
                 Ok(None) => {}
@@ -798,41 +983,75 @@ impl Worker {
                         panic_message(panic.as_ref())
                     )))
                 });
-            if outcome.is_err() {
-                metrics::counter!("ordo_consumer_events_failed_total", "consumer" => self.spec.name.clone())
-                    .increment(1);
-            }
-            match outcome {
-                Ok(()) => {
-                    metrics::counter!("ordo_consumer_events_handled_total", "consumer" => self.spec.name.clone()).increment(1);
-                    if let Err(err) = message.ack().await {
-                        warn!(error = %err, "ack failed; the event will be redelivered");
-                    }
-                }
-                Err(gap @ HandlerError::Gap { .. }) if may_wait => {
-                    debug!(error = %gap, "an earlier event comes first; waiting on the lane");
-                    return Processed::Waiting;
-                }
-                Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. }))
-                    if event.delivered >= self.spec.max_deliver =>
-                {
-                    self.give_up(message, &event, &format!("{err:#}")).await;
-                }
-                Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. })) => {
-                    let delay = self.spec.retry_delay(event.delivered);
-                    debug!(error = %format!("{err:#}"), ?delay, "handler failed; retrying later");
-                    if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
-                        warn!(error = %err, "nak failed; the event will be redelivered after ack_wait");
-                    }
-                }
-                Err(HandlerError::Permanent(err)) => {
-                    self.give_up(message, &event, &format!("{err:#}")).await;
-                }
-            }
-            Processed::Finished
+            self.answer(message, &event, outcome, may_wait).await
         }
         .instrument(span)
         .await
+    }
+
+    /// The consumer's `event` span of `event`, continuing the trace of the relay's publish.
+    fn event_span(&self, message: &Message, event: &ReceivedEvent) -> tracing::Span {
+        let span = info_span!(
+            "event",
+            consumer = %self.spec.name,
+            subject = %event.subject,
+            event_id = %event.event_id,
+            request_id = %event.correlation_id,
+            causation_id = %event.causation_id,
+            delivered = event.delivered,
+        );
+        crate::trace::follow(
+            &span,
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::TRACEPARENT))
+                .map(|v| v.as_str()),
+        );
+        span
+    }
+
+    /// Acknowledges, naks or dead-letters `message` after the handler answered `outcome`;
+    /// or, for a gap when `may_wait`, leaves it for the lane to try again.
+    async fn answer(
+        &self,
+        message: &Message,
+        event: &ReceivedEvent,
+        outcome: Result<(), HandlerError>,
+        may_wait: bool,
+    ) -> Processed {
+        if outcome.is_err() {
+            metrics::counter!("ordo_consumer_events_failed_total", "consumer" => self.spec.name.clone())
+                .increment(1);
+        }
+        match outcome {
+            Ok(()) => {
+                metrics::counter!("ordo_consumer_events_handled_total", "consumer" => self.spec.name.clone()).increment(1);
+                if let Err(err) = message.ack().await {
+                    warn!(error = %err, "ack failed; the event will be redelivered");
+                }
+            }
+            Err(gap @ HandlerError::Gap { .. }) if may_wait => {
+                debug!(error = %gap, "an earlier event comes first; waiting on the lane");
+                return Processed::Waiting;
+            }
+            Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. }))
+                if event.delivered >= self.spec.max_deliver =>
+            {
+                self.give_up(message, event, &format!("{err:#}")).await;
+            }
+            Err(err @ (HandlerError::Retry(_) | HandlerError::Gap { .. })) => {
+                let delay = self.spec.retry_delay(event.delivered);
+                debug!(error = %format!("{err:#}"), ?delay, "handler failed; retrying later");
+                if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    warn!(error = %err, "nak failed; the event will be redelivered after ack_wait");
+                }
+            }
+            Err(HandlerError::Permanent(err)) => {
+                self.give_up(message, event, &format!("{err:#}")).await;
+            }
+        }
+        Processed::Finished
     }
 
     /// The DLQ sequence `event`'s aggregate is parked behind for this consumer, if any,

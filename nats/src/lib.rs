@@ -18,6 +18,7 @@
 //!   [`ReceivedEvent`](envelope::ReceivedEvent) on the consumer side.
 //! - [`relay`]: the outbox relay, a single leader across processes (advisory lock).
 //! - [`consumer`]: the consumer loop: ack, nak with backoff, dead letters and parks.
+//! - [`lease`]: which process runs each consumer (one at a time, advisory locks).
 //! - [`dlq`]: list, show and re-drive dead letters; the parked aggregates.
 //! - [`applied`]: per-consumer, per-aggregate idempotency in Postgres.
 //! - [`refill`]: refilling a lost or damaged stream from the Postgres event store.
@@ -29,6 +30,7 @@ pub mod consumer;
 pub mod definitions;
 pub mod dlq;
 pub mod envelope;
+pub mod lease;
 pub mod refill;
 pub mod relay;
 pub mod subjects;

@@ -3,8 +3,9 @@
 //! transaction, so a redelivered event is skipped and an event that arrives before its
 //! predecessor is retried later.
 //!
-//! Events that the consumer's lanes hand over while an earlier transaction of the
-//! projection runs are applied together, in one transaction: each is claimed and applied
+//! Events that a lane hands over together (all it had ready), and those the lanes hand
+//! over while an earlier transaction of the projection runs, are applied together, in one
+//! transaction: each is claimed and applied
 //! in turn (ordered by aggregate and sequence), and the claims and the effects of all of
 //! them commit at once. When any of them fails, or the commit does, the transaction is
 //! rolled back and each event is applied again in a transaction of its own, so a failing
@@ -136,6 +137,57 @@ impl EventHandler for ProjectionHandler {
                 "the transaction applying the event was dropped"
             )))
         })
+    }
+
+    fn handles_many(&self) -> bool {
+        true
+    }
+
+    /// A lane's ready events join the waiting ones at once, so they share transactions
+    /// (a hot aggregate's events apply many per transaction rather than one by one).
+    async fn handle_many(
+        &self,
+        events: &[(ReceivedEvent, tracing::Span)],
+    ) -> Vec<Result<(), HandlerError>> {
+        let answers: Vec<_> = {
+            let mut waiting = self.applier.waiting.lock().expect("waiting events lock");
+            events
+                .iter()
+                .map(|(event, span)| {
+                    let (reply, answer) = oneshot::channel();
+                    waiting.push(Waiting {
+                        event: event.clone(),
+                        span: span.clone(),
+                        reply,
+                    });
+                    answer
+                })
+                .collect()
+        };
+        // Turns until nothing waits: every event handed over here is then in a group.
+        loop {
+            let Ok(turn) = self.applier.turn.clone().acquire_owned().await else {
+                break;
+            };
+            let group = self.applier.take_group();
+            if group.is_empty() {
+                break;
+            }
+            let applier = self.applier.clone();
+            tokio::spawn(async move {
+                applier.apply_group(group).await;
+                drop(turn);
+            });
+        }
+        let mut outcomes = Vec::with_capacity(answers.len());
+        for answer in answers {
+            outcomes.push(answer.await.unwrap_or_else(|_| {
+                Err(HandlerError::retry(anyhow::anyhow!(
+                    "the transaction applying the event was dropped"
+                )))
+            }));
+        }
+        outcomes
     }
 }
 
