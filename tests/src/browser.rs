@@ -157,16 +157,21 @@ impl Browser {
 
     /// The element `css`, once it is there and shown.
     pub async fn find(&self, css: &str) -> Element {
+        self.find_located(Locator::Css(css), css).await
+    }
+
+    /// The element `locator` finds (named `what` in a failure), once it is there and shown.
+    async fn find_located(&self, locator: Locator<'_>, what: &str) -> Element {
         let started = Instant::now();
         loop {
-            if let Ok(element) = self.client.find(Locator::Css(css)).await {
+            if let Ok(element) = self.client.find(locator).await {
                 if element.is_displayed().await.unwrap_or(false) {
                     return element;
                 }
             }
             if started.elapsed() > WAIT {
                 let body = self.body_text().await;
-                panic!("no element {css} on the page after {WAIT:?}; the page says:\n{body}");
+                panic!("no element {what} on the page after {WAIT:?}; the page says:\n{body}");
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
@@ -188,16 +193,27 @@ impl Browser {
     /// Clicks `css` (once it is there). When the page re-renders it between finding and
     /// clicking (a stale element), the new one is found and clicked, as a person would.
     pub async fn click(&self, css: &str) {
+        self.click_located(Locator::Css(css), css).await;
+    }
+
+    /// Clicks the link that says exactly `words` (once it is there), as a person picks a
+    /// link by what it says.
+    pub async fn click_link(&self, words: &str) {
+        self.click_located(Locator::LinkText(words), &format!("link {words:?}"))
+            .await;
+    }
+
+    async fn click_located(&self, locator: Locator<'_>, what: &str) {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let element = self.find(css).await;
+            let element = self.find_located(locator, what).await;
             match element.click().await {
                 Ok(()) => return,
                 Err(err) if attempts < 20 && err.to_string().contains("stale element") => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
-                Err(err) => panic!("click {css}: {err}"),
+                Err(err) => panic!("click {what}: {err}"),
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The admin console's operations in a real browser (headless Chromium over WebDriver)
-//! against a real `ordo serve`: a dead letter (an order the orders read model refused) is
+//! against a real `ordo serve`: the login form, at home and on its own route; a dead letter (an order the orders read model refused) is
 //! listed, inspected and re-driven after the fix, and the order reaches the read model; a
 //! saga stuck on a failing step is found by id, its error shown, and resumed from the
 //! console. The pages pass axe-core at desktop and phone width.
@@ -86,6 +86,10 @@ async fn an_admin_redrives_a_dead_letter_and_resumes_a_stuck_saga_from_the_conso
     let browser = Browser::open(ordo.base_url()).await;
     browser.goto("/admin#/").await;
     browser.check_accessibility("admin-login").await;
+    // The login route shows the same form on its own and logs in from there.
+    browser.view("#/login").await;
+    browser.find("#login-form").await;
+    browser.check_accessibility("admin-login-route").await;
     browser.fill("#login-email", ADMIN_EMAIL).await;
     browser.fill("#login-password", ADMIN_PASSWORD).await;
     browser.click("#login-submit").await;

@@ -1,6 +1,7 @@
 //! The admin console's commerce decisions and operations in a real browser (headless
 //! Chromium over WebDriver) against a real `ordo serve`: an admin picks and ships a
-//! shipment on the order page and sees its tracking, then approves an after-sales return
+//! shipment on the order page and sees its tracking, follows the order's link to its
+//! checkout saga and reads the saga's steps, then approves an after-sales return
 //! and receives the goods; publishes a held product review and rejects another in the
 //! moderation queue, publishes a provider's held review, and approves a fan's booking
 //! refund request; rebuilds a projection from the console and sees it live again; reads
@@ -235,6 +236,41 @@ async fn an_admin_ships_an_order_and_approves_and_receives_an_after_sales_return
     browser
         .check_accessibility("operations-order-shipped")
         .await;
+
+    // The order page links to the order's checkout saga: its status and every step it took.
+    let saga = eventually("the saga paid", Duration::from_secs(30), || async {
+        let saga = admin
+            .get(&format!("/api/v1/admin/sagas/{order_id}"))
+            .await
+            .body;
+        (saga["status"] == "paid").then_some(saga)
+    })
+    .await;
+    let steps: Vec<String> = saga["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!steps.is_empty(), "{saga}");
+    browser
+        .click(&format!("main a[href='#/sagas/{order_id}']"))
+        .await;
+    browser.find("#saga-status[data-status='paid']").await;
+    browser.wait_text("#saga-status", "已支付").await;
+    let saga_id = browser
+        .script("return document.querySelector('#saga-id').value;", vec![])
+        .await;
+    assert_eq!(saga_id, json!(order_id));
+    let shown = browser
+        .script(
+            "return [...document.querySelectorAll('#saga-steps tbody tr')]
+                .map((row) => row.cells[0].textContent);",
+            vec![],
+        )
+        .await;
+    assert_eq!(shown, json!(steps), "{saga}");
+    browser.check_accessibility("operations-saga").await;
 
     // The customer asks to return the parcel; the admin approves it from the list.
     let asked = customer

@@ -1,12 +1,16 @@
 //! The provider console in a real browser (headless Chromium over WebDriver) against a
 //! real `ordo serve`: two verified providers watch their matching orders; an order is
 //! approved and appears on both screens without a reload; both accept at once, and one is
-//! told it won while the other is told, in words, that another provider was first. Each
+//! told it won while the other is told, in words, that another provider was first. A
+//! provider opens an order they won and paid for, starts and completes it with the page's
+//! buttons and sees its status follow, then its payout once the customer confirms. Each
 //! page passes axe-core at desktop and phone width.
 
-use ordo_tests::{Api, Browser, Customer, TestOrdo, CUSTOMER_PASSWORD};
+use std::time::Duration;
+
+use ordo_tests::{eventually, Api, Browser, Customer, TestOrdo, CUSTOMER_PASSWORD};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 async fn verified_provider(ordo: &TestOrdo, admin: &Api, email: &str) -> Customer {
     let provider = ordo.provider(email).await;
@@ -35,6 +39,42 @@ async fn verified_provider(ordo: &TestOrdo, admin: &Api, email: &str) -> Custome
         .await;
     assert_eq!(verified.status, 200, "{:?}", verified.body);
     provider
+}
+
+/// A plumbing order of 80.00 CNY titled `title`, published by `customer` and approved by
+/// `admin`, so that the matching providers see it; answers its id.
+async fn approved_order(customer: &Api, admin: &Api, title: &str) -> String {
+    let published = customer
+        .post(
+            "/api/v1/service-orders",
+            json!({"title": title, "description": "整夜滴水", "service_type": "plumbing",
+                   "price": 8000, "currency": "CNY", "location": "NORTH", "address": "北京路 1 号"}),
+        )
+        .await;
+    assert_eq!(published.status, 201, "{:?}", published.body);
+    let order_id = published.body["order_id"].as_str().unwrap().to_owned();
+    let approved = admin
+        .post(
+            &format!("/api/v1/admin/service-orders/{order_id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    order_id
+}
+
+/// The service order `order_id` as `api` reads it, once `ready` holds of it.
+async fn service_order_when(
+    api: &Api,
+    order_id: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    eventually(what, Duration::from_secs(30), || async {
+        let answer = api.get(&format!("/api/v1/service-orders/{order_id}")).await;
+        (answer.status == 200 && ready(&answer.body)).then_some(answer.body)
+    })
+    .await
 }
 
 /// What the screen said of the acceptance: `won` or `lost`, and its words.
@@ -79,22 +119,7 @@ async fn two_providers_race_for_an_order_on_screen_and_the_loser_is_told_why() {
     }
 
     // A customer's order is approved: it arrives on both screens.
-    let published = customer
-        .post(
-            "/api/v1/service-orders",
-            json!({"title": "厨房水槽漏水", "description": "整夜滴水", "service_type": "plumbing",
-                   "price": 8000, "currency": "CNY", "location": "NORTH", "address": "北京路 1 号"}),
-        )
-        .await;
-    assert_eq!(published.status, 201, "{:?}", published.body);
-    let order_id = published.body["order_id"].as_str().unwrap().to_owned();
-    let approved = admin
-        .post(
-            &format!("/api/v1/admin/service-orders/{order_id}/approve"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(approved.status, 200, "{:?}", approved.body);
+    let order_id = approved_order(&customer, &admin, "厨房水槽漏水").await;
     let button = format!("[data-accept='{order_id}']");
     left.find(&button).await;
     right.find(&button).await;
@@ -135,5 +160,94 @@ async fn two_providers_race_for_an_order_on_screen_and_the_loser_is_told_why() {
     winner_browser.check_accessibility("provider-orders").await;
     left.close().await;
     right.close().await;
+    ordo.stop().await;
+}
+
+#[tokio::test]
+async fn a_provider_starts_and_completes_a_won_order_on_its_page_and_sees_the_payout() {
+    let ordo = TestOrdo::with_env(&[("ORDO_SANDBOX_DELAY", "20ms")]).await;
+    let admin = ordo.admin().await;
+    let provider = verified_provider(&ordo, &admin, "li@example.com").await;
+    let customer = ordo.customer("customer@example.com").await;
+
+    // The provider won the order and the customer paid for it.
+    let order_id = approved_order(&customer, &admin, "卫生间换龙头").await;
+    let accepted = provider
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/accept"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(accepted.status, 200, "{:?}", accepted.body);
+    let paid = customer
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/pay"),
+            json!({"payment_method": "card", "payment_token": "tok_success"}),
+        )
+        .await;
+    assert_eq!(paid.status, 202, "{:?}", paid.body);
+    service_order_when(&provider, &order_id, "the order paid", |o| {
+        o["status"] == "paid"
+    })
+    .await;
+
+    // From the list of their orders, the provider opens it: paid, ready to start.
+    let browser = Browser::open(ordo.base_url()).await;
+    log_in(&browser, &provider.email).await;
+    browser.view("#/orders").await;
+    browser
+        .click(&format!("#my-orders a[href='#/orders/{order_id}']"))
+        .await;
+    browser.wait_text("main h1", "卫生间换龙头").await;
+    browser.find("#so-status[data-status='paid']").await;
+    browser.wait_text("#so-status", "已支付").await;
+    assert!(
+        !browser.has("#so-complete").await,
+        "nothing to complete yet"
+    );
+    browser.check_accessibility("provider-order-paid").await;
+
+    // Start: the page says the work is in progress, and so does Ordo.
+    browser.click("#so-start").await;
+    browser.find("#so-status[data-status='in_progress']").await;
+    browser.wait_text("#so-status", "服务中").await;
+    assert!(!browser.has("#so-start").await, "started only once");
+    let started = provider
+        .get(&format!("/api/v1/service-orders/{order_id}"))
+        .await;
+    assert_eq!(started.body["status"], "in_progress", "{:?}", started.body);
+
+    // Complete: the page says it waits for the customer, and so does Ordo.
+    browser.click("#so-complete").await;
+    browser.find("#so-status[data-status='done']").await;
+    browser.wait_text("#so-status", "待客户确认").await;
+    assert!(!browser.has("#so-complete").await, "completed only once");
+    let completed = provider
+        .get(&format!("/api/v1/service-orders/{order_id}"))
+        .await;
+    assert_eq!(completed.body["status"], "done", "{:?}", completed.body);
+    browser.check_accessibility("provider-order-done").await;
+
+    // The customer confirms: the order page shows the payout released to the provider.
+    let confirmed = customer
+        .post(
+            &format!("/api/v1/service-orders/{order_id}/confirm"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{:?}", confirmed.body);
+    let released = service_order_when(&provider, &order_id, "the payout", |o| {
+        !o["payout"].is_null()
+    })
+    .await;
+    assert_eq!(released["payout"]["amount"], 8000, "{released}");
+    browser.view("#/orders").await;
+    browser
+        .click(&format!("#my-orders a[href='#/orders/{order_id}']"))
+        .await;
+    browser.find("#so-status[data-status='completed']").await;
+    browser.wait_text("#payout", "80.00").await;
+    browser.check_accessibility("provider-order-paid-out").await;
+    browser.close().await;
     ordo.stop().await;
 }

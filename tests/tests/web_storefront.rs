@@ -3,19 +3,20 @@
 //! to the cart, registers, sees the cart merged, claims a coupon, adds an address, checks
 //! out with both, pays
 //! with the sandbox provider, sees the order paid and its notifications arrive live with an
-//! unread count. Every page passes axe-core at desktop and phone width; screenshots land in
-//! the target directory.
+//! unread count; a customer searches and narrows the results to one category with a facet
+//! link. Every page passes axe-core at desktop and phone width; screenshots land in the
+//! target directory.
 
 use std::time::Duration;
 
 use ordo_tests::{eventually, Api, Browser, TestOrdo};
 use serde_json::json;
 
-async fn product(admin: &Api, sku: &str, name: &str, price: i64, stock: i64) {
+async fn product(admin: &Api, sku: &str, name: &str, category: &str, price: i64, stock: i64) {
     let created = admin
         .post(
             "/api/v1/products",
-            json!({"sku": sku, "name": name, "description": "一个好杯子", "category": "家居",
+            json!({"sku": sku, "name": name, "description": "一件好东西", "category": category,
                    "price": price, "currency": "CNY"}),
         )
         .await;
@@ -99,7 +100,7 @@ async fn pages_are_served_with_their_policy_and_speak_chinese_then_english() {
 async fn a_guest_shops_registers_merges_the_cart_and_pays_with_a_coupon() {
     let ordo = TestOrdo::start().await;
     let admin = ordo.admin().await;
-    product(&admin, "MUG-BLUE", "蓝色马克杯", 1000, 10).await;
+    product(&admin, "MUG-BLUE", "蓝色马克杯", "家居", 1000, 10).await;
     let batch = admin
         .post(
             "/api/v1/admin/coupon-batches",
@@ -220,6 +221,93 @@ async fn a_guest_shops_registers_merges_the_cart_and_pays_with_a_coupon() {
     browser.view("#/orders").await;
     browser.wait_text("#order-list", "已支付").await;
     browser.check_accessibility("shop-orders").await;
+    browser.close().await;
+    ordo.stop().await;
+}
+
+/// The titles of the search results on the page, in order.
+async fn result_titles(browser: &Browser) -> Vec<String> {
+    let titles = browser
+        .script(
+            "return [...document.querySelectorAll('#results li h2')].map((h) => h.textContent);",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(titles).unwrap_or_default()
+}
+
+/// Waits until the page lists exactly `titles` (in any order) as its results.
+async fn wait_results(browser: &Browser, titles: &[&str]) {
+    let mut wanted: Vec<String> = titles.iter().map(|t| t.to_string()).collect();
+    wanted.sort();
+    eventually(
+        &format!("the results {wanted:?}"),
+        Duration::from_secs(30),
+        || async {
+            let mut shown = result_titles(browser).await;
+            shown.sort();
+            (shown == wanted).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_customer_searches_and_narrows_the_results_to_one_category_with_a_facet() {
+    let ordo = TestOrdo::start().await;
+    let admin = ordo.admin().await;
+    product(&admin, "TEA-MUG", "Tea mug 茶杯", "家居", 1500, 5).await;
+    product(&admin, "TEA-GREEN", "Green tea 绿茶", "茶叶", 3000, 5).await;
+    product(&admin, "TEA-BLACK", "Black tea 红茶", "茶叶", 2800, 5).await;
+    eventually("all three searchable", Duration::from_secs(30), || async {
+        let found = admin.get("/api/v1/search?q=tea").await.body;
+        (found["results"].as_array().map(Vec::len) == Some(3)).then_some(())
+    })
+    .await;
+
+    // The search box on the catalog finds all three, with a link per category.
+    let browser = Browser::open(ordo.base_url()).await;
+    browser.goto("/").await;
+    browser.fill("#search-q", "tea").await;
+    browser
+        .click("form[role='search'] button[type='submit']")
+        .await;
+    wait_results(
+        &browser,
+        &["Tea mug 茶杯", "Green tea 绿茶", "Black tea 红茶"],
+    )
+    .await;
+
+    // The category link keeps only what is in that category and is shown as the one
+    // chosen; the facets still count every match.
+    browser.click_link("家居 (1)").await;
+    wait_results(&browser, &["Tea mug 茶杯"]).await;
+    let hash = browser
+        .script("return decodeURIComponent(location.hash);", vec![])
+        .await;
+    assert_eq!(hash, json!("#/search/tea/category=家居"));
+    browser
+        .wait_text("main nav a[aria-current='page']", "家居 (1)")
+        .await;
+    browser.wait_text("main h1", "tea").await;
+    browser.check_accessibility("shop-search-facet").await;
+    browser.click_link("茶叶 (2)").await;
+    wait_results(&browser, &["Green tea 绿茶", "Black tea 红茶"]).await;
+    browser
+        .wait_text("main nav a[aria-current='page']", "茶叶 (2)")
+        .await;
+    // What the page kept is what Ordo answers for that category.
+    let filtered = admin.get("/api/v1/search?q=tea&category=茶叶").await.body;
+    let mut answered: Vec<String> = filtered["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    answered.sort();
+    let mut shown = result_titles(&browser).await;
+    shown.sort();
+    assert_eq!(shown, answered, "{filtered}");
     browser.close().await;
     ordo.stop().await;
 }

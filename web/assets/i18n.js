@@ -195,6 +195,8 @@ const WORDS = {
   status_published: ['待接单', 'published'],
   status_accepted: ['已接单', 'accepted'],
   status_in_progress: ['服务中', 'in progress'],
+  status_done: ['待客户确认', 'done, waiting for the customer to confirm'],
+  status_reviewed: ['已评价', 'reviewed'],
   status_stuck: ['卡住', 'stuck'],
   status_running: ['进行中', 'running'],
   status_verified: ['已认证', 'verified'],

@@ -88,8 +88,12 @@ async function search(main, _ctx, q, facet = '') {
   const page = await api('GET', `/search?${params}`);
   const facets = el('nav', { 'aria-label': t('facets') });
   for (const [name, counts] of Object.entries(page.facets || {})) {
+    // The chosen facet is marked, so the page says which filter narrowed the results.
     const items = Object.entries(counts).map(([v, n]) => el('li', {},
-      el('a', { href: `#/search/${encodeURIComponent(q)}/${name}=${encodeURIComponent(v)}` }, `${v} (${n})`)));
+      el('a', {
+        href: `#/search/${encodeURIComponent(q)}/${name}=${encodeURIComponent(v)}`,
+        'aria-current': name === kind && v === value ? 'page' : undefined,
+      }, `${v} (${n})`)));
     if (items.length) facets.append(el('h2', {}, t(name)), el('ul', {}, ...items));
   }
   const results = el('ul', { class: 'grid', id: 'results' }, ...page.results.map((hit) => el('li', {},
