@@ -10,6 +10,10 @@
 //! An item may have a safety threshold (安全库存): when a step takes the units available
 //! below it, the item records `StockBelowThreshold` once; it records it again only after
 //! the units available came back to the threshold or above (once per crossing).
+//!
+//! The item's serialized state (what a snapshot stores) packs its reservations into one
+//! string ([`compact_reservations`]), since a SKU sold a hundred thousand times keeps a
+//! hundred thousand of them; the earlier form, a map by reservation id, still reads.
 
 use std::collections::BTreeMap;
 
@@ -315,11 +319,13 @@ pub struct Reservation {
 }
 
 /// Stock of one item.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryItem {
     sku: Option<Sku>,
     on_hand: u64,
     reserved: u64,
+    /// Every reservation ever taken, serialized in the compact form.
+    #[serde(with = "compact_reservations")]
     reservations: BTreeMap<ReservationId, Reservation>,
     #[serde(default)]
     safety_threshold: u32,
@@ -630,6 +636,157 @@ impl InventoryItem {
     fn set_status(&mut self, reservation_id: ReservationId, status: ReservationStatus) {
         if let Some(r) = self.reservations.get_mut(&reservation_id) {
             r.status = status;
+        }
+    }
+}
+
+pub mod compact_reservations {
+    //! The serialized form of an item's reservations: one string, the version prefix
+    //! [`PREFIX`] and then, in standard base64, one record of [`RECORD_LEN`] bytes per
+    //! reservation in ascending id order: the id's 16 bytes, the quantity (4 bytes, little
+    //! endian) and the status (1 byte: 0 reserved, 1 committed, 2 released, 3 returned).
+    //! A hundred thousand reservations are 2.8 MB of text instead of 7.9 MB of JSON objects,
+    //! and read back without parsing a key or a field name per reservation.
+    //!
+    //! Reading also accepts the earlier form, a map from reservation id to
+    //! `{"quantity": .., "status": ".."}`, which snapshots written before hold. A string
+    //! with another prefix, bad base64, a length that is not a whole number of records, an
+    //! unknown status or ids out of order is an error, so such a snapshot is not used.
+
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::de::{self, MapAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use uuid::Uuid;
+
+    use super::{Reservation, ReservationStatus};
+    use crate::common::ReservationId;
+
+    /// Opens the string of the first compact form; a later form takes another prefix.
+    pub const PREFIX: &str = "v1:";
+
+    /// Bytes per reservation: id, quantity, status.
+    pub const RECORD_LEN: usize = 16 + 4 + 1;
+
+    fn status_byte(status: ReservationStatus) -> u8 {
+        match status {
+            ReservationStatus::Reserved => 0,
+            ReservationStatus::Committed => 1,
+            ReservationStatus::Released => 2,
+            ReservationStatus::Returned => 3,
+        }
+    }
+
+    fn status_of(byte: u8) -> Option<ReservationStatus> {
+        match byte {
+            0 => Some(ReservationStatus::Reserved),
+            1 => Some(ReservationStatus::Committed),
+            2 => Some(ReservationStatus::Released),
+            3 => Some(ReservationStatus::Returned),
+            _ => None,
+        }
+    }
+
+    /// The compact string of `reservations`.
+    pub fn encode(reservations: &BTreeMap<ReservationId, Reservation>) -> String {
+        let mut records = Vec::with_capacity(reservations.len() * RECORD_LEN);
+        for (id, reservation) in reservations {
+            records.extend_from_slice(id.as_uuid().as_bytes());
+            records.extend_from_slice(&reservation.quantity.to_le_bytes());
+            records.push(status_byte(reservation.status));
+        }
+        let mut text = String::with_capacity(
+            PREFIX.len() + base64::encoded_len(records.len(), true).unwrap_or(0),
+        );
+        text.push_str(PREFIX);
+        STANDARD.encode_string(&records, &mut text);
+        text
+    }
+
+    /// The reservations of a compact string, or why it does not read.
+    pub fn decode(text: &str) -> Result<BTreeMap<ReservationId, Reservation>, String> {
+        let encoded = text.strip_prefix(PREFIX).ok_or_else(|| {
+            let start: String = text.chars().take(8).collect();
+            format!("reservations in an unknown form (starts with {start:?}, not {PREFIX:?})")
+        })?;
+        let records = STANDARD
+            .decode(encoded)
+            .map_err(|err| format!("reservations are not valid base64: {err}"))?;
+        if records.len() % RECORD_LEN != 0 {
+            return Err(format!(
+                "reservations are {} bytes, not a whole number of {RECORD_LEN}-byte records",
+                records.len()
+            ));
+        }
+        let mut decoded = Vec::with_capacity(records.len() / RECORD_LEN);
+        let mut previous: Option<ReservationId> = None;
+        for (index, record) in records.chunks_exact(RECORD_LEN).enumerate() {
+            let (id, rest) = record.split_at(16);
+            let (quantity, status) = rest.split_at(4);
+            let id = ReservationId::from(Uuid::from_bytes(
+                id.try_into().expect("a record starts with 16 id bytes"),
+            ));
+            if previous.is_some_and(|previous| previous >= id) {
+                return Err(format!(
+                    "reservation {index} ({id}) is not after the one before it"
+                ));
+            }
+            previous = Some(id);
+            let quantity =
+                u32::from_le_bytes(quantity.try_into().expect("4 quantity bytes follow the id"));
+            let status = status_of(status[0]).ok_or_else(|| {
+                format!(
+                    "reservation {index} ({id}) has the unknown status {}",
+                    status[0]
+                )
+            })?;
+            decoded.push((id, Reservation { quantity, status }));
+        }
+        // In ascending order: the map is built in one pass, without a search per entry.
+        Ok(decoded.into_iter().collect())
+    }
+
+    /// Serializes the reservations as their compact string.
+    pub fn serialize<S: Serializer>(
+        reservations: &BTreeMap<ReservationId, Reservation>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&encode(reservations))
+    }
+
+    /// Reads the reservations from their compact string or from the earlier map form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<ReservationId, Reservation>, D::Error> {
+        deserializer.deserialize_any(EitherForm)
+    }
+
+    /// Accepts the compact string and the map by reservation id.
+    struct EitherForm;
+
+    impl<'de> Visitor<'de> for EitherForm {
+        type Value = BTreeMap<ReservationId, Reservation>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(
+                f,
+                "reservations as a {PREFIX:?}-prefixed compact string or a map by reservation id"
+            )
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            decode(text).map_err(E::custom)
+        }
+
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+            let mut reservations = BTreeMap::new();
+            while let Some((id, reservation)) = map.next_entry::<ReservationId, Reservation>()? {
+                reservations.insert(id, reservation);
+            }
+            Ok(reservations)
         }
     }
 }
@@ -1243,5 +1400,151 @@ mod tests {
         assert_eq!(released(1, 2).event_version(), "1");
         let json = serde_json::to_value(&e).unwrap();
         assert!(json.get("StockReserved").is_some());
+    }
+
+    /// An item with reservations in every status, a return of units of its own and a
+    /// threshold crossed: every field of the state set.
+    fn settled_item() -> InventoryItem {
+        let mut history = vec![restocked(1_000), threshold_set(995)];
+        for n in 1..=40u128 {
+            history.push(reserved(n * 7_919 % 1_000, (n % 5 + 1) as u32));
+        }
+        history.extend([
+            committed(7_919 % 1_000, 2),
+            released(2 * 7_919 % 1_000, 3),
+            committed(3 * 7_919 % 1_000, 4),
+            returned(3 * 7_919 % 1_000, 4),
+            returned(u128::MAX, 1),
+            below(900, 995),
+        ]);
+        state(history)
+    }
+
+    #[test]
+    fn the_serialized_state_packs_reservations_into_one_string_and_reads_back_the_same() {
+        let item = settled_item();
+        use ReservationStatus as S;
+        for status in [S::Reserved, S::Committed, S::Released, S::Returned] {
+            let held = item
+                .reservations()
+                .values()
+                .any(|held| held.status == status);
+            assert!(held, "a reservation {status:?} is in the state");
+        }
+        assert!(item.below_threshold());
+
+        let json = serde_json::to_string(&item).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let packed = value["reservations"].as_str().expect("one string");
+        assert!(packed.starts_with(compact_reservations::PREFIX), "{packed}");
+        let records = item.reservations().len() * compact_reservations::RECORD_LEN;
+        assert_eq!(
+            packed.len(),
+            compact_reservations::PREFIX.len() + records.div_ceil(3) * 4
+        );
+
+        let read: InventoryItem = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, item);
+        // From a parsed JSON value too (an owned string rather than borrowed text).
+        assert_eq!(
+            serde_json::from_value::<InventoryItem>(value).unwrap(),
+            item
+        );
+        // And after reading, commands decide as on the replayed state.
+        assert_eq!(
+            read.reservation(&r(3 * 7_919 % 1_000)).unwrap().status,
+            ReservationStatus::Returned
+        );
+
+        let empty = InventoryItem::default();
+        let json = serde_json::to_string(&empty).unwrap();
+        assert!(json.contains(r#""reservations":"v1:""#), "{json}");
+        assert_eq!(serde_json::from_str::<InventoryItem>(&json).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_state_written_with_reservations_as_a_map_still_reads() {
+        // As snapshots were written before the compact form.
+        let earlier = r#"{"sku":"MUG","on_hand":4,"reserved":1,"reservations":{
+            "00000000-0000-0000-0000-000000000001":{"quantity":2,"status":"committed"},
+            "00000000-0000-0000-0000-000000000002":{"quantity":1,"status":"reserved"},
+            "00000000-0000-0000-0000-000000000003":{"quantity":4,"status":"released"},
+            "00000000-0000-0000-0000-000000000004":{"quantity":1,"status":"returned"}
+        },"safety_threshold":0,"below_threshold":false}"#;
+        let replayed = state(vec![
+            restocked(5),
+            reserved(1, 2),
+            reserved(2, 1),
+            reserved(3, 4),
+            committed(1, 2),
+            released(3, 4),
+            returned(4, 1),
+        ]);
+        assert_eq!((replayed.on_hand(), replayed.reserved()), (4, 1));
+        let read: InventoryItem = serde_json::from_str(earlier).unwrap();
+        assert_eq!(read, replayed);
+
+        // The map form of any state reads as that state.
+        let item = settled_item();
+        let mut value = serde_json::to_value(&item).unwrap();
+        value["reservations"] = serde_json::to_value(item.reservations()).unwrap();
+        assert!(value["reservations"].is_object());
+        assert_eq!(
+            serde_json::from_value::<InventoryItem>(value).unwrap(),
+            item
+        );
+    }
+
+    #[test]
+    fn a_corrupted_compact_string_is_refused() {
+        let item = state(vec![restocked(5), reserved(1, 2), reserved(2, 1)]);
+        let packed = compact_reservations::encode(item.reservations());
+        let records = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(&packed[compact_reservations::PREFIX.len()..])
+                .unwrap()
+        };
+        assert_eq!(records.len(), 2 * compact_reservations::RECORD_LEN);
+        let repacked = |bytes: &[u8]| {
+            use base64::Engine;
+            format!(
+                "{}{}",
+                compact_reservations::PREFIX,
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            )
+        };
+        let mut unknown_status = records.clone();
+        unknown_status[compact_reservations::RECORD_LEN - 1] = 4;
+        let mut out_of_order = records[compact_reservations::RECORD_LEN..].to_vec();
+        out_of_order.extend_from_slice(&records[..compact_reservations::RECORD_LEN]);
+        let repeated = [&records[..21], &records[..21]].concat();
+        let cases = [
+            (
+                "not base64",
+                format!("{}@@not base64@@", compact_reservations::PREFIX),
+            ),
+            ("short", repacked(&records[..records.len() - 1])),
+            ("unknown status", repacked(&unknown_status)),
+            ("out of order", repacked(&out_of_order)),
+            ("repeated id", repacked(&repeated)),
+            ("unknown version", packed.replacen("v1:", "v9:", 1)),
+            (
+                "no prefix",
+                packed[compact_reservations::PREFIX.len()..].to_string(),
+            ),
+        ];
+        let mut value = serde_json::to_value(&item).unwrap();
+        for (what, corrupted) in cases {
+            assert!(compact_reservations::decode(&corrupted).is_err(), "{what}");
+            value["reservations"] = serde_json::Value::String(corrupted);
+            let err = serde_json::from_str::<InventoryItem>(&value.to_string()).unwrap_err();
+            assert!(err.to_string().contains("reservation"), "{what}: {err}");
+        }
+        // The intact string reads back.
+        assert_eq!(
+            &compact_reservations::decode(&packed).unwrap(),
+            item.reservations()
+        );
     }
 }

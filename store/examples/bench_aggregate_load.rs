@@ -7,7 +7,9 @@
 //! a few fields), then loads it
 //! repeatedly with a fresh bus each time: replaying every event, from a snapshot taken at the
 //! last event, and from that snapshot with `--after` events written after it (the most a load
-//! reads between two snapshots is the snapshot interval). Talks only to the test database
+//! reads between two snapshots is the snapshot interval). It also times the parts of a load
+//! from the snapshot on their own (reading the row, parsing it) and turning the item into a
+//! snapshot's JSON value. Talks only to the test database
 //! (`ORDO_TEST_DATABASE_URL`).
 
 use std::time::{Duration, Instant};
@@ -105,6 +107,41 @@ async fn time_loads(
     times
 }
 
+/// The parts of a load from the snapshot, each timed `loads` times on its own: reading the
+/// snapshot row (its JSON as text) and parsing that text into the item; and, for writing
+/// one, turning the item into the snapshot's JSON value. Each sorted.
+async fn time_snapshot_parts(
+    pool: &sqlx::PgPool,
+    item: &str,
+    loads: usize,
+) -> anyhow::Result<[Vec<Duration>; 3]> {
+    let mut fetches = Vec::with_capacity(loads);
+    let mut parses = Vec::with_capacity(loads);
+    let mut serializations = Vec::with_capacity(loads);
+    for _ in 0..loads {
+        let started = Instant::now();
+        let (payload,): (String,) = sqlx::query_as(
+            "SELECT payload::text FROM aggregate_snapshots
+             WHERE aggregate_type = 'inventory' AND aggregate_id = $1",
+        )
+        .bind(item)
+        .fetch_one(pool)
+        .await?;
+        fetches.push(started.elapsed());
+        let started = Instant::now();
+        let parsed: InventoryItem = serde_json::from_str(&payload)?;
+        parses.push(started.elapsed());
+        let started = Instant::now();
+        let payload = ordo_store::snapshots::payload_of(&parsed);
+        serializations.push(started.elapsed());
+        anyhow::ensure!(payload.is_some(), "the item makes a snapshot");
+    }
+    fetches.sort();
+    parses.sort();
+    serializations.sort();
+    Ok([fetches, parses, serializations])
+}
+
 fn report(name: &str, times: &[Duration]) {
     let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     println!(
@@ -171,6 +208,13 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     report("from the snapshot", &from_snapshot);
+    let [fetches, parses, serializations] = time_snapshot_parts(&pool, item, args.loads).await?;
+    report("  of which: reading the snapshot row", &fetches);
+    report("  of which: parsing its JSON into the item", &parses);
+    report(
+        "writing a snapshot: the item to its JSON value",
+        &serializations,
+    );
 
     append_many(&plain, item, args.after, restocks).await;
     let with_tail = time_loads(item, args.loads, events + 1 + args.after as i64, || {

@@ -4,7 +4,8 @@
 //! in order, and a conflict in a shared commit re-runs only its own aggregate; buses of separate processes racing on one aggregate never both win
 //! and lose no event; a batch whose cached state went stale re-runs on fresh state, also
 //! when it writes nothing; an item loads from its snapshot and the events after it as from
-//! its whole history, and a snapshot that no longer reads is ignored. The aggregate is a real
+//! its whole history, a snapshot packs the item's reservations and still reads in the map form
+//! written before, and a snapshot that no longer reads is ignored. The aggregate is a real
 //! one: an inventory item.
 
 use std::collections::{BTreeSet, HashMap};
@@ -616,6 +617,65 @@ async fn an_item_loads_from_its_snapshot_and_the_events_after_it_as_from_its_who
         30,
         "every event stored once"
     );
+}
+
+/// Replaces the item's snapshot payload.
+async fn overwrite_snapshot(pool: &PgPool, item: &str, payload: &serde_json::Value) {
+    sqlx::query(
+        "UPDATE aggregate_snapshots SET payload = $2 \
+         WHERE aggregate_type = 'inventory' AND aggregate_id = $1",
+    )
+    .bind(item)
+    .bind(payload)
+    .execute(pool)
+    .await
+    .expect("snapshot overwritten");
+}
+
+#[tokio::test]
+async fn a_snapshot_packs_reservations_reads_the_earlier_map_form_and_is_ignored_when_corrupted() {
+    let store = Store::create().await;
+    let item = item();
+    let bus = store.bus().with_snapshots(10);
+    bus.execute(&item, restock(100), metadata()).await.unwrap();
+    for _ in 0..9 {
+        bus.execute(&item, reserve(ReservationId::new_v4()), metadata())
+            .await
+            .unwrap();
+    }
+    let (at, payload) = snapshot_of(&store.pool, &item).await.expect("a snapshot");
+    assert_eq!(at, 10);
+    let packed = payload["reservations"].as_str().expect("one string");
+    assert!(packed.starts_with("v1:"), "{packed}");
+    let (replayed, _) = store.bus().load(&item).await.unwrap();
+    assert_eq!(replayed.on_hand(), 100);
+    let load = || async {
+        CommandBus::<InventoryItem>::new(store.pool.clone(), ())
+            .with_snapshots(10)
+            .load(&item)
+            .await
+            .unwrap()
+    };
+    assert_eq!(load().await, (replayed.clone(), 10));
+
+    // A snapshot written before, its reservations a map by id, is read: its state is the
+    // one loaded (marked with an on-hand count no event gives).
+    let mut earlier = payload.clone();
+    earlier["reservations"] = serde_json::to_value(replayed.reservations()).unwrap();
+    earlier["on_hand"] = 77.into();
+    overwrite_snapshot(&store.pool, &item, &earlier).await;
+    let (from_earlier, version) = load().await;
+    assert_eq!(version, 10);
+    assert_eq!(from_earlier.on_hand(), 77, "loaded from the snapshot");
+    assert_eq!(from_earlier.reservations(), replayed.reservations());
+
+    // Corrupted reservations: the snapshot is ignored and the events replayed.
+    for corrupted in ["v1:@@not base64@@", "v1:AAAA", "v9:", "reserved"] {
+        let mut broken = earlier.clone();
+        broken["reservations"] = corrupted.into();
+        overwrite_snapshot(&store.pool, &item, &broken).await;
+        assert_eq!(load().await, (replayed.clone(), 10), "{corrupted}");
+    }
 }
 
 #[tokio::test]
