@@ -778,24 +778,19 @@ pub async fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let listener = if roles.contains(&Role::Gateway) {
-        Some(
-            tokio::net::TcpListener::bind(config.http_addr)
-                .await
-                .with_context(|| {
-                    format!("cannot listen on {} (ORDO_HTTP_ADDR)", config.http_addr)
-                })?,
-        )
-    } else {
-        None
-    };
+    let listener =
+        if roles.contains(&Role::Gateway) {
+            Some(listen(config.http_addr).with_context(|| {
+                format!("cannot listen on {} (ORDO_HTTP_ADDR)", config.http_addr)
+            })?)
+        } else {
+            None
+        };
     // With its own address, /metrics is served there only, for the scraper's network, with
     // the probes: every role serves it, also those without the HTTP API.
     let metrics_listener = match config.metrics_addr {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr} (ORDO_METRICS_ADDR)"))?,
+            listen(addr).with_context(|| format!("cannot listen on {addr} (ORDO_METRICS_ADDR)"))?,
         ),
         None => None,
     };
@@ -936,4 +931,22 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// How many connections may wait to be accepted. Ten thousand buyers connecting at the same
+/// moment overflow the usual 1,024, and each connection the kernel drops is tried again by
+/// its client a second later (then two, then four); the kernel caps it at
+/// `net.core.somaxconn` (4,096 on current Linux), with SYN cookies beyond.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listening socket on `addr` with room for a burst of connections.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
