@@ -4,8 +4,10 @@
 //! is killed with its whole process group when dropped. Helpers find elements, type, click,
 //! await texts (bounded), save screenshots under the target directory and run axe-core (the
 //! npm package, which the test command installs) on the page at desktop and phone width.
+//! A browser may be started with a fake camera that shows a given picture
+//! ([`Browser::open_with_camera`], [`write_y4m`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -69,9 +71,47 @@ fn axe_source() -> String {
     })
 }
 
+/// Writes `luma` (`width` x `height` grey levels, row by row; both even) to `path` as a
+/// one-frame Y4M video (4:2:0, no colour), the format Chromium's fake camera plays in a loop.
+pub fn write_y4m(path: &Path, width: usize, height: usize, luma: &[u8]) {
+    assert!(
+        width.is_multiple_of(2) && height.is_multiple_of(2),
+        "a 4:2:0 frame has an even size, not {width}x{height}"
+    );
+    assert_eq!(luma.len(), width * height, "one grey level per pixel");
+    let mut video =
+        format!("YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
+    video.extend_from_slice(luma);
+    video.resize(video.len() + width * height / 2, 128);
+    std::fs::write(path, video).expect("fake camera video written");
+}
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium on `base_url` (an Ordo's address).
     pub async fn open(base_url: &str) -> Browser {
+        Browser::launch(base_url, Vec::new()).await
+    }
+
+    /// Like [`Browser::open`], with one camera that plays `video` (a `.y4m` or `.mjpeg`
+    /// file, see [`write_y4m`]) and pages allowed to use it without asking.
+    pub async fn open_with_camera(base_url: &str, video: &Path) -> Browser {
+        assert!(
+            video.is_file(),
+            "the fake camera's video is missing at {}",
+            video.display()
+        );
+        Browser::launch(
+            base_url,
+            vec![
+                "--use-fake-device-for-media-stream".into(),
+                "--use-fake-ui-for-media-stream".into(),
+                format!("--use-file-for-fake-video-capture={}", video.display()),
+            ],
+        )
+        .await
+    }
+
+    async fn launch(base_url: &str, extra_args: Vec<String>) -> Browser {
         for (what, path) in [("chromium", chromium()), ("chromedriver", chromedriver())] {
             assert!(
                 std::path::Path::new(&path).exists(),
@@ -90,18 +130,24 @@ impl Browser {
         let profile = std::env::temp_dir().join(format!("ordo-chromium-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&profile).expect("profile directory");
         let url = format!("http://127.0.0.1:{port}");
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--lang=zh-CN",
+        ]
+        .map(String::from)
+        .into();
+        args.push(format!("--window-size={},{}", DESKTOP.0, DESKTOP.1));
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra_args);
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium(),
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-extensions", "--lang=zh-CN",
-                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
+            json!({ "binary": chromium(), "args": args }),
         );
         let started = Instant::now();
         let client = loop {
@@ -130,12 +176,17 @@ impl Browser {
     /// Opens the admin console on `base_url` and logs in as the seeded admin.
     pub async fn admin_console(base_url: &str) -> Browser {
         let browser = Browser::open(base_url).await;
-        browser.goto("/admin#/").await;
-        browser.fill("#login-email", crate::ADMIN_EMAIL).await;
-        browser.fill("#login-password", crate::ADMIN_PASSWORD).await;
-        browser.click("#login-submit").await;
-        browser.wait_text("#who", crate::ADMIN_EMAIL).await;
+        browser.log_in_to_admin_console().await;
         browser
+    }
+
+    /// Opens the admin console's home and logs in as the seeded admin.
+    pub async fn log_in_to_admin_console(&self) {
+        self.goto("/admin#/").await;
+        self.fill("#login-email", crate::ADMIN_EMAIL).await;
+        self.fill("#login-password", crate::ADMIN_PASSWORD).await;
+        self.click("#login-submit").await;
+        self.wait_text("#who", crate::ADMIN_EMAIL).await;
     }
 
     /// Opens `path` (with its `#/...` view) on the Ordo.

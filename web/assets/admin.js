@@ -287,18 +287,23 @@ async function checkIn(main, ctx) {
   main.append(el('h1', {}, t('check_in')));
   if (guard(main)) return;
   const payload = field(t('qr_payload'), { id: 'qr-payload', required: true, maxlength: 300, autocomplete: 'off' });
-  main.append(form(t('check_in'), [payload], 'check_in', async (out) => {
+  const checkInForm = form(t('check_in'), [payload], 'check_in', async (out) => {
     const text = payload.input.value.trim();
     const ticketId = text.split('|')[0];
     const admitted = await api('POST', `/tickets/${encodeURIComponent(ticketId)}/check-in`, { body: { qr_payload: text } });
     ok(out, `${t('check_in_ok')}: ${admitted.ticket_id.slice(0, 8)}`, 'admitted');
-  }, 'check-in-form'));
-  // With a camera and the browser's QR detector a code is read from the camera too.
+  }, 'check-in-form');
+  main.append(checkInForm);
+  // With a camera and a browser whose detector reads QR codes, a code is read from the
+  // camera too and the ticket checked in at once. Some browsers have the detector but no
+  // QR format (Chromium on Linux): there the form alone is shown.
   if (!('BarcodeDetector' in window) || !navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+  const formats = await window.BarcodeDetector.getSupportedFormats().catch(() => []);
+  if (!formats.includes('qr_code')) return;
   const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
   if (!devices.some((d) => d.kind === 'videoinput')) return;
   const video = el('video', { id: 'qr-video', muted: true, playsinline: true, 'aria-label': t('camera_view'), hidden: true });
-  const scanOut = el('div', { class: 'out' });
+  const scanOut = el('div', { class: 'out', id: 'qr-scan-out', 'aria-live': 'polite' });
   const toggle = el('button', { type: 'button', id: 'qr-scan' }, t('scan'));
   let stream = null;
   function stopScan() {
@@ -325,8 +330,9 @@ async function checkIn(main, ctx) {
       const codes = await detector.detect(video).catch(() => []);
       if (codes.length) {
         payload.input.value = codes[0].rawValue;
-        scanOut.replaceChildren(el('p', { class: 'notice ok' }, t('scanned')));
+        scanOut.replaceChildren(el('p', { class: 'notice ok', id: 'qr-scanned' }, t('scanned')));
         stopScan();
+        checkInForm.requestSubmit();
         return;
       }
       setTimeout(look, 250);
