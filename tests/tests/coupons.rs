@@ -318,8 +318,13 @@ async fn the_coupon_list_filters_by_status_and_shows_only_the_callers_coupons() 
     }
     assert_eq!(claim(&bob, &second, None).await.status, 201);
 
-    let all = coupons(&ann, "").await;
-    assert_eq!(all.len(), 3);
+    // `Prefer: wait` covers a caller's last command only (README): her claim on the other
+    // batch may still be on its way to the read model.
+    let all = eventually("ann's three coupons listed", WAIT, || async {
+        let all = coupons(&ann, "").await;
+        (all.len() == 3).then_some(all)
+    })
+    .await;
     assert!(all.iter().all(|c| c["status"] == "claimed"));
     assert_eq!(coupons(&ann, "?status=claimed").await.len(), 3);
     assert!(coupons(&ann, "?status=locked").await.is_empty());
