@@ -141,15 +141,6 @@ async fn publish(env: &TestEnv, aggregate_id: &str, sequence: i64, msg_id: Optio
         .unwrap();
 }
 
-async fn stop(shutdown: CancellationToken, task: JoinHandle<anyhow::Result<()>>) {
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the consumer stops on shutdown")
-        .unwrap()
-        .unwrap();
-}
-
 async fn setup() -> TestEnv {
     let env = TestEnv::new().await;
     create_effects_table(&env.pool).await;
@@ -180,7 +171,7 @@ async fn a_flaky_handler_applies_the_event_exactly_once_after_retries() {
     .await;
     assert_eq!(handler.calls(), 3, "two failures, then success");
     assert_eq!(env.stream_len(&env.ns.dlq_stream()).await, 0);
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -249,7 +240,7 @@ async fn an_always_failing_event_is_dead_lettered_and_the_consumer_moves_on() {
         "three attempts at the bad event, one at the good one"
     );
     assert!(effects(&env.pool, "dl", "o-bad").await.is_empty());
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -285,7 +276,7 @@ async fn a_permanent_failure_is_dead_lettered_at_once() {
         "unknown sku"
     );
     assert_eq!(handler.calls(), 1);
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -336,7 +327,7 @@ async fn a_poison_message_is_dead_lettered_and_the_consumer_moves_on() {
         1,
         "the handler never sees the poison message"
     );
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -373,7 +364,7 @@ async fn a_duplicate_delivery_is_skipped_by_the_claim() {
         vec![1, 2],
         "applied once each"
     );
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -398,7 +389,7 @@ async fn an_event_arriving_before_its_predecessor_waits_for_it() {
         "event 2 was tried before event 1 arrived"
     );
     assert_eq!(env.stream_len(&env.ns.dlq_stream()).await, 0);
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }
 
@@ -413,7 +404,7 @@ async fn shutdown_finishes_the_event_in_hand() {
     let task = spawn_consumer(&env, fast_spec("slow"), handler.clone(), &shutdown);
     publish(&env, "o-1", 1, None).await;
     eventually("the handler has started", || async { handler.calls() == 1 }).await;
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     assert_eq!(
         effects(&env.pool, "slow", "o-1").await,
         vec![1],
@@ -576,6 +567,6 @@ async fn a_consumer_whose_stream_was_deleted_and_recreated_sets_itself_up_again(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop(shutdown, task).await;
+    common::stop_consumer(shutdown, task).await;
     env.cleanup().await;
 }

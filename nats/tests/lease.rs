@@ -179,10 +179,5 @@ async fn a_consumer_whose_lease_another_process_holds_handles_nothing_until_it_t
         async move { counter.0.load(Ordering::SeqCst) == 3 }
     })
     .await;
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the consumer stops on shutdown")
-        .unwrap()
-        .unwrap();
+    common::stop_consumer(shutdown, task).await;
 }

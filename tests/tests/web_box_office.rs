@@ -14,24 +14,28 @@ use ordo_tests::{eventually, Browser, TestOrdo, CUSTOMER_PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// Creates a show through the API and answers its first session's id.
+async fn create_show(admin: &ordo_tests::Api, show: Value) -> String {
+    let created = admin.post("/api/v1/shows", show).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    created.body["session_ids"][0].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_fan_books_and_sees_the_qr_code_and_an_admin_checks_it_in_once() {
     let ordo = TestOrdo::start().await;
     let admin = ordo.admin().await;
-    let created = admin
-        .post(
-            "/api/v1/shows",
-            json!({
-                "title": "周杰伦 2027 世界巡回演唱会", "category": "演唱会", "city": "上海",
-                "venue": "上海体育场", "description": "嘉年华",
-                "sessions": [{"starts_at": "2027-08-15T11:30:00Z", "seat_areas": [
-                    {"area_id": "vip-a", "name": "VIP A区", "price": 128000, "currency": "CNY", "capacity": 50}
-                ]}]
-            }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    let session_id = created.body["session_ids"][0].as_str().unwrap().to_owned();
+    let session_id = create_show(
+        &admin,
+        json!({
+            "title": "周杰伦 2027 世界巡回演唱会", "category": "演唱会", "city": "上海",
+            "venue": "上海体育场", "description": "嘉年华",
+            "sessions": [{"starts_at": "2027-08-15T11:30:00Z", "seat_areas": [
+                {"area_id": "vip-a", "name": "VIP A区", "price": 128000, "currency": "CNY", "capacity": 50}
+            ]}]
+        }),
+    )
+    .await;
 
     // The fan registers and finds the show by city.
     let fan = Browser::open(ordo.base_url()).await;
@@ -181,20 +185,17 @@ return !!track && track.readyState === 'live' && !video.hidden && !video.paused
 async fn an_admin_checks_a_ticket_in_from_the_camera() {
     let ordo = TestOrdo::start().await;
     let admin = ordo.admin().await;
-    let created = admin
-        .post(
-            "/api/v1/shows",
-            json!({
-                "title": "五月天 诺亚方舟", "category": "演唱会", "city": "北京",
-                "venue": "国家体育场", "description": "",
-                "sessions": [{"starts_at": "2027-09-01T12:00:00Z", "seat_areas": [
-                    {"area_id": "stand-b", "name": "看台 B区", "price": 68000, "currency": "CNY", "capacity": 10}
-                ]}]
-            }),
-        )
-        .await;
-    assert_eq!(created.status, 201, "{:?}", created.body);
-    let session_id = created.body["session_ids"][0].as_str().unwrap().to_owned();
+    let session_id = create_show(
+        &admin,
+        json!({
+            "title": "五月天 诺亚方舟", "category": "演唱会", "city": "北京",
+            "venue": "国家体育场", "description": "",
+            "sessions": [{"starts_at": "2027-09-01T12:00:00Z", "seat_areas": [
+                {"area_id": "stand-b", "name": "看台 B区", "price": 68000, "currency": "CNY", "capacity": 10}
+            ]}]
+        }),
+    )
+    .await;
 
     // A fan books and pays through the API; the ticket's QR code is a PNG.
     let (fan, _) = ordo.api().register("wangfang@example.com").await;

@@ -266,3 +266,16 @@ pub async fn effects(pool: &PgPool, consumer: &str, aggregate_id: &str) -> Vec<i
     .await
     .unwrap()
 }
+
+/// Stops a consumer started with `shutdown` and checks that it ended cleanly in time.
+pub async fn stop_consumer(
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the consumer stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
